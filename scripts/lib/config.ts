@@ -1,0 +1,164 @@
+// One typed configuration object. Every field's default is documented here
+// and asserted in test/lib/config.test.ts. Sources, later wins: defaults,
+// environment (KMODVM_*), command-line flags. validateConfig() rejects bad
+// values before anything starts, naming the field.
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { KmodvmError } from './errors.ts';
+
+export type Accel = 'auto' | 'kvm' | 'tcg';
+
+export interface Timeouts {
+  /** Boot to SSH ready, seconds. Default 180: a TCG boot takes about 8 s; slow laptops and loaded CI runners get headroom. */
+  boot: number;
+  /** One `make` in the guest, seconds. Default 600 (a TCG kbuild takes about 20 s). */
+  build: number;
+  /** insmod or rmmod, seconds. Default 60. */
+  load: number;
+  /** The user app, seconds. Default 60. */
+  app: number;
+  /** Any other guest command (dmesg, upload, power-off), seconds. Default 60. */
+  command: number;
+}
+
+export interface Config {
+  /** Repository root; module, app and transcript paths are relative to it. Default: this checkout. */
+  root: string;
+  /** `auto` (KVM when usable, else TCG), `kvm` or `tcg`. Default `auto`. Env KMODVM_ACCEL, flag --accel. */
+  accel: Accel;
+  /** Image cache. Default $KMODVM_CACHE_DIR, else $XDG_CACHE_HOME/kmodvm, else ~/.cache/kmodvm. Flag --cache-dir. */
+  cacheDir: string;
+  /** Where per-run directories go. Default `<root>/runs`. Env KMODVM_RUNS_DIR, flag --runs-dir. */
+  runsDir: string;
+  /** Debian mirror for the image build. Default '' = mmdebstrap's own default (which adds -updates and -security). Env KMODVM_MIRROR, flag --mirror. */
+  mirror: string;
+  /** Guest memory in MiB. Default 1024. Env KMODVM_MEMORY, flag --memory. */
+  memoryMiB: number;
+  /** Guest CPUs. Default 2 (smp 2 boots faster than 1 under TCG). Env KMODVM_CPUS, flag --cpus. */
+  cpus: number;
+  /** Kernel module source directory. Default `kernel-module`. Flag --module-dir. */
+  moduleDir: string;
+  /** User app source directory. Default `userapp`. Flag --app-dir. */
+  appDir: string;
+  /** Expected transcript. Default `test/expected/netlink.transcript`. Flag --transcript. */
+  transcript: string;
+  /** Image recipe. Default `qemu/recipe.json`. Flag --recipe. */
+  recipe: string;
+  /** Print the plan and the exact QEMU command, run nothing. Default false. Flag --dry-run. */
+  dryRun: boolean;
+  timeouts: Timeouts;
+}
+
+export function defaultRoot(): string {
+  return path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+}
+
+export function defaultCacheDir(env: NodeJS.ProcessEnv): string {
+  if (env.KMODVM_CACHE_DIR) return path.resolve(env.KMODVM_CACHE_DIR);
+  const xdg = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
+  return path.join(xdg, 'kmodvm');
+}
+
+export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot()): Config {
+  return {
+    root,
+    accel: 'auto',
+    cacheDir: defaultCacheDir(env),
+    runsDir: path.join(root, 'runs'),
+    mirror: '',
+    memoryMiB: 1024,
+    cpus: 2,
+    moduleDir: 'kernel-module',
+    appDir: 'userapp',
+    transcript: 'test/expected/netlink.transcript',
+    recipe: 'qemu/recipe.json',
+    dryRun: false,
+    timeouts: { boot: 180, build: 600, load: 60, app: 60, command: 60 },
+  };
+}
+
+const bad = (field: string, why: string, got: unknown): KmodvmError =>
+  new KmodvmError('usage', `config field \`${field}\` ${why}, got ${JSON.stringify(got)}`, {
+    hint: 'fix the flag or KMODVM_* variable named above; see README.md "Configuration"',
+  });
+
+function int(field: string, v: unknown, lo: number, hi: number): number {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < lo || n > hi) throw bad(field, `must be a whole number from ${lo} to ${hi}`, v);
+  return n;
+}
+
+/** Validates and normalises a partial configuration over the defaults. Throws KmodvmError('usage'). */
+export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { timeouts?: Partial<Timeouts> }, base: Config): Config {
+  const c: Config = { ...base, ...input, timeouts: { ...base.timeouts, ...(input.timeouts ?? {}) } };
+  if (!['auto', 'kvm', 'tcg'].includes(c.accel)) throw bad('accel', 'must be one of auto, kvm, tcg', c.accel);
+  c.memoryMiB = int('memoryMiB', c.memoryMiB, 256, 65536);
+  c.cpus = int('cpus', c.cpus, 1, 64);
+  for (const k of Object.keys(c.timeouts) as (keyof Timeouts)[]) c.timeouts[k] = int(`timeouts.${k}`, c.timeouts[k], 1, 86400);
+  if (c.mirror && !/^(https?|file):\/\/\S+$/.test(c.mirror)) throw bad('mirror', 'must be an http(s):// or file:// URL', c.mirror);
+  for (const k of ['cacheDir', 'runsDir', 'moduleDir', 'appDir', 'transcript', 'recipe'] as const) {
+    if (typeof c[k] !== 'string' || c[k] === '') throw bad(k, 'must be a non-empty path', c[k]);
+  }
+  c.cacheDir = path.resolve(c.root, c.cacheDir);
+  c.runsDir = path.resolve(c.root, c.runsDir);
+  return c;
+}
+
+/** Reads KMODVM_* variables. */
+export function fromEnv(env: NodeJS.ProcessEnv): Partial<Config> {
+  const out: Record<string, unknown> = {};
+  if (env.KMODVM_ACCEL) out.accel = env.KMODVM_ACCEL;
+  if (env.KMODVM_RUNS_DIR) out.runsDir = env.KMODVM_RUNS_DIR;
+  if (env.KMODVM_MIRROR) out.mirror = env.KMODVM_MIRROR;
+  if (env.KMODVM_MEMORY) out.memoryMiB = env.KMODVM_MEMORY;
+  if (env.KMODVM_CPUS) out.cpus = env.KMODVM_CPUS;
+  return out as Partial<Config>;
+}
+
+export const CLI_OPTIONS = {
+  accel: { type: 'string' },
+  'cache-dir': { type: 'string' },
+  'runs-dir': { type: 'string' },
+  mirror: { type: 'string' },
+  memory: { type: 'string' },
+  cpus: { type: 'string' },
+  'module-dir': { type: 'string' },
+  'app-dir': { type: 'string' },
+  transcript: { type: 'string' },
+  recipe: { type: 'string' },
+  'boot-timeout': { type: 'string' },
+  'build-timeout': { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  force: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export interface Cli { config: Config; help: boolean; positionals: string[] }
+
+/** Builds the configuration from argv and env. Unknown flags are a usage error. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, root = defaultRoot()): Cli {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: CLI_OPTIONS, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new KmodvmError('usage', (e as Error).message, { hint: 'run with --help for the flags' });
+  }
+  const v = parsed.values;
+  const cli: Record<string, unknown> = {};
+  const map: [keyof typeof v, string][] = [
+    ['accel', 'accel'], ['cache-dir', 'cacheDir'], ['runs-dir', 'runsDir'], ['mirror', 'mirror'],
+    ['memory', 'memoryMiB'], ['cpus', 'cpus'], ['module-dir', 'moduleDir'], ['app-dir', 'appDir'],
+    ['transcript', 'transcript'], ['recipe', 'recipe'], ['dry-run', 'dryRun'],
+  ];
+  for (const [flag, field] of map) if (v[flag] !== undefined) cli[field] = v[flag];
+  const timeouts: Partial<Timeouts> = {};
+  if (v['boot-timeout'] !== undefined) timeouts.boot = v['boot-timeout'] as unknown as number;
+  if (v['build-timeout'] !== undefined) timeouts.build = v['build-timeout'] as unknown as number;
+  const config = validateConfig({ ...fromEnv(env), ...cli, timeouts }, defaultConfig(env, root));
+  return { config, help: Boolean(v.help), positionals: parsed.positionals };
+}
+
+export function resolveIn(c: Config, p: string): string {
+  return path.resolve(c.root, p);
+}

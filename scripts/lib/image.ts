@@ -1,0 +1,178 @@
+// The guest image: built once per recipe hash, cached atomically. Layout of
+// an image directory (all written into a temporary directory first, then
+// renamed into place, so an interrupted build never looks valid):
+//   rootfs.ext4  vmlinux  vmlinuz  initrd.img  initrd-lean.cpio
+//   id_ed25519 (0600)  id_ed25519.pub  host_ed25519.pub  manifest.json
+import { cp, mkdir, readdir, rename, rm, stat, writeFile, readFile, copyFile, chmod } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import ssh2 from 'ssh2';
+import type { Config } from './config.ts';
+import { KmodvmError } from './errors.ts';
+import { buildInitrd } from './initrd.ts';
+import { run, shellJoin, tail } from './proc.ts';
+import { initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, type Recipe } from './recipe.ts';
+import { extractVmlinux } from './vmlinux.ts';
+
+export interface Manifest {
+  key: string;
+  builderVersion: number;
+  recipe: Recipe;
+  kernelVersion: string;
+  packages: Record<string, string>;
+  sizes: Record<string, number>;
+  buildSeconds: number;
+  builtAt: string;
+}
+
+export interface ImageInfo {
+  dir: string;
+  key: string;
+  manifest: Manifest;
+  rootfs: string;
+  vmlinux: string;
+  vmlinuz: string;
+  initrdLean: string;
+  initrdStock: string;
+  clientKey: string;
+  hostPub: string;
+  cmdline: string[];
+}
+
+export function imageFiles(dir: string): Omit<ImageInfo, 'key' | 'manifest' | 'cmdline'> {
+  return {
+    dir,
+    rootfs: path.join(dir, 'rootfs.ext4'),
+    vmlinux: path.join(dir, 'vmlinux'),
+    vmlinuz: path.join(dir, 'vmlinuz'),
+    initrdLean: path.join(dir, 'initrd-lean.cpio'),
+    initrdStock: path.join(dir, 'initrd.img'),
+    clientKey: path.join(dir, 'id_ed25519'),
+    hostPub: path.join(dir, 'host_ed25519.pub'),
+  };
+}
+
+export function imageKey(c: Config): { key: string; recipe: Recipe } {
+  const recipe = loadRecipe(path.resolve(c.root, c.recipe));
+  return { key: recipeHash(recipeInputs(path.dirname(path.resolve(c.root, c.recipe)), recipe)), recipe };
+}
+
+export function imagesDir(c: Config): string {
+  return path.join(c.cacheDir, 'images');
+}
+
+/** The cached image for the current recipe, or undefined. A directory without manifest.json is not an image. */
+export async function findImage(c: Config): Promise<ImageInfo | undefined> {
+  const { key } = imageKey(c);
+  const dir = path.join(imagesDir(c), key);
+  if (!existsSync(path.join(dir, 'manifest.json'))) return undefined;
+  const manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
+  const files = imageFiles(dir);
+  for (const f of [files.rootfs, files.vmlinux, files.initrdLean, files.clientKey, files.hostPub]) {
+    if (!existsSync(f)) {
+      throw new KmodvmError('image', `the cached image ${dir} is broken: ${path.basename(f)} is missing`, {
+        hint: `delete it and build again: rm -rf ${shellJoin([dir])}`,
+      });
+    }
+  }
+  return { ...files, key, manifest, cmdline: manifest.recipe.kernelCmdline };
+}
+
+async function dirSize(p: string): Promise<number> {
+  const s = await stat(p);
+  return s.isFile() ? s.blocks * 512 : 0;
+}
+
+/** Builds the image for the current recipe (root only), unless it is cached. */
+export async function ensureImage(c: Config, log: (l: string) => void): Promise<ImageInfo> {
+  const found = await findImage(c);
+  if (found) return found;
+  if (process.getuid?.() !== 0) {
+    throw new KmodvmError('setup', 'building the guest image needs root (mmdebstrap --mode=root, mkfs.ext4 -d keeps file ownership)', {
+      hint: `build it once as root, into the same cache: sudo env KMODVM_CACHE_DIR=${shellJoin([c.cacheDir])} npm run vm:image -- build`,
+    });
+  }
+  return buildImage(c, log);
+}
+
+export async function buildImage(c: Config, log: (l: string) => void): Promise<ImageInfo> {
+  const { key, recipe } = imageKey(c);
+  const qemuDir = path.dirname(path.resolve(c.root, c.recipe));
+  const started = Date.now();
+  const final = path.join(imagesDir(c), key);
+  await mkdir(imagesDir(c), { recursive: true });
+  // Leftovers of interrupted builds are never valid images: remove them.
+  for (const n of await readdir(imagesDir(c))) if (n.startsWith('.tmp-')) await rm(path.join(imagesDir(c), n), { recursive: true, force: true });
+  const tmp = path.join(imagesDir(c), `.tmp-${key}-${process.pid}`);
+  const files = imageFiles(tmp);
+  const rootfs = path.join(tmp, 'rootfs');
+  const step = (what: string): void => log(`image [${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${what}`);
+  try {
+    await mkdir(tmp, { recursive: true });
+    // Keys: a client key for root's authorized_keys, and the guest's host key, pinned by the client.
+    const client = ssh2.utils.generateKeyPairSync('ed25519', { comment: `kmodvm-${key}` });
+    const host = ssh2.utils.generateKeyPairSync('ed25519', { comment: `kmodvm-guest-${key}` });
+    await writeFile(files.clientKey, client.private, { mode: 0o600 });
+    await writeFile(`${files.clientKey}.pub`, client.public + '\n');
+    await writeFile(files.hostPub, host.public + '\n');
+
+    const essential = path.join(tmp, 'overlay-essential');
+    for (const [rel, content] of initramfsToolsFiles(recipe)) {
+      await mkdir(path.dirname(path.join(essential, rel)), { recursive: true });
+      await writeFile(path.join(essential, rel), content);
+    }
+    const custom = path.join(tmp, 'overlay');
+    await cp(path.join(qemuDir, 'guest'), custom, { recursive: true });
+    await mkdir(path.join(custom, 'root/.ssh'), { recursive: true, mode: 0o700 });
+    await chmod(path.join(custom, 'root/.ssh'), 0o700);
+    await chmod(path.join(custom, 'root'), 0o700);
+    await writeFile(path.join(custom, 'root/.ssh/authorized_keys'), client.public + '\n', { mode: 0o600 });
+    await writeFile(path.join(custom, 'etc/ssh/ssh_host_ed25519_key'), host.private, { mode: 0o600 });
+    await writeFile(path.join(custom, 'etc/ssh/ssh_host_ed25519_key.pub'), host.public + '\n');
+
+    const args = mmdebstrapArgs(recipe, { essentialOverlay: essential, customizeOverlay: custom, target: rootfs, mirror: c.mirror });
+    step(`mmdebstrap ${recipe.suite}: ${recipe.packages.length} packages (takes a few minutes)`);
+    log(`$ ${shellJoin(['mmdebstrap', ...args])}`);
+    const mm = await run('mmdebstrap', args, { timeoutMs: 30 * 60_000, echo: true });
+    if (mm.exitCode !== 0) {
+      throw new KmodvmError('image', `mmdebstrap failed (${mm.reason})`, {
+        evidence: tail(mm.stderr, 25),
+        hint: 'check that Debian\'s mirror is reachable; behind your own mirror set KMODVM_MIRROR=http://…/debian',
+      });
+    }
+    const kvers = await readdir(path.join(rootfs, 'lib/modules'));
+    if (kvers.length !== 1) throw new KmodvmError('image', `expected one kernel in the image, found ${kvers.join(', ') || 'none'}`);
+    const kver = kvers[0];
+    step(`kernel ${kver}: extracting vmlinux`);
+    await copyFile(path.join(rootfs, 'boot', `vmlinuz-${kver}`), files.vmlinuz);
+    await copyFile(path.join(rootfs, 'boot', `initrd.img-${kver}`), files.initrdStock);
+    await extractVmlinux(files.vmlinuz, files.vmlinux);
+    step('lean initrd (busybox + cpio)');
+    const initScript = await readFile(path.join(qemuDir, 'initrd-init.sh'), 'utf8');
+    const mods = await buildInitrd({ rootfs, kver, modules: recipe.initrdModules, initScript, work: path.join(tmp, 'initrd'), out: files.initrdLean });
+    log(`  initrd modules: ${mods.join(' ')}`);
+    const q = await run('dpkg-query', [`--admindir=${path.join(rootfs, 'var/lib/dpkg')}`, '-W', '-f', '${Package}\t${Version}\n'], { timeoutMs: 60_000 });
+    const packages = Object.fromEntries(q.stdout.trim().split('\n').filter(Boolean).map((l) => l.split('\t') as [string, string]));
+    step(`mkfs.ext4 -d (${recipe.imageSizeMiB} MiB, sparse)`);
+    const mk = await run('mkfs.ext4', ['-q', '-F', '-L', 'kmodvm-root', '-d', rootfs, files.rootfs, `${recipe.imageSizeMiB}M`], { timeoutMs: 10 * 60_000 });
+    if (mk.exitCode !== 0) throw new KmodvmError('image', `mkfs.ext4 failed (${mk.reason})`, { evidence: tail(mk.stderr, 15), hint: 'raise imageSizeMiB in qemu/recipe.json if the tree does not fit' });
+    for (const d of [rootfs, essential, custom, path.join(tmp, 'initrd')]) await rm(d, { recursive: true, force: true });
+    const sizes: Record<string, number> = {};
+    for (const n of await readdir(tmp)) sizes[n] = await dirSize(path.join(tmp, n));
+    const manifest: Manifest = {
+      key, builderVersion: 1, recipe, kernelVersion: kver, packages, sizes,
+      buildSeconds: Math.round((Date.now() - started) / 100) / 10, builtAt: new Date().toISOString(),
+    };
+    await writeFile(path.join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    await rm(final, { recursive: true, force: true });
+    await rename(tmp, final);
+    const total = Object.values(sizes).reduce((a, b) => a + b, 0);
+    step(`done: ${final} (${(total / 2 ** 20).toFixed(0)} MiB on disk, ${Object.keys(packages).length} packages)`);
+    const info = await findImage(c);
+    if (!info) throw new KmodvmError('internal', `image ${final} vanished after the build`);
+    return info;
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}

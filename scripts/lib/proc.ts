@@ -1,0 +1,78 @@
+// Child processes: argument arrays only, a timeout on every child, and a
+// result that says why it ended.
+import { execa } from 'execa';
+import { quote } from 'zx';
+
+export interface RunOptions {
+  /** Kill the child after this many ms (SIGTERM, then SIGKILL 2 s later). */
+  timeoutMs: number;
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  input?: string | Buffer;
+  /** Stream the child's output to ours as well as capturing it. */
+  echo?: boolean;
+}
+
+export interface RunResult {
+  command: string;
+  exitCode: number | undefined;
+  signal: string | undefined;
+  timedOut: boolean;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  /** One phrase: "exited 0", "exited 2", "timed out after 30 s", "killed by SIGKILL", "could not start: …". */
+  reason: string;
+}
+
+/** Shell-quotes an argv for display (and for a POSIX/bash shell on the far side). */
+export function shellJoin(argv: readonly string[]): string {
+  return argv.map((a) => quote(a)).join(' ');
+}
+
+export function describeEnd(r: { exitCode?: number; signal?: string; timedOut: boolean; timeoutMs?: number; failedToStart?: string }): string {
+  if (r.failedToStart) return `could not start: ${r.failedToStart}`;
+  if (r.timedOut) return `timed out after ${Math.round((r.timeoutMs ?? 0) / 1000)} s`;
+  if (r.signal) return `killed by ${r.signal}`;
+  return `exited ${r.exitCode}`;
+}
+
+export async function run(cmd: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {
+  if (!(Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0)) {
+    throw new TypeError(`Expected the \`timeoutMs\` option to be a positive number, got ${opts.timeoutMs}`);
+  }
+  const started = Date.now();
+  const child = execa(cmd, [...args], {
+    reject: false,
+    timeout: opts.timeoutMs,
+    forceKillAfterDelay: 2000,
+    cwd: opts.cwd,
+    env: opts.env,
+    extendEnv: true,
+    input: opts.input,
+    stdin: opts.input === undefined ? 'ignore' : undefined,
+    stdout: opts.echo ? ['pipe', 'inherit'] : 'pipe',
+    stderr: opts.echo ? ['pipe', 'inherit'] : 'pipe',
+    stripFinalNewline: false,
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  const r = await child;
+  const failedToStart = r.failed && r.exitCode === undefined && !r.timedOut && !r.signal
+    ? (r.originalMessage ?? r.shortMessage) : undefined;
+  return {
+    command: shellJoin([cmd, ...args]),
+    exitCode: r.exitCode,
+    signal: r.signal,
+    timedOut: r.timedOut,
+    stdout: String(r.stdout ?? ''),
+    stderr: String(r.stderr ?? ''),
+    durationMs: Date.now() - started,
+    reason: describeEnd({ exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, timeoutMs: opts.timeoutMs, failedToStart }),
+  };
+}
+
+/** The last n lines of a text, for evidence. */
+export function tail(text: string, n: number): string {
+  const lines = text.replace(/\s+$/, '').split('\n');
+  return lines.slice(Math.max(0, lines.length - n)).join('\n');
+}

@@ -1,0 +1,131 @@
+// The image recipe: data in qemu/recipe.json, validated here; its hash is the
+// cache key; mmdebstrapArgs() turns it into an argument list. Pure but for
+// loadRecipe() and the file reads in recipeInputs().
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { KmodvmError } from './errors.ts';
+
+/** Bumped when the image-building code changes what it produces. */
+export const BUILDER_VERSION = 1;
+
+export interface Recipe {
+  suite: string;
+  variant: 'essential' | 'apt' | 'minbase' | 'required' | 'important' | 'standard';
+  packages: string[];
+  dpkgPathExclude: string[];
+  /** Modules initramfs-tools puts in the stock initrd (MODULES=list). */
+  initramfsToolsModules: string[];
+  /** Modules the lean initrd loads, by name; dependencies are added from modules.dep. */
+  initrdModules: string[];
+  kernelCmdline: string[];
+  imageSizeMiB: number;
+}
+
+const bad = (file: string, field: string, why: string): KmodvmError =>
+  new KmodvmError('usage', `recipe ${file}: field \`${field}\` ${why}`, { hint: 'fix the recipe file; see docs/image.md' });
+
+const isStrList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0);
+
+export function validateRecipe(raw: unknown, file = 'recipe'): Recipe {
+  if (!raw || typeof raw !== 'object') throw bad(file, '(root)', 'must be a JSON object');
+  const r = raw as Record<string, unknown>;
+  if (typeof r.suite !== 'string' || !/^[a-z][a-z0-9-]*$/.test(r.suite)) throw bad(file, 'suite', 'must be a Debian suite name such as bookworm');
+  if (!['essential', 'apt', 'minbase', 'required', 'important', 'standard'].includes(String(r.variant))) throw bad(file, 'variant', 'must be an mmdebstrap variant');
+  for (const f of ['packages', 'dpkgPathExclude', 'initramfsToolsModules', 'initrdModules', 'kernelCmdline']) {
+    if (!isStrList(r[f])) throw bad(file, f, 'must be a list of non-empty strings');
+  }
+  const pkgs = r.packages as string[];
+  for (const p of pkgs) if (!/^[a-z0-9][a-z0-9+.-]+$/.test(p)) throw bad(file, 'packages', `has an invalid package name ${JSON.stringify(p)}`);
+  for (const need of ['linux-image-amd64', 'openssh-server', 'busybox-static', 'kmod']) {
+    if (!pkgs.includes(need)) throw bad(file, 'packages', `must include ${need}`);
+  }
+  if (!Number.isInteger(r.imageSizeMiB) || (r.imageSizeMiB as number) < 256) throw bad(file, 'imageSizeMiB', 'must be a whole number of MiB, at least 256');
+  return {
+    suite: r.suite, variant: r.variant as Recipe['variant'], packages: pkgs,
+    dpkgPathExclude: r.dpkgPathExclude as string[],
+    initramfsToolsModules: r.initramfsToolsModules as string[],
+    initrdModules: r.initrdModules as string[],
+    kernelCmdline: r.kernelCmdline as string[],
+    imageSizeMiB: r.imageSizeMiB as number,
+  };
+}
+
+export function loadRecipe(file: string): Recipe {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new KmodvmError('usage', `cannot read the recipe ${file}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new KmodvmError('usage', `recipe ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  return validateRecipe(raw, file);
+}
+
+/** Files whose content goes into the image, as [relative name, content]. */
+export interface RecipeInputs { recipe: Recipe; files: [string, string][] }
+
+function walk(dir: string, base = dir): string[] {
+  return readdirSync(dir).sort().flatMap((n) => {
+    const p = path.join(dir, n);
+    return statSync(p).isDirectory() ? walk(p, base) : [path.relative(base, p)];
+  });
+}
+
+/** Reads everything the image depends on: the recipe, qemu/guest/ and the initrd init. */
+export function recipeInputs(qemuDir: string, recipe: Recipe): RecipeInputs {
+  const files: [string, string][] = walk(path.join(qemuDir, 'guest')).map((rel) => [`guest/${rel}`, readFileSync(path.join(qemuDir, 'guest', rel), 'utf8')]);
+  files.push(['initrd-init.sh', readFileSync(path.join(qemuDir, 'initrd-init.sh'), 'utf8')]);
+  return { recipe, files };
+}
+
+/** The cache key: sha256 over the builder version, the recipe and the input files, in a stable order. */
+export function recipeHash(inputs: RecipeInputs): string {
+  const h = createHash('sha256');
+  h.update(`kmodvm-builder-${BUILDER_VERSION}\n`);
+  h.update(JSON.stringify(inputs.recipe, Object.keys(inputs.recipe).sort()));
+  for (const [name, content] of [...inputs.files].sort(([a], [b]) => a.localeCompare(b))) {
+    h.update(`\0${name}\0${content}`);
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+export interface MmdebstrapPlan {
+  /** Host directory synced into the chroot before the packages are configured. */
+  essentialOverlay: string;
+  /** Host directory synced into the chroot at the end. */
+  customizeOverlay: string;
+  /** Output: a directory. */
+  target: string;
+  /** '' = mmdebstrap's default mirror (with -updates and -security). */
+  mirror: string;
+}
+
+/** The mmdebstrap argument list. Hooks use mmdebstrap's own sync-in, so no shell snippet is built. */
+export function mmdebstrapArgs(r: Recipe, plan: MmdebstrapPlan): string[] {
+  return [
+    `--variant=${r.variant}`,
+    '--mode=root',
+    '--format=directory',
+    `--include=${r.packages.join(',')}`,
+    ...r.dpkgPathExclude.map((p) => `--dpkgopt=path-exclude=${p}`),
+    `--essential-hook=sync-in ${plan.essentialOverlay} /`,
+    `--customize-hook=sync-in ${plan.customizeOverlay} /`,
+    r.suite,
+    plan.target,
+    ...(plan.mirror ? [plan.mirror] : []),
+  ];
+}
+
+/** initramfs-tools configuration for the stock initrd, as files of the essential overlay. */
+export function initramfsToolsFiles(r: Recipe): [string, string][] {
+  return [
+    ['etc/initramfs-tools/conf.d/kmodvm.conf', 'MODULES=list\nCOMPRESS=gzip\n'],
+    ['etc/initramfs-tools/modules', r.initramfsToolsModules.join('\n') + '\n'],
+  ];
+}

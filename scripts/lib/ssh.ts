@@ -1,0 +1,166 @@
+// One ssh2 connection per run, reused for every step (a fresh handshake costs
+// about 0.5 s under TCG). Key-only auth; the guest's host key is pinned.
+import { readFile, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import ssh2, { type Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
+import { describeEnd, shellJoin } from './proc.ts';
+
+export interface ConnectOptions {
+  host?: string;
+  port: number;
+  user?: string;
+  privateKey: string | Buffer;
+  /** The guest's public host key, "ssh-ed25519 AAAA…". Any other key is refused. */
+  hostPublicKey: string;
+  /** Handshake deadline for this attempt, ms. */
+  readyTimeoutMs: number;
+}
+
+export interface ExecResult {
+  command: string;
+  exitCode: number | undefined;
+  signal: string | undefined;
+  timedOut: boolean;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  reason: string;
+}
+
+export interface ExecOptions {
+  timeoutMs: number;
+  /** Run in this guest directory. */
+  cwd?: string;
+  stdin?: string | Buffer;
+}
+
+/** A remote command line from an argv: each argument quoted for the guest's shell. */
+export function remoteCommand(argv: readonly string[], cwd?: string): string {
+  const cmd = shellJoin(argv);
+  return cwd ? `cd ${shellJoin([cwd])} && ${cmd}` : cmd;
+}
+
+/** The raw key blob of an OpenSSH public key line. */
+export function publicKeyBlob(line: string): Buffer {
+  const parsed = ssh2.utils.parseKey(line.trim());
+  if (parsed instanceof Error) throw parsed;
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  return key.getPublicSSH();
+}
+
+export class HostKeyMismatch extends Error {}
+
+export class SshSession {
+  private constructor(private readonly client: Client) {}
+
+  static connect(o: ConnectOptions): Promise<SshSession> {
+    const pinned = publicKeyBlob(o.hostPublicKey);
+    return new Promise((resolve, reject) => {
+      const client = new ssh2.Client();
+      let mismatch = false;
+      client
+        .on('ready', () => resolve(new SshSession(client)))
+        .on('error', (e) => {
+          client.end();
+          reject(mismatch ? new HostKeyMismatch('the guest presented a host key other than the pinned one') : e);
+        })
+        .connect({
+          host: o.host ?? '127.0.0.1',
+          port: o.port,
+          username: o.user ?? 'root',
+          privateKey: o.privateKey,
+          readyTimeout: o.readyTimeoutMs,
+          hostVerifier: (key: Buffer) => {
+            mismatch = !pinned.equals(key);
+            return !mismatch;
+          },
+          algorithms: { serverHostKey: ['ssh-ed25519'] },
+        });
+    });
+  }
+
+  exec(argv: readonly string[], o: ExecOptions): Promise<ExecResult> {
+    return this.execRaw(remoteCommand(argv, o.cwd), o);
+  }
+
+  /** Runs a command line as given. Prefer exec(); this is for `sh -c` scripts built from quoted parts. */
+  execRaw(command: string, o: ExecOptions): Promise<ExecResult> {
+    const started = Date.now();
+    return new Promise((resolve) => {
+      let stdout = '';
+      let stderr = '';
+      let timedOut = false;
+      let done = false;
+      let ch: ClientChannel | undefined;
+      const finish = (exitCode: number | undefined, signal: string | undefined, err?: string): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve({
+          command, exitCode, signal, timedOut, stdout, stderr, durationMs: Date.now() - started,
+          reason: err ? `could not start: ${err}` : describeEnd({ exitCode, signal, timedOut, timeoutMs: o.timeoutMs }),
+        });
+      };
+      const timer = setTimeout(() => {
+        timedOut = true;
+        ch?.signal('KILL');
+        ch?.close();
+        finish(undefined, undefined);
+      }, o.timeoutMs);
+      this.client.exec(command, (err, channel) => {
+        if (err) return finish(undefined, undefined, err.message);
+        ch = channel;
+        let code: number | undefined;
+        let sig: string | undefined;
+        channel.on('exit', (c: number | null, s?: string) => { code = c ?? undefined; sig = s ?? undefined; });
+        channel.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
+        channel.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
+        channel.on('close', () => finish(code, sig));
+        if (o.stdin !== undefined) channel.end(o.stdin);
+        else channel.end();
+      });
+    });
+  }
+
+  private sftp(): Promise<SFTPWrapper> {
+    return new Promise((resolve, reject) => this.client.sftp((e, s) => (e ? reject(e) : resolve(s))));
+  }
+
+  /** Copies the regular files of localDir (recursively, minus skip()) into remoteDir. Returns the relative paths sent. */
+  async upload(localDir: string, remoteDir: string, skip: (rel: string) => boolean = () => false): Promise<string[]> {
+    const sftp = await this.sftp();
+    const sent: string[] = [];
+    const call = <T>(f: (cb: (e: Error | null | undefined, v?: T) => void) => void): Promise<T | undefined> =>
+      new Promise((res, rej) => f((e, v) => (e ? rej(e) : res(v))));
+    const mkdirp = async (dir: string): Promise<void> => {
+      await call<void>((cb) => sftp.mkdir(dir, (e) => cb(e && (e as { code?: number }).code !== 4 ? e : null))).catch(async () => {
+        await call((cb) => sftp.stat(dir, cb));
+      });
+    };
+    const walk = async (rel: string): Promise<void> => {
+      const here = path.join(localDir, rel);
+      await mkdirp(path.posix.join(remoteDir, rel));
+      for (const n of (await readdir(here)).sort()) {
+        const r = rel ? `${rel}/${n}` : n;
+        if (skip(r)) continue;
+        const st = await stat(path.join(localDir, r));
+        if (st.isDirectory()) await walk(r);
+        else if (st.isFile()) {
+          const data = await readFile(path.join(localDir, r));
+          await call<void>((cb) => sftp.writeFile(path.posix.join(remoteDir, r), data, { mode: st.mode & 0o777 }, (e) => cb(e)));
+          sent.push(r);
+        }
+      }
+    };
+    try {
+      await walk('');
+    } finally {
+      sftp.end();
+    }
+    return sent;
+  }
+
+  close(): void {
+    this.client.end();
+  }
+}

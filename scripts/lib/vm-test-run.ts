@@ -1,0 +1,195 @@
+// vm:test as a function: image → boot → upload → build → load → app →
+// unload → verdict. Composes the modules; owns no global state.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { chooseAccel, hostFacts } from './accel.ts';
+import { resolveIn, type Config } from './config.ts';
+import { KmodvmError, type FailureClass } from './errors.ts';
+import { ensureImage, findImage, type ImageInfo } from './image.ts';
+import { preflight } from './preflight.ts';
+import { run, tail } from './proc.ts';
+import { verdictOf, type Check, type RunReport } from './report.ts';
+import { findSplats, formatSplat, loadRules, unexpectedTaint } from './splat.ts';
+import type { SshSession } from './ssh.ts';
+import { compilerDiagnostics, GUEST_WORK, judge, mapGuestPaths, recordStep, testPlan, type StepRecord } from './steps.ts';
+import { formatMismatches, matchTranscript, parseTranscript } from './transcript.ts';
+import { freePort, isPortInUse, QEMU, Vm } from './vm.ts';
+
+export interface RunOptions { log: (l: string) => void }
+
+/** Files the upload skips: build products. */
+export const isBuildProduct = (rel: string): boolean =>
+  /(^|\/)(\.[^/]*\.cmd|.*\.o|.*\.ko|.*\.mod|.*\.mod\.c|modules\.order|Module\.symvers|\.tmp_versions)$/.test(rel) || rel === 'netlink_userapp';
+
+export function newRunDir(c: Config, now = new Date()): string {
+  return path.join(c.runsDir, `${now.toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
+}
+
+async function qemuVersion(): Promise<string> {
+  const r = await run(QEMU, ['--version'], { timeoutMs: 10_000 });
+  return r.stdout.split('\n')[0] ?? '';
+}
+
+function vmSpec(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', port: number, runDir: string) {
+  return {
+    accel, cpus: c.cpus, memoryMiB: c.memoryMiB, kernel: img.vmlinux, initrd: img.initrdLean, cmdline: img.cmdline,
+    rootfs: img.rootfs, sshPort: port, serialLog: path.join(runDir, 'serial.log'), qmpSocket: path.join(runDir, 'qmp.sock'),
+  };
+}
+
+/** Boots a VM and returns it with an SSH session; retries once if the port was taken meanwhile. */
+export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', runDir: string, log: (l: string) => void): Promise<{ vm: Vm; session: SshSession; bootMs: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const vm = new Vm(vmSpec(c, img, accel, await freePort(), runDir));
+    log(`$ ${vm.commandLine()}`);
+    const t0 = Date.now();
+    vm.start();
+    try {
+      const session = await vm.waitForSsh({ privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000 });
+      return { vm, session, bootMs: Date.now() - t0 };
+    } catch (e) {
+      await vm.kill();
+      if (attempt < 3 && isPortInUse(vm.exit?.stderr ?? '')) { log('boot: the SSH port was taken meanwhile; trying another'); continue; }
+      throw e;
+    }
+  }
+}
+
+export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
+  const started = Date.now();
+  const log = o.log;
+  // Bad input fails before anything starts.
+  const transcriptFile = resolveIn(c, c.transcript);
+  const transcript = parseTranscript(await readFile(transcriptFile, 'utf8').catch(() => {
+    throw new KmodvmError('usage', `cannot read the transcript ${transcriptFile}`, { hint: 'pass --transcript FILE' });
+  }), c.transcript);
+  const rules = loadRules([resolveIn(c, 'qemu/splat.json')]);
+  const moduleDir = resolveIn(c, c.moduleDir);
+  const appDir = resolveIn(c, c.appDir);
+  const { accel, note } = chooseAccel(c.accel, hostFacts());
+
+  if (c.dryRun) {
+    const img = await findImage(c);
+    const shown = img ?? { vmlinux: '<cache>/vmlinux', initrdLean: '<cache>/initrd-lean.cpio', rootfs: '<cache>/rootfs.ext4', cmdline: [] } as unknown as ImageInfo;
+    const vm = new Vm(vmSpec(c, shown, accel, 0, '<run-dir>'));
+    log(`plan: ${img ? `image ${img.dir} (cached)` : 'build the image first (not cached)'}; accel ${accel}${note ? ` (${note})` : ''}`);
+    log(`plan: boot, upload ${moduleDir} and ${appDir}, then: ${testPlan({ moduleName: 'netlink_simple_intf', appName: 'netlink_userapp', timeouts: c.timeouts }).map((s) => s.name).join(', ')}, power off`);
+    log(vm.commandLine().replace("'hostfwd=tcp:127.0.0.1:0-:22'", "'hostfwd=tcp:127.0.0.1:<free port>-:22'"));
+    return { verdict: 'pass', exitCode: 0, runDir: '', accel, startedAt: new Date(started).toISOString(), durationMs: 0, checks: [] };
+  }
+
+  await preflight(log);
+  const img = await ensureImage(c, log);
+  const runDir = newRunDir(c);
+  await mkdir(path.join(runDir, 'steps'), { recursive: true });
+  if (note) log(note);
+  log(`run directory: ${runDir}`);
+  const checks: Check[] = [];
+  const report: RunReport = {
+    verdict: 'fail', exitCode: 70, runDir, accel, kernelVersion: img.manifest.kernelVersion, imageKey: img.key,
+    qemuVersion: await qemuVersion(), startedAt: new Date(started).toISOString(), durationMs: 0, checks,
+  };
+  const fail = (name: string, failure: FailureClass, message: string, evidence?: string, durationMs = 0): void => {
+    checks.push({ name, ok: false, failure, message, evidence, durationMs });
+  };
+
+  let vm: Vm | undefined;
+  let session: SshSession | undefined;
+  try {
+    try {
+      const b = await bootVm(c, img, accel, runDir, log);
+      vm = b.vm; session = b.session; report.bootToSshMs = b.bootMs;
+      checks.push({ name: 'boot', ok: true, durationMs: b.bootMs, message: `SSH ready on 127.0.0.1:${vm.spec.sshPort}` });
+    } catch (e) {
+      if (!(e instanceof KmodvmError)) throw e;
+      fail('boot', e.failure, e.message, [e.evidence, e.hint && `next: ${e.hint}`].filter(Boolean).join('\n'), Date.now() - started);
+      return finish();
+    }
+    const t0 = Date.now();
+    await session.exec(['mkdir', '-p', GUEST_WORK], { timeoutMs: c.timeouts.command * 1000 });
+    const sent = [
+      ...(await session.upload(moduleDir, `${GUEST_WORK}/kernel-module`, isBuildProduct)),
+      ...(await session.upload(appDir, `${GUEST_WORK}/userapp`, isBuildProduct)),
+    ];
+    checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: `${sent.length} files` });
+
+    const records = new Map<string, StepRecord>();
+    const plan = testPlan({ moduleName: 'netlink_simple_intf', appName: 'netlink_userapp', timeouts: c.timeouts });
+    let i = 0;
+    for (const spec of plan) {
+      log(`step ${spec.name}`);
+      const rec = judge(spec, await session.exec(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd }));
+      records.set(spec.name, rec);
+      await recordStep(runDir, ++i, rec);
+      const check: Check = { name: spec.name, ok: rec.ok, failure: rec.failure, durationMs: rec.result.durationMs, message: rec.message };
+      if (!rec.ok) {
+        const hostDir = spec.name === 'build-app' ? appDir : moduleDir;
+        const guestDir = spec.name === 'build-app' ? `${GUEST_WORK}/userapp` : `${GUEST_WORK}/kernel-module`;
+        const out = mapGuestPaths(`${rec.result.stdout}\n${rec.result.stderr}`, guestDir, hostDir);
+        if (rec.failure === 'build') {
+          const diags = compilerDiagnostics(out).filter((d) => d.severity !== 'warning');
+          check.evidence = diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : tail(out, 25);
+        } else if (rec.failure === 'load') {
+          const dm = await session.exec(['dmesg'], { timeoutMs: c.timeouts.command * 1000 });
+          check.evidence = `${tail(out, 10)}\nkernel log, last lines:\n${tail(dm.stdout, 15)}`;
+        } else {
+          check.evidence = tail(out, 25);
+        }
+        checks.push(check);
+        break;
+      }
+      checks.push(check);
+    }
+
+    // Transcript: the app's stdout and the kernel log after rmmod.
+    const appOut = records.get('app')?.result.stdout;
+    const dmesg = records.get('dmesg-after')?.result.stdout ?? records.get('dmesg')?.result.stdout;
+    if (appOut !== undefined && dmesg !== undefined && records.get('rmmod')?.ok !== false) {
+      const m = matchTranscript(transcript, { kernel: dmesg, app: appOut });
+      report.captures = m.captures;
+      checks.push(m.ok
+        ? { name: 'transcript', ok: true, durationMs: 0, message: `pid ${m.captures.pid ?? '?'}` }
+        : { name: 'transcript', ok: false, failure: 'transcript', durationMs: 0, message: 'output differs from the expected transcript', evidence: formatMismatches(m, c.transcript) });
+    }
+    // Splats: the kernel log and the serial console.
+    const finalDmesg = (await session.exec(['dmesg'], { timeoutMs: c.timeouts.command * 1000 })).stdout;
+    await writeFile(path.join(runDir, 'dmesg.log'), finalDmesg);
+    const before = records.get('taint-before');
+    const after = records.get('taint-after');
+    if (before?.ok && after?.ok) {
+      const extra = unexpectedTaint(Number(before.result.stdout.trim()), Number(after.result.stdout.trim()));
+      checks.push(extra.length
+        ? { name: 'taint', ok: false, failure: 'splat', durationMs: 0, message: `new taint flags ${extra.join('')}`, evidence: `tainted ${before.result.stdout.trim()} -> ${after.result.stdout.trim()}` }
+        : { name: 'taint', ok: true, durationMs: 0, message: `tainted ${after.result.stdout.trim()}` });
+    }
+    const t1 = Date.now();
+    await session.exec(['sh', '-c', 'echo o > /proc/sysrq-trigger'], { timeoutMs: 5000 }).catch(() => undefined);
+    session.close(); session = undefined;
+    await Promise.race([vm.waitExit(), new Promise((r) => setTimeout(r, 5000))]);
+    await vm.kill();
+    checks.push({ name: 'poweroff', ok: true, durationMs: Date.now() - t1 });
+    await splatCheck(finalDmesg);
+    return finish();
+  } finally {
+    session?.close();
+    await vm?.kill();
+  }
+
+  async function splatCheck(dmesgText: string): Promise<void> {
+    const serial = await readFile(path.join(runDir, 'serial.log'), 'utf8').catch(() => '');
+    const splats = [...findSplats(dmesgText, rules, 'dmesg'), ...findSplats(serial, rules, 'serial.log')];
+    checks.push(splats.length
+      ? { name: 'no-splat', ok: false, failure: 'splat', durationMs: 0, message: `${splats[0].id}: ${splats[0].line}`, evidence: formatSplat(splats[0]) }
+      : { name: 'no-splat', ok: true, durationMs: 0 });
+  }
+
+  async function finish(): Promise<RunReport> {
+    if (!checks.some((x) => x.name === 'no-splat')) {
+      const serial = await readFile(path.join(runDir, 'serial.log'), 'utf8').catch(() => '');
+      const s = findSplats(serial, rules, 'serial.log');
+      if (s.length) checks.push({ name: 'no-splat', ok: false, failure: 'splat', durationMs: 0, message: `${s[0].id}: ${s[0].line}`, evidence: formatSplat(s[0]) });
+    }
+    Object.assign(report, verdictOf(checks), { durationMs: Date.now() - started });
+    return report;
+  }
+}

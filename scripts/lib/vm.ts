@@ -1,0 +1,153 @@
+// VM lifecycle: start QEMU, wait for SSH against a deadline while watching
+// that QEMU is alive, and kill it on every way out (exit, error, Ctrl-C).
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import { execa, type ResultPromise } from 'execa';
+import { KmodvmError } from './errors.ts';
+import { shellJoin, tail } from './proc.ts';
+import { buildQemuArgs, type VmSpec } from './qemu-args.ts';
+import { HostKeyMismatch, SshSession } from './ssh.ts';
+
+export const QEMU = 'qemu-system-x86_64';
+
+/** A free TCP port on 127.0.0.1, chosen by the kernel. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Exit { code: number | undefined; signal: string | undefined; stderr: string }
+
+const live = new Set<Vm>();
+let reaperInstalled = false;
+
+/** Kills every VM still running when the process exits or is interrupted. */
+function installReaper(): void {
+  if (reaperInstalled) return;
+  reaperInstalled = true;
+  process.on('exit', () => { for (const vm of live) vm.killNow(); });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      for (const vm of live) vm.killNow();
+      process.stderr.write(`\n${sig}: QEMU killed\n`);
+      process.exit(130);
+    });
+  }
+}
+
+export class Vm {
+  readonly args: string[];
+  private child: ResultPromise | undefined;
+  private exitInfo: Exit | undefined;
+  private exited: Promise<Exit> | undefined;
+  private stderrBuf = '';
+
+  constructor(readonly spec: VmSpec) {
+    this.args = buildQemuArgs(spec);
+  }
+
+  commandLine(): string {
+    return shellJoin([QEMU, ...this.args]);
+  }
+
+  get alive(): boolean {
+    return this.child !== undefined && this.exitInfo === undefined;
+  }
+
+  get exit(): Exit | undefined {
+    return this.exitInfo;
+  }
+
+  start(): void {
+    installReaper();
+    const child = execa(QEMU, this.args, { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', cleanup: true });
+    this.child = child;
+    live.add(this);
+    child.stderr?.on('data', (d: Buffer) => { this.stderrBuf += d.toString(); });
+    this.exited = child.then((r) => {
+      live.delete(this);
+      this.exitInfo = { code: r.exitCode, signal: r.signal, stderr: this.stderrBuf };
+      return this.exitInfo;
+    });
+  }
+
+  /** Resolves when QEMU has exited. */
+  waitExit(): Promise<Exit> {
+    if (!this.exited) throw new Error('VM not started');
+    return this.exited;
+  }
+
+  async serialTail(n = 40): Promise<string> {
+    return tail(await readFile(this.spec.serialLog, 'utf8').catch(() => ''), n);
+  }
+
+  async deathEvidence(): Promise<string> {
+    const e = this.exitInfo;
+    return [
+      `QEMU ${e?.signal ? `killed by ${e.signal}` : `exited ${e?.code}`}`,
+      e?.stderr.trim() ? `stderr:\n${tail(e.stderr, 15)}` : '',
+      `serial console (${this.spec.serialLog}), last lines:\n${await this.serialTail(30)}`,
+    ].filter(Boolean).join('\n');
+  }
+
+  /**
+   * Polls SSH until a login succeeds or the deadline passes. Each attempt
+   * first checks that QEMU is alive; a dead QEMU fails at once with its
+   * stderr and the serial tail. slirp accepts TCP before the guest listens,
+   * so only a completed handshake with the pinned host key counts as ready.
+   */
+  async waitForSsh(o: { privateKey: string; hostPublicKey: string; deadlineMs: number; pollMs?: number }): Promise<SshSession> {
+    const deadline = Date.now() + o.deadlineMs;
+    let lastErr = '';
+    for (;;) {
+      if (!this.alive) {
+        await this.waitExit();
+        throw new KmodvmError('boot', 'QEMU exited before SSH was ready', {
+          evidence: await this.deathEvidence(),
+          hint: /panic/i.test(await this.serialTail(60)) ? 'the guest kernel panicked during boot: see the serial log' : 'read the QEMU error above',
+        });
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      try {
+        return await Promise.race([
+          SshSession.connect({ port: this.spec.sshPort, privateKey: o.privateKey, hostPublicKey: o.hostPublicKey, readyTimeoutMs: Math.max(1000, Math.min(left, 20_000)) }),
+          this.waitExit().then(() => { throw new Error('QEMU exited'); }),
+        ]);
+      } catch (e) {
+        if (e instanceof HostKeyMismatch) {
+          throw new KmodvmError('boot', `${e.message}: refusing to connect`, { hint: 'another process may own the port, or the image changed under us; rebuild the image' });
+        }
+        lastErr = (e as Error).message;
+      }
+      await new Promise((r) => setTimeout(r, Math.min(o.pollMs ?? 100, Math.max(0, deadline - Date.now()))));
+    }
+    throw new KmodvmError('boot', `SSH was not ready within ${Math.round(o.deadlineMs / 1000)} s (last error: ${lastErr})`, {
+      evidence: `serial console (${this.spec.serialLog}), last lines:\n${await this.serialTail(30)}`,
+      hint: 'raise --boot-timeout on a slow host, or read the serial log for a hang',
+    });
+  }
+
+  /** Kills QEMU (the disk is a -snapshot: nothing to save) and waits for it. */
+  async kill(): Promise<void> {
+    if (!this.alive) return;
+    this.child?.kill('SIGKILL');
+    await this.waitExit();
+  }
+
+  killNow(): void {
+    if (this.alive) this.child?.kill('SIGKILL');
+  }
+}
+
+/** QEMU's own complaint about a port that is taken. */
+export function isPortInUse(stderr: string): boolean {
+  return /Could not set up host forwarding rule|Address already in use/i.test(stderr);
+}

@@ -1,0 +1,32 @@
+// npm run vm:image -- build|path|info: the cached guest image.
+import { loadConfig } from './lib/config.ts';
+import { log, main } from './lib/cli.ts';
+import { KmodvmError } from './lib/errors.ts';
+import { buildImage, ensureImage, findImage, imageKey } from './lib/image.ts';
+import { preflight } from './lib/preflight.ts';
+
+await main(async () => {
+  const { config, positionals, help } = loadConfig(process.argv.slice(2));
+  const [cmd = 'info'] = positionals;
+  if (help) { process.stdout.write('usage: npm run vm:image -- build [--force] | info | key\n'); return 0; }
+  switch (cmd) {
+    case 'key':
+      process.stdout.write(imageKey(config).key + '\n');
+      return 0;
+    case 'build': {
+      await preflight(log);
+      const img = process.argv.includes('--force') ? await buildImage(config, log) : await ensureImage(config, log);
+      process.stdout.write(img.dir + '\n');
+      return 0;
+    }
+    case 'info': {
+      const img = await findImage(config);
+      if (!img) { log(`no image for recipe ${imageKey(config).key} yet; npm run vm:test builds it`); return 4; }
+      const { packages, ...rest } = img.manifest;
+      process.stdout.write(JSON.stringify({ dir: img.dir, ...rest, packageCount: Object.keys(packages).length }, null, 2) + '\n');
+      return 0;
+    }
+    default:
+      throw new KmodvmError('usage', `unknown vm:image command ${JSON.stringify(cmd)}`, { hint: 'use build, info or key' });
+  }
+});

@@ -1,0 +1,26 @@
+// npm run vm:test: from a fresh clone to a verdict. See README.md.
+import { loadConfig } from './lib/config.ts';
+import { log, main } from './lib/cli.ts';
+import { summary, toTap, writeReports } from './lib/report.ts';
+import { runVmTest } from './lib/vm-test-run.ts';
+
+const HELP = `usage: npm run vm:test -- [options]
+  --accel auto|kvm|tcg   accelerator (default auto: KVM when usable)
+  --dry-run              print the plan and the exact QEMU command; run nothing
+  --cache-dir DIR        image cache (default $KMODVM_CACHE_DIR or ~/.cache/kmodvm)
+  --runs-dir DIR         where run directories go (default ./runs)
+  --mirror URL           Debian mirror for the image build (default: mmdebstrap's)
+  --module-dir DIR --app-dir DIR --transcript FILE --recipe FILE
+  --memory MIB --cpus N --boot-timeout S --build-timeout S
+Exit codes: see README.md "Exit codes".`;
+
+await main(async () => {
+  const { config, help } = loadConfig(process.argv.slice(2));
+  if (help) { process.stdout.write(HELP + '\n'); return 0; }
+  const r = await runVmTest(config, { log });
+  if (config.dryRun) return 0;
+  await writeReports(r);
+  process.stdout.write(toTap(r.checks));
+  log(summary(r));
+  return r.exitCode;
+});
