@@ -49,9 +49,10 @@ export function parseTranscript(text: string, file = 'transcript'): Transcript {
   return t;
 }
 
-/** Kernel log lines without the printk timestamp ("[  310.858620] "). */
+/** Kernel log lines without the printk timestamp ("[  310.858620] ") and without the
+ *  indentation dmesg gives the continuation lines of a multi-line record. */
 export function kernelLines(log: string): string[] {
-  return log.split('\n').map((l) => l.replace(/\r$/, '').replace(/^\[\s*\d+\.\d+\]\s?/, '')).filter((l) => l !== '');
+  return log.split('\n').map((l) => l.replace(/\r$/, '').replace(/^\[\s*\d+\.\d+\]/, '').trimStart()).filter((l) => l !== '');
 }
 
 export interface Mismatch {
