@@ -48,7 +48,9 @@ export function publicKeyBlob(line: string): Buffer {
   return key.getPublicSSH();
 }
 
-export class HostKeyMismatch extends Error {}
+export class HostKeyMismatch extends Error {
+  override name = 'HostKeyMismatch';
+}
 
 export class SshSession {
   private constructor(private readonly client: Client) {}

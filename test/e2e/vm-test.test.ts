@@ -1,0 +1,54 @@
+// The real thing: vm:test boots the guest (TCG on CI), builds, loads, runs
+// and judges. Never skipped: if the VM cannot run, these tests fail and the
+// tool's own error (exit code, evidence, next step) is in the failure.
+import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import t from 'tap';
+
+const root = new URL('../../', import.meta.url).pathname;
+const tsx = path.join(root, 'node_modules/.bin/tsx');
+const runsDir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-runs-'));
+
+async function vmTest(args: string[]) {
+  const r = await execa(tsx, [path.join(root, 'scripts/vm-test.ts'), '--runs-dir', runsDir, ...args], { reject: false, cwd: root, timeout: 40 * 60_000 });
+  const runDir = /run directory: (\S+)/.exec(r.stderr)?.[1];
+  return { ...r, runDir };
+}
+
+const explain = (r: { exitCode?: number; stdout: string; stderr: string }): string =>
+  `vm:test exited ${r.exitCode}\n--- stdout\n${r.stdout}\n--- stderr (tail)\n${r.stderr.split('\n').slice(-40).join('\n')}`;
+
+t.test('vm:test passes on the seed payload, end to end in a real guest', async (t) => {
+  const r = await vmTest([]);
+  if (r.exitCode !== 0) t.comment(explain(r));
+  t.equal(r.exitCode, 0, 'vm:test exits 0');
+  t.match(r.stdout, /^TAP version 14\n1\.\.\d+\n/);
+  t.notMatch(r.stdout, /^not ok/m);
+  for (const step of ['boot', 'upload', 'build-module', 'build-app', 'insmod', 'app', 'rmmod', 'transcript', 'taint', 'no-splat']) {
+    t.match(r.stdout, new RegExp(`^ok \\d+ ${step}\\b`, 'm'), `step ${step} passed`);
+  }
+  t.ok(r.runDir, 'the run directory is printed');
+  const report = JSON.parse(readFileSync(path.join(r.runDir!, 'report.json'), 'utf8'));
+  t.equal(report.verdict, 'pass');
+  t.match(report.kernelVersion, /^6\.1\.\d+-\d+-amd64$/);
+  t.match(report.captures.pid, /^\d+$/, 'the PID was captured from app and kernel alike');
+  const appFile = readdirSync(path.join(r.runDir!, 'steps')).find((f) => /^\d+-app\.stdout$/.test(f));
+  const app = readFileSync(path.join(r.runDir!, 'steps', appFile!), 'utf8');
+  t.match(app, /msg from kernel netlink: "Reply from kernel netlink"\n$/);
+  t.match(readFileSync(path.join(r.runDir!, 'serial.log'), 'utf8'), /kmodvm-init: sshd-started at/);
+  t.match(readFileSync(path.join(r.runDir!, 'junit.xml'), 'utf8'), /<testsuite name="vm:test" tests="\d+" failures="0"/);
+});
+
+t.test('a module that does not compile fails as a build failure, with errors at host paths', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-broken-'));
+  cpSync(path.join(root, 'kernel-module'), dir, { recursive: true, filter: (src) => !/\.(o|ko|cmd|mod)$/.test(src) });
+  const src = path.join(dir, 'netlink_simple_intf.c');
+  writeFileSync(src, readFileSync(src, 'utf8').replace('pr_info("inserted\\n");', 'pr_info("inserted\\n") /* missing semicolon */'));
+  const r = await vmTest(['--module-dir', dir]);
+  if (r.exitCode !== 10) t.comment(explain(r));
+  t.equal(r.exitCode, 10, 'exit code 10: build');
+  t.match(r.stdout, /^not ok \d+ build-module/m);
+  t.match(r.stderr, new RegExp(`${src.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: error: `), 'the compiler error names the host file and line');
+});

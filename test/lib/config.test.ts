@@ -1,0 +1,55 @@
+import path from 'node:path';
+import t from 'tap';
+import { defaultCacheDir, defaultConfig, loadConfig } from '../../scripts/lib/config.ts';
+import { KmodvmError } from '../../scripts/lib/errors.ts';
+
+t.test('defaults are the documented ones', async (t) => {
+  const c = defaultConfig({ HOME: '/home/u' }, '/repo');
+  t.equal(c.accel, 'auto');
+  t.equal(c.memoryMiB, 1024);
+  t.equal(c.cpus, 2);
+  t.equal(c.mirror, '', "mmdebstrap's own default mirror");
+  t.equal(c.runsDir, '/repo/runs');
+  t.equal(c.transcript, 'test/expected/netlink.transcript');
+  t.same(c.timeouts, { boot: 180, build: 600, load: 60, app: 60, command: 60 });
+  t.equal(c.dryRun, false);
+});
+
+t.test('cache dir: KMODVM_CACHE_DIR, then XDG_CACHE_HOME, then ~/.cache', async (t) => {
+  t.equal(defaultCacheDir({ KMODVM_CACHE_DIR: '/c' }), '/c');
+  t.equal(defaultCacheDir({ XDG_CACHE_HOME: '/x' }), '/x/kmodvm');
+  t.match(defaultCacheDir({}), /\/\.cache\/kmodvm$/);
+});
+
+t.test('flags beat the environment, which beats defaults', async (t) => {
+  const { config } = loadConfig(['--accel', 'tcg', '--memory', '2048'], { KMODVM_ACCEL: 'kvm', KMODVM_CPUS: '4', KMODVM_MIRROR: 'http://m.example/debian' }, '/repo');
+  t.equal(config.accel, 'tcg');
+  t.equal(config.memoryMiB, 2048);
+  t.equal(config.cpus, 4);
+  t.equal(config.mirror, 'http://m.example/debian');
+});
+
+t.test('bad values are usage errors that name the field', async (t) => {
+  const bad = (argv: string[], field: RegExp): void => {
+    try {
+      loadConfig(argv, {}, '/repo');
+      t.fail(`accepted ${argv.join(' ')}`);
+    } catch (e) {
+      t.type(e, KmodvmError);
+      t.equal((e as KmodvmError).failure, 'usage');
+      t.equal((e as KmodvmError).exitCode, 2);
+      t.match((e as Error).message, field);
+    }
+  };
+  bad(['--accel', 'hvf'], /`accel` must be one of auto, kvm, tcg/);
+  bad(['--memory', '12x'], /`memoryMiB` must be a whole number/);
+  bad(['--cpus', '0'], /`cpus`/);
+  bad(['--boot-timeout=-1'], /`timeouts.boot`/);
+  bad(['--mirror', 'ftp:/nope'], /`mirror`/);
+  bad(['--frobnicate'], /Unknown option '--frobnicate'/);
+});
+
+t.test('relative directories resolve against the repository root', async (t) => {
+  const { config } = loadConfig(['--runs-dir', 'out'], {}, '/repo');
+  t.equal(config.runsDir, path.resolve('/repo/out'));
+});

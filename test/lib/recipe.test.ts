@@ -1,0 +1,48 @@
+import path from 'node:path';
+import t from 'tap';
+import { initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, validateRecipe } from '../../scripts/lib/recipe.ts';
+
+const qemuDir = new URL('../../qemu/', import.meta.url).pathname;
+const recipe = loadRecipe(path.join(qemuDir, 'recipe.json'));
+
+t.test('the shipped recipe holds what the issue asks for', async (t) => {
+  t.equal(recipe.suite, 'bookworm');
+  for (const p of ['linux-image-amd64', 'linux-headers-amd64', 'gcc', 'make', 'libc6-dev', 'kmod', 'openssh-server', 'iproute2']) t.ok(recipe.packages.includes(p), p);
+  t.ok(recipe.kernelCmdline.includes('panic=-1'));
+});
+
+t.test('the hash is stable, and changes with the recipe or any guest file', async (t) => {
+  const inputs = recipeInputs(qemuDir, recipe);
+  const h = recipeHash(inputs);
+  t.match(h, /^[0-9a-f]{16}$/);
+  t.equal(recipeHash(recipeInputs(qemuDir, recipe)), h);
+  t.equal(recipeHash({ ...inputs, files: [...inputs.files].reverse() }), h, 'file order does not matter');
+  t.not(recipeHash({ ...inputs, recipe: { ...recipe, imageSizeMiB: recipe.imageSizeMiB + 1 } }), h);
+  t.not(recipeHash({ ...inputs, recipe: { ...recipe, packages: [...recipe.packages, 'strace'] } }), h);
+  const files = inputs.files.map(([n, c]) => [n, n === 'initrd-init.sh' ? c + '#\n' : c] as [string, string]);
+  t.not(recipeHash({ ...inputs, files }), h);
+});
+
+t.test('mmdebstrap arguments: no shell snippets, default mirror unless overridden', async (t) => {
+  const plan = { essentialOverlay: '/t/e', customizeOverlay: '/t/o', target: '/t/rootfs', mirror: '' };
+  const a = mmdebstrapArgs(recipe, plan);
+  t.same(a.slice(-2), ['bookworm', '/t/rootfs']);
+  t.ok(a.includes('--essential-hook=sync-in /t/e /'));
+  t.ok(a.includes('--customize-hook=sync-in /t/o /'));
+  t.ok(a.includes('--dpkgopt=path-exclude=/usr/share/doc/*'));
+  t.match(a.find((x) => x.startsWith('--include=')), /linux-image-amd64/);
+  t.same(mmdebstrapArgs(recipe, { ...plan, mirror: 'http://mirror.local/debian' }).slice(-1), ['http://mirror.local/debian']);
+});
+
+t.test('initramfs-tools is configured for a small gzip initrd', async (t) => {
+  const f = Object.fromEntries(initramfsToolsFiles(recipe));
+  t.equal(f['etc/initramfs-tools/conf.d/kmodvm.conf'], 'MODULES=list\nCOMPRESS=gzip\n');
+  t.match(f['etc/initramfs-tools/modules'], /^virtio_pci\n/);
+});
+
+t.test('a bad recipe names the field', async (t) => {
+  t.throws(() => validateRecipe({ ...recipe, suite: 'Bookworm!' }, 'r.json'), /r.json: field `suite`/);
+  t.throws(() => validateRecipe({ ...recipe, packages: ['gcc'] }, 'r.json'), /field `packages` must include linux-image-amd64/);
+  t.throws(() => validateRecipe({ ...recipe, imageSizeMiB: 10 }, 'r.json'), /field `imageSizeMiB`/);
+  t.throws(() => validateRecipe({ ...recipe, kernelCmdline: 'x' }, 'r.json'), /field `kernelCmdline`/);
+});

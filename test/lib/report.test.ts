@@ -1,0 +1,29 @@
+import t from 'tap';
+import { summary, toJUnit, toTap, verdictOf, type Check, type RunReport } from '../../scripts/lib/report.ts';
+
+const checks: Check[] = [
+  { name: 'boot', ok: true, durationMs: 7080 },
+  { name: 'app', ok: false, failure: 'app', durationMs: 60000, message: 'app timed out after 60 s', evidence: 'no reply <from> "kernel" & co' },
+  { name: 'no-splat', ok: false, failure: 'splat', durationMs: 0, message: 'bug: BUG: TASK stack guard page was hit', evidence: 'BUG: ...\nCall Trace:' },
+];
+
+t.test('a splat outranks the step it broke; otherwise the first failure decides; none is a pass', async (t) => {
+  t.same(verdictOf(checks), { verdict: 'fail', failure: 'splat', exitCode: 13 });
+  t.same(verdictOf(checks.slice(0, 2)), { verdict: 'fail', failure: 'app', exitCode: 12 });
+  t.same(verdictOf(checks.slice(0, 1)), { verdict: 'pass', exitCode: 0 });
+});
+
+t.test('TAP: one point per check, evidence in a YAML block', async (t) => {
+  const tap = toTap(checks);
+  t.match(tap, /^TAP version 14\n1\.\.3\nok 1 boot \(7\.08 s\)\nnot ok 2 app - app timed out after 60 s \(60\.00 s\)\n  ---\n  evidence: \|-\n    no reply/);
+});
+
+t.test('JUnit: a testcase per check, failures escaped', async (t) => {
+  const r: RunReport = { ...verdictOf(checks), runDir: '/r', accel: 'tcg', startedAt: '2026-11-28T00:00:00Z', durationMs: 67080, checks };
+  const x = toJUnit(r);
+  t.match(x, /<testsuite name="vm:test" tests="3" failures="2"/);
+  t.match(x, /<testcase classname="kmodvm.vm:test" name="boot" time="7.080"\/>/);
+  t.match(x, /<failure type="app" message="app timed out after 60 s">no reply &lt;from&gt; &quot;kernel&quot; &amp; co<\/failure>/);
+  t.match(summary(r), /^verdict: FAIL \(splat, exit 13\)/);
+  t.match(summary(r), /run directory: \/r$/);
+});

@@ -1,0 +1,37 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { compileRules, findSplats, formatSplat, loadRules, taintLetters, unexpectedTaint } from '../../scripts/lib/splat.ts';
+
+const fx = (p: string): string => readFileSync(new URL(`../fixtures/${p}`, import.meta.url), 'utf8');
+const rules = loadRules([new URL('../../qemu/splat.json', import.meta.url).pathname]);
+
+t.test('a real clean boot and run has no splat', async (t) => {
+  t.same(findSplats(fx('pass-tcg-6.1/serial.log'), rules, 'serial.log'), []);
+  t.same(findSplats(fx('pass-tcg-6.1/dmesg.log'), rules, 'dmesg'), []);
+});
+
+t.test("the seed module's zero-PID recursion is found and quoted with its call trace", async (t) => {
+  const s = findSplats(fx('seed-module-zero-pid-panic.serial.log'), rules, 'serial.log');
+  t.ok(s.length >= 1);
+  t.equal(s[0].id, 'bug');
+  t.match(s[0].line, /^BUG: TASK stack guard page was hit/);
+  const text = formatSplat(s[0]);
+  t.match(text, /Call Trace:/);
+  t.match(text, /netlink_recv_and_reply\+0x[0-9a-f]+\/0x[0-9a-f]+ \[netlink_simple_intf\]/);
+  t.ok(s[0].excerpt.length <= 40, 'the excerpt is bounded');
+});
+
+t.test('the allow-list suppresses a pattern, and bad regexes name the field', async (t) => {
+  const log = '[    1.0] WARNING: CPU: 0 PID: 1 at drivers/foo.c:1 foo+0x1/0x2\n';
+  t.equal(findSplats(log, rules, 'x').length, 1);
+  const allowed = compileRules({ patterns: [{ id: 'warning', regex: 'WARNING: ' }], allow: ['drivers/foo\\.c'] });
+  t.same(findSplats(log, allowed, 'x'), []);
+  t.throws(() => compileRules({ patterns: [{ id: 'x', regex: '(' }], allow: [] }, 'my.json'), /my.json: patterns\[0\]: bad regex/);
+});
+
+t.test('taint: O and E are expected, anything new is named by letter', async (t) => {
+  t.same(taintLetters(12288), ['O', 'E']);
+  t.same(unexpectedTaint(0, 12288), []);
+  t.same(unexpectedTaint(0, 12288 | (1 << 9) | (1 << 7)), ['D', 'W']);
+  t.same(unexpectedTaint(1 << 9, 1 << 9), [], 'a flag already set before is not new');
+});

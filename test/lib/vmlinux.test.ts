@@ -1,0 +1,24 @@
+import t from 'tap';
+import { findXzPayload, isCompleteElf64 } from '../../scripts/lib/vmlinux.ts';
+
+function elf(total: number, shoff: number, shnum: number): Buffer {
+  const b = Buffer.alloc(total);
+  b.writeUInt32BE(0x7f454c46, 0);
+  b[4] = 2; b[5] = 1;
+  b.writeBigUInt64LE(BigInt(shoff), 0x28);
+  b.writeUInt16LE(64, 0x3a);
+  b.writeUInt16LE(shnum, 0x3c);
+  return b;
+}
+
+t.test('an ELF whose section headers lie inside the file is complete; a truncated one is not', async (t) => {
+  t.equal(isCompleteElf64(elf(1000, 100, 10)), true);
+  t.equal(isCompleteElf64(elf(1000, 900, 10)), false);
+  t.equal(isCompleteElf64(Buffer.from('MZ not an elf at all, padding padding padding padding padding pad')), false);
+});
+
+t.test('the xz stream is found after the bzImage setup code', async (t) => {
+  const bz = Buffer.concat([Buffer.alloc(5000, 0x90), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2])]);
+  t.equal(findXzPayload(bz), 5000);
+  t.equal(findXzPayload(Buffer.alloc(100)), -1);
+});
