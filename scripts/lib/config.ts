@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { KmodvmError } from './errors.ts';
+import type { BuildMode } from './hostbuild.ts';
 
 export type Accel = 'auto' | 'kvm' | 'tcg';
 
@@ -45,6 +46,8 @@ export interface Config {
   transcript: string;
   /** Image recipe. Default `qemu/recipe.json`. Flag --recipe. */
   recipe: string;
+  /** Where the module is built: `auto` (host when the host has the compiler that built the guest kernel, else guest), `host` or `guest`. Default `auto`. Env KMODVM_BUILD, flag --build. */
+  build: BuildMode;
   /** Print the plan and the exact QEMU command, run nothing. Default false. Flag --dry-run. */
   dryRun: boolean;
   timeouts: Timeouts;
@@ -73,6 +76,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot())
     appDir: 'userapp',
     transcript: 'test/expected/netlink.transcript',
     recipe: 'qemu/recipe.json',
+    build: 'auto',
     dryRun: false,
     timeouts: { boot: 180, build: 600, load: 60, app: 60, command: 60 },
   };
@@ -93,6 +97,7 @@ function int(field: string, v: unknown, lo: number, hi: number): number {
 export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { timeouts?: Partial<Timeouts> }, base: Config): Config {
   const c: Config = { ...base, ...input, timeouts: { ...base.timeouts, ...(input.timeouts ?? {}) } };
   if (!['auto', 'kvm', 'tcg'].includes(c.accel)) throw bad('accel', 'must be one of auto, kvm, tcg', c.accel);
+  if (!['auto', 'host', 'guest'].includes(c.build)) throw bad('build', 'must be one of auto, host, guest', c.build);
   c.memoryMiB = int('memoryMiB', c.memoryMiB, 256, 65536);
   c.cpus = int('cpus', c.cpus, 1, 64);
   for (const k of Object.keys(c.timeouts) as (keyof Timeouts)[]) c.timeouts[k] = int(`timeouts.${k}`, c.timeouts[k], 1, 86400);
@@ -109,6 +114,7 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
 export function fromEnv(env: NodeJS.ProcessEnv): Partial<Config> {
   const out: Record<string, unknown> = {};
   if (env.KMODVM_ACCEL) out.accel = env.KMODVM_ACCEL;
+  if (env.KMODVM_BUILD) out.build = env.KMODVM_BUILD;
   if (env.KMODVM_RUNS_DIR) out.runsDir = env.KMODVM_RUNS_DIR;
   if (env.KMODVM_MIRROR) out.mirror = env.KMODVM_MIRROR;
   if (env.KMODVM_MEMORY) out.memoryMiB = env.KMODVM_MEMORY;
@@ -118,6 +124,7 @@ export function fromEnv(env: NodeJS.ProcessEnv): Partial<Config> {
 
 export const CLI_OPTIONS = {
   accel: { type: 'string' },
+  build: { type: 'string' },
   'cache-dir': { type: 'string' },
   'runs-dir': { type: 'string' },
   mirror: { type: 'string' },
@@ -147,7 +154,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
   const v = parsed.values;
   const cli: Record<string, unknown> = {};
   const map: [keyof typeof v, string][] = [
-    ['accel', 'accel'], ['cache-dir', 'cacheDir'], ['runs-dir', 'runsDir'], ['mirror', 'mirror'],
+    ['accel', 'accel'], ['build', 'build'], ['cache-dir', 'cacheDir'], ['runs-dir', 'runsDir'], ['mirror', 'mirror'],
     ['memory', 'memoryMiB'], ['cpus', 'cpus'], ['module-dir', 'moduleDir'], ['app-dir', 'appDir'],
     ['transcript', 'transcript'], ['recipe', 'recipe'], ['dry-run', 'dryRun'],
   ];

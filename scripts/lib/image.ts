@@ -11,14 +11,17 @@ import type { Config } from './config.ts';
 import { KmodvmError } from './errors.ts';
 import { buildInitrd } from './initrd.ts';
 import { run, shellJoin, tail } from './proc.ts';
-import { initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, type Recipe } from './recipe.ts';
+import { BUILDER_VERSION, initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, type Recipe } from './recipe.ts';
 import { extractVmlinux } from './vmlinux.ts';
+import { exportHeaders, headersKdir, kernelGccMajor } from './hostbuild.ts';
 
 export interface Manifest {
   key: string;
   builderVersion: number;
   recipe: Recipe;
   kernelVersion: string;
+  /** gcc major version that built the kernel (for --build host). */
+  kernelGccMajor?: number;
   packages: Record<string, string>;
   sizes: Record<string, number>;
   buildSeconds: number;
@@ -147,6 +150,9 @@ export async function buildImage(c: Config, log: (l: string) => void): Promise<I
     await copyFile(path.join(rootfs, 'boot', `vmlinuz-${kver}`), files.vmlinuz);
     await copyFile(path.join(rootfs, 'boot', `initrd.img-${kver}`), files.initrdStock);
     await extractVmlinux(files.vmlinuz, files.vmlinux);
+    step('exporting the kbuild headers (for --build host)');
+    await exportHeaders(rootfs, final, tmp, kver);
+    const gccMajor = kernelGccMajor(await readFile(path.join(headersKdir(tmp, kver), 'include/generated/autoconf.h'), 'utf8').catch(() => ''));
     step('lean initrd (busybox + cpio)');
     const initScript = await readFile(path.join(qemuDir, 'initrd-init.sh'), 'utf8');
     const mods = await buildInitrd({ rootfs, kver, modules: recipe.initrdModules, initScript, work: path.join(tmp, 'initrd'), out: files.initrdLean });
@@ -160,7 +166,7 @@ export async function buildImage(c: Config, log: (l: string) => void): Promise<I
     const sizes: Record<string, number> = {};
     for (const n of await readdir(tmp)) sizes[n] = await dirSize(path.join(tmp, n));
     const manifest: Manifest = {
-      key, builderVersion: 1, recipe, kernelVersion: kver, packages, sizes,
+      key, builderVersion: BUILDER_VERSION, recipe, kernelVersion: kver, kernelGccMajor: gccMajor, packages, sizes,
       buildSeconds: Math.round((Date.now() - started) / 100) / 10, builtAt: new Date().toISOString(),
     };
     await writeFile(path.join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');

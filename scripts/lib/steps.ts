@@ -29,6 +29,8 @@ export const GUEST_WORK = '/root/kmodvm';
 export interface PlanInput {
   moduleName: string;
   appName: string;
+  /** false when the module was built on the host (--build host). */
+  buildModuleInGuest: boolean;
   timeouts: { build: number; load: number; app: number; command: number };
 }
 
@@ -37,7 +39,7 @@ export function testPlan(p: PlanInput): StepSpec[] {
   const s = (n: number): number => n * 1000;
   const mod = `${GUEST_WORK}/kernel-module`;
   const app = `${GUEST_WORK}/userapp`;
-  return [
+  const steps: StepSpec[] = [
     { name: 'build-module', argv: ['make', '-C', mod], timeoutMs: s(p.timeouts.build), failure: 'build' },
     { name: 'build-app', argv: ['make', '-C', app], timeoutMs: s(p.timeouts.build), failure: 'build' },
     { name: 'taint-before', argv: ['cat', '/proc/sys/kernel/tainted'], timeoutMs: s(p.timeouts.command), failure: 'internal' },
@@ -48,6 +50,7 @@ export function testPlan(p: PlanInput): StepSpec[] {
     { name: 'dmesg-after', argv: ['dmesg'], timeoutMs: s(p.timeouts.command), failure: 'internal' },
     { name: 'taint-after', argv: ['cat', '/proc/sys/kernel/tainted'], timeoutMs: s(p.timeouts.command), failure: 'internal' },
   ];
+  return p.buildModuleInGuest ? steps : steps.filter((x) => x.name !== 'build-module');
 }
 
 /** Judges one finished command: a timeout is its own class. */

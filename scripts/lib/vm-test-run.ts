@@ -6,6 +6,8 @@ import { chooseAccel, hostFacts } from './accel.ts';
 import { resolveIn, type Config } from './config.ts';
 import { KmodvmError, type FailureClass } from './errors.ts';
 import { ensureImage, findImage, type ImageInfo } from './image.ts';
+import { chooseBuildMode, headersKdir, hostBuildModule, hostHasCompiler, type HostBuild } from './hostbuild.ts';
+import { existsSync } from 'node:fs';
 import { preflight } from './preflight.ts';
 import { run, tail } from './proc.ts';
 import { verdictOf, type Check, type RunReport } from './report.ts';
@@ -14,6 +16,9 @@ import type { SshSession } from './ssh.ts';
 import { compilerDiagnostics, GUEST_WORK, judge, mapGuestPaths, recordStep, testPlan, type StepRecord } from './steps.ts';
 import { formatMismatches, matchTranscript, parseTranscript } from './transcript.ts';
 import { freePort, isPortInUse, QEMU, Vm } from './vm.ts';
+
+const MODULE = 'netlink_simple_intf';
+const APP = 'netlink_userapp';
 
 export interface RunOptions { log: (l: string) => void }
 
@@ -73,7 +78,7 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
     const shown = img ?? { vmlinux: '<cache>/vmlinux', initrdLean: '<cache>/initrd-lean.cpio', rootfs: '<cache>/rootfs.ext4', cmdline: [] } as unknown as ImageInfo;
     const vm = new Vm(vmSpec(c, shown, accel, 0, '<run-dir>'));
     log(`plan: ${img ? `image ${img.dir} (cached)` : 'build the image first (not cached)'}; accel ${accel}${note ? ` (${note})` : ''}`);
-    log(`plan: boot, upload ${moduleDir} and ${appDir}, then: ${testPlan({ moduleName: 'netlink_simple_intf', appName: 'netlink_userapp', timeouts: c.timeouts }).map((s) => s.name).join(', ')}, power off`);
+    log(`plan: boot, upload ${moduleDir} and ${appDir}, then: ${testPlan({ moduleName: 'netlink_simple_intf', appName: 'netlink_userapp', timeouts: c.timeouts, buildModuleInGuest: c.build !== 'host' }).map((s) => s.name).join(', ')}, power off`);
     log(vm.commandLine().replace("'hostfwd=tcp:127.0.0.1:0-:22'", "'hostfwd=tcp:127.0.0.1:<free port>-:22'"));
     return { verdict: 'pass', exitCode: 0, runDir: '', accel, startedAt: new Date(started).toISOString(), durationMs: 0, checks: [] };
   }
@@ -84,6 +89,14 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
   await mkdir(path.join(runDir, 'steps'), { recursive: true });
   if (note) log(note);
   log(`run directory: ${runDir}`);
+  const kdir = headersKdir(img.dir, img.manifest.kernelVersion);
+  const build = chooseBuildMode(c.build, { gccMajor: img.manifest.kernelGccMajor, hostHasCompiler: hostHasCompiler(img.manifest.kernelGccMajor), headers: existsSync(kdir) });
+  log(`build: module built in the ${build.mode} (${build.why})`);
+  // A host build runs while the guest boots.
+  const hostBuild: Promise<HostBuild> | undefined = build.mode === 'host'
+    ? hostBuildModule({ moduleDir, outDir: path.join(runDir, 'build', 'kernel-module'), kdir, moduleName: MODULE, timeoutMs: c.timeouts.build * 1000 })
+    : undefined;
+  hostBuild?.catch(() => undefined);
   const checks: Check[] = [];
   const report: RunReport = {
     verdict: 'fail', exitCode: 70, runDir, accel, kernelVersion: img.manifest.kernelVersion, imageKey: img.key,
@@ -105,16 +118,24 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
       fail('boot', e.failure, e.message, [e.evidence, e.hint && `next: ${e.hint}`].filter(Boolean).join('\n'), Date.now() - started);
       return finish();
     }
+    if (hostBuild) {
+      const hb = await hostBuild;
+      checks.push({ name: 'build-module', ok: hb.ok, failure: hb.ok ? undefined : 'build', durationMs: hb.durationMs, message: hb.ok ? 'on the host' : 'the module does not build (on the host)', evidence: hb.evidence });
+      await writeFile(path.join(runDir, 'build', 'host-build.log'), hb.output);
+      if (!hb.ok) return await finish();
+    }
     const t0 = Date.now();
-    await session.exec(['mkdir', '-p', GUEST_WORK], { timeoutMs: c.timeouts.command * 1000 });
+    await session.exec(['mkdir', '-p', `${GUEST_WORK}/kernel-module`], { timeoutMs: c.timeouts.command * 1000 });
     const sent = [
-      ...(await session.upload(moduleDir, `${GUEST_WORK}/kernel-module`, isBuildProduct)),
+      ...(hostBuild
+        ? await session.upload(path.join(runDir, 'build', 'kernel-module'), `${GUEST_WORK}/kernel-module`, (rel) => rel !== `${MODULE}.ko`)
+        : await session.upload(moduleDir, `${GUEST_WORK}/kernel-module`, isBuildProduct)),
       ...(await session.upload(appDir, `${GUEST_WORK}/userapp`, isBuildProduct)),
     ];
     checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: `${sent.length} files` });
 
     const records = new Map<string, StepRecord>();
-    const plan = testPlan({ moduleName: 'netlink_simple_intf', appName: 'netlink_userapp', timeouts: c.timeouts });
+    const plan = testPlan({ moduleName: MODULE, appName: APP, timeouts: c.timeouts, buildModuleInGuest: !hostBuild });
     let i = 0;
     for (const spec of plan) {
       log(`step ${spec.name}`);

@@ -1,0 +1,72 @@
+// Build mode. `guest` runs kbuild in the VM (hermetic, about 30 s under TCG:
+// kbuild's compiler probes are slow there). `host` builds the module on the
+// host against the very headers exported from the image, with the compiler
+// the kernel was built with (Debian's headers name it, e.g. gcc-12), while
+// the guest boots. `auto` picks host when that compiler is on the host.
+import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { KmodvmError } from './errors.ts';
+import { findTool } from './preflight.ts';
+import { run, tail } from './proc.ts';
+import { compilerDiagnostics } from './steps.ts';
+
+export type BuildMode = 'auto' | 'host' | 'guest';
+
+/** The gcc major version a kernel was built with, from its generated autoconf.h ("#define CONFIG_GCC_VERSION 120200"). */
+export function kernelGccMajor(autoconf: string): number | undefined {
+  const m = /^#define CONFIG_GCC_VERSION (\d+)$/m.exec(autoconf);
+  return m ? Math.floor(Number(m[1]) / 10000) : undefined;
+}
+
+export function chooseBuildMode(requested: BuildMode, o: { gccMajor?: number; hostHasCompiler: boolean; headers: boolean }): { mode: 'host' | 'guest'; why: string } {
+  if (requested === 'guest') return { mode: 'guest', why: '--build guest' };
+  const compiler = o.gccMajor ? `gcc-${o.gccMajor}` : 'the kernel\'s compiler';
+  if (requested === 'host') {
+    if (!o.headers) throw new KmodvmError('usage', '--build host needs an image with exported headers', { hint: 'rebuild the image: npm run vm:image -- build --force' });
+    if (!o.hostHasCompiler) throw new KmodvmError('setup', `--build host needs ${compiler} on the host, the compiler the guest kernel was built with`, { hint: `install it (apt-get install ${compiler}) or use --build guest` });
+    return { mode: 'host', why: '--build host' };
+  }
+  if (!o.headers) return { mode: 'guest', why: 'the image has no exported headers' };
+  if (!o.hostHasCompiler) return { mode: 'guest', why: `${compiler}, which built the guest kernel, is not on the host` };
+  return { mode: 'host', why: `the host has ${compiler}, which built the guest kernel` };
+}
+
+/** Where an image keeps its exported kbuild tree (the linux-headers-<kver>-amd64 directory). */
+export function headersKdir(imageDir: string, kver: string): string {
+  return path.join(imageDir, 'headers', 'usr/src', `linux-headers-${kver}`);
+}
+
+/** Copies the kbuild trees out of the rootfs, keeping their layout (their symlinks are relative), and points the -amd64 Makefile at the copied -common tree. */
+export async function exportHeaders(rootfs: string, finalImageDir: string, stagingImageDir: string, kver: string): Promise<void> {
+  const top = path.join(stagingImageDir, 'headers');
+  const kdir = path.join(rootfs, 'usr/src', `linux-headers-${kver}`);
+  const mk = await readFile(path.join(kdir, 'Makefile'), 'utf8');
+  const common = /^include (\/usr\/src\/\S+)\/Makefile$/m.exec(mk)?.[1];
+  const trees = [`usr/src/linux-headers-${kver}`, ...(common ? [common.slice(1)] : [])];
+  for (const d of await readdir(path.join(rootfs, 'usr/lib'))) if (d.startsWith('linux-kbuild-')) trees.push(`usr/lib/${d}`);
+  for (const t of trees) {
+    await mkdir(path.dirname(path.join(top, t)), { recursive: true });
+    await cp(path.join(rootfs, t), path.join(top, t), { recursive: true, verbatimSymlinks: true });
+  }
+  if (common) {
+    await writeFile(path.join(top, 'usr/src', `linux-headers-${kver}`, 'Makefile'), mk.replace(common, path.join(finalImageDir, 'headers', common)));
+  }
+}
+
+export interface HostBuild { ok: boolean; ko?: string; durationMs: number; output: string; evidence?: string }
+
+/** Builds a copy of moduleDir in outDir on the host against kdir. Never writes into moduleDir. */
+export async function hostBuildModule(o: { moduleDir: string; outDir: string; kdir: string; moduleName: string; timeoutMs: number }): Promise<HostBuild> {
+  await cp(o.moduleDir, o.outDir, { recursive: true, filter: (src) => !/\.(o|ko|mod|cmd)$|\.mod\.c$|modules\.order$|Module\.symvers$/.test(src) });
+  const r = await run('make', ['-C', o.outDir, `KDIR=${o.kdir}`], { timeoutMs: o.timeoutMs });
+  const output = (r.stdout + r.stderr).split(`${o.outDir}/`).join(`${o.moduleDir}/`);
+  if (r.exitCode !== 0) {
+    const diags = compilerDiagnostics(output).filter((d) => d.severity !== 'warning');
+    return { ok: false, durationMs: r.durationMs, output, evidence: diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : `make ${r.reason}\n${tail(output, 25)}` };
+  }
+  return { ok: true, ko: path.join(o.outDir, `${o.moduleName}.ko`), durationMs: r.durationMs, output };
+}
+
+export function hostHasCompiler(gccMajor: number | undefined): boolean {
+  return gccMajor !== undefined && findTool(`gcc-${gccMajor}`) !== undefined && findTool('make') !== undefined;
+}

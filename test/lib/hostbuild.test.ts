@@ -1,0 +1,19 @@
+import t from 'tap';
+import { chooseBuildMode, kernelGccMajor } from '../../scripts/lib/hostbuild.ts';
+
+t.test("the kernel's gcc comes from its autoconf.h", async (t) => {
+  // The line as it stands in Debian's linux-headers-6.1.0-56-amd64.
+  t.equal(kernelGccMajor('#define CONFIG_CC_VERSION_TEXT "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"\n#define CONFIG_GCC_VERSION 120200\n'), 12);
+  t.equal(kernelGccMajor('#define CONFIG_CLANG_VERSION 0\n'), undefined);
+});
+
+t.test('auto builds on the host only with the same compiler and the exported headers', async (t) => {
+  t.same(chooseBuildMode('auto', { gccMajor: 12, hostHasCompiler: true, headers: true }), { mode: 'host', why: 'the host has gcc-12, which built the guest kernel' });
+  t.same(chooseBuildMode('auto', { gccMajor: 14, hostHasCompiler: false, headers: true }), { mode: 'guest', why: 'gcc-14, which built the guest kernel, is not on the host' });
+  t.equal(chooseBuildMode('auto', { gccMajor: 12, hostHasCompiler: true, headers: false }).mode, 'guest');
+  t.equal(chooseBuildMode('guest', { gccMajor: 12, hostHasCompiler: true, headers: true }).mode, 'guest');
+});
+
+t.test('--build host without the compiler is a setup error that names it', async (t) => {
+  t.throws(() => chooseBuildMode('host', { gccMajor: 14, hostHasCompiler: false, headers: true }), /needs gcc-14 on the host/);
+});
