@@ -41,6 +41,15 @@ t.test('vm:test passes on the seed payload, end to end in a real guest', async (
   t.match(readFileSync(path.join(r.runDir!, 'junit.xml'), 'utf8'), /<testsuite name="vm:test" tests="\d+" failures="0"/);
 });
 
+t.test('--build guest, the hermetic path, passes the same transcript', async (t) => {
+  const r = await vmTest(['--build', 'guest']);
+  if (r.exitCode !== 0) t.comment(explain(r));
+  t.equal(r.exitCode, 0, 'vm:test --build guest exits 0');
+  t.match(r.stderr, /build: module built in the guest/);
+  t.match(r.stdout, /^ok \d+ build-module \(/m, 'built by make in the guest');
+  t.match(r.stdout, /^ok \d+ transcript\b/m);
+});
+
 t.test('a module that does not compile fails as a build failure, with errors at host paths', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-broken-'));
   cpSync(path.join(root, 'kernel-module'), dir, { recursive: true, filter: (src) => !/\.(o|ko|cmd|mod)$/.test(src) });
