@@ -33,7 +33,7 @@ const strip = (l: string): string => l.replace(/\r$/, '').replace(/^\[\s*\d+\.\d
 
 /** True for lines that continue a splat: registers, trace entries, markers. */
 function continues(l: string): boolean {
-  return /^\s|^(Call Trace|RIP:|RSP:|RAX:|RDX:|RBP:|R\d+:|FS:|CS:|CR2:|Code:|Modules linked in|CPU:|Hardware name|Workqueue|---\[|<\/?(TASK|IRQ)>|Kernel Offset|Kernel panic|\? |[a-z_0-9.]+\+0x)/.test(l);
+  return /^\s|^(#PF:|PGD |P4D |Call Trace|RIP:|RSP:|RAX:|RDX:|RBP:|R\d+:|FS:|CS:|CR2:|Code:|Modules linked in|CPU:|Hardware name|Workqueue|---\[|<\/?(TASK|IRQ)>|Kernel Offset|Kernel panic|\? |[a-z_0-9.]+\+0x)/.test(l);
 }
 
 /** Every splat in a log, in order. Lines inside one splat's excerpt are not reported again. */

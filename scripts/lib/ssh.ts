@@ -109,7 +109,7 @@ export class SshSession {
         ch?.close();
         finish(undefined, undefined);
       }, o.timeoutMs);
-      this.client.exec(command, (err, channel) => {
+      const onChannel = (err: Error | undefined, channel: ClientChannel): void => {
         if (err) return finish(undefined, undefined, err.message);
         ch = channel;
         let code: number | undefined;
@@ -120,7 +120,13 @@ export class SshSession {
         channel.on('close', () => finish(code, sig));
         if (o.stdin !== undefined) channel.end(o.stdin);
         else channel.end();
-      });
+      };
+      try {
+        this.client.exec(command, onChannel);
+      } catch (e) {
+        // ssh2 throws at once when the connection is already gone (a dead guest).
+        finish(undefined, undefined, (e as Error).message);
+      }
     });
   }
 

@@ -35,3 +35,23 @@ t.test('taint: O and E are expected, anything new is named by letter', async (t)
   t.same(unexpectedTaint(0, 12288 | (1 << 9) | (1 << 7)), ['D', 'W']);
   t.same(unexpectedTaint(1 << 9, 1 << 9), [], 'a flag already set before is not new');
 });
+
+t.test('real splats captured in the guest (test/splat-modules) are found and classified', async (t) => {
+  const first = (f: string): { id: string; line: string; text: string } => {
+    const s = findSplats(fx(`splats/${f}`), rules, f);
+    t.ok(s.length > 0, `${f} has a splat`);
+    return { id: s[0].id, line: s[0].line, text: formatSplat(s[0]) };
+  };
+  const nul = first('splat_null_deref.serial.log');
+  t.equal(nul.id, 'bug');
+  t.match(nul.line, /^BUG: kernel NULL pointer dereference/);
+  t.match(nul.text, /splat_init\+0x[0-9a-f]+\/0x[0-9a-f]+ \[splat_null_deref\]/, 'the quote reaches the faulting function');
+  t.equal(first('splat_null_deref.dmesg.log').id, 'bug', 'dmesg shows it too');
+  const warn = first('splat_warn_on.serial.log');
+  t.equal(warn.id, 'warning');
+  t.match(warn.line, /^WARNING: CPU: \d+ PID: \d+ at \/root\/splat\/splat_warn_on\.c:10 splat_init/);
+  t.match(warn.text, /Call Trace:/);
+  const panic = first('splat_panic.serial.log');
+  t.equal(panic.id, 'panic');
+  t.match(panic.line, /^Kernel panic - not syncing: splat_panic: deliberate panic/);
+});
