@@ -1,7 +1,8 @@
 // npm run vm:test: from a fresh clone to a verdict. See README.md.
 import { loadConfig } from './lib/config.ts';
 import { log, main } from './lib/cli.ts';
-import { summary, toTap, writeReports } from './lib/report.ts';
+import { appendFile } from 'node:fs/promises';
+import { githubAnnotations, stepSummary, summary, toTap, writeReports } from './lib/report.ts';
 import { runVmTest } from './lib/vm-test-run.ts';
 
 const HELP = `usage: npm run vm:test -- [options]
@@ -22,5 +23,9 @@ await main(async () => {
   await writeReports(r);
   process.stdout.write(toTap(r.checks));
   log(summary(r));
+  if (process.env.GITHUB_ACTIONS === 'true') {
+    for (const line of githubAnnotations(r.checks, config.root)) process.stdout.write(line + '\n');
+    if (process.env.GITHUB_STEP_SUMMARY) await appendFile(process.env.GITHUB_STEP_SUMMARY, stepSummary(r));
+  }
   return r.exitCode;
 });

@@ -53,7 +53,7 @@ export async function exportHeaders(rootfs: string, finalImageDir: string, stagi
   }
 }
 
-export interface HostBuild { ok: boolean; ko?: string; durationMs: number; output: string; evidence?: string }
+export interface HostBuild { ok: boolean; ko?: string; durationMs: number; output: string; evidence?: string; annotations?: { file: string; line: number; col?: number; message: string }[] }
 
 /** Builds a copy of moduleDir in outDir on the host against kdir. Never writes into moduleDir. */
 export async function hostBuildModule(o: { moduleDir: string; outDir: string; kdir: string; moduleName: string; timeoutMs: number }): Promise<HostBuild> {
@@ -62,7 +62,8 @@ export async function hostBuildModule(o: { moduleDir: string; outDir: string; kd
   const output = (r.stdout + r.stderr).split(`${o.outDir}/`).join(`${o.moduleDir}/`);
   if (r.exitCode !== 0) {
     const diags = compilerDiagnostics(output).filter((d) => d.severity !== 'warning');
-    return { ok: false, durationMs: r.durationMs, output, evidence: diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : `make ${r.reason}\n${tail(output, 25)}` };
+    const annotations = diags.map((d) => ({ file: d.file, line: d.line, col: d.col, message: `${d.severity}: ${d.message}` }));
+    return { ok: false, durationMs: r.durationMs, output, annotations, evidence: diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : `make ${r.reason}\n${tail(output, 25)}` };
   }
   return { ok: true, ko: path.join(o.outDir, `${o.moduleName}.ko`), durationMs: r.durationMs, output };
 }

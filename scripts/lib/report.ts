@@ -11,6 +11,8 @@ export interface Check {
   durationMs: number;
   message?: string;
   evidence?: string;
+  /** Source locations to annotate (compiler errors, the failing transcript line). */
+  annotations?: { file: string; line: number; col?: number; message: string }[];
 }
 
 export interface RunReport {
@@ -88,4 +90,31 @@ export async function writeReports(r: RunReport): Promise<void> {
   await writeFile(path.join(r.runDir, 'report.json'), JSON.stringify(r, null, 2) + '\n');
   await writeFile(path.join(r.runDir, 'junit.xml'), toJUnit(r));
   await writeFile(path.join(r.runDir, 'report.tap'), toTap(r.checks));
+}
+
+const ghEscape = (s: string): string => s.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+const ghProp = (s: string): string => ghEscape(s).replace(/:/g, '%3A').replace(/,/g, '%2C');
+
+/** GitHub Actions workflow commands: one ::error per annotation, or per failed check without one. Paths relative to root. */
+export function githubAnnotations(checks: readonly Check[], root: string): string[] {
+  const rel = (f: string): string => (f.startsWith(`${root}/`) ? f.slice(root.length + 1) : f);
+  return checks.filter((c) => !c.ok).flatMap((c) => (c.annotations?.length
+    ? c.annotations.map((a) => `::error file=${ghProp(rel(a.file))},line=${a.line}${a.col ? `,col=${a.col}` : ''},title=${ghProp(`kmodvm ${c.name}`)}::${ghEscape(a.message)}`)
+    : [`::error title=${ghProp(`kmodvm ${c.name}`)}::${ghEscape(`${c.message ?? 'failed'}${c.evidence ? `\n${c.evidence}` : ''}`)}`]));
+}
+
+/** Markdown for $GITHUB_STEP_SUMMARY: the verdict, a table of checks, the evidence of failures. */
+export function stepSummary(r: RunReport): string {
+  const icon = (c: Check): string => (c.ok ? '✅' : '❌');
+  return [
+    `## kmodvm: ${r.verdict === 'pass' ? '✅ PASS' : `❌ FAIL (${r.failure}, exit ${r.exitCode})`}`,
+    '',
+    `accel \`${r.accel}\`, kernel \`${r.kernelVersion ?? '?'}\`, ${(r.durationMs / 1000).toFixed(1)} s` + (r.bootToSshMs !== undefined ? `, boot to SSH ${(r.bootToSshMs / 1000).toFixed(1)} s` : ''),
+    '',
+    '| | check | time | note |',
+    '|---|---|---|---|',
+    ...r.checks.map((c) => `| ${icon(c)} | ${c.name} | ${(c.durationMs / 1000).toFixed(2)} s | ${(c.message ?? '').replace(/\|/g, '\\|')} |`),
+    ...r.checks.filter((c) => !c.ok && c.evidence).flatMap((c) => ['', `### ${c.name}`, '', '```diff', c.evidence!, '```']),
+    '',
+  ].join('\n');
 }

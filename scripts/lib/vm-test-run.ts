@@ -120,7 +120,7 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
     }
     if (hostBuild) {
       const hb = await hostBuild;
-      checks.push({ name: 'build-module', ok: hb.ok, failure: hb.ok ? undefined : 'build', durationMs: hb.durationMs, message: hb.ok ? 'on the host' : 'the module does not build (on the host)', evidence: hb.evidence });
+      checks.push({ name: 'build-module', ok: hb.ok, failure: hb.ok ? undefined : 'build', durationMs: hb.durationMs, message: hb.ok ? 'on the host' : 'the module does not build (on the host)', evidence: hb.evidence, annotations: hb.annotations });
       await writeFile(path.join(runDir, 'build', 'host-build.log'), hb.output);
       if (!hb.ok) return await finish();
     }
@@ -150,9 +150,15 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
         if (rec.failure === 'build') {
           const diags = compilerDiagnostics(out).filter((d) => d.severity !== 'warning');
           check.evidence = diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : tail(out, 25);
+          check.annotations = diags.map((d) => ({ file: d.file, line: d.line, col: d.col, message: `${d.severity}: ${d.message}` }));
         } else if (rec.failure === 'load') {
           const dm = await session.exec(['dmesg'], { timeoutMs: c.timeouts.command * 1000 });
           check.evidence = `${tail(out, 10)}\nkernel log, last lines:\n${tail(dm.stdout, 15)}`;
+        } else if (rec.failure === 'timeout') {
+          // Evidence before the kill: blocked tasks and all task states, through a second channel on the same connection.
+          const dump = await session.exec(['sh', '-c', 'echo w > /proc/sysrq-trigger; echo t > /proc/sysrq-trigger; dmesg | tail -n 120'], { timeoutMs: 15_000 });
+          await writeFile(path.join(runDir, 'sysrq-dump.log'), dump.stdout);
+          check.evidence = [`output so far:\n${tail(out, 10)}`, dump.exitCode === 0 ? `sysrq w/t task dump (full: sysrq-dump.log), last lines:\n${tail(dump.stdout, 40)}` : `the guest did not answer a sysrq request (${dump.reason})`, `serial console, last lines:\n${await vm.serialTail(15)}`].join('\n');
         } else {
           check.evidence = tail(out, 25);
         }
@@ -170,7 +176,10 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
       report.captures = m.captures;
       checks.push(m.ok
         ? { name: 'transcript', ok: true, durationMs: 0, message: `pid ${m.captures.pid ?? '?'}` }
-        : { name: 'transcript', ok: false, failure: 'transcript', durationMs: 0, message: 'output differs from the expected transcript', evidence: formatMismatches(m, c.transcript) });
+        : {
+          name: 'transcript', ok: false, failure: 'transcript', durationMs: 0, message: 'output differs from the expected transcript', evidence: formatMismatches(m, c.transcript),
+          annotations: m.mismatches.map((x) => ({ file: transcriptFile, line: x.expected.lineNo, message: `${x.section}: ${x.why}: ${x.expected.text}` })),
+        });
     }
     // Splats: the kernel log and the serial console.
     const finalDmesg = (await session.exec(['dmesg'], { timeoutMs: c.timeouts.command * 1000 })).stdout;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { summary, toJUnit, toTap, verdictOf, type Check, type RunReport } from '../../scripts/lib/report.ts';
+import { githubAnnotations, stepSummary, summary, toJUnit, toTap, verdictOf, type Check, type RunReport } from '../../scripts/lib/report.ts';
 
 const checks: Check[] = [
   { name: 'boot', ok: true, durationMs: 7080 },
@@ -26,4 +26,24 @@ t.test('JUnit: a testcase per check, failures escaped', async (t) => {
   t.match(x, /<failure type="app" message="app timed out after 60 s">no reply &lt;from&gt; &quot;kernel&quot; &amp; co<\/failure>/);
   t.match(summary(r), /^verdict: FAIL \(splat, exit 13\)/);
   t.match(summary(r), /run directory: \/r$/);
+});
+
+t.test('GitHub annotations: file and line for compiler errors, escaped; a plain error otherwise', async (t) => {
+  const c: Check[] = [
+    { name: 'build-module', ok: false, failure: 'build', durationMs: 1, message: 'make exited 2', annotations: [{ file: '/repo/kernel-module/a.c', line: 168, col: 9, message: "error: 'nlsok' undeclared, 100%" }] },
+    { name: 'app', ok: false, failure: 'app', durationMs: 1, message: 'app exited 1', evidence: 'line1\nline2' },
+    { name: 'boot', ok: true, durationMs: 1 },
+  ];
+  t.same(githubAnnotations(c, '/repo'), [
+    "::error file=kernel-module/a.c,line=168,col=9,title=kmodvm build-module::error: 'nlsok' undeclared, 100%25",
+    '::error title=kmodvm app::app exited 1%0Aline1%0Aline2',
+  ]);
+});
+
+t.test('the step summary holds the verdict, a row per check and the evidence', async (t) => {
+  const r: RunReport = { ...verdictOf(checks), runDir: '/r', accel: 'tcg', kernelVersion: '6.1.0-56-amd64', startedAt: 'x', durationMs: 1000, checks };
+  const md = stepSummary(r);
+  t.match(md, /^## kmodvm: ❌ FAIL \(splat, exit 13\)/);
+  t.match(md, /\| ✅ \| boot \| 7\.08 s \|/);
+  t.match(md, /### no-splat\n\n```diff\nBUG: \.\.\.\nCall Trace:\n```/);
 });
