@@ -48,6 +48,10 @@ export interface Config {
   recipe: string;
   /** Where the module is built: `auto` (host when the host has the compiler that built the guest kernel, else guest), `host` or `guest`. Default `auto`. Env KMODVM_BUILD, flag --build. */
   build: BuildMode;
+  /** Instance name for vm:up/ssh/logs/status/down/watch. Default `default`. Flag --name. */
+  name: string;
+  /** vm:test on this running instance instead of a fresh boot. Default '' (hermetic). Flag --reuse NAME. */
+  reuse: string;
   /** Print the plan and the exact QEMU command, run nothing. Default false. Flag --dry-run. */
   dryRun: boolean;
   timeouts: Timeouts;
@@ -77,6 +81,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot())
     transcript: 'test/expected/netlink.transcript',
     recipe: 'qemu/recipe.json',
     build: 'auto',
+    name: 'default',
+    reuse: '',
     dryRun: false,
     timeouts: { boot: 180, build: 600, load: 60, app: 60, command: 60 },
   };
@@ -101,6 +107,8 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
   c.memoryMiB = int('memoryMiB', c.memoryMiB, 256, 65536);
   c.cpus = int('cpus', c.cpus, 1, 64);
   for (const k of Object.keys(c.timeouts) as (keyof Timeouts)[]) c.timeouts[k] = int(`timeouts.${k}`, c.timeouts[k], 1, 86400);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/.test(c.name)) throw bad('name', 'must be 1-32 letters, digits, _ or -', c.name);
+  if (c.reuse && !/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/.test(c.reuse)) throw bad('reuse', 'must name an instance (1-32 letters, digits, _ or -)', c.reuse);
   if (c.mirror && !/^(https?|file):\/\/\S+$/.test(c.mirror)) throw bad('mirror', 'must be an http(s):// or file:// URL', c.mirror);
   for (const k of ['cacheDir', 'runsDir', 'moduleDir', 'appDir', 'transcript', 'recipe'] as const) {
     if (typeof c[k] !== 'string' || c[k] === '') throw bad(k, 'must be a non-empty path', c[k]);
@@ -137,11 +145,14 @@ export const CLI_OPTIONS = {
   'boot-timeout': { type: 'string' },
   'build-timeout': { type: 'string' },
   'dry-run': { type: 'boolean' },
+  name: { type: 'string' },
+  reuse: { type: 'string' },
+  follow: { type: 'boolean', short: 'f' },
   force: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-export interface Cli { config: Config; help: boolean; positionals: string[] }
+export interface Cli { config: Config; help: boolean; follow: boolean; positionals: string[] }
 
 /** Builds the configuration from argv and env. Unknown flags are a usage error. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, root = defaultRoot()): Cli {
@@ -156,14 +167,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
   const map: [keyof typeof v, string][] = [
     ['accel', 'accel'], ['build', 'build'], ['cache-dir', 'cacheDir'], ['runs-dir', 'runsDir'], ['mirror', 'mirror'],
     ['memory', 'memoryMiB'], ['cpus', 'cpus'], ['module-dir', 'moduleDir'], ['app-dir', 'appDir'],
-    ['transcript', 'transcript'], ['recipe', 'recipe'], ['dry-run', 'dryRun'],
+    ['transcript', 'transcript'], ['recipe', 'recipe'], ['dry-run', 'dryRun'], ['name', 'name'], ['reuse', 'reuse'],
   ];
   for (const [flag, field] of map) if (v[flag] !== undefined) cli[field] = v[flag];
   const timeouts: Partial<Timeouts> = {};
   if (v['boot-timeout'] !== undefined) timeouts.boot = v['boot-timeout'] as unknown as number;
   if (v['build-timeout'] !== undefined) timeouts.build = v['build-timeout'] as unknown as number;
   const config = validateConfig({ ...fromEnv(env), ...cli, timeouts }, defaultConfig(env, root));
-  return { config, help: Boolean(v.help), positionals: parsed.positionals };
+  return { config, help: Boolean(v.help), follow: Boolean(v.follow), positionals: parsed.positionals };
 }
 
 export function resolveIn(c: Config, p: string): string {

@@ -57,7 +57,7 @@ export interface HostBuild { ok: boolean; ko?: string; durationMs: number; outpu
 
 /** Builds a copy of moduleDir in outDir on the host against kdir. Never writes into moduleDir. */
 export async function hostBuildModule(o: { moduleDir: string; outDir: string; kdir: string; moduleName: string; timeoutMs: number }): Promise<HostBuild> {
-  await cp(o.moduleDir, o.outDir, { recursive: true, filter: (src) => !/\.(o|ko|mod|cmd)$|\.mod\.c$|modules\.order$|Module\.symvers$/.test(src) });
+  await cp(o.moduleDir, o.outDir, { recursive: true, preserveTimestamps: true, filter: (src) => !/\.(o|ko|mod|cmd)$|\.mod\.c$|modules\.order$|Module\.symvers$/.test(src) });
   const r = await run('make', ['-C', o.outDir, `KDIR=${o.kdir}`], { timeoutMs: o.timeoutMs });
   const output = (r.stdout + r.stderr).split(`${o.outDir}/`).join(`${o.moduleDir}/`);
   if (r.exitCode !== 0) {

@@ -130,6 +130,53 @@ export class SshSession {
     });
   }
 
+  /**
+   * Runs a command with streams attached (vm:ssh -- CMD): stdin is forwarded,
+   * output is written as it comes. Resolves with the exit code (255 when the
+   * command died by a signal or the connection broke).
+   */
+  execStream(command: string, io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; pty?: boolean }): Promise<number> {
+    return new Promise((resolve) => {
+      const opts = io.pty ? { pty: { term: process.env.TERM ?? 'xterm', rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 } } : {};
+      this.client.exec(command, opts, (err, ch) => {
+        if (err) { io.stderr.write(`${err.message}\n`); return resolve(255); }
+        let code = 255;
+        ch.on('exit', (c: number | null) => { code = c ?? 255; });
+        ch.on('close', () => resolve(code));
+        ch.pipe(io.stdout as NodeJS.WritableStream, { end: false });
+        ch.stderr.pipe(io.stderr as NodeJS.WritableStream, { end: false });
+        if (io.stdin) io.stdin.pipe(ch); else ch.end();
+      });
+    });
+  }
+
+  /** An interactive login shell on a real pty that follows the terminal's size. Resolves with the shell's exit code. */
+  shell(): Promise<number> {
+    return new Promise((resolve) => {
+      const stdin = process.stdin;
+      const win = { term: process.env.TERM ?? 'xterm-256color', rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 };
+      this.client.shell(win, (err, ch) => {
+        if (err) { process.stderr.write(`${err.message}\n`); return resolve(255); }
+        const resize = (): void => { ch.setWindow(process.stdout.rows ?? 24, process.stdout.columns ?? 80, 0, 0); };
+        process.stdout.on('resize', resize);
+        if (stdin.isTTY) stdin.setRawMode(true);
+        stdin.resume();
+        stdin.pipe(ch);
+        ch.pipe(process.stdout, { end: false });
+        ch.stderr.pipe(process.stderr, { end: false });
+        let code = 0;
+        ch.on('exit', (c: number | null) => { code = c ?? 255; });
+        ch.on('close', () => {
+          process.stdout.off('resize', resize);
+          stdin.unpipe(ch);
+          if (stdin.isTTY) stdin.setRawMode(false);
+          stdin.pause();
+          resolve(code);
+        });
+      });
+    });
+  }
+
   private sftp(): Promise<SFTPWrapper> {
     return new Promise((resolve, reject) => this.client.sftp((e, s) => (e ? reject(e) : resolve(s))));
   }
@@ -155,7 +202,10 @@ export class SshSession {
         if (st.isDirectory()) await walk(r);
         else if (st.isFile()) {
           const data = await readFile(path.join(localDir, r));
-          await call<void>((cb) => sftp.writeFile(path.posix.join(remoteDir, r), data, { mode: st.mode & 0o777 }, (e) => cb(e)));
+          const remote = path.posix.join(remoteDir, r);
+          await call<void>((cb) => sftp.writeFile(remote, data, { mode: st.mode & 0o777 }, (e) => cb(e)));
+          // Keep the host's mtime, so make in the guest rebuilds only what changed.
+          await call<void>((cb) => sftp.utimes(remote, st.atime, st.mtime, (e) => cb(e)));
           sent.push(r);
         }
       }

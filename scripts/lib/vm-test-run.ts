@@ -13,18 +13,17 @@ import { run, tail } from './proc.ts';
 import { verdictOf, type Check, type RunReport } from './report.ts';
 import { findSplats, formatSplat, loadRules, unexpectedTaint } from './splat.ts';
 import type { SshSession } from './ssh.ts';
-import { compilerDiagnostics, GUEST_WORK, judge, mapGuestPaths, recordStep, testPlan, type StepRecord } from './steps.ts';
-import { formatMismatches, matchTranscript, parseTranscript } from './transcript.ts';
+import { testPlan } from './steps.ts';
+import { requireRunning } from './instance.ts';
+import { testOnInstance } from './instance-run.ts';
+import { APP, isBuildProduct, MODULE, testOnSession } from './session-test.ts';
+export { isBuildProduct } from './session-test.ts';
+import { parseTranscript } from './transcript.ts';
 import { freePort, isPortInUse, QEMU, Vm } from './vm.ts';
 
-const MODULE = 'netlink_simple_intf';
-const APP = 'netlink_userapp';
 
 export interface RunOptions { log: (l: string) => void }
 
-/** Files the upload skips: build products. */
-export const isBuildProduct = (rel: string): boolean =>
-  /(^|\/)(\.[^/]*\.cmd|.*\.o|.*\.ko|.*\.mod|.*\.mod\.c|modules\.order|Module\.symvers|\.tmp_versions)$/.test(rel) || rel === 'netlink_userapp';
 
 export function newRunDir(c: Config, now = new Date()): string {
   return path.join(c.runsDir, `${now.toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
@@ -83,6 +82,15 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
     return { verdict: 'pass', exitCode: 0, runDir: '', accel, startedAt: new Date(started).toISOString(), durationMs: 0, checks: [] };
   }
 
+  if (c.reuse) {
+    const state = await requireRunning(c, c.reuse, log);
+    const runDir = newRunDir(c);
+    log(`run directory: ${runDir} (on instance ${c.reuse})`);
+    const r = await testOnInstance(c, state, runDir, log);
+    if (r.needsReboot) log(`instance ${c.reuse}: the kernel can no longer be trusted (${r.needsReboot}); restart it before the next run`);
+    return r.report;
+  }
+
   await preflight(log);
   const img = await ensureImage(c, log);
   const runDir = newRunDir(c);
@@ -118,80 +126,13 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
       fail('boot', e.failure, e.message, [e.evidence, e.hint && `next: ${e.hint}`].filter(Boolean).join('\n'), Date.now() - started);
       return finish();
     }
-    if (hostBuild) {
-      const hb = await hostBuild;
-      checks.push({ name: 'build-module', ok: hb.ok, failure: hb.ok ? undefined : 'build', durationMs: hb.durationMs, message: hb.ok ? 'on the host' : 'the module does not build (on the host)', evidence: hb.evidence, annotations: hb.annotations });
-      await writeFile(path.join(runDir, 'build', 'host-build.log'), hb.output);
-      if (!hb.ok) return await finish();
-    }
-    const t0 = Date.now();
-    await session.exec(['mkdir', '-p', `${GUEST_WORK}/kernel-module`], { timeoutMs: c.timeouts.command * 1000 });
-    const sent = [
-      ...(hostBuild
-        ? await session.upload(path.join(runDir, 'build', 'kernel-module'), `${GUEST_WORK}/kernel-module`, (rel) => rel !== `${MODULE}.ko`)
-        : await session.upload(moduleDir, `${GUEST_WORK}/kernel-module`, isBuildProduct)),
-      ...(await session.upload(appDir, `${GUEST_WORK}/userapp`, isBuildProduct)),
-    ];
-    checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: `${sent.length} files` });
-
-    const records = new Map<string, StepRecord>();
-    const plan = testPlan({ moduleName: MODULE, appName: APP, timeouts: c.timeouts, buildModuleInGuest: !hostBuild });
-    let i = 0;
-    for (const spec of plan) {
-      log(`step ${spec.name}`);
-      const rec = judge(spec, await session.exec(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd }));
-      records.set(spec.name, rec);
-      await recordStep(runDir, ++i, rec);
-      const check: Check = { name: spec.name, ok: rec.ok, failure: rec.failure, durationMs: rec.result.durationMs, message: rec.message };
-      if (!rec.ok) {
-        const hostDir = spec.name === 'build-app' ? appDir : moduleDir;
-        const guestDir = spec.name === 'build-app' ? `${GUEST_WORK}/userapp` : `${GUEST_WORK}/kernel-module`;
-        const out = mapGuestPaths(`${rec.result.stdout}\n${rec.result.stderr}`, guestDir, hostDir);
-        if (rec.failure === 'build') {
-          const diags = compilerDiagnostics(out).filter((d) => d.severity !== 'warning');
-          check.evidence = diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : tail(out, 25);
-          check.annotations = diags.map((d) => ({ file: d.file, line: d.line, col: d.col, message: `${d.severity}: ${d.message}` }));
-        } else if (rec.failure === 'load') {
-          const dm = await session.exec(['dmesg'], { timeoutMs: c.timeouts.command * 1000 });
-          check.evidence = `${tail(out, 10)}\nkernel log, last lines:\n${tail(dm.stdout, 15)}`;
-        } else if (rec.failure === 'timeout') {
-          // Evidence before the kill: blocked tasks and all task states, through a second channel on the same connection.
-          const dump = await session.exec(['sh', '-c', 'echo w > /proc/sysrq-trigger; echo t > /proc/sysrq-trigger; dmesg | tail -n 120'], { timeoutMs: 15_000 });
-          await writeFile(path.join(runDir, 'sysrq-dump.log'), dump.stdout);
-          check.evidence = [`output so far:\n${tail(out, 10)}`, dump.exitCode === 0 ? `sysrq w/t task dump (full: sysrq-dump.log), last lines:\n${tail(dump.stdout, 40)}` : `the guest did not answer a sysrq request (${dump.reason})`, `serial console, last lines:\n${await vm.serialTail(15)}`].join('\n');
-        } else {
-          check.evidence = tail(out, 25);
-        }
-        checks.push(check);
-        break;
-      }
-      checks.push(check);
-    }
-
-    // Transcript: the app's stdout and the kernel log after rmmod.
-    const appOut = records.get('app')?.result.stdout;
-    const dmesg = records.get('dmesg-after')?.result.stdout ?? records.get('dmesg')?.result.stdout;
-    if (appOut !== undefined && dmesg !== undefined && records.get('rmmod')?.ok !== false) {
-      const m = matchTranscript(transcript, { kernel: dmesg, app: appOut });
-      report.captures = m.captures;
-      checks.push(m.ok
-        ? { name: 'transcript', ok: true, durationMs: 0, message: `pid ${m.captures.pid ?? '?'}` }
-        : {
-          name: 'transcript', ok: false, failure: 'transcript', durationMs: 0, message: 'output differs from the expected transcript', evidence: formatMismatches(m, c.transcript),
-          annotations: m.mismatches.map((x) => ({ file: transcriptFile, line: x.expected.lineNo, message: `${x.section}: ${x.why}: ${x.expected.text}` })),
-        });
-    }
-    // Splats: the kernel log and the serial console.
-    const finalDmesg = (await session.exec(['dmesg'], { timeoutMs: c.timeouts.command * 1000 })).stdout;
-    await writeFile(path.join(runDir, 'dmesg.log'), finalDmesg);
-    const before = records.get('taint-before');
-    const after = records.get('taint-after');
-    if (before?.ok && after?.ok) {
-      const extra = unexpectedTaint(Number(before.result.stdout.trim()), Number(after.result.stdout.trim()));
-      checks.push(extra.length
-        ? { name: 'taint', ok: false, failure: 'splat', durationMs: 0, message: `new taint flags ${extra.join('')}`, evidence: `tainted ${before.result.stdout.trim()} -> ${after.result.stdout.trim()}` }
-        : { name: 'taint', ok: true, durationMs: 0, message: `tainted ${after.result.stdout.trim()}` });
-    }
+    const r = await testOnSession({
+      c, session, runDir, moduleDir, appDir, transcript, transcriptFile, hostBuild, log,
+      serialTail: () => vm!.serialTail(15),
+    });
+    checks.push(...r.checks);
+    report.captures = r.captures;
+    const finalDmesg = r.finalDmesg;
     const t1 = Date.now();
     await session.exec(['sh', '-c', 'echo o > /proc/sysrq-trigger'], { timeoutMs: 5000 }).catch(() => undefined);
     session.close(); session = undefined;

@@ -1,5 +1,6 @@
 // VM lifecycle: start QEMU, wait for SSH against a deadline while watching
 // that QEMU is alive, and kill it on every way out (exit, error, Ctrl-C).
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { execa, type ResultPromise } from 'execa';
@@ -48,6 +49,7 @@ export class Vm {
   private exitInfo: Exit | undefined;
   private exited: Promise<Exit> | undefined;
   private stderrBuf = '';
+  private stderrFile: string | undefined;
 
   constructor(readonly spec: VmSpec) {
     this.args = buildQemuArgs(spec);
@@ -65,17 +67,36 @@ export class Vm {
     return this.exitInfo;
   }
 
-  start(): void {
+  /**
+   * Starts QEMU. A detached VM (vm:up) outlives this process once release()
+   * is called; until then it is killed on Ctrl-C like any other.
+   */
+  start(o: { detached?: { stderrFile: string } } = {}): void {
     installReaper();
-    const child = execa(QEMU, this.args, { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', cleanup: true });
+    // A detached QEMU writes stderr to a file: a pipe would break when we exit.
+    const child = execa(QEMU, this.args, {
+      reject: false, stdin: 'ignore', stdout: 'ignore', stderr: o.detached ? { file: o.detached.stderrFile } : 'pipe',
+      cleanup: !o.detached, detached: Boolean(o.detached),
+    });
+    this.stderrFile = o.detached?.stderrFile;
     this.child = child;
     live.add(this);
     child.stderr?.on('data', (d: Buffer) => { this.stderrBuf += d.toString(); });
     this.exited = child.then((r) => {
       live.delete(this);
-      this.exitInfo = { code: r.exitCode, signal: r.signal, stderr: this.stderrBuf };
+      this.exitInfo = { code: r.exitCode, signal: r.signal, stderr: this.stderrFile ? readFileSync(this.stderrFile, 'utf8') : this.stderrBuf };
       return this.exitInfo;
     });
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Lets a detached QEMU live on after this process exits. */
+  release(): void {
+    live.delete(this);
+    this.child?.unref();
   }
 
   /** Resolves when QEMU has exited. */

@@ -1,6 +1,6 @@
 // An in-process ssh2 Server on 127.0.0.1, as in ssh2's own tests: exec is
 // answered with canned output and exit codes. No guest boots here.
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -12,10 +12,10 @@ const other = ssh2.utils.generateKeyPairSync('ed25519');
 const client = ssh2.utils.generateKeyPairSync('ed25519');
 const clientBlob = (ssh2.utils.parseKey(client.public) as ssh2.ParsedKey).getPublicSSH();
 
-interface Seen { commands: string[]; files: Record<string, string> }
+interface Seen { commands: string[]; files: Record<string, string>; mtimes: Record<string, number> }
 
 async function server(t: { teardown: (f: () => void) => void }, hostKey = host.private): Promise<{ port: number; seen: Seen }> {
-  const seen: Seen = { commands: [], files: {} };
+  const seen: Seen = { commands: [], files: {}, mtimes: {} };
   const srv = new ssh2.Server({ hostKeys: [hostKey] }, (conn) => {
     conn.on('authentication', (ctx) => {
       if (ctx.method === 'publickey' && ctx.key.data.equals(clientBlob)) return ctx.accept();
@@ -40,6 +40,7 @@ async function server(t: { teardown: (f: () => void) => void }, hostKey = host.p
           sftp.on('OPEN', (id, filename) => { const h = Buffer.alloc(4); h.writeUInt32BE(next); handles.set(next++, filename); seen.files[filename] = ''; sftp.handle(id, h); });
           sftp.on('WRITE', (id, h, _off, data) => { const f = handles.get(h.readUInt32BE(0))!; seen.files[f] += data.toString(); sftp.status(id, ssh2.utils.sftp.STATUS_CODE.OK); });
           sftp.on('FSETSTAT', (id) => sftp.status(id, ssh2.utils.sftp.STATUS_CODE.OK));
+          sftp.on('SETSTAT', (id, p, attrs) => { seen.mtimes[p] = attrs.mtime ?? -1; sftp.status(id, ssh2.utils.sftp.STATUS_CODE.OK); });
           sftp.on('CLOSE', (id) => sftp.status(id, ssh2.utils.sftp.STATUS_CODE.OK));
         });
       });
@@ -93,6 +94,7 @@ t.test('upload sends regular files, skipping what skip() names', async (t) => {
   const sent = await s.upload(dir, '/root/w', (rel) => rel.endsWith('.o'));
   t.same(sent, ['a.c', 'sub/Kbuild']);
   t.same(seen.files, { '/root/w/a.c': 'int x;\n', '/root/w/sub/Kbuild': 'obj-m := a.o\n' });
+  t.equal(seen.mtimes['/root/w/a.c'], Math.floor(statSync(path.join(dir, 'a.c')).mtimeMs / 1000), 'the host mtime is kept, so make rebuilds only what changed');
 });
 
 t.test('remote commands: cwd is quoted too', async (t) => {

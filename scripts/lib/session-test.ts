@@ -1,0 +1,136 @@
+// The test steps on an open SSH session: upload, build, load, run, unload,
+// then the transcript and taint checks. Shared by vm:test (fresh boot or
+// --reuse) and vm:watch. It does not boot or power off anything.
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from './config.ts';
+import type { HostBuild } from './hostbuild.ts';
+import { tail } from './proc.ts';
+import type { Check } from './report.ts';
+import { unexpectedTaint } from './splat.ts';
+import type { SshSession } from './ssh.ts';
+import { compilerDiagnostics, GUEST_WORK, judge, mapGuestPaths, recordStep, testPlan, type StepRecord, type StepSpec } from './steps.ts';
+import { formatMismatches, matchTranscript, type Transcript } from './transcript.ts';
+
+export const MODULE = 'netlink_simple_intf';
+export const APP = 'netlink_userapp';
+/** Taint flag O: an out-of-tree module was loaded this boot. */
+const TAINT_OOT = 1 << 12;
+
+/** Files the upload skips: build products. */
+export const isBuildProduct = (rel: string): boolean =>
+  /(^|\/)(\.[^/]*\.cmd|.*\.o|.*\.ko|.*\.mod|.*\.mod\.c|modules\.order|Module\.symvers|\.tmp_versions)$/.test(rel) || rel === APP;
+
+export interface SessionTestInput {
+  c: Config;
+  session: SshSession;
+  runDir: string;
+  moduleDir: string;
+  appDir: string;
+  transcript: Transcript;
+  transcriptFile: string;
+  /** The module built on the host, if --build host. */
+  hostBuild?: Promise<HostBuild>;
+  /** Where the host build happens. Default <runDir>/build/kernel-module. */
+  hostBuildDir?: string;
+  /** On a VM that already ran tests: unload a leftover module and clear the kernel log first. */
+  reuse?: boolean;
+  serialTail: () => Promise<string>;
+  log: (l: string) => void;
+}
+
+export interface SessionTestResult { checks: Check[]; captures?: Record<string, string>; finalDmesg: string; records: Map<string, StepRecord> }
+
+const cleanupStep = (c: Config): StepSpec => ({
+  name: 'unload-old', argv: ['sh', '-c', `rmmod ${MODULE} 2>/dev/null; dmesg -C`], timeoutMs: c.timeouts.load * 1000, failure: 'load',
+});
+
+async function evidenceFor(i: SessionTestInput, spec: StepSpec, rec: StepRecord): Promise<Pick<Check, 'evidence' | 'annotations'>> {
+  const app = spec.name === 'build-app';
+  const out = mapGuestPaths(`${rec.result.stdout}\n${rec.result.stderr}`, `${GUEST_WORK}/${app ? 'userapp' : 'kernel-module'}`, app ? i.appDir : i.moduleDir);
+  if (rec.failure === 'build') {
+    const diags = compilerDiagnostics(out).filter((d) => d.severity !== 'warning');
+    return {
+      evidence: diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : tail(out, 25),
+      annotations: diags.map((d) => ({ file: d.file, line: d.line, col: d.col, message: `${d.severity}: ${d.message}` })),
+    };
+  }
+  if (rec.failure === 'load') {
+    const dm = await i.session.exec(['dmesg'], { timeoutMs: i.c.timeouts.command * 1000 });
+    return { evidence: `${tail(out, 10)}\nkernel log, last lines:\n${tail(dm.stdout, 15)}` };
+  }
+  if (rec.failure === 'timeout') {
+    // Evidence before the VM is killed: blocked tasks and all task states, over a second channel.
+    const dump = await i.session.exec(['sh', '-c', 'echo w > /proc/sysrq-trigger; echo t > /proc/sysrq-trigger; dmesg | tail -n 120'], { timeoutMs: 15_000 });
+    await writeFile(path.join(i.runDir, 'sysrq-dump.log'), dump.stdout);
+    return {
+      evidence: [`output so far:\n${tail(out, 10)}`,
+        dump.exitCode === 0 ? `sysrq w/t task dump (full: sysrq-dump.log), last lines:\n${tail(dump.stdout, 40)}` : `the guest did not answer a sysrq request (${dump.reason})`,
+        `serial console, last lines:\n${await i.serialTail()}`].join('\n'),
+    };
+  }
+  return { evidence: tail(out, 25) };
+}
+
+export async function testOnSession(i: SessionTestInput): Promise<SessionTestResult> {
+  const { c, session, runDir } = i;
+  const checks: Check[] = [];
+  const records = new Map<string, StepRecord>();
+  const result = (): SessionTestResult => ({ checks, records, finalDmesg: '' });
+  if (i.hostBuild) {
+    const hb = await i.hostBuild;
+    checks.push({ name: 'build-module', ok: hb.ok, failure: hb.ok ? undefined : 'build', durationMs: hb.durationMs, message: hb.ok ? 'on the host' : 'the module does not build (on the host)', evidence: hb.evidence, annotations: hb.annotations });
+    await writeFile(path.join(runDir, 'host-build.log'), hb.output);
+    if (!hb.ok) return result();
+  }
+  const t0 = Date.now();
+  await session.exec(['mkdir', '-p', `${GUEST_WORK}/kernel-module`], { timeoutMs: c.timeouts.command * 1000 });
+  const sent = [
+    ...(i.hostBuild
+      ? await session.upload(i.hostBuildDir ?? path.join(runDir, 'build', 'kernel-module'), `${GUEST_WORK}/kernel-module`, (rel) => rel !== `${MODULE}.ko`)
+      : await session.upload(i.moduleDir, `${GUEST_WORK}/kernel-module`, isBuildProduct)),
+    ...(await session.upload(i.appDir, `${GUEST_WORK}/userapp`, isBuildProduct)),
+  ];
+  checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: `${sent.length} files` });
+
+  const plan = [...(i.reuse ? [cleanupStep(c)] : []), ...testPlan({ moduleName: MODULE, appName: APP, timeouts: c.timeouts, buildModuleInGuest: !i.hostBuild })];
+  let n = 0;
+  for (const spec of plan) {
+    i.log(`step ${spec.name}`);
+    const rec = judge(spec, await session.exec(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd }));
+    records.set(spec.name, rec);
+    await recordStep(runDir, ++n, rec);
+    const check: Check = { name: spec.name, ok: rec.ok, failure: rec.failure, durationMs: rec.result.durationMs, message: rec.message };
+    if (!rec.ok) Object.assign(check, await evidenceFor(i, spec, rec));
+    checks.push(check);
+    if (!rec.ok) break;
+  }
+
+  // The module's first-load lines (taint, signature) print once per boot: they are
+  // required exactly when the kernel had no out-of-tree module before this run.
+  const before = records.get('taint-before');
+  const firstLoad = before?.ok ? (Number(before.result.stdout.trim()) & TAINT_OOT) === 0 : true;
+  const appOut = records.get('app')?.result.stdout;
+  const dmesg = records.get('dmesg-after')?.result.stdout;
+  let captures: Record<string, string> | undefined;
+  if (appOut !== undefined && dmesg !== undefined) {
+    const m = matchTranscript(i.transcript, { kernel: dmesg, app: appOut }, { firstLoad });
+    captures = m.captures;
+    checks.push(m.ok
+      ? { name: 'transcript', ok: true, durationMs: 0, message: `pid ${m.captures.pid ?? '?'}${firstLoad ? '' : ' (module loaded before this boot: first-load lines not expected)'}` }
+      : {
+        name: 'transcript', ok: false, failure: 'transcript', durationMs: 0, message: 'output differs from the expected transcript', evidence: formatMismatches(m, c.transcript),
+        annotations: m.mismatches.map((x) => ({ file: i.transcriptFile, line: x.expected.lineNo, message: `${x.section}: ${x.why}: ${x.expected.text}` })),
+      });
+  }
+  const finalDmesg = (await session.exec(['dmesg'], { timeoutMs: c.timeouts.command * 1000 })).stdout;
+  await writeFile(path.join(runDir, 'dmesg.log'), finalDmesg);
+  const after = records.get('taint-after');
+  if (before?.ok && after?.ok) {
+    const extra = unexpectedTaint(Number(before.result.stdout.trim()), Number(after.result.stdout.trim()));
+    checks.push(extra.length
+      ? { name: 'taint', ok: false, failure: 'splat', durationMs: 0, message: `new taint flags ${extra.join('')}`, evidence: `tainted ${before.result.stdout.trim()} -> ${after.result.stdout.trim()}` }
+      : { name: 'taint', ok: true, durationMs: 0, message: `tainted ${after.result.stdout.trim()}` });
+  }
+  return { checks, captures, finalDmesg, records };
+}

@@ -1,0 +1,79 @@
+// vm:watch: on every save under the module or app directory (debounced),
+// run the test steps on a running instance and print a one-screen verdict.
+// A kernel that a buggy module may have corrupted never decides the next
+// verdict: after a splat, a new taint, a failed rmmod or a hang the instance
+// is rebooted fresh first.
+import path from 'node:path';
+import chokidar from 'chokidar';
+import type { Config } from './config.ts';
+import { resolveIn } from './config.ts';
+import { lookup } from './instance.ts';
+import { downInstance, testOnInstance, upInstance } from './instance-run.ts';
+import { writeReports, type RunReport } from './report.ts';
+import { isBuildProduct } from './session-test.ts';
+import { newRunDir } from './vm-test-run.ts';
+
+/** Collects changed paths and fires once they have been quiet for `ms`. */
+export function debouncer(ms: number, fire: (paths: string[]) => void): (p: string) => void {
+  let pending = new Set<string>();
+  let timer: NodeJS.Timeout | undefined;
+  return (p: string) => {
+    pending.add(p);
+    clearTimeout(timer);
+    timer = setTimeout(() => { const ps = [...pending].sort(); pending = new Set(); fire(ps); }, ms);
+  };
+}
+
+/** The one-screen verdict of a watch cycle. */
+export function verdictScreen(r: RunReport, changed: string[], latencyMs: number, root: string): string {
+  const rel = (p: string): string => path.relative(root, p) || p;
+  const failed = r.checks.filter((c) => !c.ok);
+  const build = r.checks.filter((c) => c.name.startsWith('build-'));
+  const lines = [
+    `──── ${new Date().toLocaleTimeString()} ${r.verdict === 'pass' ? 'PASS' : `FAIL (${r.failure})`} · save to verdict ${(latencyMs / 1000).toFixed(1)} s`,
+    `changed: ${changed.map(rel).join(', ') || '(first run)'}`,
+    `build:   ${build.map((c) => `${c.name.replace('build-', '')} ${c.ok ? 'ok' : 'FAILED'}${c.message === 'on the host' ? ' (host)' : ''}`).join(', ') || 'not reached'}`,
+  ];
+  for (const c of failed) {
+    lines.push(`${c.name}: ${c.message ?? ''}`);
+    if (c.evidence) lines.push(...c.evidence.split('\n').slice(0, 14).map((l) => `  ${l}`));
+  }
+  if (!failed.length) lines.push(`transcript: match (${r.checks.find((c) => c.name === 'transcript')?.message ?? ''})`);
+  lines.push(`run directory: ${r.runDir}`);
+  return lines.join('\n');
+}
+
+export async function watch(c: Config, log: (l: string) => void, o: { once?: boolean } = {}): Promise<void> {
+  const name = c.name;
+  await upInstance(c, name, log).then(({ already }) => already && log(`watch: reusing instance ${name}`));
+  let busy: Promise<void> = Promise.resolve();
+  const cycle = async (changed: string[], savedAt: number): Promise<void> => {
+    const l = await lookup(c, name);
+    const state = l.alive ? l.state : (await upInstance(c, name, log)).state;
+    const r = await testOnInstance(c, state, newRunDir(c), () => undefined).catch((e: Error) => { log(`watch: ${e.message}`); return undefined; });
+    if (!r) return;
+    await writeReports(r.report);
+    log(verdictScreen(r.report, changed, Date.now() - savedAt, c.root));
+    if (r.needsReboot) {
+      log(`watch: ${r.needsReboot}; rebooting instance ${name} fresh before the next run`);
+      await downInstance(state);
+      await upInstance(c, name, log);
+    }
+  };
+  await cycle([], Date.now());
+  if (o.once) return;
+  const dirs = [resolveIn(c, c.moduleDir), resolveIn(c, c.appDir)];
+  let firstChange = 0;
+  const onChange = debouncer(250, (paths) => {
+    const savedAt = firstChange;
+    firstChange = 0;
+    busy = busy.then(() => cycle(paths, savedAt));
+  });
+  const watcher = chokidar.watch(dirs, {
+    ignoreInitial: true,
+    ignored: (p: string) => dirs.some((d) => p.startsWith(`${d}/`) && isBuildProduct(path.relative(d, p))),
+  });
+  watcher.on('all', (_ev, p) => { if (!firstChange) firstChange = Date.now(); onChange(p); });
+  log(`watch: watching ${dirs.map((d) => path.relative(c.root, d)).join(' and ')}; Ctrl-C stops watching (the instance stays up: npm run vm:down)`);
+  await new Promise<void>((resolve) => process.once('SIGINT', () => { void watcher.close().then(resolve); }));
+}

@@ -1,0 +1,85 @@
+// npm run vm:up | vm:ssh | vm:logs | vm:status | vm:down  (all take --name NAME)
+import { existsSync } from 'node:fs';
+import { execa } from 'execa';
+import { log, main } from './lib/cli.ts';
+import { loadConfig } from './lib/config.ts';
+import { KmodvmError } from './lib/errors.ts';
+import { connect, listNames, lookup, requireRunning, uptime } from './lib/instance.ts';
+import { downInstance, upInstance } from './lib/instance-run.ts';
+import { shellJoin } from './lib/proc.ts';
+
+const [verb, ...rest] = process.argv.slice(2);
+
+/** vm:ssh keeps everything after its own options as the guest command, so `ls -l` stays intact. */
+function splitSshArgs(argv: string[]): { opts: string[]; command: string[] } {
+  const opts: string[] = [];
+  let i = 0;
+  while (i < argv.length && /^--(name|cache-dir)(=|$)/.test(argv[i])) {
+    opts.push(argv[i]);
+    if (!argv[i].includes('=')) opts.push(argv[i + 1] ?? '');
+    i += argv[i].includes('=') ? 1 : 2;
+  }
+  if (argv[i] === '--') i++;
+  return { opts, command: argv.slice(i) };
+}
+
+await main(async () => {
+  switch (verb) {
+    case 'up': {
+      const { config } = loadConfig(rest);
+      const { state, already } = await upInstance(config, config.name, log);
+      if (already) log(`instance ${state.name} is already up (pid ${state.pid}, up ${uptime(state)}); nothing to do`);
+      log([
+        `get in:   npm run vm:ssh${state.name === 'default' ? '' : ` -- --name ${state.name}`}`,
+        `or:       ssh -i ${state.clientKey} -p ${state.port} -o UserKnownHostsFile=${state.dir}/known_hosts root@127.0.0.1`,
+        `console:  npm run vm:logs -- ${state.name === 'default' ? '' : `--name ${state.name} `}-f   (${state.serialLog})`,
+        `stop:     npm run vm:down${state.name === 'default' ? '' : ` -- --name ${state.name}`}`,
+      ].join('\n'));
+      return 0;
+    }
+    case 'ssh': {
+      const { opts, command } = splitSshArgs(rest);
+      const { config } = loadConfig(opts);
+      const state = await requireRunning(config, config.name, log);
+      const session = await connect(state);
+      try {
+        if (command.length === 0) return await session.shell();
+        return await session.execStream(shellJoin(command), { stdin: process.stdin.isTTY ? undefined : process.stdin, stdout: process.stdout, stderr: process.stderr });
+      } finally {
+        session.close();
+      }
+    }
+    case 'logs': {
+      const { config, follow } = loadConfig(rest);
+      const state = await requireRunning(config, config.name, log);
+      if (!existsSync(state.serialLog)) throw new KmodvmError('boot', `no serial log at ${state.serialLog}`);
+      // tail(1) does the following; it ends when we are interrupted.
+      const r = await execa('tail', [follow ? '-f' : '-n', follow ? '-n+1' : '+1', state.serialLog], { stdout: 'inherit', stderr: 'inherit', reject: false });
+      return r.exitCode ?? 0;
+    }
+    case 'status': {
+      const { config } = loadConfig(rest);
+      const rows: string[][] = [['NAME', 'PID', 'PORT', 'UPTIME', 'ACCEL', 'IMAGE', 'KERNEL']];
+      for (const name of await listNames(config)) {
+        const l = await lookup(config, name);
+        if (!l.alive) { if (l.staleNote) log(l.staleNote); continue; }
+        const s = l.state;
+        rows.push([s.name, String(s.pid), String(s.port), uptime(s), s.accel, s.imageKey, s.kernelVersion]);
+      }
+      if (rows.length === 1) { log('no instances are up; start one with npm run vm:up'); return 0; }
+      const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+      for (const r of rows) process.stdout.write(r.map((x, i) => x.padEnd(w[i])).join('  ').trimEnd() + '\n');
+      return 0;
+    }
+    case 'down': {
+      const { config } = loadConfig(rest);
+      const l = await lookup(config, config.name);
+      if (!l.alive) { log(l.staleNote ?? `instance ${config.name} is not up`); return 0; }
+      const how = await downInstance(l.state);
+      log(`instance ${config.name}: ${how === 'clean' ? 'powered off' : 'did not power off within 5 s; killed'}`);
+      return 0;
+    }
+    default:
+      throw new KmodvmError('usage', `unknown command ${JSON.stringify(verb)}`, { hint: 'use up, ssh, logs, status or down' });
+  }
+});

@@ -1,0 +1,10 @@
+// npm run vm:watch [-- --name NAME]: edit, save, see the verdict.
+import { log, main } from './lib/cli.ts';
+import { loadConfig } from './lib/config.ts';
+import { watch } from './lib/watch.ts';
+
+await main(async () => {
+  const { config } = loadConfig(process.argv.slice(2));
+  await watch(config, log);
+  return 0;
+});
