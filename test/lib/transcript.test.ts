@@ -64,3 +64,10 @@ t.test('placeholders: kinds, anonymous, and errors that name the line', async (t
   t.throws(() => parseTranscript('stray\n', 'f.txt'), /f.txt:1: a line before any/);
   t.throws(() => parseTranscript('# only a comment\n', 'f.txt'), /no expected lines/);
 });
+
+t.test('first-load lines: required on a fresh boot, not expected once the kernel had an out-of-tree module', async (t) => {
+  const reload = real.kernel.replace(/.*loading out-of-tree module taints kernel.*\n/, '').replace(/.*module verification failed.*\n/, '');
+  t.equal(matchTranscript(expected, { kernel: reload, app: real.app }).ok, false, 'a fresh boot must show them');
+  t.equal(matchTranscript(expected, { kernel: reload, app: real.app }, { firstLoad: false }).ok, true, 'a reload need not');
+  t.equal(matchTranscript(expected, { kernel: real.kernel.replace('inserted', 'insertd'), app: real.app }, { firstLoad: false }).ok, false, 'the rest stays strict');
+});

@@ -1,0 +1,62 @@
+// The developer loop on a real instance: vm:up, vm:status, vm:ssh (exit
+// codes, quoting, stdin), vm:test --reuse twice (the second run has no
+// first-load lines), vm:logs, vm:down. A private instance name and cache of
+// instances keep it apart from a developer's own VM.
+import path from 'node:path';
+import { execa } from 'execa';
+import t from 'tap';
+
+const root = new URL('../../', import.meta.url).pathname;
+const tsx = path.join(root, 'node_modules/.bin/tsx');
+const name = `e2e-${process.pid}`;
+const cli = (verb: string, args: string[], input?: string) =>
+  execa(tsx, [path.join(root, 'scripts/vm-instance.ts'), verb, ...args], { reject: false, cwd: root, timeout: 20 * 60_000, input });
+const vmTest = (args: string[]) => execa(tsx, [path.join(root, 'scripts/vm-test.ts'), ...args], { reject: false, cwd: root, timeout: 20 * 60_000 });
+
+t.teardown(async () => { await cli('down', ['--name', name]); });
+
+t.test('vm:up brings an instance up once', async (t) => {
+  const up = await cli('up', ['--name', name]);
+  t.equal(up.exitCode, 0, up.stderr.split('\n').slice(-15).join('\n'));
+  t.match(up.stderr, new RegExp(`instance ${name}: up in [\\d.]+ s`));
+  t.match(up.stderr, /get in: +npm run vm:ssh -- --name/);
+  const again = await cli('up', ['--name', name]);
+  t.equal(again.exitCode, 0);
+  t.match(again.stderr, /is already up .*nothing to do/);
+  const st = await cli('status', []);
+  t.match(st.stdout, new RegExp(`^${name} +\\d+ +\\d+ +\\S+ +(tcg|kvm) +[0-9a-f]{16} +6\\.1\\.`, 'm'));
+});
+
+t.test('vm:ssh runs one command with its argv intact, its exit code, and stdin', async (t) => {
+  const r = await cli('ssh', ['--name', name, 'printf', '%s|', 'a b', "it's", '$HOME']);
+  t.equal(r.exitCode, 0);
+  t.equal(r.stdout, "a b|it's|$HOME|", 'each argument arrives as one, unexpanded');
+  t.equal((await cli('ssh', ['--name', name, 'sh', '-c', 'exit 7'])).exitCode, 7);
+  const cat = await cli('ssh', ['--name', name, 'wc', '-c'], 'x'.repeat(100_000));
+  t.equal(cat.stdout.trim(), '100000', 'stdin is forwarded whole');
+});
+
+t.test('vm:test --reuse runs the steps on the instance, twice', async (t) => {
+  const first = await vmTest(['--reuse', name]);
+  t.equal(first.exitCode, 0, first.stdout);
+  const second = await vmTest(['--reuse', name]);
+  t.equal(second.exitCode, 0, second.stdout);
+  t.match(second.stdout, /^ok \d+ transcript - pid \d+ \(module loaded before this boot: first-load lines not expected\)/m);
+});
+
+t.test('vm:logs prints the serial console', async (t) => {
+  const r = await cli('logs', ['--name', name]);
+  t.equal(r.exitCode, 0);
+  t.match(r.stdout, /kmodvm-init: sshd-started at/);
+});
+
+t.test('vm:down powers it off and forgets it', async (t) => {
+  const r = await cli('down', ['--name', name]);
+  t.equal(r.exitCode, 0);
+  t.match(r.stderr, /powered off|killed/);
+  const st = await cli('status', []);
+  t.notMatch(st.stdout, new RegExp(`^${name} `, 'm'));
+  const ssh = await cli('ssh', ['--name', name, 'true']);
+  t.equal(ssh.exitCode, 5, 'no instance: a boot-class error');
+  t.match(ssh.stderr, /no running instance named .*\nnext: start it: npm run vm:up -- --name/);
+});
