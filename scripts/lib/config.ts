@@ -2,6 +2,7 @@
 // and asserted in test/lib/config.test.ts. Sources, later wins: defaults,
 // environment (KMODVM_*), command-line flags. validateConfig() rejects bad
 // values before anything starts, naming the field.
+import { existsSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -44,7 +45,9 @@ export interface Config {
   appDir: string;
   /** Expected transcript. Default `test/expected/netlink.transcript`. Flag --transcript. */
   transcript: string;
-  /** Image recipe. Default `qemu/recipe.json`. Flag --recipe. */
+  /** Guest kernel: the recipe qemu/kernels/<kernel>.json. Default `debian-12` (bookworm, 6.1). Env KMODVM_KERNEL, flag --kernel. */
+  kernel: string;
+  /** Image recipe. Default '' = qemu/kernels/<kernel>.json. Flag --recipe. */
   recipe: string;
   /** Where the module is built: `auto` (host when the host has the compiler that built the guest kernel, else guest), `host` or `guest`. Default `auto`. Env KMODVM_BUILD, flag --build. */
   build: BuildMode;
@@ -79,7 +82,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot())
     moduleDir: 'kernel-module',
     appDir: 'userapp',
     transcript: 'test/expected/netlink.transcript',
-    recipe: 'qemu/recipe.json',
+    kernel: 'debian-12',
+    recipe: '',
     build: 'auto',
     name: 'default',
     reuse: '',
@@ -110,6 +114,11 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
   if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/.test(c.name)) throw bad('name', 'must be 1-32 letters, digits, _ or -', c.name);
   if (c.reuse && !/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/.test(c.reuse)) throw bad('reuse', 'must name an instance (1-32 letters, digits, _ or -)', c.reuse);
   if (c.mirror && !/^(https?|file):\/\/\S+$/.test(c.mirror)) throw bad('mirror', 'must be an http(s):// or file:// URL', c.mirror);
+  if (!/^[a-z0-9][a-z0-9.-]*$/.test(c.kernel)) throw bad('kernel', 'must be a name such as debian-12', c.kernel);
+  if (!c.recipe) c.recipe = `qemu/kernels/${c.kernel}.json`;
+  if (!existsSync(path.resolve(c.root, c.recipe))) {
+    throw bad(c.kernel !== 'debian-12' && c.recipe === `qemu/kernels/${c.kernel}.json` ? 'kernel' : 'recipe', `names no recipe file (${c.recipe}); the shipped kernels are ${shippedKernels(c.root).join(', ')}`, c.kernel !== 'debian-12' ? c.kernel : c.recipe);
+  }
   for (const k of ['cacheDir', 'runsDir', 'moduleDir', 'appDir', 'transcript', 'recipe'] as const) {
     if (typeof c[k] !== 'string' || c[k] === '') throw bad(k, 'must be a non-empty path', c[k]);
   }
@@ -118,10 +127,19 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
   return c;
 }
 
+export function shippedKernels(root: string): string[] {
+  try {
+    return readdirSync(path.join(root, 'qemu/kernels')).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+  } catch {
+    return [];
+  }
+}
+
 /** Reads KMODVM_* variables. */
 export function fromEnv(env: NodeJS.ProcessEnv): Partial<Config> {
   const out: Record<string, unknown> = {};
   if (env.KMODVM_ACCEL) out.accel = env.KMODVM_ACCEL;
+  if (env.KMODVM_KERNEL) out.kernel = env.KMODVM_KERNEL;
   if (env.KMODVM_BUILD) out.build = env.KMODVM_BUILD;
   if (env.KMODVM_RUNS_DIR) out.runsDir = env.KMODVM_RUNS_DIR;
   if (env.KMODVM_MIRROR) out.mirror = env.KMODVM_MIRROR;
@@ -142,6 +160,7 @@ export const CLI_OPTIONS = {
   'app-dir': { type: 'string' },
   transcript: { type: 'string' },
   recipe: { type: 'string' },
+  kernel: { type: 'string' },
   'boot-timeout': { type: 'string' },
   'build-timeout': { type: 'string' },
   'dry-run': { type: 'boolean' },
@@ -167,7 +186,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
   const map: [keyof typeof v, string][] = [
     ['accel', 'accel'], ['build', 'build'], ['cache-dir', 'cacheDir'], ['runs-dir', 'runsDir'], ['mirror', 'mirror'],
     ['memory', 'memoryMiB'], ['cpus', 'cpus'], ['module-dir', 'moduleDir'], ['app-dir', 'appDir'],
-    ['transcript', 'transcript'], ['recipe', 'recipe'], ['dry-run', 'dryRun'], ['name', 'name'], ['reuse', 'reuse'],
+    ['transcript', 'transcript'], ['recipe', 'recipe'], ['kernel', 'kernel'], ['dry-run', 'dryRun'], ['name', 'name'], ['reuse', 'reuse'],
   ];
   for (const [flag, field] of map) if (v[flag] !== undefined) cli[field] = v[flag];
   const timeouts: Partial<Timeouts> = {};

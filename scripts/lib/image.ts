@@ -11,6 +11,7 @@ import type { Config } from './config.ts';
 import { KmodvmError } from './errors.ts';
 import { buildInitrd } from './initrd.ts';
 import { run, shellJoin, tail } from './proc.ts';
+import { hasPasswordlessSudo } from './preflight.ts';
 import { BUILDER_VERSION, initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, type Recipe } from './recipe.ts';
 import { extractVmlinux } from './vmlinux.ts';
 import { exportHeaders, headersKdir, kernelGccMajor } from './hostbuild.ts';
@@ -57,7 +58,7 @@ export function imageFiles(dir: string): Omit<ImageInfo, 'key' | 'manifest' | 'c
 
 export function imageKey(c: Config): { key: string; recipe: Recipe } {
   const recipe = loadRecipe(path.resolve(c.root, c.recipe));
-  return { key: recipeHash(recipeInputs(path.dirname(path.resolve(c.root, c.recipe)), recipe)), recipe };
+  return { key: recipeHash(recipeInputs(path.join(c.root, 'qemu'), recipe)), recipe };
 }
 
 export function imagesDir(c: Config): string {
@@ -91,16 +92,31 @@ export async function ensureImage(c: Config, log: (l: string) => void): Promise<
   const found = await findImage(c);
   if (found) return found;
   if (process.getuid?.() !== 0) {
-    throw new KmodvmError('setup', 'building the guest image needs root (mmdebstrap --mode=root, mkfs.ext4 -d keeps file ownership)', {
-      hint: `build it once as root, into the same cache: sudo env KMODVM_CACHE_DIR=${shellJoin([c.cacheDir])} npm run vm:image -- build`,
-    });
+    const by = `sudo env KMODVM_CACHE_DIR=${shellJoin([c.cacheDir])} npm run vm:image -- build${c.kernel !== 'debian-12' ? ` --kernel ${c.kernel}` : ''}`;
+    if (!(await hasPasswordlessSudo())) {
+      throw new KmodvmError('setup', 'building the guest image needs root (mmdebstrap --mode=root, mkfs.ext4 -d keeps file ownership)', {
+        hint: `build it once as root, into the same cache:\n  ${by}`,
+      });
+    }
+    // Passwordless sudo (CI runners, many laptops): build as root, then hand the image to this user.
+    log(`image: building as root through sudo: ${by}`);
+    const tsx = path.join(c.root, 'node_modules/.bin/tsx');
+    const argv = ['-n', 'env', `KMODVM_CACHE_DIR=${c.cacheDir}`, `PATH=${process.env.PATH ?? ''}`, process.execPath, tsx, path.join(c.root, 'scripts/vm-image.ts'), 'build', '--kernel', c.kernel, '--recipe', c.recipe];
+    if (c.mirror) argv.push('--mirror', c.mirror);
+    const r = await run('sudo', argv, { timeoutMs: 40 * 60_000, echo: true });
+    if (r.exitCode !== 0) throw new KmodvmError('image', `the image build under sudo failed (${r.reason})`, { evidence: tail(r.stderr, 20) });
+    const own = await run('sudo', ['-n', 'chown', '-R', `${process.getuid?.()}:${process.getgid?.()}`, imagesDir(c)], { timeoutMs: 10 * 60_000 });
+    if (own.exitCode !== 0) throw new KmodvmError('image', `cannot hand the image to this user (${own.reason})`, { evidence: own.stderr });
+    const img = await findImage(c);
+    if (!img) throw new KmodvmError('image', 'the image build under sudo left no image');
+    return img;
   }
   return buildImage(c, log);
 }
 
 export async function buildImage(c: Config, log: (l: string) => void): Promise<ImageInfo> {
   const { key, recipe } = imageKey(c);
-  const qemuDir = path.dirname(path.resolve(c.root, c.recipe));
+  const qemuDir = path.join(c.root, 'qemu');
   const started = Date.now();
   const final = path.join(imagesDir(c), key);
   await mkdir(imagesDir(c), { recursive: true });
@@ -161,7 +177,7 @@ export async function buildImage(c: Config, log: (l: string) => void): Promise<I
     const packages = Object.fromEntries(q.stdout.trim().split('\n').filter(Boolean).map((l) => l.split('\t') as [string, string]));
     step(`mkfs.ext4 -d (${recipe.imageSizeMiB} MiB, sparse)`);
     const mk = await run('mkfs.ext4', ['-q', '-F', '-L', 'kmodvm-root', '-d', rootfs, files.rootfs, `${recipe.imageSizeMiB}M`], { timeoutMs: 10 * 60_000 });
-    if (mk.exitCode !== 0) throw new KmodvmError('image', `mkfs.ext4 failed (${mk.reason})`, { evidence: tail(mk.stderr, 15), hint: 'raise imageSizeMiB in qemu/recipe.json if the tree does not fit' });
+    if (mk.exitCode !== 0) throw new KmodvmError('image', `mkfs.ext4 failed (${mk.reason})`, { evidence: tail(mk.stderr, 15), hint: 'raise imageSizeMiB in qemu/kernels/<kernel>.json if the tree does not fit' });
     for (const d of [rootfs, essential, custom, path.join(tmp, 'initrd')]) await rm(d, { recursive: true, force: true });
     const sizes: Record<string, number> = {};
     for (const n of await readdir(tmp)) sizes[n] = await dirSize(path.join(tmp, n));

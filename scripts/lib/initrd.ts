@@ -69,7 +69,7 @@ export async function buildInitrd(opts: { rootfs: string; kver: string; modules:
   const deps = parseModulesDep(await readFile(path.join(modDir, 'modules.dep'), 'utf8'));
   const builtin = await readFile(path.join(modDir, 'modules.builtin'), 'utf8').catch(() => '');
   const missing = missingModules(deps, builtin, opts.modules);
-  if (missing.length) throw new KmodvmError('image', `the guest kernel ${opts.kver} has no module ${missing.join(', ')}`, { hint: 'fix initrdModules in qemu/recipe.json' });
+  if (missing.length) throw new KmodvmError('image', `the guest kernel ${opts.kver} has no module ${missing.join(', ')}`, { hint: 'fix initrdModules in qemu/kernels/<kernel>.json' });
   const order = resolveLoadOrder(deps, opts.modules);
   const stage = opts.work;
   for (const d of ['bin', 'dev', 'proc', 'sys', 'newroot', 'modules']) await mkdir(path.join(stage, d), { recursive: true });

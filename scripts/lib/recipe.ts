@@ -1,4 +1,4 @@
-// The image recipe: data in qemu/recipe.json, validated here; its hash is the
+// The image recipe: data in qemu/kernels/<kernel>.json, validated here; its hash is the
 // cache key; mmdebstrapArgs() turns it into an argument list. Pure but for
 // loadRecipe() and the file reads in recipeInputs().
 import { createHash } from 'node:crypto';

@@ -121,6 +121,14 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
       const b = await bootVm(c, img, accel, runDir, log);
       vm = b.vm; session = b.session; report.bootToSshMs = b.bootMs;
       checks.push({ name: 'boot', ok: true, durationMs: b.bootMs, message: `SSH ready on 127.0.0.1:${vm.spec.sshPort}` });
+      if (c.accel === 'kvm') {
+        // As virtme-ng does: a guest that really runs under KVM uses kvm-clock.
+        const cs = (await session.exec(['cat', '/sys/devices/system/clocksource/clocksource0/current_clocksource'], { timeoutMs: 10_000 })).stdout.trim();
+        checks.push(cs === 'kvm-clock'
+          ? { name: 'kvm', ok: true, durationMs: 0, message: 'clocksource kvm-clock' }
+          : { name: 'kvm', ok: false, failure: 'boot', durationMs: 0, message: `--accel kvm, but the guest clocksource is ${cs || 'unknown'}, not kvm-clock`, evidence: 'KVM is not really in use; check /dev/kvm permissions and the udev rule' });
+        if (cs !== 'kvm-clock') return await finish();
+      }
     } catch (e) {
       if (!(e instanceof KmodvmError)) throw e;
       fail('boot', e.failure, e.message, [e.evidence, e.hint && `next: ${e.hint}`].filter(Boolean).join('\n'), Date.now() - started);

@@ -3,6 +3,8 @@ import t from 'tap';
 import { defaultCacheDir, defaultConfig, loadConfig } from '../../scripts/lib/config.ts';
 import { KmodvmError } from '../../scripts/lib/errors.ts';
 
+const root = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
+
 t.test('defaults are the documented ones', async (t) => {
   const c = defaultConfig({ HOME: '/home/u' }, '/repo');
   t.equal(c.accel, 'auto');
@@ -11,6 +13,7 @@ t.test('defaults are the documented ones', async (t) => {
   t.equal(c.mirror, '', "mmdebstrap's own default mirror");
   t.equal(c.runsDir, '/repo/runs');
   t.equal(c.transcript, 'test/expected/netlink.transcript');
+  t.equal(c.kernel, 'debian-12');
   t.same(c.timeouts, { boot: 180, build: 600, load: 60, app: 60, command: 60 });
   t.equal(c.dryRun, false);
 });
@@ -22,7 +25,7 @@ t.test('cache dir: KMODVM_CACHE_DIR, then XDG_CACHE_HOME, then ~/.cache', async 
 });
 
 t.test('flags beat the environment, which beats defaults', async (t) => {
-  const { config } = loadConfig(['--accel', 'tcg', '--memory', '2048'], { KMODVM_ACCEL: 'kvm', KMODVM_CPUS: '4', KMODVM_MIRROR: 'http://m.example/debian' }, '/repo');
+  const { config } = loadConfig(['--accel', 'tcg', '--memory', '2048'], { KMODVM_ACCEL: 'kvm', KMODVM_CPUS: '4', KMODVM_MIRROR: 'http://m.example/debian' }, root);
   t.equal(config.accel, 'tcg');
   t.equal(config.memoryMiB, 2048);
   t.equal(config.cpus, 4);
@@ -32,7 +35,7 @@ t.test('flags beat the environment, which beats defaults', async (t) => {
 t.test('bad values are usage errors that name the field', async (t) => {
   const bad = (argv: string[], field: RegExp): void => {
     try {
-      loadConfig(argv, {}, '/repo');
+      loadConfig(argv, {}, root);
       t.fail(`accepted ${argv.join(' ')}`);
     } catch (e) {
       t.type(e, KmodvmError);
@@ -47,9 +50,11 @@ t.test('bad values are usage errors that name the field', async (t) => {
   bad(['--boot-timeout=-1'], /`timeouts.boot`/);
   bad(['--mirror', 'ftp:/nope'], /`mirror`/);
   bad(['--frobnicate'], /Unknown option '--frobnicate'/);
+  bad(['--kernel', 'debian-99'], /`kernel` names no recipe file \(qemu\/kernels\/debian-99.json\); the shipped kernels are debian-12/);
 });
 
 t.test('relative directories resolve against the repository root', async (t) => {
-  const { config } = loadConfig(['--runs-dir', 'out'], {}, '/repo');
-  t.equal(config.runsDir, path.resolve('/repo/out'));
+  const { config } = loadConfig(['--runs-dir', 'out'], {}, root);
+  t.equal(config.runsDir, path.join(root, 'out'));
+  t.equal(config.recipe, 'qemu/kernels/debian-12.json');
 });

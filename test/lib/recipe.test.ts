@@ -3,7 +3,7 @@ import t from 'tap';
 import { initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, validateRecipe } from '../../scripts/lib/recipe.ts';
 
 const qemuDir = new URL('../../qemu/', import.meta.url).pathname;
-const recipe = loadRecipe(path.join(qemuDir, 'recipe.json'));
+const recipe = loadRecipe(path.join(qemuDir, 'kernels/debian-12.json'));
 
 t.test('the shipped recipe holds what the issue asks for', async (t) => {
   t.equal(recipe.suite, 'bookworm');
