@@ -1,0 +1,110 @@
+// npm run bench [-- --runs N]: medians over N runs of every figure, measured
+// in this one run; writes bench.md and bench.json into runs/bench-<time>/.
+import { appendFile, cp, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { chooseAccel, hostFacts } from './lib/accel.ts';
+import { markdownTable, summarize, type BenchRow } from './lib/bench.ts';
+import { log, main } from './lib/cli.ts';
+import { loadConfig } from './lib/config.ts';
+import { ensureImage } from './lib/image.ts';
+import { run } from './lib/proc.ts';
+import { accelArgs, baseArgs, consoleArgs, kernelArgs, sizeArgs } from './lib/qemu-args.ts';
+import { bootVm } from './lib/vm-test-run.ts';
+import { QEMU } from './lib/vm.ts';
+
+const argv = process.argv.slice(2);
+const ri = argv.indexOf('--runs');
+const runs = ri >= 0 ? Number(argv.splice(ri, 2)[1]) : 5;
+
+await main(async () => {
+  const { config: c } = loadConfig(argv);
+  const img = await ensureImage(c, log);
+  const { accel } = chooseAccel(c.accel, hostFacts());
+  const out = path.join(c.runsDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  await mkdir(out, { recursive: true });
+  const tsx = path.join(c.root, 'node_modules/.bin/tsx');
+  const rows: BenchRow[] = [];
+  const row = (key: string, label: string): BenchRow => { const r = { key, label, samples: [] as number[] }; rows.push(r); return r; };
+
+  // floor: the same kernel, a busybox initramfs whose init powers off at once.
+  const floorDir = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-floor-'));
+  await run('cpio', ['-i', '--quiet', '-F', img.initrdLean, 'bin/busybox'], { cwd: floorDir, timeoutMs: 60_000 });
+  await writeFile(path.join(floorDir, 'init'), '#!/bin/busybox sh\n/bin/busybox poweroff -f\n', { mode: 0o755 });
+  await run('cpio', ['--create', '--format=newc', '--quiet', '-O', path.join(floorDir, 'floor.cpio')], { cwd: floorDir, input: '.\nbin\nbin/busybox\ninit\n', timeoutMs: 60_000 });
+  const floor = row('floor', 'floor: kernel + busybox initramfs that powers off (QEMU wall)');
+  const floorArgs = [
+    ...baseArgs(), ...accelArgs(accel), ...sizeArgs(c),
+    ...kernelArgs({ kernel: img.vmlinux, initrd: path.join(floorDir, 'floor.cpio'), cmdline: img.cmdline }),
+    ...consoleArgs({ serialLog: path.join(floorDir, 'serial.log'), qmpSocket: path.join(floorDir, 'qmp.sock') }),
+  ];
+  for (let i = 0; i < runs; i++) {
+    const r = await run(QEMU, floorArgs, { timeoutMs: 120_000 });
+    if (r.exitCode === 0) floor.samples.push(r.durationMs / 1000);
+  }
+  log(`floor: ${floor.samples.map((x) => x.toFixed(2)).join(' ')}`);
+
+  const boot = row('boot_to_ssh', 'boot to SSH, default profile');
+  for (let i = 0; i < runs; i++) {
+    const d = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-bench-boot-'));
+    const b = await bootVm(c, img, accel, d, () => undefined);
+    boot.samples.push(b.bootMs / 1000);
+    b.session.close();
+    await b.vm.kill();
+  }
+  log(`boot to SSH: ${boot.samples.map((x) => x.toFixed(2)).join(' ')}`);
+
+  const timed = async (r: BenchRow, args: string[]): Promise<void> => {
+    for (let i = 0; i < runs; i++) {
+      const t0 = Date.now();
+      const p = await execa(tsx, [path.join(c.root, 'scripts/vm-test.ts'), '--runs-dir', out, ...args], { reject: false, timeout: 20 * 60_000 });
+      if (p.exitCode === 0) r.samples.push((Date.now() - t0) / 1000);
+      else log(`${r.key}: a run failed (exit ${p.exitCode}); not counted`);
+    }
+    log(`${r.key}: ${r.samples.map((x) => x.toFixed(2)).join(' ')}`);
+  };
+  await timed(row('warm_vm_test', 'warm `vm:test`, default build mode'), []);
+  await timed(row('warm_vm_test_guest_build', 'warm `vm:test --build guest`'), ['--build', 'guest']);
+
+  // save to verdict: vm:watch on a copy of the sources, one-line changes.
+  const src = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-bench-src-'));
+  await cp(path.join(c.root, 'kernel-module'), path.join(src, 'kernel-module'), { recursive: true });
+  await cp(path.join(c.root, 'userapp'), path.join(src, 'userapp'), { recursive: true });
+  const mod = row('watch_module', 'watch: save to verdict, one-line module change');
+  const app = row('watch_app', 'watch: save to verdict, one-line app change');
+  const name = `bench-${process.pid}`;
+  const w = execa(tsx, [path.join(c.root, 'scripts/vm-watch.ts'), '--name', name, '--module-dir', path.join(src, 'kernel-module'), '--app-dir', path.join(src, 'userapp'), '--runs-dir', out], { reject: false, all: true });
+  let text = '';
+  const verdicts = (): number[] => [...text.matchAll(/save to verdict ([\d.]+) s/g)].map((m) => Number(m[1]));
+  const waitFor = async (pred: () => boolean, ms: number): Promise<boolean> => {
+    const deadline = Date.now() + ms;
+    while (!pred()) { if (Date.now() > deadline || w.exitCode !== null) return false; await new Promise((r) => setTimeout(r, 50)); }
+    return true;
+  };
+  w.all?.on('data', (d: Buffer) => { text += d.toString(); });
+  if (await waitFor(() => text.includes('watch: watching'), 10 * 60_000)) {
+    for (let i = 0; i < runs; i++) {
+      for (const [r, f] of [[mod, 'kernel-module/netlink_simple_intf.c'], [app, 'userapp/netlink_userapp.c']] as const) {
+        const n = verdicts().length;
+        await appendFile(path.join(src, f), `/* bench edit ${i} */\n`);
+        if (await waitFor(() => verdicts().length > n, 5 * 60_000)) r.samples.push(verdicts()[n]);
+      }
+    }
+  }
+  w.kill('SIGINT');
+  await w;
+  await execa(tsx, [path.join(c.root, 'scripts/vm-instance.ts'), 'down', '--name', name], { reject: false });
+  log(`watch: module ${mod.samples.join(' ')}; app ${app.samples.join(' ')}`);
+
+  row('classic', 'classic: systemd boot, stock initrd, guest build');
+  const cold = row('cold_image_build', 'cold image build (from the image manifest, once)');
+  cold.samples.push(img.manifest.buildSeconds);
+  const notes = ['classic is not measured: the systemd profile is not built yet, so the ratios to classic are n/a'];
+  const result = summarize(rows, runs, accel, notes);
+  const md = markdownTable(rows, result);
+  await writeFile(path.join(out, 'bench.md'), `${md}\n`);
+  await writeFile(path.join(out, 'bench.json'), JSON.stringify(result, null, 2) + '\n');
+  process.stdout.write(`${md}\n\n${path.join(out, 'bench.json')}\n`);
+  return 0;
+});
