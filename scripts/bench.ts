@@ -10,7 +10,8 @@ import { log, main } from './lib/cli.ts';
 import { loadConfig } from './lib/config.ts';
 import { ensureImage } from './lib/image.ts';
 import { run } from './lib/proc.ts';
-import { accelArgs, baseArgs, consoleArgs, kernelArgs, sizeArgs } from './lib/qemu-args.ts';
+import { existsSync } from 'node:fs';
+import { accelArgs, baseArgs, consoleArgs, firmwareArgs, kernelArgs, QBOOT, sizeArgs } from './lib/qemu-args.ts';
 import { bootVm } from './lib/vm-test-run.ts';
 import { QEMU } from './lib/vm.ts';
 
@@ -30,12 +31,12 @@ await main(async () => {
 
   // floor: the same kernel, a busybox initramfs whose init powers off at once.
   const floorDir = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-floor-'));
-  await run('cpio', ['-i', '--quiet', '-F', img.initrdLean, 'bin/busybox'], { cwd: floorDir, timeoutMs: 60_000 });
+  await run('cpio', ['-i', '-d', '--quiet', '-F', img.initrdLean, 'bin/busybox'], { cwd: floorDir, timeoutMs: 60_000 });
   await writeFile(path.join(floorDir, 'init'), '#!/bin/busybox sh\n/bin/busybox poweroff -f\n', { mode: 0o755 });
   await run('cpio', ['--create', '--format=newc', '--quiet', '-O', path.join(floorDir, 'floor.cpio')], { cwd: floorDir, input: '.\nbin\nbin/busybox\ninit\n', timeoutMs: 60_000 });
   const floor = row('floor', 'floor: kernel + busybox initramfs that powers off (QEMU wall)');
   const floorArgs = [
-    ...baseArgs(), ...accelArgs(accel), ...sizeArgs(c),
+    ...baseArgs(), ...accelArgs(accel), ...sizeArgs(c), ...firmwareArgs({ bios: existsSync(QBOOT) ? QBOOT : undefined }),
     ...kernelArgs({ kernel: img.vmlinux, initrd: path.join(floorDir, 'floor.cpio'), cmdline: img.cmdline }),
     ...consoleArgs({ serialLog: path.join(floorDir, 'serial.log'), qmpSocket: path.join(floorDir, 'qmp.sock') }),
   ];

@@ -165,7 +165,11 @@ export async function buildImage(c: Config, log: (l: string) => void): Promise<I
     step(`kernel ${kver}: extracting vmlinux`);
     await copyFile(path.join(rootfs, 'boot', `vmlinuz-${kver}`), files.vmlinuz);
     await copyFile(path.join(rootfs, 'boot', `initrd.img-${kver}`), files.initrdStock);
-    await extractVmlinux(files.vmlinuz, files.vmlinux);
+    if (!(await extractVmlinux(files.vmlinuz, files.vmlinux))) {
+      // Neither xz nor zstd: boot the bzImage itself (slower under TCG, same kernel).
+      log('  the kernel payload is neither xz nor zstd; the VM will boot the bzImage');
+      await copyFile(files.vmlinuz, files.vmlinux);
+    }
     step('exporting the kbuild headers (for --build host)');
     await exportHeaders(rootfs, final, tmp, kver);
     const gccMajor = kernelGccMajor(await readFile(path.join(headersKdir(tmp, kver), 'include/generated/autoconf.h'), 'utf8').catch(() => ''));

@@ -13,6 +13,7 @@ import { verdictOf, type Check, type RunReport } from './report.ts';
 import { MODULE, testOnSession } from './session-test.ts';
 import { findSplats, formatSplat, loadRules } from './splat.ts';
 import { parseTranscript } from './transcript.ts';
+import { QBOOT } from './qemu-args.ts';
 import { freePort, Vm } from './vm.ts';
 import { existsSync } from 'node:fs';
 
@@ -29,7 +30,7 @@ export async function upInstance(c: Config, name: string, log: (l: string) => vo
   await mkdir(dir, { recursive: true });
   const vm = new Vm({
     accel, cpus: c.cpus, memoryMiB: c.memoryMiB, kernel: img.vmlinux, initrd: img.initrdLean, cmdline: img.cmdline,
-    rootfs: img.rootfs, sshPort: await freePort(), serialLog: path.join(dir, 'serial.log'), qmpSocket: path.join(dir, 'qmp.sock'),
+    rootfs: img.rootfs, bios: existsSync(QBOOT) ? QBOOT : undefined, sshPort: await freePort(), serialLog: path.join(dir, 'serial.log'), qmpSocket: path.join(dir, 'qmp.sock'),
   });
   log(`$ ${vm.commandLine()}`);
   vm.start({ detached: { stderrFile: path.join(dir, 'qemu.stderr') } });

@@ -15,6 +15,15 @@ export interface VmSpec {
   serialLog: string;
   /** QMP socket path, for a clean quit and for evidence on a hang. */
   qmpSocket: string;
+  /** Firmware. qboot (QEMU's minimal BIOS) starts the kernel about 0.7 s sooner than SeaBIOS under TCG. Default: QEMU's own. */
+  bios?: string;
+}
+
+/** Where Debian's and Ubuntu's qemu-system-data put qboot. */
+export const QBOOT = '/usr/share/qemu/qboot.rom';
+
+export function firmwareArgs(s: Pick<VmSpec, 'bios'>): string[] {
+  return s.bios ? ['-bios', s.bios] : [];
 }
 
 /** QEMU splits option values on commas; a literal comma is written twice. */
@@ -63,5 +72,5 @@ export function consoleArgs(s: Pick<VmSpec, 'serialLog' | 'qmpSocket'>): string[
 }
 
 export function buildQemuArgs(s: VmSpec): string[] {
-  return [...baseArgs(), ...accelArgs(s.accel), ...sizeArgs(s), ...kernelArgs(s), ...driveArgs(s), ...netArgs(s), ...consoleArgs(s)];
+  return [...baseArgs(), ...accelArgs(s.accel), ...sizeArgs(s), ...firmwareArgs(s), ...kernelArgs(s), ...driveArgs(s), ...netArgs(s), ...consoleArgs(s)];
 }

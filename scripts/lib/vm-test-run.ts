@@ -19,6 +19,7 @@ import { testOnInstance } from './instance-run.ts';
 import { APP, isBuildProduct, MODULE, testOnSession } from './session-test.ts';
 export { isBuildProduct } from './session-test.ts';
 import { parseTranscript } from './transcript.ts';
+import { QBOOT } from './qemu-args.ts';
 import { freePort, isPortInUse, QEMU, Vm } from './vm.ts';
 
 
@@ -37,7 +38,7 @@ async function qemuVersion(): Promise<string> {
 function vmSpec(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', port: number, runDir: string) {
   return {
     accel, cpus: c.cpus, memoryMiB: c.memoryMiB, kernel: img.vmlinux, initrd: img.initrdLean, cmdline: img.cmdline,
-    rootfs: img.rootfs, sshPort: port, serialLog: path.join(runDir, 'serial.log'), qmpSocket: path.join(runDir, 'qmp.sock'),
+    rootfs: img.rootfs, bios: existsSync(QBOOT) ? QBOOT : undefined, sshPort: port, serialLog: path.join(runDir, 'serial.log'), qmpSocket: path.join(runDir, 'qmp.sock'),
   };
 }
 

@@ -7,10 +7,20 @@ import { execa } from 'execa';
 import { KmodvmError } from './errors.ts';
 
 const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 
 /** Offset of the xz stream inside a bzImage, or -1. */
 export function findXzPayload(bzImage: Buffer): number {
   return bzImage.indexOf(XZ_MAGIC);
+}
+
+/** The compressed payload of a bzImage: xz (Debian 12) or zstd (Debian 13), with its offset. */
+export function findPayload(bzImage: Buffer): { kind: 'xz' | 'zstd'; at: number } | undefined {
+  const xz = bzImage.indexOf(XZ_MAGIC);
+  if (xz >= 0) return { kind: 'xz', at: xz };
+  const zst = bzImage.indexOf(ZSTD_MAGIC);
+  if (zst >= 0) return { kind: 'zstd', at: zst };
+  return undefined;
 }
 
 /** Whether buf is a complete little-endian ELF64 file: magic, and section headers inside the file. */
@@ -22,16 +32,23 @@ export function isCompleteElf64(buf: Buffer): boolean {
   return shoff > 0 && shoff + shentsize * shnum <= buf.length;
 }
 
-/** Writes the uncompressed vmlinux of `bzImagePath` to `out`. xz reports trailing data after the stream; the ELF check decides. */
-export async function extractVmlinux(bzImagePath: string, out: string): Promise<void> {
+/**
+ * Writes the uncompressed vmlinux of `bzImagePath` to `out`, with Debian's xz
+ * or zstd. Returns false when the payload is in neither format (the caller
+ * then boots the bzImage). Trailing data after the stream is normal; the ELF
+ * check decides.
+ */
+export async function extractVmlinux(bzImagePath: string, out: string): Promise<boolean> {
   const bz = await readFile(bzImagePath);
-  const at = findXzPayload(bz);
-  if (at < 0) throw new KmodvmError('image', `${bzImagePath} holds no xz stream`, { hint: 'the kernel is not xz-compressed; boot the bzImage instead (see docs/image.md)' });
-  const r = await execa('xz', ['--decompress', '--stdout', '--single-stream'], {
-    input: bz.subarray(at), stdout: { file: out }, reject: false, timeout: 120_000,
+  const p = findPayload(bz);
+  if (!p) return false;
+  const [cmd, args] = p.kind === 'xz' ? ['xz', ['--decompress', '--stdout', '--single-stream']] : ['zstd', ['--decompress', '--stdout', '--quiet']];
+  const r = await execa(cmd, args, {
+    input: bz.subarray(p.at), stdout: { file: out }, reject: false, timeout: 120_000,
   });
   const elf = await readFile(out);
   if (!isCompleteElf64(elf)) {
-    throw new KmodvmError('image', `extracting vmlinux from ${bzImagePath} gave no complete ELF file`, { evidence: String(r.stderr) });
+    throw new KmodvmError('image', `extracting vmlinux (${p.kind}) from ${bzImagePath} gave no complete ELF file`, { evidence: String(r.stderr) });
   }
+  return true;
 }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { accelArgs, buildQemuArgs, driveArgs, escapeOptValue, netArgs, type VmSpec } from '../../scripts/lib/qemu-args.ts';
+import { accelArgs, buildQemuArgs, driveArgs, escapeOptValue, firmwareArgs, netArgs, type VmSpec } from '../../scripts/lib/qemu-args.ts';
 
 const spec: VmSpec = {
   accel: 'tcg', cpus: 2, memoryMiB: 1024, kernel: '/c/vmlinux', initrd: '/c/initrd.cpio', cmdline: ['console=ttyS0', 'panic=-1'],
@@ -29,4 +29,12 @@ t.test('the full command: panic ends QEMU, kernel booted directly, input untouch
   t.same(a.slice(a.indexOf('-serial'), a.indexOf('-serial') + 2), ['-serial', 'file:/r/serial.log']);
   t.not(buildQemuArgs(frozen), a, 'a fresh array each call');
   t.same(buildQemuArgs(frozen), a);
+});
+
+t.test('firmware: qboot when given, the QEMU default otherwise', async (t) => {
+  t.same(firmwareArgs({ bios: '/usr/share/qemu/qboot.rom' }), ['-bios', '/usr/share/qemu/qboot.rom']);
+  t.same(firmwareArgs({}), []);
+  const a = buildQemuArgs({ ...spec, bios: '/q.rom' });
+  t.same(a.slice(a.indexOf('-bios'), a.indexOf('-bios') + 2), ['-bios', '/q.rom']);
+  t.notOk(buildQemuArgs(spec).includes('-bios'));
 });

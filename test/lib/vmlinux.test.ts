@@ -1,5 +1,5 @@
 import t from 'tap';
-import { findXzPayload, isCompleteElf64 } from '../../scripts/lib/vmlinux.ts';
+import { findPayload, findXzPayload, isCompleteElf64 } from '../../scripts/lib/vmlinux.ts';
 
 function elf(total: number, shoff: number, shnum: number): Buffer {
   const b = Buffer.alloc(total);
@@ -21,4 +21,10 @@ t.test('the xz stream is found after the bzImage setup code', async (t) => {
   const bz = Buffer.concat([Buffer.alloc(5000, 0x90), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2])]);
   t.equal(findXzPayload(bz), 5000);
   t.equal(findXzPayload(Buffer.alloc(100)), -1);
+});
+
+t.test('a zstd payload (Debian 13) is recognised; an unknown one is not', async (t) => {
+  t.same(findPayload(Buffer.concat([Buffer.alloc(700), Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 9])])), { kind: 'zstd', at: 700 });
+  t.same(findPayload(Buffer.concat([Buffer.alloc(10), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])])), { kind: 'xz', at: 10 });
+  t.equal(findPayload(Buffer.alloc(64)), undefined);
 });
