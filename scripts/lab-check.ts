@@ -1,0 +1,26 @@
+// npm run lab:check -- N [--solution]: grades exercise N in the VM.
+// Exit 0 only on a full score.
+import { log, main } from './lib/cli.ts';
+import { loadConfig } from './lib/config.ts';
+import { KmodvmError } from './lib/errors.ts';
+import { EXERCISES, findExercise, formatGrade, grade } from './lib/lab.ts';
+import { summary, writeReports } from './lib/report.ts';
+import { runVmTest } from './lib/vm-test-run.ts';
+
+await main(async () => {
+  const argv = process.argv.slice(2);
+  const solution = argv.includes('--solution');
+  const rest = argv.filter((a) => a !== '--solution');
+  const n = Number(rest.find((a) => /^\d+$/.test(a)));
+  const e = findExercise(n);
+  if (!e) throw new KmodvmError('usage', `no exercise ${JSON.stringify(rest[0] ?? '')}`, { hint: `choose one of ${EXERCISES.map((x) => `${x.n} (${x.title})`).join(', ')}` });
+  const src = solution ? e.solution : e.starter;
+  const { config } = loadConfig([...rest.filter((a) => a !== String(n)), '--module-dir', src.moduleDir, '--app-dir', src.appDir, '--transcript', e.transcript]);
+  const r = await runVmTest(config, { log: () => undefined });
+  await writeReports(r);
+  log(summary(r));
+  const g = grade(r.checks);
+  process.stdout.write(formatGrade(e, g, solution) + '\n');
+  if (r.failure && ['setup', 'image', 'boot', 'usage', 'internal'].includes(r.failure)) return r.exitCode;
+  return g.score === g.outOf ? 0 : 1;
+});

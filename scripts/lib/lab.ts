@@ -1,0 +1,63 @@
+// The teaching lab's grader: which sources an exercise uses, and how a run's
+// checks become graded lines, a score and a hint. Pure; scripts/lab-check.ts
+// runs it.
+import type { Check } from './report.ts';
+
+export interface Exercise {
+  n: number;
+  title: string;
+  transcript: string;
+  starter: { moduleDir: string; appDir: string };
+  solution: { moduleDir: string; appDir: string };
+}
+
+const ex = (n: number, slug: string, title: string, o: { starterApp?: string; solutionModule?: string; solutionApp?: string } = {}): Exercise => ({
+  n, title,
+  transcript: `docs/lab/exercises/${n}-${slug}/expected.transcript`,
+  starter: { moduleDir: `docs/lab/exercises/${n}-${slug}/kernel-module`, appDir: o.starterApp ?? 'userapp' },
+  solution: { moduleDir: o.solutionModule ?? `docs/lab/solutions/${n}-${slug}/kernel-module`, appDir: o.solutionApp ?? 'userapp' },
+});
+
+export const EXERCISES: readonly Exercise[] = [
+  ex(1, 'reproduce', 'Reproduce the original exchange', { solutionModule: 'kernel-module' }),
+  ex(2, 'echo', 'Echo the payload in upper case'),
+];
+
+export function findExercise(n: number): Exercise | undefined {
+  return EXERCISES.find((e) => e.n === n);
+}
+
+export interface Grade { lines: { what: string; ok: boolean }[]; score: number; outOf: number; hints: string[] }
+
+const passed = (checks: readonly Check[], name: string): boolean => checks.some((c) => c.name === name && c.ok);
+
+/** One line per check a student cares about, a score, and hints that name the likely mistake. */
+export function grade(checks: readonly Check[]): Grade {
+  const lines = [
+    { what: 'built', ok: passed(checks, 'build-module') && passed(checks, 'build-app') },
+    { what: 'loaded', ok: passed(checks, 'insmod') },
+    { what: 'transcript', ok: passed(checks, 'transcript') },
+    { what: 'no splat', ok: passed(checks, 'no-splat') && !checks.some((c) => c.name === 'taint' && !c.ok) },
+    { what: 'unloaded', ok: passed(checks, 'rmmod') },
+  ];
+  const text = checks.filter((c) => !c.ok).map((c) => `${c.message ?? ''}\n${c.evidence ?? ''}`).join('\n');
+  const hints: string[] = [];
+  if (/missing MODULE_LICENSE/.test(text)) hints.push('MODULE_LICENSE is missing: a module must declare its licence, e.g. MODULE_LICENSE("Dual MIT/GPL").');
+  if (/protocol \d+ is not served|EPROTONOSUPPORT/.test(text)) hints.push('the app found no kernel socket on its protocol: the module did not create it (netlink_kernel_create), is not loaded, or uses another protocol number than the app (31).');
+  if (/recvmsg\(\) timed out/.test(text)) hints.push('no reply came back: the reply was never sent, or went to the wrong port. Send it to NETLINK_CB(skb).portid, not to the nlmsg_pid field.');
+  if (checks.some((c) => c.name === 'insmod' && !c.ok)) hints.push('the module did not load: the kernel\'s reason is in the evidence above (dmesg).');
+  if (checks.some((c) => c.name === 'transcript' && !c.ok) && hints.length === 0) hints.push('the output differs from the expected transcript: the diff above shows the first line that did not match.');
+  if (checks.some((c) => (c.name === 'no-splat' || c.name === 'taint') && !c.ok)) hints.push('the kernel complained (oops, BUG, WARNING or a new taint): the quoted splat above shows where.');
+  if (checks.some((c) => c.failure === 'build') && hints.length === 0) hints.push('it does not compile: fix the first error shown above (file:line).');
+  const score = lines.filter((l) => l.ok).length;
+  return { lines, score, outOf: lines.length, hints };
+}
+
+export function formatGrade(e: Exercise, g: Grade, solution: boolean): string {
+  return [
+    `exercise ${e.n}: ${e.title}${solution ? ' (reference solution)' : ''}`,
+    ...g.lines.map((l) => `  ${l.ok ? '[x]' : '[ ]'} ${l.what}`),
+    `score: ${g.score}/${g.outOf}`,
+    ...g.hints.map((h) => `hint: ${h}`),
+  ].join('\n');
+}
