@@ -50,6 +50,15 @@ t.test('--build guest, the hermetic path, passes the same transcript', async (t)
   t.match(r.stdout, /^ok \d+ transcript\b/m);
 });
 
+t.test('--kernel debian-13 (trixie, 6.12) passes the same transcript, built by the same recipe code', async (t) => {
+  const r = await vmTest(['--kernel', 'debian-13']);
+  if (r.exitCode !== 0) t.comment(explain(r));
+  t.equal(r.exitCode, 0, 'vm:test --kernel debian-13 exits 0');
+  const report = JSON.parse(readFileSync(path.join(r.runDir!, 'report.json'), 'utf8'));
+  t.match(report.kernelVersion, /^6\.12\./);
+  t.match(r.stdout, /^ok \d+ transcript\b/m);
+});
+
 t.test('a module that does not compile fails as a build failure, with errors at host paths', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-broken-'));
   cpSync(path.join(root, 'kernel-module'), dir, { recursive: true, filter: (src) => !/\.(o|ko|cmd|mod)$/.test(src) });
