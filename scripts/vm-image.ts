@@ -4,11 +4,12 @@ import { log, main } from './lib/cli.ts';
 import { KmodvmError } from './lib/errors.ts';
 import { buildImage, ensureImage, findImage, imageKey } from './lib/image.ts';
 import { preflight } from './lib/preflight.ts';
+import { exportImage, importImage } from './lib/archive.ts';
 
 await main(async () => {
   const { config, positionals, help } = loadConfig(process.argv.slice(2));
   const [cmd = 'info'] = positionals;
-  if (help) { process.stdout.write('usage: npm run vm:image -- build [--force] | info | key\n'); return 0; }
+  if (help) { process.stdout.write('usage: npm run vm:image -- build [--force] | info | key | export FILE | import FILE\n'); return 0; }
   switch (cmd) {
     case 'key':
       process.stdout.write(imageKey(config).key + '\n');
@@ -26,7 +27,15 @@ await main(async () => {
       process.stdout.write(JSON.stringify({ dir: img.dir, ...rest, packageCount: Object.keys(packages).length }, null, 2) + '\n');
       return 0;
     }
+    case 'export':
+    case 'import': {
+      const file = positionals[1];
+      if (!file) throw new KmodvmError('usage', `vm:image ${cmd} needs a FILE`, { hint: `npm run vm:image -- ${cmd} kmodvm-image.tar.zst` });
+      if (cmd === 'export') await exportImage(config, file, log);
+      else await importImage(config, file, log);
+      return 0;
+    }
     default:
-      throw new KmodvmError('usage', `unknown vm:image command ${JSON.stringify(cmd)}`, { hint: 'use build, info or key' });
+      throw new KmodvmError('usage', `unknown vm:image command ${JSON.stringify(cmd)}`, { hint: 'use build, info, key, export FILE or import FILE' });
   }
 });
