@@ -8,6 +8,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { KmodvmError } from './errors.ts';
 import type { BuildMode } from './hostbuild.ts';
+import type { Profile } from './profile.ts';
 
 export type Accel = 'auto' | 'kvm' | 'tcg';
 
@@ -51,6 +52,8 @@ export interface Config {
   recipe: string;
   /** Where the module is built: `auto` (host when the host has the compiler that built the guest kernel, else guest), `host` or `guest`. Default `auto`. Env KMODVM_BUILD, flag --build. */
   build: BuildMode;
+  /** Boot profile: `lean` (no systemd, about 6 s to SSH under TCG) or `systemd` (the stock initrd and systemd, for drivers that need udev). Default `lean`. Env KMODVM_PROFILE, flag --profile. */
+  profile: Profile;
   /** Instance name for vm:up/ssh/logs/status/down/watch. Default `default`. Flag --name. */
   name: string;
   /** vm:test on this running instance instead of a fresh boot. Default '' (hermetic). Flag --reuse NAME. */
@@ -85,6 +88,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot())
     kernel: 'debian-12',
     recipe: '',
     build: 'auto',
+    profile: 'lean',
     name: 'default',
     reuse: '',
     dryRun: false,
@@ -107,6 +111,7 @@ function int(field: string, v: unknown, lo: number, hi: number): number {
 export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { timeouts?: Partial<Timeouts> }, base: Config): Config {
   const c: Config = { ...base, ...input, timeouts: { ...base.timeouts, ...(input.timeouts ?? {}) } };
   if (!['auto', 'kvm', 'tcg'].includes(c.accel)) throw bad('accel', 'must be one of auto, kvm, tcg', c.accel);
+  if (!['lean', 'systemd'].includes(c.profile)) throw bad('profile', 'must be one of lean, systemd', c.profile);
   if (!['auto', 'host', 'guest'].includes(c.build)) throw bad('build', 'must be one of auto, host, guest', c.build);
   c.memoryMiB = int('memoryMiB', c.memoryMiB, 256, 65536);
   c.cpus = int('cpus', c.cpus, 1, 64);
@@ -139,6 +144,7 @@ export function shippedKernels(root: string): string[] {
 export function fromEnv(env: NodeJS.ProcessEnv): Partial<Config> {
   const out: Record<string, unknown> = {};
   if (env.KMODVM_ACCEL) out.accel = env.KMODVM_ACCEL;
+  if (env.KMODVM_PROFILE) out.profile = env.KMODVM_PROFILE;
   if (env.KMODVM_KERNEL) out.kernel = env.KMODVM_KERNEL;
   if (env.KMODVM_BUILD) out.build = env.KMODVM_BUILD;
   if (env.KMODVM_RUNS_DIR) out.runsDir = env.KMODVM_RUNS_DIR;
@@ -161,6 +167,7 @@ export const CLI_OPTIONS = {
   transcript: { type: 'string' },
   recipe: { type: 'string' },
   kernel: { type: 'string' },
+  profile: { type: 'string' },
   'boot-timeout': { type: 'string' },
   'build-timeout': { type: 'string' },
   'dry-run': { type: 'boolean' },
@@ -186,7 +193,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
   const map: [keyof typeof v, string][] = [
     ['accel', 'accel'], ['build', 'build'], ['cache-dir', 'cacheDir'], ['runs-dir', 'runsDir'], ['mirror', 'mirror'],
     ['memory', 'memoryMiB'], ['cpus', 'cpus'], ['module-dir', 'moduleDir'], ['app-dir', 'appDir'],
-    ['transcript', 'transcript'], ['recipe', 'recipe'], ['kernel', 'kernel'], ['dry-run', 'dryRun'], ['name', 'name'], ['reuse', 'reuse'],
+    ['transcript', 'transcript'], ['recipe', 'recipe'], ['kernel', 'kernel'], ['profile', 'profile'], ['dry-run', 'dryRun'], ['name', 'name'], ['reuse', 'reuse'],
   ];
   for (const [flag, field] of map) if (v[flag] !== undefined) cli[field] = v[flag];
   const timeouts: Partial<Timeouts> = {};

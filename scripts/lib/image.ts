@@ -141,7 +141,7 @@ export async function buildImage(c: Config, log: (l: string) => void): Promise<I
       await writeFile(path.join(essential, rel), content);
     }
     const custom = path.join(tmp, 'overlay');
-    await cp(path.join(qemuDir, 'guest'), custom, { recursive: true });
+    await cp(path.join(qemuDir, 'guest'), custom, { recursive: true, verbatimSymlinks: true });
     await mkdir(path.join(custom, 'root/.ssh'), { recursive: true, mode: 0o700 });
     await chmod(path.join(custom, 'root/.ssh'), 0o700);
     await chmod(path.join(custom, 'root'), 0o700);

@@ -13,8 +13,8 @@ import { verdictOf, type Check, type RunReport } from './report.ts';
 import { MODULE, testOnSession } from './session-test.ts';
 import { findSplats, formatSplat, loadRules } from './splat.ts';
 import { parseTranscript } from './transcript.ts';
-import { QBOOT } from './qemu-args.ts';
-import { freePort, Vm } from './vm.ts';
+import { guestSpec } from './profile.ts';
+import { SSHD_READY_MARKER, freePort, Vm } from './vm.ts';
 import { existsSync } from 'node:fs';
 
 /** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */
@@ -28,14 +28,11 @@ export async function upInstance(c: Config, name: string, log: (l: string) => vo
   if (note) log(note);
   const dir = instanceDir(c, name);
   await mkdir(dir, { recursive: true });
-  const vm = new Vm({
-    accel, cpus: c.cpus, memoryMiB: c.memoryMiB, kernel: img.vmlinux, initrd: img.initrdLean, cmdline: img.cmdline,
-    rootfs: img.rootfs, bios: existsSync(QBOOT) ? QBOOT : undefined, sshPort: await freePort(), serialLog: path.join(dir, 'serial.log'), qmpSocket: path.join(dir, 'qmp.sock'),
-  });
+  const vm = new Vm(guestSpec(c, img, accel, await freePort(), dir));
   log(`$ ${vm.commandLine()}`);
   vm.start({ detached: { stderrFile: path.join(dir, 'qemu.stderr') } });
   const t0 = Date.now();
-  const session = await vm.waitForSsh({ privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000 })
+  const session = await vm.waitForSsh({ privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, readyMarker: SSHD_READY_MARKER })
     .catch(async (e) => { await vm.kill(); throw e; });
   session.close();
   const state: InstanceState = {

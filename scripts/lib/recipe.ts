@@ -2,7 +2,7 @@
 // cache key; mmdebstrapArgs() turns it into an argument list. Pure but for
 // loadRecipe() and the file reads in recipeInputs().
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { KmodvmError } from './errors.ts';
 
@@ -73,13 +73,16 @@ export interface RecipeInputs { recipe: Recipe; files: [string, string][] }
 function walk(dir: string, base = dir): string[] {
   return readdirSync(dir).sort().flatMap((n) => {
     const p = path.join(dir, n);
-    return statSync(p).isDirectory() ? walk(p, base) : [path.relative(base, p)];
+    return lstatSync(p).isDirectory() ? walk(p, base) : [path.relative(base, p)];
   });
 }
 
+/** A file's content, or a symlink's target (the overlay's links point into the guest, not the host). */
+const contentOf = (p: string): string => (lstatSync(p).isSymbolicLink() ? `symlink:${readlinkSync(p)}` : readFileSync(p, 'utf8'));
+
 /** Reads everything the image depends on: the recipe, qemu/guest/ and the initrd init. */
 export function recipeInputs(qemuDir: string, recipe: Recipe): RecipeInputs {
-  const files: [string, string][] = walk(path.join(qemuDir, 'guest')).map((rel) => [`guest/${rel}`, readFileSync(path.join(qemuDir, 'guest', rel), 'utf8')]);
+  const files: [string, string][] = walk(path.join(qemuDir, 'guest')).map((rel) => [`guest/${rel}`, contentOf(path.join(qemuDir, 'guest', rel))]);
   files.push(['initrd-init.sh', readFileSync(path.join(qemuDir, 'initrd-init.sh'), 'utf8')]);
   return { recipe, files };
 }

@@ -19,8 +19,8 @@ import { testOnInstance } from './instance-run.ts';
 import { APP, isBuildProduct, MODULE, testOnSession } from './session-test.ts';
 export { isBuildProduct } from './session-test.ts';
 import { parseTranscript } from './transcript.ts';
-import { QBOOT } from './qemu-args.ts';
-import { freePort, isPortInUse, QEMU, Vm } from './vm.ts';
+import { guestSpec } from './profile.ts';
+import { SSHD_READY_MARKER, freePort, isPortInUse, QEMU, Vm } from './vm.ts';
 
 
 export interface RunOptions { log: (l: string) => void }
@@ -35,22 +35,16 @@ async function qemuVersion(): Promise<string> {
   return r.stdout.split('\n')[0] ?? '';
 }
 
-function vmSpec(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', port: number, runDir: string) {
-  return {
-    accel, cpus: c.cpus, memoryMiB: c.memoryMiB, kernel: img.vmlinux, initrd: img.initrdLean, cmdline: img.cmdline,
-    rootfs: img.rootfs, bios: existsSync(QBOOT) ? QBOOT : undefined, sshPort: port, serialLog: path.join(runDir, 'serial.log'), qmpSocket: path.join(runDir, 'qmp.sock'),
-  };
-}
 
 /** Boots a VM and returns it with an SSH session; retries once if the port was taken meanwhile. */
 export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', runDir: string, log: (l: string) => void): Promise<{ vm: Vm; session: SshSession; bootMs: number }> {
   for (let attempt = 1; ; attempt++) {
-    const vm = new Vm(vmSpec(c, img, accel, await freePort(), runDir));
+    const vm = new Vm(guestSpec(c, img, accel, await freePort(), runDir));
     log(`$ ${vm.commandLine()}`);
     const t0 = Date.now();
     vm.start();
     try {
-      const session = await vm.waitForSsh({ privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000 });
+      const session = await vm.waitForSsh({ privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, readyMarker: SSHD_READY_MARKER });
       return { vm, session, bootMs: Date.now() - t0 };
     } catch (e) {
       await vm.kill();
@@ -75,8 +69,8 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
 
   if (c.dryRun) {
     const img = await findImage(c);
-    const shown = img ?? { vmlinux: '<cache>/vmlinux', initrdLean: '<cache>/initrd-lean.cpio', rootfs: '<cache>/rootfs.ext4', cmdline: [] } as unknown as ImageInfo;
-    const vm = new Vm(vmSpec(c, shown, accel, 0, '<run-dir>'));
+    const shown = img ?? { vmlinux: '<cache>/vmlinux', vmlinuz: '<cache>/vmlinuz', initrdLean: '<cache>/initrd-lean.cpio', initrdStock: '<cache>/initrd.img', rootfs: '<cache>/rootfs.ext4', cmdline: [] } as unknown as ImageInfo;
+    const vm = new Vm(guestSpec(c, shown, accel, 0, '<run-dir>'));
     log(`plan: ${img ? `image ${img.dir} (cached)` : 'build the image first (not cached)'}; accel ${accel}${note ? ` (${note})` : ''}`);
     log(`plan: boot, upload ${moduleDir} and ${appDir}, then: ${testPlan({ moduleName: 'netlink_simple_intf', appName: 'netlink_userapp', timeouts: c.timeouts, buildModuleInGuest: c.build !== 'host' }).map((s) => s.name).join(', ')}, power off`);
     log(vm.commandLine().replace("'hostfwd=tcp:127.0.0.1:0-:22'", "'hostfwd=tcp:127.0.0.1:<free port>-:22'"));

@@ -1,0 +1,28 @@
+// Boot profiles. `lean` (the default): the uncompressed vmlinux, the tiny
+// busybox initrd and kmodvm-init, no systemd. `systemd`: the classic boot,
+// Debian's compressed kernel, the stock initramfs-tools initrd and systemd
+// as PID 1, for drivers that need udev or systemd (and the benchmark's
+// "classic" row).
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from './config.ts';
+import type { ImageInfo } from './image.ts';
+import { QBOOT, type RunAccel, type VmSpec } from './qemu-args.ts';
+
+export type Profile = 'lean' | 'systemd';
+
+export function bootFiles(profile: Profile, img: Pick<ImageInfo, 'vmlinux' | 'vmlinuz' | 'initrdLean' | 'initrdStock' | 'cmdline'>): Pick<VmSpec, 'kernel' | 'initrd' | 'cmdline'> {
+  if (profile === 'systemd') {
+    return { kernel: img.vmlinuz, initrd: img.initrdStock, cmdline: [...img.cmdline, 'root=/dev/vda', 'rw', 'init=/lib/systemd/systemd'] };
+  }
+  return { kernel: img.vmlinux, initrd: img.initrdLean, cmdline: img.cmdline };
+}
+
+/** The VM for a run: its files go in dir (serial.log, qmp.sock). */
+export function guestSpec(c: Config, img: ImageInfo, accel: RunAccel, sshPort: number, dir: string): VmSpec {
+  return {
+    accel, cpus: c.cpus, memoryMiB: c.memoryMiB, ...bootFiles(c.profile, img),
+    rootfs: img.rootfs, bios: existsSync(QBOOT) ? QBOOT : undefined, sshPort,
+    serialLog: path.join(dir, 'serial.log'), qmpSocket: path.join(dir, 'qmp.sock'),
+  };
+}
