@@ -59,6 +59,14 @@ t.test('--kernel debian-13 (trixie, 6.12) passes the same transcript, built by t
   t.match(r.stdout, /^ok \d+ transcript\b/m);
 });
 
+t.test('--profile systemd, the classic boot for drivers that need udev or systemd, passes too', async (t) => {
+  const r = await vmTest(['--profile', 'systemd']);
+  if (r.exitCode !== 0) t.comment(explain(r));
+  t.equal(r.exitCode, 0, 'vm:test --profile systemd exits 0');
+  t.match(readFileSync(path.join(r.runDir!, 'serial.log'), 'utf8'), /kmodvm-init: sshd-started \(systemd\)/, 'systemd started sshd and the readiness unit');
+  t.match(r.stderr, /-kernel \S+\/vmlinuz -initrd \S+\/initrd\.img -append \$?'[^']*init=\/lib\/systemd\/systemd/);
+});
+
 t.test('a module that does not compile fails as a build failure, with errors at host paths', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-broken-'));
   cpSync(path.join(root, 'kernel-module'), dir, { recursive: true, filter: (src) => !/\.(o|ko|cmd|mod)$/.test(src) });
