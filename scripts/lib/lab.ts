@@ -47,10 +47,13 @@ export function grade(checks: readonly Check[]): Grade {
   if (/missing MODULE_LICENSE/.test(text)) hints.push('MODULE_LICENSE is missing: a module must declare its licence, e.g. MODULE_LICENSE("Dual MIT/GPL").');
   if (/protocol \d+ is not served|EPROTONOSUPPORT/.test(text)) hints.push('the app found no kernel socket on its protocol: the module did not create it (netlink_kernel_create), is not loaded, or uses another protocol number than the app (31).');
   if (/recvmsg\(\) timed out/.test(text)) hints.push('no reply came back: the reply was never sent, or went to the wrong port. Send it to NETLINK_CB(skb).portid, not to the nlmsg_pid field.');
+  if (/no event \(/.test(text)) hints.push('the listeners got no event: multicast it to the group with nlmsg_multicast(), and declare the kernel socket\'s groups (netlink_kernel_cfg.groups).');
+  if (/Operation not supported/.test(text)) hints.push('the kernel answered EOPNOTSUPP: the command\'s handler does not build and send its reply yet.');
   if (checks.some((c) => c.name === 'insmod' && !c.ok)) hints.push('the module did not load: the kernel\'s reason is in the evidence above (dmesg).');
   if (checks.some((c) => c.name === 'transcript' && !c.ok) && hints.length === 0) hints.push('the output differs from the expected transcript: the diff above shows the first line that did not match.');
   if (checks.some((c) => (c.name === 'no-splat' || c.name === 'taint') && !c.ok)) hints.push('the kernel complained (oops, BUG, WARNING or a new taint): the quoted splat above shows where.');
   if (checks.some((c) => c.failure === 'build') && hints.length === 0) hints.push('it does not compile: fix the first error shown above (file:line).');
+  if (checks.some((c) => c.name === 'app' && !c.ok) && hints.length === 0) hints.push('the app failed: its output above shows the step that went wrong.');
   const score = lines.filter((l) => l.ok).length;
   return { lines, score, outOf: lines.length, hints };
 }

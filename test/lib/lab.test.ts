@@ -21,6 +21,12 @@ t.test('hints name the likely mistake', async (t) => {
   t.match(wrongPort.hints[0], /wrong port.*NETLINK_CB\(skb\)\.portid/);
   const noSocket = grade([ok('build-module'), ok('build-app'), ok('insmod'), { name: 'app', ok: false, failure: 'app', durationMs: 0, evidence: './netlink_userapp: socket(): protocol 31 is not served: is the netlink_simple_intf module loaded?' }]);
   t.match(noSocket.hints[0], /no kernel socket on its protocol/);
+  const noEvent = grade([ok('build-module'), ok('build-app'), ok('insmod'), { name: 'app', ok: false, failure: 'app', durationMs: 0, evidence: 'listener 1: no event (Resource temporarily unavailable)' }]);
+  t.match(noEvent.hints[0], /nlmsg_multicast/);
+  const genl = grade([ok('build-module'), ok('build-app'), ok('insmod'), { name: 'app', ok: false, failure: 'app', durationMs: 0, evidence: "the kernel's answer failed: Operation not supported" }]);
+  t.match(genl.hints[0], /EOPNOTSUPP/);
+  const other = grade([ok('build-module'), ok('build-app'), ok('insmod'), { name: 'app', ok: false, failure: 'app', durationMs: 0, evidence: 'segfault' }]);
+  t.match(other.hints[0], /the app failed/);
   const notLoaded = grade([ok('build-module'), ok('build-app'), { name: 'insmod', ok: false, failure: 'load', durationMs: 0, evidence: 'insmod: ERROR: could not insert module' }]);
   t.match(notLoaded.hints.join('\n'), /did not load/);
 });
