@@ -170,6 +170,8 @@ export const CLI_OPTIONS = {
   profile: { type: 'string' },
   'boot-timeout': { type: 'string' },
   'build-timeout': { type: 'string' },
+  'load-timeout': { type: 'string' },
+  'app-timeout': { type: 'string' },
   'dry-run': { type: 'boolean' },
   name: { type: 'string' },
   reuse: { type: 'string' },
@@ -199,6 +201,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
   const timeouts: Partial<Timeouts> = {};
   if (v['boot-timeout'] !== undefined) timeouts.boot = v['boot-timeout'] as unknown as number;
   if (v['build-timeout'] !== undefined) timeouts.build = v['build-timeout'] as unknown as number;
+  if (v['load-timeout'] !== undefined) timeouts.load = v['load-timeout'] as unknown as number;
+  if (v['app-timeout'] !== undefined) timeouts.app = v['app-timeout'] as unknown as number;
   const config = validateConfig({ ...fromEnv(env), ...cli, timeouts }, defaultConfig(env, root));
   return { config, help: Boolean(v.help), follow: Boolean(v.follow), positionals: parsed.positionals };
 }

@@ -36,9 +36,18 @@ function continues(l: string): boolean {
   return /^\s|^(#PF:|PGD |P4D |Call Trace|RIP:|RSP:|RAX:|RDX:|RBP:|R\d+:|FS:|CS:|CR2:|Code:|Modules linked in|CPU:|Hardware name|Workqueue|---\[|<\/?(TASK|IRQ)>|Kernel Offset|Kernel panic|\? |[a-z_0-9.]+\+0x)/.test(l);
 }
 
-/** Every splat in a log, in order. Lines inside one splat's excerpt are not reported again. */
+/**
+ * Where our own evidence starts: after a hung step the tool asks for a sysrq
+ * task dump, whose call traces are not splats. A splat that caused the hang
+ * was printed before it, so scanning stops there.
+ */
+export const SYSRQ_DUMP = /sysrq: Show (Blocked State|State)/;
+
+/** Every splat in a log, in order, up to our own sysrq dump. Lines inside one splat's excerpt are not reported again. */
 export function findSplats(log: string, rules: CompiledRules, source: string, maxExcerpt = 40): Splat[] {
-  const lines = log.split('\n').map(strip);
+  const all = log.split('\n').map(strip);
+  const cut = all.findIndex((l) => SYSRQ_DUMP.test(l));
+  const lines = cut >= 0 ? all.slice(0, cut) : all;
   const out: Splat[] = [];
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i];

@@ -78,3 +78,13 @@ t.test('a module that does not compile fails as a build failure, with errors at 
   t.match(r.stdout, /^not ok \d+ build-module/m);
   t.match(r.stderr, new RegExp(`${src.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: error: `), 'the compiler error names the host file and line');
 });
+
+t.test('a hung step is a timeout, with a sysrq task dump as evidence', async (t) => {
+  const r = await vmTest(['--app-dir', path.join(root, 'test/e2e/fixtures/hanging-app'), '--app-timeout', '5']);
+  if (r.exitCode !== 14) t.comment(explain(r));
+  t.equal(r.exitCode, 14, 'exit code 14: timeout');
+  t.match(r.stdout, /^not ok \d+ app - app timed out after 5 s/m);
+  t.match(r.stderr, /output so far:\n.*about to hang/);
+  t.match(r.stderr, /sysrq w\/t task dump/);
+  t.match(readFileSync(path.join(r.runDir!, 'sysrq-dump.log'), 'utf8'), /sysrq: Show (Blocked State|State)/);
+});
