@@ -13,6 +13,8 @@ import { preflight } from '../../scripts/lib/preflight.ts';
 import { findSplats, formatSplat, loadRules, unexpectedTaint } from '../../scripts/lib/splat.ts';
 import { isBuildProduct, bootVm } from '../../scripts/lib/vm-test-run.ts';
 import { chooseAccel, hostFacts } from '../../scripts/lib/accel.ts';
+import type { SshSession } from '../../scripts/lib/ssh.ts';
+import type { Vm } from '../../scripts/lib/vm.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const W = '/root/kmodvm';
@@ -23,24 +25,29 @@ const log = (l: string): void => { t.comment(l); };
 
 await preflight(log);
 const img = await ensureImage(config, log);
-const runDir = mkdtempSync(path.join(config.runsDir, 'run-'));
-const { vm, session } = await bootVm(config, img, chooseAccel(config.accel, hostFacts()).accel, runDir, log);
-t.teardown(async () => { session.close(); await vm.kill(); });
-
+let vm: Vm;
+let session: SshSession;
 const sh = async (script: string, timeoutS = 120) => session.exec(['sh', '-c', script], { timeoutMs: timeoutS * 1000 });
 const must = async (what: string, script: string, timeoutS = 300): Promise<string> => {
   const r = await sh(script, timeoutS);
   if (r.exitCode !== 0) throw new Error(`${what} failed (${r.reason}):\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
 };
-
-await sh(`mkdir -p ${W}`);
-await session.upload(moduleDir, `${W}/kernel-module`, isBuildProduct);
-await session.upload(path.join(root, 'userapp'), `${W}/userapp`, isBuildProduct);
-await session.upload(path.join(root, 'test/hostile'), `${W}/hostile`, (rel) => rel === 'nl_hostile');
-await must('building the module, the app and the hostile client', `make -s -C ${W}/kernel-module && make -s -C ${W}/userapp && make -s -C ${W}/hostile`, 900);
 const KO = `${W}/kernel-module/netlink_simple_intf.ko`;
-await must('insmod', `insmod ${KO} && dmesg -c > /dev/null`);
+
+/** Boots a fresh guest with the module loaded: at the start, and again after a case killed the kernel. */
+async function freshGuest(): Promise<void> {
+  const runDir = mkdtempSync(path.join(config.runsDir, 'run-'));
+  ({ vm, session } = await bootVm(config, img, chooseAccel(config.accel, hostFacts()).accel, runDir, log));
+  await sh(`mkdir -p ${W}`);
+  await session.upload(moduleDir, `${W}/kernel-module`, isBuildProduct);
+  await session.upload(path.join(root, 'userapp'), `${W}/userapp`, isBuildProduct);
+  await session.upload(path.join(root, 'test/hostile'), `${W}/hostile`, (rel) => rel === 'nl_hostile');
+  await must('building the module, the app and the hostile client', `make -s -C ${W}/kernel-module && make -s -C ${W}/userapp && make -s -C ${W}/hostile`, 900);
+  await must('insmod', `insmod ${KO} && dmesg -c > /dev/null`);
+}
+await freshGuest();
+t.teardown(async () => { session.close(); await vm.kill(); });
 const taint0 = Number((await must('taint', 'cat /proc/sys/kernel/tainted')).trim());
 
 /** The checks after every case. */
@@ -70,8 +77,18 @@ for (const [name, c, timeoutS] of cases) {
   await t.test(name, async (t) => {
     const r = await sh(`${W}/hostile/nl_hostile ${c}`, timeoutS ?? 120);
     t.equal(r.exitCode, 0, (r.stdout + r.stderr).trim() || r.reason);
+    // A lost connection may mean a dead kernel: panic=-1 ends QEMU within moments.
+    if (r.exitCode === undefined) await Promise.race([vm.waitExit(), new Promise((res) => setTimeout(res, 10_000))]);
     if (vm.alive) await healthy(t);
-    else t.fail(`the guest died:\n${await vm.serialTail(40)}`);
+    else {
+      const serial = await vm.serialTail(100000);
+      const splat = findSplats(serial, rules, 'serial.log')[0];
+      t.fail(`the guest died: ${splat ? formatSplat(splat).split('\n').slice(0, 8).join('\n') : await vm.serialTail(20)}`);
+      // The next case gets a kernel nobody has corrupted.
+      session.close();
+      await vm.kill();
+      await freshGuest();
+    }
   });
 }
 
