@@ -21,8 +21,9 @@ const ex = (n: number, slug: string, title: string, o: { starterApp?: string; so
 export const EXERCISES: readonly Exercise[] = [
   ex(1, 'reproduce', 'Reproduce the original exchange', { solutionModule: 'kernel-module' }),
   ex(2, 'echo', 'Echo the payload in upper case'),
-  ex(3, 'multicast', 'Multicast an event to two listeners', { starterApp: 'docs/lab/exercises/3-multicast/userapp', solutionApp: 'docs/lab/solutions/3-multicast/userapp' }),
-  ex(4, 'genetlink', 'The echo as a generic netlink family', { starterApp: 'docs/lab/exercises/4-genetlink/userapp', solutionApp: 'docs/lab/solutions/4-genetlink/userapp' }),
+  // The apps of exercises 3 and 4 are given, complete: starter and solution share them.
+  ex(3, 'multicast', 'Multicast an event to two listeners', { starterApp: 'docs/lab/exercises/3-multicast/userapp', solutionApp: 'docs/lab/exercises/3-multicast/userapp' }),
+  ex(4, 'genetlink', 'The echo as a generic netlink family', { starterApp: 'docs/lab/exercises/4-genetlink/userapp', solutionApp: 'docs/lab/exercises/4-genetlink/userapp' }),
 ];
 
 export function findExercise(n: number): Exercise | undefined {

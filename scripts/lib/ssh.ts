@@ -3,7 +3,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import ssh2, { type Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
-import { describeEnd, shellJoin } from './proc.ts';
+import { describeEnd, shellJoin, type RunResult } from './proc.ts';
 
 export interface ConnectOptions {
   host?: string;
@@ -16,16 +16,8 @@ export interface ConnectOptions {
   readyTimeoutMs: number;
 }
 
-export interface ExecResult {
-  command: string;
-  exitCode: number | undefined;
-  signal: string | undefined;
-  timedOut: boolean;
-  stdout: string;
-  stderr: string;
-  durationMs: number;
-  reason: string;
-}
+/** A guest command ends the way a host child does: the same result shape. */
+export type ExecResult = RunResult;
 
 export interface ExecOptions {
   timeoutMs: number;

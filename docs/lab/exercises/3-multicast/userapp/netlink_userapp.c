@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Exercise 3 (reference solution): two listener processes join netlink
+ * Exercise 3 (given, complete): two listener processes join netlink
  * group 1; the parent sends one message; the kernel broadcasts it; each
  * listener reports what it got. Output is printed by the parent, in
  * listener order, so it is the same on every run.

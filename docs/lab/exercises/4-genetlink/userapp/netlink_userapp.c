@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Exercise 4 (reference solution): the generic netlink client. It asks the
+ * Exercise 4 (given, complete): the generic netlink client. It asks the
  * controller (GENL_ID_CTRL) for the id of family KMODVM_ECHO, sends the ECHO
  * command with a MSG attribute, and prints the MSG of the reply.
  */
