@@ -3,7 +3,9 @@
 // host against the very headers exported from the image, with the compiler
 // the kernel was built with (Debian's headers name it, e.g. gcc-12), while
 // the guest boots. `auto` picks host when that compiler is on the host.
-import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { KmodvmError } from './errors.ts';
 import { findTool } from './preflight.ts';
@@ -55,9 +57,34 @@ export async function exportHeaders(rootfs: string, finalImageDir: string, stagi
 
 export interface HostBuild { ok: boolean; ko?: string; durationMs: number; output: string; evidence?: string; annotations?: { file: string; line: number; col?: number; message: string }[] }
 
-/** Builds a copy of moduleDir in outDir on the host against kdir. Never writes into moduleDir. */
+const isProduct = (p: string): boolean => /\.(o|ko|mod|cmd)$|\.mod\.c$|modules\.order$|Module\.symvers$/.test(p);
+
+/** A hash of the module's sources (names and contents), to skip kbuild when nothing changed. */
+export async function sourceHash(dir: string, kdir: string): Promise<string> {
+  const h = createHash('sha256').update(kdir);
+  for (const n of (await readdir(dir)).sort()) {
+    if (isProduct(n) || n.startsWith('.')) continue;
+    const p = path.join(dir, n);
+    if ((await stat(p)).isFile()) h.update(`\0${n}\0`).update(await readFile(p));
+  }
+  return h.digest('hex');
+}
+
+/**
+ * Builds a copy of moduleDir in outDir on the host against kdir; never writes
+ * into moduleDir. When outDir already holds a module built from the same
+ * sources (a watch cycle where only the app changed), kbuild is not run: a
+ * make with nothing to do still costs seconds.
+ */
 export async function hostBuildModule(o: { moduleDir: string; outDir: string; kdir: string; moduleName: string; timeoutMs: number }): Promise<HostBuild> {
-  await cp(o.moduleDir, o.outDir, { recursive: true, preserveTimestamps: true, filter: (src) => !/\.(o|ko|mod|cmd)$|\.mod\.c$|modules\.order$|Module\.symvers$/.test(src) });
+  const stamp = path.join(o.outDir, '.kmodvm-sources');
+  const hash = await sourceHash(o.moduleDir, o.kdir);
+  const ko = path.join(o.outDir, `${o.moduleName}.ko`);
+  if (existsSync(ko) && (await readFile(stamp, 'utf8').catch(() => '')) === hash) {
+    return { ok: true, ko, durationMs: 0, output: 'sources unchanged since the last build: kbuild not run\n' };
+  }
+  await rm(stamp, { force: true });
+  await cp(o.moduleDir, o.outDir, { recursive: true, preserveTimestamps: true, filter: (src) => !isProduct(src) });
   const r = await run('make', ['-C', o.outDir, `KDIR=${o.kdir}`], { timeoutMs: o.timeoutMs });
   const output = (r.stdout + r.stderr).split(`${o.outDir}/`).join(`${o.moduleDir}/`);
   if (r.exitCode !== 0) {
@@ -65,7 +92,8 @@ export async function hostBuildModule(o: { moduleDir: string; outDir: string; kd
     const annotations = diags.map((d) => ({ file: d.file, line: d.line, col: d.col, message: `${d.severity}: ${d.message}` }));
     return { ok: false, durationMs: r.durationMs, output, annotations, evidence: diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : `make ${r.reason}\n${tail(output, 25)}` };
   }
-  return { ok: true, ko: path.join(o.outDir, `${o.moduleName}.ko`), durationMs: r.durationMs, output };
+  await writeFile(stamp, hash);
+  return { ok: true, ko, durationMs: r.durationMs, output };
 }
 
 export function hostHasCompiler(gccMajor: number | undefined): boolean {

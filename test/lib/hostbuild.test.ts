@@ -17,3 +17,20 @@ t.test('auto builds on the host only with the same compiler and the exported hea
 t.test('--build host without the compiler is a setup error that names it', async (t) => {
   t.throws(() => chooseBuildMode('host', { gccMajor: 14, hostHasCompiler: false, headers: true }), /needs gcc-14 on the host/);
 });
+
+t.test('the source hash ignores build products and changes with any source byte', async (t) => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { sourceHash } = await import('../../scripts/lib/hostbuild.ts');
+  const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-src-'));
+  writeFileSync(path.join(d, 'a.c'), 'int x;\n');
+  writeFileSync(path.join(d, 'Kbuild'), 'obj-m := a.o\n');
+  const h = await sourceHash(d, '/k');
+  writeFileSync(path.join(d, 'a.o'), 'junk');
+  writeFileSync(path.join(d, 'a.ko'), 'junk');
+  t.equal(await sourceHash(d, '/k'), h, 'build products do not count');
+  t.not(await sourceHash(d, '/other-kernel'), h, 'another kernel tree is another build');
+  writeFileSync(path.join(d, 'a.c'), 'int y;\n');
+  t.not(await sourceHash(d, '/k'), h);
+});
