@@ -117,6 +117,27 @@ await t.test('12 100 load/unload cycles', async (t) => {
   await healthy(t);
 });
 
+await t.test('protocol: out of range is refused with EINVAL; a protocol already owned fails with a clear message', async (t) => {
+  await must('a second copy of the module under another name', `mkdir -p ${W}/clash && cp ${W}/kernel-module/*.c ${W}/kernel-module/*.h ${W}/clash/ && printf 'obj-m := nl_clash.o\\nnl_clash-y := netlink_simple_intf.o\\n' > ${W}/clash/Kbuild && make -s -C /lib/modules/$(uname -r)/build M=${W}/clash modules`, 900);
+  const clash = await sh(`insmod ${W}/clash/nl_clash.ko; echo "rc=$?"; dmesg -c | tail -n 3`);
+  t.match(clash.stdout, /rc=[1-9]/, 'the second module does not load');
+  t.match(clash.stderr + clash.stdout, /Address already in use/);
+  t.match(clash.stdout, /netlink_kernel_create\(protocol=31\) failed: the protocol is already in use/);
+  await sh('rmmod netlink_simple_intf');
+  const range = await sh(`insmod ${KO} protocol=99; echo "rc=$?"; dmesg -c | tail -n 2`);
+  t.match(range.stdout, /rc=[1-9]/);
+  t.match(range.stderr + range.stdout, /Invalid (argument|parameters)/, 'EINVAL, as kmod words it');
+  t.match(range.stdout, /protocol=99 is out of range \(17\.\.31\)/);
+  t.equal((await sh(`insmod ${KO}`)).exitCode, 0, 'the default still loads');
+  await healthy(t);
+});
+
+await t.test('the module builds with W=1 and no warnings', async (t) => {
+  const r = await sh(`cd ${W}/kernel-module && make clean >/dev/null && make W=1 2>&1`, 900);
+  t.equal(r.exitCode, 0, r.stdout);
+  t.notMatch(r.stdout, /warning:/);
+});
+
 await t.test('the module still unloads at the end, cleanly', async (t) => {
   const r = await sh('rmmod netlink_simple_intf');
   t.equal(r.exitCode, 0, r.stderr);

@@ -2,7 +2,9 @@
 /*
  * nl_hostile CASE [PROTO]: one hostile-input case against the netlink demo
  * module. Prints "PASS CASE: detail" and exits 0 when the kernel behaved as
- * it must, or "FAIL CASE: detail" and exits 1. Driven by
+ * it must, or "FAIL CASE: detail" and exits 1. Every message carries the
+ * sender's own port in nlmsg_pid, as a well-behaved client's would, except
+ * in the cases about that field (spoofed-pid, zero-pid). Driven by
  * test/e2e/hostile.test.ts; docs/netlink.md lists the cases.
  */
 #include <errno.h>
@@ -107,7 +109,7 @@ static void expect_replies(int sd, int n, const char *what)
 static int case_short(void)
 {
 	int sd = open_sock(0, 500);
-	char b[8] = { 8, 0, 0, 0 };
+	char b[8] = { 8, 0, 0, 0 };	/* too short to hold even nlmsg_pid */
 
 	if (send_raw(sd, b, sizeof(b)) < 0) result(0, "sendto: %s", strerror(errno));
 	expect_silence(sd, "an 8-byte datagram");
@@ -118,7 +120,7 @@ static int case_short(void)
 static int case_len(int too_big)
 {
 	int sd = open_sock(0, 500);
-	struct nlmsghdr *h = msg(84, 'x', 0, 0);
+	struct nlmsghdr *h = msg(84, 'x', port_of(sd), 0);
 
 	h->nlmsg_len = too_big ? 4000 : 8;
 	if (send_raw(sd, h, NLMSG_SPACE(84)) < 0) result(0, "sendto: %s", strerror(errno));
@@ -131,7 +133,7 @@ static int case_payload(size_t plen)
 {
 	int sd = open_sock(0, 2000);
 	int sz = (int)plen + 4096;
-	struct nlmsghdr *h = msg(plen, 'A', 0, 0);
+	struct nlmsghdr *h = msg(plen, 'A', port_of(sd), 0);
 
 	setsockopt(sd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	if (send_raw(sd, h, NLMSG_SPACE(plen)) < 0) result(0, "sendto %zu bytes: %s", NLMSG_SPACE(plen), strerror(errno));
@@ -144,7 +146,7 @@ static int case_two(void)
 {
 	int sd = open_sock(0, 1000);
 	char buf[2 * NLMSG_SPACE(32)];
-	struct nlmsghdr *a = msg(32, 'a', 0, 1), *b = msg(32, 'b', 0, 2);
+	struct nlmsghdr *a = msg(32, 'a', port_of(sd), 1), *b = msg(32, 'b', port_of(sd), 2);
 
 	memcpy(buf, a, NLMSG_SPACE(32));
 	memcpy(buf + NLMSG_SPACE(32), b, NLMSG_SPACE(32));
@@ -171,7 +173,7 @@ static int case_pid(int zero)
 static int case_flood(int n)
 {
 	int sd = open_sock(0, 200), got = 0, sent = 0;
-	struct nlmsghdr *h = msg(16, 'f', 0, 0);
+	struct nlmsghdr *h = msg(16, 'f', port_of(sd), 0);
 
 	int overruns = 0;
 
@@ -198,7 +200,7 @@ static int case_concurrent(int procs, int each)
 			int sd = open_sock(0, 5000);
 
 			for (int i = 0; i < each; i++) {
-				struct nlmsghdr *h = msg(16, 'c', 0, (unsigned int)i);
+				struct nlmsghdr *h = msg(16, 'c', port_of(sd), (unsigned int)i);
 				unsigned int seq;
 
 				if (send_raw(sd, h, NLMSG_SPACE(16)) < 0) _exit(2);
