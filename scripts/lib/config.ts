@@ -52,6 +52,8 @@ export interface Config {
   recipe: string;
   /** Where the module is built: `auto` (host when the host has the compiler that built the guest kernel, else guest), `host` or `guest`. Default `auto`. Env KMODVM_BUILD, flag --build. */
   build: BuildMode;
+  /** Extra splat rules (patterns and allow-list) merged over qemu/splat.json. Default none. Flag --splat-rules FILE. */
+  splatRules: string;
   /** Boot profile: `lean` (no systemd, about 6 s to SSH under TCG) or `systemd` (the stock initrd and systemd, for drivers that need udev). Default `lean`. Env KMODVM_PROFILE, flag --profile. */
   profile: Profile;
   /** Instance name for vm:up/ssh/logs/status/down/watch. Default `default`. Flag --name. */
@@ -89,6 +91,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot())
     recipe: '',
     build: 'auto',
     profile: 'lean',
+    splatRules: '',
     name: 'default',
     reuse: '',
     dryRun: false,
@@ -124,6 +127,7 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
   if (!existsSync(path.resolve(c.root, c.recipe))) {
     throw bad(c.kernel !== 'debian-12' && c.recipe === `qemu/kernels/${c.kernel}.json` ? 'kernel' : 'recipe', `names no recipe file (${c.recipe}); the shipped kernels are ${shippedKernels(c.root).join(', ')}`, c.kernel !== 'debian-12' ? c.kernel : c.recipe);
   }
+  if (c.splatRules && !existsSync(path.resolve(c.root, c.splatRules))) throw bad('splatRules', 'names no file', c.splatRules);
   for (const k of ['cacheDir', 'runsDir', 'moduleDir', 'appDir', 'transcript', 'recipe'] as const) {
     if (typeof c[k] !== 'string' || c[k] === '') throw bad(k, 'must be a non-empty path', c[k]);
   }
@@ -168,6 +172,7 @@ export const CLI_OPTIONS = {
   recipe: { type: 'string' },
   kernel: { type: 'string' },
   profile: { type: 'string' },
+  'splat-rules': { type: 'string' },
   'boot-timeout': { type: 'string' },
   'build-timeout': { type: 'string' },
   'load-timeout': { type: 'string' },
@@ -195,7 +200,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
   const map: [keyof typeof v, string][] = [
     ['accel', 'accel'], ['build', 'build'], ['cache-dir', 'cacheDir'], ['runs-dir', 'runsDir'], ['mirror', 'mirror'],
     ['memory', 'memoryMiB'], ['cpus', 'cpus'], ['module-dir', 'moduleDir'], ['app-dir', 'appDir'],
-    ['transcript', 'transcript'], ['recipe', 'recipe'], ['kernel', 'kernel'], ['profile', 'profile'], ['dry-run', 'dryRun'], ['name', 'name'], ['reuse', 'reuse'],
+    ['transcript', 'transcript'], ['recipe', 'recipe'], ['kernel', 'kernel'], ['profile', 'profile'], ['splat-rules', 'splatRules'], ['dry-run', 'dryRun'], ['name', 'name'], ['reuse', 'reuse'],
   ];
   for (const [flag, field] of map) if (v[flag] !== undefined) cli[field] = v[flag];
   const timeouts: Partial<Timeouts> = {};
@@ -209,4 +214,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
 
 export function resolveIn(c: Config, p: string): string {
   return path.resolve(c.root, p);
+}
+
+/** The splat rule files for a run: the shipped ones, then the project's own. */
+export function splatRuleFiles(c: Config): string[] {
+  return [path.join(c.root, 'qemu/splat.json'), ...(c.splatRules ? [path.resolve(c.root, c.splatRules)] : [])];
 }

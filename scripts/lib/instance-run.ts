@@ -3,7 +3,7 @@
 import { readFile, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import { chooseAccel, hostFacts } from './accel.ts';
-import { resolveIn, type Config } from './config.ts';
+import { resolveIn, splatRuleFiles, type Config } from './config.ts';
 import { KmodvmError } from './errors.ts';
 import { chooseBuildMode, headersKdir, hostBuildModule, hostHasCompiler } from './hostbuild.ts';
 import { ensureImage, findImage } from './image.ts';
@@ -78,7 +78,7 @@ export async function testOnInstance(c: Config, s: InstanceState, runDir: string
   const started = Date.now();
   const transcriptFile = resolveIn(c, c.transcript);
   const transcript = parseTranscript(await readFile(transcriptFile, 'utf8'), c.transcript);
-  const rules = loadRules([resolveIn(c, 'qemu/splat.json')]);
+  const rules = loadRules(splatRuleFiles(c));
   const moduleDir = resolveIn(c, c.moduleDir);
   const appDir = resolveIn(c, c.appDir);
   await mkdir(path.join(runDir, 'steps'), { recursive: true });

@@ -3,7 +3,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chooseAccel, hostFacts } from './accel.ts';
-import { resolveIn, type Config } from './config.ts';
+import { resolveIn, splatRuleFiles, type Config } from './config.ts';
 import { KmodvmError, type FailureClass } from './errors.ts';
 import { ensureImage, findImage, type ImageInfo } from './image.ts';
 import { chooseBuildMode, headersKdir, hostBuildModule, hostHasCompiler, type HostBuild } from './hostbuild.ts';
@@ -62,7 +62,7 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
   const transcript = parseTranscript(await readFile(transcriptFile, 'utf8').catch(() => {
     throw new KmodvmError('usage', `cannot read the transcript ${transcriptFile}`, { hint: 'pass --transcript FILE' });
   }), c.transcript);
-  const rules = loadRules([resolveIn(c, 'qemu/splat.json')]);
+  const rules = loadRules(splatRuleFiles(c));
   const moduleDir = resolveIn(c, c.moduleDir);
   const appDir = resolveIn(c, c.appDir);
   const { accel, note } = chooseAccel(c.accel, hostFacts());

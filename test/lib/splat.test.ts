@@ -62,3 +62,15 @@ t.test('our own sysrq task dump after a hang is evidence, not a splat; a splat b
   const before = '[   20.0] WARNING: CPU: 0 PID: 1 at x.c:1 f+0x1/0x2\n' + dump;
   t.same(findSplats(before, rules, 'dmesg').map((s) => s.id), ['warning']);
 });
+
+t.test('a project extends the patterns and the allow-list with its own file', async (t) => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-rules-'));
+  writeFileSync(path.join(d, 'splat.json'), JSON.stringify({ patterns: [{ id: 'my-driver', regex: 'mydrv: FIFO overrun' }], allow: ['WARNING: .* at drivers/known/quirk\\.c'] }));
+  const merged = loadRules([new URL('../../qemu/splat.json', import.meta.url).pathname, path.join(d, 'splat.json')]);
+  t.same(findSplats('[ 1.0] mydrv: FIFO overrun on rx\n', merged, 'x').map((s) => s.id), ['my-driver']);
+  t.same(findSplats('[ 1.0] WARNING: CPU: 0 PID: 1 at drivers/known/quirk.c:9 q+0x1/0x2\n', merged, 'x'), []);
+  t.same(findSplats('[ 1.0] WARNING: CPU: 0 PID: 1 at drivers/other.c:9 q+0x1/0x2\n', merged, 'x').map((s) => s.id), ['warning']);
+});
