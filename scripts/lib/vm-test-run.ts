@@ -20,6 +20,7 @@ import { APP, isBuildProduct, MODULE, testOnSession } from './session-test.ts';
 export { isBuildProduct } from './session-test.ts';
 import { parseTranscript } from './transcript.ts';
 import { guestSpec } from './profile.ts';
+import { memoFile, readMemo, serialSpeaks, writeMemo } from './kvm-probe.ts';
 import { SSHD_READY_MARKER, freePort, isPortInUse, QEMU, Vm } from './vm.ts';
 
 
@@ -37,21 +38,41 @@ async function qemuVersion(): Promise<string> {
 
 
 /** Boots a VM and returns it with an SSH session; retries once if the port was taken meanwhile. */
-export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', runDir: string, log: (l: string) => void): Promise<{ vm: Vm; session: SshSession; bootMs: number }> {
+export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', runDir: string, log: (l: string) => void, o: { probeKvm?: boolean } = {}): Promise<{ vm: Vm; session: SshSession; bootMs: number; accel: 'kvm' | 'tcg' }> {
   for (let attempt = 1; ; attempt++) {
     const vm = new Vm(guestSpec(c, img, accel, await freePort(), runDir));
     log(`$ ${vm.commandLine()}`);
     const t0 = Date.now();
     vm.start();
     try {
+      if (accel === 'kvm' && o.probeKvm) {
+        // A KVM guest that prints nothing at all in 5 s is a host where KVM hangs.
+        const speaks = await serialSpeaks(vm.spec.serialLog, 5000, () => vm.alive);
+        await writeMemo(c, speaks || !vm.alive);
+        if (!speaks && vm.alive) {
+          await vm.kill();
+          log(`accel: the KVM guest printed nothing in 5 s; this host's KVM hangs guests, so TCG it is (remembered in ${memoFile(c)})`);
+          accel = 'tcg';
+          continue;
+        }
+      }
       const session = await vm.waitForSsh({ privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, readyMarker: SSHD_READY_MARKER });
-      return { vm, session, bootMs: Date.now() - t0 };
+      return { vm, session, bootMs: Date.now() - t0, accel };
     } catch (e) {
       await vm.kill();
       if (attempt < 3 && isPortInUse(vm.exit?.stderr ?? '')) { log('boot: the SSH port was taken meanwhile; trying another'); continue; }
       throw e;
     }
   }
+}
+
+/** accel auto, with what this host taught us before: a KVM that hangs guests is not tried again. */
+export async function pickAccel(c: Config, facts = hostFacts()): Promise<{ accel: 'kvm' | 'tcg'; note?: string; probeKvm: boolean }> {
+  const chosen = chooseAccel(c.accel, facts);
+  if (c.accel !== 'auto' || chosen.accel !== 'kvm') return { ...chosen, probeKvm: false };
+  const memo = await readMemo(c);
+  if (memo && !memo.kvmWorks) return { accel: 'tcg', note: `accel: TCG, because KVM hung a guest on this host before (${memoFile(c)}; delete it to probe again)`, probeKvm: false };
+  return { accel: 'kvm', probeKvm: !memo };
 }
 
 export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
@@ -65,7 +86,7 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
   const rules = loadRules(splatRuleFiles(c));
   const moduleDir = resolveIn(c, c.moduleDir);
   const appDir = resolveIn(c, c.appDir);
-  const { accel, note } = chooseAccel(c.accel, hostFacts());
+  const { accel, note, probeKvm } = await pickAccel(c);
 
   if (c.dryRun) {
     const img = await findImage(c);
@@ -113,8 +134,8 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
   let session: SshSession | undefined;
   try {
     try {
-      const b = await bootVm(c, img, accel, runDir, log);
-      vm = b.vm; session = b.session; report.bootToSshMs = b.bootMs;
+      const b = await bootVm(c, img, accel, runDir, log, { probeKvm });
+      vm = b.vm; session = b.session; report.bootToSshMs = b.bootMs; report.accel = b.accel;
       checks.push({ name: 'boot', ok: true, durationMs: b.bootMs, message: `SSH ready on 127.0.0.1:${vm.spec.sshPort}` });
       if (c.accel === 'kvm') {
         // As virtme-ng does: a guest that really runs under KVM uses kvm-clock.
