@@ -52,6 +52,12 @@ export interface Config {
   recipe: string;
   /** Where the module is built: `auto` (host when the host has the compiler that built the guest kernel, else guest), `host` or `guest`. Default `auto`. Env KMODVM_BUILD, flag --build. */
   build: BuildMode;
+  /** Bring your own kernel: a bzImage or vmlinux to boot instead of the image's. Needs kernelBuildDir. Flag --kernel-image. */
+  kernelImage: string;
+  /** Its kbuild tree (where it was built, or its headers package); the module is built against it on the host. Flag --kernel-build-dir. */
+  kernelBuildDir: string;
+  /** An initrd for it that loads virtio and ext4 if they are modules. Default: a busybox initrd without modules (they must be built in). Flag --kernel-initrd. */
+  kernelInitrd: string;
   /** Extra splat rules (patterns and allow-list) merged over qemu/splat.json. Default none. Flag --splat-rules FILE. */
   splatRules: string;
   /** Boot profile: `lean` (no systemd, about 6 s to SSH under TCG) or `systemd` (the stock initrd and systemd, for drivers that need udev). Default `lean`. Env KMODVM_PROFILE, flag --profile. */
@@ -91,6 +97,9 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot())
     recipe: '',
     build: 'auto',
     profile: 'lean',
+    kernelImage: '',
+    kernelBuildDir: '',
+    kernelInitrd: '',
     splatRules: '',
     name: 'default',
     reuse: '',
@@ -127,6 +136,16 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
   if (!existsSync(path.resolve(c.root, c.recipe))) {
     throw bad(c.kernel !== 'debian-12' && c.recipe === `qemu/kernels/${c.kernel}.json` ? 'kernel' : 'recipe', `names no recipe file (${c.recipe}); the shipped kernels are ${shippedKernels(c.root).join(', ')}`, c.kernel !== 'debian-12' ? c.kernel : c.recipe);
   }
+  for (const k of ['kernelImage', 'kernelBuildDir', 'kernelInitrd'] as const) {
+    if (c[k]) {
+      c[k] = path.resolve(c.root, c[k]);
+      if (!existsSync(c[k])) throw bad(k, 'names no file or directory', c[k]);
+    }
+  }
+  if (Boolean(c.kernelImage) !== Boolean(c.kernelBuildDir)) throw bad(c.kernelImage ? 'kernelBuildDir' : 'kernelImage', 'is needed too: --kernel-image and --kernel-build-dir go together', '');
+  if (c.kernelInitrd && !c.kernelImage) throw bad('kernelInitrd', 'goes with --kernel-image', c.kernelInitrd);
+  if (c.kernelImage && c.build === 'guest') throw bad('build', 'must be host or auto with --kernel-image: the kernel\'s build tree is on the host', c.build);
+  if (c.kernelImage && c.profile !== 'lean') throw bad('profile', 'must be lean with --kernel-image', c.profile);
   if (c.splatRules && !existsSync(path.resolve(c.root, c.splatRules))) throw bad('splatRules', 'names no file', c.splatRules);
   for (const k of ['cacheDir', 'runsDir', 'moduleDir', 'appDir', 'transcript', 'recipe'] as const) {
     if (typeof c[k] !== 'string' || c[k] === '') throw bad(k, 'must be a non-empty path', c[k]);
@@ -173,6 +192,9 @@ export const CLI_OPTIONS = {
   kernel: { type: 'string' },
   profile: { type: 'string' },
   'splat-rules': { type: 'string' },
+  'kernel-image': { type: 'string' },
+  'kernel-build-dir': { type: 'string' },
+  'kernel-initrd': { type: 'string' },
   'boot-timeout': { type: 'string' },
   'build-timeout': { type: 'string' },
   'load-timeout': { type: 'string' },
@@ -200,7 +222,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
   const map: [keyof typeof v, string][] = [
     ['accel', 'accel'], ['build', 'build'], ['cache-dir', 'cacheDir'], ['runs-dir', 'runsDir'], ['mirror', 'mirror'],
     ['memory', 'memoryMiB'], ['cpus', 'cpus'], ['module-dir', 'moduleDir'], ['app-dir', 'appDir'],
-    ['transcript', 'transcript'], ['recipe', 'recipe'], ['kernel', 'kernel'], ['profile', 'profile'], ['splat-rules', 'splatRules'], ['dry-run', 'dryRun'], ['name', 'name'], ['reuse', 'reuse'],
+    ['transcript', 'transcript'], ['recipe', 'recipe'], ['kernel', 'kernel'], ['profile', 'profile'], ['splat-rules', 'splatRules'], ['kernel-image', 'kernelImage'], ['kernel-build-dir', 'kernelBuildDir'], ['kernel-initrd', 'kernelInitrd'], ['dry-run', 'dryRun'], ['name', 'name'], ['reuse', 'reuse'],
   ];
   for (const [flag, field] of map) if (v[flag] !== undefined) cli[field] = v[flag];
   const timeouts: Partial<Timeouts> = {};

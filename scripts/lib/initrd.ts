@@ -99,3 +99,21 @@ export async function buildInitrd(opts: { rootfs: string; kver: string; modules:
   if (r.exitCode !== 0) throw new KmodvmError('image', `cpio failed: ${r.reason}`, { evidence: r.stderr });
   return names;
 }
+
+/** Debian's busybox, taken from a built lean initrd (for the floor and for kernels of your own). */
+export async function extractBusybox(leanInitrd: string, work: string): Promise<string> {
+  await mkdir(work, { recursive: true });
+  const r = await run('cpio', ['-i', '-d', '--quiet', '-F', leanInitrd, 'bin/busybox'], { cwd: work, timeoutMs: 60_000 });
+  if (r.exitCode !== 0) throw new KmodvmError('image', `cannot take busybox out of ${leanInitrd} (${r.reason})`, { evidence: r.stderr });
+  return path.join(work, 'bin/busybox');
+}
+
+/** An initrd with busybox and the given /init and no modules: for a kernel with virtio and ext4 built in. */
+export async function genericInitrd(o: { leanInitrd: string; initScript: string; work: string; out: string }): Promise<void> {
+  await extractBusybox(o.leanInitrd, o.work);
+  for (const d of ['dev', 'proc', 'sys', 'newroot', 'modules']) await mkdir(path.join(o.work, d), { recursive: true });
+  await writeFile(path.join(o.work, 'modules/order'), '');
+  await writeFile(path.join(o.work, 'init'), o.initScript, { mode: 0o755 });
+  const r = await run('cpio', ['--create', '--format=newc', '--quiet', '--owner=0:0', '-O', o.out], { cwd: o.work, input: (await listTree(o.work)).join('\n') + '\n', timeoutMs: 60_000 });
+  if (r.exitCode !== 0) throw new KmodvmError('image', `cpio failed: ${r.reason}`, { evidence: r.stderr });
+}

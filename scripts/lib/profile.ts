@@ -18,10 +18,11 @@ export function bootFiles(profile: Profile, img: Pick<ImageInfo, 'vmlinux' | 'vm
   return { kernel: img.vmlinux, initrd: img.initrdLean, cmdline: img.cmdline };
 }
 
-/** The VM for a run: its files go in dir (serial.log, qmp.sock). */
-export function guestSpec(c: Config, img: ImageInfo, accel: RunAccel, sshPort: number, dir: string): VmSpec {
+/** The VM for a run: its files go in dir (serial.log, qmp.sock). With --kernel-image, byoInitrd is the initrd for that kernel. */
+export function guestSpec(c: Config, img: ImageInfo, accel: RunAccel, sshPort: number, dir: string, byoInitrd?: string): VmSpec {
+  const files = c.kernelImage && byoInitrd ? { kernel: c.kernelImage, initrd: byoInitrd, cmdline: img.cmdline } : bootFiles(c.profile, img);
   return {
-    accel, cpus: c.cpus, memoryMiB: c.memoryMiB, ...bootFiles(c.profile, img),
+    accel, cpus: c.cpus, memoryMiB: c.memoryMiB, ...files,
     rootfs: img.rootfs, bios: existsSync(QBOOT) ? QBOOT : undefined, sshPort,
     serialLog: path.join(dir, 'serial.log'), qmpSocket: path.join(dir, 'qmp.sock'),
   };

@@ -20,6 +20,7 @@ import { APP, isBuildProduct, MODULE, testOnSession } from './session-test.ts';
 export { isBuildProduct } from './session-test.ts';
 import { parseTranscript } from './transcript.ts';
 import { guestSpec } from './profile.ts';
+import { genericInitrd } from './initrd.ts';
 import { memoFile, readMemo, serialSpeaks, writeMemo } from './kvm-probe.ts';
 import { SSHD_READY_MARKER, freePort, isPortInUse, QEMU, Vm } from './vm.ts';
 
@@ -38,9 +39,9 @@ async function qemuVersion(): Promise<string> {
 
 
 /** Boots a VM and returns it with an SSH session; retries once if the port was taken meanwhile. */
-export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', runDir: string, log: (l: string) => void, o: { probeKvm?: boolean } = {}): Promise<{ vm: Vm; session: SshSession; bootMs: number; accel: 'kvm' | 'tcg' }> {
+export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', runDir: string, log: (l: string) => void, o: { probeKvm?: boolean; byoInitrd?: string } = {}): Promise<{ vm: Vm; session: SshSession; bootMs: number; accel: 'kvm' | 'tcg' }> {
   for (let attempt = 1; ; attempt++) {
-    const vm = new Vm(guestSpec(c, img, accel, await freePort(), runDir));
+    const vm = new Vm(guestSpec(c, img, accel, await freePort(), runDir, o.byoInitrd));
     log(`$ ${vm.commandLine()}`);
     const t0 = Date.now();
     vm.start();
@@ -64,6 +65,16 @@ export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', ru
       throw e;
     }
   }
+}
+
+/** --kernel-image: the initrd to boot it with, and its version as its build tree says. */
+async function byoKernel(c: Config, img: ImageInfo, runDir: string): Promise<{ initrd: string; version: string }> {
+  const uts = await readFile(path.join(c.kernelBuildDir, 'include/generated/utsrelease.h'), 'utf8').catch(() => '');
+  const version = /UTS_RELEASE "([^"]+)"/.exec(uts)?.[1] ?? (await readFile(path.join(c.kernelBuildDir, 'include/config/kernel.release'), 'utf8').catch(() => 'unknown')).trim();
+  if (c.kernelInitrd) return { initrd: c.kernelInitrd, version };
+  const out = path.join(runDir, 'initrd-generic.cpio');
+  await genericInitrd({ leanInitrd: img.initrdLean, initScript: await readFile(path.join(c.root, 'qemu/initrd-init.sh'), 'utf8'), work: path.join(runDir, 'initrd-generic'), out });
+  return { initrd: out, version };
 }
 
 /** accel auto, with what this host taught us before: a KVM that hangs guests is not tried again. */
@@ -113,8 +124,10 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
   await mkdir(path.join(runDir, 'steps'), { recursive: true });
   if (note) log(note);
   log(`run directory: ${runDir}`);
-  const kdir = headersKdir(img.dir, img.manifest.kernelVersion);
-  const build = chooseBuildMode(c.build, { gccMajor: img.manifest.kernelGccMajor, hostHasCompiler: hostHasCompiler(img.manifest.kernelGccMajor), headers: existsSync(kdir) });
+  // Bring your own kernel: built against its own tree on the host (where that tree is), booted with its initrd.
+  const byo = c.kernelImage ? await byoKernel(c, img, runDir) : undefined;
+  const kdir = byo ? c.kernelBuildDir : headersKdir(img.dir, img.manifest.kernelVersion);
+  const build = byo ? { mode: 'host' as const, why: `--kernel-build-dir ${c.kernelBuildDir}` } : chooseBuildMode(c.build, { gccMajor: img.manifest.kernelGccMajor, hostHasCompiler: hostHasCompiler(img.manifest.kernelGccMajor), headers: existsSync(kdir) });
   log(`build: module built in the ${build.mode} (${build.why})`);
   // A host build runs while the guest boots.
   const hostBuild: Promise<HostBuild> | undefined = build.mode === 'host'
@@ -123,7 +136,7 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
   hostBuild?.catch(() => undefined);
   const checks: Check[] = [];
   const report: RunReport = {
-    verdict: 'fail', exitCode: 70, runDir, accel, kernelVersion: img.manifest.kernelVersion, imageKey: img.key,
+    verdict: 'fail', exitCode: 70, runDir, accel, kernelVersion: byo ? `${byo.version} (--kernel-image)` : img.manifest.kernelVersion, imageKey: img.key,
     qemuVersion: await qemuVersion(), startedAt: new Date(started).toISOString(), durationMs: 0, checks,
   };
   const fail = (name: string, failure: FailureClass, message: string, evidence?: string, durationMs = 0): void => {
@@ -134,7 +147,7 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
   let session: SshSession | undefined;
   try {
     try {
-      const b = await bootVm(c, img, accel, runDir, log, { probeKvm });
+      const b = await bootVm(c, img, accel, runDir, log, { probeKvm, byoInitrd: byo?.initrd });
       vm = b.vm; session = b.session; report.bootToSshMs = b.bootMs; report.accel = b.accel;
       checks.push({ name: 'boot', ok: true, durationMs: b.bootMs, message: `SSH ready on 127.0.0.1:${vm.spec.sshPort}` });
       if (c.accel === 'kvm') {

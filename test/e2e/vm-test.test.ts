@@ -67,6 +67,19 @@ t.test('--profile systemd, the classic boot for drivers that need udev or system
   t.match(r.stderr, /-kernel \S+\/vmlinuz -initrd \S+\/initrd\.img -append \$?'[^']*init=\/lib\/systemd\/systemd/);
 });
 
+t.test('bring your own kernel: the debian-12 kernel and its tree, booted on the debian-13 image', async (t) => {
+  // A real kernel other than the image's own (6.12): 6.1, with its own initrd and kbuild tree.
+  const key = (await execa(tsx, [path.join(root, 'scripts/vm-image.ts'), 'build', '--kernel', 'debian-12'], { cwd: root })).stdout.trim();
+  const kdir = path.join(key, 'headers/usr/src', readdirSync(path.join(key, 'headers/usr/src')).find((d) => d.endsWith('-amd64'))!);
+  const r = await vmTest(['--kernel', 'debian-13', '--kernel-image', path.join(key, 'vmlinux'), '--kernel-initrd', path.join(key, 'initrd-lean.cpio'), '--kernel-build-dir', kdir]);
+  if (r.exitCode !== 0) t.comment(explain(r));
+  t.equal(r.exitCode, 0, 'vm:test with --kernel-image exits 0');
+  t.match(r.stderr, /build: module built in the host \(--kernel-build-dir /);
+  const report = JSON.parse(readFileSync(path.join(r.runDir!, 'report.json'), 'utf8'));
+  t.match(report.kernelVersion, /^6\.1\.\S+ \(--kernel-image\)$/);
+  t.match(readFileSync(path.join(r.runDir!, 'serial.log'), 'utf8'), /Linux version 6\.1\./, 'the guest ran the 6.1 kernel');
+});
+
 t.test('a module that does not compile fails as a build failure, with errors at host paths', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-broken-'));
   cpSync(path.join(root, 'kernel-module'), dir, { recursive: true, filter: (src) => !/\.(o|ko|cmd|mod)$/.test(src) });

@@ -50,6 +50,10 @@ t.test('bad values are usage errors that name the field', async (t) => {
   bad(['--boot-timeout=-1'], /`timeouts.boot`/);
   bad(['--mirror', 'ftp:/nope'], /`mirror`/);
   bad(['--frobnicate'], /Unknown option '--frobnicate'/);
+  bad(['--kernel-image', 'package.json'], /`kernelBuildDir` is needed too/);
+  bad(['--kernel-image', 'package.json', '--kernel-build-dir', 'nope'], /`kernelBuildDir` names no file or directory/);
+  bad(['--kernel-initrd', 'package.json'], /`kernelInitrd` goes with --kernel-image/);
+  bad(['--kernel-image', 'package.json', '--kernel-build-dir', 'scripts', '--build', 'guest'], /`build` must be host or auto with --kernel-image/);
   bad(['--kernel', 'debian-99'], /`kernel` names no recipe file \(qemu\/kernels\/debian-99.json\); the shipped kernels are debian-12/);
 });
 
