@@ -61,7 +61,7 @@ async function evidenceFor(i: SessionTestInput, spec: StepSpec, rec: StepRecord)
   }
   if (rec.failure === 'timeout') {
     // Evidence before the VM is killed: blocked tasks and all task states, over a second channel.
-    const dump = await i.session.exec(['sh', '-c', 'echo w > /proc/sysrq-trigger; echo t > /proc/sysrq-trigger; dmesg | tail -n 120'], { timeoutMs: 15_000 });
+    const dump = await i.session.exec(['sh', '-c', 'echo w > /proc/sysrq-trigger; echo t > /proc/sysrq-trigger; dmesg'], { timeoutMs: 15_000 });
     await writeFile(path.join(i.runDir, 'sysrq-dump.log'), dump.stdout);
     return {
       evidence: [`output so far:\n${tail(out, 10)}`,
