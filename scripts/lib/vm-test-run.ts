@@ -1,22 +1,23 @@
 // vm:test as a function: image → boot → upload → build → load → app →
 // unload → verdict. Composes the modules; owns no global state.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chooseAccel, hostFacts } from './accel.ts';
 import { resolveIn, splatRuleFiles, type Config } from './config.ts';
 import { KmodvmError, type FailureClass } from './errors.ts';
 import { ensureImage, findImage, type ImageInfo } from './image.ts';
 import { chooseBuildMode, headersKdir, hostBuildModule, hostHasCompiler, type HostBuild } from './hostbuild.ts';
-import { existsSync } from 'node:fs';
 import { preflight } from './preflight.ts';
-import { run, tail } from './proc.ts';
+import { run } from './proc.ts';
 import { verdictOf, type Check, type RunReport } from './report.ts';
-import { findSplats, formatSplat, loadRules, unexpectedTaint } from './splat.ts';
+import { findSplats, formatSplat, loadRules } from './splat.ts';
 import type { SshSession } from './ssh.ts';
 import { testPlan } from './steps.ts';
 import { requireRunning } from './instance.ts';
 import { testOnInstance } from './instance-run.ts';
-import { APP, isBuildProduct, MODULE, testOnSession } from './session-test.ts';
+import { MODULE, testOnSession } from './session-test.ts';
+// Re-exported for the e2e tests and vm:watch, which upload the same way.
 export { isBuildProduct } from './session-test.ts';
 import { parseTranscript } from './transcript.ts';
 import { guestSpec } from './profile.ts';
