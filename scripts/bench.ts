@@ -9,6 +9,7 @@ import { markdownTable, summarize, type BenchRow } from './lib/bench.ts';
 import { log, main } from './lib/cli.ts';
 import { loadConfig } from './lib/config.ts';
 import { ensureImage } from './lib/image.ts';
+import { genericInitrd } from './lib/initrd.ts';
 import { run } from './lib/proc.ts';
 import { existsSync } from 'node:fs';
 import { accelArgs, baseArgs, consoleArgs, firmwareArgs, kernelArgs, QBOOT, sizeArgs } from './lib/qemu-args.ts';
@@ -31,9 +32,7 @@ await main(async () => {
 
   // floor: the same kernel, a busybox initramfs whose init powers off at once.
   const floorDir = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-floor-'));
-  await run('cpio', ['-i', '-d', '--quiet', '-F', img.initrdLean, 'bin/busybox'], { cwd: floorDir, timeoutMs: 60_000 });
-  await writeFile(path.join(floorDir, 'init'), '#!/bin/busybox sh\n/bin/busybox poweroff -f\n', { mode: 0o755 });
-  await run('cpio', ['--create', '--format=newc', '--quiet', '-O', path.join(floorDir, 'floor.cpio')], { cwd: floorDir, input: '.\nbin\nbin/busybox\ninit\n', timeoutMs: 60_000 });
+  await genericInitrd({ leanInitrd: img.initrdLean, initScript: '#!/bin/busybox sh\n/bin/busybox poweroff -f\n', work: path.join(floorDir, 'tree'), out: path.join(floorDir, 'floor.cpio') });
   const floor = row('floor', 'floor: kernel + busybox initramfs that powers off (QEMU wall)');
   const floorArgs = [
     ...baseArgs(), ...accelArgs(accel), ...sizeArgs(c), ...firmwareArgs({ bios: existsSync(QBOOT) ? QBOOT : undefined }),

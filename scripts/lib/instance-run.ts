@@ -1,6 +1,6 @@
 // Instances that stay up: boot detached (vm:up), run the test steps on one
 // (vm:test --reuse, vm:watch), power it down (vm:down).
-import { readFile, mkdir, open } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chooseAccel, hostFacts } from './accel.ts';
 import { resolveIn, splatRuleFiles, type Config } from './config.ts';
@@ -41,7 +41,6 @@ export async function upInstance(c: Config, name: string, log: (l: string) => vo
   };
   await writeState(state);
   // For plain ssh(1): the pinned host key, so nobody has to turn checking off.
-  const { writeFile } = await import('node:fs/promises');
   await writeFile(path.join(dir, 'known_hosts'), `[127.0.0.1]:${state.port} ${(await readFile(img.hostPub, 'utf8')).trim()}\n`);
   vm.release();
   log(`instance ${name}: up in ${((Date.now() - t0) / 1000).toFixed(1)} s (pid ${state.pid}, accel ${accel})`);
@@ -59,7 +58,6 @@ export async function downInstance(s: InstanceState, graceMs = 5000): Promise<'c
   while (isQemuAlive(s.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   let how: 'clean' | 'killed' = 'clean';
   if (isQemuAlive(s.pid)) { process.kill(s.pid, 'SIGKILL'); how = 'killed'; }
-  const { rm } = await import('node:fs/promises');
   await rm(s.dir, { recursive: true, force: true });
   return how;
 }
