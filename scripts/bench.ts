@@ -19,6 +19,10 @@ import { QEMU } from './lib/vm.ts';
 const argv = process.argv.slice(2);
 const ri = argv.indexOf('--runs');
 const runs = ri >= 0 ? Number(argv.splice(ri, 2)[1]) : 5;
+// --only floor,boot_to_ssh: measure just these rows (for iterating on one figure).
+const oi = argv.indexOf('--only');
+const only = oi >= 0 ? new Set(argv.splice(oi, 2)[1].split(',')) : undefined;
+const want = (key: string): boolean => !only || only.has(key);
 
 await main(async () => {
   const { config: c } = loadConfig(argv);
@@ -31,6 +35,7 @@ await main(async () => {
   const row = (key: string, label: string): BenchRow => { const r = { key, label, samples: [] as number[] }; rows.push(r); return r; };
 
   // floor: the same kernel, a busybox initramfs whose init powers off at once.
+  if (want('floor')) {
   const floorDir = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-floor-'));
   await genericInitrd({ leanInitrd: img.initrdLean, initScript: '#!/bin/busybox sh\n/bin/busybox poweroff -f\n', work: path.join(floorDir, 'tree'), out: path.join(floorDir, 'floor.cpio') });
   const floor = row('floor', 'floor: kernel + busybox initramfs that powers off (QEMU wall)');
@@ -44,9 +49,10 @@ await main(async () => {
     if (r.exitCode === 0) floor.samples.push(r.durationMs / 1000);
   }
   log(`floor: ${floor.samples.map((x) => x.toFixed(2)).join(' ')}`);
+  }
 
   const boot = row('boot_to_ssh', 'boot to SSH, default profile');
-  for (let i = 0; i < runs; i++) {
+  for (let i = 0; i < runs && want('boot_to_ssh'); i++) {
     const d = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-bench-boot-'));
     const b = await bootVm(c, img, accel, d, () => undefined);
     boot.samples.push(b.bootMs / 1000);
@@ -56,6 +62,7 @@ await main(async () => {
   log(`boot to SSH: ${boot.samples.map((x) => x.toFixed(2)).join(' ')}`);
 
   const timed = async (r: BenchRow, args: string[]): Promise<void> => {
+    if (!want(r.key)) return;
     for (let i = 0; i < runs; i++) {
       const t0 = Date.now();
       const p = await execa(tsx, [path.join(c.root, 'scripts/vm-test.ts'), '--runs-dir', out, ...args], { reject: false, timeout: 20 * 60_000 });
@@ -68,34 +75,36 @@ await main(async () => {
   await timed(row('warm_vm_test_guest_build', 'warm `vm:test --build guest`'), ['--build', 'guest']);
 
   // save to verdict: vm:watch on a copy of the sources, one-line changes.
-  const src = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-bench-src-'));
-  await cp(path.join(c.root, 'kernel-module'), path.join(src, 'kernel-module'), { recursive: true });
-  await cp(path.join(c.root, 'userapp'), path.join(src, 'userapp'), { recursive: true });
   const mod = row('watch_module', 'watch: save to verdict, one-line module change');
   const app = row('watch_app', 'watch: save to verdict, one-line app change');
-  const name = `bench-${process.pid}`;
-  const w = execa(tsx, [path.join(c.root, 'scripts/vm-watch.ts'), '--name', name, '--module-dir', path.join(src, 'kernel-module'), '--app-dir', path.join(src, 'userapp'), '--runs-dir', out], { reject: false, all: true });
-  let text = '';
-  const verdicts = (): number[] => [...text.matchAll(/save to verdict ([\d.]+) s/g)].map((m) => Number(m[1]));
-  const waitFor = async (pred: () => boolean, ms: number): Promise<boolean> => {
-    const deadline = Date.now() + ms;
-    while (!pred()) { if (Date.now() > deadline || w.exitCode !== null) return false; await new Promise((r) => setTimeout(r, 50)); }
-    return true;
-  };
-  w.all?.on('data', (d: Buffer) => { text += d.toString(); });
-  if (await waitFor(() => text.includes('watch: watching'), 10 * 60_000)) {
-    for (let i = 0; i < runs; i++) {
-      for (const [r, f] of [[mod, 'kernel-module/netlink_simple_intf.c'], [app, 'userapp/netlink_userapp.c']] as const) {
-        const n = verdicts().length;
-        await appendFile(path.join(src, f), `/* bench edit ${i} */\n`);
-        if (await waitFor(() => verdicts().length > n, 5 * 60_000)) r.samples.push(verdicts()[n]);
+  if (want('watch_module') || want('watch_app')) {
+    const src = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-bench-src-'));
+    await cp(path.join(c.root, 'kernel-module'), path.join(src, 'kernel-module'), { recursive: true });
+    await cp(path.join(c.root, 'userapp'), path.join(src, 'userapp'), { recursive: true });
+    const name = `bench-${process.pid}`;
+    const w = execa(tsx, [path.join(c.root, 'scripts/vm-watch.ts'), '--name', name, '--module-dir', path.join(src, 'kernel-module'), '--app-dir', path.join(src, 'userapp'), '--runs-dir', out], { reject: false, all: true });
+    let text = '';
+    const verdicts = (): number[] => [...text.matchAll(/save to verdict ([\d.]+) s/g)].map((m) => Number(m[1]));
+    const waitFor = async (pred: () => boolean, ms: number): Promise<boolean> => {
+      const deadline = Date.now() + ms;
+      while (!pred()) { if (Date.now() > deadline || w.exitCode !== null) return false; await new Promise((r) => setTimeout(r, 50)); }
+      return true;
+    };
+    w.all?.on('data', (d: Buffer) => { text += d.toString(); });
+    if (await waitFor(() => text.includes('watch: watching'), 10 * 60_000)) {
+      for (let i = 0; i < runs; i++) {
+        for (const [r, f] of [[mod, 'kernel-module/netlink_simple_intf.c'], [app, 'userapp/netlink_userapp.c']] as const) {
+          const n = verdicts().length;
+          await appendFile(path.join(src, f), `/* bench edit ${i} */\n`);
+          if (await waitFor(() => verdicts().length > n, 5 * 60_000)) r.samples.push(verdicts()[n]);
+        }
       }
     }
+    w.kill('SIGINT');
+    await w;
+    await execa(tsx, [path.join(c.root, 'scripts/vm-instance.ts'), 'down', '--name', name], { reject: false });
+    log(`watch: module ${mod.samples.join(' ')}; app ${app.samples.join(' ')}`);
   }
-  w.kill('SIGINT');
-  await w;
-  await execa(tsx, [path.join(c.root, 'scripts/vm-instance.ts'), 'down', '--name', name], { reject: false });
-  log(`watch: module ${mod.samples.join(' ')}; app ${app.samples.join(' ')}`);
 
   await timed(row('classic', 'classic: `vm:test --profile systemd --build guest` (systemd, stock initrd, compressed kernel)'), ['--profile', 'systemd', '--build', 'guest']);
   const cold = row('cold_image_build', 'cold image build (from the image manifest, once)');

@@ -60,8 +60,8 @@ export interface HostBuild { ok: boolean; ko?: string; durationMs: number; outpu
 const isProduct = (p: string): boolean => /\.(o|ko|mod|cmd)$|\.mod\.c$|modules\.order$|Module\.symvers$/.test(p);
 
 /** A hash of the module's sources (names and contents), to skip kbuild when nothing changed. */
-export async function sourceHash(dir: string, kdir: string): Promise<string> {
-  const h = createHash('sha256').update(kdir);
+export async function sourceHash(dir: string, salt: string): Promise<string> {
+  const h = createHash('sha256').update(salt);
   for (const n of (await readdir(dir)).sort()) {
     if (isProduct(n) || n.startsWith('.')) continue;
     const p = path.join(dir, n);
@@ -71,29 +71,50 @@ export async function sourceHash(dir: string, kdir: string): Promise<string> {
 }
 
 /**
- * Builds a copy of moduleDir in outDir on the host against kdir; never writes
- * into moduleDir. When outDir already holds a module built from the same
- * sources (a watch cycle where only the app changed), kbuild is not run: a
- * make with nothing to do still costs seconds.
+ * Runs make on a copy of srcDir in outDir, never writing into srcDir. When
+ * outDir already holds the product built from the same sources (a watch cycle
+ * where only the other half changed), make is not run: a kbuild make with
+ * nothing to do still costs seconds.
  */
-export async function hostBuildModule(o: { moduleDir: string; outDir: string; kdir: string; moduleName: string; timeoutMs: number }): Promise<HostBuild> {
+async function hostMake(o: { srcDir: string; outDir: string; product: string; makeArgs: string[]; hashSalt: string; timeoutMs: number }): Promise<HostBuild> {
   const stamp = path.join(o.outDir, '.kmodvm-sources');
-  const hash = await sourceHash(o.moduleDir, o.kdir);
-  const ko = path.join(o.outDir, `${o.moduleName}.ko`);
-  if (existsSync(ko) && (await readFile(stamp, 'utf8').catch(() => '')) === hash) {
-    return { ok: true, ko, durationMs: 0, output: 'sources unchanged since the last build: kbuild not run\n' };
+  const hash = await sourceHash(o.srcDir, `${o.hashSalt}\0${o.makeArgs.join('\0')}`);
+  const product = path.join(o.outDir, o.product);
+  if (existsSync(product) && (await readFile(stamp, 'utf8').catch(() => '')) === hash) {
+    return { ok: true, ko: product, durationMs: 0, output: 'sources unchanged since the last build: make not run\n' };
   }
   await rm(stamp, { force: true });
-  await cp(o.moduleDir, o.outDir, { recursive: true, preserveTimestamps: true, filter: (src) => !isProduct(src) });
-  const r = await run('make', ['-C', o.outDir, `KDIR=${o.kdir}`], { timeoutMs: o.timeoutMs });
-  const output = (r.stdout + r.stderr).split(`${o.outDir}/`).join(`${o.moduleDir}/`);
-  if (r.exitCode !== 0) {
-    const diags = compilerDiagnostics(output).filter((d) => d.severity !== 'warning');
+  await cp(o.srcDir, o.outDir, { recursive: true, preserveTimestamps: true, filter: (src) => !isProduct(src) && path.basename(src) !== o.product });
+  const r = await run('make', ['-C', o.outDir, ...o.makeArgs], { timeoutMs: o.timeoutMs });
+  const output = (r.stdout + r.stderr).split(`${o.outDir}/`).join(`${o.srcDir}/`);
+  if (r.exitCode !== 0 || !existsSync(product)) {
+    // make runs in the copy; a relative name there (the app's Makefile) is the user's file.
+    const diags = compilerDiagnostics(output).filter((d) => d.severity !== 'warning').map((d) => ({ ...d, file: path.resolve(o.srcDir, d.file) }));
     const annotations = diags.map((d) => ({ file: d.file, line: d.line, col: d.col, message: `${d.severity}: ${d.message}` }));
     return { ok: false, durationMs: r.durationMs, output, annotations, evidence: diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : `make ${r.reason}\n${tail(output, 25)}` };
   }
   await writeFile(stamp, hash);
-  return { ok: true, ko, durationMs: r.durationMs, output };
+  return { ok: true, ko: product, durationMs: r.durationMs, output };
+}
+
+/** The module, built by kbuild on the host against kdir (the image's exported headers). */
+export function hostBuildModule(o: { moduleDir: string; outDir: string; kdir: string; moduleName: string; timeoutMs: number }): Promise<HostBuild> {
+  return hostMake({ srcDir: o.moduleDir, outDir: o.outDir, product: `${o.moduleName}.ko`, makeArgs: [`KDIR=${o.kdir}`], hashSalt: o.kdir, timeoutMs: o.timeoutMs });
+}
+
+/**
+ * The user app, built on the host and linked statically, so it runs on any
+ * guest whatever the host's and the guest's C libraries are. It is built
+ * while the guest boots, like the module.
+ */
+export function hostBuildApp(o: { appDir: string; outDir: string; appName: string; cc: string; timeoutMs: number }): Promise<HostBuild> {
+  return hostMake({ srcDir: o.appDir, outDir: o.outDir, product: o.appName, makeArgs: [`CC=${o.cc} -static`], hashSalt: 'app', timeoutMs: o.timeoutMs });
+}
+
+/** The host compiler for the app: the kernel's gcc when there, else gcc, else cc. */
+export function hostAppCompiler(gccMajor: number | undefined): string | undefined {
+  for (const cc of [gccMajor ? `gcc-${gccMajor}` : '', 'gcc', 'cc']) if (cc && findTool(cc)) return cc;
+  return undefined;
 }
 
 export function hostHasCompiler(gccMajor: number | undefined): boolean {

@@ -5,12 +5,12 @@ import path from 'node:path';
 import { chooseAccel, hostFacts } from './accel.ts';
 import { resolveIn, splatRuleFiles, type Config } from './config.ts';
 import { KmodvmError } from './errors.ts';
-import { chooseBuildMode, headersKdir, hostBuildModule, hostHasCompiler } from './hostbuild.ts';
+import { chooseBuildMode, headersKdir, hostAppCompiler, hostBuildApp, hostBuildModule, hostHasCompiler } from './hostbuild.ts';
 import { ensureImage, findImage } from './image.ts';
 import { connect, instanceDir, isQemuAlive, lookup, writeState, type InstanceState } from './instance.ts';
 import { preflight } from './preflight.ts';
 import { verdictOf, type Check, type RunReport } from './report.ts';
-import { MODULE, testOnSession } from './session-test.ts';
+import { APP, MODULE, testOnSession } from './session-test.ts';
 import { findSplats, formatSplat, loadRules } from './splat.ts';
 import { parseTranscript } from './transcript.ts';
 import { guestSpec } from './profile.ts';
@@ -88,13 +88,17 @@ export async function testOnInstance(c: Config, s: InstanceState, runDir: string
     // The instance keeps one build tree, so kbuild rebuilds only what changed.
     ? hostBuildModule({ moduleDir, outDir: path.join(s.dir, 'build', 'kernel-module'), kdir, moduleName: MODULE, timeoutMs: c.timeouts.build * 1000 })
     : undefined;
+  const cc = hostAppCompiler(img.manifest.kernelGccMajor);
+  const hostApp = build.mode === 'host' && cc
+    ? hostBuildApp({ appDir, outDir: path.join(s.dir, 'build', 'userapp'), appName: APP, cc, timeoutMs: c.timeouts.build * 1000 })
+    : undefined;
   const serialFrom = await serialSize(s.serialLog);
   const session = await connect(s);
   const checks: Check[] = [];
   let finalDmesg = '';
   try {
     const r = await testOnSession({
-      c, session, runDir, moduleDir, appDir, transcript, transcriptFile, hostBuild, hostBuildDir: path.join(s.dir, 'build', 'kernel-module'), reuse: true, log,
+      c, session, runDir, moduleDir, appDir, transcript, transcriptFile, hostBuild, hostBuildDir: path.join(s.dir, 'build', 'kernel-module'), hostApp, hostAppDir: path.join(s.dir, 'build', 'userapp'), guestFallback: s.accel === 'kvm', reuse: true, log,
       serialTail: async () => (await readFile(s.serialLog, 'utf8')).split('\n').slice(-15).join('\n'),
     });
     checks.push(...r.checks);

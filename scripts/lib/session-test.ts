@@ -33,6 +33,12 @@ export interface SessionTestInput {
   hostBuild?: Promise<HostBuild>;
   /** Where the host build happens. Default <runDir>/build/kernel-module. */
   hostBuildDir?: string;
+  /** The app built on the host (static), if --build host. */
+  hostApp?: Promise<HostBuild>;
+  /** Where the app's host build happens. Default <runDir>/build/userapp. */
+  hostAppDir?: string;
+  /** Under KVM a guest build is cheap: when a host build fails, build that part in the guest instead. */
+  guestFallback?: boolean;
   /** On a VM that already ran tests: unload a leftover module and clear the kernel log first. */
   reuse?: boolean;
   serialTail: () => Promise<string>;
@@ -77,23 +83,37 @@ export async function testOnSession(i: SessionTestInput): Promise<SessionTestRes
   const checks: Check[] = [];
   const records = new Map<string, StepRecord>();
   const result = (): SessionTestResult => ({ checks, records, finalDmesg: '' });
-  if (i.hostBuild) {
-    const hb = await i.hostBuild;
-    checks.push({ name: 'build-module', ok: hb.ok, failure: hb.ok ? undefined : 'build', durationMs: hb.durationMs, message: hb.ok ? 'on the host' : 'the module does not build (on the host)', evidence: hb.evidence, annotations: hb.annotations });
-    await writeFile(path.join(runDir, 'host-build.log'), hb.output);
-    if (!hb.ok) return result();
-  }
+  // Host builds (started while the guest booted): a failure ends the run, or,
+  // under KVM, sends that part to the guest, whose verdict is authoritative.
+  const onHost = async (name: string, what: string, p: Promise<HostBuild> | undefined, logFile: string): Promise<'host' | 'guest' | 'failed'> => {
+    if (!p) return 'guest';
+    const hb = await p;
+    await writeFile(path.join(runDir, logFile), hb.output);
+    if (hb.ok) { checks.push({ name, ok: true, durationMs: hb.durationMs, message: 'on the host' }); return 'host'; }
+    if (i.guestFallback) {
+      i.log(`${name}: the host build failed; building in the guest instead (KVM makes that cheap)`);
+      checks.push({ name: `${name}-host`, ok: true, durationMs: hb.durationMs, message: 'failed on the host; built in the guest instead', evidence: hb.evidence });
+      return 'guest';
+    }
+    checks.push({ name, ok: false, failure: 'build', durationMs: hb.durationMs, message: `the ${what} does not build (on the host)`, evidence: hb.evidence && `${hb.evidence}\nnext: fix the code, or try --build guest to build it inside the VM`, annotations: hb.annotations });
+    return 'failed';
+  };
+  const modWhere = await onHost('build-module', 'module', i.hostBuild, 'host-build.log');
+  if (modWhere === 'failed') return result();
+  const appWhere = await onHost('build-app', 'app', i.hostApp, 'host-build-app.log');
+  if (appWhere === 'failed') return result();
   const t0 = Date.now();
-  await session.exec(['mkdir', '-p', `${GUEST_WORK}/kernel-module`], { timeoutMs: c.timeouts.command * 1000 });
-  const sent = [
-    ...(i.hostBuild
-      ? await session.upload(i.hostBuildDir ?? path.join(runDir, 'build', 'kernel-module'), `${GUEST_WORK}/kernel-module`, (rel) => rel !== `${MODULE}.ko`)
-      : await session.upload(i.moduleDir, `${GUEST_WORK}/kernel-module`, isBuildProduct)),
-    ...(await session.upload(i.appDir, `${GUEST_WORK}/userapp`, isBuildProduct)),
-  ];
+  const sent = await session.uploadTrees(GUEST_WORK, [
+    modWhere === 'host'
+      ? { localDir: i.hostBuildDir ?? path.join(runDir, 'build', 'kernel-module'), sub: 'kernel-module', skip: (rel) => rel !== `${MODULE}.ko` }
+      : { localDir: i.moduleDir, sub: 'kernel-module', skip: isBuildProduct },
+    appWhere === 'host'
+      ? { localDir: i.hostAppDir ?? path.join(runDir, 'build', 'userapp'), sub: 'userapp', skip: (rel) => rel !== APP }
+      : { localDir: i.appDir, sub: 'userapp', skip: isBuildProduct },
+  ], c.timeouts.command * 1000);
   checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: `${sent.length} files` });
 
-  const plan = [...(i.reuse ? [cleanupStep(c)] : []), ...testPlan({ moduleName: MODULE, appName: APP, timeouts: c.timeouts, buildModuleInGuest: !i.hostBuild })];
+  const plan = [...(i.reuse ? [cleanupStep(c)] : []), ...testPlan({ moduleName: MODULE, appName: APP, timeouts: c.timeouts, buildModuleInGuest: modWhere === 'guest', buildAppInGuest: appWhere === 'guest' })];
   let n = 0;
   for (const spec of plan) {
     i.log(`step ${spec.name}`);

@@ -31,6 +31,8 @@ export interface PlanInput {
   appName: string;
   /** false when the module was built on the host (--build host). */
   buildModuleInGuest: boolean;
+  /** false when the app was built on the host. Default true. */
+  buildAppInGuest?: boolean;
   timeouts: { build: number; load: number; app: number; command: number };
 }
 
@@ -50,7 +52,7 @@ export function testPlan(p: PlanInput): StepSpec[] {
     { name: 'dmesg-after', argv: ['dmesg'], timeoutMs: s(p.timeouts.command), failure: 'internal' },
     { name: 'taint-after', argv: ['cat', '/proc/sys/kernel/tainted'], timeoutMs: s(p.timeouts.command), failure: 'internal' },
   ];
-  return p.buildModuleInGuest ? steps : steps.filter((x) => x.name !== 'build-module');
+  return steps.filter((x) => (x.name !== 'build-module' || p.buildModuleInGuest) && (x.name !== 'build-app' || p.buildAppInGuest !== false));
 }
 
 /** Judges one finished command: a timeout is its own class. */

@@ -7,7 +7,7 @@ import { chooseAccel, hostFacts } from './accel.ts';
 import { resolveIn, splatRuleFiles, type Config } from './config.ts';
 import { KmodvmError, type FailureClass } from './errors.ts';
 import { ensureImage, findImage, type ImageInfo } from './image.ts';
-import { chooseBuildMode, headersKdir, hostBuildModule, hostHasCompiler, type HostBuild } from './hostbuild.ts';
+import { chooseBuildMode, headersKdir, hostAppCompiler, hostBuildApp, hostBuildModule, hostHasCompiler, type HostBuild } from './hostbuild.ts';
 import { preflight } from './preflight.ts';
 import { run } from './proc.ts';
 import { verdictOf, type Check, type RunReport } from './report.ts';
@@ -16,7 +16,7 @@ import type { SshSession } from './ssh.ts';
 import { testPlan } from './steps.ts';
 import { requireRunning } from './instance.ts';
 import { testOnInstance } from './instance-run.ts';
-import { MODULE, testOnSession } from './session-test.ts';
+import { APP, MODULE, testOnSession } from './session-test.ts';
 // Re-exported for the e2e tests and vm:watch, which upload the same way.
 export { isBuildProduct } from './session-test.ts';
 import { parseTranscript } from './transcript.ts';
@@ -135,6 +135,11 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
     ? hostBuildModule({ moduleDir, outDir: path.join(runDir, 'build', 'kernel-module'), kdir, moduleName: MODULE, timeoutMs: c.timeouts.build * 1000 })
     : undefined;
   hostBuild?.catch(() => undefined);
+  const cc = hostAppCompiler(img.manifest.kernelGccMajor);
+  const hostApp: Promise<HostBuild> | undefined = build.mode === 'host' && cc
+    ? hostBuildApp({ appDir, outDir: path.join(runDir, 'build', 'userapp'), appName: APP, cc, timeoutMs: c.timeouts.build * 1000 })
+    : undefined;
+  hostApp?.catch(() => undefined);
   const checks: Check[] = [];
   const report: RunReport = {
     verdict: 'fail', exitCode: 70, runDir, accel, kernelVersion: byo ? `${byo.version} (--kernel-image)` : img.manifest.kernelVersion, imageKey: img.key,
@@ -165,7 +170,7 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
       return finish();
     }
     const r = await testOnSession({
-      c, session, runDir, moduleDir, appDir, transcript, transcriptFile, hostBuild, log,
+      c, session, runDir, moduleDir, appDir, transcript, transcriptFile, hostBuild, hostApp, guestFallback: report.accel === 'kvm' && !byo, log,
       serialTail: () => vm!.serialTail(15),
     });
     checks.push(...r.checks);

@@ -34,3 +34,27 @@ t.test('the source hash ignores build products and changes with any source byte'
   writeFileSync(path.join(d, 'a.c'), 'int y;\n');
   t.not(await sourceHash(d, '/k'), h);
 });
+
+t.test('the app builds on the host as a static binary; unchanged sources skip make; errors name file and line', async (t) => {
+  const { cpSync, mkdtempSync, readFileSync, appendFileSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { hostBuildApp, hostAppCompiler } = await import('../../scripts/lib/hostbuild.ts');
+  const cc = hostAppCompiler(undefined);
+  if (!cc) return t.fail('no C compiler on the host: the suite needs gcc (preflight installs it)');
+  const src = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-app-src-'));
+  cpSync(path.join(import.meta.dirname, '../../userapp'), src, { recursive: true, filter: (f) => !f.endsWith('/netlink_userapp') });
+  const out = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-app-out-'));
+  const o = { appDir: src, outDir: out, appName: 'netlink_userapp', cc, timeoutMs: 120_000 };
+  const first = await hostBuildApp(o);
+  t.ok(first.ok, first.evidence ?? 'built');
+  const elf = readFileSync(path.join(out, 'netlink_userapp'));
+  t.equal(elf.subarray(0, 4).toString('latin1'), '\x7fELF');
+  t.notOk(elf.includes(Buffer.from('/lib64/ld-linux-x86-64.so.2')), 'static: no dynamic loader, so it runs on any guest libc');
+  const again = await hostBuildApp(o);
+  t.match(again.output, /make not run/, 'unchanged sources: make is not run');
+  appendFileSync(path.join(src, 'netlink_userapp.c'), 'int broken(void) { return nope; }\n');
+  const bad = await hostBuildApp(o);
+  t.equal(bad.ok, false);
+  t.match(bad.evidence ?? '', new RegExp(`${src}/netlink_userapp\\.c:\\d+:\\d+: error: .nope. undeclared`), 'the diagnostic names the user\'s file, not the build copy');
+});

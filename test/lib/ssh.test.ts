@@ -1,6 +1,7 @@
 // An in-process ssh2 Server on 127.0.0.1, as in ssh2's own tests: exec is
 // answered with canned output and exit codes. No guest boots here.
-import { mkdtempSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -12,10 +13,10 @@ const other = ssh2.utils.generateKeyPairSync('ed25519');
 const client = ssh2.utils.generateKeyPairSync('ed25519');
 const clientBlob = (ssh2.utils.parseKey(client.public) as ssh2.ParsedKey).getPublicSSH();
 
-interface Seen { commands: string[]; files: Record<string, string>; mtimes: Record<string, number> }
+interface Seen { commands: string[]; tar?: Buffer }
 
 async function server(t: { teardown: (f: () => void) => void }, hostKey = host.private): Promise<{ port: number; seen: Seen }> {
-  const seen: Seen = { commands: [], files: {}, mtimes: {} };
+  const seen: Seen = { commands: [] };
   const srv = new ssh2.Server({ hostKeys: [hostKey] }, (conn) => {
     conn.on('authentication', (ctx) => {
       if (ctx.method === 'publickey' && ctx.key.data.equals(clientBlob)) return ctx.accept();
@@ -27,21 +28,17 @@ async function server(t: { teardown: (f: () => void) => void }, hostKey = host.p
           seen.commands.push(info.command);
           const ch = acc();
           if (info.command === 'hang') return;
+          if (info.command.startsWith('sh -c')) {
+            // the upload: keep the tar stream it sends on stdin
+            const parts: Buffer[] = [];
+            ch.on('data', (d: Buffer) => parts.push(d));
+            ch.on('end', () => { seen.tar = Buffer.concat(parts); ch.exit(0); ch.end(); });
+            return;
+          }
           if (info.command.startsWith('fail')) { ch.stderr.write('boom\n'); ch.exit(3); ch.end(); return; }
           ch.write(`ran: ${info.command}\n`);
           ch.exit(0);
           ch.end();
-        });
-        s.on('sftp', (acc) => {
-          const sftp = acc();
-          const handles = new Map<number, string>();
-          let next = 0;
-          sftp.on('MKDIR', (id) => sftp.status(id, ssh2.utils.sftp.STATUS_CODE.OK));
-          sftp.on('OPEN', (id, filename) => { const h = Buffer.alloc(4); h.writeUInt32BE(next); handles.set(next++, filename); seen.files[filename] = ''; sftp.handle(id, h); });
-          sftp.on('WRITE', (id, h, _off, data) => { const f = handles.get(h.readUInt32BE(0))!; seen.files[f] += data.toString(); sftp.status(id, ssh2.utils.sftp.STATUS_CODE.OK); });
-          sftp.on('FSETSTAT', (id) => sftp.status(id, ssh2.utils.sftp.STATUS_CODE.OK));
-          sftp.on('SETSTAT', (id, p, attrs) => { seen.mtimes[p] = attrs.mtime ?? -1; sftp.status(id, ssh2.utils.sftp.STATUS_CODE.OK); });
-          sftp.on('CLOSE', (id) => sftp.status(id, ssh2.utils.sftp.STATUS_CODE.OK));
         });
       });
     }).on('error', () => undefined);
@@ -87,14 +84,41 @@ t.test('upload sends regular files, skipping what skip() names', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-up-'));
   mkdirSync(path.join(dir, 'sub'));
   writeFileSync(path.join(dir, 'a.c'), 'int x;\n');
+  utimesSync(path.join(dir, 'a.c'), 1_000_000_000, 1_000_000_000); // an old mtime, which a fresh write would not have
   writeFileSync(path.join(dir, 'a.o'), 'junk');
   writeFileSync(path.join(dir, 'sub', 'Kbuild'), 'obj-m := a.o\n');
   const s = await SshSession.connect({ port, privateKey: client.private, hostPublicKey: host.public, readyTimeoutMs: 5000 });
   t.teardown(() => s.close());
   const sent = await s.upload(dir, '/root/w', (rel) => rel.endsWith('.o'));
   t.same(sent, ['a.c', 'sub/Kbuild']);
-  t.same(seen.files, { '/root/w/a.c': 'int x;\n', '/root/w/sub/Kbuild': 'obj-m := a.o\n' });
-  t.equal(seen.mtimes['/root/w/a.c'], Math.floor(statSync(path.join(dir, 'a.c')).mtimeMs / 1000), 'the host mtime is kept, so make rebuilds only what changed');
+  t.equal(seen.commands.at(-1), `sh -c $'mkdir -p "$1" && exec tar -x --no-same-owner -f - -C "$1"' sh /root/w`, 'one exec, the target directory passed as an argument');
+  // What the guest would unpack: extract the stream for real.
+  const out = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-down-'));
+  execFileSync('tar', ['-x', '-f', '-', '-C', out], { input: seen.tar });
+  t.equal(readFileSync(path.join(out, 'a.c'), 'utf8'), 'int x;\n');
+  t.equal(readFileSync(path.join(out, 'sub/Kbuild'), 'utf8'), 'obj-m := a.o\n');
+  t.notOk(existsSync(path.join(out, 'a.o')), 'skipped files are not sent');
+  t.equal(Math.floor(statSync(path.join(out, 'a.c')).mtimeMs / 1000), 1_000_000_000, 'the host mtime is kept, so make rebuilds only what changed');
+});
+
+t.test('uploadTrees sends several directories in one stream, each under its own name', async (t) => {
+  const { port, seen } = await server(t);
+  const mod = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-up-mod-'));
+  const app = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-up-app-'));
+  writeFileSync(path.join(mod, 'm.ko'), 'ko');
+  writeFileSync(path.join(mod, 'm.c'), 'c');
+  writeFileSync(path.join(app, 'app'), '#!/bin/sh\n', { mode: 0o755 });
+  const s = await SshSession.connect({ port, privateKey: client.private, hostPublicKey: host.public, readyTimeoutMs: 5000 });
+  t.teardown(() => s.close());
+  const sent = await s.uploadTrees('/root/kmodvm', [{ localDir: mod, sub: 'kernel-module', skip: (r) => r !== 'm.ko' }, { localDir: app, sub: 'userapp' }]);
+  t.same(sent, ['kernel-module/m.ko', 'userapp/app']);
+  t.equal(seen.commands.length, 1, 'one exec for both trees');
+  const out = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-down-'));
+  execFileSync('tar', ['-x', '-f', '-', '-C', out], { input: seen.tar });
+  t.equal(readFileSync(path.join(out, 'kernel-module/m.ko'), 'utf8'), 'ko');
+  t.notOk(existsSync(path.join(out, 'kernel-module/m.c')));
+  t.equal(statSync(path.join(out, 'userapp/app')).mode & 0o777, 0o755, 'the executable bit survives');
+  await t.rejects(s.uploadTrees('/root/x', [{ localDir: app, sub: '../etc' }]), /not a plain directory name/);
 });
 
 t.test('remote commands: cwd is quoted too', async (t) => {
