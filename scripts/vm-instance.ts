@@ -6,7 +6,7 @@ import { loadConfig } from './lib/config.ts';
 import { KmodvmError } from './lib/errors.ts';
 import { connect, listNames, lookup, requireRunning, uptime } from './lib/instance.ts';
 import { downInstance, upInstance } from './lib/instance-run.ts';
-import { shellJoin } from './lib/proc.ts';
+import { remoteCommand } from './lib/ssh.ts';
 
 const [verb, ...rest] = process.argv.slice(2);
 
@@ -44,7 +44,7 @@ await main(async () => {
       const session = await connect(state);
       try {
         if (command.length === 0) return await session.shell();
-        return await session.execStream(shellJoin(command), { stdin: process.stdin.isTTY ? undefined : process.stdin, stdout: process.stdout, stderr: process.stderr });
+        return await session.execStream(remoteCommand(command), { stdin: process.stdin.isTTY ? undefined : process.stdin, stdout: process.stdout, stderr: process.stderr });
       } finally {
         session.close();
       }

@@ -12,7 +12,7 @@ import { KmodvmError } from './errors.ts';
 import { buildInitrd } from './initrd.ts';
 import { run, shellJoin, tail } from './proc.ts';
 import { hasPasswordlessSudo } from './preflight.ts';
-import { BUILDER_VERSION, initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, type Recipe } from './recipe.ts';
+import { BUILDER_VERSION, initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, withLoginShell, type Recipe } from './recipe.ts';
 import { extractVmlinux } from './vmlinux.ts';
 import { exportHeaders, headersKdir, kernelGccMajor } from './hostbuild.ts';
 
@@ -170,6 +170,11 @@ export async function buildImage(c: Config, log: (l: string) => void): Promise<I
       log('  the kernel payload is neither xz nor zstd; the VM will boot the bzImage');
       await copyFile(files.vmlinuz, files.vmlinux);
     }
+    // The boot files live outside the rootfs (the systemd profile boots these copies).
+    await rm(path.join(rootfs, 'boot', `vmlinuz-${kver}`));
+    await rm(path.join(rootfs, 'boot', `initrd.img-${kver}`));
+    const passwd = path.join(rootfs, 'etc/passwd');
+    await writeFile(passwd, withLoginShell(await readFile(passwd, 'utf8'), 'root', '/bin/sh'));
     step('exporting the kbuild headers (for --build host)');
     await exportHeaders(rootfs, final, tmp, kver);
     const gccMajor = kernelGccMajor(await readFile(path.join(headersKdir(tmp, kver), 'include/generated/autoconf.h'), 'utf8').catch(() => ''));

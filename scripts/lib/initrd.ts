@@ -46,6 +46,25 @@ export function resolveLoadOrder(deps: Map<string, string[]>, names: readonly st
   return order;
 }
 
+/**
+ * The load order split into groups that share no module: the initrd loads the
+ * groups in parallel (one per vCPU is enough; ext4's chain is the long one
+ * under TCG) and each group in order. Groups are the connected components of
+ * the dependency closures, each in the order of `order`.
+ */
+export function loadGroups(deps: Map<string, string[]>, order: readonly string[]): string[][] {
+  const parent = new Map<string, string>(order.map((p) => [p, p]));
+  const find = (p: string): string => { let r = p; while (parent.get(r) !== r) r = parent.get(r)!; return r; };
+  for (const p of order) for (const d of deps.get(p) ?? []) if (parent.has(d)) parent.set(find(d), find(p));
+  const groups = new Map<string, string[]>();
+  for (const p of order) {
+    const r = find(p);
+    if (!groups.has(r)) groups.set(r, []);
+    groups.get(r)!.push(p);
+  }
+  return [...groups.values()];
+}
+
 /** Names that are neither modules nor listed in modules.builtin. */
 export function missingModules(deps: Map<string, string[]>, builtin: string, names: readonly string[]): string[] {
   const have = new Set([...deps.keys()].map(moduleName));
@@ -76,6 +95,7 @@ export async function buildInitrd(opts: { rootfs: string; kver: string; modules:
   await copyFile(path.join(opts.rootfs, 'bin/busybox'), path.join(stage, 'bin/busybox'));
   await chmod(path.join(stage, 'bin/busybox'), 0o755);
   const names: string[] = [];
+  const stagedName = (rel: string): string => `${moduleName(rel)}.ko`;
   for (const rel of order) {
     const src = path.join(modDir, rel);
     const name = `${moduleName(rel)}.ko`;
@@ -91,6 +111,8 @@ export async function buildInitrd(opts: { rootfs: string; kver: string; modules:
     names.push(name);
   }
   await writeFile(path.join(stage, 'modules/order'), names.join('\n') + '\n');
+  let g = 0;
+  for (const group of loadGroups(deps, order)) await writeFile(path.join(stage, `modules/group.${++g}`), group.map(stagedName).join('\n') + '\n');
   await writeFile(path.join(stage, 'init'), opts.initScript, { mode: 0o755 });
   const files = await listTree(stage);
   const r = await run('cpio', ['--create', '--format=newc', '--quiet', '--owner=0:0', '-O', opts.out], {

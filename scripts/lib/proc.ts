@@ -25,7 +25,16 @@ export interface RunResult {
   reason: string;
 }
 
-/** Shell-quotes an argv for display (and for a POSIX/bash shell on the far side). */
+/**
+ * Quotes an argv for any POSIX sh (the guest's dash among them): plain words
+ * stay as they are, everything else goes in single quotes, with each ' as
+ * '\''. Unlike bash's $'…' (what zx's quote() prints), dash understands it.
+ */
+export function posixJoin(argv: readonly string[]): string {
+  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+/** Shell-quotes an argv for display (bash syntax, as zx prints it). */
 export function shellJoin(argv: readonly string[]): string {
   return argv.map((a) => quote(a)).join(' ');
 }

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import ssh2, { type Client, type ClientChannel } from 'ssh2';
-import { describeEnd, shellJoin, type RunResult } from './proc.ts';
+import { describeEnd, posixJoin, type RunResult } from './proc.ts';
 
 export interface ConnectOptions {
   host?: string;
@@ -30,8 +30,8 @@ export interface ExecOptions {
 
 /** A remote command line from an argv: each argument quoted for the guest's shell. */
 export function remoteCommand(argv: readonly string[], cwd?: string): string {
-  const cmd = shellJoin(argv);
-  return cwd ? `cd ${shellJoin([cwd])} && ${cmd}` : cmd;
+  const cmd = posixJoin(argv);
+  return cwd ? `cd ${posixJoin([cwd])} && ${cmd}` : cmd;
 }
 
 /** The raw key blob of an OpenSSH public key line. */
@@ -152,7 +152,8 @@ export class SshSession {
     return new Promise((resolve) => {
       const stdin = process.stdin;
       const win = { term: process.env.TERM ?? 'xterm-256color', rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 };
-      this.client.shell(win, (err, ch) => {
+      // root's login shell is dash (fast for commands); people get bash.
+      this.client.exec('exec /bin/bash -l', { pty: win }, (err, ch) => {
         if (err) { process.stderr.write(`${err.message}\n`); return resolve(255); }
         const resize = (): void => { ch.setWindow(process.stdout.rows ?? 24, process.stdout.columns ?? 80, 0, 0); };
         process.stdout.on('resize', resize);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { missingModules, moduleName, parseModulesDep, resolveLoadOrder } from '../../scripts/lib/initrd.ts';
+import { loadGroups, missingModules, moduleName, parseModulesDep, resolveLoadOrder } from '../../scripts/lib/initrd.ts';
 
 // Lines from the real modules.dep of Debian's 6.1.0-56-amd64.
 const DEP = `kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko
@@ -19,6 +19,21 @@ t.test('dependencies load first, each once, even when modules.dep lists them fla
   const order = resolveLoadOrder(parseModulesDep(DEP), ['virtio_pci', 'virtio_blk', 'ext4']).map(moduleName);
   t.same(order, ['virtio_pci_legacy_dev', 'virtio_pci_modern_dev', 'virtio_ring', 'virtio', 'virtio_pci', 'virtio_blk', 'crc16', 'mbcache', 'jbd2', 'ext4']);
   t.ok(order.indexOf('virtio_ring') < order.indexOf('virtio'), 'virtio needs virtio_ring (the first boot failed on exactly this)');
+});
+
+t.test('load groups share no module, so the initrd can load them in parallel', async (t) => {
+  const deps = parseModulesDep(DEP);
+  const order = resolveLoadOrder(deps, ['virtio_pci', 'virtio_blk', 'crc32c_generic', 'ext4']);
+  const groups = loadGroups(deps, order).map((g) => g.map(moduleName));
+  t.same(groups, [
+    ['virtio_pci_legacy_dev', 'virtio_pci_modern_dev', 'virtio_ring', 'virtio', 'virtio_pci', 'virtio_blk'],
+    ['crc32c_generic'],
+    ['crc16', 'mbcache', 'jbd2', 'ext4'],
+  ], 'virtio devices, crc32c and the ext4 chain are independent');
+  t.same(groups.flat().sort(), order.map(moduleName).sort(), 'every module in exactly one group');
+  // Two chains joined by a shared dependency become one group, in load order.
+  const joined = parseModulesDep('a.ko: c.ko\nb.ko: c.ko\nc.ko:\nd.ko:\n');
+  t.same(loadGroups(joined, resolveLoadOrder(joined, ['a', 'b', 'd'])), [['c.ko', 'a.ko', 'b.ko'], ['d.ko']]);
 });
 
 t.test('module names: compression suffixes and dashes', async (t) => {

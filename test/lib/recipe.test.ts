@@ -1,6 +1,6 @@
 import path from 'node:path';
 import t from 'tap';
-import { initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, validateRecipe } from '../../scripts/lib/recipe.ts';
+import { initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, validateRecipe, withLoginShell } from '../../scripts/lib/recipe.ts';
 
 const qemuDir = new URL('../../qemu/', import.meta.url).pathname;
 const recipe = loadRecipe(path.join(qemuDir, 'kernels/debian-12.json'));
@@ -45,4 +45,11 @@ t.test('a bad recipe names the field', async (t) => {
   t.throws(() => validateRecipe({ ...recipe, packages: ['gcc'] }, 'r.json'), /field `packages` must include linux-image-amd64/);
   t.throws(() => validateRecipe({ ...recipe, imageSizeMiB: 10 }, 'r.json'), /field `imageSizeMiB`/);
   t.throws(() => validateRecipe({ ...recipe, kernelCmdline: 'x' }, 'r.json'), /field `kernelCmdline`/);
+});
+
+t.test('root gets /bin/sh as its login shell; other users and lines are untouched', async (t) => {
+  // The first lines of a real bookworm /etc/passwd, from an image built by mmdebstrap.
+  const passwd = 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n';
+  t.equal(withLoginShell(passwd, 'root', '/bin/sh'), 'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n');
+  t.throws(() => withLoginShell(passwd, 'nobody', '/bin/sh'), /no user nobody/);
 });

@@ -54,12 +54,12 @@ t.test('commands run on one connection, with exit codes and stderr', async (t) =
   t.teardown(() => s.close());
   const ok = await s.exec(['insmod', '/root/a b.ko'], { timeoutMs: 5000 });
   t.equal(ok.exitCode, 0);
-  t.equal(ok.stdout, "ran: insmod $'/root/a b.ko'\n", 'each argument quoted for the guest shell');
+  t.equal(ok.stdout, "ran: insmod '/root/a b.ko'\n", 'each argument quoted for the guest shell');
   const bad = await s.exec(['fail'], { timeoutMs: 5000 });
   t.equal(bad.exitCode, 3);
   t.equal(bad.stderr, 'boom\n');
   t.equal(bad.reason, 'exited 3');
-  t.same(seen.commands, ["insmod $'/root/a b.ko'", 'fail']);
+  t.same(seen.commands, ["insmod '/root/a b.ko'", 'fail']);
 });
 
 t.test('a command that hangs times out with a result that says so', async (t) => {
@@ -91,7 +91,7 @@ t.test('upload sends regular files, skipping what skip() names', async (t) => {
   t.teardown(() => s.close());
   const sent = await s.upload(dir, '/root/w', (rel) => rel.endsWith('.o'));
   t.same(sent, ['a.c', 'sub/Kbuild']);
-  t.equal(seen.commands.at(-1), `sh -c $'mkdir -p "$1" && exec tar -x --no-same-owner -f - -C "$1"' sh /root/w`, 'one exec, the target directory passed as an argument');
+  t.equal(seen.commands.at(-1), `sh -c 'mkdir -p "$1" && exec tar -x --no-same-owner -f - -C "$1"' sh /root/w`, 'one exec, the target directory passed as an argument');
   // What the guest would unpack: extract the stream for real.
   const out = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-down-'));
   execFileSync('tar', ['-x', '-f', '-', '-C', out], { input: seen.tar });
@@ -122,6 +122,10 @@ t.test('uploadTrees sends several directories in one stream, each under its own 
 });
 
 t.test('remote commands: cwd is quoted too', async (t) => {
-  t.equal(remoteCommand(['./app'], '/root/my dir'), "cd $'/root/my dir' && ./app");
-  t.equal(remoteCommand(['echo', "it's"]), "echo $'it\\'s'");
+  t.equal(remoteCommand(['./app'], '/root/my dir'), "cd '/root/my dir' && ./app");
+  t.equal(remoteCommand(['echo', "it's"]), "echo 'it'\\''s'");
+  // The guest's login shell is dash: run the quoted line through a real dash-compatible sh.
+  const nasty = ['a b', "it's", '$HOME', '`id`', 'x;y', '', 'tab\there', 'new\nline', '*', '"q"', '\\'];
+  const out = execFileSync('/bin/sh', ['-c', remoteCommand(['printf', '%s\\0', ...nasty])]);
+  t.same(out.toString().split('\0').slice(0, -1), nasty, 'every argument arrives as it was, with no expansion');
 });
