@@ -12,6 +12,7 @@ import { preflight } from './preflight.ts';
 import { verdictOf, type Check, type RunReport } from './report.ts';
 import { APP, MODULE, testOnSession } from './session-test.ts';
 import { findSplats, formatSplat, loadRules } from './splat.ts';
+import type { SshSession } from './ssh.ts';
 import { parseTranscript } from './transcript.ts';
 import { guestSpec } from './profile.ts';
 import { SSHD_READY_MARKER, freePort, Vm } from './vm.ts';
@@ -72,7 +73,7 @@ async function serialSize(file: string): Promise<number> {
 export interface InstanceRun { report: RunReport; needsReboot: string | undefined }
 
 /** The test steps on a running instance. needsReboot names why the kernel can no longer be trusted (splat, new taint, failed rmmod, hang). */
-export async function testOnInstance(c: Config, s: InstanceState, runDir: string, log: (l: string) => void): Promise<InstanceRun> {
+export async function testOnInstance(c: Config, s: InstanceState, runDir: string, log: (l: string) => void, o: { session?: SshSession } = {}): Promise<InstanceRun> {
   const started = Date.now();
   const transcriptFile = resolveIn(c, c.transcript);
   const transcript = parseTranscript(await readFile(transcriptFile, 'utf8'), c.transcript);
@@ -93,7 +94,8 @@ export async function testOnInstance(c: Config, s: InstanceState, runDir: string
     ? hostBuildApp({ appDir, outDir: path.join(s.dir, 'build', 'userapp'), appName: APP, cc, timeoutMs: c.timeouts.build * 1000 })
     : undefined;
   const serialFrom = await serialSize(s.serialLog);
-  const session = await connect(s);
+  // vm:watch keeps one connection across cycles (a handshake is ~0.3 s under TCG); otherwise one per run.
+  const session = o.session ?? await connect(s);
   const checks: Check[] = [];
   let finalDmesg = '';
   try {
@@ -104,7 +106,7 @@ export async function testOnInstance(c: Config, s: InstanceState, runDir: string
     checks.push(...r.checks);
     finalDmesg = r.finalDmesg;
   } finally {
-    session.close();
+    if (!o.session) session.close();
   }
   const serial = (await readFile(s.serialLog)).subarray(serialFrom).toString('utf8');
   const splats = [...findSplats(finalDmesg, rules, 'dmesg'), ...findSplats(serial, rules, 'serial.log')];

@@ -143,7 +143,9 @@ export async function testOnSession(i: SessionTestInput): Promise<SessionTestRes
         annotations: m.mismatches.map((x) => ({ file: i.transcriptFile, line: x.expected.lineNo, message: `${x.section}: ${x.why}: ${x.expected.text}` })),
       });
   }
-  const finalDmesg = (await session.exec(['dmesg'], { timeoutMs: c.timeouts.command * 1000 })).stdout;
+  // The kernel log after the run: dmesg-after has it, unless the steps stopped before it.
+  const afterRec = records.get('dmesg-after');
+  const finalDmesg = afterRec?.ok ? afterRec.result.stdout : (await session.exec(['dmesg'], { timeoutMs: c.timeouts.command * 1000 })).stdout;
   await writeFile(path.join(runDir, 'dmesg.log'), finalDmesg);
   const after = records.get('taint-after');
   if (before?.ok && after?.ok) {

@@ -50,7 +50,16 @@ export class HostKeyMismatch extends Error {
 }
 
 export class SshSession {
-  private constructor(private readonly client: Client) {}
+  private ended = false;
+
+  private constructor(private readonly client: Client) {
+    client.on('close', () => { this.ended = true; });
+  }
+
+  /** The connection is gone (the guest died, or close() was called). */
+  get closed(): boolean {
+    return this.ended;
+  }
 
   static connect(o: ConnectOptions): Promise<SshSession> {
     const pinned = publicKeyBlob(o.hostPublicKey);

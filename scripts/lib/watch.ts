@@ -7,7 +7,8 @@ import path from 'node:path';
 import chokidar from 'chokidar';
 import type { Config } from './config.ts';
 import { resolveIn } from './config.ts';
-import { lookup } from './instance.ts';
+import { connect, lookup, type InstanceState } from './instance.ts';
+import type { SshSession } from './ssh.ts';
 import { downInstance, testOnInstance, upInstance } from './instance-run.ts';
 import { writeReports, type RunReport } from './report.ts';
 import { isBuildProduct } from './session-test.ts';
@@ -47,24 +48,38 @@ export async function watch(c: Config, log: (l: string) => void, o: { once?: boo
   const name = c.name;
   await upInstance(c, name, log).then(({ already }) => already && log(`watch: reusing instance ${name}`));
   let busy: Promise<void> = Promise.resolve();
+  // One SSH connection for the whole watch (a new handshake costs ~0.3 s under TCG); a new one after a reboot.
+  let session: { s: SshSession; pid: number } | undefined;
+  const sessionFor = async (state: InstanceState): Promise<SshSession> => {
+    if (!session || session.s.closed || session.pid !== state.pid) {
+      session?.s.close();
+      session = { s: await connect(state), pid: state.pid };
+    }
+    return session.s;
+  };
+  const dropSession = (): void => { session?.s.close(); session = undefined; };
   const cycle = async (changed: string[], savedAt: number): Promise<void> => {
     const l = await lookup(c, name);
     const state = l.alive ? l.state : (await upInstance(c, name, log)).state;
-    const r = await testOnInstance(c, state, newRunDir(c), () => undefined).catch((e: Error) => { log(`watch: ${e.message}`); return undefined; });
+    const r = await sessionFor(state)
+      .then((s) => testOnInstance(c, state, newRunDir(c), () => undefined, { session: s }))
+      .catch((e: Error) => { log(`watch: ${e.message}`); dropSession(); return undefined; });
     if (!r) return;
     await writeReports(r.report);
     log(verdictScreen(r.report, changed, Date.now() - savedAt, c.root));
     if (r.needsReboot) {
       log(`watch: ${r.needsReboot}; rebooting instance ${name} fresh before the next run`);
+      dropSession();
       await downInstance(state);
       await upInstance(c, name, log);
     }
   };
   await cycle([], Date.now());
-  if (o.once) return;
+  if (o.once) return dropSession();
   const dirs = [resolveIn(c, c.moduleDir), resolveIn(c, c.appDir)];
   let firstChange = 0;
-  const onChange = debouncer(250, (paths) => {
+  // 100 ms: editors write a file in one go (or rename over it); this only merges a save-all.
+  const onChange = debouncer(100, (paths) => {
     const savedAt = firstChange;
     firstChange = 0;
     busy = busy.then(() => cycle(paths, savedAt));
@@ -76,4 +91,6 @@ export async function watch(c: Config, log: (l: string) => void, o: { once?: boo
   watcher.on('all', (_ev, p) => { if (!firstChange) firstChange = Date.now(); onChange(p); });
   log(`watch: watching ${dirs.map((d) => path.relative(c.root, d)).join(' and ')}; Ctrl-C stops watching (the instance stays up: npm run vm:down)`);
   await new Promise<void>((resolve) => process.once('SIGINT', () => { void watcher.close().then(resolve); }));
+  await busy;
+  dropSession();
 }
