@@ -10,6 +10,7 @@ import path from 'node:path';
 import { KmodvmError } from './errors.ts';
 import { findTool } from './preflight.ts';
 import { run, tail } from './proc.ts';
+import { loadReplayPlan, replay } from './kbuild-replay.ts';
 import { compilerDiagnostics } from './steps.ts';
 
 export type BuildMode = 'auto' | 'host' | 'guest';
@@ -60,12 +61,12 @@ export interface HostBuild { ok: boolean; ko?: string; durationMs: number; outpu
 const isProduct = (p: string): boolean => /\.(o|ko|mod|cmd)$|\.mod\.c$|modules\.order$|Module\.symvers$/.test(p);
 
 /** A hash of the module's sources (names and contents), to skip kbuild when nothing changed. */
-export async function sourceHash(dir: string, salt: string): Promise<string> {
+export async function sourceHash(dir: string, salt: string, withContent: (name: string) => boolean = () => true): Promise<string> {
   const h = createHash('sha256').update(salt);
   for (const n of (await readdir(dir)).sort()) {
     if (isProduct(n) || n.startsWith('.')) continue;
     const p = path.join(dir, n);
-    if ((await stat(p)).isFile()) h.update(`\0${n}\0`).update(await readFile(p));
+    if ((await stat(p)).isFile()) h.update(`\0${n}\0`).update(withContent(n) ? await readFile(p) : '');
   }
   return h.digest('hex');
 }
@@ -76,30 +77,46 @@ export async function sourceHash(dir: string, salt: string): Promise<string> {
  * where only the other half changed), make is not run: a kbuild make with
  * nothing to do still costs seconds.
  */
-async function hostMake(o: { srcDir: string; outDir: string; product: string; makeArgs: string[]; hashSalt: string; timeoutMs: number }): Promise<HostBuild> {
+async function hostMake(o: { srcDir: string; outDir: string; product: string; makeArgs: string[]; hashSalt: string; timeoutMs: number; replayKdir?: string }): Promise<HostBuild> {
   const stamp = path.join(o.outDir, '.kmodvm-sources');
-  const hash = await sourceHash(o.srcDir, `${o.hashSalt}\0${o.makeArgs.join('\0')}`);
+  const shapeStamp = path.join(o.outDir, '.kmodvm-shape');
+  const salt = `${o.hashSalt}\0${o.makeArgs.join('\0')}`;
+  const hash = await sourceHash(o.srcDir, salt);
+  const shape = await sourceHash(o.srcDir, salt, (n) => !/\.[ch]$/.test(n));
   const product = path.join(o.outDir, o.product);
   if (existsSync(product) && (await readFile(stamp, 'utf8').catch(() => '')) === hash) {
     return { ok: true, ko: product, durationMs: 0, output: 'sources unchanged since the last build: make not run\n' };
   }
   await rm(stamp, { force: true });
   await cp(o.srcDir, o.outDir, { recursive: true, preserveTimestamps: true, filter: (src) => !isProduct(src) && path.basename(src) !== o.product });
-  const r = await run('make', ['-C', o.outDir, ...o.makeArgs], { timeoutMs: o.timeoutMs });
-  const output = (r.stdout + r.stderr).split(`${o.outDir}/`).join(`${o.srcDir}/`);
-  if (r.exitCode !== 0 || !existsSync(product)) {
+  // Only .c/.h contents changed since a kbuild here: replay its recorded commands.
+  const plan = o.replayKdir && existsSync(product) && (await readFile(shapeStamp, 'utf8').catch(() => '')) === shape
+    ? await loadReplayPlan(o.outDir) : undefined;
+  const started = Date.now();
+  let r = plan ? await replay(plan, o.replayKdir!, o.timeoutMs) : undefined;
+  const replayed = r !== undefined && (r.exitCode === 0 || compilerDiagnostics(r.output).some((d) => d.severity !== 'warning'));
+  if (!replayed) {
+    await rm(shapeStamp, { force: true });
+    const m = await run('make', ['-C', o.outDir, ...o.makeArgs], { timeoutMs: o.timeoutMs });
+    r = { ...m, output: m.stdout + m.stderr };
+  }
+  const how = replayed ? `kbuild's recorded commands replayed (${plan!.length}); make not run\n` : '';
+  const output = how + r!.output.split(`${o.outDir}/`).join(`${o.srcDir}/`);
+  const durationMs = Date.now() - started;
+  if (r!.exitCode !== 0 || !existsSync(product)) {
     // make runs in the copy; a relative name there (the app's Makefile) is the user's file.
     const diags = compilerDiagnostics(output).filter((d) => d.severity !== 'warning').map((d) => ({ ...d, file: path.resolve(o.srcDir, d.file) }));
     const annotations = diags.map((d) => ({ file: d.file, line: d.line, col: d.col, message: `${d.severity}: ${d.message}` }));
-    return { ok: false, durationMs: r.durationMs, output, annotations, evidence: diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : `make ${r.reason}\n${tail(output, 25)}` };
+    return { ok: false, durationMs, output, annotations, evidence: diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : `make ${r!.reason}\n${tail(output, 25)}` };
   }
   await writeFile(stamp, hash);
-  return { ok: true, ko: product, durationMs: r.durationMs, output };
+  if (o.replayKdir) await writeFile(shapeStamp, shape);
+  return { ok: true, ko: product, durationMs, output };
 }
 
 /** The module, built by kbuild on the host against kdir (the image's exported headers). */
 export function hostBuildModule(o: { moduleDir: string; outDir: string; kdir: string; moduleName: string; timeoutMs: number }): Promise<HostBuild> {
-  return hostMake({ srcDir: o.moduleDir, outDir: o.outDir, product: `${o.moduleName}.ko`, makeArgs: [`KDIR=${o.kdir}`], hashSalt: o.kdir, timeoutMs: o.timeoutMs });
+  return hostMake({ srcDir: o.moduleDir, outDir: o.outDir, product: `${o.moduleName}.ko`, makeArgs: [`KDIR=${o.kdir}`], hashSalt: o.kdir, timeoutMs: o.timeoutMs, replayKdir: o.kdir });
 }
 
 /**

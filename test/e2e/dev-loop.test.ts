@@ -2,6 +2,8 @@
 // codes, quoting, stdin), vm:test --reuse twice (the second run has no
 // first-load lines), vm:logs, vm:down. A private instance name and cache of
 // instances keep it apart from a developer's own VM.
+import { appendFileSync, cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
@@ -14,6 +16,7 @@ const cli = (verb: string, args: string[], input?: string) =>
 const vmTest = (args: string[]) => execa(tsx, [path.join(root, 'scripts/vm-test.ts'), ...args], { reject: false, cwd: root, timeout: 20 * 60_000 });
 
 t.teardown(async () => { await cli('down', ['--name', name]); });
+const runDirOf = (stderr: string): string => /run directory: (\S+)/.exec(stderr)?.[1] ?? '';
 
 t.test('vm:up brings an instance up once', async (t) => {
   const up = await cli('up', ['--name', name]);
@@ -45,6 +48,23 @@ t.test('vm:test --reuse runs the steps on the instance, twice', async (t) => {
   if (second.exitCode !== 0) t.comment(second.stdout);
   t.equal(second.exitCode, 0, 'the second --reuse run passes');
   t.match(second.stdout, /^ok \d+ transcript - pid \d+ \(module loaded before this boot: first-load lines not expected\)/m);
+});
+
+t.test('an edit to a .c file rebuilds by replaying kbuild\'s recorded commands; a broken edit is still a build failure', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-replay-'));
+  cpSync(path.join(root, 'kernel-module'), dir, { recursive: true, filter: (src) => !/\.(o|ko|cmd|mod)$/.test(src) });
+  const src = path.join(dir, 'netlink_simple_intf.c');
+  const first = await vmTest(['--reuse', name, '--module-dir', dir]);
+  t.equal(first.exitCode, 0, 'a run on the copy passes');
+  appendFileSync(src, '/* an edit */\n');
+  const edited = await vmTest(['--reuse', name, '--module-dir', dir]);
+  if (edited.exitCode !== 0) t.comment(edited.stdout);
+  t.equal(edited.exitCode, 0, 'the module rebuilt from the replay loads and passes the transcript');
+  t.match(readFileSync(path.join(runDirOf(edited.stderr), 'host-build.log'), 'utf8'), /^kbuild's recorded commands replayed \(4\); make not run/);
+  appendFileSync(src, 'int broken(void) { return nope; }\n');
+  const broken = await vmTest(['--reuse', name, '--module-dir', dir]);
+  t.equal(broken.exitCode, 10, 'exit 10: build');
+  t.match(broken.stderr, new RegExp(`${src.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: error: .nope. undeclared`), 'the error names the host file');
 });
 
 t.test('vm:logs prints the serial console', async (t) => {

@@ -1,0 +1,88 @@
+// A fast rebuild for the edit loop: when only .c/.h contents changed since a
+// successful kbuild in the same tree, run again the commands kbuild recorded
+// in its .cmd files (compile + objtool per object, modpost, the .mod.o, the
+// link), as make would, without make's second of Makefile parsing and
+// compiler probes. Anything unexpected returns undefined: the caller runs
+// make. The parsing is pure; replay() runs the commands.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { run, type RunResult } from './proc.ts';
+
+/** Undoes kbuild's make-cmd escaping in a .cmd file ("$" written as "$$", "#" as "$(pound)"). */
+export function unescapeMakeCmd(s: string): string {
+  return s.replace(/\$\$|\$\(pound\)/g, (m) => (m === '$$' ? '$' : '#'));
+}
+
+/** The command a .cmd file recorded for its target: the "cmd_<target> := …" line. */
+export function recordedCommand(cmdFile: string, target: string): string | undefined {
+  const line = cmdFile.split('\n').find((l) => l.startsWith(`cmd_${target} := `));
+  return line === undefined ? undefined : unescapeMakeCmd(line.slice(`cmd_${target} := `.length)).trim();
+}
+
+/** The .cmd file kbuild keeps for a target: dir/.name.cmd. */
+export const cmdFileOf = (target: string): string => path.join(path.dirname(target), `.${path.basename(target)}.cmd`);
+
+/**
+ * The commands to rebuild every module of an external-module tree, in order:
+ * each object's compile, modpost, then each module's .mod.o and link.
+ * modulesOrder lists the .ko paths; modFiles maps a .ko to its .mod file's text
+ * (the objects); cmds maps a target to its .cmd file's text.
+ */
+export function replayPlan(o: { moduleDir: string; modulesOrder: string; modFiles: Map<string, string>; cmds: Map<string, string> }): string[] | undefined {
+  const kos = o.modulesOrder.split('\n').map((l) => l.trim()).filter(Boolean);
+  if (!kos.length) return undefined;
+  const out: string[] = [];
+  const need = (target: string): boolean => {
+    const text = o.cmds.get(target);
+    const c = text === undefined ? undefined : recordedCommand(text, target);
+    if (!c) return false;
+    out.push(c);
+    return true;
+  };
+  for (const ko of kos) {
+    const objs = (o.modFiles.get(ko) ?? '').split(/\s+/).filter(Boolean);
+    if (!objs.length) return undefined;
+    for (const obj of objs) if (!need(obj)) return undefined;
+  }
+  if (!need(path.join(o.moduleDir, 'Module.symvers'))) return undefined;
+  for (const ko of kos) {
+    if (!need(ko.replace(/\.ko$/, '.mod.o')) || !need(ko)) return undefined;
+  }
+  return out;
+}
+
+/** Reads what replayPlan needs from a built tree. */
+export async function loadReplayPlan(moduleDir: string): Promise<string[] | undefined> {
+  const read = (p: string): Promise<string | undefined> => readFile(p, 'utf8').catch(() => undefined);
+  const modulesOrder = await read(path.join(moduleDir, 'modules.order'));
+  if (modulesOrder === undefined) return undefined;
+  const modFiles = new Map<string, string>();
+  const cmds = new Map<string, string>();
+  const targets: string[] = [path.join(moduleDir, 'Module.symvers')];
+  for (const ko of modulesOrder.split('\n').map((l) => l.trim()).filter(Boolean)) {
+    const mod = await read(ko.replace(/\.ko$/, '.mod'));
+    if (mod === undefined) return undefined;
+    modFiles.set(ko, mod);
+    targets.push(...mod.split(/\s+/).filter(Boolean), ko.replace(/\.ko$/, '.mod.o'), ko);
+  }
+  for (const t of targets) {
+    const text = await read(cmdFileOf(t));
+    if (text !== undefined) cmds.set(t, text);
+  }
+  return replayPlan({ moduleDir, modulesOrder, modFiles, cmds });
+}
+
+/** Runs the plan in kdir, as make -C kdir would (each command through sh -e, stopping at the first failure). */
+export async function replay(plan: readonly string[], kdir: string, timeoutMs: number): Promise<RunResult & { output: string }> {
+  const deadline = Date.now() + timeoutMs;
+  let output = '';
+  let last: RunResult | undefined;
+  for (const cmd of plan) {
+    // kbuild's own recorded command line, run the way kbuild's `cmd` macro does: set -e, so a failed
+    // compile stops before objtool and the link (which would otherwise reuse the old object).
+    last = await run('sh', ['-e', '-c', cmd], { cwd: kdir, timeoutMs: Math.max(1000, deadline - Date.now()) });
+    output += last.stdout + last.stderr;
+    if (last.exitCode !== 0) break;
+  }
+  return { ...last!, output };
+}

@@ -1,0 +1,44 @@
+// kbuild replay on the recorded commands of a real 6.1 external-module build
+// (test/fixtures/kbuild-6.1). The replay itself runs in the dev-loop e2e test.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { cmdFileOf, recordedCommand, replayPlan, unescapeMakeCmd } from '../../scripts/lib/kbuild-replay.ts';
+
+const fx = (n: string): string => readFileSync(path.join(import.meta.dirname, '../fixtures/kbuild-6.1', n), 'utf8');
+const D = '/tmp/exp/kb';
+
+t.test('make-cmd escaping is undone: $$ is $, $(pound) is #', async (t) => {
+  t.equal(unescapeMakeCmd("awk '!x[$$0]++ { print(\"/d/\"$$0) }'"), "awk '!x[$0]++ { print(\"/d/\"$0) }'");
+  t.equal(unescapeMakeCmd('echo $(pound)define X'), 'echo #define X');
+  t.equal(unescapeMakeCmd('$$$$'), '$$', 'each pair once, left to right');
+});
+
+t.test('the recorded command of a real .cmd file, by its target', async (t) => {
+  const c = recordedCommand(fx('Module.symvers.cmd'), `${D}/Module.symvers`);
+  t.equal(c, `sed 's/ko$/o/'  ${D}/modules.order | scripts/mod/modpost -m      -o ${D}/Module.symvers -e -i Module.symvers -T -`);
+  t.equal(recordedCommand(fx('Module.symvers.cmd'), '/elsewhere/Module.symvers'), undefined, 'another target: nothing');
+  t.equal(cmdFileOf(`${D}/netlink_simple_intf.o`), `${D}/.netlink_simple_intf.o.cmd`);
+});
+
+t.test('the plan: compile with objtool, modpost, .mod.o, link, in that order', async (t) => {
+  const cmds = new Map([
+    [`${D}/netlink_simple_intf.o`, fx('netlink_simple_intf.o.cmd')],
+    [`${D}/Module.symvers`, fx('Module.symvers.cmd')],
+    [`${D}/netlink_simple_intf.mod.o`, fx('netlink_simple_intf.mod.o.cmd')],
+    [`${D}/netlink_simple_intf.ko`, fx('netlink_simple_intf.ko.cmd')],
+  ]);
+  const modFiles = new Map([[`${D}/netlink_simple_intf.ko`, fx('netlink_simple_intf.mod')]]);
+  const plan = replayPlan({ moduleDir: D, modulesOrder: fx('modules.order'), modFiles, cmds });
+  t.equal(plan?.length, 4);
+  t.match(plan![0], /^gcc-12 .* -c -o \/tmp\/exp\/kb\/netlink_simple_intf\.o \/tmp\/exp\/kb\/netlink_simple_intf\.c +; \.\/tools\/objtool\/objtool .*--orc.* --module \/tmp\/exp\/kb\/netlink_simple_intf\.o$/, 'objtool runs too: the ORC data keeps stack traces through the module reliable');
+  t.match(plan![1], /scripts\/mod\/modpost/);
+  t.match(plan![2], /-c -o \/tmp\/exp\/kb\/netlink_simple_intf\.mod\.o \/tmp\/exp\/kb\/netlink_simple_intf\.mod\.c$/);
+  t.match(plan![3], /^ld -r .* -o \/tmp\/exp\/kb\/netlink_simple_intf\.ko /);
+  // Anything missing: no plan, so the caller runs make.
+  const partial = new Map(cmds);
+  partial.delete(`${D}/Module.symvers`);
+  t.equal(replayPlan({ moduleDir: D, modulesOrder: fx('modules.order'), modFiles, cmds: partial }), undefined);
+  t.equal(replayPlan({ moduleDir: D, modulesOrder: '', modFiles, cmds }), undefined);
+  t.equal(replayPlan({ moduleDir: D, modulesOrder: fx('modules.order'), modFiles: new Map(), cmds }), undefined);
+});
