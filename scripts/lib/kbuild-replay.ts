@@ -80,7 +80,7 @@ export async function replay(plan: readonly string[], kdir: string, timeoutMs: n
   for (const cmd of plan) {
     // kbuild's own recorded command line, run the way kbuild's `cmd` macro does: set -e, so a failed
     // compile stops before objtool and the link (which would otherwise reuse the old object).
-    last = await run('sh', ['-e', '-c', cmd], { cwd: kdir, timeoutMs: Math.max(1000, deadline - Date.now()) });
+    last = await run('nice', ['-n', '10', 'sh', '-e', '-c', cmd], { cwd: kdir, timeoutMs: Math.max(1000, deadline - Date.now()) });
     output += last.stdout + last.stderr;
     if (last.exitCode !== 0) break;
   }

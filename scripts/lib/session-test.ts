@@ -98,10 +98,22 @@ export async function testOnSession(i: SessionTestInput): Promise<SessionTestRes
     checks.push({ name, ok: false, failure: 'build', durationMs: hb.durationMs, message: `the ${what} does not build (on the host)`, evidence: hb.evidence && `${hb.evidence}\nnext: fix the code, or try --build guest to build it inside the VM`, annotations: hb.annotations });
     return 'failed';
   };
+  // Steps that need nothing from the build (unloading a leftover module, the taint
+  // before) run while the host builds: the guest is idle meanwhile.
+  const planOf = (modWhere: string, appWhere: string): StepSpec[] => testPlan({ moduleName: MODULE, appName: APP, timeouts: c.timeouts, buildModuleInGuest: modWhere === 'guest', buildAppInGuest: appWhere === 'guest' });
+  const early: StepSpec[] = [...(i.reuse ? [cleanupStep(c)] : []), planOf('host', 'host').find((x) => x.name === 'taint-before')!];
+  const earlyRun = (async () => {
+    const out: [StepSpec, StepRecord][] = [];
+    for (const spec of early) {
+      const rec = judge(spec, await session.exec(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd }));
+      out.push([spec, rec]);
+      if (!rec.ok) break;
+    }
+    return out;
+  })();
   const modWhere = await onHost('build-module', 'module', i.hostBuild, 'host-build.log');
-  if (modWhere === 'failed') return result();
-  const appWhere = await onHost('build-app', 'app', i.hostApp, 'host-build-app.log');
-  if (appWhere === 'failed') return result();
+  const appWhere = modWhere === 'failed' ? 'failed' : await onHost('build-app', 'app', i.hostApp, 'host-build-app.log');
+  if (modWhere === 'failed' || appWhere === 'failed') { await earlyRun; return result(); }
   const t0 = Date.now();
   const sent = await session.uploadTrees(GUEST_WORK, [
     modWhere === 'host'
@@ -113,11 +125,14 @@ export async function testOnSession(i: SessionTestInput): Promise<SessionTestRes
   ], c.timeouts.command * 1000);
   checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: `${sent.length} files` });
 
-  const plan = [...(i.reuse ? [cleanupStep(c)] : []), ...testPlan({ moduleName: MODULE, appName: APP, timeouts: c.timeouts, buildModuleInGuest: modWhere === 'guest', buildAppInGuest: appWhere === 'guest' })];
+  const earlyDone = await earlyRun;
+  const plan = [...early, ...planOf(modWhere, appWhere).filter((x) => !early.includes(x) && x.name !== 'taint-before')];
   let n = 0;
   for (const spec of plan) {
     i.log(`step ${spec.name}`);
-    const rec = judge(spec, await session.exec(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd }));
+    const done = earlyDone.find(([sp]) => sp === spec)?.[1];
+    if (early.includes(spec) && !done) break; // an earlier early step failed
+    const rec = done ?? judge(spec, await session.exec(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd }));
     records.set(spec.name, rec);
     await recordStep(runDir, ++n, rec);
     const check: Check = { name: spec.name, ok: rec.ok, failure: rec.failure, durationMs: rec.result.durationMs, message: rec.message };

@@ -47,7 +47,6 @@ export function testPlan(p: PlanInput): StepSpec[] {
     { name: 'taint-before', argv: ['cat', '/proc/sys/kernel/tainted'], timeoutMs: s(p.timeouts.command), failure: 'internal' },
     { name: 'insmod', argv: ['insmod', `${mod}/${p.moduleName}.ko`], timeoutMs: s(p.timeouts.load), failure: 'load' },
     { name: 'app', argv: [`./${p.appName}`], cwd: app, timeoutMs: s(p.timeouts.app), failure: 'app' },
-    { name: 'dmesg', argv: ['dmesg'], timeoutMs: s(p.timeouts.command), failure: 'internal' },
     { name: 'rmmod', argv: ['rmmod', p.moduleName], timeoutMs: s(p.timeouts.load), failure: 'load' },
     { name: 'dmesg-after', argv: ['dmesg'], timeoutMs: s(p.timeouts.command), failure: 'internal' },
     { name: 'taint-after', argv: ['cat', '/proc/sys/kernel/tainted'], timeoutMs: s(p.timeouts.command), failure: 'internal' },
