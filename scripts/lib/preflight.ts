@@ -19,6 +19,7 @@ export const REQUIREMENTS: readonly Requirement[] = [
   { probe: '/usr/share/keyrings/debian-archive-keyring.gpg', pkg: 'debian-archive-keyring', why: "verifies Debian's packages (Ubuntu hosts lack it)" },
   { probe: 'mkfs.ext4', pkg: 'e2fsprogs', why: 'turns the root file system into an ext4 image' },
   { probe: 'cpio', pkg: 'cpio', why: 'archives the lean initrd' },
+  { probe: 'qemu-img', pkg: 'qemu-utils', why: 'compresses the root file system into a qcow2 image' },
   { probe: 'xz', pkg: 'xz-utils', why: 'extracts the uncompressed kernel (Debian 12)' },
   { probe: 'zstd', pkg: 'zstd', why: 'extracts the uncompressed kernel (Debian 13)' },
 ];

@@ -102,7 +102,7 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
 
   if (c.dryRun) {
     const img = await findImage(c);
-    const shown = img ?? { vmlinux: '<cache>/vmlinux', vmlinuz: '<cache>/vmlinuz', initrdLean: '<cache>/initrd-lean.cpio', initrdStock: '<cache>/initrd.img', rootfs: '<cache>/rootfs.ext4', cmdline: [] } as unknown as ImageInfo;
+    const shown = img ?? { vmlinux: '<cache>/vmlinux', vmlinuz: '<cache>/vmlinuz', initrdLean: '<cache>/initrd-lean.cpio', initrdStock: '<cache>/initrd.img', rootfs: '<cache>/rootfs.qcow2', cmdline: [] } as unknown as ImageInfo;
     const vm = new Vm(guestSpec(c, shown, accel, 0, '<run-dir>'));
     log(`plan: ${img ? `image ${img.dir} (cached)` : 'build the image first (not cached)'}; accel ${accel}${note ? ` (${note})` : ''}`);
     log(`plan: boot, upload ${moduleDir} and ${appDir}, then: ${testPlan({ moduleName: 'netlink_simple_intf', appName: 'netlink_userapp', timeouts: c.timeouts, buildModuleInGuest: c.build !== 'host' }).map((s) => s.name).join(', ')}, power off`);

@@ -17,6 +17,7 @@ t.test('TCG uses qemu64+rdrand, KVM the host CPU', async (t) => {
 
 t.test('the disk is a snapshot, and commas in paths are doubled', async (t) => {
   t.same(driveArgs({ rootfs: '/a,b/r.ext4' }), ['-drive', 'file=/a,,b/r.ext4,if=virtio,format=raw,cache=unsafe', '-snapshot']);
+  t.same(driveArgs({ rootfs: '/c/rootfs.qcow2' }), ['-drive', 'file=/c/rootfs.qcow2,if=virtio,format=qcow2,cache=unsafe', '-snapshot'], 'the compressed image is qcow2');
   t.equal(escapeOptValue('x,y,,z'), 'x,,y,,,,z');
 });
 
