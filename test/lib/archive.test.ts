@@ -16,7 +16,7 @@ function fakeImage(cacheDir: string): string {
   const { key, recipe } = imageKey(c);
   const dir = path.join(cacheDir, 'images', key);
   mkdirSync(path.join(dir, 'headers/usr/src'), { recursive: true });
-  for (const f of ['rootfs.ext4', 'vmlinux', 'vmlinuz', 'initrd-lean.cpio', 'initrd.img', 'id_ed25519', 'host_ed25519.pub', 'headers/usr/src/Makefile']) writeFileSync(path.join(dir, f), `${f} contents\n`.repeat(100));
+  for (const f of ['rootfs.qcow2', 'vmlinux', 'vmlinuz', 'initrd-lean.cpio', 'initrd.img', 'id_ed25519', 'host_ed25519.pub', 'headers/usr/src/Makefile']) writeFileSync(path.join(dir, f), `${f} contents\n`.repeat(100));
   writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ key, builderVersion: 2, recipe, kernelVersion: '6.1.0-56-amd64', packages: {}, sizes: {}, buildSeconds: 1, builtAt: 'x' }));
   return key;
 }
