@@ -1,0 +1,72 @@
+// testOnSession's build decisions on a scripted session (no guest): which
+// builds end up in the guest, and what a host build failure becomes.
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { defaultConfig } from '../../scripts/lib/config.ts';
+import type { HostBuild } from '../../scripts/lib/hostbuild.ts';
+import { testOnSession } from '../../scripts/lib/session-test.ts';
+import type { ExecResult, SshSession, UploadPart } from '../../scripts/lib/ssh.ts';
+import { parseTranscript } from '../../scripts/lib/transcript.ts';
+
+const root = path.join(import.meta.dirname, '../..');
+const transcriptFile = path.join(root, 'test/expected/netlink.transcript');
+
+/** A session that answers every command with exit 0 (the taint files with 0 and 12288) and records what it was asked. */
+function scripted(): { session: SshSession; commands: string[]; uploads: string[][] } {
+  const commands: string[] = [];
+  const uploads: string[][] = [];
+  let taints = 0;
+  const ok = (stdout = ''): ExecResult => ({ command: '', exitCode: 0, signal: undefined, timedOut: false, stdout, stderr: '', durationMs: 1, reason: 'exited 0' });
+  const fake = {
+    exec: async (argv: readonly string[]) => {
+      commands.push(argv.join(' '));
+      return ok(argv.includes('/proc/sys/kernel/tainted') ? (taints++ ? '12288\n' : '0\n') : '');
+    },
+    uploadTrees: async (_base: string, parts: readonly UploadPart[]) => { uploads.push(parts.map((p) => `${p.sub}<-${p.localDir}`)); return []; },
+  };
+  return { session: fake as unknown as SshSession, commands, uploads };
+}
+
+const failedHostBuild: HostBuild = { ok: false, durationMs: 5, output: 'gcc-12: fatal error: cannot execute cc1\n', evidence: 'make exited 2\ngcc-12: fatal error: cannot execute cc1' };
+const runDir = (): string => { const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-st-')); mkdirSync(path.join(d, 'steps')); return d; };
+const input = (session: SshSession, over: object) => ({
+  c: defaultConfig({}, root), session, runDir: runDir(),
+  moduleDir: path.join(root, 'kernel-module'), appDir: path.join(root, 'userapp'),
+  transcript: parseTranscript(readFileSync(transcriptFile, 'utf8')), transcriptFile,
+  serialTail: async () => '', log: () => undefined, ...over,
+});
+
+t.test('under TCG a failed host build is the verdict: build failure, nothing runs in the guest after it', async (t) => {
+  const s = scripted();
+  const r = await testOnSession(input(s.session, { hostBuild: Promise.resolve(failedHostBuild) }));
+  const b = r.checks.find((c) => c.name === 'build-module')!;
+  t.equal(b.ok, false);
+  t.equal(b.failure, 'build');
+  t.match(b.evidence, /cannot execute cc1[\s\S]*next: fix the code, or try --build guest/);
+  t.same(s.uploads, [], 'nothing uploaded');
+  t.notOk(s.commands.some((c) => c.startsWith('insmod')), 'nothing loaded');
+});
+
+t.test('under KVM a failed host build is retried in the guest, and says so', async (t) => {
+  const s = scripted();
+  const r = await testOnSession(input(s.session, { hostBuild: Promise.resolve(failedHostBuild), guestFallback: true }));
+  const note = r.checks.find((c) => c.name === 'build-module-host')!;
+  t.equal(note.ok, true);
+  t.equal(note.message, 'failed on the host; built in the guest instead');
+  t.match(note.evidence, /cannot execute cc1/, 'the host failure stays in the report');
+  t.match(s.uploads[0][0], /^kernel-module<-.*\/kernel-module$/, 'the module sources, not a host build, are uploaded');
+  t.ok(s.commands.includes('make -C /root/kmodvm/kernel-module'), 'the module is built in the guest');
+  t.ok(s.commands.some((c) => c.startsWith('insmod /root/kmodvm/kernel-module/netlink_simple_intf.ko')), 'and loaded');
+  t.ok(r.checks.find((c) => c.name === 'build-module')?.ok, 'the guest build is the build-module check');
+});
+
+t.test('both built on the host: no make in the guest, the binaries are uploaded', async (t) => {
+  const s = scripted();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-hb-'));
+  const built: HostBuild = { ok: true, durationMs: 1, output: '' };
+  await testOnSession(input(s.session, { hostBuild: Promise.resolve(built), hostApp: Promise.resolve(built), hostBuildDir: dir, hostAppDir: dir }));
+  t.notOk(s.commands.some((c) => c.startsWith('make')), 'no make in the guest');
+  t.same(s.uploads[0], [`kernel-module<-${dir}`, `userapp<-${dir}`]);
+});
