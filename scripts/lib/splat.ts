@@ -78,3 +78,14 @@ export function unexpectedTaint(before: number, after: number, allowed = ['O', '
   const prior = new Set(taintLetters(before));
   return taintLetters(after).filter((l) => !prior.has(l) && !allowed.includes(l));
 }
+
+/**
+ * A splat in the guest kernel's own boot, before our init printed anything:
+ * not the code under test (nothing of it is loaded yet) but the platform. One
+ * seen here: Debian 6.12 under multi-threaded TCG, "Oops: int3" in
+ * sched_clock_cpu while a static key is patched, about one boot in fifty.
+ */
+export function crashedBeforeInit(serial: string, rules: CompiledRules): Splat | undefined {
+  if (/^kmodvm-init:/m.test(serial)) return undefined;
+  return findSplats(serial, rules, 'serial.log')[0];
+}

@@ -1,7 +1,7 @@
 // vm:test as a function: image → boot → upload → build → load → app →
 // unload → verdict. Composes the modules; owns no global state.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { chooseAccel, hostFacts } from './accel.ts';
 import { resolveIn, splatRuleFiles, type Config } from './config.ts';
@@ -11,7 +11,7 @@ import { chooseBuildMode, headersKdir, hostAppCompiler, hostBuildApp, hostBuildM
 import { preflight } from './preflight.ts';
 import { run } from './proc.ts';
 import { verdictOf, type Check, type RunReport } from './report.ts';
-import { findSplats, formatSplat, loadRules } from './splat.ts';
+import { crashedBeforeInit, findSplats, formatSplat, loadRules } from './splat.ts';
 import type { SshSession } from './ssh.ts';
 import { testPlan } from './steps.ts';
 import { requireRunning } from './instance.ts';
@@ -41,6 +41,7 @@ async function qemuVersion(): Promise<string> {
 
 /** Boots a VM and returns it with an SSH session; retries once if the port was taken meanwhile. */
 export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', runDir: string, log: (l: string) => void, o: { probeKvm?: boolean; byoInitrd?: string } = {}): Promise<{ vm: Vm; session: SshSession; bootMs: number; accel: 'kvm' | 'tcg' }> {
+  let rebooted = false;
   for (let attempt = 1; ; attempt++) {
     const vm = new Vm(guestSpec(c, img, accel, await freePort(), runDir, o.byoInitrd));
     log(`$ ${vm.commandLine()}`);
@@ -63,6 +64,16 @@ export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', ru
     } catch (e) {
       await vm.kill();
       if (attempt < 3 && isPortInUse(vm.exit?.stderr ?? '')) { log('boot: the SSH port was taken meanwhile; trying another'); continue; }
+      // The guest kernel crashed in its own boot, before our init: an emulator flake, not the
+      // module (not loaded yet). Once more, keeping the crashed console as evidence.
+      const crash = !rebooted && crashedBeforeInit(await readFile(vm.spec.serialLog, 'utf8').catch(() => ''), loadRules(splatRuleFiles(c)));
+      if (crash) {
+        rebooted = true;
+        const kept = path.join(path.dirname(vm.spec.serialLog), 'serial-crashed-boot.log');
+        await rename(vm.spec.serialLog, kept);
+        log(`boot: the guest kernel crashed during its own boot, before our init ran (${crash.line.trim()}); booting once more. The crashed boot's console: ${kept}`);
+        continue;
+      }
       throw e;
     }
   }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import t from 'tap';
 import { cmdFileOf, recordedCommand, replayPlan, unescapeMakeCmd } from '../../scripts/lib/kbuild-replay.ts';
 
-const fx = (n: string): string => readFileSync(path.join(import.meta.dirname, '../fixtures/kbuild-6.1', n), 'utf8');
+const fx = (n: string): string => readFileSync(path.join(import.meta.dirname, '../fixtures/kbuild-6.1', `${n}.txt`), 'utf8');
 const D = '/tmp/exp/kb';
 
 t.test('make-cmd escaping is undone: $$ is $, $(pound) is #', async (t) => {

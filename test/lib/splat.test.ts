@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { compileRules, findSplats, formatSplat, loadRules, taintLetters, unexpectedTaint } from '../../scripts/lib/splat.ts';
+import { compileRules, crashedBeforeInit, findSplats, formatSplat, loadRules, taintLetters, unexpectedTaint } from '../../scripts/lib/splat.ts';
 
 const fx = (p: string): string => readFileSync(new URL(`../fixtures/${p}`, import.meta.url), 'utf8');
 const rules = loadRules([new URL('../../qemu/splat.json', import.meta.url).pathname]);
@@ -73,4 +73,13 @@ t.test('a project extends the patterns and the allow-list with its own file', as
   t.same(findSplats('[ 1.0] mydrv: FIFO overrun on rx\n', merged, 'x').map((s) => s.id), ['my-driver']);
   t.same(findSplats('[ 1.0] WARNING: CPU: 0 PID: 1 at drivers/known/quirk.c:9 q+0x1/0x2\n', merged, 'x'), []);
   t.same(findSplats('[ 1.0] WARNING: CPU: 0 PID: 1 at drivers/other.c:9 q+0x1/0x2\n', merged, 'x').map((s) => s.id), ['warning']);
+});
+
+t.test('a crash in the guest kernel\'s own boot, before our init, is told apart from a module splat', async (t) => {
+  // Recorded in this project's CI run: Debian 6.12 under multi-threaded TCG, a static key patched during boot.
+  const boot = crashedBeforeInit(fx('splats/boot-int3-6.12-tcg.serial.log'), rules);
+  t.equal(boot?.id, 'oops');
+  t.match(boot?.line, /Oops: int3: 0000 \[#1\] PREEMPT SMP NOPTI/);
+  t.equal(crashedBeforeInit(fx('splats/splat_null_deref.serial.log'), rules), undefined, 'a splat after kmodvm-init started is the module\'s: no retry');
+  t.equal(crashedBeforeInit(fx('pass-tcg-6.1/serial.log'), rules), undefined, 'a clean boot: nothing');
 });
