@@ -1,6 +1,6 @@
 // Instances that stay up: boot detached (vm:up), run the test steps on one
 // (vm:test --reuse, vm:watch), power it down (vm:down).
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chooseAccel, hostFacts } from './accel.ts';
 import { resolveIn, splatRuleFiles, type Config } from './config.ts';
@@ -11,7 +11,7 @@ import { connect, instanceDir, isQemuAlive, lookup, writeState, type InstanceSta
 import { preflight } from './preflight.ts';
 import { verdictOf, type Check, type RunReport } from './report.ts';
 import { APP, MODULE, testOnSession } from './session-test.ts';
-import { findSplats, formatSplat, loadRules } from './splat.ts';
+import { crashedBeforeInit, findSplats, formatSplat, loadRules } from './splat.ts';
 import type { SshSession } from './ssh.ts';
 import { parseTranscript } from './transcript.ts';
 import { guestSpec } from './profile.ts';
@@ -29,13 +29,25 @@ export async function upInstance(c: Config, name: string, log: (l: string) => vo
   if (note) log(note);
   const dir = instanceDir(c, name);
   await mkdir(dir, { recursive: true });
-  const vm = new Vm(guestSpec(c, img, accel, await freePort(), dir));
-  log(`$ ${vm.commandLine()}`);
-  vm.start({ detached: { stderrFile: path.join(dir, 'qemu.stderr') } });
   const t0 = Date.now();
-  const session = await vm.waitForSsh({ privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, readyMarker: SSHD_READY_MARKER })
-    .catch(async (e) => { await vm.kill(); throw e; });
-  session.close();
+  const boot = async (): Promise<Vm> => {
+    const vm = new Vm(guestSpec(c, img, accel, await freePort(), dir));
+    log(`$ ${vm.commandLine()}`);
+    vm.start({ detached: { stderrFile: path.join(dir, 'qemu.stderr') } });
+    const session = await vm.waitForSsh({ privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, readyMarker: SSHD_READY_MARKER })
+      .catch(async (e) => { await vm.kill(); throw e; });
+    session.close();
+    return vm;
+  };
+  const vm = await boot().catch(async (e) => {
+    // As in vm:test: a guest kernel that crashed in its own boot, before our init, gets one more boot.
+    const serial = path.join(dir, 'serial.log');
+    const crash = crashedBeforeInit(await readFile(serial, 'utf8').catch(() => ''), loadRules(splatRuleFiles(c)));
+    if (!crash) throw e;
+    await rename(serial, path.join(dir, 'serial-crashed-boot.log'));
+    log(`instance ${name}: the guest kernel crashed during its own boot, before our init ran (${crash.line.trim()}); booting once more`);
+    return boot();
+  });
   const state: InstanceState = {
     name, pid: vm.pid!, port: vm.spec.sshPort, accel, imageKey: img.key, imageDir: img.dir, kernelVersion: img.manifest.kernelVersion,
     startedAt: new Date().toISOString(), dir, serialLog: vm.spec.serialLog, clientKey: img.clientKey, hostPub: img.hostPub,
