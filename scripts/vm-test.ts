@@ -12,6 +12,7 @@ const HELP = `usage: npm run vm:test -- [options]
   --runs-dir DIR         where run directories go (default ./runs)
   --mirror URL           Debian mirror for the image build (default: mmdebstrap's)
   --module-dir DIR --app-dir DIR --transcript FILE --recipe FILE
+  --no-replay            always run make (default: replay kbuild's recorded commands when only .c/.h changed)
   --build auto|host|guest --kernel NAME --profile lean|systemd --reuse NAME
   --memory MIB --cpus N --boot-timeout S --build-timeout S --load-timeout S --app-timeout S
 Exit codes: see README.md "Exit codes".`;

@@ -17,7 +17,7 @@ export interface BenchResult {
   accel: string;
   medians_s: Record<string, number | null>;
   samples_s: Record<string, number[]>;
-  ratios: { boot_vs_floor: number | null; warm_vs_classic: number | null; guest_build_vs_classic: number | null };
+  ratios: { boot_vs_floor: number | null; warm_vs_classic: number | null; guest_build_vs_classic: number | null; guest_make_vs_classic: number | null };
   notes: string[];
 }
 
@@ -30,6 +30,8 @@ export function summarize(rows: readonly BenchRow[], runs: number, accel: string
       boot_vs_floor: ratio(medians_s.boot_to_ssh, medians_s.floor),
       warm_vs_classic: ratio(medians_s.warm_vm_test, medians_s.classic),
       guest_build_vs_classic: ratio(medians_s.warm_vm_test_guest_build, medians_s.classic),
+      // the first guest build of a module shape: make, no record to replay yet
+      guest_make_vs_classic: ratio(medians_s.guest_build_make, medians_s.classic),
     },
     notes,
   };
@@ -44,5 +46,6 @@ export function markdownTable(rows: readonly BenchRow[], r: BenchResult): string
     `| **boot / floor** | ${r.ratios.boot_vs_floor ?? 'n/a'} | |`,
     `| **warm / classic** | ${r.ratios.warm_vs_classic ?? 'n/a'} | |`,
     `| **guest build / classic** | ${r.ratios.guest_build_vs_classic ?? 'n/a'} | |`,
+    `| guest build with make (first build of a module shape) / classic | ${r.ratios.guest_make_vs_classic ?? 'n/a'} | |`,
   ].join('\n');
 }

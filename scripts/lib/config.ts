@@ -60,6 +60,8 @@ export interface Config {
   kernelInitrd: string;
   /** Extra splat rules (patterns and allow-list) merged over qemu/splat.json. Default none. Flag --splat-rules FILE. */
   splatRules: string;
+  /** Replay kbuild's recorded commands when only .c/.h contents changed since a kbuild of the same module shape (host: the last build in the tree; guest: a record kept per image, scripts/lib/guest-kbuild.ts). Default true. Env KMODVM_REPLAY=0, flag --no-replay: always run make. */
+  replay: boolean;
   /** Boot profile: `lean` (no systemd, about 6 s to SSH under TCG) or `systemd` (the stock initrd and systemd, for drivers that need udev). Default `lean`. Env KMODVM_PROFILE, flag --profile. */
   profile: Profile;
   /** Instance name for vm:up/ssh/logs/status/down/watch. Default `default`. Flag --name. */
@@ -96,6 +98,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot())
     kernel: 'debian-12',
     recipe: '',
     build: 'auto',
+    replay: true,
     profile: 'lean',
     kernelImage: '',
     kernelBuildDir: '',
@@ -125,6 +128,8 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
   if (!['auto', 'kvm', 'tcg'].includes(c.accel)) throw bad('accel', 'must be one of auto, kvm, tcg', c.accel);
   if (!['lean', 'systemd'].includes(c.profile)) throw bad('profile', 'must be one of lean, systemd', c.profile);
   if (!['auto', 'host', 'guest'].includes(c.build)) throw bad('build', 'must be one of auto, host, guest', c.build);
+  if (typeof c.replay === 'string') c.replay = ({ 1: true, true: true, yes: true, 0: false, false: false, no: false } as Record<string, boolean>)[(c.replay as string).toLowerCase()] ?? c.replay;
+  if (typeof c.replay !== 'boolean') throw bad('replay', 'must be 1 or 0 (true or false)', c.replay);
   c.memoryMiB = int('memoryMiB', c.memoryMiB, 256, 65536);
   c.cpus = int('cpus', c.cpus, 1, 64);
   for (const k of Object.keys(c.timeouts) as (keyof Timeouts)[]) c.timeouts[k] = int(`timeouts.${k}`, c.timeouts[k], 1, 86400);
@@ -170,6 +175,7 @@ export function fromEnv(env: NodeJS.ProcessEnv): Partial<Config> {
   if (env.KMODVM_PROFILE) out.profile = env.KMODVM_PROFILE;
   if (env.KMODVM_KERNEL) out.kernel = env.KMODVM_KERNEL;
   if (env.KMODVM_BUILD) out.build = env.KMODVM_BUILD;
+  if (env.KMODVM_REPLAY) out.replay = env.KMODVM_REPLAY;
   if (env.KMODVM_RUNS_DIR) out.runsDir = env.KMODVM_RUNS_DIR;
   if (env.KMODVM_MIRROR) out.mirror = env.KMODVM_MIRROR;
   if (env.KMODVM_MEMORY) out.memoryMiB = env.KMODVM_MEMORY;
@@ -200,6 +206,7 @@ export const CLI_OPTIONS = {
   'load-timeout': { type: 'string' },
   'app-timeout': { type: 'string' },
   'dry-run': { type: 'boolean' },
+  'no-replay': { type: 'boolean' },
   name: { type: 'string' },
   reuse: { type: 'string' },
   follow: { type: 'boolean', short: 'f' },
@@ -225,6 +232,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
     ['transcript', 'transcript'], ['recipe', 'recipe'], ['kernel', 'kernel'], ['profile', 'profile'], ['splat-rules', 'splatRules'], ['kernel-image', 'kernelImage'], ['kernel-build-dir', 'kernelBuildDir'], ['kernel-initrd', 'kernelInitrd'], ['dry-run', 'dryRun'], ['name', 'name'], ['reuse', 'reuse'],
   ];
   for (const [flag, field] of map) if (v[flag] !== undefined) cli[field] = v[flag];
+  if (v['no-replay']) cli.replay = false;
   const timeouts: Partial<Timeouts> = {};
   if (v['boot-timeout'] !== undefined) timeouts.boot = v['boot-timeout'] as unknown as number;
   if (v['build-timeout'] !== undefined) timeouts.build = v['build-timeout'] as unknown as number;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { KmodvmError } from './errors.ts';
 import { findTool } from './preflight.ts';
 import { run, tail } from './proc.ts';
-import { loadReplayPlan, replay } from './kbuild-replay.ts';
+import { loadReplayPlan, replay, replayable } from './kbuild-replay.ts';
 import { compilerDiagnostics } from './steps.ts';
 
 export type BuildMode = 'auto' | 'host' | 'guest';
@@ -60,15 +60,33 @@ export interface HostBuild { ok: boolean; ko?: string; durationMs: number; outpu
 
 const isProduct = (p: string): boolean => /\.(o|ko|mod|cmd)$|\.mod\.c$|modules\.order$|Module\.symvers$/.test(p);
 
+/** The source files of a tree, relative and sorted: what is not a build product or a dot file, in subdirectories too. */
+export async function sourceFiles(dir: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of (await readdir(path.join(dir, rel))).sort()) {
+    if (isProduct(n) || n.startsWith('.')) continue;
+    const r = rel ? `${rel}/${n}` : n;
+    const st = await stat(path.join(dir, r));
+    if (st.isDirectory()) out.push(...await sourceFiles(dir, r));
+    else if (st.isFile()) out.push(r);
+  }
+  return out;
+}
+
 /** A hash of the module's sources (names and contents), to skip kbuild when nothing changed. */
 export async function sourceHash(dir: string, salt: string, withContent: (name: string) => boolean = () => true): Promise<string> {
   const h = createHash('sha256').update(salt);
-  for (const n of (await readdir(dir)).sort()) {
-    if (isProduct(n) || n.startsWith('.')) continue;
-    const p = path.join(dir, n);
-    if ((await stat(p)).isFile()) h.update(`\0${n}\0`).update(withContent(n) ? await readFile(p) : '');
-  }
+  for (const r of await sourceFiles(dir)) h.update(`\0${r}\0`).update(withContent(r) ? await readFile(path.join(dir, r)) : '');
   return h.digest('hex');
+}
+
+/** The shape of a module tree: file names, and the contents of all but .c/.h. Same shape, same kbuild commands. */
+export const shapeHash = (dir: string, salt: string): Promise<string> => sourceHash(dir, salt, (n) => !/\.[ch]$/.test(n));
+
+/** Whether kbuild's recorded commands can rebuild this tree (kbuild-replay.ts: not when it exports symbols). */
+export async function treeReplayable(dir: string): Promise<boolean> {
+  const texts = await Promise.all((await sourceFiles(dir)).filter((r) => /\.[ch]$/.test(r)).map((r) => readFile(path.join(dir, r), 'utf8')));
+  return replayable(texts);
 }
 
 /**
@@ -82,7 +100,7 @@ async function hostMake(o: { srcDir: string; outDir: string; product: string; ma
   const shapeStamp = path.join(o.outDir, '.kmodvm-shape');
   const salt = `${o.hashSalt}\0${o.makeArgs.join('\0')}`;
   const hash = await sourceHash(o.srcDir, salt);
-  const shape = await sourceHash(o.srcDir, salt, (n) => !/\.[ch]$/.test(n));
+  const shape = await shapeHash(o.srcDir, salt);
   const product = path.join(o.outDir, o.product);
   if (existsSync(product) && (await readFile(stamp, 'utf8').catch(() => '')) === hash) {
     return { ok: true, ko: product, durationMs: 0, output: 'sources unchanged since the last build: make not run\n' };
@@ -90,7 +108,7 @@ async function hostMake(o: { srcDir: string; outDir: string; product: string; ma
   await rm(stamp, { force: true });
   await cp(o.srcDir, o.outDir, { recursive: true, preserveTimestamps: true, filter: (src) => !isProduct(src) && path.basename(src) !== o.product });
   // Only .c/.h contents changed since a kbuild here: replay its recorded commands.
-  const plan = o.replayKdir && existsSync(product) && (await readFile(shapeStamp, 'utf8').catch(() => '')) === shape
+  const plan = o.replayKdir && existsSync(product) && (await readFile(shapeStamp, 'utf8').catch(() => '')) === shape && await treeReplayable(o.srcDir)
     ? await loadReplayPlan(o.outDir) : undefined;
   const started = Date.now();
   let r = plan ? await replay(plan, o.replayKdir!, o.timeoutMs) : undefined;
@@ -116,8 +134,8 @@ async function hostMake(o: { srcDir: string; outDir: string; product: string; ma
 }
 
 /** The module, built by kbuild on the host against kdir (the image's exported headers). */
-export function hostBuildModule(o: { moduleDir: string; outDir: string; kdir: string; moduleName: string; timeoutMs: number }): Promise<HostBuild> {
-  return hostMake({ srcDir: o.moduleDir, outDir: o.outDir, product: `${o.moduleName}.ko`, makeArgs: [`KDIR=${o.kdir}`], hashSalt: o.kdir, timeoutMs: o.timeoutMs, replayKdir: o.kdir });
+export function hostBuildModule(o: { moduleDir: string; outDir: string; kdir: string; moduleName: string; timeoutMs: number; replay?: boolean }): Promise<HostBuild> {
+  return hostMake({ srcDir: o.moduleDir, outDir: o.outDir, product: `${o.moduleName}.ko`, makeArgs: [`KDIR=${o.kdir}`], hashSalt: o.kdir, timeoutMs: o.timeoutMs, replayKdir: o.replay === false ? undefined : o.kdir });
 }
 
 /**

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { chooseAccel, hostFacts } from './accel.ts';
 import { resolveIn, splatRuleFiles, type Config } from './config.ts';
 import { KmodvmError } from './errors.ts';
+import { guestRecordsDir } from './guest-kbuild.ts';
 import { chooseBuildMode, headersKdir, hostAppCompiler, hostBuildApp, hostBuildModule, hostHasCompiler } from './hostbuild.ts';
 import { ensureImage, findImage } from './image.ts';
 import { connect, instanceDir, isQemuAlive, lookup, writeState, type InstanceState } from './instance.ts';
@@ -99,7 +100,7 @@ export async function testOnInstance(c: Config, s: InstanceState, runDir: string
   const build = chooseBuildMode(c.build, { gccMajor: img.manifest.kernelGccMajor, hostHasCompiler: hostHasCompiler(img.manifest.kernelGccMajor), headers: existsSync(kdir) });
   const hostBuild = build.mode === 'host'
     // The instance keeps one build tree, so kbuild rebuilds only what changed.
-    ? hostBuildModule({ moduleDir, outDir: path.join(s.dir, 'build', 'kernel-module'), kdir, moduleName: MODULE, timeoutMs: c.timeouts.build * 1000 })
+    ? hostBuildModule({ moduleDir, outDir: path.join(s.dir, 'build', 'kernel-module'), kdir, moduleName: MODULE, timeoutMs: c.timeouts.build * 1000, replay: c.replay })
     : undefined;
   const cc = hostAppCompiler(img.manifest.kernelGccMajor);
   const hostApp = build.mode === 'host' && cc
@@ -112,7 +113,7 @@ export async function testOnInstance(c: Config, s: InstanceState, runDir: string
   let finalDmesg = '';
   try {
     const r = await testOnSession({
-      c, session, runDir, moduleDir, appDir, transcript, transcriptFile, hostBuild, hostBuildDir: path.join(s.dir, 'build', 'kernel-module'), hostApp, hostAppDir: path.join(s.dir, 'build', 'userapp'), guestFallback: s.accel === 'kvm', reuse: true, log,
+      c, session, runDir, moduleDir, appDir, transcript, transcriptFile, hostBuild, guestRecords: { dir: guestRecordsDir(c.cacheDir, s.imageKey), replay: c.replay }, hostBuildDir: path.join(s.dir, 'build', 'kernel-module'), hostApp, hostAppDir: path.join(s.dir, 'build', 'userapp'), guestFallback: s.accel === 'kvm', reuse: true, log,
       serialTail: async () => (await readFile(s.serialLog, 'utf8')).split('\n').slice(-15).join('\n'),
     });
     checks.push(...r.checks);

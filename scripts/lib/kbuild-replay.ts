@@ -51,9 +51,13 @@ export function replayPlan(o: { moduleDir: string; modulesOrder: string; modFile
   return out;
 }
 
-/** Reads what replayPlan needs from a built tree. */
-export async function loadReplayPlan(moduleDir: string): Promise<string[] | undefined> {
-  const read = (p: string): Promise<string | undefined> => readFile(p, 'utf8').catch(() => undefined);
+/**
+ * Reads what replayPlan needs from a built tree. at maps a path of the tree
+ * (as kbuild wrote it) to where the file is read: a record of a guest build
+ * kept on the host.
+ */
+export async function loadReplayPlan(moduleDir: string, at: (p: string) => string = (p) => p): Promise<string[] | undefined> {
+  const read = (p: string): Promise<string | undefined> => readFile(at(p), 'utf8').catch(() => undefined);
   const modulesOrder = await read(path.join(moduleDir, 'modules.order'));
   if (modulesOrder === undefined) return undefined;
   const modFiles = new Map<string, string>();
@@ -70,6 +74,15 @@ export async function loadReplayPlan(moduleDir: string): Promise<string[] | unde
     if (text !== undefined) cmds.set(t, text);
   }
   return replayPlan({ moduleDir, modulesOrder, modFiles, cmds });
+}
+
+/**
+ * kbuild also runs steps the .cmd files do not record (the symbol-version CRCs
+ * of exported symbols, the local-export check): a module that exports symbols
+ * is always built by make. sources: the .c/.h files' contents.
+ */
+export function replayable(sources: readonly string[]): boolean {
+  return !sources.some((s) => /\bEXPORT_(?:SYMBOL|SYMBOL_GPL|SYMBOL_NS|SYMBOL_NS_GPL)\b/.test(s));
 }
 
 /** Runs the plan in kdir, as make -C kdir would (each command through sh -e, stopping at the first failure). */

@@ -4,6 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config.ts';
+import { buildModuleInGuest, guestBuildPlan } from './guest-kbuild.ts';
 import type { HostBuild } from './hostbuild.ts';
 import { tail } from './proc.ts';
 import type { Check } from './report.ts';
@@ -39,6 +40,8 @@ export interface SessionTestInput {
   hostAppDir?: string;
   /** Under KVM a guest build is cheap: when a host build fails, build that part in the guest instead. */
   guestFallback?: boolean;
+  /** Records of guest kbuilds for this image (guest-kbuild.ts), and whether to replay them. */
+  guestRecords?: { dir: string; replay: boolean };
   /** On a VM that already ran tests: unload a leftover module and clear the kernel log first. */
   reuse?: boolean;
   serialTail: () => Promise<string>;
@@ -114,6 +117,7 @@ export async function testOnSession(i: SessionTestInput): Promise<SessionTestRes
   const modWhere = await onHost('build-module', 'module', i.hostBuild, 'host-build.log');
   const appWhere = modWhere === 'failed' ? 'failed' : await onHost('build-app', 'app', i.hostApp, 'host-build-app.log');
   if (modWhere === 'failed' || appWhere === 'failed') { await earlyRun; return result(); }
+  const gk = modWhere === 'guest' && i.guestRecords ? await guestBuildPlan(i.guestRecords.dir, i.moduleDir, i.guestRecords.replay) : undefined;
   const t0 = Date.now();
   const sent = await session.uploadTrees(GUEST_WORK, [
     modWhere === 'host'
@@ -132,7 +136,9 @@ export async function testOnSession(i: SessionTestInput): Promise<SessionTestRes
     i.log(`step ${spec.name}`);
     const done = earlyDone.find(([sp]) => sp === spec)?.[1];
     if (early.includes(spec) && !done) break; // an earlier early step failed
-    const rec = done ?? judge(spec, await session.exec(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd }));
+    const rec = done ?? (spec.name === 'build-module' && gk
+      ? await buildModuleInGuest(session, spec, gk, i.log)
+      : judge(spec, await session.exec(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd })));
     records.set(spec.name, rec);
     await recordStep(runDir, ++n, rec);
     const check: Check = { name: spec.name, ok: rec.ok, failure: rec.failure, durationMs: rec.result.durationMs, message: rec.message };

@@ -7,6 +7,7 @@ import { chooseAccel, hostFacts } from './accel.ts';
 import { resolveIn, splatRuleFiles, type Config } from './config.ts';
 import { KmodvmError, type FailureClass } from './errors.ts';
 import { ensureImage, findImage, type ImageInfo } from './image.ts';
+import { guestRecordsDir } from './guest-kbuild.ts';
 import { chooseBuildMode, headersKdir, hostAppCompiler, hostBuildApp, hostBuildModule, hostHasCompiler, type HostBuild } from './hostbuild.ts';
 import { preflight } from './preflight.ts';
 import { run } from './proc.ts';
@@ -143,7 +144,7 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
   log(`build: module built in the ${build.mode} (${build.why})`);
   // A host build runs while the guest boots.
   const hostBuild: Promise<HostBuild> | undefined = build.mode === 'host'
-    ? hostBuildModule({ moduleDir, outDir: path.join(runDir, 'build', 'kernel-module'), kdir, moduleName: MODULE, timeoutMs: c.timeouts.build * 1000 })
+    ? hostBuildModule({ moduleDir, outDir: path.join(runDir, 'build', 'kernel-module'), kdir, moduleName: MODULE, timeoutMs: c.timeouts.build * 1000, replay: c.replay })
     : undefined;
   hostBuild?.catch(() => undefined);
   const cc = hostAppCompiler(img.manifest.kernelGccMajor);
@@ -181,7 +182,7 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
       return finish();
     }
     const r = await testOnSession({
-      c, session, runDir, moduleDir, appDir, transcript, transcriptFile, hostBuild, hostApp, guestFallback: report.accel === 'kvm' && !byo, log,
+      c, session, runDir, moduleDir, appDir, transcript, transcriptFile, hostBuild, guestRecords: { dir: guestRecordsDir(c.cacheDir, img.key), replay: c.replay }, hostApp, guestFallback: report.accel === 'kvm' && !byo, log,
       serialTail: () => vm!.serialTail(15),
     });
     checks.push(...r.checks);

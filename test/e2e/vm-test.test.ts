@@ -1,11 +1,12 @@
 // The real thing: vm:test boots the guest (TCG on CI), builds, loads, runs
 // and judges. Never skipped: if the VM cannot run, these tests fail and the
 // tool's own error (exit code, evidence, next step) is in the failure.
-import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
+import { defaultCacheDir } from '../../scripts/lib/config.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const tsx = path.join(root, 'node_modules/.bin/tsx');
@@ -41,13 +42,38 @@ t.test('vm:test passes on the seed payload, end to end in a real guest', async (
   t.match(readFileSync(path.join(r.runDir!, 'junit.xml'), 'utf8'), /<testsuite name="vm:test" tests="\d+" failures="0"/);
 });
 
-t.test('--build guest, the hermetic path, passes the same transcript', async (t) => {
-  const r = await vmTest(['--build', 'guest']);
+t.test('--build guest, the hermetic path: make, then the recorded commands replayed, then a broken edit', async (t) => {
+  const r = await vmTest(['--build', 'guest', '--no-replay']);
   if (r.exitCode !== 0) t.comment(explain(r));
-  t.equal(r.exitCode, 0, 'vm:test --build guest exits 0');
+  t.equal(r.exitCode, 0, 'vm:test --build guest --no-replay exits 0');
   t.match(r.stderr, /build: module built in the guest/);
-  t.match(r.stdout, /^ok \d+ build-module \(/m, 'built by make in the guest');
+  t.match(r.stdout, /^ok \d+ build-module \(/m, 'built by make in the guest (no replay message)');
   t.match(r.stdout, /^ok \d+ transcript\b/m);
+  // make's commands are kept for the next guest build of this image.
+  const report = JSON.parse(readFileSync(path.join(r.runDir!, 'report.json'), 'utf8'));
+  const records = path.join(defaultCacheDir(process.env), 'kbuild-records', report.imageKey);
+  const kept = readdirSync(records).filter((d) => existsSync(path.join(records, d, 'meta.json')));
+  t.ok(kept.length >= 1, `a record is kept under ${records}`);
+
+  const again = await vmTest(['--build', 'guest']);
+  if (again.exitCode !== 0) t.comment(explain(again));
+  t.equal(again.exitCode, 0, 'the replayed guest build passes the same transcript');
+  t.match(again.stdout, /^ok \d+ build-module - kbuild's recorded commands replayed in the guest \(4\); make not run/m);
+  t.match(again.stdout, /^ok \d+ transcript\b/m);
+
+  // Same shape, broken code: the replay's compiler error is the verdict, at the host path.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-broken-guest-'));
+  cpSync(path.join(root, 'kernel-module'), dir, { recursive: true, filter: (src) => !/\.(o|ko|cmd|mod)$/.test(src) });
+  const src = path.join(dir, 'netlink_simple_intf.c');
+  writeFileSync(src, readFileSync(src, 'utf8').replace('pr_info("inserted\\n");', 'pr_info("inserted\\n") /* missing semicolon */'));
+  const broken = await vmTest(['--build', 'guest', '--module-dir', dir]);
+  if (broken.exitCode !== 10) t.comment(explain(broken));
+  t.equal(broken.exitCode, 10, 'exit code 10: build');
+  t.match(broken.stdout, /^not ok \d+ build-module/m);
+  t.match(broken.stderr, new RegExp(`${src.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: error: `), 'the compiler error names the host file and line');
+  const step = readdirSync(path.join(broken.runDir!, 'steps')).find((f) => /^\d+-build-module\.json$/.test(f));
+  t.match(JSON.parse(readFileSync(path.join(broken.runDir!, 'steps', step!), 'utf8')).command, /for c do sh -e -c/, 'the error came from the replay, not from a fallback make');
+  t.notMatch(broken.stderr, /running make/);
 });
 
 t.test('--kernel debian-13 (trixie, 6.12) passes the same transcript, built by the same recipe code', async (t) => {

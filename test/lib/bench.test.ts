@@ -18,6 +18,7 @@ t.test('ratios come from the medians; an unmeasured row gives n/a, not a number'
   t.same(r.medians_s, { floor: 4, boot_to_ssh: 5, warm_vm_test: 13, classic: null });
   t.equal(r.ratios.boot_vs_floor, 1.25);
   t.equal(r.ratios.warm_vs_classic, null);
+  t.equal(r.ratios.guest_make_vs_classic, null, 'the make row was not measured');
   const md = markdownTable(rows, r);
   t.match(md, /\| classic \| n\/a \| not measured \|/);
   t.match(md, /\| \*\*boot \/ floor\*\* \| 1\.25 \| \|/);

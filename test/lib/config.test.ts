@@ -16,6 +16,14 @@ t.test('defaults are the documented ones', async (t) => {
   t.equal(c.kernel, 'debian-12');
   t.same(c.timeouts, { boot: 180, build: 600, load: 60, app: 60, command: 60 });
   t.equal(c.dryRun, false);
+  t.equal(c.replay, true, 'kbuild replay on by default');
+});
+
+t.test('replay: --no-replay and KMODVM_REPLAY turn it off; other values name the field', async (t) => {
+  t.equal(loadConfig(['--no-replay'], {}, root).config.replay, false);
+  t.equal(loadConfig([], { KMODVM_REPLAY: '0' }, root).config.replay, false);
+  t.equal(loadConfig([], { KMODVM_REPLAY: 'true' }, root).config.replay, true);
+  t.throws(() => loadConfig([], { KMODVM_REPLAY: 'maybe' }, root), /config field `replay` must be 1 or 0/);
 });
 
 t.test('cache dir: KMODVM_CACHE_DIR, then XDG_CACHE_HOME, then ~/.cache', async (t) => {

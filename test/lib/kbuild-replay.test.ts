@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { cmdFileOf, recordedCommand, replayPlan, unescapeMakeCmd } from '../../scripts/lib/kbuild-replay.ts';
+import { cmdFileOf, recordedCommand, replayable, replayPlan, unescapeMakeCmd } from '../../scripts/lib/kbuild-replay.ts';
 
 const fx = (n: string): string => readFileSync(path.join(import.meta.dirname, '../fixtures/kbuild-6.1', `${n}.txt`), 'utf8');
 const D = '/tmp/exp/kb';
@@ -41,4 +41,11 @@ t.test('the plan: compile with objtool, modpost, .mod.o, link, in that order', a
   t.equal(replayPlan({ moduleDir: D, modulesOrder: fx('modules.order'), modFiles, cmds: partial }), undefined);
   t.equal(replayPlan({ moduleDir: D, modulesOrder: '', modFiles, cmds }), undefined);
   t.equal(replayPlan({ moduleDir: D, modulesOrder: fx('modules.order'), modFiles: new Map(), cmds }), undefined);
+});
+
+t.test('a module that exports symbols is not replayed: kbuild adds their CRCs outside the recorded commands', async (t) => {
+  t.equal(replayable([readFileSync(path.join(import.meta.dirname, '../../kernel-module/netlink_simple_intf.c'), 'utf8')]), true, 'the shipped module exports nothing');
+  t.equal(replayable(['int f(void) { return 0; }\nEXPORT_SYMBOL_GPL(f);\n']), false);
+  t.equal(replayable(['#define X 1\n', 'EXPORT_SYMBOL(g);']), false, 'in any of the files');
+  t.equal(replayable(['/* MY_EXPORT_SYMBOLS_TABLE */']), true, 'only the macro itself counts');
 });
