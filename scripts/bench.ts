@@ -98,9 +98,10 @@ await main(async () => {
     w.all?.on('data', (d: Buffer) => { text += d.toString(); });
     if (await waitFor(() => text.includes('watch: watching'), 10 * 60_000)) {
       for (let i = 0; i < runs; i++) {
-        for (const [r, f] of [[mod, 'kernel-module/netlink_simple_intf.c'], [app, 'userapp/netlink_userapp.c']] as const) {
+        // A one-line change to the code, not a comment: the binary changes, so the rebuild and the upload are real.
+        for (const [r, f, line] of [[mod, 'kernel-module/netlink_simple_intf.c', `int kmodvm_bench_edit_${i} = ${i};\n`], [app, 'userapp/netlink_userapp.c', `int bench_edit_${i} = ${i};\n`]] as const) {
           const n = verdicts().length;
-          await appendFile(path.join(src, f), `/* bench edit ${i} */\n`);
+          await appendFile(path.join(src, f), line);
           if (await waitFor(() => verdicts().length > n, 5 * 60_000)) r.samples.push(verdicts()[n]);
         }
       }

@@ -95,7 +95,8 @@ export async function treeReplayable(dir: string): Promise<boolean> {
  * where only the other half changed), make is not run: a kbuild make with
  * nothing to do still costs seconds.
  */
-async function hostMake(o: { srcDir: string; outDir: string; product: string; makeArgs: string[]; hashSalt: string; timeoutMs: number; replayKdir?: string }): Promise<HostBuild> {
+async function hostMake(o: { srcDir: string; outDir: string; product: string; makeArgs: string[]; hashSalt: string; timeoutMs: number; replayKdir?: string; niceness?: number }): Promise<HostBuild> {
+  const niceness = String(o.niceness ?? 10);
   const stamp = path.join(o.outDir, '.kmodvm-sources');
   const shapeStamp = path.join(o.outDir, '.kmodvm-shape');
   const salt = `${o.hashSalt}\0${o.makeArgs.join('\0')}`;
@@ -111,15 +112,17 @@ async function hostMake(o: { srcDir: string; outDir: string; product: string; ma
   const plan = o.replayKdir && existsSync(product) && (await readFile(shapeStamp, 'utf8').catch(() => '')) === shape && await treeReplayable(o.srcDir)
     ? await loadReplayPlan(o.outDir) : undefined;
   const started = Date.now();
-  let r = plan ? await replay(plan, o.replayKdir!, o.timeoutMs) : undefined;
+  let r = plan ? await replay(plan, o.replayKdir!, o.timeoutMs, Number(niceness)) : undefined;
   const replayed = r !== undefined && (r.exitCode === 0 || compilerDiagnostics(r.output).some((d) => d.severity !== 'warning'));
   if (!replayed) {
     await rm(shapeStamp, { force: true });
-    // nice: the build runs while the guest boots on the same cores; the boot goes first.
-    const m = await run('nice', ['-n', '10', 'make', '-C', o.outDir, ...o.makeArgs], { timeoutMs: o.timeoutMs });
-    r = { ...m, output: m.stdout + m.stderr };
+    // nice: the build runs while the guest boots on the same cores; the boot goes first
+    // (niceness 0 on a guest that is already up: then the build is what is waited for).
+    const m = await run('nice', ['-n', niceness, 'make', '-C', o.outDir, ...o.makeArgs], { timeoutMs: o.timeoutMs });
+    r = { ...m, output: m.stdout + m.stderr, skipped: 0 };
   }
-  const how = replayed ? `kbuild's recorded commands replayed (${plan!.length}); make not run\n` : '';
+  const skipped = r!.skipped ? `, ${r!.skipped} up to date` : '';
+  const how = replayed ? `kbuild's recorded commands replayed (${plan!.length}${skipped}); make not run\n` : '';
   const output = how + r!.output.split(`${o.outDir}/`).join(`${o.srcDir}/`);
   const durationMs = Date.now() - started;
   if (r!.exitCode !== 0 || !existsSync(product)) {
@@ -134,8 +137,8 @@ async function hostMake(o: { srcDir: string; outDir: string; product: string; ma
 }
 
 /** The module, built by kbuild on the host against kdir (the image's exported headers). */
-export function hostBuildModule(o: { moduleDir: string; outDir: string; kdir: string; moduleName: string; timeoutMs: number; replay?: boolean }): Promise<HostBuild> {
-  return hostMake({ srcDir: o.moduleDir, outDir: o.outDir, product: `${o.moduleName}.ko`, makeArgs: [`KDIR=${o.kdir}`], hashSalt: o.kdir, timeoutMs: o.timeoutMs, replayKdir: o.replay === false ? undefined : o.kdir });
+export function hostBuildModule(o: { moduleDir: string; outDir: string; kdir: string; moduleName: string; timeoutMs: number; replay?: boolean; niceness?: number }): Promise<HostBuild> {
+  return hostMake({ srcDir: o.moduleDir, outDir: o.outDir, product: `${o.moduleName}.ko`, makeArgs: [`KDIR=${o.kdir}`], hashSalt: o.kdir, timeoutMs: o.timeoutMs, replayKdir: o.replay === false ? undefined : o.kdir, niceness: o.niceness });
 }
 
 /**
@@ -143,8 +146,8 @@ export function hostBuildModule(o: { moduleDir: string; outDir: string; kdir: st
  * guest whatever the host's and the guest's C libraries are. It is built
  * while the guest boots, like the module.
  */
-export function hostBuildApp(o: { appDir: string; outDir: string; appName: string; cc: string; timeoutMs: number }): Promise<HostBuild> {
-  return hostMake({ srcDir: o.appDir, outDir: o.outDir, product: o.appName, makeArgs: [`CC=${o.cc} -static`], hashSalt: 'app', timeoutMs: o.timeoutMs });
+export function hostBuildApp(o: { appDir: string; outDir: string; appName: string; cc: string; timeoutMs: number; niceness?: number }): Promise<HostBuild> {
+  return hostMake({ srcDir: o.appDir, outDir: o.outDir, product: o.appName, makeArgs: [`CC=${o.cc} -static`], hashSalt: 'app', timeoutMs: o.timeoutMs, niceness: o.niceness });
 }
 
 /** The host compiler for the app: the kernel's gcc when there, else gcc, else cc. */

@@ -99,12 +99,13 @@ export async function testOnInstance(c: Config, s: InstanceState, runDir: string
   const kdir = headersKdir(img.dir, img.manifest.kernelVersion);
   const build = chooseBuildMode(c.build, { gccMajor: img.manifest.kernelGccMajor, hostHasCompiler: hostHasCompiler(img.manifest.kernelGccMajor), headers: existsSync(kdir) });
   const hostBuild = build.mode === 'host'
-    // The instance keeps one build tree, so kbuild rebuilds only what changed.
-    ? hostBuildModule({ moduleDir, outDir: path.join(s.dir, 'build', 'kernel-module'), kdir, moduleName: MODULE, timeoutMs: c.timeouts.build * 1000, replay: c.replay })
+    // The instance keeps one build tree, so kbuild rebuilds only what changed. Not niced:
+    // the guest is up, and the build is what the edit loop waits for.
+    ? hostBuildModule({ moduleDir, outDir: path.join(s.dir, 'build', 'kernel-module'), kdir, moduleName: MODULE, timeoutMs: c.timeouts.build * 1000, replay: c.replay, niceness: 0 })
     : undefined;
   const cc = hostAppCompiler(img.manifest.kernelGccMajor);
   const hostApp = build.mode === 'host' && cc
-    ? hostBuildApp({ appDir, outDir: path.join(s.dir, 'build', 'userapp'), appName: APP, cc, timeoutMs: c.timeouts.build * 1000 })
+    ? hostBuildApp({ appDir, outDir: path.join(s.dir, 'build', 'userapp'), appName: APP, cc, timeoutMs: c.timeouts.build * 1000, niceness: 0 })
     : undefined;
   const serialFrom = await serialSize(s.serialLog);
   // vm:watch keeps one connection across cycles (a handshake is ~0.3 s under TCG); otherwise one per run.

@@ -4,7 +4,7 @@
 // link), as make would, without make's second of Makefile parsing and
 // compiler probes. Anything unexpected returns undefined: the caller runs
 // make. The parsing is pure; replay() runs the commands.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { run, type RunResult } from './proc.ts';
 
@@ -85,17 +85,35 @@ export function replayable(sources: readonly string[]): boolean {
   return !sources.some((s) => /\bEXPORT_(?:SYMBOL|SYMBOL_GPL|SYMBOL_NS|SYMBOL_NS_GPL)\b/.test(s));
 }
 
+/**
+ * The .mod.o a recorded command builds from its .mod.c, when it is one. modpost
+ * rewrites a .mod.c only when its contents change, so, as make does, that
+ * compile is skipped while the .mod.o is newer than the .mod.c.
+ */
+export function modObjectCommand(cmd: string): { obj: string; src: string } | undefined {
+  const m = / -c -o (\S+\.mod\.o) (\S+\.mod\.c)$/.exec(cmd);
+  return m ? { obj: m[1], src: m[2] } : undefined;
+}
+
+const mtime = (p: string): Promise<number | undefined> => stat(p).then((s) => s.mtimeMs, () => undefined);
+
 /** Runs the plan in kdir, as make -C kdir would (each command through sh -e, stopping at the first failure). */
-export async function replay(plan: readonly string[], kdir: string, timeoutMs: number): Promise<RunResult & { output: string }> {
+export async function replay(plan: readonly string[], kdir: string, timeoutMs: number, niceness = 10): Promise<RunResult & { output: string; skipped: number }> {
   const deadline = Date.now() + timeoutMs;
   let output = '';
   let last: RunResult | undefined;
+  let skipped = 0;
   for (const cmd of plan) {
+    const mod = modObjectCommand(cmd);
+    if (mod) {
+      const [o, c] = await Promise.all([mtime(mod.obj), mtime(mod.src)]);
+      if (o !== undefined && c !== undefined && o > c) { skipped++; continue; }
+    }
     // kbuild's own recorded command line, run the way kbuild's `cmd` macro does: set -e, so a failed
     // compile stops before objtool and the link (which would otherwise reuse the old object).
-    last = await run('nice', ['-n', '10', 'sh', '-e', '-c', cmd], { cwd: kdir, timeoutMs: Math.max(1000, deadline - Date.now()) });
+    last = await run('nice', ['-n', String(niceness), 'sh', '-e', '-c', cmd], { cwd: kdir, timeoutMs: Math.max(1000, deadline - Date.now()) });
     output += last.stdout + last.stderr;
     if (last.exitCode !== 0) break;
   }
-  return { ...last!, output };
+  return { ...last!, output, skipped };
 }

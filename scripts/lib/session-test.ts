@@ -119,6 +119,7 @@ export async function testOnSession(i: SessionTestInput): Promise<SessionTestRes
   if (modWhere === 'failed' || appWhere === 'failed') { await earlyRun; return result(); }
   const gk = modWhere === 'guest' && i.guestRecords ? await guestBuildPlan(i.guestRecords.dir, i.moduleDir, i.guestRecords.replay) : undefined;
   const t0 = Date.now();
+  // On a kept instance the guest has the last cycle's files: send only what changed.
   const sent = await session.uploadTrees(GUEST_WORK, [
     modWhere === 'host'
       ? { localDir: i.hostBuildDir ?? path.join(runDir, 'build', 'kernel-module'), sub: 'kernel-module', skip: (rel) => rel !== `${MODULE}.ko` }
@@ -126,19 +127,23 @@ export async function testOnSession(i: SessionTestInput): Promise<SessionTestRes
     appWhere === 'host'
       ? { localDir: i.hostAppDir ?? path.join(runDir, 'build', 'userapp'), sub: 'userapp', skip: (rel) => rel !== APP }
       : { localDir: i.appDir, sub: 'userapp', skip: isBuildProduct },
-  ], c.timeouts.command * 1000);
-  checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: `${sent.length} files` });
+  ], c.timeouts.command * 1000, { skipUnchanged: i.reuse });
+  checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: i.reuse ? `${sent.length} changed files` : `${sent.length} files` });
 
   const earlyDone = await earlyRun;
   const plan = [...early, ...planOf(modWhere, appWhere).filter((x) => !early.includes(x) && x.name !== 'taint-before')];
   let n = 0;
-  for (const spec of plan) {
+  const runOne = async (spec: StepSpec): Promise<StepRecord> => (spec.name === 'build-module' && gk
+    ? buildModuleInGuest(session, spec, gk, i.log)
+    : judge(spec, await session.exec(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd })));
+  const started = new Map<StepSpec, Promise<StepRecord>>(); // steps started alongside the one before (withNext)
+  for (const [k, spec] of plan.entries()) {
     i.log(`step ${spec.name}`);
     const done = earlyDone.find(([sp]) => sp === spec)?.[1];
     if (early.includes(spec) && !done) break; // an earlier early step failed
-    const rec = done ?? (spec.name === 'build-module' && gk
-      ? await buildModuleInGuest(session, spec, gk, i.log)
-      : judge(spec, await session.exec(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd })));
+    const next = plan[k + 1];
+    if (spec.withNext && next && !started.has(next)) started.set(next, runOne(next));
+    const rec = done ?? await (started.get(spec) ?? runOne(spec));
     records.set(spec.name, rec);
     await recordStep(runDir, ++n, rec);
     const check: Check = { name: spec.name, ok: rec.ok, failure: rec.failure, durationMs: rec.result.durationMs, message: rec.message };

@@ -13,6 +13,8 @@ export interface StepSpec {
   timeoutMs: number;
   /** The class of failure when the step does not exit 0. */
   failure: FailureClass;
+  /** Start the next step at the same time: it needs nothing from this one (each has its own channel, record and timeout). */
+  withNext?: boolean;
 }
 
 export interface StepRecord {
@@ -48,7 +50,7 @@ export function testPlan(p: PlanInput): StepSpec[] {
     { name: 'insmod', argv: ['insmod', `${mod}/${p.moduleName}.ko`], timeoutMs: s(p.timeouts.load), failure: 'load' },
     { name: 'app', argv: [`./${p.appName}`], cwd: app, timeoutMs: s(p.timeouts.app), failure: 'app' },
     { name: 'rmmod', argv: ['rmmod', p.moduleName], timeoutMs: s(p.timeouts.load), failure: 'load' },
-    { name: 'dmesg-after', argv: ['dmesg'], timeoutMs: s(p.timeouts.command), failure: 'internal' },
+    { name: 'dmesg-after', argv: ['dmesg'], timeoutMs: s(p.timeouts.command), failure: 'internal', withNext: true },
     { name: 'taint-after', argv: ['cat', '/proc/sys/kernel/tainted'], timeoutMs: s(p.timeouts.command), failure: 'internal' },
   ];
   return steps.filter((x) => (x.name !== 'build-module' || p.buildModuleInGuest) && (x.name !== 'build-app' || p.buildAppInGuest !== false));

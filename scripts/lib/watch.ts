@@ -78,8 +78,8 @@ export async function watch(c: Config, log: (l: string) => void, o: { once?: boo
   if (o.once) return dropSession();
   const dirs = [resolveIn(c, c.moduleDir), resolveIn(c, c.appDir)];
   let firstChange = 0;
-  // 100 ms: editors write a file in one go (or rename over it); this only merges a save-all.
-  const onChange = debouncer(100, (paths) => {
+  // 50 ms: editors write a file in one go (or rename over it); this only merges a save-all.
+  const onChange = debouncer(50, (paths) => {
     const savedAt = firstChange;
     firstChange = 0;
     busy = busy.then(() => cycle(paths, savedAt));

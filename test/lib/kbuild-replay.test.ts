@@ -1,9 +1,10 @@
 // kbuild replay on the recorded commands of a real 6.1 external-module build
 // (test/fixtures/kbuild-6.1). The replay itself runs in the dev-loop e2e test.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { cmdFileOf, recordedCommand, replayable, replayPlan, unescapeMakeCmd } from '../../scripts/lib/kbuild-replay.ts';
+import { cmdFileOf, modObjectCommand, recordedCommand, replay, replayable, replayPlan, unescapeMakeCmd } from '../../scripts/lib/kbuild-replay.ts';
 
 const fx = (n: string): string => readFileSync(path.join(import.meta.dirname, '../fixtures/kbuild-6.1', `${n}.txt`), 'utf8');
 const D = '/tmp/exp/kb';
@@ -48,4 +49,36 @@ t.test('a module that exports symbols is not replayed: kbuild adds their CRCs ou
   t.equal(replayable(['int f(void) { return 0; }\nEXPORT_SYMBOL_GPL(f);\n']), false);
   t.equal(replayable(['#define X 1\n', 'EXPORT_SYMBOL(g);']), false, 'in any of the files');
   t.equal(replayable(['/* MY_EXPORT_SYMBOLS_TABLE */']), true, 'only the macro itself counts');
+});
+
+t.test('the .mod.o compile is skipped while the .mod.o is newer than its .mod.c, as make does', async (t) => {
+  const plan = replayPlan({
+    moduleDir: D, modulesOrder: fx('modules.order'), modFiles: new Map([[`${D}/netlink_simple_intf.ko`, fx('netlink_simple_intf.mod')]]),
+    cmds: new Map([[`${D}/netlink_simple_intf.o`, fx('netlink_simple_intf.o.cmd')], [`${D}/Module.symvers`, fx('Module.symvers.cmd')], [`${D}/netlink_simple_intf.mod.o`, fx('netlink_simple_intf.mod.o.cmd')], [`${D}/netlink_simple_intf.ko`, fx('netlink_simple_intf.ko.cmd')]]),
+  })!;
+  t.same(modObjectCommand(plan[2]), { obj: `${D}/netlink_simple_intf.mod.o`, src: `${D}/netlink_simple_intf.mod.c` });
+  t.equal(modObjectCommand(plan[0]), undefined, 'the module\'s own object is always compiled');
+  t.equal(modObjectCommand(plan[3]), undefined);
+
+  const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-replay-'));
+  const [obj, src, log] = ['x.mod.o', 'x.mod.c', 'log'].map((n) => path.join(d, n));
+  const steps = ['echo first >> log', `echo compiled >> log -c -o ${obj} ${src}`];
+  writeFileSync(src, '');
+  writeFileSync(obj, '');
+  utimesSync(src, 1000, 1000);
+  utimesSync(obj, 2000, 2000);
+  const r1 = await replay(steps, d, 10_000);
+  t.equal(r1.exitCode, 0);
+  t.equal(r1.skipped, 1);
+  t.equal(readFileSync(log, 'utf8'), 'first\n', 'the .mod.o is newer: not compiled');
+  utimesSync(src, 3000, 3000);
+  const r2 = await replay(steps, d, 10_000);
+  t.equal(r2.skipped, 0);
+  t.match(readFileSync(log, 'utf8'), /first\nfirst\ncompiled -c -o /, 'modpost rewrote the .mod.c: compiled');
+  rmSync(obj);
+  utimesSync(src, 1000, 1000);
+  t.equal((await replay(steps, d, 10_000)).skipped, 0, 'no .mod.o yet: compiled');
+  const r4 = await replay(['false', 'echo never >> log'], d, 10_000);
+  t.equal(r4.exitCode, 1, 'the first failure stops the replay');
+  t.notMatch(readFileSync(log, 'utf8'), /never/);
 });

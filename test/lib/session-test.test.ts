@@ -70,3 +70,29 @@ t.test('both built on the host: no make in the guest, the binaries are uploaded'
   t.notOk(s.commands.some((c) => c.startsWith('make')), 'no make in the guest');
   t.same(s.uploads[0], [`kernel-module<-${dir}`, `userapp<-${dir}`]);
 });
+
+t.test('the kernel log and the taint after the run are read at the same time, each with its own record', async (t) => {
+  const s = scripted();
+  const events: string[] = [];
+  const inner = s.session.exec.bind(s.session);
+  (s.session as unknown as { exec: SshSession['exec'] }).exec = async (argv, o) => {
+    const name = argv.join(' ');
+    events.push(`start ${name}`);
+    // dmesg answers only after a tick, long after the taint read could have started
+    if (name === 'dmesg') await new Promise((r) => setTimeout(r, 50));
+    const r = await inner(argv, o);
+    events.push(`end ${name}`);
+    return r;
+  };
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-hb-'));
+  const built: HostBuild = { ok: true, durationMs: 1, output: '' };
+  const r = await testOnSession(input(s.session, { hostBuild: Promise.resolve(built), hostApp: Promise.resolve(built), hostBuildDir: dir, hostAppDir: dir }));
+  const at = (e: string): number => events.indexOf(e);
+  t.ok(at('start cat /proc/sys/kernel/tainted') >= 0);
+  t.ok(events.lastIndexOf('start cat /proc/sys/kernel/tainted') < at('end dmesg'), 'taint-after started before dmesg-after ended');
+  t.ok(at('start dmesg') > at('end rmmod netlink_simple_intf'), 'both after the unload');
+  const names = r.checks.map((c) => c.name);
+  t.ok(names.indexOf('dmesg-after') < names.indexOf('taint-after'), 'the report keeps the plan\'s order');
+  t.ok(r.records.get('taint-after')?.ok);
+  t.equal(r.checks.find((c) => c.name === 'taint')?.message, 'tainted 12288');
+});

@@ -28,7 +28,7 @@ async function server(t: { teardown: (f: () => void) => void }, hostKey = host.p
           seen.commands.push(info.command);
           const ch = acc();
           if (info.command === 'hang') return;
-          if (info.command.startsWith('sh -c')) {
+          if (info.command.startsWith('tar -x')) {
             // the upload: keep the tar stream it sends on stdin
             const parts: Buffer[] = [];
             ch.on('data', (d: Buffer) => parts.push(d));
@@ -91,10 +91,11 @@ t.test('upload sends regular files, skipping what skip() names', async (t) => {
   t.teardown(() => s.close());
   const sent = await s.upload(dir, '/root/w', (rel) => rel.endsWith('.o'));
   t.same(sent, ['a.c', 'sub/Kbuild']);
-  t.equal(seen.commands.at(-1), `sh -c 'mkdir -p "$1" && exec tar -x --no-same-owner -f - -C "$1"' sh /root/w`, 'one exec, the target directory passed as an argument');
-  // What the guest would unpack: extract the stream for real.
-  const out = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-down-'));
-  execFileSync('tar', ['-x', '-f', '-', '-C', out], { input: seen.tar });
+  t.equal(seen.commands.at(-1), 'tar -x --no-same-owner -f - -C /', 'one exec, one program: the members carry the guest path');
+  // What the guest would unpack: extract the stream for real, at a stand-in for /.
+  const top = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-down-'));
+  execFileSync('tar', ['-x', '-f', '-', '-C', top], { input: seen.tar });
+  const out = path.join(top, 'root/w');
   t.equal(readFileSync(path.join(out, 'a.c'), 'utf8'), 'int x;\n');
   t.equal(readFileSync(path.join(out, 'sub/Kbuild'), 'utf8'), 'obj-m := a.o\n');
   t.notOk(existsSync(path.join(out, 'a.o')), 'skipped files are not sent');
@@ -113,12 +114,37 @@ t.test('uploadTrees sends several directories in one stream, each under its own 
   const sent = await s.uploadTrees('/root/kmodvm', [{ localDir: mod, sub: 'kernel-module', skip: (r) => r !== 'm.ko' }, { localDir: app, sub: 'userapp' }]);
   t.same(sent, ['kernel-module/m.ko', 'userapp/app']);
   t.equal(seen.commands.length, 1, 'one exec for both trees');
-  const out = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-down-'));
-  execFileSync('tar', ['-x', '-f', '-', '-C', out], { input: seen.tar });
+  const top = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-down-'));
+  execFileSync('tar', ['-x', '-f', '-', '-C', top], { input: seen.tar });
+  const out = path.join(top, 'root/kmodvm');
   t.equal(readFileSync(path.join(out, 'kernel-module/m.ko'), 'utf8'), 'ko');
   t.notOk(existsSync(path.join(out, 'kernel-module/m.c')));
   t.equal(statSync(path.join(out, 'userapp/app')).mode & 0o777, 0o755, 'the executable bit survives');
   await t.rejects(s.uploadTrees('/root/x', [{ localDir: app, sub: '../etc' }]), /not a plain directory name/);
+  for (const bad of ['root/x', '/root/../etc', '/root/a b', '/']) await t.rejects(s.uploadTrees(bad, [{ localDir: app, sub: 'u' }]), /not a plain absolute guest path/, bad);
+});
+
+t.test('skipUnchanged: a kept guest gets only the files whose contents changed on this connection', async (t) => {
+  const { port, seen } = await server(t);
+  const mod = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-up-mod-'));
+  const app = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-up-app-'));
+  writeFileSync(path.join(mod, 'm.ko'), 'ko 1');
+  writeFileSync(path.join(app, 'app'), 'app 1');
+  const parts = [{ localDir: mod, sub: 'kernel-module' }, { localDir: app, sub: 'userapp' }];
+  const s = await SshSession.connect({ port, privateKey: client.private, hostPublicKey: host.public, readyTimeoutMs: 5000 });
+  t.teardown(() => s.close());
+  t.same(await s.uploadTrees('/root/kmodvm', parts, 5000, { skipUnchanged: true }), ['kernel-module/m.ko', 'userapp/app'], 'the first time: everything');
+  writeFileSync(path.join(mod, 'm.ko'), 'ko 2');
+  t.same(await s.uploadTrees('/root/kmodvm', parts, 5000, { skipUnchanged: true }), ['kernel-module/m.ko'], 'only the rebuilt module');
+  const top = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-down-'));
+  execFileSync('tar', ['-x', '-f', '-', '-C', top], { input: seen.tar });
+  const out = path.join(top, 'root/kmodvm');
+  t.equal(readFileSync(path.join(out, 'kernel-module/m.ko'), 'utf8'), 'ko 2');
+  t.notOk(existsSync(path.join(out, 'userapp/app')), 'the unchanged app is not in the stream');
+  t.same(await s.uploadTrees('/root/kmodvm', parts, 5000, { skipUnchanged: true }), [], 'nothing changed: nothing sent');
+  t.equal(seen.commands.length, 2, 'and no exec at all');
+  t.same(await s.uploadTrees('/root/kmodvm', parts, 5000), ['kernel-module/m.ko', 'userapp/app'], 'without the option: everything, always');
+  t.same(await s.uploadTrees('/root/other', parts, 5000, { skipUnchanged: true }), ['kernel-module/m.ko', 'userapp/app'], 'another remote directory has nothing yet');
 });
 
 t.test('remote commands: cwd is quoted too', async (t) => {
