@@ -89,6 +89,8 @@ export async function watch(c: Config, log: (l: string) => void, o: { once?: boo
     ignored: (p: string) => dirs.some((d) => p.startsWith(`${d}/`) && isBuildProduct(path.relative(d, p))),
   });
   watcher.on('all', (_ev, p) => { if (!firstChange) firstChange = Date.now(); onChange(p); });
+  // Said once the initial scan is done: a save before that would go unseen.
+  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   log(`watch: watching ${dirs.map((d) => path.relative(c.root, d)).join(' and ')}; Ctrl-C stops watching (the instance stays up: npm run vm:down)`);
   await new Promise<void>((resolve) => process.once('SIGINT', () => { void watcher.close().then(resolve); }));
   await busy;

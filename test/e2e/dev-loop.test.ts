@@ -60,11 +60,41 @@ t.test('an edit to a .c file rebuilds by replaying kbuild\'s recorded commands; 
   const edited = await vmTest(['--reuse', name, '--module-dir', dir]);
   if (edited.exitCode !== 0) t.comment(edited.stdout);
   t.equal(edited.exitCode, 0, 'the module rebuilt from the replay loads and passes the transcript');
-  t.match(readFileSync(path.join(runDirOf(edited.stderr), 'host-build.log'), 'utf8'), /^kbuild's recorded commands replayed \(4\); make not run/);
+  // A comment leaves the .mod.c alone (modpost's srcversion skips comments): its .mod.o is up to date, as make would find.
+  t.match(readFileSync(path.join(runDirOf(edited.stderr), 'host-build.log'), 'utf8'), /^kbuild's recorded commands replayed \(4, 1 up to date\); make not run/);
   appendFileSync(src, 'int broken(void) { return nope; }\n');
   const broken = await vmTest(['--reuse', name, '--module-dir', dir]);
   t.equal(broken.exitCode, 10, 'exit 10: build');
   t.match(broken.stderr, new RegExp(`${src.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: error: .nope. undeclared`), 'the error names the host file');
+});
+
+t.test('vm:watch: a save runs the loop and prints the verdict; a broken save prints the compiler error', async (t) => {
+  const mod = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-watch-mod-'));
+  const app = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-watch-app-'));
+  cpSync(path.join(root, 'kernel-module'), mod, { recursive: true, filter: (src) => !/\.(o|ko|cmd|mod)$/.test(src) });
+  cpSync(path.join(root, 'userapp'), app, { recursive: true, filter: (src) => !/netlink_userapp$/.test(src) });
+  const w = execa(tsx, [path.join(root, 'scripts/vm-watch.ts'), '--name', name, '--module-dir', mod, '--app-dir', app], { reject: false, cwd: root, all: true, timeout: 20 * 60_000 });
+  let text = '';
+  w.all?.on('data', (d: Buffer) => { text += d.toString(); });
+  const waitFor = async (re: RegExp, ms: number): Promise<boolean> => {
+    const deadline = Date.now() + ms;
+    while (!re.test(text)) { if (Date.now() > deadline || w.exitCode !== null) return false; await new Promise((r) => setTimeout(r, 100)); }
+    return true;
+  };
+  const count = (re: RegExp): number => text.split('\n').filter((l) => re.test(l)).length;
+  t.ok(await waitFor(/watch: watching/, 5 * 60_000), 'watching, after a first run');
+  t.equal(count(/PASS · save to verdict/), 1, 'the first run passed');
+  appendFileSync(path.join(mod, 'netlink_simple_intf.c'), 'int kmodvm_e2e_watch_edit = 1;\n');
+  t.ok(await waitFor(/(PASS · save to verdict[\s\S]*){2}/, 3 * 60_000), 'a code edit: a second run, passed');
+  t.match(text, /changed: \S*netlink_simple_intf\.c/);
+  appendFileSync(path.join(mod, 'netlink_simple_intf.c'), 'int broken(void) { return nope; }\n');
+  t.ok(await waitFor(/FAIL \(build\)/, 3 * 60_000), 'a broken edit: a build failure');
+  t.match(text, /netlink_simple_intf\.c:\d+:\d+: error: .nope. undeclared/, 'with the compiler error at the host path');
+  w.kill('SIGINT');
+  const end = await w;
+  if (end.exitCode !== 0) t.comment(text.split('\n').slice(-20).join('\n'));
+  t.equal(end.exitCode, 0, 'Ctrl-C stops watching; the instance stays up');
+  t.equal((await cli('ssh', ['--name', name, 'true'])).exitCode, 0, 'the instance is still up');
 });
 
 t.test('vm:logs prints the serial console', async (t) => {
