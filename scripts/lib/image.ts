@@ -182,9 +182,9 @@ export async function buildImage(c: Config, log: (l: string) => void): Promise<I
     step('exporting the kbuild headers (for --build host)');
     await exportHeaders(rootfs, final, tmp, kver);
     const gccMajor = kernelGccMajor(await readFile(path.join(headersKdir(tmp, kver), 'include/generated/autoconf.h'), 'utf8').catch(() => ''));
-    step('lean initrd (busybox + cpio)');
+    step('lean initrd (busybox, modules, the image\'s sshd + cpio)');
     const initScript = await readFile(path.join(qemuDir, 'initrd-init.sh'), 'utf8');
-    const mods = await buildInitrd({ rootfs, kver, modules: recipe.initrdModules, initScript, work: path.join(tmp, 'initrd'), out: files.initrdLean });
+    const mods = await buildInitrd({ rootfs, kver, modules: recipe.initrdModules, initScript, work: path.join(tmp, 'initrd'), out: files.initrdLean, earlySshd: true });
     log(`  initrd modules: ${mods.join(' ')}`);
     const q = await run('dpkg-query', [`--admindir=${path.join(rootfs, 'var/lib/dpkg')}`, '-W', '-f', '${Package}\t${Version}\n'], { timeoutMs: 60_000 });
     const packages = Object.fromEntries(q.stdout.trim().split('\n').filter(Boolean).map((l) => l.split('\t') as [string, string]));

@@ -3,6 +3,7 @@
 // archived by GNU cpio. resolveLoadOrder() is pure.
 import { copyFile, mkdir, readFile, writeFile, chmod, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { stageEarlySshd } from './early-sshd.ts';
 import { KmodvmError } from './errors.ts';
 import { run } from './proc.ts';
 
@@ -83,7 +84,7 @@ async function listTree(dir: string, rel = '.'): Promise<string[]> {
 }
 
 /** Builds the lean initrd from a rootfs tree into `out` (an uncompressed newc cpio: nothing to decompress under TCG). */
-export async function buildInitrd(opts: { rootfs: string; kver: string; modules: readonly string[]; initScript: string; work: string; out: string }): Promise<string[]> {
+export async function buildInitrd(opts: { rootfs: string; kver: string; modules: readonly string[]; initScript: string; work: string; out: string; earlySshd?: boolean }): Promise<string[]> {
   const modDir = path.join(opts.rootfs, 'lib/modules', opts.kver);
   const deps = parseModulesDep(await readFile(path.join(modDir, 'modules.dep'), 'utf8'));
   const builtin = await readFile(path.join(modDir, 'modules.builtin'), 'utf8').catch(() => '');
@@ -113,6 +114,7 @@ export async function buildInitrd(opts: { rootfs: string; kver: string; modules:
   await writeFile(path.join(stage, 'modules/order'), names.join('\n') + '\n');
   let g = 0;
   for (const group of loadGroups(deps, order)) await writeFile(path.join(stage, `modules/group.${++g}`), group.map(stagedName).join('\n') + '\n');
+  if (opts.earlySshd) await stageEarlySshd(opts.rootfs, stage);
   await writeFile(path.join(stage, 'init'), opts.initScript, { mode: 0o755 });
   const files = await listTree(stage);
   const r = await run('cpio', ['--create', '--format=newc', '--quiet', '--owner=0:0', '-O', opts.out], {

@@ -15,7 +15,8 @@ export function bootFiles(profile: Profile, img: Pick<ImageInfo, 'vmlinux' | 'vm
   if (profile === 'systemd') {
     return { kernel: img.vmlinuz, initrd: img.initrdStock, cmdline: [...img.cmdline, 'root=/dev/vda', 'rw', 'init=/lib/systemd/systemd'] };
   }
-  return { kernel: img.vmlinux, initrd: img.initrdLean, cmdline: img.cmdline };
+  // kmodvm.sshd=initrd: the image's own lean initrd starts the image's sshd itself (early-sshd.ts).
+  return { kernel: img.vmlinux, initrd: img.initrdLean, cmdline: [...img.cmdline, 'kmodvm.sshd=initrd'] };
 }
 
 /** The VM for a run: its files go in dir (serial.log, qmp.sock). With --kernel-image, byoInitrd is the initrd for that kernel. */

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { KmodvmError } from './errors.ts';
 
 /** Bumped when the image-building code changes what it produces. */
-export const BUILDER_VERSION = 5;
+export const BUILDER_VERSION = 7;
 
 export interface Recipe {
   suite: string;
