@@ -16,7 +16,7 @@ import { shapeHash, treeReplayable } from './hostbuild.ts';
 import { loadReplayPlan } from './kbuild-replay.ts';
 import { run } from './proc.ts';
 import type { SshSession } from './ssh.ts';
-import { compilerDiagnostics, GUEST_WORK, judge, type StepRecord, type StepSpec } from './steps.ts';
+import { compilerDiagnostics, GUEST_WORK, judge, runStep, type StepRecord, type StepSpec } from './steps.ts';
 
 /** Where the guest builds the module. */
 export const GUEST_MODULE_DIR = `${GUEST_WORK}/kernel-module`;
@@ -123,7 +123,7 @@ export async function buildModuleInGuest(session: SshSession, spec: StepSpec, g:
     if (r.timedOut || blamesModuleSource(r.stdout + r.stderr, GUEST_MODULE_DIR)) return rec;
     log(`build-module: the replay failed (${r.reason}) and the compiler blames no file of the module; running make`);
   }
-  const rec = judge(spec, await session.exec(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd }));
+  const rec = await runStep(session, spec);
   const kdir = rec.ok ? kdirFromMakeOutput(rec.result.stdout, GUEST_MODULE_DIR) : undefined;
   if (kdir && !existsSync(g.recordDir)) {
     const f = await session.exec(fetchRecordArgv(GUEST_MODULE_DIR), { timeoutMs: 60_000 });

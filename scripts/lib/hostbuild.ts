@@ -96,7 +96,7 @@ export async function treeReplayable(dir: string): Promise<boolean> {
  * nothing to do still costs seconds.
  */
 async function hostMake(o: { srcDir: string; outDir: string; product: string; makeArgs: string[]; hashSalt: string; timeoutMs: number; replayKdir?: string; niceness?: number }): Promise<HostBuild> {
-  const niceness = String(o.niceness ?? 10);
+  const niceness = o.niceness ?? 10;
   const stamp = path.join(o.outDir, '.kmodvm-sources');
   const shapeStamp = path.join(o.outDir, '.kmodvm-shape');
   const salt = `${o.hashSalt}\0${o.makeArgs.join('\0')}`;
@@ -112,13 +112,13 @@ async function hostMake(o: { srcDir: string; outDir: string; product: string; ma
   const plan = o.replayKdir && existsSync(product) && (await readFile(shapeStamp, 'utf8').catch(() => '')) === shape && await treeReplayable(o.srcDir)
     ? await loadReplayPlan(o.outDir) : undefined;
   const started = Date.now();
-  let r = plan ? await replay(plan, o.replayKdir!, o.timeoutMs, Number(niceness)) : undefined;
+  let r = plan ? await replay(plan, o.replayKdir!, o.timeoutMs, niceness) : undefined;
   const replayed = r !== undefined && (r.exitCode === 0 || compilerDiagnostics(r.output).some((d) => d.severity !== 'warning'));
   if (!replayed) {
     await rm(shapeStamp, { force: true });
     // nice: the build runs while the guest boots on the same cores; the boot goes first
     // (niceness 0 on a guest that is already up: then the build is what is waited for).
-    const m = await run('nice', ['-n', niceness, 'make', '-C', o.outDir, ...o.makeArgs], { timeoutMs: o.timeoutMs });
+    const m = await run('nice', ['-n', String(niceness), 'make', '-C', o.outDir, ...o.makeArgs], { timeoutMs: o.timeoutMs });
     r = { ...m, output: m.stdout + m.stderr, skipped: 0 };
   }
   const skipped = r!.skipped ? `, ${r!.skipped} up to date` : '';

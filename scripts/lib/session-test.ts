@@ -10,7 +10,7 @@ import { tail } from './proc.ts';
 import type { Check } from './report.ts';
 import { unexpectedTaint } from './splat.ts';
 import type { SshSession } from './ssh.ts';
-import { compilerDiagnostics, GUEST_WORK, judge, mapGuestPaths, recordStep, testPlan, type StepRecord, type StepSpec } from './steps.ts';
+import { compilerDiagnostics, GUEST_WORK, mapGuestPaths, recordStep, runStep, testPlan, type StepRecord, type StepSpec } from './steps.ts';
 import { formatMismatches, matchTranscript, type Transcript } from './transcript.ts';
 
 export const MODULE = 'netlink_simple_intf';
@@ -108,7 +108,7 @@ export async function testOnSession(i: SessionTestInput): Promise<SessionTestRes
   const earlyRun = (async () => {
     const out: [StepSpec, StepRecord][] = [];
     for (const spec of early) {
-      const rec = judge(spec, await session.exec(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd }));
+      const rec = await runStep(session, spec);
       out.push([spec, rec]);
       if (!rec.ok) break;
     }
@@ -133,9 +133,7 @@ export async function testOnSession(i: SessionTestInput): Promise<SessionTestRes
   const earlyDone = await earlyRun;
   const plan = [...early, ...planOf(modWhere, appWhere).filter((x) => !early.includes(x) && x.name !== 'taint-before')];
   let n = 0;
-  const runOne = async (spec: StepSpec): Promise<StepRecord> => (spec.name === 'build-module' && gk
-    ? buildModuleInGuest(session, spec, gk, i.log)
-    : judge(spec, await session.exec(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd })));
+  const runOne = (spec: StepSpec): Promise<StepRecord> => (spec.name === 'build-module' && gk ? buildModuleInGuest(session, spec, gk, i.log) : runStep(session, spec));
   const started = new Map<StepSpec, Promise<StepRecord>>(); // steps started alongside the one before (withNext)
   for (const [k, spec] of plan.entries()) {
     i.log(`step ${spec.name}`);

@@ -79,6 +79,28 @@ t.test('a host key other than the pinned one is refused', async (t) => {
   t.match((err as Error).message, /host key other than the pinned one/);
 });
 
+/** A session to the test server, closed when the test ends. */
+async function open(t: { teardown: (f: () => void) => void }, port: number): Promise<SshSession> {
+  const s = await SshSession.connect({ port, privateKey: client.private, hostPublicKey: host.public, readyTimeoutMs: 5000 });
+  t.teardown(() => s.close());
+  return s;
+}
+
+/** A module tree and an app tree, each with its files. */
+function trees(mod: Record<string, string>, app: Record<string, [string, number?]>): { mod: string; app: string } {
+  const dirs = { mod: mkdtempSync(path.join(os.tmpdir(), 'kmodvm-up-mod-')), app: mkdtempSync(path.join(os.tmpdir(), 'kmodvm-up-app-')) };
+  for (const [n, text] of Object.entries(mod)) writeFileSync(path.join(dirs.mod, n), text);
+  for (const [n, [text, mode]] of Object.entries(app)) writeFileSync(path.join(dirs.app, n), text, mode === undefined ? {} : { mode });
+  return dirs;
+}
+
+/** What the guest would unpack at / from the stream the server received: extracted for real; the directory of `base` in it. */
+function unpacked(tar: Buffer | undefined, base: string): string {
+  const top = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-down-'));
+  execFileSync('tar', ['-x', '-f', '-', '-C', top], { input: tar });
+  return path.join(top, base.slice(1));
+}
+
 t.test('upload sends regular files, skipping what skip() names', async (t) => {
   const { port, seen } = await server(t);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-up-'));
@@ -87,15 +109,11 @@ t.test('upload sends regular files, skipping what skip() names', async (t) => {
   utimesSync(path.join(dir, 'a.c'), 1_000_000_000, 1_000_000_000); // an old mtime, which a fresh write would not have
   writeFileSync(path.join(dir, 'a.o'), 'junk');
   writeFileSync(path.join(dir, 'sub', 'Kbuild'), 'obj-m := a.o\n');
-  const s = await SshSession.connect({ port, privateKey: client.private, hostPublicKey: host.public, readyTimeoutMs: 5000 });
-  t.teardown(() => s.close());
+  const s = await open(t, port);
   const sent = await s.upload(dir, '/root/w', (rel) => rel.endsWith('.o'));
   t.same(sent, ['a.c', 'sub/Kbuild']);
   t.equal(seen.commands.at(-1), 'tar -x --no-same-owner -f - -C /', 'one exec, one program: the members carry the guest path');
-  // What the guest would unpack: extract the stream for real, at a stand-in for /.
-  const top = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-down-'));
-  execFileSync('tar', ['-x', '-f', '-', '-C', top], { input: seen.tar });
-  const out = path.join(top, 'root/w');
+  const out = unpacked(seen.tar, '/root/w');
   t.equal(readFileSync(path.join(out, 'a.c'), 'utf8'), 'int x;\n');
   t.equal(readFileSync(path.join(out, 'sub/Kbuild'), 'utf8'), 'obj-m := a.o\n');
   t.notOk(existsSync(path.join(out, 'a.o')), 'skipped files are not sent');
@@ -104,19 +122,12 @@ t.test('upload sends regular files, skipping what skip() names', async (t) => {
 
 t.test('uploadTrees sends several directories in one stream, each under its own name', async (t) => {
   const { port, seen } = await server(t);
-  const mod = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-up-mod-'));
-  const app = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-up-app-'));
-  writeFileSync(path.join(mod, 'm.ko'), 'ko');
-  writeFileSync(path.join(mod, 'm.c'), 'c');
-  writeFileSync(path.join(app, 'app'), '#!/bin/sh\n', { mode: 0o755 });
-  const s = await SshSession.connect({ port, privateKey: client.private, hostPublicKey: host.public, readyTimeoutMs: 5000 });
-  t.teardown(() => s.close());
+  const { mod, app } = trees({ 'm.ko': 'ko', 'm.c': 'c' }, { app: ['#!/bin/sh\n', 0o755] });
+  const s = await open(t, port);
   const sent = await s.uploadTrees('/root/kmodvm', [{ localDir: mod, sub: 'kernel-module', skip: (r) => r !== 'm.ko' }, { localDir: app, sub: 'userapp' }]);
   t.same(sent, ['kernel-module/m.ko', 'userapp/app']);
   t.equal(seen.commands.length, 1, 'one exec for both trees');
-  const top = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-down-'));
-  execFileSync('tar', ['-x', '-f', '-', '-C', top], { input: seen.tar });
-  const out = path.join(top, 'root/kmodvm');
+  const out = unpacked(seen.tar, '/root/kmodvm');
   t.equal(readFileSync(path.join(out, 'kernel-module/m.ko'), 'utf8'), 'ko');
   t.notOk(existsSync(path.join(out, 'kernel-module/m.c')));
   t.equal(statSync(path.join(out, 'userapp/app')).mode & 0o777, 0o755, 'the executable bit survives');
@@ -126,19 +137,13 @@ t.test('uploadTrees sends several directories in one stream, each under its own 
 
 t.test('skipUnchanged: a kept guest gets only the files whose contents changed on this connection', async (t) => {
   const { port, seen } = await server(t);
-  const mod = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-up-mod-'));
-  const app = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-up-app-'));
-  writeFileSync(path.join(mod, 'm.ko'), 'ko 1');
-  writeFileSync(path.join(app, 'app'), 'app 1');
+  const { mod, app } = trees({ 'm.ko': 'ko 1' }, { app: ['app 1'] });
   const parts = [{ localDir: mod, sub: 'kernel-module' }, { localDir: app, sub: 'userapp' }];
-  const s = await SshSession.connect({ port, privateKey: client.private, hostPublicKey: host.public, readyTimeoutMs: 5000 });
-  t.teardown(() => s.close());
+  const s = await open(t, port);
   t.same(await s.uploadTrees('/root/kmodvm', parts, 5000, { skipUnchanged: true }), ['kernel-module/m.ko', 'userapp/app'], 'the first time: everything');
   writeFileSync(path.join(mod, 'm.ko'), 'ko 2');
   t.same(await s.uploadTrees('/root/kmodvm', parts, 5000, { skipUnchanged: true }), ['kernel-module/m.ko'], 'only the rebuilt module');
-  const top = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-down-'));
-  execFileSync('tar', ['-x', '-f', '-', '-C', top], { input: seen.tar });
-  const out = path.join(top, 'root/kmodvm');
+  const out = unpacked(seen.tar, '/root/kmodvm');
   t.equal(readFileSync(path.join(out, 'kernel-module/m.ko'), 'utf8'), 'ko 2');
   t.notOk(existsSync(path.join(out, 'userapp/app')), 'the unchanged app is not in the stream');
   t.same(await s.uploadTrees('/root/kmodvm', parts, 5000, { skipUnchanged: true }), [], 'nothing changed: nothing sent');
