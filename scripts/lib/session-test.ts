@@ -9,7 +9,7 @@ import type { HostBuild } from './hostbuild.ts';
 import { tail } from './proc.ts';
 import type { Check } from './report.ts';
 import { unexpectedTaint } from './splat.ts';
-import type { SshSession } from './ssh.ts';
+import type { SshSession, UploadPart } from './ssh.ts';
 import { compilerDiagnostics, GUEST_WORK, mapGuestPaths, recordStep, runStep, testPlan, type StepRecord, type StepSpec } from './steps.ts';
 import { formatMismatches, matchTranscript, type Transcript } from './transcript.ts';
 
@@ -81,6 +81,12 @@ async function evidenceFor(i: SessionTestInput, spec: StepSpec, rec: StepRecord)
   return { evidence: tail(out, 25) };
 }
 
+/** The upload of a host-built file: the build's guest copy when it made one, else `name` in `dir`. */
+function fromHost(hb: HostBuild | undefined, dir: string, name: string): UploadPart {
+  const file = hb?.upload ?? path.join(dir, name);
+  return { localDir: path.dirname(file), sub: 'kernel-module', skip: (rel) => rel !== path.basename(file) };
+}
+
 export async function testOnSession(i: SessionTestInput): Promise<SessionTestResult> {
   const { c, session, runDir } = i;
   const checks: Check[] = [];
@@ -88,9 +94,11 @@ export async function testOnSession(i: SessionTestInput): Promise<SessionTestRes
   const result = (): SessionTestResult => ({ checks, records, finalDmesg: '' });
   // Host builds (started while the guest booted): a failure ends the run, or,
   // under KVM, sends that part to the guest, whose verdict is authoritative.
+  const built = new Map<string, HostBuild>();
   const onHost = async (name: string, what: string, p: Promise<HostBuild> | undefined, logFile: string): Promise<'host' | 'guest' | 'failed'> => {
     if (!p) return 'guest';
     const hb = await p;
+    built.set(name, hb);
     await writeFile(path.join(runDir, logFile), hb.output);
     if (hb.ok) { checks.push({ name, ok: true, durationMs: hb.durationMs, message: 'on the host' }); return 'host'; }
     if (i.guestFallback) {
@@ -105,15 +113,9 @@ export async function testOnSession(i: SessionTestInput): Promise<SessionTestRes
   // before) run while the host builds: the guest is idle meanwhile.
   const planOf = (modWhere: string, appWhere: string): StepSpec[] => testPlan({ moduleName: MODULE, appName: APP, timeouts: c.timeouts, buildModuleInGuest: modWhere === 'guest', buildAppInGuest: appWhere === 'guest' });
   const early: StepSpec[] = [...(i.reuse ? [cleanupStep(c)] : []), planOf('host', 'host').find((x) => x.name === 'taint-before')!];
-  const earlyRun = (async () => {
-    const out: [StepSpec, StepRecord][] = [];
-    for (const spec of early) {
-      const rec = await runStep(session, spec);
-      out.push([spec, rec]);
-      if (!rec.ok) break;
-    }
-    return out;
-  })();
+  // They also run at the same time as each other: taint flags are never cleared,
+  // so the taint read while a leftover module unloads is the same.
+  const earlyRun = Promise.all(early.map(async (spec): Promise<[StepSpec, StepRecord]> => [spec, await runStep(session, spec)]));
   const modWhere = await onHost('build-module', 'module', i.hostBuild, 'host-build.log');
   const appWhere = modWhere === 'failed' ? 'failed' : await onHost('build-app', 'app', i.hostApp, 'host-build-app.log');
   if (modWhere === 'failed' || appWhere === 'failed') { await earlyRun; return result(); }
@@ -122,7 +124,7 @@ export async function testOnSession(i: SessionTestInput): Promise<SessionTestRes
   // On a kept instance the guest has the last cycle's files: send only what changed.
   const sent = await session.uploadTrees(GUEST_WORK, [
     modWhere === 'host'
-      ? { localDir: i.hostBuildDir ?? path.join(runDir, 'build', 'kernel-module'), sub: 'kernel-module', skip: (rel) => rel !== `${MODULE}.ko` }
+      ? fromHost(built.get('build-module'), i.hostBuildDir ?? path.join(runDir, 'build', 'kernel-module'), `${MODULE}.ko`)
       : { localDir: i.moduleDir, sub: 'kernel-module', skip: isBuildProduct },
     appWhere === 'host'
       ? { localDir: i.hostAppDir ?? path.join(runDir, 'build', 'userapp'), sub: 'userapp', skip: (rel) => rel !== APP }

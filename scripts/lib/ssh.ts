@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import ssh2, { type Client, type ClientChannel } from 'ssh2';
+import { KeptShells } from './kept-shell.ts';
 import { describeEnd, posixJoin, type RunResult } from './proc.ts';
 
 export interface ConnectOptions {
@@ -54,6 +55,14 @@ export class SshSession {
   private ended = false;
   /** What uploadTrees sent on this connection: remote path → sha256 of the contents. */
   private readonly sentHashes = new Map<string, string>();
+  /** Shells kept open for execKept(). */
+  private readonly shells = new KeptShells((argv) => new Promise((resolve, reject) => {
+    try {
+      this.client.exec(remoteCommand(argv), (err, ch) => (err ? reject(err) : resolve(ch)));
+    } catch (e) {
+      reject(e as Error);
+    }
+  }));
 
   private constructor(private readonly client: Client) {
     client.on('close', () => { this.ended = true; });
@@ -92,6 +101,17 @@ export class SshSession {
 
   exec(argv: readonly string[], o: ExecOptions): Promise<ExecResult> {
     return this.execRaw(remoteCommand(argv, o.cwd), o);
+  }
+
+  /**
+   * exec() on a kept guest shell (kept-shell.ts): the same result, without
+   * the ~90 ms session start of a fresh channel under TCG. For the steps of
+   * a run; a command with stdin, or a newline in it, gets its own channel.
+   */
+  execKept(argv: readonly string[], o: ExecOptions): Promise<ExecResult> {
+    const command = remoteCommand(argv, o.cwd);
+    if (o.stdin !== undefined || command.includes('\n')) return this.execRaw(command, o);
+    return this.shells.run(command, o.timeoutMs);
   }
 
   /** Runs a command line as given. Prefer exec(); this is for `sh -c` scripts built from quoted parts. */
@@ -246,6 +266,7 @@ export class SshSession {
   }
 
   close(): void {
+    this.shells.closeAll();
     this.client.end();
   }
 }

@@ -72,7 +72,7 @@ export async function recordStep(runDir: string, index: number, rec: StepRecord)
 }
 
 export async function runStep(session: SshSession, spec: StepSpec): Promise<StepRecord> {
-  return judge(spec, await session.exec(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd }));
+  return judge(spec, await session.execKept(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd }));
 }
 
 /** Compiler diagnostics with guest paths rewritten to host paths. */

@@ -58,3 +58,43 @@ t.test('the app builds on the host as a static binary; unchanged sources skip ma
   t.equal(bad.ok, false);
   t.match(bad.evidence ?? '', new RegExp(`${src}/netlink_userapp\\.c:\\d+:\\d+: error: .nope. undeclared`), 'the diagnostic names the user\'s file, not the build copy');
 });
+
+t.test('the guest gets the module without its debug sections; the host keeps the full one', async (t) => {
+  const { mkdtempSync, readFileSync, writeFileSync, statSync, utimesSync, existsSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { execFileSync } = await import('node:child_process');
+  const { guestCopy, GUEST_COPY_DIR, hostAppCompiler } = await import('../../scripts/lib/hostbuild.ts');
+  const cc = hostAppCompiler(undefined);
+  if (!cc) return t.fail('no C compiler on the host: the suite needs gcc (preflight installs it)');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-strip-'));
+  writeFileSync(path.join(dir, 'm.c'), 'int answer(int x) { int y = x * 2; return y + 1; }\nconst char name[] = "kmodvm";\n');
+  // A relocatable object with DWARF, as kbuild links a .ko (ld -r) from the kernel's -g objects.
+  const ko = path.join(dir, 'm.ko');
+  execFileSync(cc, ['-g', '-O2', '-c', '-o', ko, path.join(dir, 'm.c')]);
+  const full = readFileSync(ko);
+  t.ok(full.includes(Buffer.from('.debug_info')), 'the build has debug sections');
+  const copy = await guestCopy(ko, 30_000);
+  t.equal(copy, path.join(dir, GUEST_COPY_DIR, 'm.ko'), 'same name, beside the build');
+  const stripped = readFileSync(copy);
+  t.notOk(stripped.includes(Buffer.from('.debug_info')), 'no debug sections in the guest copy');
+  t.ok(stripped.length < full.length, `${stripped.length} < ${full.length} bytes`);
+  t.ok(stripped.includes(Buffer.from('kmodvm')) && stripped.includes(Buffer.from('answer')), 'code, data and symbols stay');
+  t.same(readFileSync(ko), full, 'the host keeps the full module');
+  t.same((await import('node:fs')).readdirSync(path.join(dir, GUEST_COPY_DIR)), ['m.ko'], 'no temporary file left behind');
+
+  // Unchanged module: the copy is reused; a newer build makes a new one.
+  const before = statSync(copy).mtimeMs;
+  t.equal(await guestCopy(ko, 30_000), copy);
+  t.equal(statSync(copy).mtimeMs, before, 'not stripped again');
+  const later = new Date(Date.now() + 5_000);
+  utimesSync(ko, later, later);
+  await guestCopy(ko, 30_000);
+  t.ok(statSync(copy).mtimeMs > before, 'stripped again after a rebuild');
+
+  // Not an object strip understands: the guest gets the file as built.
+  const odd = path.join(dir, 'odd.ko');
+  writeFileSync(odd, 'not an ELF file\n');
+  t.equal(await guestCopy(odd, 30_000), odd);
+  t.notOk(existsSync(path.join(dir, GUEST_COPY_DIR, 'odd.ko')), 'no copy of a file strip rejected');
+});

@@ -14,19 +14,23 @@ const root = path.join(import.meta.dirname, '../..');
 const transcriptFile = path.join(root, 'test/expected/netlink.transcript');
 
 /** A session that answers every command with exit 0 (the taint files with 0 and 12288) and records what it was asked. */
-function scripted(): { session: SshSession; commands: string[]; uploads: string[][] } {
+function scripted(): { session: SshSession; commands: string[]; uploads: string[][]; parts: UploadPart[][] } {
   const commands: string[] = [];
   const uploads: string[][] = [];
+  const parts: UploadPart[][] = [];
   let taints = 0;
   const ok = (stdout = ''): ExecResult => ({ command: '', exitCode: 0, signal: undefined, timedOut: false, stdout, stderr: '', durationMs: 1, reason: 'exited 0' });
-  const fake = {
-    exec: async (argv: readonly string[]) => {
-      commands.push(argv.join(' '));
-      return ok(argv.includes('/proc/sys/kernel/tainted') ? (taints++ ? '12288\n' : '0\n') : '');
-    },
-    uploadTrees: async (_base: string, parts: readonly UploadPart[]) => { uploads.push(parts.map((p) => `${p.sub}<-${p.localDir}`)); return []; },
+  const exec = async (argv: readonly string[]): Promise<ExecResult> => {
+    commands.push(argv.join(' '));
+    return ok(argv.includes('/proc/sys/kernel/tainted') ? (taints++ ? '12288\n' : '0\n') : '');
   };
-  return { session: fake as unknown as SshSession, commands, uploads };
+  const fake = {
+    exec,
+    // steps run on kept shells; the answers are the same
+    execKept: (argv: readonly string[]) => fake.exec(argv),
+    uploadTrees: async (_base: string, ps: readonly UploadPart[]) => { uploads.push(ps.map((p) => `${p.sub}<-${p.localDir}`)); parts.push([...ps]); return []; },
+  };
+  return { session: fake as unknown as SshSession, commands, uploads, parts };
 }
 
 const failedHostBuild: HostBuild = { ok: false, durationMs: 5, output: 'gcc-12: fatal error: cannot execute cc1\n', evidence: 'make exited 2\ngcc-12: fatal error: cannot execute cc1' };
@@ -95,4 +99,42 @@ t.test('the kernel log and the taint after the run are read at the same time, ea
   t.ok(names.indexOf('dmesg-after') < names.indexOf('taint-after'), 'the report keeps the plan\'s order');
   t.ok(r.records.get('taint-after')?.ok);
   t.equal(r.checks.find((c) => c.name === 'taint')?.message, 'tainted 12288');
+});
+
+t.test('a host-built module goes to the guest as the build\'s guest copy, under the module\'s own name', async (t) => {
+  const s = scripted();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-hb-'));
+  const copy = path.join(dir, '.kmodvm-guest', 'netlink_simple_intf.ko');
+  const mod: HostBuild = { ok: true, durationMs: 1, output: '', ko: path.join(dir, 'netlink_simple_intf.ko'), upload: copy };
+  const app: HostBuild = { ok: true, durationMs: 1, output: '' };
+  await testOnSession(input(s.session, { hostBuild: Promise.resolve(mod), hostApp: Promise.resolve(app), hostBuildDir: dir, hostAppDir: dir }));
+  const m = s.parts[0].find((p) => p.sub === 'kernel-module')!;
+  t.equal(m.localDir, path.dirname(copy), 'sent from the guest copy\'s directory');
+  t.equal(m.skip?.('netlink_simple_intf.ko'), false, 'the module is sent');
+  t.equal(m.skip?.('netlink_simple_intf.o'), true, 'nothing else is');
+  t.ok(s.commands.includes('insmod /root/kmodvm/kernel-module/netlink_simple_intf.ko'), 'and loaded from the usual guest path');
+});
+
+t.test('on a kept VM the leftover unload and the taint read run at the same time', async (t) => {
+  const s = scripted();
+  const events: string[] = [];
+  const inner = s.session.exec.bind(s.session);
+  (s.session as unknown as { exec: SshSession['exec'] }).exec = async (argv, o) => {
+    const name = argv.join(' ');
+    events.push(`start ${name}`);
+    if (name.startsWith('sh -c rmmod')) await new Promise((r) => setTimeout(r, 50));
+    const r = await inner(argv, o);
+    events.push(`end ${name}`);
+    return r;
+  };
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-hb-'));
+  const built: HostBuild = { ok: true, durationMs: 1, output: '' };
+  const r = await testOnSession(input(s.session, { hostBuild: Promise.resolve(built), hostApp: Promise.resolve(built), hostBuildDir: dir, hostAppDir: dir, reuse: true }));
+  const unload = events.findIndex((e) => e.startsWith('end sh -c rmmod'));
+  t.ok(unload > 0, 'the leftover is unloaded');
+  t.ok(events.indexOf('start cat /proc/sys/kernel/tainted') < unload, 'the taint read started before the unload ended');
+  t.ok(events.indexOf('start insmod /root/kmodvm/kernel-module/netlink_simple_intf.ko') > unload, 'the load waits for both');
+  const names = r.checks.map((c) => c.name);
+  t.ok(names.indexOf('unload-old') < names.indexOf('taint-before'), 'the report keeps the plan\'s order');
+  t.equal(r.checks.find((c) => c.name === 'taint')?.ok, true);
 });

@@ -1,6 +1,6 @@
 // An in-process ssh2 Server on 127.0.0.1, as in ssh2's own tests: exec is
 // answered with canned output and exit codes. No guest boots here.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,6 +28,16 @@ async function server(t: { teardown: (f: () => void) => void }, hostKey = host.p
           seen.commands.push(info.command);
           const ch = acc();
           if (info.command === 'hang') return;
+          if (info.command.includes('kmodvm-kept-shell')) {
+            // a kept shell: the real script, run by the host's sh, on this channel
+            const sh = spawn('/bin/sh', ['-c', info.command]);
+            ch.pipe(sh.stdin);
+            sh.stdout.pipe(ch, { end: false });
+            sh.stderr.pipe(ch.stderr);
+            sh.on('close', (code) => { ch.exit(code ?? 255); ch.end(); });
+            ch.on('close', () => sh.kill());
+            return;
+          }
           if (info.command.startsWith('tar -x')) {
             // the upload: keep the tar stream it sends on stdin
             const parts: Buffer[] = [];
@@ -159,4 +169,24 @@ t.test('remote commands: cwd is quoted too', async (t) => {
   const nasty = ['a b', "it's", '$HOME', '`id`', 'x;y', '', 'tab\there', 'new\nline', '*', '"q"', '\\'];
   const out = execFileSync('/bin/sh', ['-c', remoteCommand(['printf', '%s\\0', ...nasty])]);
   t.same(out.toString().split('\0').slice(0, -1), nasty, 'every argument arrives as it was, with no expansion');
+});
+
+t.test('steps on a kept shell: one exec for many commands, the same results as their own channels', async (t) => {
+  const { port, seen } = await server(t);
+  const s = await SshSession.connect({ port, privateKey: client.private, hostPublicKey: host.public, readyTimeoutMs: 5000 });
+  t.teardown(() => s.close());
+  const nasty = ['a b', "it's", '$HOME', '`x`', '"q"', '*'];
+  const a = await s.execKept(['printf', '%s|', ...nasty], { timeoutMs: 5000 });
+  t.equal(a.stdout, `${nasty.join('|')}|`, 'every argument arrives as it was');
+  const b = await s.execKept(['sh', '-c', 'echo oops >&2; exit 4'], { timeoutMs: 5000 });
+  t.same([b.stdout, b.stderr, b.exitCode, b.reason], ['', 'oops\n', 4, 'exited 4']);
+  const c = await s.execKept(['pwd'], { timeoutMs: 5000, cwd: '/' });
+  t.equal(c.stdout, '/\n', 'cwd is honoured');
+  t.equal(seen.commands.filter((x) => x.includes('kmodvm-kept-shell')).length, 1, 'one exec channel for all three');
+  const d = await s.execKept(['fail'], { timeoutMs: 5000, stdin: 'x' });
+  t.equal(d.exitCode, 3, 'a command with stdin gets its own channel');
+  t.equal(seen.commands.at(-1), 'fail');
+  const h = await s.execKept(['sleep', '5'], { timeoutMs: 300 });
+  t.same([h.timedOut, h.reason], [true, 'timed out after 0 s']);
+  t.equal((await s.execKept(['echo', 'after'], { timeoutMs: 5000 })).stdout, 'after\n', 'a new kept shell after a timeout');
 });
