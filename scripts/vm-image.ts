@@ -1,15 +1,16 @@
-// npm run vm:image -- build|path|info: the cached guest image.
+// npm run vm:image -- build|info|key|prune|export|import: the cached guest image.
 import { loadConfig } from './lib/config.ts';
 import { log, main } from './lib/cli.ts';
 import { KmodvmError } from './lib/errors.ts';
 import { buildImage, ensureImage, findImage, imageKey } from './lib/image.ts';
 import { preflight } from './lib/preflight.ts';
 import { exportImage, importImage } from './lib/archive.ts';
+import { applyPrune, mib, prunePlan } from './lib/prune.ts';
 
 await main(async () => {
   const { config, positionals, help } = loadConfig(process.argv.slice(2));
   const [cmd = 'info'] = positionals;
-  if (help) { process.stdout.write('usage: npm run vm:image -- build [--force] | info | key | export FILE | import FILE\n'); return 0; }
+  if (help) { process.stdout.write('usage: npm run vm:image -- build [--force] | info | key | prune [--dry-run] | export FILE | import FILE\n'); return 0; }
   switch (cmd) {
     case 'key':
       process.stdout.write(imageKey(config).key + '\n');
@@ -27,6 +28,17 @@ await main(async () => {
       process.stdout.write(JSON.stringify({ dir: img.dir, ...rest, packageCount: Object.keys(packages).length }, null, 2) + '\n');
       return 0;
     }
+    case 'prune': {
+      const plan = await prunePlan(config);
+      for (const k of plan.keep) log(`keep ${k.path}: ${k.why}`);
+      if (!plan.remove.length) { log('nothing to prune'); return 0; }
+      if (config.dryRun) {
+        for (const r of plan.remove) log(`would remove ${r.path}: ${r.why}`);
+        return 0;
+      }
+      log(`freed ${mib(await applyPrune(plan, log))}`);
+      return 0;
+    }
     case 'export':
     case 'import': {
       const file = positionals[1];
@@ -36,6 +48,6 @@ await main(async () => {
       return 0;
     }
     default:
-      throw new KmodvmError('usage', `unknown vm:image command ${JSON.stringify(cmd)}`, { hint: 'use build, info, key, export FILE or import FILE' });
+      throw new KmodvmError('usage', `unknown vm:image command ${JSON.stringify(cmd)}`, { hint: 'use build, info, key, prune, export FILE or import FILE' });
   }
 });

@@ -96,7 +96,8 @@ export async function loadRecord(dir: string): Promise<GuestRecord | undefined> 
 }
 
 /** The records of one image's guest kbuilds. */
-export const guestRecordsDir = (cacheDir: string, imageKey: string): string => path.join(cacheDir, 'kbuild-records', imageKey);
+export const guestRecordsRoot = (cacheDir: string): string => path.join(cacheDir, 'kbuild-records');
+export const guestRecordsDir = (cacheDir: string, imageKey: string): string => path.join(guestRecordsRoot(cacheDir), imageKey);
 
 export interface GuestBuildPlan { recordDir: string; record?: GuestRecord }
 

@@ -3,7 +3,7 @@
 // renamed into place, so an interrupted build never looks valid):
 //   rootfs.qcow2 (ext4, zstd-compressed)  vmlinux  vmlinuz  initrd.img  initrd-lean.cpio
 //   id_ed25519 (0600)  id_ed25519.pub  host_ed25519.pub  manifest.json
-import { cp, lstat, mkdir, readdir, rename, rm, writeFile, readFile, copyFile, chmod } from 'node:fs/promises';
+import { cp, mkdir, readdir, rename, rm, writeFile, readFile, copyFile, chmod } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import ssh2 from 'ssh2';
@@ -14,6 +14,7 @@ import { run, shellJoin, tail } from './proc.ts';
 import { hasPasswordlessSudo } from './preflight.ts';
 import { BUILDER_VERSION, initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, withLoginShell, type Recipe } from './recipe.ts';
 import { extractVmlinux } from './vmlinux.ts';
+import { diskBytes } from './disk.ts';
 import { exportHeaders, headersKdir, kernelGccMajor } from './hostbuild.ts';
 
 export interface Manifest {
@@ -82,14 +83,6 @@ export async function findImage(c: Config): Promise<ImageInfo | undefined> {
   return { ...files, key, manifest, cmdline: manifest.recipe.kernelCmdline };
 }
 
-/** Bytes on disk under p (allocated blocks, so a sparse file counts what it uses), like du. */
-async function dirSize(p: string): Promise<number> {
-  const s = await lstat(p);
-  if (!s.isDirectory()) return s.isFile() ? s.blocks * 512 : 0;
-  let total = 0;
-  for (const n of await readdir(p)) total += await dirSize(path.join(p, n));
-  return total;
-}
 
 /** Builds the image for the current recipe (root only), unless it is cached. */
 export async function ensureImage(c: Config, log: (l: string) => void): Promise<ImageInfo> {
@@ -202,7 +195,7 @@ export async function buildImage(c: Config, log: (l: string) => void): Promise<I
     await rm(raw);
     for (const d of [rootfs, essential, custom, path.join(tmp, 'initrd')]) await rm(d, { recursive: true, force: true });
     const sizes: Record<string, number> = {};
-    for (const n of await readdir(tmp)) sizes[n] = await dirSize(path.join(tmp, n));
+    for (const n of await readdir(tmp)) sizes[n] = await diskBytes(path.join(tmp, n));
     const manifest: Manifest = {
       key, builderVersion: BUILDER_VERSION, recipe, kernelVersion: kver, kernelGccMajor: gccMajor, packages, sizes,
       buildSeconds: Math.round((Date.now() - started) / 100) / 10, builtAt: new Date().toISOString(),
@@ -212,6 +205,8 @@ export async function buildImage(c: Config, log: (l: string) => void): Promise<I
     await rename(tmp, final);
     const total = Object.values(sizes).reduce((a, b) => a + b, 0);
     step(`done: ${final} (${(total / 2 ** 20).toFixed(0)} MiB on disk, ${Object.keys(packages).length} packages)`);
+    const others = (await readdir(imagesDir(c))).filter((n) => n !== key && !n.startsWith('.'));
+    if (others.length) step(`the cache holds ${others.length} other image${others.length > 1 ? 's' : ''}; npm run vm:image -- prune removes those no recipe of this checkout builds`);
     const info = await findImage(c);
     if (!info) throw new KmodvmError('internal', `image ${final} vanished after the build`);
     return info;

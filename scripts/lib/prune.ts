@@ -1,0 +1,81 @@
+// vm:image prune: images no recipe of this checkout builds any more. Every
+// change to a recipe, or to how images are built (BUILDER_VERSION), makes a
+// new image key; the old image (~350 MiB) and its guest kbuild records stay
+// in the cache until pruned. Kept: the image of every shipped recipe
+// (qemu/kernels/*.json), of the configured recipe (--recipe, which may be a
+// file of your own), and of every running instance.
+import { existsSync } from 'node:fs';
+import { readdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from './config.ts';
+import { imageKey, imagesDir } from './image.ts';
+import { listNames, lookup } from './instance.ts';
+import { diskBytes } from './disk.ts';
+import { guestRecordsRoot } from './guest-kbuild.ts';
+
+export interface PruneItem { path: string; why: string }
+export interface PrunePlan { remove: PruneItem[]; keep: PruneItem[] }
+
+/**
+ * Which cache entries go. images and records are directory names under
+ * images/ and kbuild-records/; keep maps an image key to why it stays.
+ * Pure: the caller lists the directories and removes.
+ */
+export function planPrune(o: { imagesDir: string; images: readonly string[]; recordsDir: string; records: readonly string[]; keep: ReadonlyMap<string, string> }): PrunePlan {
+  const plan: PrunePlan = { remove: [], keep: [] };
+  for (const n of [...o.images].sort()) {
+    const p = path.join(o.imagesDir, n);
+    if (n.startsWith('.tmp-')) plan.remove.push({ path: p, why: 'the leftover of an interrupted image build' });
+    else if (o.keep.has(n)) plan.keep.push({ path: p, why: o.keep.get(n)! });
+    else plan.remove.push({ path: p, why: 'built from a recipe this checkout no longer has' });
+  }
+  for (const n of [...o.records].sort()) {
+    if (!o.keep.has(n)) plan.remove.push({ path: path.join(o.recordsDir, n), why: 'guest kbuild records of an image that is gone or pruned' });
+  }
+  return plan;
+}
+
+/** The image keys to keep, and why: the shipped recipes, the configured one, the running instances. */
+export async function keptKeys(c: Config): Promise<Map<string, string>> {
+  const keep = new Map<string, string>();
+  const kernels = path.join(c.root, 'qemu/kernels');
+  for (const f of (await readdir(kernels)).filter((x) => x.endsWith('.json')).sort()) {
+    const recipe = path.join('qemu/kernels', f);
+    keep.set(imageKey({ ...c, recipe }).key, `the image of ${recipe}`);
+  }
+  const own = imageKey(c).key;
+  if (!keep.has(own)) keep.set(own, `the image of ${c.recipe}`);
+  for (const name of await listNames(c)) {
+    const l = await lookup(c, name);
+    if (l.alive) keep.set(l.state.imageKey, `instance ${name} runs it`);
+  }
+  return keep;
+}
+
+const list = async (dir: string): Promise<string[]> => (existsSync(dir) ? readdir(dir) : []);
+
+export async function prunePlan(c: Config): Promise<PrunePlan> {
+  const recordsDir = guestRecordsRoot(c.cacheDir);
+  return planPrune({ imagesDir: imagesDir(c), images: await list(imagesDir(c)), recordsDir, records: await list(recordsDir), keep: await keptKeys(c) });
+}
+
+
+/**
+ * Removes the plan's entries. Each is first renamed to a .tmp- name beside
+ * it, so an interrupted prune never leaves a half-deleted image that looks
+ * valid (a later prune removes the .tmp- leftover). Returns bytes freed.
+ */
+export async function applyPrune(plan: PrunePlan, log: (l: string) => void): Promise<number> {
+  let freed = 0;
+  for (const item of plan.remove) {
+    const bytes = await diskBytes(item.path);
+    const doomed = path.join(path.dirname(item.path), `.tmp-prune-${path.basename(item.path)}-${process.pid}`);
+    await rename(item.path, doomed);
+    await rm(doomed, { recursive: true, force: true });
+    freed += bytes;
+    log(`removed ${item.path} (${mib(bytes)}): ${item.why}`);
+  }
+  return freed;
+}
+
+export const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
