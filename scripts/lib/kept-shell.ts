@@ -109,35 +109,42 @@ export class KeptShells {
     return k;
   }
 
-  /** Runs one command line (no newline in it) and resolves with how it ended, as an exec channel's result. */
-  async run(command: string, timeoutMs: number): Promise<RunResult> {
-    if (command.includes('\n')) throw new TypeError('a kept shell takes one line: run a command with a newline on its own exec channel');
+  /**
+   * Runs one command line (no newline in it) and resolves with how it ended,
+   * as an exec channel's result. The deadline covers opening a shell too: a
+   * guest that stopped answering never opens one.
+   */
+  run(command: string, timeoutMs: number): Promise<RunResult> {
+    if (command.includes('\n')) return Promise.reject(new TypeError('a kept shell takes one line: run a command with a newline on its own exec channel'));
     const started = Date.now();
     const base = { command, stdout: '', stderr: '', exitCode: undefined, signal: undefined, timedOut: false };
-    let k: Kept;
-    try {
-      k = await this.get();
-    } catch (e) {
-      return { ...base, durationMs: Date.now() - started, reason: `could not start: ${(e as Error).message}` };
-    }
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        k.wake = undefined;
-        this.discard(k);
-        resolve({ ...base, timedOut: true, durationMs: Date.now() - started, reason: describeEnd({ timedOut: true, timeoutMs }) });
-      }, timeoutMs);
-      k.wake = () => {
-        const r = k.framer.take();
-        if (!r && !k.closed) return;
+      let k: Kept | undefined;
+      let done = false;
+      const finish = (r: Omit<RunResult, 'durationMs'>): void => {
+        if (done) return;
+        done = true;
         clearTimeout(timer);
-        k.wake = undefined;
-        const durationMs = Date.now() - started;
-        if (!r) return resolve({ ...base, durationMs, reason: 'ended without an exit status: the guest shell closed' });
-        this.idle.push(k);
-        const end = statusToEnd(r.status);
-        resolve({ ...base, ...end, stdout: r.stdout, stderr: r.stderr, durationMs, reason: describeEnd({ ...end, timedOut: false }) });
+        if (k) k.wake = undefined;
+        resolve({ ...r, durationMs: Date.now() - started });
       };
-      k.ch.write(`${command}\n`);
+      const timer = setTimeout(() => {
+        if (k) this.discard(k);
+        finish({ ...base, timedOut: true, reason: describeEnd({ timedOut: true, timeoutMs }) });
+      }, timeoutMs);
+      this.get().then((got) => {
+        k = got;
+        if (done) return this.discard(got); // opened after the deadline: not used
+        got.wake = () => {
+          const r = got.framer.take();
+          if (!r && !got.closed) return;
+          if (!r) return finish({ ...base, reason: 'ended without an exit status: the guest shell closed' });
+          this.idle.push(got);
+          const end = statusToEnd(r.status);
+          finish({ ...base, ...end, stdout: r.stdout, stderr: r.stderr, reason: describeEnd({ ...end, timedOut: false }) });
+        };
+        got.ch.write(`${command}\n`);
+      }, (e: Error) => finish({ ...base, reason: `could not start: ${e.message}` }));
     });
   }
 

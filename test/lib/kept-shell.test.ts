@@ -133,3 +133,17 @@ t.test('the guest side is one sh -c script with the nonce as its argument', asyn
   t.same([argv[0], argv[1], argv[2], argv[4]], ['sh', '-c', KEPT_SHELL, 'feed']);
   t.match(KEPT_SHELL, /\(eval "\$line"\) <\/dev\/null/);
 });
+
+t.test('the deadline covers opening a shell: a guest that never answers times the command out', async (t) => {
+  const shells = new KeptShells(() => new Promise<ShellChannel>(() => undefined));
+  const r = await shells.run('true', 200);
+  t.same([r.timedOut, r.exitCode, r.reason], [true, undefined, 'timed out after 0 s']);
+});
+
+t.test('a shell that cannot be opened is a start failure, not a hang', async (t) => {
+  const shells = new KeptShells(() => Promise.reject(new Error('No response from server')));
+  const r = await shells.run('true', 5000);
+  t.equal(r.reason, 'could not start: No response from server');
+  t.equal(r.timedOut, false);
+  t.ok(r.durationMs < 1000);
+});
