@@ -60,6 +60,11 @@ export class Framer {
     else this.err = Buffer.concat([this.err, chunk]);
   }
 
+  /** The output so far of a command that has not ended (for a timeout's evidence). */
+  partial(): { stdout: string; stderr: string } {
+    return { stdout: this.out.toString('utf8'), stderr: this.err.toString('utf8') };
+  }
+
   /** The command's output and exit status once both markers are in; the framer is then empty for the next command. */
   take(): { stdout: string; stderr: string; status: number } | undefined {
     const o = this.out.indexOf(this.outMark);
@@ -129,8 +134,9 @@ export class KeptShells {
         resolve({ ...r, durationMs: Date.now() - started });
       };
       const timer = setTimeout(() => {
+        const sofar = k?.framer.partial() ?? {};
         if (k) this.discard(k);
-        finish({ ...base, timedOut: true, reason: describeEnd({ timedOut: true, timeoutMs }) });
+        finish({ ...base, ...sofar, timedOut: true, reason: describeEnd({ timedOut: true, timeoutMs }) });
       }, timeoutMs);
       this.get().then((got) => {
         k = got;

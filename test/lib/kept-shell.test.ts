@@ -60,8 +60,9 @@ t.test('commands are isolated: their own subshell, stdin from /dev/null', async 
 t.test('a command that hangs times out; its shell is dropped and the next command gets a new one', async (t) => {
   const { shells, opened } = localShells();
   t.teardown(() => shells.closeAll());
-  const r = await shells.run('sleep 5', 300);
+  const r = await shells.run("echo about to hang; echo on stderr >&2; sleep 5", 300);
   t.same([r.timedOut, r.exitCode, r.reason], [true, undefined, 'timed out after 0 s']);
+  t.same([r.stdout, r.stderr], ['about to hang\n', 'on stderr\n'], 'the output so far is kept as evidence');
   t.ok(r.durationMs >= 290 && r.durationMs < 2000, `ended at the deadline (${r.durationMs} ms)`);
   const next = await shells.run('echo fresh', 5000);
   t.equal(next.stdout, 'fresh\n');
