@@ -30,7 +30,8 @@ await main(async () => {
   const { accel } = chooseAccel(c.accel, hostFacts());
   const out = path.join(c.runsDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   await mkdir(out, { recursive: true });
-  const tsx = path.join(c.root, 'node_modules/.bin/tsx');
+  // As npm run starts them: node --import tsx (one process; the tsx CLI adds a second node).
+  const ts = (script: string, args: string[], o: { timeout?: number; all?: boolean } = {}) => execa(process.execPath, ['--import', 'tsx', path.join(c.root, script), ...args], { reject: false, cwd: c.root, ...o });
   const rows: BenchRow[] = [];
   const row = (key: string, label: string): BenchRow => { const r = { key, label, samples: [] as number[] }; rows.push(r); return r; };
 
@@ -65,7 +66,7 @@ await main(async () => {
     if (!wanted) return;
     for (let i = 0; i < n; i++) {
       const t0 = Date.now();
-      const p = await execa(tsx, [path.join(c.root, 'scripts/vm-test.ts'), '--runs-dir', out, ...args], { reject: false, timeout: 20 * 60_000 });
+      const p = await ts('scripts/vm-test.ts', ['--runs-dir', out, ...args], { timeout: 20 * 60_000 });
       if (p.exitCode === 0) r.samples.push((Date.now() - t0) / 1000);
       else log(`${r.key}: a run failed (exit ${p.exitCode}); not counted`);
     }
@@ -87,7 +88,7 @@ await main(async () => {
     await cp(path.join(c.root, 'kernel-module'), path.join(src, 'kernel-module'), { recursive: true });
     await cp(path.join(c.root, 'userapp'), path.join(src, 'userapp'), { recursive: true });
     const name = `bench-${process.pid}`;
-    const w = execa(tsx, [path.join(c.root, 'scripts/vm-watch.ts'), '--name', name, '--module-dir', path.join(src, 'kernel-module'), '--app-dir', path.join(src, 'userapp'), '--runs-dir', out], { reject: false, all: true });
+    const w = ts('scripts/vm-watch.ts', ['--name', name, '--module-dir', path.join(src, 'kernel-module'), '--app-dir', path.join(src, 'userapp'), '--runs-dir', out], { all: true });
     let text = '';
     const verdicts = (): number[] => [...text.matchAll(/save to verdict ([\d.]+) s/g)].map((m) => Number(m[1]));
     const waitFor = async (pred: () => boolean, ms: number): Promise<boolean> => {
@@ -108,7 +109,7 @@ await main(async () => {
     }
     w.kill('SIGINT');
     await w;
-    await execa(tsx, [path.join(c.root, 'scripts/vm-instance.ts'), 'down', '--name', name], { reject: false });
+    await ts('scripts/vm-instance.ts', ['down', '--name', name]);
     log(`watch: module ${mod.samples.join(' ')}; app ${app.samples.join(' ')}`);
   }
 

@@ -4,7 +4,20 @@ import { exitCodeOf, formatError } from './errors.ts';
 
 export const log = (line: string): void => { process.stderr.write(line + '\n'); };
 
+/**
+ * Output piped into a reader that stopped (`npm run vm:status | head -1`):
+ * stop writing and leave quietly, as cat does, rather than crash on EPIPE.
+ * Exit code 0 for stdout, which the reader closed on purpose.
+ */
+export function quietOnClosedPipe(stream: NodeJS.WriteStream, exit: (code: number) => void = (c) => process.exit(c)): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') return exit(0);
+    throw e;
+  });
+}
+
 export async function main(fn: () => Promise<number>): Promise<void> {
+  quietOnClosedPipe(process.stdout);
   let code: number;
   try {
     code = await fn();

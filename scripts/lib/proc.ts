@@ -1,7 +1,7 @@
 // Child processes: argument arrays only, a timeout on every child, and a
 // result that says why it ended.
 import { execa } from 'execa';
-import { quote } from 'zx';
+import { quote } from 'zx/core';
 
 export interface RunOptions {
   /** Kill the child after this many ms (SIGTERM, then SIGKILL 2 s later). */
