@@ -5,12 +5,12 @@
 // the guest boots. `auto` picks host when that compiler is on the host.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { KmodvmError } from './errors.ts';
 import { findTool } from './preflight.ts';
 import { run, tail } from './proc.ts';
-import { loadReplayPlan, replay, replayable } from './kbuild-replay.ts';
+import { builtModSource, loadReplayPlan, replay, replayable } from './kbuild-replay.ts';
 import { compilerDiagnostics } from './steps.ts';
 
 export type BuildMode = 'auto' | 'host' | 'guest';
@@ -123,9 +123,9 @@ async function hostMake(o: { srcDir: string; outDir: string; product: string; ma
     // nice: the build runs while the guest boots on the same cores; the boot goes first
     // (niceness 0 on a guest that is already up: then the build is what is waited for).
     const m = await run('nice', ['-n', String(niceness), 'make', '-C', o.outDir, ...o.makeArgs], { timeoutMs: o.timeoutMs });
-    r = { ...m, output: m.stdout + m.stderr, skipped: 0 };
+    r = { ...m, output: m.stdout + m.stderr, skipped: 0, patched: 0 };
   }
-  const skipped = r!.skipped ? `, ${r!.skipped} up to date` : '';
+  const skipped = (r!.skipped ? `, ${r!.skipped} up to date` : '') + (r!.patched ? `, ${r!.patched} patched: only its srcversion changed` : '');
   const how = replayed ? `kbuild's recorded commands replayed (${plan!.length}${skipped}); make not run\n` : '';
   const output = how + r!.output.split(`${o.outDir}/`).join(`${o.srcDir}/`);
   const durationMs = Date.now() - started;
@@ -136,7 +136,11 @@ async function hostMake(o: { srcDir: string; outDir: string; product: string; ma
     return { ok: false, durationMs, output, annotations, evidence: diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : `make ${r!.reason}\n${tail(output, 25)}` };
   }
   await writeFile(stamp, hash);
-  if (o.replayKdir) await writeFile(shapeStamp, shape);
+  if (o.replayKdir) {
+    await writeFile(shapeStamp, shape);
+    // After make, each .mod.o is from the .mod.c beside it: keep that for the next replay's srcversion patch.
+    if (!replayed) for (const f of (await readdir(o.outDir)).filter((n) => n.endsWith('.mod.c'))) await copyFile(path.join(o.outDir, f), builtModSource(path.join(o.outDir, f)));
+  }
   return { ok: true, ko: product, durationMs, output };
 }
 

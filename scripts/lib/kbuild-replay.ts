@@ -4,7 +4,7 @@
 // link), as make would, without make's second of Makefile parsing and
 // compiler probes. Anything unexpected returns undefined: the caller runs
 // make. The parsing is pure; replay() runs the commands.
-import { readFile, stat } from 'node:fs/promises';
+import { copyFile, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { run, type RunResult } from './proc.ts';
 
@@ -97,23 +97,83 @@ export function modObjectCommand(cmd: string): { obj: string; src: string } | un
 
 const mtime = (p: string): Promise<number | undefined> => stat(p).then((s) => s.mtimeMs, () => undefined);
 
+/**
+ * The change from the .mod.c a .mod.o was compiled from to the .mod.c modpost
+ * just wrote, when it is only the srcversion: Debian's kernel
+ * (MODULE_SRCVERSION_ALL) gives every code edit a new srcversion, a hash of
+ * the module's sources of fixed length, and nothing else in the .mod.c moves
+ * unless the module's imports or dependencies do.
+ */
+export function srcversionChange(built: string, now: string): { from: string; to: string } | undefined {
+  const a = built.split('\n');
+  const b = now.split('\n');
+  if (a.length !== b.length) return undefined;
+  const re = /^MODULE_INFO\(srcversion, "([0-9A-F]+)"\);$/;
+  let change: { from: string; to: string } | undefined;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === b[i]) continue;
+    const x = re.exec(a[i]);
+    const y = re.exec(b[i]);
+    if (change || !x || !y || x[1].length !== y[1].length) return undefined;
+    change = { from: x[1], to: y[1] };
+  }
+  return change;
+}
+
+/**
+ * The .mod.o with its srcversion replaced, when the old one is in it exactly
+ * once. gcc's output for a .mod.c that differs only in that string of the
+ * same length differs only in that string (checked byte for byte against a
+ * compile, test/lib/kbuild-replay.test.ts), so this is the compile's result
+ * without the compile's 0.3–0.45 s.
+ */
+export function patchSrcversion(obj: Buffer, c: { from: string; to: string }): Buffer | undefined {
+  const from = Buffer.from(`srcversion=${c.from}\0`);
+  const i = obj.indexOf(from);
+  if (i < 0 || obj.indexOf(from, i + 1) >= 0) return undefined;
+  const out = Buffer.from(obj);
+  Buffer.from(`srcversion=${c.to}\0`).copy(out, i);
+  return out;
+}
+
+/** Where the .mod.c a .mod.o was last compiled from is kept. */
+export const builtModSource = (src: string): string => path.join(path.dirname(src), `.${path.basename(src)}.kmodvm-built`);
+
+async function patchModObject(mod: { obj: string; src: string }): Promise<boolean> {
+  const [built, now, obj] = await Promise.all([readFile(builtModSource(mod.src), 'utf8'), readFile(mod.src, 'utf8'), readFile(mod.obj)].map((p) => (p as Promise<string | Buffer>).catch(() => undefined)));
+  if (typeof built !== 'string' || typeof now !== 'string' || !Buffer.isBuffer(obj)) return false;
+  const change = srcversionChange(built, now);
+  const out = change && patchSrcversion(obj, change);
+  if (!out) return false;
+  const tmp = `${mod.obj}.tmp-${process.pid}`;
+  await writeFile(tmp, out);
+  await rename(tmp, mod.obj);
+  await copyFile(mod.src, builtModSource(mod.src));
+  return true;
+}
+
 /** Runs the plan in kdir, as make -C kdir would (each command through sh -e, stopping at the first failure). */
-export async function replay(plan: readonly string[], kdir: string, timeoutMs: number, niceness = 10): Promise<RunResult & { output: string; skipped: number }> {
+export async function replay(plan: readonly string[], kdir: string, timeoutMs: number, niceness = 10): Promise<RunResult & { output: string; skipped: number; patched: number }> {
   const deadline = Date.now() + timeoutMs;
   let output = '';
   let last: RunResult | undefined;
   let skipped = 0;
+  let patched = 0;
   for (const cmd of plan) {
     const mod = modObjectCommand(cmd);
     if (mod) {
       const [o, c] = await Promise.all([mtime(mod.obj), mtime(mod.src)]);
       if (o !== undefined && c !== undefined && o > c) { skipped++; continue; }
+      if (await patchModObject(mod)) { patched++; continue; }
     }
     // kbuild's own recorded command line, run the way kbuild's `cmd` macro does: set -e, so a failed
     // compile stops before objtool and the link (which would otherwise reuse the old object).
     last = await run('nice', ['-n', String(niceness), 'sh', '-e', '-c', cmd], { cwd: kdir, timeoutMs: Math.max(1000, deadline - Date.now()) });
     output += last.stdout + last.stderr;
     if (last.exitCode !== 0) break;
+    if (mod) await copyFile(mod.src, builtModSource(mod.src));
   }
-  return { ...last!, output, skipped };
+  // Every command up to date or patched: nothing ran, nothing failed.
+  const none: RunResult = { command: '', exitCode: 0, signal: undefined, timedOut: false, stdout: '', stderr: '', durationMs: 0, reason: 'exited 0' };
+  return { ...(last ?? none), output, skipped, patched };
 }

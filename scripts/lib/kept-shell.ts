@@ -105,6 +105,10 @@ export class KeptShells {
 
   private async get(): Promise<Kept> {
     for (let k = this.idle.pop(); k; k = this.idle.pop()) if (!k.closed) return k;
+    return this.start();
+  }
+
+  private async start(): Promise<Kept> {
     const ch = await this.open(keptShellArgv(this.nonce));
     const k: Kept = { ch, framer: new Framer(this.nonce), closed: false };
     ch.on('data', (d) => { k.framer.push('out', d); k.wake?.(); });
@@ -112,6 +116,20 @@ export class KeptShells {
     ch.on('close', () => { k.closed = true; this.all.delete(k); k.wake?.(); });
     this.all.add(k);
     return k;
+  }
+
+  /**
+   * Opens shells until n are open, while nothing waits for them (a run warms
+   * two while the host builds: the kernel log and the taint are read at the
+   * same time later). Resolves when they are open; a failure to open is left
+   * to the command that would have used the shell.
+   */
+  async warm(n: number): Promise<void> {
+    const opening: Promise<void>[] = [];
+    for (let i = this.all.size; i < n; i++) {
+      opening.push(this.start().then((k) => { this.idle.push(k); }, () => undefined));
+    }
+    await Promise.all(opening);
   }
 
   /**

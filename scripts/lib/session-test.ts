@@ -113,6 +113,10 @@ export async function testOnSession(i: SessionTestInput): Promise<SessionTestRes
   // before) run while the host builds: the guest is idle meanwhile.
   const planOf = (modWhere: string, appWhere: string): StepSpec[] => testPlan({ moduleName: MODULE, appName: APP, timeouts: c.timeouts, buildModuleInGuest: modWhere === 'guest', buildAppInGuest: appWhere === 'guest' });
   const early: StepSpec[] = [...(i.reuse ? [cleanupStep(c)] : []), planOf('host', 'host').find((x) => x.name === 'taint-before')!];
+  // Opened while the host builds: the guest's tar for the upload, and two kept
+  // shells (the kernel log and the taint are read at the same time after the unload).
+  session.warmUpload();
+  void session.warmShells(2);
   // They also run at the same time as each other: taint flags are never cleared,
   // so the taint read while a leftover module unloads is the same.
   const earlyRun = Promise.all(early.map(async (spec): Promise<[StepSpec, StepRecord]> => [spec, await runStep(session, spec)]));

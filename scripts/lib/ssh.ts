@@ -1,13 +1,11 @@
 // One ssh2 connection per run, reused for every step (a fresh handshake costs
 // about 0.5 s under TCG). Key-only auth; the guest's host key is pinned.
-import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { execa } from 'execa';
 import ssh2, { type Client, type ClientChannel } from 'ssh2';
 import { KeptShells } from './kept-shell.ts';
 import { describeEnd, posixJoin, type RunResult } from './proc.ts';
+import { stageTrees, UNTAR, type UploadPart } from './upload.ts';
+
+export type { UploadPart } from './upload.ts';
 
 export interface ConnectOptions {
   host?: string;
@@ -44,8 +42,6 @@ export function publicKeyBlob(line: string): Buffer {
   return key.getPublicSSH();
 }
 
-/** One host directory to upload, into <remote base>/<sub>. */
-export interface UploadPart { localDir: string; sub: string; skip?: (rel: string) => boolean }
 
 export class HostKeyMismatch extends Error {
   override name = 'HostKeyMismatch';
@@ -55,6 +51,8 @@ export class SshSession {
   private ended = false;
   /** What uploadTrees sent on this connection: remote path → sha256 of the contents. */
   private readonly sentHashes = new Map<string, string>();
+  /** A tar started ahead for the next upload (warmUpload). */
+  private spareTar?: { ch?: ClientChannel; closed: boolean };
   /** Shells kept open for execKept(). */
   private readonly shells = new KeptShells((argv) => new Promise((resolve, reject) => {
     try {
@@ -114,8 +112,18 @@ export class SshSession {
     return this.shells.run(command, o.timeoutMs);
   }
 
+  /** Opens kept shells up to n in the background (see KeptShells.warm). */
+  warmShells(n: number): Promise<void> {
+    return this.shells.warm(n);
+  }
+
   /** Runs a command line as given. Prefer exec(); this is for `sh -c` scripts built from quoted parts. */
   execRaw(command: string, o: ExecOptions): Promise<ExecResult> {
+    return this.execOn(command, o);
+  }
+
+  /** execRaw on `opened`, a channel already running command (warmUpload's), or on a new one. */
+  private execOn(command: string, o: ExecOptions, opened?: ClientChannel): Promise<ExecResult> {
     const started = Date.now();
     return new Promise((resolve) => {
       let stdout = '';
@@ -150,6 +158,7 @@ export class SshSession {
         if (o.stdin !== undefined) channel.end(o.stdin);
         else channel.end();
       };
+      if (opened) return onChannel(undefined, opened);
       try {
         this.client.exec(command, onChannel);
       } catch (e) {
@@ -223,45 +232,40 @@ export class SshSession {
    * loop's guest keeps its files between cycles); nothing to send, no exec.
    */
   async uploadTrees(remoteBase: string, parts: readonly UploadPart[], timeoutMs = 60_000, o: { skipUnchanged?: boolean } = {}): Promise<string[]> {
-    if (!/^(\/[\w.-]+)+$/.test(remoteBase) || remoteBase.split('/').includes('..')) throw new Error(`upload: "${remoteBase}" is not a plain absolute guest path`);
-    const stage = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-upload-'));
+    const staged = await stageTrees(remoteBase, parts);
     try {
-      const sent: string[] = [];
-      for (const p of parts) {
-        if (p.sub !== '.' && !/^[\w.-]+$/.test(p.sub)) throw new Error(`upload: "${p.sub}" is not a plain directory name`);
-        // tar -h follows these links, so the archive holds the files under <sub>/.
-        await symlink(path.resolve(p.localDir), path.join(stage, p.sub === '.' ? '_' : p.sub));
-        const walk = async (rel: string): Promise<void> => {
-          for (const n of (await readdir(path.join(p.localDir, rel))).sort()) {
-            const r = rel ? `${rel}/${n}` : n;
-            if (p.skip?.(r)) continue;
-            const st = await stat(path.join(p.localDir, r));
-            if (st.isDirectory()) await walk(r);
-            else if (st.isFile()) sent.push(p.sub === '.' ? r : `${p.sub}/${r}`);
-          }
-        };
-        await walk('');
-      }
-      const inStage = (f: string): string => (parts.some((p) => p.sub === '.') ? `_/${f}` : f);
-      const hashes = new Map<string, string>();
-      for (const f of sent) hashes.set(f, createHash('sha256').update(await readFile(path.join(stage, inStage(f)))).digest('hex'));
-      if (o.skipUnchanged) {
-        const fresh = sent.filter((f) => this.sentHashes.get(`${remoteBase}/${f}`) !== hashes.get(f));
-        sent.splice(0, sent.length, ...fresh);
-        if (!sent.length) return sent;
-      }
-      // Members are named by their full guest path (less the leading /) and unpacked at /: tar makes
-      // the directories, so the guest runs one program (no sh, no mkdir; each exec is ~40 ms under TCG).
-      const tar = await execa('tar', ['-c', '-h', '-f', '-', '--format=gnu', `--transform=s,^\\(_/\\)\\?,${remoteBase.slice(1)}/,`, '--null', '-T', '-'], {
-        input: sent.map((f) => `${inStage(f)}\0`).join(''), encoding: 'buffer', timeout: timeoutMs, reject: false, cwd: stage,
-      });
-      if (tar.exitCode !== 0) throw new Error(`upload: tar on the host failed: ${Buffer.from(tar.stderr).toString().trim()}`);
-      const r = await this.exec(['tar', '-x', '--no-same-owner', '-f', '-', '-C', '/'], { timeoutMs, stdin: Buffer.from(tar.stdout) });
+      const sent = o.skipUnchanged ? staged.files.filter((f) => this.sentHashes.get(`${remoteBase}/${f}`) !== staged.hashes.get(f)) : staged.files;
+      if (!sent.length) return sent;
+      const tar = await staged.tar(sent, timeoutMs);
+      const spare = this.spareTar?.ch && !this.spareTar.closed ? this.spareTar.ch : undefined;
+      if (spare) this.spareTar = undefined;
+      const r = await this.execOn(remoteCommand(UNTAR), { timeoutMs, stdin: tar }, spare);
       if (r.exitCode !== 0) throw new Error(`upload to the guest's ${remoteBase} failed (${r.reason}): ${r.stderr.trim()}`);
-      for (const f of sent) this.sentHashes.set(`${remoteBase}/${f}`, hashes.get(f)!);
+      for (const f of sent) this.sentHashes.set(`${remoteBase}/${f}`, staged.hashes.get(f)!);
       return sent;
     } finally {
-      await rm(stage, { recursive: true, force: true });
+      await staged.cleanup();
+    }
+  }
+
+  /**
+   * Starts the guest's tar for the next upload now, while the host still
+   * builds: that upload then sends its stream to a tar that is already
+   * waiting, and skips the ~0.1 s session start under TCG. An upload that
+   * comes before this tar is ready, or after it died, starts its own.
+   */
+  warmUpload(): void {
+    if ((this.spareTar && !this.spareTar.closed) || this.ended) return;
+    const spare: { ch?: ClientChannel; closed: boolean } = { closed: false };
+    this.spareTar = spare;
+    try {
+      this.client.exec(remoteCommand(UNTAR), (err, ch) => {
+        if (err) { spare.closed = true; return; }
+        ch.on('close', () => { spare.closed = true; });
+        spare.ch = ch;
+      });
+    } catch {
+      spare.closed = true;
     }
   }
 

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
+import { loadConfig } from '../../scripts/lib/config.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const tsx = path.join(root, 'node_modules/.bin/tsx');
@@ -62,6 +63,17 @@ t.test('an edit to a .c file rebuilds by replaying kbuild\'s recorded commands; 
   t.equal(edited.exitCode, 0, 'the module rebuilt from the replay loads and passes the transcript');
   // A comment leaves the .mod.c alone (modpost's srcversion skips comments): its .mod.o is up to date, as make would find.
   t.match(readFileSync(path.join(runDirOf(edited.stderr), 'host-build.log'), 'utf8'), /^kbuild's recorded commands replayed \(4, 1 up to date\); make not run/);
+  // A code edit gives the module a new srcversion (Debian's MODULE_SRCVERSION_ALL): the .mod.o is the old one with that patched in.
+  appendFileSync(src, 'int kmodvm_e2e_edit = 1;\n');
+  const coded = await vmTest(['--reuse', name, '--module-dir', dir]);
+  if (coded.exitCode !== 0) t.comment(coded.stdout);
+  t.equal(coded.exitCode, 0, 'the module with the patched srcversion loads and passes the transcript');
+  t.match(readFileSync(path.join(runDirOf(coded.stderr), 'host-build.log'), 'utf8'), /^kbuild's recorded commands replayed \(4, 1 patched: only its srcversion changed\); make not run/);
+  const { config } = loadConfig([], process.env, root);
+  const modC = readFileSync(path.join(config.cacheDir, 'instances', name, 'build/kernel-module/netlink_simple_intf.mod.c'), 'utf8');
+  const want = /MODULE_INFO\(srcversion, "([0-9A-F]+)"\)/.exec(modC)?.[1];
+  const got = await cli('ssh', ['--name', name, 'modinfo', '-F', 'srcversion', '/root/kmodvm/kernel-module/netlink_simple_intf.ko']);
+  t.equal(got.stdout.trim(), want, 'the guest\'s module carries the srcversion modpost computed for the edit');
   appendFileSync(src, 'int broken(void) { return nope; }\n');
   const broken = await vmTest(['--reuse', name, '--module-dir', dir]);
   t.equal(broken.exitCode, 10, 'exit 10: build');

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { cmdFileOf, modObjectCommand, recordedCommand, replay, replayable, replayPlan, unescapeMakeCmd } from '../../scripts/lib/kbuild-replay.ts';
+import { builtModSource, cmdFileOf, modObjectCommand, patchSrcversion, recordedCommand, replay, replayable, replayPlan, srcversionChange, unescapeMakeCmd } from '../../scripts/lib/kbuild-replay.ts';
 
 const fx = (n: string): string => readFileSync(path.join(import.meta.dirname, '../fixtures/kbuild-6.1', `${n}.txt`), 'utf8');
 const D = '/tmp/exp/kb';
@@ -81,4 +81,71 @@ t.test('the .mod.o compile is skipped while the .mod.o is newer than its .mod.c,
   const r4 = await replay(['false', 'echo never >> log'], d, 10_000);
   t.equal(r4.exitCode, 1, 'the first failure stops the replay');
   t.notMatch(readFileSync(log, 'utf8'), /never/);
+});
+
+t.test('a .mod.c that changed only in its srcversion (a real one, from modpost) is told apart from other changes', async (t) => {
+  const built = readFileSync(path.join(import.meta.dirname, '../fixtures/kbuild-6.1/netlink_simple_intf.mod.c.txt'), 'utf8');
+  const old = /srcversion, "([0-9A-F]+)"/.exec(built)![1];
+  t.equal(old.length, 23, 'modpost\'s srcversion: 23 hex digits');
+  const now = built.replace(old, '0123456789ABCDEF0123456');
+  t.same(srcversionChange(built, now), { from: old, to: '0123456789ABCDEF0123456' });
+  t.equal(srcversionChange(built, built), undefined, 'no change');
+  t.equal(srcversionChange(built, now.replace('{ 0x92997ed8, "_printk" },', '{ 0x92997ed8, "_printk" },\n\t{ 0x1, "kmalloc" },')), undefined, 'a new import is a real change');
+  t.equal(srcversionChange(built, now.replace('0x92997ed8', '0x92997ed9')), undefined, 'so is another CRC');
+  t.equal(srcversionChange(built, built.replace(old, 'ABC')), undefined, 'a srcversion of another length would move the bytes after it');
+});
+
+/** A stand-in .mod.c: kernel-free, with the same MODULE_INFO line shape and a .modinfo section. */
+const fakeModC = (srcversion: string, extra = ''): string => `#define MODULE_INFO(tag, info) static const char __modinfo_##tag[] __attribute__((used, section(".modinfo"), aligned(1))) = #tag "=" info
+MODULE_INFO(name, "x");
+int answer(void) { return 42; }
+${extra}
+MODULE_INFO(srcversion, "${srcversion}");
+`;
+
+t.test('patching the srcversion into the old .mod.o gives the bytes gcc gives for the new .mod.c', async (t) => {
+  const { hostAppCompiler } = await import('../../scripts/lib/hostbuild.ts');
+  const cc = hostAppCompiler(undefined);
+  if (!cc) return t.fail('no C compiler on the host: the suite needs gcc (preflight installs it)');
+  const { execFileSync } = await import('node:child_process');
+  const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-srcv-'));
+  const compile = (text: string, out: string): Buffer => {
+    writeFileSync(path.join(d, 'x.mod.c'), text);
+    execFileSync(cc, ['-g', '-O2', '-c', '-o', path.join(d, out), path.join(d, 'x.mod.c')], { cwd: d });
+    return readFileSync(path.join(d, out));
+  };
+  const a = compile(fakeModC('C30937EE5B601CE60668AF0'), 'a.o');
+  const b = compile(fakeModC('0123456789ABCDEF0123456'), 'b.o');
+  t.not(a.compare(b), 0);
+  t.same(patchSrcversion(a, { from: 'C30937EE5B601CE60668AF0', to: '0123456789ABCDEF0123456' }), b, 'byte for byte');
+  t.equal(patchSrcversion(a, { from: 'FFFFFFFFFFFFFFFFFFFFFFF', to: '0123456789ABCDEF0123456' }), undefined, 'not in the object: no patch');
+  const twice = Buffer.concat([a, Buffer.from('srcversion=C30937EE5B601CE60668AF0\0')]);
+  t.equal(patchSrcversion(twice, { from: 'C30937EE5B601CE60668AF0', to: '0123456789ABCDEF0123456' }), undefined, 'twice: ambiguous, no patch');
+});
+
+t.test('replay patches the .mod.o when only the srcversion changed, and compiles it otherwise', async (t) => {
+  const { hostAppCompiler } = await import('../../scripts/lib/hostbuild.ts');
+  const cc = hostAppCompiler(undefined);
+  if (!cc) return t.fail('no C compiler on the host: the suite needs gcc (preflight installs it)');
+  const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-srcv-replay-'));
+  const [obj, src, log] = ['x.mod.o', 'x.mod.c', 'log'].map((n) => path.join(d, n));
+  const plan = [`echo compiled >> ${log}; ${cc} -g -O2 -c -o ${obj} ${src}`];
+  const write = (text: string, when: number): void => { writeFileSync(src, text); utimesSync(src, when, when); };
+  const compiles = (): number => (readFileSync(log, 'utf8').match(/compiled/g) ?? []).length;
+  write(fakeModC('AAAAAAAAAAAAAAAAAAAAAAA'), 1000);
+  const first = await replay(plan, d, 30_000);
+  t.same([first.exitCode, first.patched, compiles()], [0, 0, 1], 'nothing to patch from: compiled');
+  t.equal(readFileSync(builtModSource(src), 'utf8'), fakeModC('AAAAAAAAAAAAAAAAAAAAAAA'), 'the .mod.c it came from is kept');
+
+  write(fakeModC('BBBBBBBBBBBBBBBBBBBBBBB'), Date.now() / 1000 + 10);
+  const second = await replay(plan, d, 30_000);
+  t.same([second.exitCode, second.patched, compiles()], [0, 1, 1], 'only the srcversion changed: patched, not compiled');
+  const patched = readFileSync(obj);
+  await replay([`${cc} -g -O2 -c -o ${d}/fresh.mod.o ${src}`], d, 30_000);
+  t.same(patched, readFileSync(path.join(d, 'fresh.mod.o')), 'the patched object is the one gcc makes');
+  t.equal(readFileSync(builtModSource(src), 'utf8'), fakeModC('BBBBBBBBBBBBBBBBBBBBBBB'), 'and the kept .mod.c follows');
+
+  write(fakeModC('CCCCCCCCCCCCCCCCCCCCCCC', 'int more(void) { return 1; }'), Date.now() / 1000 + 20);
+  const third = await replay(plan, d, 30_000);
+  t.same([third.exitCode, third.patched, compiles()], [0, 0, 2], 'anything else changed: compiled');
 });

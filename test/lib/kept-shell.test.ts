@@ -148,3 +148,18 @@ t.test('a shell that cannot be opened is a start failure, not a hang', async (t)
   t.equal(r.timedOut, false);
   t.ok(r.durationMs < 1000);
 });
+
+t.test('warming opens shells ahead, up to a number, and commands then use them', async (t) => {
+  const { shells, opened } = localShells();
+  t.teardown(() => shells.closeAll());
+  await shells.warm(2);
+  t.equal(opened(), 2);
+  await shells.warm(2);
+  t.equal(opened(), 2, 'already warm: nothing more');
+  const [a, b] = await Promise.all([shells.run('echo a', 5000), shells.run('echo b', 5000)]);
+  t.same([a.stdout, b.stdout], ['a\n', 'b\n']);
+  t.equal(opened(), 2, 'two commands at once ran on the warm shells');
+  const failing = new KeptShells(() => Promise.reject(new Error('refused')));
+  await failing.warm(2);
+  t.equal((await failing.run('true', 5000)).reason, 'could not start: refused', 'a failed warm-up is reported by the command that needed the shell');
+});

@@ -28,6 +28,8 @@ function scripted(): { session: SshSession; commands: string[]; uploads: string[
     exec,
     // steps run on kept shells; the answers are the same
     execKept: (argv: readonly string[]) => fake.exec(argv),
+    warmShells: async () => undefined,
+    warmUpload: () => undefined,
     uploadTrees: async (_base: string, ps: readonly UploadPart[]) => { uploads.push(ps.map((p) => `${p.sub}<-${p.localDir}`)); parts.push([...ps]); return []; },
   };
   return { session: fake as unknown as SshSession, commands, uploads, parts };

@@ -190,3 +190,24 @@ t.test('steps on a kept shell: one exec for many commands, the same results as t
   t.same([h.timedOut, h.reason], [true, 'timed out after 0 s']);
   t.equal((await s.execKept(['echo', 'after'], { timeoutMs: 5000 })).stdout, 'after\n', 'a new kept shell after a timeout');
 });
+
+t.test('an upload sends its stream to the tar started ahead (warmUpload), and starts its own otherwise', async (t) => {
+  const { port, seen } = await server(t);
+  const s = await SshSession.connect({ port, privateKey: client.private, hostPublicKey: host.public, readyTimeoutMs: 5000 });
+  t.teardown(() => s.close());
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-warm-'));
+  writeFileSync(path.join(dir, 'm.ko'), 'module v1');
+  s.warmUpload();
+  s.warmUpload(); // one spare at a time
+  // the spare is open once the server has seen its exec
+  for (let i = 0; i < 100 && !seen.commands.length; i++) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 20));
+  t.same(seen.commands, ['tar -x --no-same-owner -f - -C /'], 'the tar starts before there is anything to send');
+  t.same(await s.uploadTrees('/root/kmodvm', [{ localDir: dir, sub: 'kernel-module' }]), ['kernel-module/m.ko']);
+  t.equal(seen.commands.length, 1, 'no second exec: the stream went to the waiting tar');
+  t.equal(readFileSync(path.join(unpacked(seen.tar, '/root/kmodvm'), 'kernel-module/m.ko'), 'utf8'), 'module v1');
+  writeFileSync(path.join(dir, 'm.ko'), 'module v2');
+  await s.uploadTrees('/root/kmodvm', [{ localDir: dir, sub: 'kernel-module' }]);
+  t.equal(seen.commands.length, 2, 'the spare was used up: the next upload starts its own tar');
+  t.equal(readFileSync(path.join(unpacked(seen.tar, '/root/kmodvm'), 'kernel-module/m.ko'), 'utf8'), 'module v2');
+});
