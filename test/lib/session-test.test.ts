@@ -35,6 +35,21 @@ function scripted(): { session: SshSession; commands: string[]; uploads: string[
   return { session: fake as unknown as SshSession, commands, uploads, parts };
 }
 
+/** Records when each command starts and ends; the slow ones answer 50 ms late. */
+function timeline(session: SshSession, slow: (name: string) => boolean): string[] {
+  const events: string[] = [];
+  const inner = session.exec.bind(session);
+  (session as unknown as { exec: SshSession['exec'] }).exec = async (argv, o) => {
+    const name = argv.join(' ');
+    events.push(`start ${name}`);
+    if (slow(name)) await new Promise((r) => setTimeout(r, 50));
+    const r = await inner(argv, o);
+    events.push(`end ${name}`);
+    return r;
+  };
+  return events;
+}
+
 const failedHostBuild: HostBuild = { ok: false, durationMs: 5, output: 'gcc-12: fatal error: cannot execute cc1\n', evidence: 'make exited 2\ngcc-12: fatal error: cannot execute cc1' };
 const runDir = (): string => { const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-st-')); mkdirSync(path.join(d, 'steps')); return d; };
 const input = (session: SshSession, over: object) => ({
@@ -79,17 +94,8 @@ t.test('both built on the host: no make in the guest, the binaries are uploaded'
 
 t.test('the kernel log and the taint after the run are read at the same time, each with its own record', async (t) => {
   const s = scripted();
-  const events: string[] = [];
-  const inner = s.session.exec.bind(s.session);
-  (s.session as unknown as { exec: SshSession['exec'] }).exec = async (argv, o) => {
-    const name = argv.join(' ');
-    events.push(`start ${name}`);
-    // dmesg answers only after a tick, long after the taint read could have started
-    if (name === 'dmesg') await new Promise((r) => setTimeout(r, 50));
-    const r = await inner(argv, o);
-    events.push(`end ${name}`);
-    return r;
-  };
+  // dmesg answers only after a tick, long after the taint read could have started
+  const events = timeline(s.session, (name) => name === 'dmesg');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-hb-'));
   const built: HostBuild = { ok: true, durationMs: 1, output: '' };
   const r = await testOnSession(input(s.session, { hostBuild: Promise.resolve(built), hostApp: Promise.resolve(built), hostBuildDir: dir, hostAppDir: dir }));
@@ -119,16 +125,7 @@ t.test('a host-built module goes to the guest as the build\'s guest copy, under 
 
 t.test('on a kept VM the leftover unload and the taint read run at the same time', async (t) => {
   const s = scripted();
-  const events: string[] = [];
-  const inner = s.session.exec.bind(s.session);
-  (s.session as unknown as { exec: SshSession['exec'] }).exec = async (argv, o) => {
-    const name = argv.join(' ');
-    events.push(`start ${name}`);
-    if (name.startsWith('sh -c rmmod')) await new Promise((r) => setTimeout(r, 50));
-    const r = await inner(argv, o);
-    events.push(`end ${name}`);
-    return r;
-  };
+  const events = timeline(s.session, (name) => name.startsWith('sh -c rmmod'));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-hb-'));
   const built: HostBuild = { ok: true, durationMs: 1, output: '' };
   const r = await testOnSession(input(s.session, { hostBuild: Promise.resolve(built), hostApp: Promise.resolve(built), hostBuildDir: dir, hostAppDir: dir, reuse: true }));
