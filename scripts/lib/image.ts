@@ -205,8 +205,9 @@ export async function buildImage(c: Config, log: (l: string) => void): Promise<I
     await rename(tmp, final);
     const total = Object.values(sizes).reduce((a, b) => a + b, 0);
     step(`done: ${final} (${(total / 2 ** 20).toFixed(0)} MiB on disk, ${Object.keys(packages).length} packages)`);
-    const others = (await readdir(imagesDir(c))).filter((n) => n !== key && !n.startsWith('.'));
-    if (others.length) step(`the cache holds ${others.length} other image${others.length > 1 ? 's' : ''}; npm run vm:image -- prune removes those no recipe of this checkout builds`);
+    // prune.ts imports this module: loaded here, when needed, not at the top.
+    const stale = (await (await import('./prune.ts')).prunePlan(c)).remove.filter((r) => path.dirname(r.path) === imagesDir(c));
+    if (stale.length) step(`${stale.length} older image${stale.length > 1 ? 's' : ''} in the cache that no recipe of this checkout builds: npm run vm:image -- prune removes ${stale.length > 1 ? 'them' : 'it'}`);
     const info = await findImage(c);
     if (!info) throw new KmodvmError('internal', `image ${final} vanished after the build`);
     return info;

@@ -22,6 +22,7 @@ export const REQUIREMENTS: readonly Requirement[] = [
   { probe: 'qemu-img', pkg: 'qemu-utils', why: 'compresses the root file system into a qcow2 image' },
   { probe: 'xz', pkg: 'xz-utils', why: 'extracts the uncompressed kernel (Debian 12)' },
   { probe: 'zstd', pkg: 'zstd', why: 'extracts the uncompressed kernel (Debian 13)' },
+  { probe: 'lz4', pkg: 'lz4', why: 'extracts the uncompressed kernel (Debian\'s cloud flavour)' },
 ];
 
 const SEARCH_EXTRA = ['/usr/local/sbin', '/usr/sbin', '/sbin'];

@@ -27,6 +27,9 @@ const bad = (file: string, field: string, why: string): KmodvmError =>
 
 const isStrList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0);
 
+/** The kernel metapackages a recipe can name: Debian's amd64 flavours. */
+export const KERNEL_PACKAGES = ['linux-image-amd64', 'linux-image-cloud-amd64', 'linux-image-rt-amd64'];
+
 export function validateRecipe(raw: unknown, file = 'recipe'): Recipe {
   if (!raw || typeof raw !== 'object') throw bad(file, '(root)', 'must be a JSON object');
   const r = raw as Record<string, unknown>;
@@ -37,7 +40,9 @@ export function validateRecipe(raw: unknown, file = 'recipe'): Recipe {
   }
   const pkgs = r.packages as string[];
   for (const p of pkgs) if (!/^[a-z0-9][a-z0-9+.-]+$/.test(p)) throw bad(file, 'packages', `has an invalid package name ${JSON.stringify(p)}`);
-  for (const need of ['linux-image-amd64', 'openssh-server', 'busybox-static', 'kmod']) {
+  // A Debian amd64 kernel flavour: generic, cloud (ext4 built in) or rt.
+  if (!pkgs.some((p) => KERNEL_PACKAGES.includes(p))) throw bad(file, 'packages', `must include a kernel: ${KERNEL_PACKAGES.join(', ')}`);
+  for (const need of ['openssh-server', 'busybox-static', 'kmod']) {
     if (!pkgs.includes(need)) throw bad(file, 'packages', `must include ${need}`);
   }
   if (!Number.isInteger(r.imageSizeMiB) || (r.imageSizeMiB as number) < 256) throw bad(file, 'imageSizeMiB', 'must be a whole number of MiB, at least 256');

@@ -14,13 +14,37 @@ export function findXzPayload(bzImage: Buffer): number {
   return bzImage.indexOf(XZ_MAGIC);
 }
 
-/** The compressed payload of a bzImage: xz (Debian 12) or zstd (Debian 13), with its offset. */
-export function findPayload(bzImage: Buffer): { kind: 'xz' | 'zstd'; at: number } | undefined {
-  const xz = bzImage.indexOf(XZ_MAGIC);
-  if (xz >= 0) return { kind: 'xz', at: xz };
-  const zst = bzImage.indexOf(ZSTD_MAGIC);
-  if (zst >= 0) return { kind: 'zstd', at: zst };
-  return undefined;
+type Kind = 'xz' | 'zstd' | 'lz4';
+const MAGICS: [Kind, Buffer][] = [
+  ['xz', XZ_MAGIC],
+  ['zstd', ZSTD_MAGIC],
+  // the kernel's lz4 payload is lz4's legacy frame (Debian's cloud flavour)
+  ['lz4', Buffer.from([0x02, 0x21, 0x4c, 0x18])],
+];
+const DECOMPRESS: Record<Kind, [string, string[]]> = {
+  xz: ['xz', ['--decompress', '--stdout', '--single-stream']],
+  zstd: ['zstd', ['--decompress', '--stdout', '--quiet']],
+  lz4: ['lz4', ['-d', '-c']],
+};
+
+/**
+ * Where the compressed payload of a bzImage may start: every place one of
+ * the magics of xz (Debian 12), zstd (Debian 13) or lz4 (the cloud flavour)
+ * occurs, in file order. A magic can also occur by chance (the cloud
+ * kernel's setup data holds zstd's), so the caller tries them in turn, as
+ * the kernel's scripts/extract-vmlinux does.
+ */
+export function payloadCandidates(bzImage: Buffer, most = 8): { kind: Kind; at: number }[] {
+  const out: { kind: Kind; at: number }[] = [];
+  for (const [kind, magic] of MAGICS) {
+    for (let at = bzImage.indexOf(magic); at >= 0 && out.length < 64; at = bzImage.indexOf(magic, at + 1)) out.push({ kind, at });
+  }
+  return out.sort((a, b) => a.at - b.at).slice(0, most);
+}
+
+/** The first candidate payload of a bzImage (see payloadCandidates). */
+export function findPayload(bzImage: Buffer): { kind: Kind; at: number } | undefined {
+  return payloadCandidates(bzImage, 1)[0];
 }
 
 /** Whether buf is a complete little-endian ELF64 file: magic, and section headers inside the file. */
@@ -33,22 +57,21 @@ export function isCompleteElf64(buf: Buffer): boolean {
 }
 
 /**
- * Writes the uncompressed vmlinux of `bzImagePath` to `out`, with Debian's xz
- * or zstd. Returns false when the payload is in neither format (the caller
- * then boots the bzImage). Trailing data after the stream is normal; the ELF
- * check decides.
+ * Writes the uncompressed vmlinux of `bzImagePath` to `out`, with Debian's
+ * xz, zstd or lz4. Returns false when no payload is in any of those formats
+ * (the caller then boots the bzImage). Trailing data after the stream is
+ * normal (the tools then exit non-zero); the ELF check decides.
  */
 export async function extractVmlinux(bzImagePath: string, out: string): Promise<boolean> {
   const bz = await readFile(bzImagePath);
-  const p = findPayload(bz);
-  if (!p) return false;
-  const [cmd, args] = p.kind === 'xz' ? ['xz', ['--decompress', '--stdout', '--single-stream']] : ['zstd', ['--decompress', '--stdout', '--quiet']];
-  const r = await execa(cmd, args, {
-    input: bz.subarray(p.at), stdout: { file: out }, reject: false, timeout: 120_000,
-  });
-  const elf = await readFile(out);
-  if (!isCompleteElf64(elf)) {
-    throw new KmodvmError('image', `extracting vmlinux (${p.kind}) from ${bzImagePath} gave no complete ELF file`, { evidence: String(r.stderr) });
+  const candidates = payloadCandidates(bz);
+  if (!candidates.length) return false;
+  const tried: string[] = [];
+  for (const p of candidates) {
+    const [cmd, args] = DECOMPRESS[p.kind];
+    const r = await execa(cmd, args, { input: bz.subarray(p.at), stdout: { file: out }, reject: false, timeout: 120_000 });
+    if (isCompleteElf64(await readFile(out))) return true;
+    tried.push(`${p.kind} at byte ${p.at}: ${String(r.stderr).trim().split('\n').at(-1) || `exit ${r.exitCode}`}`);
   }
-  return true;
+  throw new KmodvmError('image', `extracting vmlinux from ${bzImagePath} gave no complete ELF file`, { evidence: tried.join('\n') });
 }

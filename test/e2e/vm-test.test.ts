@@ -85,6 +85,16 @@ t.test('--kernel debian-13 (trixie, 6.12) passes the same transcript, built by t
   t.match(r.stdout, /^ok \d+ transcript\b/m);
 });
 
+t.test('--kernel debian-12-cloud (Debian\'s cloud flavour: ext4 built in, a shorter lean initrd) passes the same transcript', async (t) => {
+  const r = await vmTest(['--kernel', 'debian-12-cloud']);
+  if (r.exitCode !== 0) t.comment(explain(r));
+  t.equal(r.exitCode, 0, 'vm:test --kernel debian-12-cloud exits 0');
+  const report = JSON.parse(readFileSync(path.join(r.runDir!, 'report.json'), 'utf8'));
+  t.match(report.kernelVersion, /^6\.1\.\S+-cloud-amd64$/);
+  t.match(r.stdout, /^ok \d+ transcript\b/m);
+  t.match(r.stdout, /^ok \d+ build-module - on the host/m, 'built on the host against the cloud headers');
+});
+
 t.test('--profile systemd, the classic boot for drivers that need udev or systemd, passes too', async (t) => {
   const r = await vmTest(['--profile', 'systemd']);
   if (r.exitCode !== 0) t.comment(explain(r));

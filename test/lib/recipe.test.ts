@@ -42,7 +42,8 @@ t.test('initramfs-tools is configured for a small gzip initrd', async (t) => {
 
 t.test('a bad recipe names the field', async (t) => {
   t.throws(() => validateRecipe({ ...recipe, suite: 'Bookworm!' }, 'r.json'), /r.json: field `suite`/);
-  t.throws(() => validateRecipe({ ...recipe, packages: ['gcc'] }, 'r.json'), /field `packages` must include linux-image-amd64/);
+  t.throws(() => validateRecipe({ ...recipe, packages: ['gcc'] }, 'r.json'), /field `packages` must include a kernel: linux-image-amd64, linux-image-cloud-amd64, linux-image-rt-amd64/);
+  t.doesNotThrow(() => validateRecipe({ ...recipe, packages: recipe.packages.map((p: string) => p.replace('linux-image-amd64', 'linux-image-cloud-amd64')) }, 'r.json'), 'the cloud flavour is a kernel too');
   t.throws(() => validateRecipe({ ...recipe, imageSizeMiB: 10 }, 'r.json'), /field `imageSizeMiB`/);
   t.throws(() => validateRecipe({ ...recipe, kernelCmdline: 'x' }, 'r.json'), /field `kernelCmdline`/);
 });

@@ -28,3 +28,28 @@ t.test('a zstd payload (Debian 13) is recognised; an unknown one is not', async 
   t.same(findPayload(Buffer.concat([Buffer.alloc(10), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])])), { kind: 'xz', at: 10 });
   t.equal(findPayload(Buffer.alloc(64)), undefined);
 });
+
+t.test('a chance magic before the payload is passed over: the first candidate that gives a whole ELF wins (lz4, the cloud flavour)', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, readFileSync, writeFileSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { extractVmlinux, payloadCandidates } = await import('../../scripts/lib/vmlinux.ts');
+  const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-vmlinux-'));
+  writeFileSync(path.join(d, 'k.c'), 'int kernel_entry(void) { return 0; }\n');
+  execFileSync('gcc', ['-c', '-o', path.join(d, 'k.o'), path.join(d, 'k.c')]);
+  const elf = readFileSync(path.join(d, 'k.o'));
+  // the kernel's lz4 payload is lz4's legacy frame: lz4 -l
+  const lz4 = execFileSync('lz4', ['-l', '-c'], { input: elf });
+  // setup code holding zstd's magic by chance (as the Debian cloud kernel's does), then the payload, then trailing data
+  const bz = Buffer.concat([Buffer.alloc(300, 0x90), Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x11]), Buffer.alloc(200, 0x90), lz4, Buffer.from('trailer')]);
+  t.same(payloadCandidates(bz).map((c) => c.kind), ['zstd', 'lz4']);
+  writeFileSync(path.join(d, 'vmlinuz'), bz);
+  t.equal(await extractVmlinux(path.join(d, 'vmlinuz'), path.join(d, 'vmlinux')), true);
+  t.same(readFileSync(path.join(d, 'vmlinux')), elf, 'the ELF, whole');
+  // nothing decompresses to an ELF: an image error that lists what was tried
+  writeFileSync(path.join(d, 'bad'), Buffer.concat([Buffer.alloc(10), Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3])]));
+  const err = await extractVmlinux(path.join(d, 'bad'), path.join(d, 'out')).then(() => undefined, (e: Error & { evidence?: string }) => e);
+  t.match(err?.message, /no complete ELF/);
+  t.match(err?.evidence, /zstd at byte 10/, 'the evidence names what was tried');
+});
