@@ -5,7 +5,8 @@ import { KmodvmError } from './lib/errors.ts';
 import { buildImage, ensureImage, findImage, imageKey } from './lib/image.ts';
 import { preflight } from './lib/preflight.ts';
 import { exportImage, importImage } from './lib/archive.ts';
-import { applyPrune, mib, prunePlan } from './lib/prune.ts';
+import { mib } from './lib/disk.ts';
+import { applyPrune, prunePlan } from './lib/prune.ts';
 
 await main(async () => {
   const { config, positionals, help } = loadConfig(process.argv.slice(2));

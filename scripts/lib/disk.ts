@@ -9,3 +9,6 @@ export async function diskBytes(p: string): Promise<number> {
   for (const n of await readdir(p)) total += await diskBytes(path.join(p, n));
   return total;
 }
+
+/** Bytes as whole MiB, for messages. */
+export const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`;

@@ -5,12 +5,12 @@
 // the guest boots. `auto` picks host when that compiler is on the host.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { KmodvmError } from './errors.ts';
 import { findTool } from './preflight.ts';
 import { run, tail } from './proc.ts';
-import { builtModSource, loadReplayPlan, replay, replayable } from './kbuild-replay.ts';
+import { keepBuiltModSources, loadReplayPlan, replay, replayable } from './kbuild-replay.ts';
 import { compilerDiagnostics } from './steps.ts';
 
 export type BuildMode = 'auto' | 'host' | 'guest';
@@ -138,8 +138,7 @@ async function hostMake(o: { srcDir: string; outDir: string; product: string; ma
   await writeFile(stamp, hash);
   if (o.replayKdir) {
     await writeFile(shapeStamp, shape);
-    // After make, each .mod.o is from the .mod.c beside it: keep that for the next replay's srcversion patch.
-    if (!replayed) for (const f of (await readdir(o.outDir)).filter((n) => n.endsWith('.mod.c'))) await copyFile(path.join(o.outDir, f), builtModSource(path.join(o.outDir, f)));
+    if (!replayed) await keepBuiltModSources(o.outDir);
   }
   return { ok: true, ko: product, durationMs, output };
 }

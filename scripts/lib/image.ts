@@ -14,7 +14,7 @@ import { run, shellJoin, tail } from './proc.ts';
 import { hasPasswordlessSudo } from './preflight.ts';
 import { BUILDER_VERSION, initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, withLoginShell, type Recipe } from './recipe.ts';
 import { extractVmlinux } from './vmlinux.ts';
-import { diskBytes } from './disk.ts';
+import { diskBytes, mib } from './disk.ts';
 import { exportHeaders, headersKdir, kernelGccMajor } from './hostbuild.ts';
 
 export interface Manifest {
@@ -204,7 +204,7 @@ export async function buildImage(c: Config, log: (l: string) => void): Promise<I
     await rm(final, { recursive: true, force: true });
     await rename(tmp, final);
     const total = Object.values(sizes).reduce((a, b) => a + b, 0);
-    step(`done: ${final} (${(total / 2 ** 20).toFixed(0)} MiB on disk, ${Object.keys(packages).length} packages)`);
+    step(`done: ${final} (${mib(total)} on disk, ${Object.keys(packages).length} packages)`);
     // prune.ts imports this module: loaded here, when needed, not at the top.
     const stale = (await (await import('./prune.ts')).prunePlan(c)).remove.filter((r) => path.dirname(r.path) === imagesDir(c));
     if (stale.length) step(`${stale.length} older image${stale.length > 1 ? 's' : ''} in the cache that no recipe of this checkout builds: npm run vm:image -- prune removes ${stale.length > 1 ? 'them' : 'it'}`);

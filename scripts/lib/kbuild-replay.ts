@@ -4,7 +4,7 @@
 // link), as make would, without make's second of Makefile parsing and
 // compiler probes. Anything unexpected returns undefined: the caller runs
 // make. The parsing is pure; replay() runs the commands.
-import { copyFile, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { copyFile, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { run, type RunResult } from './proc.ts';
 
@@ -139,9 +139,15 @@ export function patchSrcversion(obj: Buffer, c: { from: string; to: string }): B
 /** Where the .mod.c a .mod.o was last compiled from is kept. */
 export const builtModSource = (src: string): string => path.join(path.dirname(src), `.${path.basename(src)}.kmodvm-built`);
 
+/** After a make in dir: each .mod.o there is from the .mod.c beside it; keep that for the next replay's patch. */
+export async function keepBuiltModSources(dir: string): Promise<void> {
+  for (const f of (await readdir(dir)).filter((n) => n.endsWith('.mod.c'))) await copyFile(path.join(dir, f), builtModSource(path.join(dir, f)));
+}
+
 async function patchModObject(mod: { obj: string; src: string }): Promise<boolean> {
-  const [built, now, obj] = await Promise.all([readFile(builtModSource(mod.src), 'utf8'), readFile(mod.src, 'utf8'), readFile(mod.obj)].map((p) => (p as Promise<string | Buffer>).catch(() => undefined)));
-  if (typeof built !== 'string' || typeof now !== 'string' || !Buffer.isBuffer(obj)) return false;
+  const missing = (): undefined => undefined;
+  const [built, now, obj] = await Promise.all([readFile(builtModSource(mod.src), 'utf8').catch(missing), readFile(mod.src, 'utf8').catch(missing), readFile(mod.obj).catch(missing)]);
+  if (built === undefined || now === undefined || obj === undefined) return false;
   const change = srcversionChange(built, now);
   const out = change && patchSrcversion(obj, change);
   if (!out) return false;

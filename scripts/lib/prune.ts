@@ -7,10 +7,10 @@
 import { existsSync } from 'node:fs';
 import { readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Config } from './config.ts';
+import { shippedKernels, type Config } from './config.ts';
 import { imageKey, imagesDir } from './image.ts';
 import { listNames, lookup } from './instance.ts';
-import { diskBytes } from './disk.ts';
+import { diskBytes, mib } from './disk.ts';
 import { guestRecordsRoot } from './guest-kbuild.ts';
 
 export interface PruneItem { path: string; why: string }
@@ -38,9 +38,8 @@ export function planPrune(o: { imagesDir: string; images: readonly string[]; rec
 /** The image keys to keep, and why: the shipped recipes, the configured one, the running instances. */
 export async function keptKeys(c: Config): Promise<Map<string, string>> {
   const keep = new Map<string, string>();
-  const kernels = path.join(c.root, 'qemu/kernels');
-  for (const f of (await readdir(kernels)).filter((x) => x.endsWith('.json')).sort()) {
-    const recipe = path.join('qemu/kernels', f);
+  for (const k of shippedKernels(c.root)) {
+    const recipe = `qemu/kernels/${k}.json`;
     keep.set(imageKey({ ...c, recipe }).key, `the image of ${recipe}`);
   }
   const own = imageKey(c).key;
@@ -59,7 +58,6 @@ export async function prunePlan(c: Config): Promise<PrunePlan> {
   return planPrune({ imagesDir: imagesDir(c), images: await list(imagesDir(c)), recordsDir, records: await list(recordsDir), keep: await keptKeys(c) });
 }
 
-
 /**
  * Removes the plan's entries. Each is first renamed to a .tmp- name beside
  * it, so an interrupted prune never leaves a half-deleted image that looks
@@ -77,5 +75,3 @@ export async function applyPrune(plan: PrunePlan, log: (l: string) => void): Pro
   }
   return freed;
 }
-
-export const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`;

@@ -54,13 +54,7 @@ export class SshSession {
   /** A tar started ahead for the next upload (warmUpload). */
   private spareTar?: { ch?: ClientChannel; closed: boolean };
   /** Shells kept open for execKept(). */
-  private readonly shells = new KeptShells((argv) => new Promise((resolve, reject) => {
-    try {
-      this.client.exec(remoteCommand(argv), (err, ch) => (err ? reject(err) : resolve(ch)));
-    } catch (e) {
-      reject(e as Error);
-    }
-  }));
+  private readonly shells = new KeptShells((argv) => this.openChannel(remoteCommand(argv)));
 
   private constructor(private readonly client: Client) {
     client.on('close', () => { this.ended = true; });
@@ -146,8 +140,7 @@ export class SshSession {
         ch?.close();
         finish(undefined, undefined);
       }, o.timeoutMs);
-      const onChannel = (err: Error | undefined, channel: ClientChannel): void => {
-        if (err) return finish(undefined, undefined, err.message);
+      const onChannel = (channel: ClientChannel): void => {
         ch = channel;
         let code: number | undefined;
         let sig: string | undefined;
@@ -158,13 +151,7 @@ export class SshSession {
         if (o.stdin !== undefined) channel.end(o.stdin);
         else channel.end();
       };
-      if (opened) return onChannel(undefined, opened);
-      try {
-        this.client.exec(command, onChannel);
-      } catch (e) {
-        // ssh2 throws at once when the connection is already gone (a dead guest).
-        finish(undefined, undefined, (e as Error).message);
-      }
+      (opened ? Promise.resolve(opened) : this.openChannel(command)).then((ch) => onChannel(ch), (e: Error) => finish(undefined, undefined, e.message));
     });
   }
 
@@ -258,15 +245,21 @@ export class SshSession {
     if ((this.spareTar && !this.spareTar.closed) || this.ended) return;
     const spare: { ch?: ClientChannel; closed: boolean } = { closed: false };
     this.spareTar = spare;
-    try {
-      this.client.exec(remoteCommand(UNTAR), (err, ch) => {
-        if (err) { spare.closed = true; return; }
-        ch.on('close', () => { spare.closed = true; });
-        spare.ch = ch;
-      });
-    } catch {
-      spare.closed = true;
-    }
+    this.openChannel(remoteCommand(UNTAR)).then((ch) => {
+      ch.on('close', () => { spare.closed = true; });
+      spare.ch = ch;
+    }, () => { spare.closed = true; });
+  }
+
+  /** An exec channel running command; ssh2 throws at once when the connection is gone, which rejects. */
+  private openChannel(command: string): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      try {
+        this.client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch)));
+      } catch (e) {
+        reject(e as Error);
+      }
+    });
   }
 
   close(): void {
