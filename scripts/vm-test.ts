@@ -13,6 +13,7 @@ const HELP = `usage: npm run vm:test -- [options]
   --mirror URL           Debian mirror for the image build (default: mmdebstrap's)
   --module-dir DIR --app-dir DIR --transcript FILE --recipe FILE
   --no-replay            always run make (default: replay kbuild's recorded commands when only .c/.h changed)
+  --no-resume            always boot the guest (default: resume it from the snapshot taken after its first boot)
   --build auto|host|guest --kernel NAME --profile lean|systemd --reuse NAME
   --memory MIB --cpus N --boot-timeout S --build-timeout S --load-timeout S --app-timeout S
 Exit codes: see README.md "Exit codes".`;

@@ -62,6 +62,8 @@ export interface Config {
   splatRules: string;
   /** Replay kbuild's recorded commands when only .c/.h contents changed since a kbuild of the same module shape (host: the last build in the tree; guest: a record kept per image, scripts/lib/guest-kbuild.ts). Default true. Env KMODVM_REPLAY=0, flag --no-replay: always run make. */
   replay: boolean;
+  /** Resume the lean profile's guest from a snapshot taken right after its first boot of this image and VM configuration, instead of booting it again (scripts/lib/snapshot.ts, docs/performance.md). Default true. Env KMODVM_RESUME=0, flag --no-resume: always boot. */
+  resume: boolean;
   /** Boot profile: `lean` (no systemd, about 6 s to SSH under TCG) or `systemd` (the stock initrd and systemd, for drivers that need udev). Default `lean`. Env KMODVM_PROFILE, flag --profile. */
   profile: Profile;
   /** Instance name for vm:up/ssh/logs/status/down/watch. Default `default`. Flag --name. */
@@ -99,6 +101,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot())
     recipe: '',
     build: 'auto',
     replay: true,
+    resume: true,
     profile: 'lean',
     kernelImage: '',
     kernelBuildDir: '',
@@ -128,8 +131,11 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
   if (!['auto', 'kvm', 'tcg'].includes(c.accel)) throw bad('accel', 'must be one of auto, kvm, tcg', c.accel);
   if (!['lean', 'systemd'].includes(c.profile)) throw bad('profile', 'must be one of lean, systemd', c.profile);
   if (!['auto', 'host', 'guest'].includes(c.build)) throw bad('build', 'must be one of auto, host, guest', c.build);
-  if (typeof c.replay === 'string') c.replay = ({ 1: true, true: true, yes: true, 0: false, false: false, no: false } as Record<string, boolean>)[(c.replay as string).toLowerCase()] ?? c.replay;
+  const flag = (v: unknown): unknown => typeof v === 'string' ? ({ 1: true, true: true, yes: true, 0: false, false: false, no: false } as Record<string, boolean>)[v.toLowerCase()] ?? v : v;
+  c.replay = flag(c.replay) as boolean;
   if (typeof c.replay !== 'boolean') throw bad('replay', 'must be 1 or 0 (true or false)', c.replay);
+  c.resume = flag(c.resume) as boolean;
+  if (typeof c.resume !== 'boolean') throw bad('resume', 'must be 1 or 0 (true or false)', c.resume);
   c.memoryMiB = int('memoryMiB', c.memoryMiB, 256, 65536);
   c.cpus = int('cpus', c.cpus, 1, 64);
   for (const k of Object.keys(c.timeouts) as (keyof Timeouts)[]) c.timeouts[k] = int(`timeouts.${k}`, c.timeouts[k], 1, 86400);
@@ -176,6 +182,7 @@ export function fromEnv(env: NodeJS.ProcessEnv): Partial<Config> {
   if (env.KMODVM_KERNEL) out.kernel = env.KMODVM_KERNEL;
   if (env.KMODVM_BUILD) out.build = env.KMODVM_BUILD;
   if (env.KMODVM_REPLAY) out.replay = env.KMODVM_REPLAY;
+  if (env.KMODVM_RESUME) out.resume = env.KMODVM_RESUME;
   if (env.KMODVM_RUNS_DIR) out.runsDir = env.KMODVM_RUNS_DIR;
   if (env.KMODVM_MIRROR) out.mirror = env.KMODVM_MIRROR;
   if (env.KMODVM_MEMORY) out.memoryMiB = env.KMODVM_MEMORY;
@@ -207,6 +214,7 @@ export const CLI_OPTIONS = {
   'app-timeout': { type: 'string' },
   'dry-run': { type: 'boolean' },
   'no-replay': { type: 'boolean' },
+  'no-resume': { type: 'boolean' },
   name: { type: 'string' },
   reuse: { type: 'string' },
   follow: { type: 'boolean', short: 'f' },
@@ -233,6 +241,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
   ];
   for (const [flag, field] of map) if (v[flag] !== undefined) cli[field] = v[flag];
   if (v['no-replay']) cli.replay = false;
+  if (v['no-resume']) cli.resume = false;
   const timeouts: Partial<Timeouts> = {};
   if (v['boot-timeout'] !== undefined) timeouts.boot = v['boot-timeout'] as unknown as number;
   if (v['build-timeout'] !== undefined) timeouts.build = v['build-timeout'] as unknown as number;

@@ -15,6 +15,13 @@ export interface VmSpec {
   serialLog: string;
   /** QMP socket path, for a clean quit and for evidence on a hang. */
   qmpSocket: string;
+  /** The disk's writes go into rootfs itself (a snapshot's own overlay being made), not into a throwaway -snapshot layer. Default false. */
+  keepDiskWrites?: boolean;
+  /** With QEMU's VM generation ID device, so a guest resumed from a snapshot reseeds its random number generator (scripts/lib/snapshot.ts). */
+  forkable?: boolean;
+  /** Resume from this migration stream file instead of booting: QEMU inherits it as incomingFd (-incoming fd:N). */
+  incoming?: string;
+  incomingFd?: number;
   /** Firmware. qboot (QEMU's minimal BIOS) starts the kernel about 0.7 s sooner than SeaBIOS under TCG. Default: QEMU's own. */
   bios?: string;
 }
@@ -51,11 +58,20 @@ export function kernelArgs(s: Pick<VmSpec, 'kernel' | 'initrd' | 'cmdline'>): st
   return ['-kernel', s.kernel, '-initrd', s.initrd, '-append', s.cmdline.join(' ')];
 }
 
-/** The root disk, opened with -snapshot so the cached image stays pristine. */
-export function driveArgs(s: Pick<VmSpec, 'rootfs'>): string[] {
+/** The root disk, opened with -snapshot so the cached image stays pristine (unless a snapshot's overlay is being written). */
+export function driveArgs(s: Pick<VmSpec, 'rootfs' | 'keepDiskWrites'>): string[] {
   // A compressed qcow2 (the image's own) is decompressed by QEMU on the host, at native speed.
   const format = s.rootfs.endsWith('.qcow2') ? 'qcow2' : 'raw';
-  return ['-drive', `file=${escapeOptValue(s.rootfs)},if=virtio,format=${format},cache=unsafe`, '-snapshot'];
+  const drive = ['-drive', `file=${escapeOptValue(s.rootfs)},if=virtio,format=${format},cache=unsafe`];
+  return s.keepDiskWrites ? drive : [...drive, '-snapshot'];
+}
+
+/** A guest that can be snapshotted and resumed: Linux (≥ 5.18) reseeds its RNG when the generation ID changes, so no two resumed guests share random numbers. */
+export function forkArgs(s: Pick<VmSpec, 'forkable' | 'incomingFd'>): string[] {
+  return [
+    ...(s.forkable ? ['-device', 'vmgenid'] : []),
+    ...(s.incomingFd !== undefined ? ['-incoming', `fd:${s.incomingFd}`] : []),
+  ];
 }
 
 /** User networking; the SSH forward listens on 127.0.0.1 only. No option ROM: the kernel is booted directly. */
@@ -74,5 +90,5 @@ export function consoleArgs(s: Pick<VmSpec, 'serialLog' | 'qmpSocket'>): string[
 }
 
 export function buildQemuArgs(s: VmSpec): string[] {
-  return [...baseArgs(), ...accelArgs(s.accel), ...sizeArgs(s), ...firmwareArgs(s), ...kernelArgs(s), ...driveArgs(s), ...netArgs(s), ...consoleArgs(s)];
+  return [...baseArgs(), ...accelArgs(s.accel), ...sizeArgs(s), ...firmwareArgs(s), ...kernelArgs(s), ...driveArgs(s), ...netArgs(s), ...forkArgs(s), ...consoleArgs(s)];
 }

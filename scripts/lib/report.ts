@@ -27,6 +27,8 @@ export interface RunReport {
   startedAt: string;
   durationMs: number;
   bootToSshMs?: number;
+  /** How the guest came up: booted, resumed from a snapshot, or booted and saved first (scripts/lib/snapshot.ts). */
+  bootHow?: 'booted' | 'resumed' | 'saved, then resumed';
   checks: Check[];
   captures?: Record<string, string>;
 }
@@ -73,10 +75,15 @@ export function toJUnit(r: RunReport, suite = 'vm:test'): string {
   ].join('\n');
 }
 
+/** "boot to SSH", or how else the guest got there. */
+export function bootWords(r: Pick<RunReport, 'bootHow'>): string {
+  return r.bootHow === 'resumed' ? 'resume to SSH' : r.bootHow === 'saved, then resumed' ? 'boot, save and resume to SSH' : 'boot to SSH';
+}
+
 export function summary(r: RunReport): string {
   const lines = [
     `verdict: ${r.verdict.toUpperCase()}${r.failure ? ` (${r.failure}, exit ${r.exitCode})` : ''} in ${(r.durationMs / 1000).toFixed(1)} s` +
-      (r.bootToSshMs !== undefined ? `, boot to SSH ${(r.bootToSshMs / 1000).toFixed(1)} s` : '') + `, accel ${r.accel}`,
+      (r.bootToSshMs !== undefined ? `, ${bootWords(r)} ${(r.bootToSshMs / 1000).toFixed(1)} s` : '') + `, accel ${r.accel}`,
   ];
   for (const c of r.checks.filter((x) => !x.ok)) {
     lines.push(`failed: ${c.name}: ${c.message ?? ''}`);
@@ -109,7 +116,7 @@ export function stepSummary(r: RunReport): string {
   return [
     `## kmodvm: ${r.verdict === 'pass' ? '✅ PASS' : `❌ FAIL (${r.failure}, exit ${r.exitCode})`}`,
     '',
-    `accel \`${r.accel}\`, kernel \`${r.kernelVersion ?? '?'}\`, ${(r.durationMs / 1000).toFixed(1)} s` + (r.bootToSshMs !== undefined ? `, boot to SSH ${(r.bootToSshMs / 1000).toFixed(1)} s` : ''),
+    `accel \`${r.accel}\`, kernel \`${r.kernelVersion ?? '?'}\`, ${(r.durationMs / 1000).toFixed(1)} s` + (r.bootToSshMs !== undefined ? `, ${bootWords(r)} ${(r.bootToSshMs / 1000).toFixed(1)} s` : ''),
     '',
     '| | check | time | note |',
     '|---|---|---|---|',

@@ -25,6 +25,7 @@ import { guestSpec } from './profile.ts';
 import { genericInitrd } from './initrd.ts';
 import { memoFile, readMemo, serialSpeaks, writeMemo } from './kvm-probe.ts';
 import { SSHD_READY_MARKER, freePort, isPortInUse, QEMU, Vm } from './vm.ts';
+import { resumeOrSave, type Resumed } from './snapshot.ts';
 
 
 export interface RunOptions { log: (l: string) => void }
@@ -40,8 +41,24 @@ async function qemuVersion(): Promise<string> {
 }
 
 
-/** Boots a VM and returns it with an SSH session; retries once if the port was taken meanwhile. */
-export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', runDir: string, log: (l: string) => void, o: { probeKvm?: boolean; byoInitrd?: string } = {}): Promise<{ vm: Vm; session: SshSession; bootMs: number; accel: 'kvm' | 'tcg' }> {
+export type BootHow = 'booted' | Resumed['how'];
+
+/** The lean profile's own guest resumes from a snapshot (snapshot.ts); a KVM probe, your own kernel and --no-resume boot. */
+export function resumable(c: Pick<Config, 'resume' | 'profile'>, o: { probeKvm?: boolean; byoInitrd?: string }): boolean {
+  return c.resume && c.profile === 'lean' && !o.byoInitrd && !o.probeKvm;
+}
+
+/** Boots a VM, or resumes it from a snapshot, and returns it with an SSH session; retries once if the port was taken meanwhile. */
+export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', runDir: string, log: (l: string) => void, o: { probeKvm?: boolean; byoInitrd?: string } = {}): Promise<{ vm: Vm; session: SshSession; bootMs: number; accel: 'kvm' | 'tcg'; how: BootHow }> {
+  if (resumable(c, o)) {
+    const t0 = Date.now();
+    const r = await resumeOrSave({
+      cacheDir: c.cacheDir, spec: guestSpec(c, img, accel, await freePort(), runDir), imageKey: img.key, qemuVersion: await qemuVersion(),
+      privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, log,
+      retryBoot: (serial) => Boolean(crashedBeforeInit(serial, loadRules(splatRuleFiles(c)))),
+    });
+    if (r) return { vm: r.vm, session: r.session, bootMs: Date.now() - t0, accel, how: r.how };
+  }
   let rebooted = false;
   for (let attempt = 1; ; attempt++) {
     const vm = new Vm(guestSpec(c, img, accel, await freePort(), runDir, o.byoInitrd));
@@ -61,7 +78,7 @@ export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', ru
         }
       }
       const session = await vm.waitForSsh({ privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, readyMarker: SSHD_READY_MARKER });
-      return { vm, session, bootMs: Date.now() - t0, accel };
+      return { vm, session, bootMs: Date.now() - t0, accel, how: 'booted' };
     } catch (e) {
       await vm.kill();
       if (attempt < 3 && isPortInUse(vm.exit?.stderr ?? '')) { log('boot: the SSH port was taken meanwhile; trying another'); continue; }
@@ -166,8 +183,8 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
   try {
     try {
       const b = await bootVm(c, img, accel, runDir, log, { probeKvm, byoInitrd: byo?.initrd });
-      vm = b.vm; session = b.session; report.bootToSshMs = b.bootMs; report.accel = b.accel;
-      checks.push({ name: 'boot', ok: true, durationMs: b.bootMs, message: `SSH ready on 127.0.0.1:${vm.spec.sshPort}` });
+      vm = b.vm; session = b.session; report.bootToSshMs = b.bootMs; report.accel = b.accel; report.bootHow = b.how;
+      checks.push({ name: 'boot', ok: true, durationMs: b.bootMs, message: `SSH ready on 127.0.0.1:${vm.spec.sshPort}${b.how === 'booted' ? '' : ` (${b.how} from a snapshot)`}` });
       if (c.accel === 'kvm') {
         // As virtme-ng does: a guest that really runs under KVM uses kvm-clock.
         const cs = (await session.exec(['cat', '/sys/devices/system/clocksource/clocksource0/current_clocksource'], { timeoutMs: 10_000 })).stdout.trim();

@@ -1,6 +1,6 @@
 // VM lifecycle: start QEMU, wait for SSH against a deadline while watching
 // that QEMU is alive, and kill it on every way out (exit, error, Ctrl-C).
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { execa, type ResultPromise } from 'execa';
@@ -75,11 +75,18 @@ export class Vm {
    */
   start(o: { detached?: { stderrFile: string } } = {}): void {
     installReaper();
+    // A resumed VM reads its migration stream from an inherited descriptor (-incoming fd:N).
+    const incoming = this.spec.incoming;
+    if (incoming && this.spec.incomingFd !== 3) throw new Error('an incoming migration stream is passed as fd 3');
+    const fd = incoming ? openSync(incoming, 'r') : undefined;
+    // execa hands a number to spawn as that descriptor; its types name only the string values for fds past 2.
+    const extra = fd === undefined ? [] : [fd as unknown as 'inherit'];
     // A detached QEMU writes stderr to a file: a pipe would break when we exit.
     const child = execa(QEMU, this.args, {
-      reject: false, stdin: 'ignore', stdout: 'ignore', stderr: o.detached ? { file: o.detached.stderrFile } : 'pipe',
+      reject: false, stdio: ['ignore', 'ignore', o.detached ? { file: o.detached.stderrFile } : 'pipe', ...extra],
       cleanup: !o.detached, detached: Boolean(o.detached),
     });
+    if (fd !== undefined) closeSync(fd);
     this.stderrFile = o.detached?.stderrFile;
     this.child = child;
     live.add(this);
@@ -118,6 +125,25 @@ export class Vm {
       e?.stderr.trim() ? `stderr:\n${tail(e.stderr, 15)}` : '',
       `serial console (${this.spec.serialLog}), last lines:\n${await this.serialTail(30)}`,
     ].filter(Boolean).join('\n');
+  }
+
+  /** Waits until the guest prints marker on the serial console, checking on every round that QEMU is alive. */
+  async waitForSerial(marker: string, deadlineMs: number): Promise<void> {
+    const deadline = Date.now() + deadlineMs;
+    for (;;) {
+      if (!this.alive) {
+        await this.waitExit();
+        throw new KmodvmError('boot', `QEMU exited before the guest printed "${marker}"`, { evidence: await this.deathEvidence(), hint: 'read the QEMU error and the serial log above' });
+      }
+      if ((await readFile(this.spec.serialLog, 'utf8').catch(() => '')).includes(marker)) return;
+      if (Date.now() > deadline) {
+        throw new KmodvmError('boot', `the guest did not print "${marker}" within ${Math.round(deadlineMs / 1000)} s`, {
+          evidence: `serial console (${this.spec.serialLog}), last lines:\n${await this.serialTail(30)}`,
+          hint: 'raise --boot-timeout on a slow host, or read the serial log for a hang',
+        });
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   /**

@@ -17,6 +17,14 @@ t.test('defaults are the documented ones', async (t) => {
   t.same(c.timeouts, { boot: 180, build: 600, load: 60, app: 60, command: 60 });
   t.equal(c.dryRun, false);
   t.equal(c.replay, true, 'kbuild replay on by default');
+  t.equal(c.resume, true, 'resume from a snapshot on by default');
+});
+
+t.test('resume: --no-resume and KMODVM_RESUME turn it off; other values name the field', async (t) => {
+  t.equal(loadConfig(['--no-resume'], {}, root).config.resume, false);
+  t.equal(loadConfig([], { KMODVM_RESUME: '0' }, root).config.resume, false);
+  t.equal(loadConfig([], { KMODVM_RESUME: 'yes' }, root).config.resume, true);
+  t.throws(() => loadConfig([], { KMODVM_RESUME: 'later' }, root), /config field `resume` must be 1 or 0/);
 });
 
 t.test('replay: --no-replay and KMODVM_REPLAY turn it off; other values name the field', async (t) => {
