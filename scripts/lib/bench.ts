@@ -17,7 +17,7 @@ export interface BenchResult {
   accel: string;
   medians_s: Record<string, number | null>;
   samples_s: Record<string, number[]>;
-  ratios: { boot_vs_floor: number | null; warm_vs_classic: number | null; guest_build_vs_classic: number | null; guest_make_vs_classic: number | null };
+  ratios: { boot_vs_floor: number | null; resume_vs_floor: number | null; warm_vs_classic: number | null; guest_build_vs_classic: number | null; guest_make_vs_classic: number | null };
   notes: string[];
 }
 
@@ -28,6 +28,8 @@ export function summarize(rows: readonly BenchRow[], runs: number, accel: string
     samples_s: Object.fromEntries(rows.map((r) => [r.key, r.samples.map((x) => Math.round(x * 100) / 100)])),
     ratios: {
       boot_vs_floor: ratio(medians_s.boot_to_ssh, medians_s.floor),
+      // the default path to SSH once a snapshot exists (scripts/lib/snapshot.ts)
+      resume_vs_floor: ratio(medians_s.resume_to_ssh, medians_s.floor),
       warm_vs_classic: ratio(medians_s.warm_vm_test, medians_s.classic),
       guest_build_vs_classic: ratio(medians_s.warm_vm_test_guest_build, medians_s.classic),
       // the first guest build of a module shape: make, no record to replay yet
@@ -44,6 +46,7 @@ export function markdownTable(rows: readonly BenchRow[], r: BenchResult): string
     '|---|---|---|',
     ...rows.map((row) => `| ${row.label} | ${fmt(r.medians_s[row.key])} | ${row.samples.map((x) => x.toFixed(2)).join(', ') || 'not measured'} |`),
     `| **boot / floor** | ${r.ratios.boot_vs_floor ?? 'n/a'} | |`,
+    `| **resume / floor** | ${r.ratios.resume_vs_floor ?? 'n/a'} | |`,
     `| **warm / classic** | ${r.ratios.warm_vs_classic ?? 'n/a'} | |`,
     `| **guest build / classic** | ${r.ratios.guest_build_vs_classic ?? 'n/a'} | |`,
     `| guest build with make (first build of a module shape) / classic | ${r.ratios.guest_make_vs_classic ?? 'n/a'} | |`,

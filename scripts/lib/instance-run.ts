@@ -17,6 +17,7 @@ import type { SshSession } from './ssh.ts';
 import { parseTranscript } from './transcript.ts';
 import { guestSpec } from './profile.ts';
 import { SSHD_READY_MARKER, freePort, Vm } from './vm.ts';
+import { qemuVersion, resumable, resumeOrSave, type BootHow } from './snapshot.ts';
 import { existsSync } from 'node:fs';
 
 /** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */
@@ -31,11 +32,22 @@ export async function upInstance(c: Config, name: string, log: (l: string) => vo
   const dir = instanceDir(c, name);
   await mkdir(dir, { recursive: true });
   const t0 = Date.now();
+  const privateKey = await readFile(img.clientKey, 'utf8');
+  const hostPublicKey = await readFile(img.hostPub, 'utf8');
+  const detached = { stderrFile: path.join(dir, 'qemu.stderr') };
+  let how: BootHow = 'booted';
   const boot = async (): Promise<Vm> => {
+    if (resumable(c, {})) {
+      const r = await resumeOrSave({
+        cacheDir: c.cacheDir, spec: guestSpec(c, img, accel, await freePort(), dir), imageKey: img.key, qemuVersion: await qemuVersion(), privateKey, hostPublicKey,
+        deadlineMs: c.timeouts.boot * 1000, log, retryBoot: (serial) => Boolean(crashedBeforeInit(serial, loadRules(splatRuleFiles(c)))), detached,
+      });
+      if (r) { r.session.close(); how = r.how; return r.vm; }
+    }
     const vm = new Vm(guestSpec(c, img, accel, await freePort(), dir));
     log(`$ ${vm.commandLine()}`);
-    vm.start({ detached: { stderrFile: path.join(dir, 'qemu.stderr') } });
-    const session = await vm.waitForSsh({ privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, readyMarker: SSHD_READY_MARKER })
+    vm.start({ detached });
+    const session = await vm.waitForSsh({ privateKey, hostPublicKey, deadlineMs: c.timeouts.boot * 1000, readyMarker: SSHD_READY_MARKER })
       .catch(async (e) => { await vm.kill(); throw e; });
     session.close();
     return vm;
@@ -57,7 +69,7 @@ export async function upInstance(c: Config, name: string, log: (l: string) => vo
   // For plain ssh(1): the pinned host key, so nobody has to turn checking off.
   await writeFile(path.join(dir, 'known_hosts'), `[127.0.0.1]:${state.port} ${(await readFile(img.hostPub, 'utf8')).trim()}\n`);
   vm.release();
-  log(`instance ${name}: up in ${((Date.now() - t0) / 1000).toFixed(1)} s (pid ${state.pid}, accel ${accel})`);
+  log(`instance ${name}: up in ${((Date.now() - t0) / 1000).toFixed(1)} s (${how === 'booted' ? 'booted' : `${how} from a snapshot`}; pid ${state.pid}, accel ${accel})`);
   return { state, already: false };
 }
 

@@ -18,7 +18,8 @@ import { run } from './proc.ts';
 import { Qmp } from './qmp.ts';
 import type { VmSpec } from './qemu-args.ts';
 import type { SshSession } from './ssh.ts';
-import { SSHD_READY_MARKER, Vm } from './vm.ts';
+import { QEMU, SSHD_READY_MARKER, Vm } from './vm.ts';
+import type { Config } from './config.ts';
 
 export const SNAPSHOT_FD = 3;
 
@@ -208,6 +209,17 @@ async function hostCpu(): Promise<string> {
 }
 
 export type Resumed = { vm: Vm; session: SshSession; how: 'resumed' | 'saved, then resumed'; key: string };
+export type BootHow = 'booted' | Resumed['how'];
+
+/** The lean profile's own guest resumes from a snapshot; a KVM probe, your own kernel, the systemd profile and --no-resume boot. */
+export function resumable(c: Pick<Config, 'resume' | 'profile'>, o: { probeKvm?: boolean; byoInitrd?: string }): boolean {
+  return c.resume && c.profile === 'lean' && !o.byoInitrd && !o.probeKvm;
+}
+
+export async function qemuVersion(): Promise<string> {
+  const r = await run(QEMU, ['--version'], { timeoutMs: 10_000 });
+  return r.stdout.split('\n')[0] ?? '';
+}
 
 /**
  * Resumes the guest of spec from its snapshot, saving one first when there

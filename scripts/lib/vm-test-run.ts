@@ -10,7 +10,6 @@ import { ensureImage, findImage, type ImageInfo } from './image.ts';
 import { guestRecordsDir } from './guest-kbuild.ts';
 import { chooseBuildMode, headersKdir, hostAppCompiler, hostBuildApp, hostBuildModule, hostHasCompiler, type HostBuild } from './hostbuild.ts';
 import { preflight } from './preflight.ts';
-import { run } from './proc.ts';
 import { verdictOf, type Check, type RunReport } from './report.ts';
 import { crashedBeforeInit, findSplats, formatSplat, loadRules } from './splat.ts';
 import type { SshSession } from './ssh.ts';
@@ -24,8 +23,8 @@ import { parseTranscript } from './transcript.ts';
 import { guestSpec } from './profile.ts';
 import { genericInitrd } from './initrd.ts';
 import { memoFile, readMemo, serialSpeaks, writeMemo } from './kvm-probe.ts';
-import { SSHD_READY_MARKER, freePort, isPortInUse, QEMU, Vm } from './vm.ts';
-import { resumeOrSave, type Resumed } from './snapshot.ts';
+import { SSHD_READY_MARKER, freePort, isPortInUse, Vm } from './vm.ts';
+import { qemuVersion, resumable, resumeOrSave, type BootHow } from './snapshot.ts';
 
 
 export interface RunOptions { log: (l: string) => void }
@@ -35,18 +34,7 @@ export function newRunDir(c: Config, now = new Date()): string {
   return path.join(c.runsDir, `${now.toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
 }
 
-async function qemuVersion(): Promise<string> {
-  const r = await run(QEMU, ['--version'], { timeoutMs: 10_000 });
-  return r.stdout.split('\n')[0] ?? '';
-}
 
-
-export type BootHow = 'booted' | Resumed['how'];
-
-/** The lean profile's own guest resumes from a snapshot (snapshot.ts); a KVM probe, your own kernel and --no-resume boot. */
-export function resumable(c: Pick<Config, 'resume' | 'profile'>, o: { probeKvm?: boolean; byoInitrd?: string }): boolean {
-  return c.resume && c.profile === 'lean' && !o.byoInitrd && !o.probeKvm;
-}
 
 /** Boots a VM, or resumes it from a snapshot, and returns it with an SSH session; retries once if the port was taken meanwhile. */
 export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', runDir: string, log: (l: string) => void, o: { probeKvm?: boolean; byoInitrd?: string } = {}): Promise<{ vm: Vm; session: SshSession; bootMs: number; accel: 'kvm' | 'tcg'; how: BootHow }> {
