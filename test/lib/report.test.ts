@@ -47,3 +47,11 @@ t.test('the step summary holds the verdict, a row per check and the evidence', a
   t.match(md, /\| ✅ \| boot \| 7\.08 s \|/);
   t.match(md, /### no-splat\n\n```diff\nBUG: \.\.\.\nCall Trace:\n```/);
 });
+
+t.test('the summary says how the guest came up: booted, resumed, or booted and saved first', async (t) => {
+  const r: RunReport = { ...verdictOf(checks.slice(0, 1)), runDir: '/r', accel: 'tcg', startedAt: '2026-11-28T00:00:00Z', durationMs: 3600, checks: checks.slice(0, 1), bootToSshMs: 1370 };
+  t.match(summary(r), /^verdict: PASS in 3\.6 s, boot to SSH 1\.4 s, accel tcg/);
+  t.match(summary({ ...r, bootHow: 'resumed' }), /, resume to SSH 1\.4 s,/);
+  t.match(summary({ ...r, bootHow: 'saved, then resumed', bootToSshMs: 7100 }), /, boot, save and resume to SSH 7\.1 s,/);
+  t.match(stepSummary({ ...r, bootHow: 'resumed' }), /resume to SSH 1\.4 s/);
+});
