@@ -22,6 +22,9 @@ import { QEMU, SSHD_READY_MARKER, Vm } from './vm.ts';
 import type { Config } from './config.ts';
 
 export const SNAPSHOT_FD = 3;
+/** What a resumed guest prints on its console once its clock is set. */
+export const RESUMED_MARKER = 'kmodvm-init: resumed from a snapshot';
+const RESUMED_SCRIPT = `date -u -s "$1" >/dev/null && read -r up _ </proc/uptime && echo "${RESUMED_MARKER} at \${up}s; clock set to $(date -u +%FT%TZ)" >/dev/console`;
 
 export interface SnapshotMeta { key: string; imageKey: string; qemuVersion: string; createdAt: string; bootMs: number; stateBytes: number }
 
@@ -184,14 +187,24 @@ export async function resumeVm(o: { spec: VmSpec; privateKey: string; hostPublic
   const deadline = Date.now() + o.deadlineMs;
   vm.start(o.detached ? { detached: o.detached } : {});
   try {
-    const qmp = await Qmp.connect(o.spec.qmpSocket, { deadlineMs: o.deadlineMs, alive: () => vm.alive });
-    const status = await migrationEnd(qmp, vm, deadline, 'query-status').finally(() => qmp.close());
+    let status: string;
+    try {
+      const qmp = await Qmp.connect(o.spec.qmpSocket, { deadlineMs: o.deadlineMs, alive: () => vm.alive });
+      status = await migrationEnd(qmp, vm, deadline, 'query-status').finally(() => qmp.close());
+    } catch (e) {
+      status = `QMP: ${(e as Error).message}`;
+    }
     if (status !== 'running') {
-      throw new KmodvmError('boot', `the guest did not resume from ${o.spec.incoming} (QEMU: ${status})`, { evidence: vm.alive ? '' : await vm.deathEvidence(), hint: 'the snapshot is removed; the next run boots and saves a new one' });
+      // A QEMU that cannot load the state exits; its stderr says why.
+      await Promise.race([vm.waitExit(), new Promise((r) => setTimeout(r, 3000))]);
+      const said = vm.exit?.stderr.trim().split('\n').pop();
+      throw new KmodvmError('boot', `the guest did not resume from ${o.spec.incoming} (${vm.alive ? status : `QEMU exited${said ? `: ${said}` : ''}`})`, {
+        evidence: vm.alive ? '' : await vm.deathEvidence(), hint: 'the snapshot is removed; the next run boots and saves a new one',
+      });
     }
     const session = await vm.waitForSsh({ privateKey: o.privateKey, hostPublicKey: o.hostPublicKey, deadlineMs: Math.max(1000, deadline - Date.now()) });
-    // The guest's clock stood still while it was saved.
-    const date = await session.exec(['date', '-u', '-s', `@${(Date.now() / 1000).toFixed(3)}`], { timeoutMs: 10_000 });
+    // The guest's clock stood still while it was saved. The console says so, for vm:logs.
+    const date = await session.exec(['sh', '-c', RESUMED_SCRIPT, 'sh', `@${(Date.now() / 1000).toFixed(3)}`], { timeoutMs: 10_000 });
     if (date.exitCode !== 0) {
       session.close();
       throw new KmodvmError('boot', `could not set the resumed guest's clock (${date.reason})`, { evidence: date.stderr });

@@ -23,7 +23,7 @@ t.test('vm:up brings an instance up once', async (t) => {
   const up = await cli('up', ['--name', name]);
   if (up.exitCode !== 0) t.comment(up.stderr.split('\n').slice(-15).join('\n'));
   t.equal(up.exitCode, 0, 'vm:up exits 0');
-  t.match(up.stderr, new RegExp(`instance ${name}: up in [\\d.]+ s`));
+  t.match(up.stderr, new RegExp(`instance ${name}: up in [\\d.]+ s \\((resumed|saved, then resumed) from a snapshot`));
   t.match(up.stderr, /get in: +npm run vm:ssh -- --name/);
   const again = await cli('up', ['--name', name]);
   t.equal(again.exitCode, 0);
@@ -112,7 +112,7 @@ t.test('vm:watch: a save runs the loop and prints the verdict; a broken save pri
 t.test('vm:logs prints the serial console', async (t) => {
   const r = await cli('logs', ['--name', name]);
   t.equal(r.exitCode, 0);
-  t.match(r.stdout, /kmodvm-init: sshd-started at/);
+  t.match(r.stdout, /kmodvm-init: resumed from a snapshot at/);
 });
 
 t.test('vm:down powers it off and forgets it', async (t) => {

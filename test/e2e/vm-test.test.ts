@@ -38,8 +38,20 @@ t.test('vm:test passes on the seed payload, end to end in a real guest', async (
   const appFile = readdirSync(path.join(r.runDir!, 'steps')).find((f) => /^\d+-app\.stdout$/.test(f));
   const app = readFileSync(path.join(r.runDir!, 'steps', appFile!), 'utf8');
   t.match(app, /msg from kernel netlink: "Reply from kernel netlink"\n$/);
-  t.match(readFileSync(path.join(r.runDir!, 'serial.log'), 'utf8'), /kmodvm-init: sshd-started at/);
+  // The default resumes the guest saved after its first boot (saving it first on a fresh cache).
+  t.match(report.bootHow, /^(resumed|saved, then resumed)$/);
+  t.match(readFileSync(path.join(r.runDir!, 'serial.log'), 'utf8'), /kmodvm-init: resumed from a snapshot at [\d.]+s; clock set to /);
   t.match(readFileSync(path.join(r.runDir!, 'junit.xml'), 'utf8'), /<testsuite name="vm:test" tests="\d+" failures="0"/);
+});
+
+t.test('--no-resume boots the guest, and passes the same transcript', async (t) => {
+  const r = await vmTest(['--no-resume']);
+  if (r.exitCode !== 0) t.comment(explain(r));
+  t.equal(r.exitCode, 0, 'vm:test --no-resume exits 0');
+  const report = JSON.parse(readFileSync(path.join(r.runDir!, 'report.json'), 'utf8'));
+  t.equal(report.bootHow, 'booted');
+  t.match(r.stderr, /verdict: PASS in [\d.]+ s, boot to SSH [\d.]+ s/);
+  t.match(readFileSync(path.join(r.runDir!, 'serial.log'), 'utf8'), /kmodvm-init: sshd-started at/);
 });
 
 t.test('--build guest, the hermetic path: make, then the recorded commands replayed, then a broken edit', async (t) => {
