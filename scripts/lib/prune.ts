@@ -1,17 +1,18 @@
 // vm:image prune: images no recipe of this checkout builds any more. Every
 // change to a recipe, or to how images are built (BUILDER_VERSION), makes a
-// new image key; the old image (~350 MiB) and its guest kbuild records stay
-// in the cache until pruned. Kept: the image of every shipped recipe
+// new image key; the old image (~350 MiB), its guest kbuild records and its
+// saved guest (~120 MiB, snapshot.ts) stay in the cache until pruned. Kept: the image of every shipped recipe
 // (qemu/kernels/*.json), of the configured recipe (--recipe, which may be a
 // file of your own), and of every running instance.
 import { existsSync } from 'node:fs';
-import { readdir, rename, rm } from 'node:fs/promises';
+import { readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { shippedKernels, type Config } from './config.ts';
 import { imageKey, imagesDir } from './image.ts';
 import { listNames, lookup } from './instance.ts';
 import { diskBytes, mib } from './disk.ts';
 import { guestRecordsRoot } from './guest-kbuild.ts';
+import { snapshotsDir } from './snapshot.ts';
 
 export interface PruneItem { path: string; why: string }
 export interface PrunePlan { remove: PruneItem[]; keep: PruneItem[] }
@@ -21,7 +22,10 @@ export interface PrunePlan { remove: PruneItem[]; keep: PruneItem[] }
  * images/ and kbuild-records/; keep maps an image key to why it stays.
  * Pure: the caller lists the directories and removes.
  */
-export function planPrune(o: { imagesDir: string; images: readonly string[]; recordsDir: string; records: readonly string[]; keep: ReadonlyMap<string, string> }): PrunePlan {
+export function planPrune(o: {
+  imagesDir: string; images: readonly string[]; recordsDir: string; records: readonly string[]; keep: ReadonlyMap<string, string>;
+  snapshotsDir?: string; snapshots?: readonly { name: string; imageKey?: string }[];
+}): PrunePlan {
   const plan: PrunePlan = { remove: [], keep: [] };
   for (const n of [...o.images].sort()) {
     const p = path.join(o.imagesDir, n);
@@ -31,6 +35,11 @@ export function planPrune(o: { imagesDir: string; images: readonly string[]; rec
   }
   for (const n of [...o.records].sort()) {
     if (!o.keep.has(n)) plan.remove.push({ path: path.join(o.recordsDir, n), why: 'guest kbuild records of an image that is gone or pruned' });
+  }
+  for (const s of [...(o.snapshots ?? [])].sort((a, b) => a.name.localeCompare(b.name))) {
+    const p = path.join(o.snapshotsDir ?? '', s.name);
+    if (s.name.includes('.tmp-')) plan.remove.push({ path: p, why: 'the leftover of an interrupted snapshot save' });
+    else if (!s.imageKey || !o.keep.has(s.imageKey)) plan.remove.push({ path: p, why: 'a saved guest of an image that is gone or pruned' });
   }
   return plan;
 }
@@ -55,7 +64,11 @@ const list = async (dir: string): Promise<string[]> => (existsSync(dir) ? readdi
 
 export async function prunePlan(c: Config): Promise<PrunePlan> {
   const recordsDir = guestRecordsRoot(c.cacheDir);
-  return planPrune({ imagesDir: imagesDir(c), images: await list(imagesDir(c)), recordsDir, records: await list(recordsDir), keep: await keptKeys(c) });
+  const snapDir = snapshotsDir(c.cacheDir);
+  const snapshots = await Promise.all((await list(snapDir)).map(async (name) => ({
+    name, imageKey: (JSON.parse(await readFile(path.join(snapDir, name, 'meta.json'), 'utf8').catch(() => '{}')) as { imageKey?: string }).imageKey,
+  })));
+  return planPrune({ imagesDir: imagesDir(c), images: await list(imagesDir(c)), recordsDir, records: await list(recordsDir), keep: await keptKeys(c), snapshotsDir: snapDir, snapshots });
 }
 
 /**

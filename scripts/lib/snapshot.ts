@@ -14,7 +14,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { KmodvmError } from './errors.ts';
-import { run } from './proc.ts';
+import { posixJoin, run } from './proc.ts';
 import { Qmp } from './qmp.ts';
 import type { VmSpec } from './qemu-args.ts';
 import type { SshSession } from './ssh.ts';
@@ -24,7 +24,12 @@ import type { Config } from './config.ts';
 export const SNAPSHOT_FD = 3;
 /** What a resumed guest prints on its console once its clock is set. */
 export const RESUMED_MARKER = 'kmodvm-init: resumed from a snapshot';
-const RESUMED_SCRIPT = `date -u -s "$1" >/dev/null && read -r up _ </proc/uptime && echo "${RESUMED_MARKER} at \${up}s; clock set to $(date -u +%FT%TZ)" >/dev/console`;
+
+/** The shell command that sets a resumed guest's clock to now and says so on its console. Pure. */
+export function resumedCommand(now: Date): string {
+  const at = `@${(now.getTime() / 1000).toFixed(3)}`;
+  return `date -u -s ${posixJoin([at])} >/dev/null && read -r up _ </proc/uptime && echo ${posixJoin([RESUMED_MARKER])}" at \${up}s; clock set to "${posixJoin([now.toISOString()])} >/dev/console`;
+}
 
 export interface SnapshotMeta { key: string; imageKey: string; qemuVersion: string; createdAt: string; bootMs: number; stateBytes: number }
 
@@ -194,7 +199,7 @@ export async function resumeVm(o: { spec: VmSpec; privateKey: string; hostPublic
     } catch (e) {
       status = `QMP: ${(e as Error).message}`;
     }
-    if (status !== 'running') {
+    if (status !== "running") {
       // A QEMU that cannot load the state exits; its stderr says why.
       await Promise.race([vm.waitExit(), new Promise((r) => setTimeout(r, 3000))]);
       const said = vm.exit?.stderr.trim().split('\n').pop();
@@ -204,7 +209,10 @@ export async function resumeVm(o: { spec: VmSpec; privateKey: string; hostPublic
     }
     const session = await vm.waitForSsh({ privateKey: o.privateKey, hostPublicKey: o.hostPublicKey, deadlineMs: Math.max(1000, deadline - Date.now()) });
     // The guest's clock stood still while it was saved. The console says so, for vm:logs.
-    const date = await session.exec(['sh', '-c', RESUMED_SCRIPT, 'sh', `@${(Date.now() / 1000).toFixed(3)}`], { timeoutMs: 10_000 });
+    // One command line of quoted parts: under TCG every program started costs, and the
+    // first ones after a resume most (QEMU translates the guest's code afresh).
+    const now = new Date();
+    const date = await session.execRaw(resumedCommand(now), { timeoutMs: 10_000 });
     if (date.exitCode !== 0) {
       session.close();
       throw new KmodvmError('boot', `could not set the resumed guest's clock (${date.reason})`, { evidence: date.stderr });

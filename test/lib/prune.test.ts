@@ -24,6 +24,19 @@ t.test('the plan removes what no kept key names, and build leftovers; it keeps t
   t.same(planPrune({ imagesDir: '/c/images', images: [], recordsDir: '/c/r', records: [], keep }).remove, [], 'an empty cache: nothing to do');
 });
 
+t.test('saved guests go with their image, and so do interrupted saves and ones without a meta.json', async (t) => {
+  const keep = new Map([['aaaa', 'the image of qemu/kernels/debian-12.json']]);
+  const plan = planPrune({
+    imagesDir: '/c/images', images: [], recordsDir: '/c/r', records: [], keep, snapshotsDir: '/c/snapshots',
+    snapshots: [{ name: 's1', imageKey: 'aaaa' }, { name: 's2', imageKey: 'bbbb' }, { name: 's3.tmp-77' }, { name: 's4' }],
+  });
+  t.same(plan.remove.map((r) => [r.path, r.why]), [
+    ['/c/snapshots/s2', 'a saved guest of an image that is gone or pruned'],
+    ['/c/snapshots/s3.tmp-77', 'the leftover of an interrupted snapshot save'],
+    ['/c/snapshots/s4', 'a saved guest of an image that is gone or pruned'],
+  ]);
+});
+
 t.test('kept: every shipped recipe, the configured recipe of your own, and running instances', async (t) => {
   const cache = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-prune-'));
   const mine = path.join(cache, 'mine.json');
@@ -49,8 +62,12 @@ t.test('kept: every shipped recipe, the configured recipe of your own, and runni
   // the whole plan on that cache
   for (const k of [d12, 'old1', '.tmp-99']) mkdirSync(path.join(cache, 'images', k), { recursive: true });
   for (const k of [d12, 'old1']) mkdirSync(path.join(cache, 'kbuild-records', k, 'shape'), { recursive: true });
+  for (const [s, k] of [['snap-new', d12], ['snap-old', 'old1']]) {
+    mkdirSync(path.join(cache, 'snapshots', s), { recursive: true });
+    writeFileSync(path.join(cache, 'snapshots', s, 'meta.json'), JSON.stringify({ key: s, imageKey: k }));
+  }
   const plan = await prunePlan(c);
-  t.same(plan.remove.map((r) => path.relative(cache, r.path)).sort(), ['images/.tmp-99', 'images/old1', 'kbuild-records/old1']);
+  t.same(plan.remove.map((r) => path.relative(cache, r.path)).sort(), ['images/.tmp-99', 'images/old1', 'kbuild-records/old1', 'snapshots/snap-old']);
   t.same(plan.keep.map((r) => path.relative(cache, r.path)), [`images/${d12}`]);
 });
 

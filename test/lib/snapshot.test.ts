@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { buildQemuArgs, type VmSpec } from '../../scripts/lib/qemu-args.ts';
-import { findSnapshot, forkable, removeSnapshot, resumable, resumingSpec, savingSpec, snapshotKey, snapshotsDir } from '../../scripts/lib/snapshot.ts';
+import { findSnapshot, forkable, removeSnapshot, resumable, resumedCommand, resumingSpec, savingSpec, snapshotKey, snapshotsDir } from '../../scripts/lib/snapshot.ts';
 
 const spec: VmSpec = Object.freeze({
   accel: 'tcg', cpus: 2, memoryMiB: 1024, kernel: '/img/vmlinux', initrd: '/img/initrd-lean.cpio', cmdline: Object.freeze(['console=ttyS0', 'kmodvm.sshd=initrd']),
@@ -77,4 +77,15 @@ t.test('a snapshot counts only when whole (meta.json is written last, then the d
   await removeSnapshot(dir);
   t.notOk(existsSync(dir));
   t.equal(await findSnapshot(cache, 'k1'), undefined);
+});
+
+t.test('the resumed guest\'s clock command: one date, the marker with the uptime, quoted for dash', async (t) => {
+  const cmd = resumedCommand(new Date(Date.UTC(2026, 10, 29, 11, 30, 35, 123)));
+  t.match(cmd, /^date -u -s '?@1795951835\.123'? >\/dev\/null && /);
+  // dash (the guest's login shell) runs it; date and the console swapped for harmless stand-ins
+  const { execa } = await import('execa');
+  const uptime = path.join(await mkdtemp(path.join(os.tmpdir(), 'kmodvm-uptime-')), 'uptime');
+  await writeFile(uptime, '47.25 80.00\n');
+  const r = await execa('dash', ['-c', cmd.replace('date -u -s', 'echo').replace('/proc/uptime', uptime).replace('/dev/console', '/dev/stdout')]);
+  t.equal(r.stdout, 'kmodvm-init: resumed from a snapshot at 47.25s; clock set to 2026-11-29T11:30:35.123Z');
 });
