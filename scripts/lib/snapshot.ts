@@ -224,7 +224,8 @@ export async function resumeVm(o: { spec: VmSpec; privateKey: string; hostPublic
   }
 }
 
-async function hostCpu(): Promise<string> {
+/** The host CPU's model name: a KVM guest saved with -cpu host resumes only on the same. */
+export async function hostCpu(): Promise<string> {
   const info = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
   return /^model name\s*:\s*(.*)$/m.exec(info)?.[1] ?? '';
 }

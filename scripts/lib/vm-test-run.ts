@@ -24,7 +24,8 @@ import { guestSpec } from './profile.ts';
 import { genericInitrd } from './initrd.ts';
 import { memoFile, readMemo, serialSpeaks, writeMemo } from './kvm-probe.ts';
 import { SSHD_READY_MARKER, freePort, isPortInUse, Vm } from './vm.ts';
-import { qemuVersion, resumable, resumeOrSave, type BootHow } from './snapshot.ts';
+import { findSnapshot, hostCpu, qemuVersion, resumable, resumeOrSave, resumingSpec, savingSpec, snapshotKey, snapshotsDir, type BootHow } from './snapshot.ts';
+import type { VmSpec } from './qemu-args.ts';
 
 
 export interface RunOptions { log: (l: string) => void }
@@ -120,10 +121,20 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
   if (c.dryRun) {
     const img = await findImage(c);
     const shown = img ?? { vmlinux: '<cache>/vmlinux', vmlinuz: '<cache>/vmlinuz', initrdLean: '<cache>/initrd-lean.cpio', initrdStock: '<cache>/initrd.img', rootfs: '<cache>/rootfs.qcow2', cmdline: [] } as unknown as ImageInfo;
-    const vm = new Vm(guestSpec(c, shown, accel, 0, '<run-dir>'));
+    const spec = guestSpec(c, shown, accel, 0, '<run-dir>');
     log(`plan: ${img ? `image ${img.dir} (cached)` : 'build the image first (not cached)'}; accel ${accel}${note ? ` (${note})` : ''}`);
     log(`plan: boot, upload ${moduleDir} and ${appDir}, then: ${testPlan({ moduleName: 'netlink_simple_intf', appName: 'netlink_userapp', timeouts: c.timeouts, buildModuleInGuest: c.build !== 'host' }).map((s) => s.name).join(', ')}, power off`);
-    log(vm.commandLine().replace("'hostfwd=tcp:127.0.0.1:0-:22'", "'hostfwd=tcp:127.0.0.1:<free port>-:22'"));
+    const show = (v: VmSpec): void => log(new Vm(v).commandLine().replace("'hostfwd=tcp:127.0.0.1:0-:22'", "'hostfwd=tcp:127.0.0.1:<free port>-:22'"));
+    if (img && resumable(c, { probeKvm, byoInitrd: c.kernelImage || undefined })) {
+      const key = snapshotKey(spec, { imageKey: img.key, qemuVersion: await qemuVersion(), hostCpu: await hostCpu() });
+      const saved = await findSnapshot(c.cacheDir, key);
+      const dir = saved ?? path.join(snapshotsDir(c.cacheDir), key);
+      log(`plan: ${saved ? `resume the guest saved in ${dir}` : `boot once and save the guest as ${dir}, then resume it (docs/resume.md)`}`);
+      if (!saved) show(savingSpec(spec, `${dir}.tmp-<pid>`, '<tmp>'));
+      show(resumingSpec(spec, dir));
+    } else {
+      show(spec);
+    }
     return { verdict: 'pass', exitCode: 0, runDir: '', accel, startedAt: new Date(started).toISOString(), durationMs: 0, checks: [] };
   }
 
