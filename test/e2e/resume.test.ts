@@ -10,6 +10,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
 import { loadConfig } from '../../scripts/lib/config.ts';
+import { imageKey } from '../../scripts/lib/image.ts';
 import { snapshotsDir } from '../../scripts/lib/snapshot.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -46,8 +47,12 @@ t.test('two guests resumed from one snapshot at once: their own random numbers, 
 
 t.test('a snapshot that will not resume is removed; the run boots and passes; the next run saves a new one', async (t) => {
   for (const n of names) await cli('down', ['--name', n]);
-  const dir = snapshotsDir(loadConfig([]).config.cacheDir);
-  const snaps = readdirSync(dir).filter((n) => /^[0-9a-f]{16}$/.test(n) && existsSync(path.join(dir, n, 'state')));
+  const { config: c } = loadConfig([]);
+  const dir = snapshotsDir(c.cacheDir);
+  // Only the default image's saved guest: the other kernels' stay as they are.
+  const mine = imageKey(c).key;
+  const snaps = readdirSync(dir).filter((n) => /^[0-9a-f]{16}$/.test(n) && existsSync(path.join(dir, n, 'state'))
+    && JSON.parse(readFileSync(path.join(dir, n, 'meta.json'), 'utf8')).imageKey === mine);
   t.ok(snaps.length > 0, 'the test above left a snapshot');
   for (const n of snaps) truncateSync(path.join(dir, n, 'state'), 4096);
   const r = await vmTest([]);
