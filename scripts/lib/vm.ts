@@ -133,7 +133,7 @@ export class Vm {
     for (;;) {
       if (!this.alive) {
         await this.waitExit();
-        throw new KmodvmError('boot', `QEMU exited before the guest printed "${marker}"`, { evidence: await this.deathEvidence(), hint: 'read the QEMU error and the serial log above' });
+        throw new KmodvmError('boot', `QEMU exited before the guest printed "${marker}"`, { evidence: await this.deathEvidence(), hint: await this.deathHint() });
       }
       if ((await readFile(this.spec.serialLog, 'utf8').catch(() => '')).includes(marker)) return;
       if (Date.now() > deadline) {
@@ -157,41 +157,36 @@ export class Vm {
    */
   async waitForSsh(o: { privateKey: string; hostPublicKey: string; deadlineMs: number; pollMs?: number; readyMarker?: string }): Promise<SshSession> {
     const deadline = Date.now() + o.deadlineMs;
+    if (o.readyMarker) await this.waitForSerial(o.readyMarker, o.deadlineMs);
     let lastErr = 'no attempt yet';
-    let markerSeen = !o.readyMarker;
     for (;;) {
       if (!this.alive) {
         await this.waitExit();
-        throw new KmodvmError('boot', 'QEMU exited before SSH was ready', {
-          evidence: await this.deathEvidence(),
-          hint: /panic/i.test(await this.serialTail(60)) ? 'the guest kernel panicked during boot: see the serial log' : 'read the QEMU error above',
-        });
+        throw new KmodvmError('boot', 'QEMU exited before SSH was ready', { evidence: await this.deathEvidence(), hint: await this.deathHint() });
       }
       const left = deadline - Date.now();
       if (left <= 0) break;
-      if (!markerSeen) {
-        markerSeen = (await readFile(this.spec.serialLog, 'utf8').catch(() => '')).includes(o.readyMarker!);
-        if (!markerSeen) lastErr = `the guest has not printed "${o.readyMarker}" yet`;
-      }
-      if (markerSeen) {
-        try {
-          return await Promise.race([
-            SshSession.connect({ port: this.spec.sshPort, privateKey: o.privateKey, hostPublicKey: o.hostPublicKey, readyTimeoutMs: Math.max(1000, Math.min(left, 20_000)) }),
-            this.waitExit().then(() => { throw new Error('QEMU exited'); }),
-          ]);
-        } catch (e) {
-          if (e instanceof HostKeyMismatch) {
-            throw new KmodvmError('boot', `${e.message}: refusing to connect`, { hint: 'another process may own the port, or the image changed under us; rebuild the image' });
-          }
-          lastErr = (e as Error).message;
+      try {
+        return await Promise.race([
+          SshSession.connect({ port: this.spec.sshPort, privateKey: o.privateKey, hostPublicKey: o.hostPublicKey, readyTimeoutMs: Math.max(1000, Math.min(left, 20_000)) }),
+          this.waitExit().then(() => { throw new Error('QEMU exited'); }),
+        ]);
+      } catch (e) {
+        if (e instanceof HostKeyMismatch) {
+          throw new KmodvmError('boot', `${e.message}: refusing to connect`, { hint: 'another process may own the port, or the image changed under us; rebuild the image' });
         }
+        lastErr = (e as Error).message;
       }
-      await new Promise((r) => setTimeout(r, Math.min(markerSeen ? (o.pollMs ?? 100) : 20, Math.max(0, deadline - Date.now()))));
+      await new Promise((r) => setTimeout(r, Math.min(o.pollMs ?? 100, Math.max(0, deadline - Date.now()))));
     }
     throw new KmodvmError('boot', `SSH was not ready within ${Math.round(o.deadlineMs / 1000)} s (last: ${lastErr})`, {
       evidence: `serial console (${this.spec.serialLog}), last lines:\n${await this.serialTail(30)}`,
       hint: 'raise --boot-timeout on a slow host, or read the serial log for a hang',
     });
+  }
+
+  private async deathHint(): Promise<string> {
+    return /panic/i.test(await this.serialTail(60)) ? 'the guest kernel panicked during boot: see the serial log' : 'read the QEMU error above';
   }
 
   /** Kills QEMU (the disk is a -snapshot: nothing to save) and waits for it. */
