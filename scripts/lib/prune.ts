@@ -12,7 +12,7 @@ import { imageKey, imagesDir } from './image.ts';
 import { listNames, lookup } from './instance.ts';
 import { diskBytes, mib } from './disk.ts';
 import { guestRecordsRoot } from './guest-kbuild.ts';
-import { snapshotsDir } from './snapshot.ts';
+import { snapshotsDir, UNUSABLE } from './snapshot.ts';
 
 export interface PruneItem { path: string; why: string }
 export interface PrunePlan { remove: PruneItem[]; keep: PruneItem[] }
@@ -65,9 +65,15 @@ const list = async (dir: string): Promise<string[]> => (existsSync(dir) ? readdi
 export async function prunePlan(c: Config): Promise<PrunePlan> {
   const recordsDir = guestRecordsRoot(c.cacheDir);
   const snapDir = snapshotsDir(c.cacheDir);
-  const snapshots = await Promise.all((await list(snapDir)).map(async (name) => ({
-    name, imageKey: (JSON.parse(await readFile(path.join(snapDir, name, 'meta.json'), 'utf8').catch(() => '{}')) as { imageKey?: string }).imageKey,
-  })));
+  // A saved guest names its image in meta.json; a guest that cannot be saved here, in unusable.json.
+  const imageOf = async (name: string): Promise<string | undefined> => {
+    for (const f of ['meta.json', UNUSABLE]) {
+      const k = (JSON.parse(await readFile(path.join(snapDir, name, f), 'utf8').catch(() => '{}')) as { imageKey?: string }).imageKey;
+      if (k) return k;
+    }
+    return undefined;
+  };
+  const snapshots = await Promise.all((await list(snapDir)).map(async (name) => ({ name, imageKey: await imageOf(name) })));
   return planPrune({ imagesDir: imagesDir(c), images: await list(imagesDir(c)), recordsDir, records: await list(recordsDir), keep: await keptKeys(c), snapshotsDir: snapDir, snapshots });
 }
 

@@ -178,6 +178,15 @@ async function otherSnapshots(cacheDir: string, imageKey: string, key: string): 
   return out;
 }
 
+/** Beside no meta.json, in a snapshot's directory: this guest cannot be saved or resumed on this host (QEMU's version and, under KVM, the CPU are in the key). */
+export const UNUSABLE = 'unusable.json';
+
+async function markUnusable(cacheDir: string, key: string, imageKey: string, reason: string): Promise<void> {
+  const dir = path.join(snapshotsDir(cacheDir), key);
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, UNUSABLE), JSON.stringify({ key, imageKey, reason, at: new Date().toISOString() }, null, 2) + '\n');
+}
+
 /** Removes a snapshot: renamed first, so a reader never sees half of one. */
 export async function removeSnapshot(dir: string): Promise<void> {
   const doomed = `${dir}.tmp-rm-${process.pid}`;
@@ -254,6 +263,12 @@ export async function resumeOrSave(o: {
   deadlineMs: number; log: (l: string) => void; retryBoot: (serial: string) => boolean; detached?: { stderrFile: string };
 }): Promise<Resumed | undefined> {
   const key = snapshotKey(o.spec, { imageKey: o.imageKey, qemuVersion: o.qemuVersion, hostCpu: await hostCpu() });
+  const unusable = path.join(snapshotsDir(o.cacheDir), key, UNUSABLE);
+  if (existsSync(unusable)) {
+    const why = (JSON.parse(await readFile(unusable, 'utf8').catch(() => '{}')) as { reason?: string }).reason ?? 'unknown';
+    o.log(`snapshot: saving or resuming this guest failed on this host before (${why}); booting. Delete ${unusable} to try again`);
+    return undefined;
+  }
   let dir = await findSnapshot(o.cacheDir, key);
   let how: Resumed['how'] = 'resumed';
   if (!dir) {
@@ -264,6 +279,8 @@ export async function resumeOrSave(o: {
     } catch (e) {
       if (e instanceof SnapshotBootFailed && !o.retryBoot(await readFile(e.serialLog, 'utf8').catch(() => ''))) throw e.failure;
       o.log(`snapshot: could not save the guest (${(e as Error).message}); booting without one`);
+      // A guest boot that crashed (retried by the caller) says nothing about saving; the machinery failing does.
+      if (!(e instanceof SnapshotBootFailed)) await markUnusable(o.cacheDir, key, o.imageKey, `saving: ${(e as Error).message}`);
       return undefined;
     }
   }
@@ -273,6 +290,8 @@ export async function resumeOrSave(o: {
   } catch (e) {
     o.log(`snapshot: ${(e as Error).message}; removing snapshot ${key} and booting`);
     await removeSnapshot(dir);
+    // One saved by an earlier run may have been damaged since; one saved just now will not resume on this host.
+    if (how === 'saved, then resumed') await markUnusable(o.cacheDir, key, o.imageKey, `resuming: ${(e as Error).message}`);
     return undefined;
   }
 }

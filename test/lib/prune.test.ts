@@ -62,12 +62,13 @@ t.test('kept: every shipped recipe, the configured recipe of your own, and runni
   // the whole plan on that cache
   for (const k of [d12, 'old1', '.tmp-99']) mkdirSync(path.join(cache, 'images', k), { recursive: true });
   for (const k of [d12, 'old1']) mkdirSync(path.join(cache, 'kbuild-records', k, 'shape'), { recursive: true });
-  for (const [s, k] of [['snap-new', d12], ['snap-old', 'old1']]) {
+  for (const [s, k, f] of [['snap-new', d12, 'meta.json'], ['snap-old', 'old1', 'meta.json'], ['snap-unusable', d12, 'unusable.json'], ['snap-unusable-old', 'old1', 'unusable.json']]) {
     mkdirSync(path.join(cache, 'snapshots', s), { recursive: true });
-    writeFileSync(path.join(cache, 'snapshots', s, 'meta.json'), JSON.stringify({ key: s, imageKey: k }));
+    writeFileSync(path.join(cache, 'snapshots', s, f), JSON.stringify({ key: s, imageKey: k }));
   }
   const plan = await prunePlan(c);
-  t.same(plan.remove.map((r) => path.relative(cache, r.path)).sort(), ['images/.tmp-99', 'images/old1', 'kbuild-records/old1', 'snapshots/snap-old']);
+  t.same(plan.remove.map((r) => path.relative(cache, r.path)).sort(), ['images/.tmp-99', 'images/old1', 'kbuild-records/old1', 'snapshots/snap-old', 'snapshots/snap-unusable-old'],
+    'a kept image\'s "cannot save here" marker stays; a pruned image\'s goes');
   t.same(plan.keep.map((r) => path.relative(cache, r.path)), [`images/${d12}`]);
 });
 

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { buildQemuArgs, type VmSpec } from '../../scripts/lib/qemu-args.ts';
-import { findSnapshot, forkable, removeSnapshot, resumable, resumedCommand, resumingSpec, savingSpec, snapshotKey, snapshotsDir } from '../../scripts/lib/snapshot.ts';
+import { findSnapshot, forkable, removeSnapshot, resumable, resumedCommand, resumeOrSave, resumingSpec, savingSpec, snapshotKey, snapshotsDir, UNUSABLE } from '../../scripts/lib/snapshot.ts';
 
 const spec: VmSpec = Object.freeze({
   accel: 'tcg', cpus: 2, memoryMiB: 1024, kernel: '/img/vmlinux', initrd: '/img/initrd-lean.cpio', cmdline: Object.freeze(['console=ttyS0', 'kmodvm.sshd=initrd']),
@@ -89,4 +89,18 @@ t.test('the resumed guest\'s clock command: one date, the marker with the uptime
   const consoleFile = path.join(path.dirname(uptime), 'console');
   await execa('dash', ['-c', cmd.replace('date -u -s', 'echo').replace('/proc/uptime', uptime).replace('/dev/console', consoleFile)]);
   t.equal(await readFile(consoleFile, 'utf8'), 'kmodvm-init: resumed from a snapshot at 47.25s; clock set to 2026-11-29T11:30:35.123Z\n');
+});
+
+t.test('a guest that could not be saved or resumed on this host before is booted, not tried again, and says how to retry', async (t) => {
+  const cache = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-snaptest-'));
+  const key = snapshotKey(spec, ids);
+  const marker = path.join(snapshotsDir(cache), key, UNUSABLE);
+  await mkdir(path.dirname(marker), { recursive: true });
+  await writeFile(marker, JSON.stringify({ key, imageKey: ids.imageKey, reason: 'resuming: the guest did not resume (QEMU exited: load of migration failed)' }));
+  const lines: string[] = [];
+  // No QEMU is started: the spec's kernel does not even exist.
+  const r = await resumeOrSave({ cacheDir: cache, spec, ...ids, privateKey: '', hostPublicKey: '', deadlineMs: 1000, log: (l) => lines.push(l), retryBoot: () => false });
+  t.equal(r, undefined);
+  t.same(lines, [`snapshot: saving or resuming this guest failed on this host before (resuming: the guest did not resume (QEMU exited: load of migration failed)); booting. Delete ${marker} to try again`]);
+  t.equal(await findSnapshot(cache, key), undefined, 'a marker is not a snapshot');
 });
