@@ -6,7 +6,7 @@
 // resumed guest reseeds its RNG (QEMU's VM generation ID: "crng reseeded due
 // to virtual machine fork") and gets the host's time. A snapshot that will
 // not resume is removed and the run boots. snapshotKey() and the spec
-// functions are pure; docs/performance.md has the figures and the caveats.
+// functions are pure; docs/resume.md has the design and the caveats.
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -18,7 +18,7 @@ import { posixJoin, run } from './proc.ts';
 import { Qmp } from './qmp.ts';
 import type { VmSpec } from './qemu-args.ts';
 import type { SshSession } from './ssh.ts';
-import { QEMU, SSHD_READY_MARKER, Vm } from './vm.ts';
+import { isPortInUse, QEMU, SSHD_READY_MARKER, Vm } from './vm.ts';
 import type { Config } from './config.ts';
 
 export const SNAPSHOT_FD = 3;
@@ -102,16 +102,21 @@ async function migrateToFile(vm: Vm, qmp: Qmp, file: string, sock: string, deadl
       conn.pipe(out);
     });
   });
+  // Awaited below only once the migration completed; a failure before then is reported by the status.
+  written.catch(() => undefined);
   await new Promise<void>((resolve, reject) => { srv!.once('error', reject); srv!.listen(sock, resolve); });
+  let timer: NodeJS.Timeout | undefined;
   try {
     // QEMU's default cap is 32 MiB/s; the file is local.
     await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 16 * 1024 ** 3 });
     await qmp.execute('migrate', { uri: `unix:${sock}` });
     const status = await migrationEnd(qmp, vm, deadline, 'query-migrate');
     if (status !== 'completed') throw new KmodvmError('boot', `saving the guest failed: migration ${status}`, { evidence: await vm.deathEvidence() });
-    await Promise.race([written, new Promise((_, rej) => setTimeout(() => rej(new Error('the saved state was not all written within 30 s')), 30_000))]);
+    await Promise.race([written, new Promise((_, rej) => { timer = setTimeout(() => rej(new Error('the saved state was not all written within 30 s')), 30_000); })]);
   } finally {
+    clearTimeout(timer);
     srv?.close();
+    if (!out.writableFinished) out.destroy();
   }
 }
 
@@ -208,7 +213,7 @@ export async function resumeVm(o: { spec: VmSpec; privateKey: string; hostPublic
     } catch (e) {
       status = `QMP: ${(e as Error).message}`;
     }
-    if (status !== "running") {
+    if (status !== 'running') {
       // A QEMU that cannot load the state exits; its stderr says why.
       await Promise.race([vm.waitExit(), new Promise((r) => setTimeout(r, 3000))]);
       const said = vm.exit?.stderr.trim().split('\n').pop();
@@ -288,6 +293,11 @@ export async function resumeOrSave(o: {
     const r = await resumeVm({ spec: resumingSpec(o.spec, dir), privateKey: o.privateKey, hostPublicKey: o.hostPublicKey, deadlineMs: o.deadlineMs, log: o.log, detached: o.detached });
     return { ...r, how, key };
   } catch (e) {
+    // Another process took the free port between our check and QEMU's bind: the snapshot is fine.
+    if (isPortInUse((e as Error).message)) {
+      o.log('snapshot: the SSH port was taken meanwhile; booting');
+      return undefined;
+    }
     o.log(`snapshot: ${(e as Error).message}; removing snapshot ${key} and booting`);
     await removeSnapshot(dir);
     // One saved by an earlier run may have been damaged since; one saved just now will not resume on this host.
