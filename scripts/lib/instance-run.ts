@@ -17,7 +17,7 @@ import type { SshSession } from './ssh.ts';
 import { parseTranscript } from './transcript.ts';
 import { guestSpec } from './profile.ts';
 import { SSHD_READY_MARKER, freePort, Vm } from './vm.ts';
-import { qemuVersion, resumable, resumeOrSave, type BootHow } from './snapshot.ts';
+import { qemuVersion, resumable, resumeOrSave, type BootHow } from './resume.ts';
 import { existsSync } from 'node:fs';
 
 /** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */

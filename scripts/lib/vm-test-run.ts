@@ -24,7 +24,8 @@ import { guestSpec } from './profile.ts';
 import { genericInitrd } from './initrd.ts';
 import { memoFile, readMemo, serialSpeaks, writeMemo } from './kvm-probe.ts';
 import { SSHD_READY_MARKER, freePort, isPortInUse, Vm } from './vm.ts';
-import { findSnapshot, hostCpu, qemuVersion, resumable, resumeOrSave, resumingSpec, savingSpec, snapshotKey, snapshotsDir, type BootHow } from './snapshot.ts';
+import { hostCpu, qemuVersion, resumable, resumeOrSave, type BootHow } from './resume.ts';
+import { findSnapshot, resumingSpec, savingSpec, snapshotKey, snapshotsDir } from './snapshot.ts';
 import type { VmSpec } from './qemu-args.ts';
 
 

@@ -1,4 +1,4 @@
-// Resume instead of boot (scripts/lib/snapshot.ts), on real guests: two
+// Resume instead of boot (scripts/lib/resume.ts), on real guests: two
 // instances resumed from the same snapshot at once get different random
 // numbers (QEMU's VM generation ID makes each reseed) and the host's clock;
 // a snapshot that will not resume is removed, the run boots and passes, and
