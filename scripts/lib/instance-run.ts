@@ -17,7 +17,7 @@ import type { SshSession } from './ssh.ts';
 import { parseTranscript } from './transcript.ts';
 import { guestSpec } from './profile.ts';
 import { SSHD_READY_MARKER, freePort, Vm } from './vm.ts';
-import { qemuVersion, resumable, resumeOrSave, type BootHow } from './resume.ts';
+import { resumable, resumeGuest, type BootHow } from './resume.ts';
 import { existsSync } from 'node:fs';
 
 /** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */
@@ -38,10 +38,7 @@ export async function upInstance(c: Config, name: string, log: (l: string) => vo
   let how: BootHow = 'booted';
   const boot = async (): Promise<Vm> => {
     if (resumable(c, {})) {
-      const r = await resumeOrSave({
-        cacheDir: c.cacheDir, spec: guestSpec(c, img, accel, await freePort(), dir), imageKey: img.key, qemuVersion: await qemuVersion(), privateKey, hostPublicKey,
-        deadlineMs: c.timeouts.boot * 1000, log, retryBoot: (serial) => Boolean(crashedBeforeInit(serial, loadRules(splatRuleFiles(c)))), detached,
-      });
+      const r = await resumeGuest(c, img, guestSpec(c, img, accel, await freePort(), dir), log, detached);
       if (r) { r.session.close(); how = r.how; return r.vm; }
     }
     const vm = new Vm(guestSpec(c, img, accel, await freePort(), dir));

@@ -1,5 +1,6 @@
 // Reports: TAP on stdout (one test point per check), junit.xml and
 // report.json in the run directory, and a summary for people.
+import type { BootHow } from './resume.ts';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EXIT_CODES, type FailureClass } from './errors.ts';
@@ -28,7 +29,7 @@ export interface RunReport {
   durationMs: number;
   bootToSshMs?: number;
   /** How the guest came up: booted, resumed from a snapshot, or booted and saved first (scripts/lib/snapshot.ts). */
-  bootHow?: 'booted' | 'resumed' | 'saved, then resumed';
+  bootHow?: BootHow;
   checks: Check[];
   captures?: Record<string, string>;
 }

@@ -7,7 +7,9 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Config } from './config.ts';
+import { splatRuleFiles, type Config } from './config.ts';
+import type { ImageInfo } from './image.ts';
+import { crashedBeforeInit, loadRules } from './splat.ts';
 import { KmodvmError } from './errors.ts';
 import { posixJoin, run } from './proc.ts';
 import { Qmp } from './qmp.ts';
@@ -78,6 +80,11 @@ export function resumable(c: Pick<Config, 'resume' | 'profile'>, o: { probeKvm?:
   return c.resume && c.profile === 'lean' && !o.byoInitrd && !o.probeKvm;
 }
 
+/** The snapshot key of spec on this host (its CPU counts under KVM). */
+export async function snapshotKeyHere(spec: VmSpec, o: { imageKey: string; qemuVersion: string }): Promise<string> {
+  return snapshotKey(spec, { imageKey: o.imageKey, qemuVersion: o.qemuVersion, hostCpu: await hostCpu() });
+}
+
 export async function qemuVersion(): Promise<string> {
   const r = await run(QEMU, ['--version'], { timeoutMs: 10_000 });
   return r.stdout.split('\n')[0] ?? '';
@@ -93,7 +100,7 @@ export async function resumeOrSave(o: {
   cacheDir: string; spec: VmSpec; imageKey: string; qemuVersion: string; privateKey: string; hostPublicKey: string;
   deadlineMs: number; log: (l: string) => void; retryBoot: (serial: string) => boolean; detached?: { stderrFile: string };
 }): Promise<Resumed | undefined> {
-  const key = snapshotKey(o.spec, { imageKey: o.imageKey, qemuVersion: o.qemuVersion, hostCpu: await hostCpu() });
+  const key = await snapshotKeyHere(o.spec, o);
   const unusable = path.join(snapshotsDir(o.cacheDir), key, UNUSABLE);
   if (existsSync(unusable)) {
     const why = (JSON.parse(await readFile(unusable, 'utf8').catch(() => '{}')) as { reason?: string }).reason ?? 'unknown';
@@ -130,4 +137,13 @@ export async function resumeOrSave(o: {
     if (how === 'saved, then resumed') await markUnusable(o.cacheDir, key, o.imageKey, `resuming: ${(e as Error).message}`);
     return undefined;
   }
+}
+
+/** resumeOrSave for a run or an instance: the image's keys, the boot timeout, and a guest kernel crash before our init retried as a boot. */
+export async function resumeGuest(c: Config, img: ImageInfo, spec: VmSpec, log: (l: string) => void, detached?: { stderrFile: string }): Promise<Resumed | undefined> {
+  return resumeOrSave({
+    cacheDir: c.cacheDir, spec, imageKey: img.key, qemuVersion: await qemuVersion(),
+    privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, log,
+    retryBoot: (serial) => Boolean(crashedBeforeInit(serial, loadRules(splatRuleFiles(c)))), detached,
+  });
 }

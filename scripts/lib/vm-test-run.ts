@@ -24,8 +24,8 @@ import { guestSpec } from './profile.ts';
 import { genericInitrd } from './initrd.ts';
 import { memoFile, readMemo, serialSpeaks, writeMemo } from './kvm-probe.ts';
 import { SSHD_READY_MARKER, freePort, isPortInUse, Vm } from './vm.ts';
-import { hostCpu, qemuVersion, resumable, resumeOrSave, type BootHow } from './resume.ts';
-import { findSnapshot, resumingSpec, savingSpec, snapshotKey, snapshotsDir } from './snapshot.ts';
+import { qemuVersion, resumable, resumeGuest, snapshotKeyHere, type BootHow } from './resume.ts';
+import { findSnapshot, resumingSpec, savingSpec, snapshotsDir } from './snapshot.ts';
 import type { VmSpec } from './qemu-args.ts';
 
 
@@ -36,17 +36,11 @@ export function newRunDir(c: Config, now = new Date()): string {
   return path.join(c.runsDir, `${now.toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
 }
 
-
-
 /** Boots a VM, or resumes it from a snapshot, and returns it with an SSH session; retries once if the port was taken meanwhile. */
 export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', runDir: string, log: (l: string) => void, o: { probeKvm?: boolean; byoInitrd?: string } = {}): Promise<{ vm: Vm; session: SshSession; bootMs: number; accel: 'kvm' | 'tcg'; how: BootHow }> {
   if (resumable(c, o)) {
     const t0 = Date.now();
-    const r = await resumeOrSave({
-      cacheDir: c.cacheDir, spec: guestSpec(c, img, accel, await freePort(), runDir), imageKey: img.key, qemuVersion: await qemuVersion(),
-      privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, log,
-      retryBoot: (serial) => Boolean(crashedBeforeInit(serial, loadRules(splatRuleFiles(c)))),
-    });
+    const r = await resumeGuest(c, img, guestSpec(c, img, accel, await freePort(), runDir), log);
     if (r) return { vm: r.vm, session: r.session, bootMs: Date.now() - t0, accel, how: r.how };
   }
   let rebooted = false;
@@ -127,7 +121,7 @@ export async function runVmTest(c: Config, o: RunOptions): Promise<RunReport> {
     log(`plan: boot, upload ${moduleDir} and ${appDir}, then: ${testPlan({ moduleName: 'netlink_simple_intf', appName: 'netlink_userapp', timeouts: c.timeouts, buildModuleInGuest: c.build !== 'host' }).map((s) => s.name).join(', ')}, power off`);
     const show = (v: VmSpec): void => log(new Vm(v).commandLine().replace("'hostfwd=tcp:127.0.0.1:0-:22'", "'hostfwd=tcp:127.0.0.1:<free port>-:22'"));
     if (img && resumable(c, { probeKvm, byoInitrd: c.kernelImage || undefined })) {
-      const key = snapshotKey(spec, { imageKey: img.key, qemuVersion: await qemuVersion(), hostCpu: await hostCpu() });
+      const key = await snapshotKeyHere(spec, { imageKey: img.key, qemuVersion: await qemuVersion() });
       const saved = await findSnapshot(c.cacheDir, key);
       const dir = saved ?? path.join(snapshotsDir(c.cacheDir), key);
       log(`plan: ${saved ? `resume the guest saved in ${dir}` : `boot once and save the guest as ${dir}, then resume it (docs/resume.md)`}`);

@@ -2,15 +2,10 @@ import t from 'tap';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { VmSpec } from '../../scripts/lib/qemu-args.ts';
 import { resumable, resumedCommand, resumeOrSave } from '../../scripts/lib/resume.ts';
+import { ids, spec } from '../helpers/snapshot-spec.ts';
 import { findSnapshot, snapshotKey, snapshotsDir, UNUSABLE } from '../../scripts/lib/snapshot.ts';
 
-const spec: VmSpec = Object.freeze({
-  accel: 'tcg', cpus: 2, memoryMiB: 1024, kernel: '/img/vmlinux', initrd: '/img/initrd-lean.cpio', cmdline: Object.freeze(['console=ttyS0', 'kmodvm.sshd=initrd']),
-  rootfs: '/img/rootfs.qcow2', sshPort: 40022, serialLog: '/run/serial.log', qmpSocket: '/run/qmp.sock', bios: '/usr/share/qemu/qboot.rom',
-}) as VmSpec;
-const ids = { imageKey: 'abc', qemuVersion: 'QEMU emulator version 7.2.22' };
 
 t.test('only the lean profile\'s own guest resumes', async (t) => {
   t.equal(resumable({ resume: true, profile: 'lean' }, {}), true);

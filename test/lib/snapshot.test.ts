@@ -3,14 +3,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { buildQemuArgs, type VmSpec } from '../../scripts/lib/qemu-args.ts';
+import { buildQemuArgs } from '../../scripts/lib/qemu-args.ts';
+import { ids, spec } from '../helpers/snapshot-spec.ts';
 import { findSnapshot, forkable, removeSnapshot, resumingSpec, savingSpec, snapshotKey, snapshotsDir } from '../../scripts/lib/snapshot.ts';
 
-const spec: VmSpec = Object.freeze({
-  accel: 'tcg', cpus: 2, memoryMiB: 1024, kernel: '/img/vmlinux', initrd: '/img/initrd-lean.cpio', cmdline: Object.freeze(['console=ttyS0', 'kmodvm.sshd=initrd']),
-  rootfs: '/img/rootfs.qcow2', sshPort: 40022, serialLog: '/run/serial.log', qmpSocket: '/run/qmp.sock', bios: '/usr/share/qemu/qboot.rom',
-}) as VmSpec;
-const ids = { imageKey: 'abc', qemuVersion: 'QEMU emulator version 7.2.22' };
 
 t.test('the key follows the machine, not the run: port, console, QMP socket and firmware leave it alone', async (t) => {
   const k = snapshotKey(spec, ids);
