@@ -73,12 +73,15 @@ export async function findImage(c: Config): Promise<ImageInfo | undefined> {
   if (!existsSync(path.join(dir, 'manifest.json'))) return undefined;
   const manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
   const files = imageFiles(dir);
+  const broken = (why: string): KmodvmError => new KmodvmError('image', `the cached image ${dir} is broken: ${why}`, {
+    hint: `delete it and build again: rm -rf ${shellJoin([dir])}`,
+  });
   for (const f of [files.rootfs, files.vmlinux, files.initrdLean, files.clientKey, files.hostPub]) {
-    if (!existsSync(f)) {
-      throw new KmodvmError('image', `the cached image ${dir} is broken: ${path.basename(f)} is missing`, {
-        hint: `delete it and build again: rm -rf ${shellJoin([dir])}`,
-      });
-    }
+    if (!existsSync(f)) throw broken(`${path.basename(f)} is missing`);
+  }
+  // Images built before ed25519KeyPair() may hold a key with a byte missing: sshd refuses it.
+  for (const f of [files.clientKey, files.hostPub]) {
+    if (ssh2.utils.parseKey(await readFile(f, 'utf8')) instanceof Error) throw broken(`${path.basename(f)} is not a valid key (ssh2's key generator dropped a leading zero byte)`);
   }
   return { ...files, key, manifest, cmdline: manifest.recipe.kernelCmdline };
 }
@@ -111,6 +114,25 @@ export async function ensureImage(c: Config, log: (l: string) => void): Promise<
   return buildImage(c, log);
 }
 
+/** Whether ssh2 can read both halves of a generated key pair back. */
+export function keyPairUsable(k: { private: string; public: string }): boolean {
+  return !(ssh2.utils.parseKey(k.public) instanceof Error) && !(ssh2.utils.parseKey(k.private) instanceof Error);
+}
+
+/**
+ * An ed25519 key pair in OpenSSH format. ssh2's generator (1.17, keygen.js)
+ * strips every leading zero byte of the public key, not only the bit
+ * string's padding byte, so about 1 pair in 256 holds a 31-byte key that
+ * sshd will not load and ssh2 will not parse. Such a pair is drawn again.
+ */
+export function ed25519KeyPair(comment: string, generate = (): { private: string; public: string } => ssh2.utils.generateKeyPairSync('ed25519', { comment })): { private: string; public: string } {
+  for (let i = 0; i < 16; i++) {
+    const k = generate();
+    if (keyPairUsable(k)) return k;
+  }
+  throw new KmodvmError('internal', 'could not generate a valid ed25519 key pair in 16 tries');
+}
+
 export async function buildImage(c: Config, log: (l: string) => void): Promise<ImageInfo> {
   const { key, recipe } = imageKey(c);
   const qemuDir = path.join(c.root, 'qemu');
@@ -126,8 +148,8 @@ export async function buildImage(c: Config, log: (l: string) => void): Promise<I
   try {
     await mkdir(tmp, { recursive: true });
     // Keys: a client key for root's authorized_keys, and the guest's host key, pinned by the client.
-    const client = ssh2.utils.generateKeyPairSync('ed25519', { comment: `kmodvm-${key}` });
-    const host = ssh2.utils.generateKeyPairSync('ed25519', { comment: `kmodvm-guest-${key}` });
+    const client = ed25519KeyPair(`kmodvm-${key}`);
+    const host = ed25519KeyPair(`kmodvm-guest-${key}`);
     await writeFile(files.clientKey, client.private, { mode: 0o600 });
     await writeFile(`${files.clientKey}.pub`, client.public + '\n');
     await writeFile(files.hostPub, host.public + '\n');
