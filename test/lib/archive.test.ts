@@ -6,7 +6,7 @@ import path from 'node:path';
 import t from 'tap';
 import { exportImage, importImage, verifyChecksums } from '../../scripts/lib/archive.ts';
 import { defaultConfig, validateConfig } from '../../scripts/lib/config.ts';
-import { imageKey } from '../../scripts/lib/image.ts';
+import { ed25519KeyPair, imageKey } from '../../scripts/lib/image.ts';
 
 const root = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
 const cfg = (cacheDir: string) => validateConfig({ cacheDir }, defaultConfig({}, root));
@@ -16,7 +16,11 @@ function fakeImage(cacheDir: string): string {
   const { key, recipe } = imageKey(c);
   const dir = path.join(cacheDir, 'images', key);
   mkdirSync(path.join(dir, 'headers/usr/src'), { recursive: true });
-  for (const f of ['rootfs.qcow2', 'vmlinux', 'vmlinuz', 'initrd-lean.cpio', 'initrd.img', 'id_ed25519', 'host_ed25519.pub', 'headers/usr/src/Makefile']) writeFileSync(path.join(dir, f), `${f} contents\n`.repeat(100));
+  for (const f of ['rootfs.qcow2', 'vmlinux', 'vmlinuz', 'initrd-lean.cpio', 'initrd.img', 'headers/usr/src/Makefile']) writeFileSync(path.join(dir, f), `${f} contents\n`.repeat(100));
+  // The keys must be real: an image whose keys ssh2 cannot read is a broken image (image.ts).
+  const client = ed25519KeyPair('kmodvm-test');
+  writeFileSync(path.join(dir, 'id_ed25519'), client.private);
+  writeFileSync(path.join(dir, 'host_ed25519.pub'), ed25519KeyPair('kmodvm-guest-test').public + '\n');
   writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ key, builderVersion: 2, recipe, kernelVersion: '6.1.0-56-amd64', packages: {}, sizes: {}, buildSeconds: 1, builtAt: 'x' }));
   return key;
 }
