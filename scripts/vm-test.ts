@@ -2,7 +2,7 @@
 import { loadConfig } from './lib/config.ts';
 import { log, main } from './lib/cli.ts';
 import { appendFile } from 'node:fs/promises';
-import { githubAnnotations, stepSummary, summary, toTap, writeReports } from './lib/report.ts';
+import { flatChecks, githubAnnotations, stepSummary, summary, toTap, writeReports } from './lib/report.ts';
 import { runVmTest } from './lib/vm-test-run.ts';
 
 const HELP = `usage: npm run vm:test -- [options]
@@ -24,10 +24,10 @@ await main(async () => {
   const r = await runVmTest(config, { log });
   if (config.dryRun) return 0;
   await writeReports(r);
-  process.stdout.write(toTap(r.checks));
+  process.stdout.write(toTap(r));
   log(summary(r));
   if (process.env.GITHUB_ACTIONS === 'true') {
-    for (const line of githubAnnotations(r.checks, config.root)) process.stdout.write(line + '\n');
+    for (const line of githubAnnotations(flatChecks(r), config.root)) process.stdout.write(line + '\n');
     if (process.env.GITHUB_STEP_SUMMARY) await appendFile(process.env.GITHUB_STEP_SUMMARY, stepSummary(r));
   }
   return r.exitCode;

@@ -40,11 +40,21 @@ export interface Config {
   memoryMiB: number;
   /** Guest CPUs. Default 2 (smp 2 boots faster than 1 under TCG). Env KMODVM_CPUS, flag --cpus. */
   cpus: number;
-  /** Kernel module source directory. Default `kernel-module`. Flag --module-dir. */
+  /** The suite file (kmodvm.yaml, docs/suite.md). Default '' = ./kmodvm.yaml in the current directory, else this checkout's own (the netlink demo). Flag --suite. */
+  suite: string;
+  /** Run only the tests with these names or globs. Default all. Flag --only (repeatable). */
+  only: string[];
+  /** Run shard I of N of the suite's tests ("I/N"). Default '' = all. Env KMODVM_SHARD, flag --shard. */
+  shard: string;
+  /** Write each test's transcript from the run where it is missing or no longer matches, and print the diff. Default false. Flag --update. */
+  update: boolean;
+  /** Added to the guest kernel command line (the suite's kernel_args). Default none. */
+  kernelArgs: string[];
+  /** A one-test suite without a suite file: the module directory. Default '' (use the suite). Flag --module-dir. */
   moduleDir: string;
-  /** User app source directory. Default `userapp`. Flag --app-dir. */
+  /** With --module-dir: the user app directory, whose one program the test runs. Default '' (no app). Flag --app-dir. */
   appDir: string;
-  /** Expected transcript. Default `test/expected/netlink.transcript`. Flag --transcript. */
+  /** With --module-dir: the expected transcript. Default '' (none). Flag --transcript. */
   transcript: string;
   /** Guest kernel: the recipe qemu/kernels/<kernel>.json. Default `debian-12` (bookworm, 6.1). Env KMODVM_KERNEL, flag --kernel. */
   kernel: string;
@@ -85,18 +95,24 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv): string {
   return path.join(xdg, 'kmodvm');
 }
 
-export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot()): Config {
+export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot(), cwd = root): Config {
   return {
     root,
     accel: 'auto',
     cacheDir: defaultCacheDir(env),
-    runsDir: path.join(root, 'runs'),
+    // The current directory's runs/: a module repository's own, when kmodvm runs from node_modules.
+    runsDir: path.join(cwd, 'runs'),
     mirror: '',
     memoryMiB: 1024,
     cpus: 2,
-    moduleDir: 'kernel-module',
-    appDir: 'userapp',
-    transcript: 'test/expected/netlink.transcript',
+    suite: '',
+    only: [],
+    shard: '',
+    update: false,
+    kernelArgs: [],
+    moduleDir: '',
+    appDir: '',
+    transcript: '',
     kernel: 'debian-12',
     recipe: '',
     build: 'auto',
@@ -158,7 +174,10 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
   if (c.kernelImage && c.build === 'guest') throw bad('build', 'must be host or auto with --kernel-image: the kernel\'s build tree is on the host', c.build);
   if (c.kernelImage && c.profile !== 'lean') throw bad('profile', 'must be lean with --kernel-image', c.profile);
   if (c.splatRules && !existsSync(path.resolve(c.root, c.splatRules))) throw bad('splatRules', 'names no file', c.splatRules);
-  for (const k of ['cacheDir', 'runsDir', 'moduleDir', 'appDir', 'transcript', 'recipe'] as const) {
+  if ((c.appDir || c.transcript) && !c.moduleDir) throw bad(c.appDir ? 'appDir' : 'transcript', 'goes with --module-dir (or write the test in a suite file)', c.appDir || c.transcript);
+  if (c.moduleDir && c.suite) throw bad('suite', 'and --module-dir exclude each other: --module-dir makes a one-test suite of its own', c.suite);
+  if (c.shard && !/^\d+\/\d+$/.test(c.shard)) throw bad('shard', 'must be I/N, e.g. 2/4', c.shard);
+  for (const k of ['cacheDir', 'runsDir', 'recipe'] as const) {
     if (typeof c[k] !== 'string' || c[k] === '') throw bad(k, 'must be a non-empty path', c[k]);
   }
   c.cacheDir = path.resolve(c.root, c.cacheDir);
@@ -187,6 +206,7 @@ export function fromEnv(env: NodeJS.ProcessEnv): Partial<Config> {
   if (env.KMODVM_MIRROR) out.mirror = env.KMODVM_MIRROR;
   if (env.KMODVM_MEMORY) out.memoryMiB = env.KMODVM_MEMORY;
   if (env.KMODVM_CPUS) out.cpus = env.KMODVM_CPUS;
+  if (env.KMODVM_SHARD) out.shard = env.KMODVM_SHARD;
   return out as Partial<Config>;
 }
 
@@ -201,6 +221,10 @@ export const CLI_OPTIONS = {
   'module-dir': { type: 'string' },
   'app-dir': { type: 'string' },
   transcript: { type: 'string' },
+  suite: { type: 'string' },
+  only: { type: 'string', multiple: true },
+  shard: { type: 'string' },
+  update: { type: 'boolean' },
   recipe: { type: 'string' },
   kernel: { type: 'string' },
   profile: { type: 'string' },
@@ -225,7 +249,7 @@ export const CLI_OPTIONS = {
 export interface Cli { config: Config; help: boolean; follow: boolean; positionals: string[] }
 
 /** Builds the configuration from argv and env. Unknown flags are a usage error. */
-export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, root = defaultRoot()): Cli {
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, root = defaultRoot(), cwd = process.cwd()): Cli {
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: CLI_OPTIONS, allowPositionals: true, strict: true });
@@ -237,7 +261,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
   const map: [keyof typeof v, string][] = [
     ['accel', 'accel'], ['build', 'build'], ['cache-dir', 'cacheDir'], ['runs-dir', 'runsDir'], ['mirror', 'mirror'],
     ['memory', 'memoryMiB'], ['cpus', 'cpus'], ['module-dir', 'moduleDir'], ['app-dir', 'appDir'],
-    ['transcript', 'transcript'], ['recipe', 'recipe'], ['kernel', 'kernel'], ['profile', 'profile'], ['splat-rules', 'splatRules'], ['kernel-image', 'kernelImage'], ['kernel-build-dir', 'kernelBuildDir'], ['kernel-initrd', 'kernelInitrd'], ['dry-run', 'dryRun'], ['name', 'name'], ['reuse', 'reuse'],
+    ['transcript', 'transcript'], ['suite', 'suite'], ['only', 'only'], ['shard', 'shard'], ['update', 'update'], ['recipe', 'recipe'], ['kernel', 'kernel'], ['profile', 'profile'], ['splat-rules', 'splatRules'], ['kernel-image', 'kernelImage'], ['kernel-build-dir', 'kernelBuildDir'], ['kernel-initrd', 'kernelInitrd'], ['dry-run', 'dryRun'], ['name', 'name'], ['reuse', 'reuse'],
   ];
   for (const [flag, field] of map) if (v[flag] !== undefined) cli[field] = v[flag];
   if (v['no-replay']) cli.replay = false;
@@ -247,7 +271,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
   if (v['build-timeout'] !== undefined) timeouts.build = v['build-timeout'] as unknown as number;
   if (v['load-timeout'] !== undefined) timeouts.load = v['load-timeout'] as unknown as number;
   if (v['app-timeout'] !== undefined) timeouts.app = v['app-timeout'] as unknown as number;
-  const config = validateConfig({ ...fromEnv(env), ...cli, timeouts }, defaultConfig(env, root));
+  // Paths the user typed are the user's: relative to the current directory.
+  for (const k of ['moduleDir', 'appDir', 'transcript', 'suite'] as const) if (typeof cli[k] === 'string' && cli[k]) cli[k] = path.resolve(cwd, cli[k] as string);
+  const config = validateConfig({ ...fromEnv(env), ...cli, timeouts }, defaultConfig(env, root, cwd));
   return { config, help: Boolean(v.help), follow: Boolean(v.follow), positionals: parsed.positionals };
 }
 

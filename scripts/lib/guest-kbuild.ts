@@ -99,16 +99,16 @@ export async function loadRecord(dir: string): Promise<GuestRecord | undefined> 
 export const guestRecordsRoot = (cacheDir: string): string => path.join(cacheDir, 'kbuild-records');
 export const guestRecordsDir = (cacheDir: string, imageKey: string): string => path.join(guestRecordsRoot(cacheDir), imageKey);
 
-export interface GuestBuildPlan { recordDir: string; record?: GuestRecord }
+export interface GuestBuildPlan { recordDir: string; record?: GuestRecord; /** The module dir in the guest. */ guestDir: string }
 
 /**
  * Where this module's record is kept (one directory per image, one per shape),
  * and the record itself when it exists and may be replayed.
  */
-export async function guestBuildPlan(recordsDir: string, moduleDir: string, replay: boolean): Promise<GuestBuildPlan> {
-  const recordDir = path.join(recordsDir, await shapeHash(moduleDir, `guest\0${GUEST_MODULE_DIR}`));
+export async function guestBuildPlan(recordsDir: string, moduleDir: string, replay: boolean, guestDir = GUEST_MODULE_DIR, salt = ''): Promise<GuestBuildPlan> {
+  const recordDir = path.join(recordsDir, await shapeHash(moduleDir, `guest\0${guestDir}${salt}`));
   const record = replay && await treeReplayable(moduleDir) ? await loadRecord(recordDir) : undefined;
-  return { recordDir, record };
+  return { recordDir, record, guestDir };
 }
 
 /**
@@ -118,17 +118,17 @@ export async function guestBuildPlan(recordsDir: string, moduleDir: string, repl
  */
 export async function buildModuleInGuest(session: SshSession, spec: StepSpec, g: GuestBuildPlan, log: (l: string) => void): Promise<StepRecord> {
   if (g.record) {
-    const r = await session.exec(guestReplayArgv(GUEST_MODULE_DIR, g.record.kdir, g.record.plan), { timeoutMs: spec.timeoutMs, stdin: g.record.tar });
+    const r = await session.exec(guestReplayArgv(g.guestDir, g.record.kdir, g.record.plan), { timeoutMs: spec.timeoutMs, stdin: g.record.tar });
     const rec = judge(spec, r);
     if (rec.ok) return { ...rec, message: `kbuild's recorded commands replayed in the guest (${g.record.plan.length}); make not run` };
-    if (r.timedOut || blamesModuleSource(r.stdout + r.stderr, GUEST_MODULE_DIR)) return rec;
+    if (r.timedOut || blamesModuleSource(r.stdout + r.stderr, g.guestDir)) return rec;
     log(`build-module: the replay failed (${r.reason}) and the compiler blames no file of the module; running make`);
   }
   const rec = await runStep(session, spec);
-  const kdir = rec.ok ? kdirFromMakeOutput(rec.result.stdout, GUEST_MODULE_DIR) : undefined;
+  const kdir = rec.ok ? kdirFromMakeOutput(rec.result.stdout, g.guestDir) : undefined;
   if (kdir && !existsSync(g.recordDir)) {
-    const f = await session.exec(fetchRecordArgv(GUEST_MODULE_DIR), { timeoutMs: 60_000 });
-    const record = f.exitCode === 0 ? await recordFromFetched(f.stdout, GUEST_MODULE_DIR, kdir, os.tmpdir()) : undefined;
+    const f = await session.exec(fetchRecordArgv(g.guestDir), { timeoutMs: 60_000 });
+    const record = f.exitCode === 0 ? await recordFromFetched(f.stdout, g.guestDir, kdir, os.tmpdir()) : undefined;
     if (record) {
       await saveRecord(g.recordDir, record);
       log(`build-module: kbuild's commands recorded for the next guest build of this module shape (${g.recordDir})`);

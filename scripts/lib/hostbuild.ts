@@ -99,19 +99,20 @@ export async function treeReplayable(dir: string): Promise<boolean> {
  * where only the other half changed), make is not run: a kbuild make with
  * nothing to do still costs seconds.
  */
-async function hostMake(o: { srcDir: string; outDir: string; product: string; makeArgs: string[]; hashSalt: string; timeoutMs: number; replayKdir?: string; niceness?: number }): Promise<HostBuild> {
+export async function hostMake(o: { srcDir: string; outDir: string; product?: string; makeArgs: string[]; hashSalt: string; timeoutMs: number; replayKdir?: string; niceness?: number; copied?: boolean }): Promise<HostBuild> {
   const niceness = o.niceness ?? 10;
   const stamp = path.join(o.outDir, '.kmodvm-sources');
   const shapeStamp = path.join(o.outDir, '.kmodvm-shape');
   const salt = `${o.hashSalt}\0${o.makeArgs.join('\0')}`;
   const hash = await sourceHash(o.srcDir, salt);
   const shape = await shapeHash(o.srcDir, salt);
-  const product = path.join(o.outDir, o.product);
+  // Without a named product (an app), make's exit status is the only witness.
+  const product = path.join(o.outDir, o.product ?? '.kmodvm-sources');
   if (existsSync(product) && (await readFile(stamp, 'utf8').catch(() => '')) === hash) {
     return { ok: true, ko: product, durationMs: 0, output: 'sources unchanged since the last build: make not run\n' };
   }
   await rm(stamp, { force: true });
-  await cp(o.srcDir, o.outDir, { recursive: true, preserveTimestamps: true, filter: (src) => !isProduct(src) && path.basename(src) !== o.product });
+  if (!o.copied) await cp(o.srcDir, o.outDir, { recursive: true, preserveTimestamps: true, filter: (src) => !isProduct(src) && path.basename(src) !== o.product });
   // Only .c/.h contents changed since a kbuild here: replay its recorded commands.
   const plan = o.replayKdir && existsSync(product) && (await readFile(shapeStamp, 'utf8').catch(() => '')) === shape && await treeReplayable(o.srcDir)
     ? await loadReplayPlan(o.outDir) : undefined;
@@ -129,7 +130,7 @@ async function hostMake(o: { srcDir: string; outDir: string; product: string; ma
   const how = replayed ? `kbuild's recorded commands replayed (${plan!.length}${skipped}); make not run\n` : '';
   const output = how + r!.output.split(`${o.outDir}/`).join(`${o.srcDir}/`);
   const durationMs = Date.now() - started;
-  if (r!.exitCode !== 0 || !existsSync(product)) {
+  if (r!.exitCode !== 0 || (o.product !== undefined && !existsSync(product))) {
     // make runs in the copy; a relative name there (the app's Makefile) is the user's file.
     const diags = compilerDiagnostics(output).filter((d) => d.severity !== 'warning').map((d) => ({ ...d, file: path.resolve(o.srcDir, d.file) }));
     const annotations = diags.map((d) => ({ file: d.file, line: d.line, col: d.col, message: `${d.severity}: ${d.message}` }));

@@ -2,23 +2,22 @@
 // (vm:test --reuse, vm:watch), power it down (vm:down).
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { chooseAccel, hostFacts } from './accel.ts';
-import { resolveIn, splatRuleFiles, type Config } from './config.ts';
+import { splatRuleFiles, type Config } from './config.ts';
 import { KmodvmError } from './errors.ts';
 import { guestRecordsDir } from './guest-kbuild.ts';
-import { chooseBuildMode, headersKdir, hostAppCompiler, hostBuildApp, hostBuildModule, hostHasCompiler } from './hostbuild.ts';
 import { ensureImage, findImage } from './image.ts';
 import { connect, instanceDir, isQemuAlive, lookup, writeState, type InstanceState } from './instance.ts';
+import { assemble, buildModeFor, pickAccel, startHostBuild } from './pipeline.ts';
 import { preflight } from './preflight.ts';
-import { verdictOf, type Check, type RunReport } from './report.ts';
-import { APP, MODULE, testOnSession } from './session-test.ts';
-import { crashedBeforeInit, findSplats, formatSplat, loadRules } from './splat.ts';
+import type { RunReport } from './report.ts';
+import { crashedBeforeInit, loadRules } from './splat.ts';
 import type { SshSession } from './ssh.ts';
-import { parseTranscript } from './transcript.ts';
+import { noSplatCheck } from './suite/judge.ts';
+import { resolveSuite, type ResolvedSuite } from './suite/resolve.ts';
+import { runSuite, type Guest } from './suite/run.ts';
 import { guestSpec } from './profile.ts';
 import { SSHD_READY_MARKER, freePort, Vm } from './vm.ts';
 import { resumable, resumeGuest, type BootHow } from './resume.ts';
-import { existsSync } from 'node:fs';
 
 /** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */
 export async function upInstance(c: Config, name: string, log: (l: string) => void): Promise<{ state: InstanceState; already: boolean }> {
@@ -27,7 +26,7 @@ export async function upInstance(c: Config, name: string, log: (l: string) => vo
   if (l.staleNote) log(l.staleNote);
   await preflight(log);
   const img = await ensureImage(c, log);
-  const { accel, note } = chooseAccel(c.accel, hostFacts());
+  const { accel, note } = await pickAccel(c);
   if (note) log(note);
   const dir = instanceDir(c, name);
   await mkdir(dir, { recursive: true });
@@ -92,54 +91,53 @@ async function serialSize(file: string): Promise<number> {
   try { return (await fh.stat()).size; } finally { await fh.close(); }
 }
 
-export interface InstanceRun { report: RunReport; needsReboot: string | undefined }
+export interface InstanceRun { report: RunReport; needsReboot: string | undefined; state: InstanceState }
 
-/** The test steps on a running instance. needsReboot names why the kernel can no longer be trusted (splat, new taint, failed rmmod, hang). */
-export async function testOnInstance(c: Config, s: InstanceState, runDir: string, log: (l: string) => void, o: { session?: SshSession } = {}): Promise<InstanceRun> {
+/**
+ * The suite's tests on a running instance (vm:test --reuse, vm:watch). The
+ * instance keeps one build tree, so kbuild rebuilds only what changed. A test
+ * that leaves the kernel untrusted restarts the instance for the next test;
+ * needsReboot says whether the last one did.
+ */
+export async function testOnInstance(c0: Config, s0: InstanceState, runDir: string, log: (l: string) => void, o: { session?: SshSession; resolved?: ResolvedSuite } = {}): Promise<InstanceRun> {
   const started = Date.now();
-  const transcriptFile = resolveIn(c, c.transcript);
-  const transcript = parseTranscript(await readFile(transcriptFile, 'utf8'), c.transcript);
+  const rs = o.resolved ?? await resolveSuite(c0);
+  const c: Config = { ...c0, kernelArgs: [...c0.kernelArgs, ...rs.suite.kernelArgs] };
   const rules = loadRules(splatRuleFiles(c));
-  const moduleDir = resolveIn(c, c.moduleDir);
-  const appDir = resolveIn(c, c.appDir);
   await mkdir(path.join(runDir, 'steps'), { recursive: true });
+  let s = s0;
   const img = await findImage(c);
   if (!img || img.key !== s.imageKey) throw new KmodvmError('boot', `instance ${s.name} runs image ${s.imageKey}, not the current recipe's`, { hint: `restart it: npm run vm:down -- --name ${s.name} && npm run vm:up -- --name ${s.name}` });
-  const kdir = headersKdir(img.dir, img.manifest.kernelVersion);
-  const build = chooseBuildMode(c.build, { gccMajor: img.manifest.kernelGccMajor, hostHasCompiler: hostHasCompiler(img.manifest.kernelGccMajor), headers: existsSync(kdir) });
-  const hostBuild = build.mode === 'host'
-    // The instance keeps one build tree, so kbuild rebuilds only what changed. Not niced:
-    // the guest is up, and the build is what the edit loop waits for.
-    ? hostBuildModule({ moduleDir, outDir: path.join(s.dir, 'build', 'kernel-module'), kdir, moduleName: MODULE, timeoutMs: c.timeouts.build * 1000, replay: c.replay, niceness: 0 })
-    : undefined;
-  const cc = hostAppCompiler(img.manifest.kernelGccMajor);
-  const hostApp = build.mode === 'host' && cc
-    ? hostBuildApp({ appDir, outDir: path.join(s.dir, 'build', 'userapp'), appName: APP, cc, timeoutMs: c.timeouts.build * 1000, niceness: 0 })
-    : undefined;
+  const build = buildModeFor(c, img, false);
+  // Not niced: the guest is up, and the build is what the edit loop waits for.
+  const hostBuild = startHostBuild(c, img, rs, path.join(s.dir, 'build'), { ...build, niceness: 0 });
   const serialFrom = await serialSize(s.serialLog);
   // vm:watch keeps one connection across cycles (a handshake is ~0.3 s under TCG); otherwise one per run.
-  const session = o.session ?? await connect(s);
-  const checks: Check[] = [];
-  let finalDmesg = '';
-  try {
-    const r = await testOnSession({
-      c, session, runDir, moduleDir, appDir, transcript, transcriptFile, hostBuild, guestRecords: { dir: guestRecordsDir(c.cacheDir, s.imageKey), replay: c.replay }, hostBuildDir: path.join(s.dir, 'build', 'kernel-module'), hostApp, hostAppDir: path.join(s.dir, 'build', 'userapp'), guestFallback: s.accel === 'kvm', reuse: true, log,
-      serialTail: async () => (await readFile(s.serialLog, 'utf8')).split('\n').slice(-15).join('\n'),
-    });
-    checks.push(...r.checks);
-    finalDmesg = r.finalDmesg;
-  } finally {
-    if (!o.session) session.close();
-  }
-  const serial = (await readFile(s.serialLog)).subarray(serialFrom).toString('utf8');
-  const splats = [...findSplats(finalDmesg, rules, 'dmesg'), ...findSplats(serial, rules, 'serial.log')];
-  checks.push(splats.length
-    ? { name: 'no-splat', ok: false, failure: 'splat', durationMs: 0, message: `${splats[0].id}: ${splats[0].line}`, evidence: formatSplat(splats[0]) }
-    : { name: 'no-splat', ok: true, durationMs: 0 });
-  const bad = checks.find((x) => !x.ok && (x.failure === 'splat' || x.failure === 'timeout' || x.name === 'rmmod' || x.name === 'unload-old'));
-  const report: RunReport = {
-    ...verdictOf(checks), runDir, accel: s.accel, kernelVersion: s.kernelVersion, imageKey: s.imageKey,
-    startedAt: new Date(started).toISOString(), durationMs: Date.now() - started, checks,
+  let session = o.session ?? await connect(s);
+  const report: RunReport = { verdict: 'fail', exitCode: 70, runDir, accel: s.accel, kernelVersion: s.kernelVersion, imageKey: s.imageKey, startedAt: new Date(started).toISOString(), durationMs: 0, checks: [], suite: rs.suite.file };
+  const serials: { file: string; from: number }[] = [{ file: s.serialLog, from: serialFrom }];
+  const fresh = async (why: string): Promise<Guest> => {
+    log(`instance ${s.name}: restarting it fresh (${why})`);
+    session.close();
+    await downInstance(s);
+    s = (await upInstance(c, s.name, log)).state;
+    session = await connect(s);
+    serials.push({ file: s.serialLog, from: 0 });
+    return { session, serialLog: s.serialLog };
   };
-  return { report, needsReboot: bad ? `${bad.name}: ${bad.message ?? bad.failure}` : undefined };
+  let r;
+  try {
+    r = await runSuite({
+      c, suite: rs.suite, tests: rs.selected, files: rs.files, guest: { session, serialLog: s.serialLog }, runDir, kver: s.kernelVersion, rules,
+      hostBuild, guestRecords: { dir: guestRecordsDir(c.cacheDir, s.imageKey), replay: c.replay }, guestFallback: s.accel === 'kvm', reuse: true, fresh, update: c.update, log,
+    });
+    session = r.guest.session;
+  } finally {
+    if (!o.session || session !== o.session) session.close();
+  }
+  const serial = (await Promise.all(serials.map(async (x) => (await readFile(x.file).catch(() => Buffer.alloc(0))).subarray(x.from).toString('utf8')))).join('\n');
+  const splat = noSplatCheck(r.kernelLog, serial, rules);
+  assemble(report, [], r, [splat], started);
+  const bad = r.untrusted ?? (splat.ok ? undefined : `no-splat: ${splat.message}`) ?? report.checks.find((x) => !x.ok && x.failure === 'timeout')?.name;
+  return { report, needsReboot: bad, state: s };
 }

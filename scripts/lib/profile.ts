@@ -26,7 +26,8 @@ export function guestSpec(c: Config, img: ImageInfo, accel: RunAccel, sshPort: n
     accel, cpus: c.cpus, memoryMiB: c.memoryMiB, ...files,
     // The quiet console (loglevel=5) saves time under TCG only. Under KVM the console costs
     // nothing, and the KVM probe needs the kernel to speak within seconds.
-    cmdline: accel === 'kvm' ? [...files.cmdline, 'loglevel=7'] : files.cmdline,
+    // The suite's kernel_args come last, so they win over ours.
+    cmdline: [...files.cmdline, ...(accel === 'kvm' ? ['loglevel=7'] : []), ...c.kernelArgs],
     rootfs: img.rootfs, bios: existsSync(QBOOT) ? QBOOT : undefined, sshPort,
     serialLog: path.join(dir, 'serial.log'), qmpSocket: path.join(dir, 'qmp.sock'),
   };

@@ -8,7 +8,11 @@ import path from 'node:path';
 import { execa } from 'execa';
 
 /** One host directory to upload, into <remote base>/<sub>. */
-export interface UploadPart { localDir: string; sub: string; skip?: (rel: string) => boolean }
+export interface UploadPart {
+  localDir: string; sub: string; skip?: (rel: string) => boolean;
+  /** The files to send, relative to localDir; without it the directory is walked. */
+  files?: readonly string[];
+}
 
 /** The guest's side of every upload: unpack stdin at /, files owned by the guest user. */
 export const UNTAR = ['tar', '-x', '--no-same-owner', '-f', '-', '-C', '/'];
@@ -46,7 +50,8 @@ export async function stageTrees(remoteBase: string, parts: readonly UploadPart[
           else if (st.isFile()) files.push(p.sub === '.' ? r : `${p.sub}/${r}`);
         }
       };
-      await walk('');
+      if (p.files) files.push(...p.files.filter((f) => !p.skip?.(f)).map((f) => (p.sub === '.' ? f : `${p.sub}/${f}`)));
+      else await walk('');
     }
     const inStage = (f: string): string => (parts.some((p) => p.sub === '.') ? `_/${f}` : f);
     const hashes = new Map<string, string>();

@@ -31,6 +31,8 @@ export interface Suite {
   kernelArgs: string[];
   kernels?: string[];
   exclude: string[];
+  /** Only these dirs travel (a --module-dir suite); default the whole root. */
+  include?: string[];
 }
 
 export const paramList = (p: string | string[] | undefined): string[] =>
@@ -75,9 +77,9 @@ export function parseSuiteText(text: string, file: string): { suite: SuiteFile; 
 
 /** The position of a map key on a path, when the last segment is a key. */
 function findKey(doc: ReturnType<typeof YAML.parseDocument>, at: readonly PropertyKey[]): number | undefined {
-  const parent = doc.getIn(at.slice(0, -1) as unknown[], true) as unknown;
+  const parent: unknown = at.length > 1 ? doc.getIn(at.slice(0, -1) as unknown[], true) : doc.contents;
   if (!YAML.isMap(parent)) return undefined;
-  const pair = parent.items.find((p) => YAML.isScalar(p.key) && p.key.value === at.at(-1));
+  const pair = (parent as InstanceType<typeof YAML.YAMLMap>).items.find((p: { key: unknown }) => YAML.isScalar(p.key) && (p.key as InstanceType<typeof YAML.Scalar>).value === at.at(-1));
   return (pair?.key as { range?: number[] } | undefined)?.range?.[0];
 }
 

@@ -1,0 +1,74 @@
+// The guest build of a suite (--build guest, or a host build that failed
+// under KVM): each module dir made in the uploaded suite root, in order,
+// against the guest's own /lib/modules/<kver>/build, with the earlier dirs'
+// Module.symvers as KBUILD_EXTRA_SYMBOLS; each replayed from kbuild's
+// recorded commands when only .c/.h contents changed (guest-kbuild.ts).
+// Then each app dir is made with the guest's compiler.
+import path from 'node:path';
+import type { Config } from '../config.ts';
+import { buildModuleInGuest, guestBuildPlan } from '../guest-kbuild.ts';
+import { tail } from '../proc.ts';
+import type { Check } from '../report.ts';
+import type { SshSession } from '../ssh.ts';
+import { compilerDiagnostics, GUEST_WORK, mapGuestPaths, runStep, type StepRecord, type StepSpec } from '../steps.ts';
+import type { Suite } from './load.ts';
+import { modulesFromOrder } from './modules-order.ts';
+import type { LoadedModule } from './test-plan.ts';
+
+export interface GuestBuildInput {
+  c: Config; suite: Suite; session: SshSession; kver: string;
+  records?: { dir: string; replay: boolean };
+  log: (l: string) => void;
+}
+
+export interface GuestBuildResult { ok: boolean; checks: Check[]; records: StepRecord[]; modules: LoadedModule[] }
+
+/** A failed guest build's check: the compiler's errors at the host's paths, as annotations too. */
+function buildCheck(name: string, dir: string, rec: StepRecord, root: string): Check {
+  const check: Check = { name, ok: rec.ok, failure: rec.failure, durationMs: rec.result.durationMs, message: rec.ok ? (rec.message ?? 'in the guest') : `the ${name.startsWith('build-app') ? 'app' : 'module'} in ${dir} does not build (in the guest)` };
+  if (rec.ok) return check;
+  const out = mapGuestPaths(`${rec.result.stdout}\n${rec.result.stderr}`, GUEST_WORK, root);
+  const diags = compilerDiagnostics(out).filter((d) => d.severity !== 'warning');
+  check.evidence = diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : `${rec.message}\n${tail(out, 25)}`;
+  check.annotations = diags.map((d) => ({ file: d.file, line: d.line, col: d.col, message: `${d.severity}: ${d.message}` }));
+  if (rec.failure === 'timeout') check.failure = 'timeout';
+  return check;
+}
+
+export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildResult> {
+  const { c, suite, session } = i;
+  const out: GuestBuildResult = { ok: true, checks: [], records: [], modules: [] };
+  const symvers: string[] = [];
+  const many = (n: number): boolean => n > 1;
+  for (const m of suite.modules) {
+    const gdir = `${GUEST_WORK}/${m.dir}`;
+    const name = `build-module${many(suite.modules.length) ? `:${m.dir}` : ''}`;
+    const spec: StepSpec = {
+      name, argv: ['make', '-C', gdir, `KDIR=/lib/modules/${i.kver}/build`, ...(symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${symvers.join(' ')}`] : [])],
+      timeoutMs: c.timeouts.build * 1000, failure: 'build',
+    };
+    i.log(`step ${name} (in the guest)`);
+    const plan = i.records ? await guestBuildPlan(i.records.dir, m.abs, i.records.replay, gdir, `\0${symvers.join(' ')}`) : undefined;
+    const rec = plan ? await buildModuleInGuest(session, spec, plan, i.log) : await runStep(session, spec);
+    out.records.push(rec);
+    out.checks.push(buildCheck(name, m.dir, rec, suite.root));
+    if (!rec.ok) return { ...out, ok: false };
+    const order = await session.exec(['cat', `${gdir}/modules.order`], { timeoutMs: c.timeouts.command * 1000 });
+    const listed = order.exitCode === 0 ? modulesFromOrder(order.stdout, gdir) : [];
+    if (!listed.length) {
+      out.checks.push({ name, ok: false, failure: 'build', durationMs: 0, message: `${path.join(m.dir, 'modules.order')} lists no module after make`, evidence: `${order.reason}\n${order.stderr}\nnext: does the Makefile build with obj-m, and pass M= the directory it is in?` });
+      return { ...out, ok: false };
+    }
+    out.modules.push(...listed.map((bm) => ({ name: bm.name, guestKo: `${gdir}/${bm.ko}`, params: m.params })));
+    symvers.push(`${gdir}/Module.symvers`);
+  }
+  for (const a of suite.apps) {
+    const name = `build-app${many(suite.apps.length) ? `:${a.dir}` : ''}`;
+    i.log(`step ${name} (in the guest)`);
+    const rec = await runStep(session, { name, argv: ['make', '-C', `${GUEST_WORK}/${a.dir}`], timeoutMs: c.timeouts.build * 1000, failure: 'build' });
+    out.records.push(rec);
+    out.checks.push(buildCheck(name, a.dir, rec, suite.root));
+    if (!rec.ok) return { ...out, ok: false };
+  }
+  return out;
+}

@@ -1,0 +1,117 @@
+// The host build of a suite: the suite root's files are copied into a build
+// tree (so a header shared by module and app, ../uapi/foo.h, is where the
+// Makefiles expect it), then each module dir is built in order with kbuild
+// against the image's headers, every later dir getting the earlier dirs'
+// Module.symvers through KBUILD_EXTRA_SYMBOLS, then each app dir with the
+// host's compiler, linked statically. The module names come from each dir's
+// modules.order.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readdir, readFile, stat, utimes } from 'node:fs/promises';
+import path from 'node:path';
+import { guestCopy, hostMake, type HostBuild } from '../hostbuild.ts';
+import type { Check } from '../report.ts';
+import type { Suite } from './load.ts';
+import { modulesFromOrder, type BuiltModule } from './modules-order.ts';
+
+export interface DirBuild { dir: string; kind: 'module' | 'app'; build: HostBuild; modules: (BuiltModule & { hostKo: string; guestRel: string })[] }
+export interface SuiteHostBuild { ok: boolean; tree: string; dirs: DirBuild[]; products: string[]; durationMs: number }
+
+/** Copies the files into tree, keeping their times (make compares them); a file whose size and mtime match is left alone. */
+export async function syncTree(root: string, files: readonly string[], tree: string): Promise<void> {
+  for (const f of files) {
+    const from = path.join(root, f);
+    const to = path.join(tree, f);
+    const [a, b] = await Promise.all([stat(from), stat(to).catch(() => undefined)]);
+    if (b && b.size === a.size && b.mtimeMs === a.mtimeMs) continue;
+    await mkdir(path.dirname(to), { recursive: true });
+    await copyFile(from, to);
+    await utimes(to, a.atime, a.mtime);
+  }
+}
+
+/** A hash of the files outside every module and app dir (shared headers): their change rebuilds every dir. */
+async function sharedHash(root: string, files: readonly string[], dirs: readonly string[]): Promise<string> {
+  const h = createHash('sha256');
+  for (const f of files) {
+    if (dirs.some((d) => f === d || f.startsWith(`${d}/`)) || !/\.(h|c|S|mk)$|(^|\/)(Makefile|Kbuild)$/.test(f)) continue;
+    h.update(`\0${f}\0`).update(await readFile(path.join(root, f)));
+  }
+  return h.digest('hex');
+}
+
+export interface HostBuildInput { suite: Suite; files: readonly string[]; tree: string; kdir: string; cc?: string; timeoutMs: number; replay: boolean; niceness?: number }
+
+export async function hostBuildSuite(i: HostBuildInput): Promise<SuiteHostBuild> {
+  const t0 = Date.now();
+  const { suite, tree } = i;
+  await mkdir(tree, { recursive: true });
+  await syncTree(suite.root, i.files, tree);
+  const shared = await sharedHash(suite.root, i.files, [...suite.modules, ...suite.apps].map((d) => d.dir));
+  const dirs: DirBuild[] = [];
+  const symvers: string[] = [];
+  const products: string[] = [];
+  const mapPaths = (b: HostBuild): HostBuild => ({ ...b, output: b.output.split(`${tree}/`).join(`${suite.root}/`), evidence: b.evidence?.split(`${tree}/`).join(`${suite.root}/`) });
+  for (const m of suite.modules) {
+    const out = path.join(tree, m.dir);
+    const extra = symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${symvers.join(' ')}`] : [];
+    const b = mapPaths(await hostMake({
+      srcDir: m.abs, outDir: out, product: 'modules.order', makeArgs: [`KDIR=${i.kdir}`, ...extra], hashSalt: `${i.kdir}\0${shared}`,
+      timeoutMs: i.timeoutMs, replayKdir: i.replay ? i.kdir : undefined, niceness: i.niceness, copied: true,
+    }));
+    const d: DirBuild = { dir: m.dir, kind: 'module', build: b, modules: [] };
+    dirs.push(d);
+    if (!b.ok) return { ok: false, tree, dirs, products, durationMs: Date.now() - t0 };
+    const listed = modulesFromOrder(await readFile(path.join(out, 'modules.order'), 'utf8'), out);
+    if (!listed.length) {
+      d.build = { ...b, ok: false, evidence: `make succeeded but ${path.join(m.dir, 'modules.order')} lists no module\nnext: does the Makefile build with obj-m, and pass M= the directory it is in?` };
+      return { ok: false, tree, dirs, products, durationMs: Date.now() - t0 };
+    }
+    for (const bm of listed) {
+      const hostKo = path.join(out, bm.ko);
+      if (!existsSync(hostKo)) {
+        d.build = { ...b, ok: false, evidence: `modules.order lists ${bm.ko}, which make did not write` };
+        return { ok: false, tree, dirs, products, durationMs: Date.now() - t0 };
+      }
+      const copy = await guestCopy(hostKo, i.timeoutMs);
+      const guestRel = path.relative(tree, copy);
+      d.modules.push({ ...bm, hostKo, guestRel });
+      products.push(guestRel);
+    }
+    if (existsSync(path.join(out, 'Module.symvers'))) symvers.push(path.join(out, 'Module.symvers'));
+  }
+  for (const a of suite.apps) {
+    const out = path.join(tree, a.dir);
+    if (!i.cc) return { ok: false, tree, dirs: [...dirs, { dir: a.dir, kind: 'app', modules: [], build: { ok: false, durationMs: 0, output: '', evidence: 'no C compiler on the host (gcc or cc)\nnext: install gcc, or use --build guest' } }], products, durationMs: Date.now() - t0 };
+    const b = mapPaths(await hostMake({ srcDir: a.abs, outDir: out, makeArgs: [`CC=${i.cc} -static`], hashSalt: `app\0${shared}`, timeoutMs: i.timeoutMs, niceness: i.niceness, copied: true }));
+    dirs.push({ dir: a.dir, kind: 'app', build: b, modules: [] });
+    if (!b.ok) return { ok: false, tree, dirs, products, durationMs: Date.now() - t0 };
+    products.push(...await appProducts(tree, a.dir, i.files));
+  }
+  return { ok: true, tree, dirs, products, durationMs: Date.now() - t0 };
+}
+
+/** What an app's make wrote that the guest needs: the new files of its dir, less objects and stamps. */
+async function appProducts(tree: string, dir: string, sources: readonly string[]): Promise<string[]> {
+  const have = new Set(sources);
+  const out: string[] = [];
+  for (const e of await readdir(path.join(tree, dir), { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    const rel = path.relative(tree, path.join(e.parentPath, e.name));
+    if (have.has(rel) || /\.(o|d|a)$|(^|\/)\.kmodvm-/.test(rel)) continue;
+    out.push(rel);
+  }
+  return out.sort();
+}
+
+/** One check per built dir. */
+export function buildChecks(b: SuiteHostBuild, where = 'on the host'): Check[] {
+  const many = (k: 'module' | 'app'): boolean => b.dirs.filter((d) => d.kind === k).length > 1;
+  return b.dirs.map((d) => {
+    const name = `build-${d.kind}${many(d.kind) ? `:${d.dir}` : ''}`;
+    const what = d.modules.length ? ` (${d.modules.map((m) => m.name).join(', ')})` : '';
+    return d.build.ok
+      ? { name, ok: true, durationMs: d.build.durationMs, message: `${where}${what}` }
+      : { name, ok: false, failure: 'build' as const, durationMs: d.build.durationMs, message: `the ${d.kind} in ${d.dir} does not build (${where})`, evidence: d.build.evidence && `${d.build.evidence}\nnext: fix the code, or try --build guest to build it inside the VM`, annotations: d.build.annotations };
+  });
+}

@@ -1,0 +1,95 @@
+// The verdict of one suite test, as a pure function of what the guest
+// returned: the step records, the test's kernel log (and serial console),
+// the taint flags around it and the expected transcript. Re-judging a saved
+// run is calling it again with the same records.
+import { tail } from '../proc.ts';
+import type { Check } from '../report.ts';
+import { findSplats, formatSplat, unexpectedTaint, type CompiledRules } from '../splat.ts';
+import type { StepRecord } from '../steps.ts';
+import { formatMismatches, matchTranscript, type Transcript } from '../transcript.ts';
+
+/** Taint flag O: an out-of-tree module was loaded this boot. */
+export const TAINT_OOT = 1 << 12;
+
+export interface TestEvidence {
+  /** insmod records, in load order (a load stops at the first failure). */
+  loads: StepRecord[];
+  run?: StepRecord;
+  /** rmmod records, in unload order. */
+  unloads: StepRecord[];
+  taintBefore?: number;
+  taintAfter?: number;
+  pid?: string;
+  /** The kernel log from before the test's first insmod to after its last rmmod. */
+  kernelLog: string;
+  /** The serial console over the same time. */
+  serial: string;
+  /** Evidence gathered when the command hung (task dump, console tail). */
+  hangEvidence?: string;
+}
+
+export interface TestExpect {
+  exitCode: number;
+  transcript?: { parsed: Transcript; file: string };
+  /** The modules were loaded by this test, so first-load lines may be expected. */
+  loadsHere: boolean;
+}
+
+export interface JudgedTest { checks: Check[]; captures?: Record<string, string>; firstLoad: boolean; untrusted?: string }
+
+const stepCheck = (r: StepRecord, kernelLog: string): Check => ({
+  name: r.name, ok: r.ok, failure: r.failure, durationMs: r.result.durationMs, message: r.message,
+  ...(r.ok ? {} : { evidence: `${tail(`${r.result.stdout}\n${r.result.stderr}`, 10)}\nkernel log of this test, last lines:\n${tail(kernelLog, 15)}` }),
+});
+
+function runCheck(r: StepRecord, want: number, hang?: string): Check {
+  const base = { name: 'run', durationMs: r.result.durationMs };
+  const out = (): string => `stdout, last lines:\n${tail(r.result.stdout, 12)}\nstderr, last lines:\n${tail(r.result.stderr, 12)}`;
+  if (r.result.timedOut) return { ...base, ok: false, failure: 'timeout', message: `the command ${r.result.reason}`, evidence: [out(), hang].filter(Boolean).join('\n') };
+  if (r.result.exitCode === undefined) return { ...base, ok: false, failure: 'app', message: `the command ${r.result.reason}`, evidence: out() };
+  if (r.result.exitCode !== want) return { ...base, ok: false, failure: 'app', message: `exited ${r.result.exitCode}, expected ${want}`, evidence: out() };
+  return { ...base, ok: true, message: `exited ${want}` };
+}
+
+export function judgeTest(e: TestEvidence, x: TestExpect, rules: CompiledRules): JudgedTest {
+  const checks: Check[] = e.loads.map((r) => stepCheck(r, e.kernelLog));
+  const firstLoad = x.loadsHere && (e.taintBefore === undefined || (e.taintBefore & TAINT_OOT) === 0);
+  let captures: Record<string, string> | undefined;
+  if (e.run) checks.push(runCheck(e.run, x.exitCode, e.hangEvidence));
+  checks.push(...e.unloads.map((r) => stepCheck(r, e.kernelLog)));
+  if (e.run && !e.run.result.timedOut && x.transcript) {
+    const m = matchTranscript(x.transcript.parsed, { kernel: e.kernelLog, app: e.run.result.stdout }, { firstLoad });
+    captures = m.captures;
+    checks.push(m.ok
+      ? { name: 'transcript', ok: true, durationMs: 0, message: `${m.captures.pid ? `pid ${m.captures.pid}` : 'match'}${firstLoad || !x.loadsHere ? '' : ' (module loaded before this boot: first-load lines not expected)'}` }
+      : {
+        name: 'transcript', ok: false, failure: 'transcript', durationMs: 0, message: 'output differs from the expected transcript', evidence: formatMismatches(m, x.transcript.file),
+        annotations: m.mismatches.map((mm) => ({ file: x.transcript!.file, line: mm.expected.lineNo, message: `${mm.section}: ${mm.why}: ${mm.expected.text}` })),
+      });
+  }
+  let untrusted: string | undefined;
+  if (e.taintBefore !== undefined && e.taintAfter !== undefined) {
+    const extra = unexpectedTaint(e.taintBefore, e.taintAfter);
+    if (extra.length) untrusted = `new taint flags ${extra.join('')}`;
+    checks.push(extra.length
+      ? { name: 'taint', ok: false, failure: 'splat', durationMs: 0, message: `new taint flags ${extra.join('')}`, evidence: `tainted ${e.taintBefore} -> ${e.taintAfter}` }
+      : { name: 'taint', ok: true, durationMs: 0, message: `tainted ${e.taintAfter}` });
+  }
+  const splats = [...findSplats(e.kernelLog, rules, 'dmesg'), ...findSplats(e.serial, rules, 'serial.log')];
+  if (splats.length) untrusted ??= `${splats[0].id}: ${splats[0].line.trim()}`;
+  checks.push(splats.length
+    ? { name: 'no-splat', ok: false, failure: 'splat', durationMs: 0, message: `${splats[0].id}: ${splats[0].line}`, evidence: formatSplat(splats[0]) }
+    : { name: 'no-splat', ok: true, durationMs: 0 });
+  const hung = e.run?.result.timedOut || [...e.loads, ...e.unloads].some((r) => r.result.timedOut);
+  const stuck = e.unloads.find((r) => !r.ok);
+  untrusted ??= hung ? 'a step hung' : stuck ? `${stuck.name} failed` : undefined;
+  return { checks, captures, firstLoad, untrusted };
+}
+
+/** The run-wide splat check: the whole kernel log and the serial console. */
+export function noSplatCheck(kernelLog: string, serial: string, rules: CompiledRules): Check {
+  const splats = [...findSplats(kernelLog, rules, 'dmesg'), ...findSplats(serial, rules, 'serial.log')];
+  return splats.length
+    ? { name: 'no-splat', ok: false, failure: 'splat', durationMs: 0, message: `${splats[0].id}: ${splats[0].line}`, evidence: formatSplat(splats[0]) }
+    : { name: 'no-splat', ok: true, durationMs: 0 };
+}

@@ -1,0 +1,27 @@
+// Module names come from kbuild: the modules.order a module dir's make
+// writes lists every module it built, in order. Before 6.2 its lines name
+// the .ko, from 6.2 on the .o; an M= build of 6.1 writes absolute paths.
+import path from 'node:path';
+
+export interface BuiltModule {
+  /** The module's name as the kernel knows it (dashes become underscores, as kbuild's KBUILD_MODNAME does). */
+  name: string;
+  /** The .ko, relative to the module dir. */
+  ko: string;
+}
+
+/** The modules a modules.order lists, with their .ko relative to modDir (where make's M= pointed). */
+export function modulesFromOrder(text: string, modDir: string): BuiltModule[] {
+  const out: BuiltModule[] = [];
+  for (const raw of text.split('\n')) {
+    let line = raw.trim();
+    if (!line) continue;
+    if (line.startsWith('kernel/')) line = line.slice('kernel/'.length); // before 5.4: kernel/<path>
+    const abs = path.isAbsolute(line) ? line : path.join(modDir, line);
+    const ko = path.relative(modDir, abs).replace(/\.o$/, '.ko');
+    if (ko.startsWith('..') || !ko.endsWith('.ko')) continue;
+    const name = path.basename(ko, '.ko').replace(/-/g, '_');
+    if (!out.some((m) => m.name === name)) out.push({ name, ko });
+  }
+  return out;
+}

@@ -1,0 +1,67 @@
+// Readies a guest for a suite's tests: upload the suite root (with the host
+// build's products), build in the guest when the host did not, unload what
+// an earlier cycle left loaded, run the setup commands, and with
+// `load: once` load the modules. Run again on every fresh guest.
+import type { Config } from '../config.ts';
+import type { Check } from '../report.ts';
+import type { SshSession } from '../ssh.ts';
+import { GUEST_WORK, runStep, type StepRecord } from '../steps.ts';
+import { guestBuildSuite } from './guest-build.ts';
+import type { SuiteHostBuild } from './host-build.ts';
+import type { Suite } from './load.ts';
+import { insmodStep, setupStep, type LoadedModule } from './test-plan.ts';
+
+export interface PrepareInput {
+  c: Config; suite: Suite; session: SshSession; files: readonly string[]; kver: string;
+  /** A host build that succeeded: its tree and products are uploaded, nothing is built in the guest. */
+  host?: SuiteHostBuild;
+  guestRecords?: { dir: string; replay: boolean };
+  /** The guest already has files of this suite (a kept instance): send only what changed, unload leftovers. */
+  reuse?: boolean;
+  log: (l: string) => void;
+}
+
+export interface Prepared { ok: boolean; checks: Check[]; records: StepRecord[]; modules: LoadedModule[] }
+
+const failedCheck = (r: StepRecord): Check => ({ name: r.name, ok: false, failure: r.failure, durationMs: r.result.durationMs, message: r.message, evidence: `${r.result.stdout}\n${r.result.stderr}`.trim().split('\n').slice(-15).join('\n') });
+
+export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
+  const { c, suite, session } = i;
+  const out: Prepared = { ok: true, checks: [], records: [], modules: [] };
+  const t0 = Date.now();
+  const part = i.host
+    ? { localDir: i.host.tree, sub: '.', files: [...i.files, ...i.host.products] }
+    : { localDir: suite.root, sub: '.', files: i.files };
+  const sent = await session.uploadTrees(GUEST_WORK, [part], c.timeouts.command * 1000, { skipUnchanged: i.reuse });
+  out.checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: i.reuse ? `${sent.length} changed files` : `${sent.length} files` });
+  if (i.host) {
+    const byDir = new Map(suite.modules.map((m) => [m.dir, m.params]));
+    out.modules = i.host.dirs.flatMap((d) => d.modules.map((m) => ({ name: m.name, guestKo: `${GUEST_WORK}/${m.guestRel}`, params: byDir.get(d.dir) ?? [] })));
+  } else {
+    const g = await guestBuildSuite({ c, suite, session, kver: i.kver, records: i.guestRecords, log: i.log });
+    out.checks.push(...g.checks);
+    out.records.push(...g.records);
+    if (!g.ok) return { ...out, ok: false };
+    out.modules = g.modules;
+  }
+  if (i.reuse) {
+    // An earlier cycle that stopped half-way may have left the modules loaded.
+    await session.execKept(['sh', '-c', 'for m do rmmod "$m" 2>/dev/null; done; true', 'sh', ...out.modules.map((m) => m.name).reverse()], { timeoutMs: c.timeouts.load * 1000 });
+  }
+  for (const [k, line] of suite.setup.entries()) {
+    i.log(`step setup[${k}]`);
+    const r = await runStep(session, setupStep(line, k, c.timeouts));
+    out.records.push(r);
+    if (!r.ok) { out.checks.push(failedCheck(r)); return { ...out, ok: false }; }
+    out.checks.push({ name: r.name, ok: true, durationMs: r.result.durationMs, message: line });
+  }
+  if (suite.load === 'once') {
+    for (const m of out.modules) {
+      const r = await runStep(session, insmodStep(m, m.params, c.timeouts));
+      out.records.push(r);
+      if (!r.ok) { out.checks.push(failedCheck(r)); return { ...out, ok: false }; }
+      out.checks.push({ name: r.name, ok: true, durationMs: r.result.durationMs, message: m.params.join(' ') || undefined });
+    }
+  }
+  return out;
+}

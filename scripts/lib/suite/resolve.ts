@@ -1,0 +1,69 @@
+// Which suite a run takes, and which of its tests: --suite FILE; else
+// --module-dir (with --app-dir, --transcript) as a one-test suite; else
+// ./kmodvm.yaml in the current directory; else this checkout's own
+// kmodvm.yaml (the netlink demo). Then --only and --shard, and each
+// selected test's transcript parsed, so bad input fails before anything boots.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config.ts';
+import { KmodvmError } from '../errors.ts';
+import { posixJoin } from '../proc.ts';
+import { parseTranscript } from '../transcript.ts';
+import { suiteFiles } from './files.ts';
+import { loadSuite, type Suite } from './load.ts';
+import type { SelectedTest } from './run.ts';
+import { parseShard, selectTests } from './select.ts';
+
+export interface ResolvedSuite { suite: Suite; selected: SelectedTest[]; files: string[] }
+
+/** The suite file a run without --suite takes. */
+export function defaultSuiteFile(c: Pick<Config, 'root'>, cwd: string): string {
+  const here = path.join(cwd, 'kmodvm.yaml');
+  return existsSync(here) ? here : path.join(c.root, 'kmodvm.yaml');
+}
+
+/** The guest command line that runs the one program an app dir built (the legacy --app-dir test). */
+export function runOnlyProgram(appRel: string): string {
+  const dir = posixJoin([appRel]);
+  return `cd ${dir} && for f in *; do if [ -f "$f" ] && [ -x "$f" ] && [ "$(head -c 4 "$f")" = "$(printf '\\177ELF')" ]; then exec "./$f"; fi; done; echo "kmodvm: no program was built in ${appRel}" >&2; exit 127`;
+}
+
+/** --module-dir [--app-dir] [--transcript]: a one-test suite rooted where both dirs are. */
+export function legacySuite(c: Pick<Config, 'moduleDir' | 'appDir' | 'transcript'>): Suite {
+  const mod = path.resolve(c.moduleDir);
+  const app = c.appDir ? path.resolve(c.appDir) : undefined;
+  for (const [flag, d] of [['--module-dir', mod], ['--app-dir', app]] as const) {
+    if (d && !existsSync(path.join(d, 'Makefile')) && !existsSync(path.join(d, 'Kbuild'))) throw new KmodvmError('usage', `${flag} ${d}: no such directory with a Makefile`, { hint: 'pass the directory that holds the Makefile' });
+  }
+  let root = path.dirname(mod);
+  while (app && !(`${app}/`.startsWith(`${root}/`) || root === '/')) root = path.dirname(root);
+  if (!app) root = mod;
+  const rel = (d: string): string => path.relative(root, d) || '.';
+  return {
+    file: '(--module-dir)', root,
+    modules: [{ dir: rel(mod), abs: mod, params: [] }],
+    apps: app ? [{ dir: rel(app), abs: app }] : [],
+    tests: [{
+      name: 'default', run: app ? runOnlyProgram(rel(app)) : 'true', exitCode: 0,
+      transcript: c.transcript ? { rel: path.relative(process.cwd(), c.transcript), abs: path.resolve(c.transcript) } : undefined,
+    }],
+    setup: [], load: 'per-test', kernelArgs: [], exclude: [],
+    include: [rel(mod), ...(app ? [rel(app)] : [])],
+  };
+}
+
+export async function resolveSuite(c: Config, cwd = process.cwd()): Promise<ResolvedSuite> {
+  const suite = c.moduleDir ? legacySuite(c) : await loadSuite(c.suite || defaultSuiteFile(c, cwd), { update: c.update });
+  const tests = selectTests(suite.tests, { only: c.only, shard: c.shard ? parseShard(c.shard) : undefined });
+  const selected: SelectedTest[] = [];
+  for (const test of tests) {
+    if (!test.transcript) { selected.push({ test }); continue; }
+    const text = await readFile(test.transcript.abs, 'utf8').catch(() => undefined);
+    if (text === undefined && !c.update) throw new KmodvmError('usage', `cannot read the transcript ${test.transcript.abs} (test ${test.name})`, { hint: 'write it, or run with --update to write it from the run' });
+    selected.push({ test, transcript: text === undefined ? undefined : parseTranscript(text, test.transcript.abs) });
+  }
+  const all = await suiteFiles(suite.root, { exclude: suite.exclude, skipDirs: [c.runsDir, c.cacheDir] });
+  const files = suite.include ? all.filter((f) => suite.include!.some((d) => d === '.' || f === d || f.startsWith(`${d}/`))) : all;
+  return { suite, selected, files };
+}

@@ -1,0 +1,69 @@
+// The guest commands of one suite test, as data. The user's run: line goes
+// to the guest's `sh -c` as it is; around it the tool only reads state:
+// before, the taint flags and the kernel log so far (read and cleared, so
+// the log after holds exactly this test's lines); after, the command's PID,
+// the taint flags and the test's kernel log.
+import type { Timeouts } from '../config.ts';
+import type { StepSpec } from '../steps.ts';
+import { GUEST_WORK } from '../steps.ts';
+
+export interface LoadedModule {
+  name: string;
+  /** The .ko in the guest (absolute). */
+  guestKo: string;
+  /** The module dir's insmod parameters. */
+  params: string[];
+}
+
+const PID_FILE = '/tmp/kmodvm-run.pid';
+const s = (n: number): number => Math.round(n * 1000);
+
+/** Before a test: forget the last PID, print the taint flags, then the kernel log so far, clearing it. */
+export const stateBefore = (t: Timeouts): StepSpec => ({
+  name: 'state-before', argv: ['sh', '-c', `rm -f ${PID_FILE}; cat /proc/sys/kernel/tainted; dmesg -c`], timeoutMs: s(t.command), failure: 'internal',
+});
+
+/** After a test: the PID the command ran as, the taint flags, the test's kernel log (cleared). */
+export const stateAfter = (t: Timeouts): StepSpec => ({
+  name: 'state-after', argv: ['sh', '-c', `cat ${PID_FILE} 2>/dev/null; echo; cat /proc/sys/kernel/tainted; dmesg -c`], timeoutMs: s(t.command), failure: 'internal',
+});
+
+export interface StateAfter { pid?: string; taint?: number; dmesg: string }
+
+export function parseStateBefore(stdout: string): { taint?: number; dmesg: string } {
+  const nl = stdout.indexOf('\n');
+  const first = nl < 0 ? stdout : stdout.slice(0, nl);
+  return { taint: /^\d+$/.test(first.trim()) ? Number(first.trim()) : undefined, dmesg: nl < 0 ? '' : stdout.slice(nl + 1) };
+}
+
+export function parseStateAfter(stdout: string): StateAfter {
+  const nl = stdout.indexOf('\n');
+  const pid = stdout.slice(0, Math.max(nl, 0)).trim();
+  const rest = parseStateBefore(nl < 0 ? '' : stdout.slice(nl + 1));
+  return { pid: /^\d+$/.test(pid) ? pid : undefined, ...rest };
+}
+
+export const insmodStep = (m: LoadedModule, params: readonly string[], t: Timeouts): StepSpec => ({
+  name: `insmod ${m.name}`, argv: ['insmod', m.guestKo, ...params], timeoutMs: s(t.load), failure: 'load',
+});
+
+export const rmmodStep = (m: LoadedModule, t: Timeouts): StepSpec => ({
+  name: `rmmod ${m.name}`, argv: ['rmmod', m.name], timeoutMs: s(t.load), failure: 'load',
+});
+
+/**
+ * The test's command: `sh -c RUN` from the suite root. The outer shell
+ * writes its PID and execs it, and sh execs a single command in turn, so the
+ * PID written is the command's own (the {{pid}} of --update).
+ */
+export const runStepSpec = (run: string, timeoutS: number): StepSpec => ({
+  name: 'run', argv: ['sh', '-c', `printf %s "$$" > ${PID_FILE}; exec sh -c "$1"`, 'sh', run], cwd: GUEST_WORK, timeoutMs: s(timeoutS), failure: 'app',
+});
+
+/** A setup command line, from the suite root. */
+export const setupStep = (line: string, i: number, t: Timeouts): StepSpec => ({
+  name: `setup[${i}]`, argv: ['sh', '-c', line], cwd: GUEST_WORK, timeoutMs: s(t.build), failure: 'app',
+});
+
+/** The parameters a module gets in a test: the test's own for it, else its dir's. */
+export const paramsFor = (m: LoadedModule, testParams: Record<string, string[]> | undefined): string[] => testParams?.[m.name] ?? m.params;

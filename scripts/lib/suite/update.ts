@@ -1,0 +1,43 @@
+// --update: a test's transcript written from what the run printed, as
+// snapshot-testing tools do. [app] is the command's output verbatim (as
+// appLines() shows it); [kernel] is the kernel log records of this test that
+// the suite's modules printed, found by their "name:" prefix (pr_fmt's
+// usual KBUILD_MODNAME ": "), continuation lines included. A number equal
+// to the command's PID becomes {{pid}}, so the transcript proves that the
+// kernel saw the very process that ran.
+import { createTwoFilesPatch } from 'diff';
+import { appLines } from '../transcript.ts';
+
+/** The kernel log as records: a line with a printk timestamp, then its continuation lines. */
+export function kernelRecords(log: string): string[][] {
+  const out: string[][] = [];
+  for (const raw of log.split('\n')) {
+    const line = raw.replace(/\r$/, '');
+    const m = /^\[\s*\d+\.\d+\]\s?(.*)$/.exec(line);
+    if (m) out.push([m[1]]);
+    else if (line.trim() !== '' && out.length) out.at(-1)!.push(line.trimStart());
+    else if (line.trim() !== '') out.push([line]);
+  }
+  return out;
+}
+
+const escapeBraces = (s: string): string => s.replace(/\{\{/g, '{{*}}{');
+
+export function transcriptFromRun(o: { app: string; kernelLog: string; modules: readonly string[]; pid?: string; header: string }): string {
+  let pidSeen = false;
+  const withPid = (line: string): string => {
+    const safe = escapeBraces(line);
+    if (!o.pid) return safe;
+    return safe.replace(new RegExp(`(?<![\\w.])${o.pid}(?![\\w.])`, 'g'), () => (pidSeen ? '{{pid}}' : ((pidSeen = true), '{{pid:int}}')));
+  };
+  const app = appLines(o.app).map(withPid);
+  const mine = (first: string): boolean => o.modules.some((m) => first.startsWith(`${m}:`) || first.startsWith(`${m} `));
+  const kernel = kernelRecords(o.kernelLog).filter((r) => mine(r[0])).flat().map(withPid);
+  return [...o.header.split('\n').map((l) => `# ${l}`), '[kernel]', ...kernel, '[app]', ...app, ''].join('\n');
+}
+
+/** A unified diff of a transcript's old and new text ('' when they are equal). */
+export function transcriptDiff(file: string, before: string | undefined, after: string): string {
+  if (before === after) return '';
+  return createTwoFilesPatch(before === undefined ? '/dev/null' : file, file, before ?? '', after, '', '', { context: 2 });
+}
