@@ -1,6 +1,6 @@
 // npm run bench [-- --runs N]: medians over N runs of every figure, measured
 // in this one run; writes bench.md and bench.json into runs/bench-<time>/.
-import { appendFile, cp, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -13,7 +13,8 @@ import { genericInitrd } from './lib/initrd.ts';
 import { run } from './lib/proc.ts';
 import { existsSync } from 'node:fs';
 import { accelArgs, baseArgs, consoleArgs, firmwareArgs, kernelArgs, QBOOT, sizeArgs } from './lib/qemu-args.ts';
-import { bootVm } from './lib/vm-test-run.ts';
+import { bootVm } from './lib/pipeline.ts';
+import { benchSuite } from './lib/bench-suite.ts';
 import { QEMU } from './lib/vm.ts';
 
 const argv = process.argv.slice(2);
@@ -101,8 +102,10 @@ await main(async () => {
     const src = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-bench-src-'));
     await cp(path.join(c.root, 'kernel-module'), path.join(src, 'kernel-module'), { recursive: true });
     await cp(path.join(c.root, 'userapp'), path.join(src, 'userapp'), { recursive: true });
+    await cp(path.join(c.root, 'kmodvm.yaml'), path.join(src, 'kmodvm.yaml'));
+    await cp(path.join(c.root, 'test/expected'), path.join(src, 'test/expected'), { recursive: true });
     const name = `bench-${process.pid}`;
-    const w = ts('scripts/vm-watch.ts', ['--name', name, '--module-dir', path.join(src, 'kernel-module'), '--app-dir', path.join(src, 'userapp'), '--runs-dir', out], { all: true });
+    const w = ts('scripts/vm-watch.ts', ['--name', name, '--suite', path.join(src, 'kmodvm.yaml'), '--runs-dir', out], { all: true });
     let text = '';
     const verdicts = (): number[] => [...text.matchAll(/save to verdict ([\d.]+) s/g)].map((m) => Number(m[1]));
     const waitFor = async (pred: () => boolean, ms: number): Promise<boolean> => {
@@ -125,6 +128,25 @@ await main(async () => {
     await w;
     await ts('scripts/vm-instance.ts', ['down', '--name', name]);
     log(`watch: module ${mod.samples.join(' ')}; app ${app.samples.join(' ')}`);
+  }
+
+  // Scale: one suite of 20 small tests on one VM (a module with a parameter, each test a shell line).
+  const suiteTotal = row('suite_20_total', 'suite of 20 small tests on one VM, warm `vm:test --suite` (total)');
+  const perTest = row('suite_per_test', 'suite of 20 small tests: cost per test after the first (mean of tests 2-20)');
+  if (want('suite_20_total') || want('suite_per_test')) {
+    const dir = await benchSuite(await mkdtemp(path.join(os.tmpdir(), 'kmodvm-bench-suite-')), 20);
+    await ts('scripts/vm-test.ts', ['--runs-dir', out, '--suite', path.join(dir, 'kmodvm.yaml')], { timeout: 20 * 60_000 }); // warms the host build tree's first kbuild
+    for (let i = 0; i < runs; i++) {
+      const t0 = Date.now();
+      const p = await ts('scripts/vm-test.ts', ['--runs-dir', out, '--suite', path.join(dir, 'kmodvm.yaml')], { timeout: 20 * 60_000 });
+      const runDir = /run directory: (\S+)/.exec(p.stderr)?.[1];
+      if (p.exitCode !== 0 || !runDir) { log(`suite: a run failed (exit ${p.exitCode}); not counted`); continue; }
+      suiteTotal.samples.push((Date.now() - t0) / 1000);
+      const report = JSON.parse(await readFile(path.join(runDir, 'report.json'), 'utf8')) as { tests: { durationMs: number }[] };
+      const later = report.tests.slice(1).map((t) => t.durationMs / 1000);
+      perTest.samples.push(later.reduce((a, b) => a + b, 0) / later.length);
+    }
+    log(`suite: total ${suiteTotal.samples.map((x) => x.toFixed(2)).join(' ')}; per test ${perTest.samples.map((x) => x.toFixed(3)).join(' ')}`);
   }
 
   // classic is the stock way: systemd, the stock initrd, the compressed kernel, and make in the guest.

@@ -4,7 +4,7 @@ import { log, main } from './lib/cli.ts';
 import { loadConfig } from './lib/config.ts';
 import { KmodvmError } from './lib/errors.ts';
 import { EXERCISES, findExercise, formatGrade, grade } from './lib/lab.ts';
-import { summary, writeReports } from './lib/report.ts';
+import { allChecks, summary, writeReports } from './lib/report.ts';
 import { runVmTest } from './lib/vm-test-run.ts';
 
 await main(async () => {
@@ -19,7 +19,7 @@ await main(async () => {
   const r = await runVmTest(config, { log: () => undefined });
   await writeReports(r);
   log(summary(r));
-  const g = grade(r.checks);
+  const g = grade(allChecks(r));
   process.stdout.write(formatGrade(e, g, solution) + '\n');
   if (r.failure && ['setup', 'image', 'boot', 'usage', 'internal'].includes(r.failure)) return r.exitCode;
   return g.score === g.outOf ? 0 : 1;

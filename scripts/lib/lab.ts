@@ -32,7 +32,12 @@ export function findExercise(n: number): Exercise | undefined {
 
 export interface Grade { lines: { what: string; ok: boolean }[]; score: number; outOf: number; hints: string[] }
 
-const passed = (checks: readonly Check[], name: string): boolean => checks.some((c) => c.name === name && c.ok);
+/** The checks named `name`, or `name <module>` (insmod, rmmod), exist and all passed. */
+const passed = (checks: readonly Check[], name: string): boolean => {
+  const mine = checks.filter((c) => c.name === name || c.name.startsWith(`${name} `) || c.name.startsWith(`${name}:`));
+  return mine.length > 0 && mine.every((c) => c.ok);
+};
+const failed = (checks: readonly Check[], name: string): boolean => checks.some((c) => (c.name === name || c.name.startsWith(`${name} `)) && !c.ok);
 
 /** One line per check a student cares about, a score, and hints that name the likely mistake. */
 export function grade(checks: readonly Check[]): Grade {
@@ -50,11 +55,11 @@ export function grade(checks: readonly Check[]): Grade {
   if (/recvmsg\(\) timed out/.test(text)) hints.push('no reply came back: the reply was never sent, or went to the wrong port. Send it to NETLINK_CB(skb).portid, not to the nlmsg_pid field.');
   if (/no event \(/.test(text)) hints.push('the listeners got no event: multicast it to the group with nlmsg_multicast(), and declare the kernel socket\'s groups (netlink_kernel_cfg.groups).');
   if (/Operation not supported/.test(text)) hints.push('the kernel answered EOPNOTSUPP: the command\'s handler does not build and send its reply yet.');
-  if (checks.some((c) => c.name === 'insmod' && !c.ok)) hints.push('the module did not load: the kernel\'s reason is in the evidence above (dmesg).');
-  if (checks.some((c) => c.name === 'transcript' && !c.ok) && hints.length === 0) hints.push('the output differs from the expected transcript: the diff above shows the first line that did not match.');
+  if (failed(checks, 'insmod')) hints.push('the module did not load: the kernel\'s reason is in the evidence above (dmesg).');
+  if (failed(checks, 'transcript') && hints.length === 0) hints.push('the output differs from the expected transcript: the diff above shows the first line that did not match.');
   if (checks.some((c) => (c.name === 'no-splat' || c.name === 'taint') && !c.ok)) hints.push('the kernel complained (oops, BUG, WARNING or a new taint): the quoted splat above shows where.');
   if (checks.some((c) => c.failure === 'build') && hints.length === 0) hints.push('it does not compile: fix the first error shown above (file:line).');
-  if (checks.some((c) => c.name === 'app' && !c.ok) && hints.length === 0) hints.push('the app failed: its output above shows the step that went wrong.');
+  if (failed(checks, 'run') && hints.length === 0) hints.push('the app failed: its output above shows the step that went wrong.');
   const score = lines.filter((l) => l.ok).length;
   return { lines, score, outOf: lines.length, hints };
 }

@@ -1,18 +1,18 @@
-// vm:watch: on every save under the module or app directory (debounced),
-// run the test steps on a running instance and print a one-screen verdict.
+// vm:watch: on every save of a file the suite uploads (debounced), run the
+// suite on a running instance and print a one-screen verdict.
 // A kernel that a buggy module may have corrupted never decides the next
 // verdict: after a splat, a new taint, a failed rmmod or a hang the instance
 // is rebooted fresh first.
 import path from 'node:path';
 import chokidar from 'chokidar';
 import type { Config } from './config.ts';
-import { resolveIn } from './config.ts';
 import { connect, lookup, type InstanceState } from './instance.ts';
 import type { SshSession } from './ssh.ts';
 import { downInstance, testOnInstance, upInstance } from './instance-run.ts';
-import { writeReports, type RunReport } from './report.ts';
-import { isBuildProduct } from './session-test.ts';
-import { newRunDir } from './vm-test-run.ts';
+import { newRunDir } from './pipeline.ts';
+import { allChecks, flatChecks, writeReports, type RunReport } from './report.ts';
+import { isBuildProduct } from './suite/files.ts';
+import { resolveSuite } from './suite/resolve.ts';
 
 /** Collects changed paths and fires once they have been quiet for `ms`. */
 export function debouncer(ms: number, fire: (paths: string[]) => void): (p: string) => void {
@@ -28,24 +28,29 @@ export function debouncer(ms: number, fire: (paths: string[]) => void): (p: stri
 /** The one-screen verdict of a watch cycle. */
 export function verdictScreen(r: RunReport, changed: string[], latencyMs: number, root: string): string {
   const rel = (p: string): string => path.relative(root, p) || p;
-  const failed = r.checks.filter((c) => !c.ok);
+  const failed = flatChecks(r).filter((c) => !c.ok);
   const build = r.checks.filter((c) => c.name.startsWith('build-'));
   const lines = [
     `──── ${new Date().toLocaleTimeString()} ${r.verdict === 'pass' ? 'PASS' : `FAIL (${r.failure})`} · save to verdict ${(latencyMs / 1000).toFixed(1)} s`,
     `changed: ${changed.map(rel).join(', ') || '(first run)'}`,
-    `build:   ${build.map((c) => `${c.name.replace('build-', '')} ${c.ok ? 'ok' : 'FAILED'}${c.message === 'on the host' ? ' (host)' : ''}`).join(', ') || 'not reached'}`,
+    `build:   ${build.map((c) => `${c.name.replace('build-', '')} ${c.ok ? 'ok' : 'FAILED'}${c.message?.startsWith('on the host') ? ' (host)' : ''}`).join(', ') || 'not reached'}`,
   ];
   for (const c of failed) {
     lines.push(`${c.name}: ${c.message ?? ''}`);
     if (c.evidence) lines.push(...c.evidence.split('\n').slice(0, 14).map((l) => `  ${l}`));
   }
-  if (!failed.length) lines.push(`transcript: match (${r.checks.find((c) => c.name === 'transcript')?.message ?? ''})`);
+  const tr = allChecks(r).filter((c) => c.name === 'transcript');
+  if (!failed.length) lines.push(r.tests && r.tests.length > 1 ? `tests: ${r.tests.length} passed` : `transcript: ${tr.length ? `match (${tr[0].message ?? ''})` : 'none expected'}`);
   lines.push(`run directory: ${r.runDir}`);
   return lines.join('\n');
 }
 
-export async function watch(c: Config, log: (l: string) => void, o: { once?: boolean } = {}): Promise<void> {
-  const name = c.name;
+export async function watch(c0: Config, log: (l: string) => void, o: { once?: boolean } = {}): Promise<void> {
+  const name = c0.name;
+  const first = await resolveSuite(c0);
+  // The instance boots with the suite's kernel_args.
+  const c: Config = { ...c0, kernelArgs: [...c0.kernelArgs, ...first.suite.kernelArgs] };
+  const root = first.suite.root;
   await upInstance(c, name, log).then(({ already }) => already && log(`watch: reusing instance ${name}`));
   let busy: Promise<void> = Promise.resolve();
   // One SSH connection for the whole watch (a new handshake costs ~0.3 s under TCG); a new one after a reboot.
@@ -62,36 +67,46 @@ export async function watch(c: Config, log: (l: string) => void, o: { once?: boo
     const l = await lookup(c, name);
     const state = l.alive ? l.state : (await upInstance(c, name, log)).state;
     const r = await sessionFor(state)
-      .then((s) => testOnInstance(c, state, newRunDir(c), () => undefined, { session: s }))
+      .then((s) => testOnInstance(c0, state, newRunDir(c), () => undefined, { session: s }))
       .catch((e: Error) => { log(`watch: ${e.message}`); dropSession(); return undefined; });
     if (!r) return;
     await writeReports(r.report);
-    log(verdictScreen(r.report, changed, Date.now() - savedAt, c.root));
+    log(verdictScreen(r.report, changed, Date.now() - savedAt, root));
     if (r.needsReboot) {
       log(`watch: ${r.needsReboot}; rebooting instance ${name} fresh before the next run`);
       dropSession();
-      await downInstance(state);
+      await downInstance(r.state);
       await upInstance(c, name, log);
     }
   };
   await cycle([], Date.now());
   if (o.once) return dropSession();
-  const dirs = [resolveIn(c, c.moduleDir), resolveIn(c, c.appDir)];
+  // The suite root is watched; a change counts when the suite uploads that file (or is the suite file or a transcript).
+  const counts = async (paths: string[]): Promise<string[]> => {
+    const rs = await resolveSuite(c0).catch((e: Error) => { log(`watch: ${e.message}`); return undefined; });
+    if (!rs) return [];
+    const mine = new Set([...rs.files.map((f) => path.join(rs.suite.root, f)), rs.suite.file, ...rs.suite.tests.flatMap((t) => (t.transcript ? [t.transcript.abs] : []))]);
+    return paths.filter((p) => mine.has(p));
+  };
   let firstChange = 0;
   // 50 ms: editors write a file in one go (or rename over it); this only merges a save-all.
   const onChange = debouncer(50, (paths) => {
     const savedAt = firstChange;
     firstChange = 0;
-    busy = busy.then(() => cycle(paths, savedAt));
+    busy = busy.then(async () => {
+      const changed = await counts(paths);
+      if (changed.length) await cycle(changed, savedAt);
+    }).catch((e: Error) => log(`watch: ${e.message}`));
   });
-  const watcher = chokidar.watch(dirs, {
-    ignoreInitial: true,
-    ignored: (p: string) => dirs.some((d) => p.startsWith(`${d}/`) && isBuildProduct(path.relative(d, p))),
-  });
+  const skipped = (p: string): boolean => {
+    const rel = path.relative(root, p);
+    return rel !== '' && (/(^|\/)(\.git|node_modules)(\/|$)/.test(rel) || p.startsWith(`${c.runsDir}/`) || p === c.runsDir || isBuildProduct(rel));
+  };
+  const watcher = chokidar.watch(first.suite.include?.map((d) => path.join(root, d)) ?? [root], { ignoreInitial: true, ignored: skipped });
   watcher.on('all', (_ev, p) => { if (!firstChange) firstChange = Date.now(); onChange(p); });
   // Said once the initial scan is done: a save before that would go unseen.
   await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
-  log(`watch: watching ${dirs.map((d) => path.relative(c.root, d)).join(' and ')}; Ctrl-C stops watching (the instance stays up: npm run vm:down)`);
+  log(`watch: watching ${root} (the files ${path.basename(first.suite.file)} uploads); Ctrl-C stops watching (the instance stays up: npm run vm:down)`);
   await new Promise<void>((resolve) => process.once('SIGINT', () => { void watcher.close().then(resolve); }));
   await busy;
   dropSession();

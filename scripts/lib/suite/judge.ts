@@ -61,7 +61,7 @@ export function judgeTest(e: TestEvidence, x: TestExpect, rules: CompiledRules):
     const m = matchTranscript(x.transcript.parsed, { kernel: e.kernelLog, app: e.run.result.stdout }, { firstLoad });
     captures = m.captures;
     checks.push(m.ok
-      ? { name: 'transcript', ok: true, durationMs: 0, message: `${m.captures.pid ? `pid ${m.captures.pid}` : 'match'}${firstLoad || !x.loadsHere ? '' : ' (module loaded before this boot: first-load lines not expected)'}` }
+      ? { name: 'transcript', ok: true, durationMs: 0, message: `${m.captures.pid ? `pid ${m.captures.pid}` : 'match'}${firstLoad || !x.loadsHere ? '' : ' (an out-of-tree module was loaded earlier this boot: first-load lines not expected)'}` }
       : {
         name: 'transcript', ok: false, failure: 'transcript', durationMs: 0, message: 'output differs from the expected transcript', evidence: formatMismatches(m, x.transcript.file),
         annotations: m.mismatches.map((mm) => ({ file: x.transcript!.file, line: mm.expected.lineNo, message: `${mm.section}: ${mm.why}: ${mm.expected.text}` })),

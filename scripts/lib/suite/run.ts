@@ -84,12 +84,15 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
   before.push(...prep.checks);
   if (!prep.ok) return res;
   let untrusted: string | undefined;
+  // The last test's state after is the next one's state before, on the same guest.
+  let carried: { taint?: number } | undefined;
   for (const sel of i.tests) {
     let freshGuest: string | undefined;
     if (untrusted && i.fresh) {
       i.log(`test ${sel.test.name}: a fresh guest first (${untrusted})`);
       freshGuest = untrusted;
       guest = res.guest = await i.fresh(untrusted);
+      carried = undefined;
       prep = await prepare(false);
       if (!prep.ok) {
         res.tests.push(report(sel.test.name, prep.checks.filter((x) => !x.ok), 0, freshGuest));
@@ -98,9 +101,10 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
       }
     }
     i.log(`test ${sel.test.name}`);
-    const t = await runOneTest(i, guest, sel, prep.modules, (r) => record(sel.test.name, r));
+    const t = await runOneTest(i, guest, sel, prep.modules, (r) => record(sel.test.name, r), carried);
     res.kernelLog += t.logBefore + t.kernelLog;
     untrusted = t.untrusted;
+    carried = t.taintAfter === undefined ? undefined : { taint: t.taintAfter };
     res.tests.push({ ...report(sel.test.name, t.checks, t.durationMs, freshGuest), captures: t.captures });
   }
   if (i.suite.load === 'once' && !untrusted) {
@@ -123,20 +127,23 @@ function report(name: string, checks: Check[], durationMs: number, freshGuest?: 
   return { name, ok: !w, failure: w, durationMs, checks, freshGuest };
 }
 
-interface OneTest { checks: Check[]; captures?: Record<string, string>; untrusted?: string; kernelLog: string; logBefore: string; durationMs: number }
+interface OneTest { checks: Check[]; captures?: Record<string, string>; untrusted?: string; kernelLog: string; logBefore: string; durationMs: number; taintAfter?: number }
 
-async function runOneTest(i: SuiteRunInput, guest: Guest, sel: SelectedTest, modules: readonly LoadedModule[], record: (r: StepRecord) => Promise<void>): Promise<OneTest> {
+async function runOneTest(i: SuiteRunInput, guest: Guest, sel: SelectedTest, modules: readonly LoadedModule[], record: (r: StepRecord) => Promise<void>, carried?: { taint?: number }): Promise<OneTest> {
   const { c, test } = { c: i.c, test: sel.test };
   const t0 = Date.now();
   const s = guest.session;
-  const pre = await runStep(s, stateBefore(c.timeouts));
-  await record(pre);
-  const b = parseStateBefore(pre.result.stdout);
+  let b: { taint?: number; dmesg: string } = { taint: carried?.taint, dmesg: '' };
+  if (!carried) {
+    const pre = await runStep(s, stateBefore(c.timeouts));
+    await record(pre);
+    b = parseStateBefore(pre.result.stdout);
+  }
   const serialFrom = await fileSize(guest.serialLog);
   const perTest = i.suite.load === 'per-test';
   const unknown = Object.keys(test.params ?? {}).filter((k) => !modules.some((m) => m.name === k));
   if (unknown.length) {
-    return { checks: [{ name: 'params', ok: false, failure: 'usage', durationMs: 0, message: `tests ${test.name}: params for ${unknown.join(', ')}, which the suite does not build (it builds ${modules.map((m) => m.name).join(', ')})`, evidence: `in ${i.suite.file}` }], kernelLog: '', logBefore: b.dmesg, durationMs: 0 };
+    return { checks: [{ name: 'params', ok: false, failure: 'usage', durationMs: 0, message: `tests ${test.name}: params for ${unknown.join(', ')}, which the suite does not build (it builds ${modules.map((m) => m.name).join(', ')})`, evidence: `in ${i.suite.file}` }], kernelLog: '', logBefore: b.dmesg, durationMs: 0, taintAfter: b.taint };
   }
   const loads: StepRecord[] = [];
   for (const m of perTest ? modules : []) {
@@ -169,7 +176,7 @@ async function runOneTest(i: SuiteRunInput, guest: Guest, sel: SelectedTest, mod
   let transcript = sel.transcript && test.transcript ? { parsed: sel.transcript, file: test.transcript.abs } : undefined;
   if (i.update && test.transcript && run && !run.result.timedOut) transcript = await updateTranscript(i, test, run.result.stdout, a, modules);
   const judged = judgeTest({ loads, run, unloads, taintBefore: b.taint, taintAfter: a.taint, pid: a.pid, kernelLog: a.dmesg, serial, hangEvidence: hang }, { exitCode: test.exitCode, transcript, loadsHere: perTest }, i.rules);
-  return { checks: judged.checks, captures: judged.captures, untrusted: judged.untrusted, kernelLog: a.dmesg, logBefore: b.dmesg, durationMs: Date.now() - t0 };
+  return { checks: judged.checks, captures: judged.captures, untrusted: judged.untrusted, kernelLog: a.dmesg, logBefore: b.dmesg, durationMs: Date.now() - t0, taintAfter: a.taint };
 }
 
 /** What a hung command leaves: the guest's task states (sysrq w and t), and the console. */
