@@ -28,34 +28,6 @@ export interface StepRecord {
 
 export const GUEST_WORK = '/root/kmodvm';
 
-export interface PlanInput {
-  moduleName: string;
-  appName: string;
-  /** false when the module was built on the host (--build host). */
-  buildModuleInGuest: boolean;
-  /** false when the app was built on the host. Default true. */
-  buildAppInGuest?: boolean;
-  timeouts: { build: number; load: number; app: number; command: number };
-}
-
-/** The guest steps of vm:test, in order (the upload and the boot are not commands). */
-export function testPlan(p: PlanInput): StepSpec[] {
-  const s = (n: number): number => n * 1000;
-  const mod = `${GUEST_WORK}/kernel-module`;
-  const app = `${GUEST_WORK}/userapp`;
-  const steps: StepSpec[] = [
-    { name: 'build-module', argv: ['make', '-C', mod], timeoutMs: s(p.timeouts.build), failure: 'build' },
-    { name: 'build-app', argv: ['make', '-C', app], timeoutMs: s(p.timeouts.build), failure: 'build' },
-    { name: 'taint-before', argv: ['cat', '/proc/sys/kernel/tainted'], timeoutMs: s(p.timeouts.command), failure: 'internal' },
-    { name: 'insmod', argv: ['insmod', `${mod}/${p.moduleName}.ko`], timeoutMs: s(p.timeouts.load), failure: 'load' },
-    { name: 'app', argv: [`./${p.appName}`], cwd: app, timeoutMs: s(p.timeouts.app), failure: 'app' },
-    { name: 'rmmod', argv: ['rmmod', p.moduleName], timeoutMs: s(p.timeouts.load), failure: 'load' },
-    { name: 'dmesg-after', argv: ['dmesg'], timeoutMs: s(p.timeouts.command), failure: 'internal', withNext: true },
-    { name: 'taint-after', argv: ['cat', '/proc/sys/kernel/tainted'], timeoutMs: s(p.timeouts.command), failure: 'internal' },
-  ];
-  return steps.filter((x) => (x.name !== 'build-module' || p.buildModuleInGuest) && (x.name !== 'build-app' || p.buildAppInGuest !== false));
-}
-
 /** Judges one finished command: a timeout is its own class. */
 export function judge(spec: StepSpec, r: ExecResult): StepRecord {
   if (r.timedOut) return { name: spec.name, ok: false, failure: 'timeout', result: r, message: `${spec.name} ${r.reason}` };

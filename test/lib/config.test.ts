@@ -6,13 +6,15 @@ import { KmodvmError } from '../../scripts/lib/errors.ts';
 const root = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
 
 t.test('defaults are the documented ones', async (t) => {
-  const c = defaultConfig({ HOME: '/home/u' }, '/repo');
+  const c = defaultConfig({ HOME: '/home/u' }, '/repo', '/home/u/driver');
   t.equal(c.accel, 'auto');
   t.equal(c.memoryMiB, 1024);
   t.equal(c.cpus, 2);
   t.equal(c.mirror, '', "mmdebstrap's own default mirror");
-  t.equal(c.runsDir, '/repo/runs');
-  t.equal(c.transcript, 'test/expected/netlink.transcript');
+  t.equal(c.runsDir, '/home/u/driver/runs', 'runs/ of the current directory (a module repository, when kmodvm runs from node_modules)');
+  t.equal(c.suite, '', 'the suite: ./kmodvm.yaml, else the checkout\'s own');
+  t.same([c.moduleDir, c.appDir, c.transcript], ['', '', ''], 'no one-test suite unless --module-dir is given');
+  t.same([c.only, c.shard, c.update, c.kernelArgs], [[], '', false, []]);
   t.equal(c.kernel, 'debian-12');
   t.same(c.timeouts, { boot: 180, build: 600, load: 60, app: 60, command: 60 });
   t.equal(c.dryRun, false);
@@ -70,11 +72,20 @@ t.test('bad values are usage errors that name the field', async (t) => {
   bad(['--kernel-image', 'package.json', '--kernel-build-dir', 'nope'], /`kernelBuildDir` names no file or directory/);
   bad(['--kernel-initrd', 'package.json'], /`kernelInitrd` goes with --kernel-image/);
   bad(['--kernel-image', 'package.json', '--kernel-build-dir', 'scripts', '--build', 'guest'], /`build` must be host or auto with --kernel-image/);
+  bad(['--app-dir', 'userapp'], /`appDir` goes with --module-dir/);
+  bad(['--module-dir', 'kernel-module', '--suite', 'kmodvm.yaml'], /`suite` and --module-dir exclude each other/);
+  bad(['--shard', '3'], /`shard` must be I\/N/);
   bad(['--kernel', 'debian-99'], /`kernel` names no recipe file \(qemu\/kernels\/debian-99.json\); the shipped kernels are debian-12/);
 });
 
-t.test('relative directories resolve against the repository root', async (t) => {
+t.test('relative directories resolve against the repository root; the user\'s paths against the current directory', async (t) => {
   const { config } = loadConfig(['--runs-dir', 'out'], {}, root);
   t.equal(config.runsDir, path.join(root, 'out'));
   t.equal(config.recipe, 'qemu/kernels/debian-12.json');
+  const here = loadConfig(['--suite', 'x/kmodvm.yaml', '--only', 'a*', '--only', 'b', '--shard', '2/3', '--update'], {}, root, '/home/u/driver').config;
+  t.equal(here.suite, '/home/u/driver/x/kmodvm.yaml');
+  t.same(here.only, ['a*', 'b'], '--only adds up');
+  t.equal(here.shard, '2/3');
+  t.equal(here.update, true);
+  t.equal(loadConfig([], { KMODVM_SHARD: '1/2' }, root).config.shard, '1/2');
 });

@@ -4,7 +4,10 @@
 // the suite's modules printed, found by their "name:" prefix (pr_fmt's
 // usual KBUILD_MODNAME ": "), continuation lines included. A number equal
 // to the command's PID becomes {{pid}}, so the transcript proves that the
-// kernel saw the very process that ran.
+// kernel saw the very process that ran. The tool knows the PID of the shell
+// that ran the line; Debian's dash forks even a single command, so the
+// command is one of the next few PIDs of a quiet guest: the first of
+// shell+1, shell, shell+2 … shell+4 that the output or the log shows.
 import { createTwoFilesPatch } from 'diff';
 import { appLines } from '../transcript.ts';
 
@@ -23,16 +26,27 @@ export function kernelRecords(log: string): string[][] {
 
 const escapeBraces = (s: string): string => s.replace(/\{\{/g, '{{*}}{');
 
-export function transcriptFromRun(o: { app: string; kernelLog: string; modules: readonly string[]; pid?: string; header: string }): string {
+/** The command's PID: the first candidate after the shell's own that appears as a number in the text. */
+export function commandPid(shellPid: string | undefined, text: string): string | undefined {
+  if (!shellPid) return undefined;
+  const p = Number(shellPid);
+  const nums = new Set(text.match(/(?<![\w.])\d+(?![\w.])/g) ?? []);
+  return [p + 1, p, p + 2, p + 3, p + 4].map(String).find((x) => nums.has(x));
+}
+
+export function transcriptFromRun(o: { app: string; kernelLog: string; modules: readonly string[]; shellPid?: string; header: string }): string {
   let pidSeen = false;
+  const mine = (first: string): boolean => o.modules.some((m) => first.startsWith(`${m}:`) || first.startsWith(`${m} `));
+  const appText = appLines(o.app);
+  const kernelText = kernelRecords(o.kernelLog).filter((r) => mine(r[0])).flat();
+  const pid = commandPid(o.shellPid, [...appText, ...kernelText].join('\n'));
   const withPid = (line: string): string => {
     const safe = escapeBraces(line);
-    if (!o.pid) return safe;
-    return safe.replace(new RegExp(`(?<![\\w.])${o.pid}(?![\\w.])`, 'g'), () => (pidSeen ? '{{pid}}' : ((pidSeen = true), '{{pid:int}}')));
+    if (!pid) return safe;
+    return safe.replace(new RegExp(`(?<![\\w.])${pid}(?![\\w.])`, 'g'), () => (pidSeen ? '{{pid}}' : ((pidSeen = true), '{{pid:int}}')));
   };
-  const app = appLines(o.app).map(withPid);
-  const mine = (first: string): boolean => o.modules.some((m) => first.startsWith(`${m}:`) || first.startsWith(`${m} `));
-  const kernel = kernelRecords(o.kernelLog).filter((r) => mine(r[0])).flat().map(withPid);
+  const app = appText.map(withPid);
+  const kernel = kernelText.map(withPid);
   return [...o.header.split('\n').map((l) => `# ${l}`), '[kernel]', ...kernel, '[app]', ...app, ''].join('\n');
 }
 
