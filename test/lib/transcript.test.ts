@@ -71,3 +71,21 @@ t.test('first-load lines: required on a fresh boot, not expected once the kernel
   t.equal(matchTranscript(expected, { kernel: reload, app: real.app }, { firstLoad: false }).ok, true, 'a reload need not');
   t.equal(matchTranscript(expected, { kernel: real.kernel.replace('inserted', 'insertd'), app: real.app }, { firstLoad: false }).ok, false, 'the rest stays strict');
 });
+
+t.test('app output: CRLF, NUL, a lone CR, no final newline; no [app] header means the output is not checked', async (t) => {
+  const { appLines } = await import('../../scripts/lib/transcript.ts');
+  t.same(appLines('a\r\nb\0c\rd'), ['a', 'b\\0c\\rd']);
+  t.same(appLines(''), [], 'nothing printed is no lines, not one empty line');
+  t.same(appLines('x\n'), ['x']);
+  t.same(appLines('\x1b[1mbold\x07'), ['\\x1b[1mbold\\x07']);
+  t.ok(matchTranscript(parseTranscript('[app]\n'), { kernel: '', app: '' }).ok, 'an empty [app] section: the app printed nothing');
+  t.notOk(matchTranscript(parseTranscript('[app]\n'), { kernel: '', app: 'hi\n' }).ok);
+  t.ok(matchTranscript(parseTranscript('[kernel]\nm: up\n'), { kernel: '[ 1.0] m: up\n', app: 'anything\n' }).ok, 'no [app] header: only the kernel lines are expected');
+  t.ok(matchTranscript(parseTranscript('[app]\nwin\n'), { kernel: '', app: 'win\r\n' }).ok, 'CRLF output matches an LF transcript');
+});
+
+t.test('captures named like Object.prototype properties are captures like any other', async (t) => {
+  const tr = parseTranscript('[app]\n{{constructor:int}} {{toString}} {{constructor}}\n');
+  t.ok(matchTranscript(tr, { kernel: '', app: '1 x 1\n' }).ok);
+  t.notOk(matchTranscript(tr, { kernel: '', app: '1 x 2\n' }).ok);
+});

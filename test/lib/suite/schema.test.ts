@@ -1,0 +1,71 @@
+// The suite file: the shipped JSON Schema is the one the zod schema makes,
+// and every bad file is a usage error (exit 2) naming the file, the line and the field.
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { KmodvmError } from '../../../scripts/lib/errors.ts';
+import { loadSuite, parseSuiteText } from '../../../scripts/lib/suite/load.ts';
+import { suiteJsonSchema } from '../../../scripts/lib/suite/schema.ts';
+
+const root = new URL('../../../', import.meta.url).pathname;
+
+t.test('schema/kmodvm.schema.json is the schema the code checks with', async (t) => {
+  t.same(JSON.parse(readFileSync(path.join(root, 'schema/kmodvm.schema.json'), 'utf8')), suiteJsonSchema(), 'regenerate it with: npm run schema');
+});
+
+const repo = (yaml: string, files: Record<string, string> = {}): string => {
+  const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-suite-'));
+  for (const [f, text] of Object.entries({ 'drv/Makefile': 'obj-m += x.o\n', 't/x.transcript': '[app]\nhi\n', ...files })) {
+    mkdirSync(path.dirname(path.join(d, f)), { recursive: true });
+    writeFileSync(path.join(d, f), text);
+  }
+  writeFileSync(path.join(d, 'kmodvm.yaml'), yaml);
+  return path.join(d, 'kmodvm.yaml');
+};
+
+const fails = async (t: Test, yaml: string, re: RegExp, o: { files?: Record<string, string>; update?: boolean } = {}): Promise<void> => {
+  const f = repo(yaml, o.files);
+  const e = await loadSuite(f, { update: o.update }).then(() => undefined, (x: unknown) => x);
+  t.type(e, KmodvmError);
+  t.equal((e as KmodvmError).failure, 'usage', 'exit 2');
+  t.match((e as Error).message, new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:${re.source}`));
+};
+
+t.test('a good suite resolves its paths and defaults', async (t) => {
+  const s = await loadSuite(repo('modules:\n  - dir: drv\n    params: a=1 b=2\ntests:\n  - name: one\n    run: echo hi\n    transcript: t/x.transcript\n    params: { x-y: c=3 }\n'));
+  t.equal(s.modules[0].abs, path.join(s.root, 'drv'));
+  t.same(s.modules[0].params, ['a=1', 'b=2']);
+  t.same(s.tests[0], { name: 'one', run: 'echo hi', transcript: { rel: 't/x.transcript', abs: path.join(s.root, 't/x.transcript') }, exitCode: 0, timeoutS: undefined, params: { x_y: ['c=3'] } });
+  t.equal(s.load, 'per-test');
+  t.same([s.apps, s.setup, s.exclude, s.kernelArgs], [[], [], [], []]);
+});
+
+t.test('bad files: the line and the field', async (t) => {
+  await fails(t, 'modules:\n  - dir: drv\n    parms: x=1\ntests:\n  - name: a\n    run: x\n', /3: modules\[0\]\.parms: unknown field \(known: dir, params\)/);
+  await fails(t, 'modules:\n  - dir: drv\ntests:\n  - name: a\n    run: x\n    exit_code: "zero"\n', /6: tests\[0\]\.exit_code: /);
+  await fails(t, 'modules:\n  - dir: nope\ntests:\n  - name: a\n    run: x\n', /2: modules\[0\]\.dir: no directory /);
+  await fails(t, 'modules:\n  - dir: t\ntests:\n  - name: a\n    run: x\n', /2: modules\[0\]\.dir: .* has no Makefile/);
+  await fails(t, 'modules:\n  - dir: drv\ntests:\n  - name: a\n    run: x\n    transcript: t/missing\n', /6: tests\[0\]\.transcript: no file /);
+  await fails(t, 'modules:\n  - dir: drv\ntests:\n  - name: a\n    run: x\n  - name: a\n    run: y\n', /6: tests\[1\]\.name: duplicate test name/);
+  await fails(t, 'modules:\n  - dir: ../drv\ntests:\n  - name: a\n    run: x\n', /2: modules\[0\]\.dir: must be a path inside the suite root/);
+  await fails(t, 'modules: [\n', /\d+: not valid YAML/);
+  await fails(t, 'modules:\n  - dir: drv\ntests: []\nload: sometimes\n', /3: tests: /);
+  await fails(t, 'modules:\n  - dir: drv\ntests:\n  - name: a\n    run: x\nfrobnicate: 1\n', /6: frobnicate: unknown field \(known: modules, apps, tests/);
+});
+
+t.test('--update may name a transcript that does not exist yet', async (t) => {
+  const s = await loadSuite(repo('modules:\n  - dir: drv\ntests:\n  - name: a\n    run: x\n    transcript: t/new\n'), { update: true });
+  t.equal(s.tests[0].transcript?.rel, 't/new');
+});
+
+t.test('a suite file that is not there says how to get one', async (t) => {
+  const e = await loadSuite('/nonexistent/kmodvm.yaml').catch((x: KmodvmError) => x);
+  t.match((e as KmodvmError).hint, /--suite FILE, or write a kmodvm\.yaml/);
+});
+
+t.test('parseSuiteText alone: kernel_args and kernels', async (t) => {
+  const { suite } = parseSuiteText('modules: [{dir: d}]\ntests: [{name: a, run: x}]\nkernel_args: quiet slub_debug=FZ\nkernels: [debian-12, debian-13]\n', 'k.yaml');
+  t.equal(suite.kernel_args, 'quiet slub_debug=FZ');
+  t.same(suite.kernels, ['debian-12', 'debian-13']);
+});

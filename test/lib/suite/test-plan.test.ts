@@ -1,0 +1,29 @@
+import t from 'tap';
+import { insmodStep, paramsFor, parseStateAfter, rmmodStep, runStepSpec, setupStep } from '../../../scripts/lib/suite/test-plan.ts';
+
+const T = { boot: 1, build: 600, load: 60, app: 60, command: 60 };
+const m = { name: 'bebop_core', guestKo: '/root/kmodvm/driver/.kmodvm-guest/bebop_core.ko', params: ['debug=1'] };
+
+t.test('the user\'s run line reaches sh -c as it is, from the suite root, after its shell writes its PID', async (t) => {
+  const line = `./tools/ctl "a b" | grep -c 'x' && echo $HOME; exit 3`;
+  const s = runStepSpec(line, 5);
+  t.equal(s.argv.at(-1), line, 'the line is one argv element, never pasted into a script');
+  t.same(s.argv.slice(0, 2), ['sh', '-c']);
+  t.match(s.argv[2], /^printf %s "\$\$" > \/tmp\/kmodvm-run\.pid; exec sh -c "\$1"$/);
+  t.equal(s.cwd, '/root/kmodvm');
+  t.equal(s.timeoutMs, 5000);
+  t.equal(s.failure, 'app');
+});
+
+t.test('insmod with params (the test\'s own for a module replace the dir\'s), rmmod by name', async (t) => {
+  t.same(insmodStep(m, paramsFor(m, undefined), T).argv, ['insmod', m.guestKo, 'debug=1']);
+  t.same(insmodStep(m, paramsFor(m, { bebop_core: ['name=rock steady'] }), T).argv, ['insmod', m.guestKo, 'name=rock steady']);
+  t.same(paramsFor(m, { other: ['x=1'] }), ['debug=1']);
+  t.same(rmmodStep(m, T).argv, ['rmmod', 'bebop_core']);
+  t.same(setupStep('mkdir -p /tmp/x && echo ok', 0, T).argv, ['sh', '-c', 'mkdir -p /tmp/x && echo ok']);
+});
+
+t.test('a state read with no PID yet (the command never ran), or none at all', async (t) => {
+  t.same(parseStateAfter('\n12288\n[ 1.0] x\n'), { pid: undefined, taint: 12288, dmesg: '[ 1.0] x\n' });
+  t.same(parseStateAfter(''), { pid: undefined, taint: undefined, dmesg: '' });
+});

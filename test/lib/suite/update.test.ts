@@ -1,0 +1,48 @@
+// --update on recorded output: the transcript it writes matches the run it
+// was written from, with {{pid}} where the command's PID was.
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { parseStateAfter } from '../../../scripts/lib/suite/test-plan.ts';
+import { commandPid, kernelRecords, transcriptDiff, transcriptFromRun } from '../../../scripts/lib/suite/update.ts';
+import { matchTranscript, parseTranscript } from '../../../scripts/lib/transcript.ts';
+
+const fx = (f: string): string => readFileSync(new URL(`../../fixtures/${f}`, import.meta.url), 'utf8');
+const after = parseStateAfter(fx('suite-6.1/ctl-read.state-after.stdout'));
+const app = fx('suite-6.1/ctl-read.run.stdout');
+
+t.test('written from a recorded run, it matches that run', async (t) => {
+  const text = transcriptFromRun({ app, kernelLog: after.dmesg, modules: ['bebop_core', 'bebop_user'], shellPid: after.pid, header: 'test ctl-read' });
+  t.match(text, /^# test ctl-read\n\[kernel\]\nbebop_core: loading out-of-tree module taints kernel\.\n/);
+  t.match(text, /bebop_core: ioctl from pid \{\{pid\}\}\n/);
+  t.match(text, /\[app\]\npid \{\{pid:int\}\}: value 43 name bebop\n$/);
+  const m = matchTranscript(parseTranscript(text), { kernel: after.dmesg, app });
+  t.ok(m.ok, 'the run it came from passes it');
+  t.equal(m.captures.pid, '157');
+  t.notOk(matchTranscript(parseTranscript(text), { kernel: after.dmesg.replace('pid 157', 'pid 158'), app }).ok, 'and the PID ties app and kernel');
+});
+
+t.test('the command\'s PID: the shell\'s next, else its own, else none', async (t) => {
+  t.equal(commandPid('156', 'pid 157: x'), '157');
+  t.equal(commandPid('156', 'pid 156'), '156');
+  t.equal(commandPid('156', 'value 1560 and 56'), undefined);
+  t.equal(commandPid(undefined, '1'), undefined);
+});
+
+t.test('NUL, CR and a missing final newline are written as the matcher reads them', async (t) => {
+  const out = fx('suite-6.1/shell-script.run.stdout');
+  const text = transcriptFromRun({ app: out, kernelLog: '', modules: [], header: 'x' });
+  t.match(text, /\[app\]\ndev present: bebop\nnul\\0here\nlast line without a newline\n$/);
+  t.ok(matchTranscript(parseTranscript(text), { kernel: '', app: out }).ok);
+});
+
+t.test('kernel records keep their continuation lines; other modules\' lines are left out', async (t) => {
+  t.same(kernelRecords('[    1.5] a: x\n               "payload"\n[    1.6] b: y\n'), [['a: x', '"payload"'], ['b: y']]);
+  const text = transcriptFromRun({ app: '', kernelLog: '[    1.5] a: x {{y}}\n               "payload"\n[    1.6] ab: y\n', modules: ['a'], header: 'h' });
+  t.match(text, /\[kernel\]\na: x \{\{\*\}\}\{y\}\}\n"payload"\n\[app\]\n$/, 'braces in the output cannot become placeholders');
+});
+
+t.test('the diff it prints', async (t) => {
+  t.equal(transcriptDiff('f', 'a\n', 'a\n'), '');
+  t.match(transcriptDiff('f', 'a\nb\n', 'a\nc\n'), /-b\n\+c/);
+  t.match(transcriptDiff('f', undefined, 'a\n'), /--- \/dev\/null/);
+});
