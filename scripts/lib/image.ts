@@ -3,7 +3,7 @@
 // renamed into place, so an interrupted build never looks valid):
 //   rootfs.qcow2 (ext4, zstd-compressed)  vmlinux  vmlinuz  initrd.img  initrd-lean.cpio
 //   id_ed25519 (0600)  id_ed25519.pub  host_ed25519.pub  manifest.json
-import { cp, mkdir, readdir, rename, rm, writeFile, readFile, copyFile, chmod } from 'node:fs/promises';
+import { cp, mkdir, readdir, rename, rm, symlink, writeFile, readFile, copyFile, chmod } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import ssh2 from 'ssh2';
@@ -12,7 +12,7 @@ import { KmodvmError } from './errors.ts';
 import { buildInitrd } from './initrd.ts';
 import { run, shellJoin, tail } from './proc.ts';
 import { hasPasswordlessSudo } from './preflight.ts';
-import { BUILDER_VERSION, initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, withLoginShell, type Recipe } from './recipe.ts';
+import { BUILDER_VERSION, guestLinks, initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, withLoginShell, type Recipe } from './recipe.ts';
 import { extractVmlinux } from './vmlinux.ts';
 import { diskBytes, mib } from './disk.ts';
 import { exportHeaders, headersKdir, kernelGccMajor } from './hostbuild.ts';
@@ -161,6 +161,10 @@ export async function buildImage(c: Config, log: (l: string) => void): Promise<I
     }
     const custom = path.join(tmp, 'overlay');
     await cp(path.join(qemuDir, 'guest'), custom, { recursive: true, verbatimSymlinks: true });
+    for (const [rel, target] of Object.entries(guestLinks(qemuDir))) {
+      await mkdir(path.dirname(path.join(custom, rel)), { recursive: true });
+      await symlink(target, path.join(custom, rel));
+    }
     await mkdir(path.join(custom, 'root/.ssh'), { recursive: true, mode: 0o700 });
     await chmod(path.join(custom, 'root/.ssh'), 0o700);
     await chmod(path.join(custom, 'root'), 0o700);

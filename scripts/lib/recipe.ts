@@ -82,12 +82,25 @@ function walk(dir: string, base = dir): string[] {
   });
 }
 
+/** qemu/guest-links.json: the overlay's symlinks, relative path → target in the guest. */
+export function guestLinks(qemuDir: string): Record<string, string> {
+  const file = path.join(qemuDir, 'guest-links.json');
+  let raw: unknown;
+  try { raw = JSON.parse(readFileSync(file, 'utf8')); } catch (e) { throw new KmodvmError('usage', `cannot read ${file}: ${(e as Error).message}`); }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw) || !Object.entries(raw).every(([k, v]) => typeof v === 'string' && !k.startsWith('/') && !k.split('/').includes('..'))) {
+    throw new KmodvmError('usage', `${file} must map relative paths to link targets`);
+  }
+  return raw as Record<string, string>;
+}
+
 /** A file's content, or a symlink's target (the overlay's links point into the guest, not the host). */
 const contentOf = (p: string): string => (lstatSync(p).isSymbolicLink() ? `symlink:${readlinkSync(p)}` : readFileSync(p, 'utf8'));
 
 /** Reads everything the image depends on: the recipe, qemu/guest/ and the initrd init. */
 export function recipeInputs(qemuDir: string, recipe: Recipe): RecipeInputs {
   const files: [string, string][] = walk(path.join(qemuDir, 'guest')).map((rel) => [`guest/${rel}`, contentOf(path.join(qemuDir, 'guest', rel))]);
+  // The overlay's symlinks, as data: npm pack leaves symlinks out, and the key stays what the links gave.
+  for (const [rel, target] of Object.entries(guestLinks(qemuDir))) files.push([`guest/${rel}`, `symlink:${target}`]);
   files.push(['initrd-init.sh', readFileSync(path.join(qemuDir, 'initrd-init.sh'), 'utf8')]);
   return { recipe, files };
 }

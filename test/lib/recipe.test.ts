@@ -54,3 +54,12 @@ t.test('root gets /bin/sh as its login shell; other users and lines are untouche
   t.equal(withLoginShell(passwd, 'root', '/bin/sh'), 'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n');
   t.throws(() => withLoginShell(passwd, 'nobody', '/bin/sh'), /no user nobody/);
 });
+
+t.test('the overlay\'s symlinks come from qemu/guest-links.json (npm pack drops symlinks) and key the image as links did', async (t) => {
+  const { guestLinks, recipeInputs, loadRecipe } = await import('../../scripts/lib/recipe.ts');
+  const qemu = new URL('../../qemu', import.meta.url).pathname;
+  const links = guestLinks(qemu);
+  t.equal(links['etc/systemd/system/multi-user.target.wants/kmodvm-ready.service'], '/etc/systemd/system/kmodvm-ready.service');
+  const inputs = recipeInputs(qemu, loadRecipe(`${qemu}/kernels/debian-12.json`));
+  t.ok(inputs.files.some(([n, c]) => n === 'guest/etc/systemd/system/multi-user.target.wants/systemd-networkd.service' && c === 'symlink:/lib/systemd/system/systemd-networkd.service'));
+});
