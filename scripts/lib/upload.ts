@@ -2,7 +2,7 @@
 // members carry their full guest path, so the guest unpacks it with one
 // program at / (no sh, no mkdir: each program start is ~40 ms under TCG).
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -30,16 +30,24 @@ export interface Staged {
 /**
  * Lists the regular files of the parts (recursively, minus skip()) under a
  * staging directory of symlinks, one per part, which tar -h follows.
- * remoteBase must be a plain absolute path, sub a plain name or '.'.
+ * remoteBase must be a plain absolute path, sub a relative path of plain
+ * names or '.'. A file named by two parts is sent from the later one.
  */
 export async function stageTrees(remoteBase: string, parts: readonly UploadPart[]): Promise<Staged> {
   if (!/^(\/[\w.-]+)+$/.test(remoteBase) || remoteBase.split('/').includes('..')) throw new Error(`upload: "${remoteBase}" is not a plain absolute guest path`);
-  for (const p of parts) if (p.sub !== '.' && !/^[\w.-]+$/.test(p.sub)) throw new Error(`upload: "${p.sub}" is not a plain directory name`);
+  for (const p of parts) if (p.sub !== '.' && (!/^[\w.-]+(\/[\w.-]+)*$/.test(p.sub) || p.sub.split('/').some((x) => x === '..' || x === '.'))) throw new Error(`upload: "${p.sub}" is not a plain directory name (nor a relative path of them)`);
   const stage = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-upload-'));
   const cleanup = (): Promise<void> => rm(stage, { recursive: true, force: true });
   try {
-    const files: string[] = [];
+    // Each file's path in the guest (relative to remoteBase) → its path in the stage.
+    const staged = new Map<string, string>();
     for (const p of parts) {
+      const add = (r: string): void => {
+        const f = p.sub === '.' ? r : `${p.sub}/${r}`;
+        staged.delete(f);
+        staged.set(f, p.sub === '.' ? `_/${r}` : f);
+      };
+      await mkdir(path.dirname(path.join(stage, p.sub === '.' ? '_' : p.sub)), { recursive: true });
       await symlink(path.resolve(p.localDir), path.join(stage, p.sub === '.' ? '_' : p.sub));
       const walk = async (rel: string): Promise<void> => {
         for (const n of (await readdir(path.join(p.localDir, rel))).sort()) {
@@ -47,13 +55,14 @@ export async function stageTrees(remoteBase: string, parts: readonly UploadPart[
           if (p.skip?.(r)) continue;
           const st = await stat(path.join(p.localDir, r));
           if (st.isDirectory()) await walk(r);
-          else if (st.isFile()) files.push(p.sub === '.' ? r : `${p.sub}/${r}`);
+          else if (st.isFile()) add(r);
         }
       };
-      if (p.files) files.push(...p.files.filter((f) => !p.skip?.(f)).map((f) => (p.sub === '.' ? f : `${p.sub}/${f}`)));
+      if (p.files) p.files.filter((f) => !p.skip?.(f)).forEach(add);
       else await walk('');
     }
-    const inStage = (f: string): string => (parts.some((p) => p.sub === '.') ? `_/${f}` : f);
+    const files = [...staged.keys()];
+    const inStage = (f: string): string => staged.get(f)!;
     const hashes = new Map<string, string>();
     for (const f of files) hashes.set(f, createHash('sha256').update(await readFile(path.join(stage, inStage(f)))).digest('hex'));
     const tar = async (some: readonly string[], timeoutMs: number): Promise<Buffer> => {

@@ -12,6 +12,7 @@ import { downInstance, testOnInstance, upInstance } from './instance-run.ts';
 import { newRunDir } from './pipeline.ts';
 import { allChecks, flatChecks, writeReports, type RunReport } from './report.ts';
 import { isBuildProduct } from './suite/files.ts';
+import { srcPath } from './suite/load.ts';
 import { resolveSuite } from './suite/resolve.ts';
 
 /** Collects changed paths and fires once they have been quiet for `ms`. */
@@ -85,7 +86,7 @@ export async function watch(c0: Config, log: (l: string) => void, o: { once?: bo
   const counts = async (paths: string[]): Promise<string[]> => {
     const rs = await resolveSuite(c0).catch((e: Error) => { log(`watch: ${e.message}`); return undefined; });
     if (!rs) return [];
-    const mine = new Set([...rs.files.map((f) => path.join(rs.suite.root, f)), rs.suite.file, ...rs.suite.tests.flatMap((t) => (t.transcript ? [t.transcript.abs] : []))]);
+    const mine = new Set([...rs.files.map((f) => srcPath(rs.suite, f)), rs.suite.file, ...rs.suite.tests.flatMap((t) => (t.transcript ? [t.transcript.abs] : []))]);
     return paths.filter((p) => mine.has(p));
   };
   let firstChange = 0;
@@ -102,7 +103,7 @@ export async function watch(c0: Config, log: (l: string) => void, o: { once?: bo
     const rel = path.relative(root, p);
     return rel !== '' && (/(^|\/)(\.git|node_modules)(\/|$)/.test(rel) || p.startsWith(`${c.runsDir}/`) || p === c.runsDir || isBuildProduct(rel));
   };
-  const watcher = chokidar.watch(first.suite.include?.map((d) => path.join(root, d)) ?? [root], { ignoreInitial: true, ignored: skipped });
+  const watcher = chokidar.watch(first.suite.mounts?.map((m) => m.abs) ?? [root], { ignoreInitial: true, ignored: skipped });
   watcher.on('all', (_ev, p) => { if (!firstChange) firstChange = Date.now(); onChange(p); });
   // Said once the initial scan is done: a save before that would go unseen.
   await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));

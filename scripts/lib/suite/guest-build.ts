@@ -10,8 +10,8 @@ import { buildModuleInGuest, guestBuildPlan } from '../guest-kbuild.ts';
 import { tail } from '../proc.ts';
 import type { Check } from '../report.ts';
 import type { SshSession } from '../ssh.ts';
-import { compilerDiagnostics, GUEST_WORK, mapGuestPaths, runStep, type StepRecord, type StepSpec } from '../steps.ts';
-import type { Suite } from './load.ts';
+import { compilerDiagnostics, GUEST_WORK, runStep, type StepRecord, type StepSpec } from '../steps.ts';
+import { hostPaths, type Suite } from './load.ts';
 import { modulesFromOrder } from './modules-order.ts';
 import type { LoadedModule } from './test-plan.ts';
 
@@ -24,10 +24,10 @@ export interface GuestBuildInput {
 export interface GuestBuildResult { ok: boolean; checks: Check[]; records: StepRecord[]; modules: LoadedModule[] }
 
 /** A failed guest build's check: the compiler's errors at the host's paths, as annotations too. */
-function buildCheck(name: string, dir: string, rec: StepRecord, root: string): Check {
+function buildCheck(name: string, dir: string, rec: StepRecord, suite: Suite): Check {
   const check: Check = { name, ok: rec.ok, failure: rec.failure, durationMs: rec.result.durationMs, message: rec.ok ? (rec.message ?? 'in the guest') : `the ${name.startsWith('build-app') ? 'app' : 'module'} in ${dir} does not build (in the guest)` };
   if (rec.ok) return check;
-  const out = mapGuestPaths(`${rec.result.stdout}\n${rec.result.stderr}`, GUEST_WORK, root);
+  const out = hostPaths(suite, `${rec.result.stdout}\n${rec.result.stderr}`, GUEST_WORK);
   const diags = compilerDiagnostics(out).filter((d) => d.severity !== 'warning');
   check.evidence = diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : `${rec.message}\n${tail(out, 25)}`;
   check.annotations = diags.map((d) => ({ file: d.file, line: d.line, col: d.col, message: `${d.severity}: ${d.message}` }));
@@ -51,7 +51,7 @@ export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildRes
     const plan = i.records ? await guestBuildPlan(i.records.dir, m.abs, i.records.replay, gdir, `\0${symvers.join(' ')}`) : undefined;
     const rec = plan ? await buildModuleInGuest(session, spec, plan, i.log) : await runStep(session, spec);
     out.records.push(rec);
-    out.checks.push(buildCheck(name, m.dir, rec, suite.root));
+    out.checks.push(buildCheck(name, m.dir, rec, suite));
     if (!rec.ok) return { ...out, ok: false };
     const order = await session.exec(['cat', `${gdir}/modules.order`], { timeoutMs: c.timeouts.command * 1000 });
     const listed = order.exitCode === 0 ? modulesFromOrder(order.stdout, gdir) : [];
@@ -67,7 +67,7 @@ export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildRes
     i.log(`step ${name} (in the guest)`);
     const rec = await runStep(session, { name, argv: ['make', '-C', `${GUEST_WORK}/${a.dir}`], timeoutMs: c.timeouts.build * 1000, failure: 'build' });
     out.records.push(rec);
-    out.checks.push(buildCheck(name, a.dir, rec, suite.root));
+    out.checks.push(buildCheck(name, a.dir, rec, suite));
     if (!rec.ok) return { ...out, ok: false };
   }
   return out;

@@ -11,16 +11,24 @@ import { copyFile, mkdir, readdir, readFile, stat, utimes } from 'node:fs/promis
 import path from 'node:path';
 import { guestCopy, hostMake, type HostBuild } from '../hostbuild.ts';
 import type { Check } from '../report.ts';
-import type { Suite } from './load.ts';
+import { hostPaths, srcPath, type Suite } from './load.ts';
 import { modulesFromOrder, type BuiltModule } from './modules-order.ts';
+import type { UploadPart } from '../upload.ts';
 
 export interface DirBuild { dir: string; kind: 'module' | 'app'; build: HostBuild; modules: (BuiltModule & { hostKo: string; guestRel: string })[] }
-export interface SuiteHostBuild { ok: boolean; tree: string; dirs: DirBuild[]; products: string[]; durationMs: number }
+export interface SuiteHostBuild {
+  ok: boolean; tree: string; dirs: DirBuild[];
+  /** The apps' products, relative to the tree (they travel with the sources). */
+  products: string[];
+  /** The modules as the guest gets them (without debug sections), each to its place beside its sources. */
+  moduleParts: UploadPart[];
+  durationMs: number;
+}
 
 /** Copies the files into tree, keeping their times (make compares them); a file whose size and mtime match is left alone. */
-export async function syncTree(root: string, files: readonly string[], tree: string): Promise<void> {
+export async function syncTree(suite: Pick<Suite, 'root' | 'mounts'>, files: readonly string[], tree: string): Promise<void> {
   for (const f of files) {
-    const from = path.join(root, f);
+    const from = srcPath(suite, f);
     const to = path.join(tree, f);
     const [a, b] = await Promise.all([stat(from), stat(to).catch(() => undefined)]);
     if (b && b.size === a.size && b.mtimeMs === a.mtimeMs) continue;
@@ -31,11 +39,11 @@ export async function syncTree(root: string, files: readonly string[], tree: str
 }
 
 /** A hash of the files outside every module and app dir (shared headers): their change rebuilds every dir. */
-async function sharedHash(root: string, files: readonly string[], dirs: readonly string[]): Promise<string> {
+async function sharedHash(suite: Pick<Suite, 'root' | 'mounts'>, files: readonly string[], dirs: readonly string[]): Promise<string> {
   const h = createHash('sha256');
   for (const f of files) {
     if (dirs.some((d) => f === d || f.startsWith(`${d}/`)) || !/\.(h|c|S|mk)$|(^|\/)(Makefile|Kbuild)$/.test(f)) continue;
-    h.update(`\0${f}\0`).update(await readFile(path.join(root, f)));
+    h.update(`\0${f}\0`).update(await readFile(srcPath(suite, f)));
   }
   return h.digest('hex');
 }
@@ -46,12 +54,13 @@ export async function hostBuildSuite(i: HostBuildInput): Promise<SuiteHostBuild>
   const t0 = Date.now();
   const { suite, tree } = i;
   await mkdir(tree, { recursive: true });
-  await syncTree(suite.root, i.files, tree);
-  const shared = await sharedHash(suite.root, i.files, [...suite.modules, ...suite.apps].map((d) => d.dir));
+  await syncTree(suite, i.files, tree);
+  const shared = await sharedHash(suite, i.files, [...suite.modules, ...suite.apps].map((d) => d.dir));
   const dirs: DirBuild[] = [];
   const symvers: string[] = [];
   const products: string[] = [];
-  const mapPaths = (b: HostBuild): HostBuild => ({ ...b, output: b.output.split(`${tree}/`).join(`${suite.root}/`), evidence: b.evidence?.split(`${tree}/`).join(`${suite.root}/`) });
+  const moduleParts: UploadPart[] = [];
+  const mapPaths = (b: HostBuild): HostBuild => ({ ...b, output: hostPaths(suite, b.output, tree), evidence: b.evidence && hostPaths(suite, b.evidence, tree) });
   for (const m of suite.modules) {
     const out = path.join(tree, m.dir);
     const extra = symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${symvers.join(' ')}`] : [];
@@ -61,34 +70,34 @@ export async function hostBuildSuite(i: HostBuildInput): Promise<SuiteHostBuild>
     }));
     const d: DirBuild = { dir: m.dir, kind: 'module', build: b, modules: [] };
     dirs.push(d);
-    if (!b.ok) return { ok: false, tree, dirs, products, durationMs: Date.now() - t0 };
+    if (!b.ok) return { ok: false, tree, dirs, products, moduleParts, durationMs: Date.now() - t0 };
     const listed = modulesFromOrder(await readFile(path.join(out, 'modules.order'), 'utf8'), out);
     if (!listed.length) {
       d.build = { ...b, ok: false, evidence: `make succeeded but ${path.join(m.dir, 'modules.order')} lists no module\nnext: does the Makefile build with obj-m, and pass M= the directory it is in?` };
-      return { ok: false, tree, dirs, products, durationMs: Date.now() - t0 };
+      return { ok: false, tree, dirs, products, moduleParts, durationMs: Date.now() - t0 };
     }
     for (const bm of listed) {
       const hostKo = path.join(out, bm.ko);
       if (!existsSync(hostKo)) {
         d.build = { ...b, ok: false, evidence: `modules.order lists ${bm.ko}, which make did not write` };
-        return { ok: false, tree, dirs, products, durationMs: Date.now() - t0 };
+        return { ok: false, tree, dirs, products, moduleParts, durationMs: Date.now() - t0 };
       }
       const copy = await guestCopy(hostKo, i.timeoutMs);
-      const guestRel = path.relative(tree, copy);
+      const guestRel = path.join(m.dir, bm.ko);
       d.modules.push({ ...bm, hostKo, guestRel });
-      products.push(guestRel);
+      moduleParts.push({ localDir: path.dirname(copy), sub: path.dirname(guestRel), files: [path.basename(copy)] });
     }
     if (existsSync(path.join(out, 'Module.symvers'))) symvers.push(path.join(out, 'Module.symvers'));
   }
   for (const a of suite.apps) {
     const out = path.join(tree, a.dir);
-    if (!i.cc) return { ok: false, tree, dirs: [...dirs, { dir: a.dir, kind: 'app', modules: [], build: { ok: false, durationMs: 0, output: '', evidence: 'no C compiler on the host (gcc or cc)\nnext: install gcc, or use --build guest' } }], products, durationMs: Date.now() - t0 };
+    if (!i.cc) return { ok: false, tree, moduleParts, dirs: [...dirs, { dir: a.dir, kind: 'app', modules: [], build: { ok: false, durationMs: 0, output: '', evidence: 'no C compiler on the host (gcc or cc)\nnext: install gcc, or use --build guest' } }], products, durationMs: Date.now() - t0 };
     const b = mapPaths(await hostMake({ srcDir: a.abs, outDir: out, makeArgs: [`CC=${i.cc} -static`], hashSalt: `app\0${shared}`, timeoutMs: i.timeoutMs, niceness: i.niceness, copied: true }));
     dirs.push({ dir: a.dir, kind: 'app', build: b, modules: [] });
-    if (!b.ok) return { ok: false, tree, dirs, products, durationMs: Date.now() - t0 };
+    if (!b.ok) return { ok: false, tree, dirs, products, moduleParts, durationMs: Date.now() - t0 };
     products.push(...await appProducts(tree, a.dir, i.files));
   }
-  return { ok: true, tree, dirs, products, durationMs: Date.now() - t0 };
+  return { ok: true, tree, dirs, products, moduleParts, durationMs: Date.now() - t0 };
 }
 
 /** What an app's make wrote that the guest needs: the new files of its dir, less objects and stamps. */

@@ -31,8 +31,25 @@ export interface Suite {
   kernelArgs: string[];
   kernels?: string[];
   exclude: string[];
-  /** Only these dirs travel (a --module-dir suite); default the whole root. */
-  include?: string[];
+  /**
+   * A --module-dir suite: its dirs live anywhere on the host, and appear in
+   * the suite (and the guest) under fixed names. Without mounts, the root's
+   * files are the suite's.
+   */
+  mounts?: { rel: string; abs: string }[];
+}
+
+/** Where a suite path is on the host. */
+export function srcPath(s: Pick<Suite, 'root' | 'mounts'>, rel: string): string {
+  const m = s.mounts?.find((x) => rel === x.rel || rel.startsWith(`${x.rel}/`));
+  return m ? path.join(m.abs, rel.slice(m.rel.length)) : path.join(s.root, rel);
+}
+
+/** Text that names files under base (the build tree, the guest's copy) with the host's own paths instead. */
+export function hostPaths(s: Pick<Suite, 'root' | 'mounts'>, text: string, base: string): string {
+  let out = text;
+  for (const m of s.mounts ?? []) out = out.split(`${base}/${m.rel}/`).join(`${m.abs}/`);
+  return out.split(`${base}/`).join(s.root === '/' ? '/' : `${s.root}/`);
 }
 
 export const paramList = (p: string | string[] | undefined): string[] =>

@@ -29,10 +29,12 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
   const { c, suite, session } = i;
   const out: Prepared = { ok: true, checks: [], records: [], modules: [] };
   const t0 = Date.now();
-  const part = i.host
-    ? { localDir: i.host.tree, sub: '.', files: [...i.files, ...i.host.products] }
-    : { localDir: suite.root, sub: '.', files: i.files };
-  const sent = await session.uploadTrees(GUEST_WORK, [part], c.timeouts.command * 1000, { skipUnchanged: i.reuse });
+  const parts = i.host
+    ? [{ localDir: i.host.tree, sub: '.', files: [...i.files, ...i.host.products] }, ...i.host.moduleParts]
+    : suite.mounts
+      ? suite.mounts.map((m) => ({ localDir: m.abs, sub: m.rel, files: i.files.filter((f) => f.startsWith(`${m.rel}/`)).map((f) => f.slice(m.rel.length + 1)) }))
+      : [{ localDir: suite.root, sub: '.', files: i.files }];
+  const sent = await session.uploadTrees(GUEST_WORK, parts, c.timeouts.command * 1000, { skipUnchanged: i.reuse });
   out.checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: i.reuse ? `${sent.length} changed files` : `${sent.length} files` });
   if (i.host) {
     const byDir = new Map(suite.modules.map((m) => [m.dir, m.params]));

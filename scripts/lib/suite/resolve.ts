@@ -29,28 +29,36 @@ export function runOnlyProgram(appRel: string): string {
   return `cd ${dir} && for f in *; do if [ -f "$f" ] && [ -x "$f" ] && [ "$(head -c 4 "$f")" = "$(printf '\\177ELF')" ]; then exec "./$f"; fi; done; echo "kmodvm: no program was built in ${appRel}" >&2; exit 127`;
 }
 
-/** --module-dir [--app-dir] [--transcript]: a one-test suite rooted where both dirs are. */
+/**
+ * --module-dir [--app-dir] [--transcript]: a one-test suite named default.
+ * The two dirs may be anywhere; in the suite (and in the guest) they are
+ * kernel-module/ and userapp/, whatever their host paths, so the guest's
+ * recorded kbuilds (keyed by the guest path) serve every copy of a module.
+ */
 export function legacySuite(c: Pick<Config, 'moduleDir' | 'appDir' | 'transcript'>): Suite {
   const mod = path.resolve(c.moduleDir);
   const app = c.appDir ? path.resolve(c.appDir) : undefined;
   for (const [flag, d] of [['--module-dir', mod], ['--app-dir', app]] as const) {
     if (d && !existsSync(path.join(d, 'Makefile')) && !existsSync(path.join(d, 'Kbuild'))) throw new KmodvmError('usage', `${flag} ${d}: no such directory with a Makefile`, { hint: 'pass the directory that holds the Makefile' });
   }
-  let root = path.dirname(mod);
-  while (app && !(`${app}/`.startsWith(`${root}/`) || root === '/')) root = path.dirname(root);
-  if (!app) root = mod;
-  const rel = (d: string): string => path.relative(root, d) || '.';
   return {
-    file: '(--module-dir)', root,
-    modules: [{ dir: rel(mod), abs: mod, params: [] }],
-    apps: app ? [{ dir: rel(app), abs: app }] : [],
+    file: '(--module-dir)', root: path.dirname(mod),
+    modules: [{ dir: 'kernel-module', abs: mod, params: [] }],
+    apps: app ? [{ dir: 'userapp', abs: app }] : [],
     tests: [{
-      name: 'default', run: app ? runOnlyProgram(rel(app)) : 'true', exitCode: 0,
+      name: 'default', run: app ? runOnlyProgram('userapp') : 'true', exitCode: 0,
       transcript: c.transcript ? { rel: path.relative(process.cwd(), c.transcript), abs: path.resolve(c.transcript) } : undefined,
     }],
     setup: [], load: 'per-test', kernelArgs: [], exclude: [],
-    include: [rel(mod), ...(app ? [rel(app)] : [])],
+    mounts: [{ rel: 'kernel-module', abs: mod }, ...(app ? [{ rel: 'userapp', abs: app }] : [])],
   };
+}
+
+/** The files that travel, relative to the suite: the root's, or each mount's under its name. */
+export async function filesOf(suite: Suite, skipDirs: string[]): Promise<string[]> {
+  if (!suite.mounts) return suiteFiles(suite.root, { exclude: suite.exclude, skipDirs });
+  const parts = await Promise.all(suite.mounts.map(async (m) => (await suiteFiles(m.abs, { skipDirs })).map((f) => `${m.rel}/${f}`)));
+  return parts.flat();
 }
 
 export async function resolveSuite(c: Config, cwd = process.cwd()): Promise<ResolvedSuite> {
@@ -63,7 +71,5 @@ export async function resolveSuite(c: Config, cwd = process.cwd()): Promise<Reso
     if (text === undefined && !c.update) throw new KmodvmError('usage', `cannot read the transcript ${test.transcript.abs} (test ${test.name})`, { hint: 'write it, or run with --update to write it from the run' });
     selected.push({ test, transcript: text === undefined ? undefined : parseTranscript(text, test.transcript.abs) });
   }
-  const all = await suiteFiles(suite.root, { exclude: suite.exclude, skipDirs: [c.runsDir, c.cacheDir] });
-  const files = suite.include ? all.filter((f) => suite.include!.some((d) => d === '.' || f === d || f.startsWith(`${d}/`))) : all;
-  return { suite, selected, files };
+  return { suite, selected, files: await filesOf(suite, [c.runsDir, c.cacheDir]) };
 }
