@@ -90,6 +90,16 @@ export function toTap(checksOrReport: readonly Check[] | Pick<RunReport, 'checks
   return out.join('\n') + '\n';
 }
 
+/** Several runs (a suite's kernels:) as one TAP stream: each run a subtest. */
+export function toTapMatrix(runs: readonly { kernel: string; report: RunReport }[]): string {
+  const out = ['TAP version 14', `1..${runs.length}`];
+  runs.forEach(({ kernel, report }, i) => {
+    out.push(`# Subtest: kernel ${kernel}`, ...toTap(report).trimEnd().split('\n').slice(1).map((l) => `    ${l}`));
+    out.push(`${report.verdict === 'pass' ? 'ok' : 'not ok'} ${i + 1} ${tapDesc(`kernel ${kernel}`, report.failure, report.durationMs)}`);
+  });
+  return out.join('\n') + '\n';
+}
+
 const xml = (s: string): string => s.replace(/[<>&"']/g, (ch) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[ch]!)
   // XML 1.0 forbids most control characters.
   .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');

@@ -62,13 +62,13 @@ t.test('an edit to a .c file rebuilds by replaying kbuild\'s recorded commands; 
   if (edited.exitCode !== 0) t.comment(edited.stdout);
   t.equal(edited.exitCode, 0, 'the module rebuilt from the replay loads and passes the transcript');
   // A comment leaves the .mod.c alone (modpost's srcversion skips comments): its .mod.o is up to date, as make would find.
-  t.match(readFileSync(path.join(runDirOf(edited.stderr), 'host-build.log'), 'utf8'), /^kbuild's recorded commands replayed \(4, 1 up to date\); make not run/);
+  t.match(readFileSync(path.join(runDirOf(edited.stderr), 'host-build.log'), 'utf8'), /^kbuild's recorded commands replayed \(4, 1 up to date\); make not run/m);
   // A code edit gives the module a new srcversion (Debian's MODULE_SRCVERSION_ALL): the .mod.o is the old one with that patched in.
   appendFileSync(src, 'int kmodvm_e2e_edit = 1;\n');
   const coded = await vmTest(['--reuse', name, '--module-dir', dir, '--app-dir', path.join(root, 'userapp'), '--transcript', path.join(root, 'test/expected/netlink.transcript')]);
   if (coded.exitCode !== 0) t.comment(coded.stdout);
   t.equal(coded.exitCode, 0, 'the module with the patched srcversion loads and passes the transcript');
-  t.match(readFileSync(path.join(runDirOf(coded.stderr), 'host-build.log'), 'utf8'), /^kbuild's recorded commands replayed \(4, 1 patched: only its srcversion changed\); make not run/);
+  t.match(readFileSync(path.join(runDirOf(coded.stderr), 'host-build.log'), 'utf8'), /^kbuild's recorded commands replayed \(4, 1 patched: only its srcversion changed\); make not run/m);
   const { config } = loadConfig([], process.env, root);
   const modC = readFileSync(path.join(config.cacheDir, 'instances', name, 'build/kernel-module/netlink_simple_intf.mod.c'), 'utf8');
   const want = /MODULE_INFO\(srcversion, "([0-9A-F]+)"\)/.exec(modC)?.[1];
