@@ -84,6 +84,19 @@ t.test('a shard runs its share; a broken transcript fails that test alone; a spl
   t.match(splat.stdout, /^ok \d+ test ctl-read - on a fresh guest \(/m, 'the test after the splat passed on a fresh guest');
 });
 
+t.test('load: once and kernel_args: the modules loaded around all the tests, the guest booted with the suite\'s command line', async (t) => {
+  writeFileSync(path.join(repo, 'once.yaml'), [
+    'modules:', '  - dir: driver', '  - dir: consumer', 'apps:', '  - dir: tools', 'load: once', 'kernel_args: kmodvm.e2e=once',
+    'tests:', '  - name: loaded', '    run: test -c /dev/bebop && grep -qw kmodvm.e2e=once /proc/cmdline', '  - name: still-loaded', '    run: ./tools/bebopctl', '',
+  ].join('\n'));
+  const r = await kmodvm(['test', '--suite', 'once.yaml']);
+  if (r.exitCode !== 0) t.comment(explain(r));
+  t.equal(r.exitCode, 0);
+  t.match(r.stdout, /^ok \d+ insmod bebop_core .*\nok \d+ insmod bebop_user .*\n# Subtest: loaded\n/m, 'loaded once, before the first test');
+  t.match(r.stdout, /^ok \d+ test still-loaded .*\nok \d+ rmmod bebop_user .*\nok \d+ rmmod bebop_core /m, 'unloaded once, after the last, in reverse');
+  t.notMatch(subtest(r.stdout, 'loaded'), /insmod/);
+});
+
 t.test('--build guest: both module dirs made in the guest, the second with the first\'s symbols', async (t) => {
   const r = await kmodvm(['test', '--build', 'guest', '--only', 'ctl-read']);
   if (r.exitCode !== 0) t.comment(explain(r));

@@ -35,7 +35,7 @@ t.test('vm:test passes on the seed payload, end to end in a real guest', async (
   t.equal(report.verdict, 'pass');
   t.match(report.kernelVersion, /^6\.1\.\d+-\d+-amd64$/);
   t.match(report.captures.pid, /^\d+$/, 'the PID was captured from app and kernel alike');
-  const appFile = readdirSync(path.join(r.runDir!, 'steps')).find((f) => /^\d+-app\.stdout$/.test(f));
+  const appFile = readdirSync(path.join(r.runDir!, 'steps')).find((f) => /^\d+-netlink-run\.stdout$/.test(f));
   const app = readFileSync(path.join(r.runDir!, 'steps', appFile!), 'utf8');
   t.match(app, /msg from kernel netlink: "Reply from kernel netlink"\n$/);
   // The default resumes the guest saved after its first boot (saving it first on a fresh cache).
@@ -58,7 +58,7 @@ t.test('--build guest, the hermetic path: make, then the recorded commands repla
   const r = await vmTest(['--build', 'guest', '--no-replay']);
   if (r.exitCode !== 0) t.comment(explain(r));
   t.equal(r.exitCode, 0, 'vm:test --build guest --no-replay exits 0');
-  t.match(r.stderr, /build: module built in the guest/);
+  t.match(r.stderr, /build: modules built in the guest/);
   t.match(r.stdout, /^ok \d+ build-module - in the guest \(/m, 'built by make in the guest (no replay message)');
   t.match(r.stdout, /^    ok \d+ transcript\b/m);
   // make's commands are kept for the next guest build of this image.

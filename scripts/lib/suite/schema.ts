@@ -43,6 +43,7 @@ export const suiteSchema = z.strictObject({
 }).superRefine((s, ctx) => {
   const seen = new Map<string, number>();
   s.tests.forEach((t, i) => {
+    if (t.params && s.load === 'once') ctx.addIssue({ code: 'custom', path: ['tests', i, 'params'], message: 'per-test params need load: per-test (with load: once the modules are loaded once, with their dirs\' params)' });
     if (seen.has(t.name)) ctx.addIssue({ code: 'custom', path: ['tests', i, 'name'], message: `duplicate test name (also tests[${seen.get(t.name)}])` });
     seen.set(t.name, i);
   });

@@ -49,6 +49,7 @@ t.test('bad files: the line and the field', async (t) => {
   await fails(t, 'modules:\n  - dir: drv\ntests:\n  - name: a\n    run: x\n    transcript: t/missing\n', /6: tests\[0\]\.transcript: no file /);
   await fails(t, 'modules:\n  - dir: drv\ntests:\n  - name: a\n    run: x\n  - name: a\n    run: y\n', /6: tests\[1\]\.name: duplicate test name/);
   await fails(t, 'modules:\n  - dir: ../drv\ntests:\n  - name: a\n    run: x\n', /2: modules\[0\]\.dir: must be a path inside the suite root/);
+  await fails(t, 'modules:\n  - dir: drv\nload: once\ntests:\n  - name: a\n    run: x\n    params: { m: x=1 }\n', /7: tests\[0\]\.params: per-test params need load: per-test/);
   await fails(t, 'modules: [\n', /\d+: not valid YAML/);
   await fails(t, 'modules:\n  - dir: drv\ntests: []\nload: sometimes\n', /3: tests: /);
   await fails(t, 'modules:\n  - dir: drv\ntests:\n  - name: a\n    run: x\nfrobnicate: 1\n', /6: frobnicate: unknown field \(known: modules, apps, tests/);
