@@ -6,7 +6,7 @@ import { buildImage, ensureImage, findImage, imageKey } from './lib/image.ts';
 import { preflight } from './lib/preflight.ts';
 import { exportImage, importImage } from './lib/archive.ts';
 import { mib } from './lib/disk.ts';
-import { applyPrune, prunePlan } from './lib/prune.ts';
+import { applyPrune, pruneHint, prunePlan } from './lib/prune.ts';
 
 await main(async () => {
   const { config, positionals, help } = loadConfig(process.argv.slice(2));
@@ -18,7 +18,7 @@ await main(async () => {
       return 0;
     case 'build': {
       await preflight(log);
-      const img = process.argv.includes('--force') ? await buildImage(config, log) : await ensureImage(config, log);
+      const img = process.argv.includes('--force') ? await buildImage(config, log, { onBuilt: () => pruneHint(config, log) }) : await ensureImage(config, log, { onBuilt: () => pruneHint(config, log) });
       process.stdout.write(img.dir + '\n');
       return 0;
     }

@@ -2,7 +2,8 @@
 // svm; otherwise TCG, with a one-line note saying why.
 import { accessSync, constants, readFileSync } from 'node:fs';
 import type { Accel } from './config.ts';
-import type { RunAccel } from './qemu-args.ts';
+/** The accelerator a VM runs with. */
+export type RunAccel = 'kvm' | 'tcg';
 
 export interface HostFacts { kvmReadWrite: boolean; virtFlags: boolean }
 

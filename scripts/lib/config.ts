@@ -7,10 +7,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { KmodvmError } from './errors.ts';
-import type { BuildMode } from './hostbuild.ts';
-import type { Profile } from './profile.ts';
 
 export type Accel = 'auto' | 'kvm' | 'tcg';
+/** Where the modules are built (hostbuild.ts). */
+export type BuildMode = 'auto' | 'host' | 'guest';
+/** How the guest boots (profile.ts). */
+export type Profile = 'lean' | 'systemd';
 
 export interface Timeouts {
   /** Boot to SSH ready, seconds. Default 180: a TCG boot takes about 8 s; slow laptops and loaded CI runners get headroom. */

@@ -12,14 +12,11 @@ import { findTool } from './preflight.ts';
 import { run, tail } from './proc.ts';
 import { keepBuiltModSources, loadReplayPlan, replay, replayable } from './kbuild-replay.ts';
 import { compilerDiagnostics } from './steps.ts';
+export { exportHeaders, headersKdir, kernelGccMajor } from './headers.ts';
 
-export type BuildMode = 'auto' | 'host' | 'guest';
+export type { BuildMode } from './config.ts';
+import type { BuildMode } from './config.ts';
 
-/** The gcc major version a kernel was built with, from its generated autoconf.h ("#define CONFIG_GCC_VERSION 120200"). */
-export function kernelGccMajor(autoconf: string): number | undefined {
-  const m = /^#define CONFIG_GCC_VERSION (\d+)$/m.exec(autoconf);
-  return m ? Math.floor(Number(m[1]) / 10000) : undefined;
-}
 
 export function chooseBuildMode(requested: BuildMode, o: { gccMajor?: number; hostHasCompiler: boolean; headers: boolean }): { mode: 'host' | 'guest'; why: string } {
   if (requested === 'guest') return { mode: 'guest', why: '--build guest' };
@@ -34,27 +31,7 @@ export function chooseBuildMode(requested: BuildMode, o: { gccMajor?: number; ho
   return { mode: 'host', why: `the host has ${compiler}, which built the guest kernel` };
 }
 
-/** Where an image keeps its exported kbuild tree (the linux-headers-<kver>-amd64 directory). */
-export function headersKdir(imageDir: string, kver: string): string {
-  return path.join(imageDir, 'headers', 'usr/src', `linux-headers-${kver}`);
-}
 
-/** Copies the kbuild trees out of the rootfs, keeping their layout (their symlinks are relative), and points the -amd64 Makefile at the copied -common tree. */
-export async function exportHeaders(rootfs: string, finalImageDir: string, stagingImageDir: string, kver: string): Promise<void> {
-  const top = path.join(stagingImageDir, 'headers');
-  const kdir = path.join(rootfs, 'usr/src', `linux-headers-${kver}`);
-  const mk = await readFile(path.join(kdir, 'Makefile'), 'utf8');
-  const common = /^include (\/usr\/src\/\S+)\/Makefile$/m.exec(mk)?.[1];
-  const trees = [`usr/src/linux-headers-${kver}`, ...(common ? [common.slice(1)] : [])];
-  for (const d of await readdir(path.join(rootfs, 'usr/lib'))) if (d.startsWith('linux-kbuild-')) trees.push(`usr/lib/${d}`);
-  for (const t of trees) {
-    await mkdir(path.dirname(path.join(top, t)), { recursive: true });
-    await cp(path.join(rootfs, t), path.join(top, t), { recursive: true, verbatimSymlinks: true });
-  }
-  if (common) {
-    await writeFile(path.join(top, 'usr/src', `linux-headers-${kver}`, 'Makefile'), mk.replace(common, path.join(finalImageDir, 'headers', common)));
-  }
-}
 
 export interface HostBuild {
   ok: boolean; ko?: string;

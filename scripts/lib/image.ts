@@ -15,7 +15,7 @@ import { hasPasswordlessSudo } from './preflight.ts';
 import { BUILDER_VERSION, guestLinks, initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, withLoginShell, type Recipe } from './recipe.ts';
 import { extractVmlinux } from './vmlinux.ts';
 import { diskBytes, mib } from './disk.ts';
-import { exportHeaders, headersKdir, kernelGccMajor } from './hostbuild.ts';
+import { exportHeaders, headersKdir, kernelGccMajor } from './headers.ts';
 
 export interface Manifest {
   key: string;
@@ -88,7 +88,8 @@ export async function findImage(c: Config): Promise<ImageInfo | undefined> {
 
 
 /** Builds the image for the current recipe (root only), unless it is cached. */
-export async function ensureImage(c: Config, log: (l: string) => void): Promise<ImageInfo> {
+/** The cached image, built first when there is none. onBuilt runs after a build (the loop's prune hint). */
+export async function ensureImage(c: Config, log: (l: string) => void, o: { onBuilt?: () => Promise<void> } = {}): Promise<ImageInfo> {
   const found = await findImage(c);
   if (found) return found;
   if (process.getuid?.() !== 0) {
@@ -111,7 +112,7 @@ export async function ensureImage(c: Config, log: (l: string) => void): Promise<
     if (!img) throw new KmodvmError('image', 'the image build under sudo left no image');
     return img;
   }
-  return buildImage(c, log);
+  return buildImage(c, log, o);
 }
 
 /** Whether ssh2 can read both halves of a generated key pair back. */
@@ -133,7 +134,7 @@ export function ed25519KeyPair(comment: string, generate = (): { private: string
   throw new KmodvmError('internal', 'could not generate a valid ed25519 key pair in 16 tries');
 }
 
-export async function buildImage(c: Config, log: (l: string) => void): Promise<ImageInfo> {
+export async function buildImage(c: Config, log: (l: string) => void, o: { onBuilt?: () => Promise<void> } = {}): Promise<ImageInfo> {
   const { key, recipe } = imageKey(c);
   const qemuDir = path.join(c.root, 'qemu');
   const started = Date.now();
@@ -231,9 +232,7 @@ export async function buildImage(c: Config, log: (l: string) => void): Promise<I
     await rename(tmp, final);
     const total = Object.values(sizes).reduce((a, b) => a + b, 0);
     step(`done: ${final} (${mib(total)} on disk, ${Object.keys(packages).length} packages)`);
-    // prune.ts imports this module: loaded here, when needed, not at the top.
-    const stale = (await (await import('./prune.ts')).prunePlan(c)).remove.filter((r) => path.dirname(r.path) === imagesDir(c));
-    if (stale.length) step(`${stale.length} older image${stale.length > 1 ? 's' : ''} in the cache that no recipe of this checkout builds: npm run vm:image -- prune removes ${stale.length > 1 ? 'them' : 'it'}`);
+    await o.onBuilt?.();
     const info = await findImage(c);
     if (!info) throw new KmodvmError('internal', `image ${final} vanished after the build`);
     return info;

@@ -7,8 +7,9 @@ import { KmodvmError } from './errors.ts';
 import { guestRecordsDir } from './guest-kbuild.ts';
 import { ensureImage, findImage } from './image.ts';
 import { connect, instanceDir, isQemuAlive, lookup, writeState, type InstanceState } from './instance.ts';
-import { assemble, buildModeFor, pickAccel, startHostBuild } from './pipeline.ts';
+import { assemble, buildModeFor, pickAccel, resumeGuest, startHostBuild } from './pipeline.ts';
 import { preflight } from './preflight.ts';
+import { pruneHint } from './prune.ts';
 import type { RunReport } from './report.ts';
 import { crashedBeforeInit, loadRules } from './splat.ts';
 import type { SshSession } from './ssh.ts';
@@ -17,7 +18,7 @@ import { resolveSuite, type ResolvedSuite } from './suite/resolve.ts';
 import { runSuite, type Guest } from './suite/run.ts';
 import { guestSpec } from './profile.ts';
 import { SSHD_READY_MARKER, freePort, Vm } from './vm.ts';
-import { resumable, resumeGuest, type BootHow } from './resume.ts';
+import { resumable, type BootHow } from './resume.ts';
 
 /** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */
 export async function upInstance(c: Config, name: string, log: (l: string) => void): Promise<{ state: InstanceState; already: boolean }> {
@@ -25,7 +26,7 @@ export async function upInstance(c: Config, name: string, log: (l: string) => vo
   if (l.alive) return { state: l.state, already: true };
   if (l.staleNote) log(l.staleNote);
   await preflight(log);
-  const img = await ensureImage(c, log);
+  const img = await ensureImage(c, log, { onBuilt: () => pruneHint(c, log) });
   const { accel, note } = await pickAccel(c);
   if (note) log(note);
   const dir = instanceDir(c, name);

@@ -14,7 +14,8 @@ import { genericInitrd } from './initrd.ts';
 import { memoFile, readMemo, serialSpeaks, writeMemo } from './kvm-probe.ts';
 import { guestSpec } from './profile.ts';
 import { allChecks, verdictOf, type Check, type RunReport } from './report.ts';
-import { resumable, resumeGuest, type BootHow } from './resume.ts';
+import { qemuVersion, resumable, resumeOrSave, type BootHow, type Resumed } from './resume.ts';
+import type { VmSpec } from './qemu-args.ts';
 import { crashedBeforeInit, loadRules } from './splat.ts';
 import type { SshSession } from './ssh.ts';
 import { hostBuildSuite, type SuiteHostBuild } from './suite/host-build.ts';
@@ -120,4 +121,13 @@ export async function kvmClockCheck(session: SshSession): Promise<Check> {
   return cs === 'kvm-clock'
     ? { name: 'kvm', ok: true, durationMs: 0, message: 'clocksource kvm-clock' }
     : { name: 'kvm', ok: false, failure: 'boot', durationMs: 0, message: `--accel kvm, but the guest clocksource is ${cs || 'unknown'}, not kvm-clock`, evidence: 'KVM is not really in use; check /dev/kvm permissions and the udev rule' };
+}
+
+/** resumeOrSave for a run or an instance: the image's keys, the boot timeout, and a guest kernel crash before our init retried as a boot. */
+export async function resumeGuest(c: Config, img: ImageInfo, spec: VmSpec, log: (l: string) => void, detached?: { stderrFile: string }): Promise<Resumed | undefined> {
+  return resumeOrSave({
+    cacheDir: c.cacheDir, spec, imageKey: img.key, qemuVersion: await qemuVersion(),
+    privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, log,
+    retryBoot: (serial) => Boolean(crashedBeforeInit(serial, loadRules(splatRuleFiles(c)))), detached,
+  });
 }

@@ -9,7 +9,8 @@ import type { Config } from './config.ts';
 import type { ImageInfo } from './image.ts';
 import { QBOOT, type RunAccel, type VmSpec } from './qemu-args.ts';
 
-export type Profile = 'lean' | 'systemd';
+export type { Profile } from './config.ts';
+import type { Profile } from './config.ts';
 
 export function bootFiles(profile: Profile, img: Pick<ImageInfo, 'vmlinux' | 'vmlinuz' | 'initrdLean' | 'initrdStock' | 'cmdline'>): Pick<VmSpec, 'kernel' | 'initrd' | 'cmdline'> {
   if (profile === 'systemd') {

@@ -94,3 +94,9 @@ export async function applyPrune(plan: PrunePlan, log: (l: string) => void): Pro
   }
   return freed;
 }
+
+/** After an image build: how many older images no recipe of this checkout builds (npm run vm:image -- prune removes them). */
+export async function pruneHint(c: Config, log: (l: string) => void): Promise<void> {
+  const stale = (await prunePlan(c)).remove.filter((r) => path.dirname(r.path) === imagesDir(c));
+  if (stale.length) log(`image: ${stale.length} older image${stale.length > 1 ? 's' : ''} in the cache that no recipe of this checkout builds: npm run vm:image -- prune removes ${stale.length > 1 ? 'them' : 'it'}`);
+}

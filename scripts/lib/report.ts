@@ -1,7 +1,6 @@
 // Reports: TAP on stdout (one test point per check), junit.xml and
 // report.json in the run directory, and a summary for people.
 import type { BootHow } from './resume.ts';
-import type { TestReport } from './suite/run.ts';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EXIT_CODES, type FailureClass } from './errors.ts';
@@ -16,6 +15,9 @@ export interface Check {
   /** Source locations to annotate (compiler errors, the failing transcript line). */
   annotations?: { file: string; line: number; col?: number; message: string }[];
 }
+
+/** One test of a suite: its own checks, and its worst failure. */
+export interface TestReport { name: string; ok: boolean; failure?: FailureClass; durationMs: number; checks: Check[]; captures?: Record<string, string>; freshGuest?: string }
 
 export interface RunReport {
   verdict: 'pass' | 'fail';

@@ -7,9 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { splatRuleFiles, type Config } from './config.ts';
-import type { ImageInfo } from './image.ts';
-import { crashedBeforeInit, loadRules } from './splat.ts';
+import type { Config } from './config.ts';
 import { KmodvmError } from './errors.ts';
 import { posixJoin, run } from './proc.ts';
 import { Qmp } from './qmp.ts';
@@ -139,11 +137,3 @@ export async function resumeOrSave(o: {
   }
 }
 
-/** resumeOrSave for a run or an instance: the image's keys, the boot timeout, and a guest kernel crash before our init retried as a boot. */
-export async function resumeGuest(c: Config, img: ImageInfo, spec: VmSpec, log: (l: string) => void, detached?: { stderrFile: string }): Promise<Resumed | undefined> {
-  return resumeOrSave({
-    cacheDir: c.cacheDir, spec, imageKey: img.key, qemuVersion: await qemuVersion(),
-    privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, log,
-    retryBoot: (serial) => Boolean(crashedBeforeInit(serial, loadRules(splatRuleFiles(c)))), detached,
-  });
-}

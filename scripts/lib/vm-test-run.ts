@@ -11,6 +11,7 @@ import { requireRunning } from './instance.ts';
 import { testOnInstance } from './instance-run.ts';
 import { assemble, bootVm, buildModeFor, byoKernel, kvmClockCheck, newRunDir, pickAccel, startHostBuild } from './pipeline.ts';
 import { preflight } from './preflight.ts';
+import { pruneHint } from './prune.ts';
 import { guestSpec } from './profile.ts';
 import type { VmSpec } from './qemu-args.ts';
 import type { Check, RunReport } from './report.ts';
@@ -78,7 +79,7 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
     return r.report;
   }
   await preflight(log);
-  const img = await ensureImage(c, log);
+  const img = await ensureImage(c, log, { onBuilt: () => pruneHint(c, log) });
   const runDir = newRunDir(c);
   await mkdir(path.join(runDir, 'steps'), { recursive: true });
   if (note) log(note);

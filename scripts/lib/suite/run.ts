@@ -6,9 +6,9 @@
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config.ts';
-import type { FailureClass } from '../errors.ts';
 import { tail } from '../proc.ts';
-import { worstOf, type Check } from '../report.ts';
+import { worstOf, type Check, type TestReport } from '../report.ts';
+export type { TestReport } from '../report.ts';
 import type { CompiledRules } from '../splat.ts';
 import type { SshSession } from '../ssh.ts';
 import { recordStep, runStep, type StepRecord } from '../steps.ts';
@@ -38,7 +38,6 @@ export interface SuiteRunInput {
   log: (l: string) => void;
 }
 
-export interface TestReport { name: string; ok: boolean; failure?: FailureClass; durationMs: number; checks: Check[]; captures?: Record<string, string>; freshGuest?: string }
 export interface SuiteRunResult { before: Check[]; tests: TestReport[]; after: Check[]; kernelLog: string; untrusted?: string; guest: Guest }
 
 const fileSize = async (f: string): Promise<number> => {
