@@ -1,11 +1,11 @@
 // npm run lab:check -- N [--solution]: grades exercise N in the VM.
 // Exit 0 only on a full score.
-import { log, main } from './lib/cli.ts';
-import { loadConfig } from './lib/config.ts';
-import { KmodvmError } from './lib/errors.ts';
-import { EXERCISES, findExercise, formatGrade, grade } from './lib/lab.ts';
-import { allChecks, summary, writeReports } from './lib/report.ts';
-import { runVmTest } from './lib/vm-test-run.ts';
+import { log, main } from './lib/cli/cli.ts';
+import { loadConfig } from './lib/core/config.ts';
+import { KmodvmError } from './lib/core/errors.ts';
+import { EXERCISES, findExercise, formatGrade, grade } from './lib/loop/lab.ts';
+import { allChecks, summary, writeReports } from './lib/verdict/report.ts';
+import { runVmTest } from './lib/loop/vm-test-run.ts';
 
 await main(async () => {
   const argv = process.argv.slice(2);

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { NoOperationTraceWriter, parseWorkflow } from '@actions/workflow-parser';
 import { parseAction } from '@actions/workflow-parser/actions/index';
-import { defaultRoot } from './lib/config.ts';
+import { defaultRoot } from './lib/core/config.ts';
 
 const root = defaultRoot();
 const files = process.argv.slice(2).length ? process.argv.slice(2) : ['.github/workflows/vm-test.yml', 'action.yml'];

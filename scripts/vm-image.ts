@@ -1,12 +1,12 @@
 // npm run vm:image -- build|info|key|prune|export|import: the cached guest image.
-import { loadConfig } from './lib/config.ts';
-import { log, main } from './lib/cli.ts';
-import { KmodvmError } from './lib/errors.ts';
-import { buildImage, ensureImage, findImage, imageKey } from './lib/image.ts';
-import { preflight } from './lib/preflight.ts';
-import { exportImage, importImage } from './lib/archive.ts';
-import { mib } from './lib/disk.ts';
-import { applyPrune, pruneHint, prunePlan } from './lib/prune.ts';
+import { loadConfig } from './lib/core/config.ts';
+import { log, main } from './lib/cli/cli.ts';
+import { KmodvmError } from './lib/core/errors.ts';
+import { buildImage, ensureImage, findImage, imageKey } from './lib/image/image.ts';
+import { preflight } from './lib/host/preflight.ts';
+import { exportImage, importImage } from './lib/image/archive.ts';
+import { mib } from './lib/core/disk.ts';
+import { applyPrune, pruneHint, prunePlan } from './lib/loop/prune.ts';
 
 await main(async () => {
   const { config, positionals, help } = loadConfig(process.argv.slice(2));

@@ -1,12 +1,12 @@
 // npm run vm:up | vm:ssh | vm:logs | vm:status | vm:down  (all take --name NAME)
 import { existsSync } from 'node:fs';
 import { execa } from 'execa';
-import { log, main } from './lib/cli.ts';
-import { loadConfig } from './lib/config.ts';
-import { KmodvmError } from './lib/errors.ts';
-import { connect, listNames, lookup, requireRunning, uptime } from './lib/instance.ts';
-import { downInstance, upInstance } from './lib/instance-run.ts';
-import { remoteCommand } from './lib/ssh.ts';
+import { log, main } from './lib/cli/cli.ts';
+import { loadConfig } from './lib/core/config.ts';
+import { KmodvmError } from './lib/core/errors.ts';
+import { connect, listNames, lookup, requireRunning, uptime } from './lib/vm/instance.ts';
+import { downInstance, upInstance } from './lib/loop/instance-run.ts';
+import { remoteCommand } from './lib/guest/ssh.ts';
 
 const [verb, ...rest] = process.argv.slice(2);
 

@@ -1,12 +1,12 @@
 // npm run vm:test / kmodvm test: from a fresh clone to a verdict. See README.md and docs/suite.md.
 import { appendFile } from 'node:fs/promises';
-import { log, main } from './lib/cli.ts';
-import { loadConfig, type Config } from './lib/config.ts';
-import { flatChecks, githubAnnotations, stepSummary, summary, toTap, toTapMatrix, worstOf, writeReports, type RunReport } from './lib/report.ts';
-import { EXIT_CODES } from './lib/errors.ts';
+import { log, main } from './lib/cli/cli.ts';
+import { loadConfig, type Config } from './lib/core/config.ts';
+import { flatChecks, githubAnnotations, stepSummary, summary, toTap, toTapMatrix, worstOf, writeReports, type RunReport } from './lib/verdict/report.ts';
+import { EXIT_CODES } from './lib/core/errors.ts';
 import { loadSuite } from './lib/suite/load.ts';
 import { defaultSuiteFile } from './lib/suite/resolve.ts';
-import { runVmTest } from './lib/vm-test-run.ts';
+import { runVmTest } from './lib/loop/vm-test-run.ts';
 
 const HELP = `usage: npm run vm:test -- [options]      (or: npx kmodvm test [options])
 The suite (docs/suite.md):

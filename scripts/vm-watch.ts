@@ -1,7 +1,7 @@
 // npm run vm:watch [-- --name NAME]: edit, save, see the verdict.
-import { log, main } from './lib/cli.ts';
-import { loadConfig } from './lib/config.ts';
-import { watch } from './lib/watch.ts';
+import { log, main } from './lib/cli/cli.ts';
+import { loadConfig } from './lib/core/config.ts';
+import { watch } from './lib/loop/watch.ts';
 
 await main(async () => {
   const { config } = loadConfig(process.argv.slice(2));

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
-import { EXERCISES } from '../../scripts/lib/lab.ts';
+import { EXERCISES } from '../../scripts/lib/loop/lab.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const check = (args: string[]) => execa(path.join(root, 'node_modules/.bin/tsx'), [path.join(root, 'scripts/lab-check.ts'), ...args], { reject: false, cwd: root, timeout: 20 * 60_000 });

@@ -1,4 +1,4 @@
-// Resume instead of boot (scripts/lib/resume.ts), on real guests: two
+// Resume instead of boot (scripts/lib/vm/resume.ts), on real guests: two
 // instances resumed from the same snapshot at once get different random
 // numbers (QEMU's VM generation ID makes each reseed) and the host's clock;
 // a snapshot that will not resume is removed, the run boots and passes, and
@@ -9,9 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
-import { loadConfig } from '../../scripts/lib/config.ts';
-import { imageKey } from '../../scripts/lib/image.ts';
-import { snapshotsDir } from '../../scripts/lib/snapshot.ts';
+import { loadConfig } from '../../scripts/lib/core/config.ts';
+import { imageKey } from '../../scripts/lib/image/image.ts';
+import { snapshotsDir } from '../../scripts/lib/vm/snapshot.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const tsx = path.join(root, 'node_modules/.bin/tsx');

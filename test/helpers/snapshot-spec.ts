@@ -1,6 +1,6 @@
 // The lean guest's VmSpec and the ids a snapshot is keyed by, shared by
 // snapshot.test.ts and resume.test.ts (frozen: the code under test must not mutate it).
-import type { VmSpec } from '../../scripts/lib/qemu-args.ts';
+import type { VmSpec } from '../../scripts/lib/vm/qemu-args.ts';
 
 export const spec: VmSpec = Object.freeze({
   accel: 'tcg', cpus: 2, memoryMiB: 1024, kernel: '/img/vmlinux', initrd: '/img/initrd-lean.cpio', cmdline: Object.freeze(['console=ttyS0', 'kmodvm.sshd=initrd']),

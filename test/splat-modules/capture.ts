@@ -4,10 +4,10 @@
 import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { chooseAccel, hostFacts } from '../../scripts/lib/accel.ts';
-import { loadConfig } from '../../scripts/lib/config.ts';
-import { ensureImage } from '../../scripts/lib/image.ts';
-import { bootVm } from '../../scripts/lib/vm-test-run.ts';
+import { chooseAccel, hostFacts } from '../../scripts/lib/host/accel.ts';
+import { loadConfig } from '../../scripts/lib/core/config.ts';
+import { ensureImage } from '../../scripts/lib/image/image.ts';
+import { bootVm } from '../../scripts/lib/loop/vm-test-run.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const { config } = loadConfig([]);

@@ -5,12 +5,12 @@
 // recorded commands when only .c/.h contents changed (guest-kbuild.ts).
 // Then each app dir is made with the guest's compiler.
 import path from 'node:path';
-import type { Config } from '../config.ts';
-import { buildModuleInGuest, guestBuildPlan } from '../guest-kbuild.ts';
-import { tail } from '../proc.ts';
-import type { Check } from '../report.ts';
-import type { SshSession } from '../ssh.ts';
-import { compilerDiagnostics, GUEST_WORK, runStep, type StepRecord, type StepSpec } from '../steps.ts';
+import type { Config } from '../core/config.ts';
+import { buildModuleInGuest, guestBuildPlan } from '../build/guest-kbuild.ts';
+import { tail } from '../core/proc.ts';
+import type { Check } from '../verdict/report.ts';
+import type { SshSession } from '../guest/ssh.ts';
+import { compilerDiagnostics, GUEST_WORK, runStep, type StepRecord, type StepSpec } from '../guest/steps.ts';
 import { hostPaths, type Suite } from './load.ts';
 import { modulesFromOrder } from './modules-order.ts';
 import type { LoadedModule } from './test-plan.ts';

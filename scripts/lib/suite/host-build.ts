@@ -9,11 +9,11 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import { guestCopy, hostMake, type HostBuild } from '../hostbuild.ts';
-import type { Check } from '../report.ts';
+import { guestCopy, hostMake, type HostBuild } from '../build/hostbuild.ts';
+import type { Check } from '../verdict/report.ts';
 import { hostPaths, srcPath, type Suite } from './load.ts';
 import { modulesFromOrder, type BuiltModule } from './modules-order.ts';
-import type { UploadPart } from '../upload.ts';
+import type { UploadPart } from '../guest/upload.ts';
 
 export interface DirBuild { dir: string; kind: 'module' | 'app'; build: HostBuild; modules: (BuiltModule & { hostKo: string; guestRel: string })[] }
 export interface SuiteHostBuild {

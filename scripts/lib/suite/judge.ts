@@ -2,11 +2,11 @@
 // returned: the step records, the test's kernel log (and serial console),
 // the taint flags around it and the expected transcript. Re-judging a saved
 // run is calling it again with the same records.
-import { tail } from '../proc.ts';
-import type { Check } from '../report.ts';
-import { findSplats, formatSplat, unexpectedTaint, type CompiledRules } from '../splat.ts';
-import type { StepRecord } from '../steps.ts';
-import { formatMismatches, matchTranscript, type Transcript } from '../transcript.ts';
+import { tail } from '../core/proc.ts';
+import type { Check } from '../verdict/report.ts';
+import { findSplats, formatSplat, unexpectedTaint, type CompiledRules } from '../verdict/splat.ts';
+import type { StepRecord } from '../guest/steps.ts';
+import { formatMismatches, matchTranscript, type Transcript } from '../verdict/transcript.ts';
 
 /** Taint flag O: an out-of-tree module was loaded this boot. */
 export const TAINT_OOT = 1 << 12;

@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { YAML } from 'zx';
-import { KmodvmError } from '../errors.ts';
+import { KmodvmError } from '../core/errors.ts';
 import { suiteSchema, type SuiteFile } from './schema.ts';
 
 export interface SuiteModuleDir { dir: string; abs: string; params: string[] }

@@ -2,10 +2,10 @@
 // build's products), build in the guest when the host did not, unload what
 // an earlier cycle left loaded, run the setup commands, and with
 // `load: once` load the modules. Run again on every fresh guest.
-import type { Config } from '../config.ts';
-import type { Check } from '../report.ts';
-import type { SshSession } from '../ssh.ts';
-import { GUEST_WORK, runStep, type StepRecord } from '../steps.ts';
+import type { Config } from '../core/config.ts';
+import type { Check } from '../verdict/report.ts';
+import type { SshSession } from '../guest/ssh.ts';
+import { GUEST_WORK, runStep, type StepRecord } from '../guest/steps.ts';
 import { guestBuildSuite } from './guest-build.ts';
 import type { SuiteHostBuild } from './host-build.ts';
 import type { Suite } from './load.ts';

@@ -6,10 +6,10 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Config } from '../config.ts';
-import { KmodvmError } from '../errors.ts';
-import { posixJoin } from '../proc.ts';
-import { parseTranscript } from '../transcript.ts';
+import type { Config } from '../core/config.ts';
+import { KmodvmError } from '../core/errors.ts';
+import { posixJoin } from '../core/proc.ts';
+import { parseTranscript } from '../verdict/transcript.ts';
 import { suiteFiles } from './files.ts';
 import { loadSuite, type Suite } from './load.ts';
 import type { SelectedTest } from './run.ts';

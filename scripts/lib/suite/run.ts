@@ -5,14 +5,14 @@
 // flag, a failed rmmod, a hang) hands the next test a fresh guest.
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Config } from '../config.ts';
-import { tail } from '../proc.ts';
-import { worstOf, type Check, type TestReport } from '../report.ts';
-export type { TestReport } from '../report.ts';
-import type { CompiledRules } from '../splat.ts';
-import type { SshSession } from '../ssh.ts';
-import { recordStep, runStep, type StepRecord } from '../steps.ts';
-import { parseTranscript, type Transcript } from '../transcript.ts';
+import type { Config } from '../core/config.ts';
+import { tail } from '../core/proc.ts';
+import { worstOf, type Check, type TestReport } from '../verdict/report.ts';
+export type { TestReport } from '../verdict/report.ts';
+import type { CompiledRules } from '../verdict/splat.ts';
+import type { SshSession } from '../guest/ssh.ts';
+import { recordStep, runStep, type StepRecord } from '../guest/steps.ts';
+import { parseTranscript, type Transcript } from '../verdict/transcript.ts';
 import { buildChecks, type SuiteHostBuild } from './host-build.ts';
 import { judgeTest } from './judge.ts';
 import type { Suite, SuiteTest } from './load.ts';

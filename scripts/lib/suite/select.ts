@@ -2,7 +2,7 @@
 // flags add up), then --shard I/N (round-robin over the suite's order, so
 // each shard gets every N-th test and the shards together run each test once).
 import picomatch from 'picomatch';
-import { KmodvmError } from '../errors.ts';
+import { KmodvmError } from '../core/errors.ts';
 
 export interface Shard { index: number; total: number }
 

@@ -3,9 +3,9 @@
 // before, the taint flags and the kernel log so far (read and cleared, so
 // the log after holds exactly this test's lines); after, the command's PID,
 // the taint flags and the test's kernel log.
-import type { Timeouts } from '../config.ts';
-import type { StepSpec } from '../steps.ts';
-import { GUEST_WORK } from '../steps.ts';
+import type { Timeouts } from '../core/config.ts';
+import type { StepSpec } from '../guest/steps.ts';
+import { GUEST_WORK } from '../guest/steps.ts';
 
 export interface LoadedModule {
   name: string;

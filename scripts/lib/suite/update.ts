@@ -9,7 +9,7 @@
 // command is one of the next few PIDs of a quiet guest: the first of
 // shell+1, shell, shell+2 … shell+4 that the output or the log shows.
 import { createTwoFilesPatch } from 'diff';
-import { appLines } from '../transcript.ts';
+import { appLines } from '../verdict/transcript.ts';
 
 /** The kernel log as records: a line with a printk timestamp, then its continuation lines. */
 export function kernelRecords(log: string): string[][] {

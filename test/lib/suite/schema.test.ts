@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { KmodvmError } from '../../../scripts/lib/errors.ts';
+import { KmodvmError } from '../../../scripts/lib/core/errors.ts';
 import { loadSuite, parseSuiteText } from '../../../scripts/lib/suite/load.ts';
 import { suiteJsonSchema } from '../../../scripts/lib/suite/schema.ts';
 

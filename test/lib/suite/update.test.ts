@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { parseStateAfter } from '../../../scripts/lib/suite/test-plan.ts';
 import { commandPid, kernelRecords, transcriptDiff, transcriptFromRun } from '../../../scripts/lib/suite/update.ts';
-import { matchTranscript, parseTranscript } from '../../../scripts/lib/transcript.ts';
+import { matchTranscript, parseTranscript } from '../../../scripts/lib/verdict/transcript.ts';
 
 const fx = (f: string): string => readFileSync(new URL(`../../fixtures/${f}`, import.meta.url), 'utf8');
 const after = parseStateAfter(fx('suite-6.1/ctl-read.state-after.stdout'));

@@ -1,0 +1,172 @@
+// Build mode. `guest` runs kbuild in the VM (hermetic, about 30 s under TCG:
+// kbuild's compiler probes are slow there). `host` builds the module on the
+// host against the very headers exported from the image, with the compiler
+// the kernel was built with (Debian's headers name it, e.g. gcc-12), while
+// the guest boots. `auto` picks host when that compiler is on the host.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { KmodvmError } from '../core/errors.ts';
+import { findTool } from '../host/preflight.ts';
+import { run, tail } from '../core/proc.ts';
+import { keepBuiltModSources, loadReplayPlan, replay, replayable } from './kbuild-replay.ts';
+import { compilerDiagnostics } from '../guest/steps.ts';
+export { exportHeaders, headersKdir, kernelGccMajor } from '../image/headers.ts';
+
+export type { BuildMode } from '../core/config.ts';
+import type { BuildMode } from '../core/config.ts';
+
+
+export function chooseBuildMode(requested: BuildMode, o: { gccMajor?: number; hostHasCompiler: boolean; headers: boolean }): { mode: 'host' | 'guest'; why: string } {
+  if (requested === 'guest') return { mode: 'guest', why: '--build guest' };
+  const compiler = o.gccMajor ? `gcc-${o.gccMajor}` : 'the kernel\'s compiler';
+  if (requested === 'host') {
+    if (!o.headers) throw new KmodvmError('usage', '--build host needs an image with exported headers', { hint: 'rebuild the image: npm run vm:image -- build --force' });
+    if (!o.hostHasCompiler) throw new KmodvmError('setup', `--build host needs ${compiler} on the host, the compiler the guest kernel was built with`, { hint: `install it (apt-get install ${compiler}) or use --build guest` });
+    return { mode: 'host', why: '--build host' };
+  }
+  if (!o.headers) return { mode: 'guest', why: 'the image has no exported headers' };
+  if (!o.hostHasCompiler) return { mode: 'guest', why: `${compiler}, which built the guest kernel, is not on the host` };
+  return { mode: 'host', why: `the host has ${compiler}, which built the guest kernel` };
+}
+
+
+
+export interface HostBuild {
+  ok: boolean; ko?: string;
+  /** The file the guest gets, when it is not `ko` itself (the module without its debug sections). */
+  upload?: string;
+  durationMs: number; output: string; evidence?: string; annotations?: { file: string; line: number; col?: number; message: string }[] }
+
+const isProduct = (p: string): boolean => /\.(o|ko|mod|cmd)$|\.mod\.c$|modules\.order$|Module\.symvers$/.test(p);
+
+/** The source files of a tree, relative and sorted: what is not a build product or a dot file, in subdirectories too. */
+export async function sourceFiles(dir: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of (await readdir(path.join(dir, rel))).sort()) {
+    if (isProduct(n) || n.startsWith('.')) continue;
+    const r = rel ? `${rel}/${n}` : n;
+    const st = await stat(path.join(dir, r));
+    if (st.isDirectory()) out.push(...await sourceFiles(dir, r));
+    else if (st.isFile()) out.push(r);
+  }
+  return out;
+}
+
+/** A hash of the module's sources (names and contents), to skip kbuild when nothing changed. */
+export async function sourceHash(dir: string, salt: string, withContent: (name: string) => boolean = () => true): Promise<string> {
+  const h = createHash('sha256').update(salt);
+  for (const r of await sourceFiles(dir)) h.update(`\0${r}\0`).update(withContent(r) ? await readFile(path.join(dir, r)) : '');
+  return h.digest('hex');
+}
+
+/** The shape of a module tree: file names, and the contents of all but .c/.h. Same shape, same kbuild commands. */
+export const shapeHash = (dir: string, salt: string): Promise<string> => sourceHash(dir, salt, (n) => !/\.[ch]$/.test(n));
+
+/** Whether kbuild's recorded commands can rebuild this tree (kbuild-replay.ts: not when it exports symbols). */
+export async function treeReplayable(dir: string): Promise<boolean> {
+  const texts = await Promise.all((await sourceFiles(dir)).filter((r) => /\.[ch]$/.test(r)).map((r) => readFile(path.join(dir, r), 'utf8')));
+  return replayable(texts);
+}
+
+/**
+ * Runs make on a copy of srcDir in outDir, never writing into srcDir. When
+ * outDir already holds the product built from the same sources (a watch cycle
+ * where only the other half changed), make is not run: a kbuild make with
+ * nothing to do still costs seconds.
+ */
+export async function hostMake(o: { srcDir: string; outDir: string; product?: string; makeArgs: string[]; hashSalt: string; timeoutMs: number; replayKdir?: string; niceness?: number; copied?: boolean }): Promise<HostBuild> {
+  const niceness = o.niceness ?? 10;
+  const stamp = path.join(o.outDir, '.kmodvm-sources');
+  const shapeStamp = path.join(o.outDir, '.kmodvm-shape');
+  const salt = `${o.hashSalt}\0${o.makeArgs.join('\0')}`;
+  const hash = await sourceHash(o.srcDir, salt);
+  const shape = await shapeHash(o.srcDir, salt);
+  // Without a named product (an app), make's exit status is the only witness.
+  const product = path.join(o.outDir, o.product ?? '.kmodvm-sources');
+  if (existsSync(product) && (await readFile(stamp, 'utf8').catch(() => '')) === hash) {
+    return { ok: true, ko: product, durationMs: 0, output: 'sources unchanged since the last build: make not run\n' };
+  }
+  await rm(stamp, { force: true });
+  if (!o.copied) await cp(o.srcDir, o.outDir, { recursive: true, preserveTimestamps: true, filter: (src) => !isProduct(src) && path.basename(src) !== o.product });
+  // Only .c/.h contents changed since a kbuild here: replay its recorded commands.
+  const plan = o.replayKdir && existsSync(product) && (await readFile(shapeStamp, 'utf8').catch(() => '')) === shape && await treeReplayable(o.srcDir)
+    ? await loadReplayPlan(o.outDir) : undefined;
+  const started = Date.now();
+  let r = plan ? await replay(plan, o.replayKdir!, o.timeoutMs, niceness) : undefined;
+  const replayed = r !== undefined && (r.exitCode === 0 || compilerDiagnostics(r.output).some((d) => d.severity !== 'warning'));
+  if (!replayed) {
+    await rm(shapeStamp, { force: true });
+    // nice: the build runs while the guest boots on the same cores; the boot goes first
+    // (niceness 0 on a guest that is already up: then the build is what is waited for).
+    const m = await run('nice', ['-n', String(niceness), 'make', '-C', o.outDir, ...o.makeArgs], { timeoutMs: o.timeoutMs });
+    r = { ...m, output: m.stdout + m.stderr, skipped: 0, patched: 0 };
+  }
+  const skipped = (r!.skipped ? `, ${r!.skipped} up to date` : '') + (r!.patched ? `, ${r!.patched} patched: only its srcversion changed` : '');
+  const how = replayed ? `kbuild's recorded commands replayed (${plan!.length}${skipped}); make not run\n` : '';
+  const output = how + r!.output.split(`${o.outDir}/`).join(`${o.srcDir}/`);
+  const durationMs = Date.now() - started;
+  if (r!.exitCode !== 0 || (o.product !== undefined && !existsSync(product))) {
+    // make runs in the copy; a relative name there (the app's Makefile) is the user's file.
+    const diags = compilerDiagnostics(output).filter((d) => d.severity !== 'warning').map((d) => ({ ...d, file: path.resolve(o.srcDir, d.file) }));
+    const annotations = diags.map((d) => ({ file: d.file, line: d.line, col: d.col, message: `${d.severity}: ${d.message}` }));
+    return { ok: false, durationMs, output, annotations, evidence: diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : `make ${r!.reason}\n${tail(output, 25)}` };
+  }
+  await writeFile(stamp, hash);
+  if (o.replayKdir) {
+    await writeFile(shapeStamp, shape);
+    if (!replayed) await keepBuiltModSources(o.outDir);
+  }
+  return { ok: true, ko: product, durationMs, output };
+}
+
+/** Where the guest's copy of a host-built module is kept, under the build directory. */
+export const GUEST_COPY_DIR = '.kmodvm-guest';
+
+/**
+ * The module as the guest gets it: without its debug sections, as
+ * `make modules_install INSTALL_MOD_STRIP=1` and Debian's own packages install
+ * modules. The kernel ignores them when it loads a module; they are ~97 % of
+ * an unstripped .ko (521 KB against 16 KB for the demo), and every byte is
+ * encrypted, sent and written under TCG. The host keeps the full .ko for
+ * decoding. Written beside and renamed, so a failed strip leaves no half file.
+ * When strip fails (or is missing), the guest gets the full .ko.
+ */
+export async function guestCopy(ko: string, timeoutMs: number): Promise<string> {
+  const dir = path.join(path.dirname(ko), GUEST_COPY_DIR);
+  const out = path.join(dir, path.basename(ko));
+  const [k, o] = await Promise.all([stat(ko), stat(out).catch(() => undefined)]);
+  if (o && o.mtimeMs >= k.mtimeMs) return out;
+  await mkdir(dir, { recursive: true });
+  const tmp = `${out}.tmp-${process.pid}`;
+  const r = await run('strip', ['--strip-debug', '-o', tmp, ko], { timeoutMs });
+  if (r.exitCode !== 0) { await rm(tmp, { force: true }); return ko; }
+  await rename(tmp, out);
+  return out;
+}
+
+/** The module, built by kbuild on the host against kdir (the image's exported headers). */
+export async function hostBuildModule(o: { moduleDir: string; outDir: string; kdir: string; moduleName: string; timeoutMs: number; replay?: boolean; niceness?: number }): Promise<HostBuild> {
+  const b = await hostMake({ srcDir: o.moduleDir, outDir: o.outDir, product: `${o.moduleName}.ko`, makeArgs: [`KDIR=${o.kdir}`], hashSalt: o.kdir, timeoutMs: o.timeoutMs, replayKdir: o.replay === false ? undefined : o.kdir, niceness: o.niceness });
+  return b.ok && b.ko ? { ...b, upload: await guestCopy(b.ko, o.timeoutMs) } : b;
+}
+
+/**
+ * The user app, built on the host and linked statically, so it runs on any
+ * guest whatever the host's and the guest's C libraries are. It is built
+ * while the guest boots, like the module.
+ */
+export function hostBuildApp(o: { appDir: string; outDir: string; appName: string; cc: string; timeoutMs: number; niceness?: number }): Promise<HostBuild> {
+  return hostMake({ srcDir: o.appDir, outDir: o.outDir, product: o.appName, makeArgs: [`CC=${o.cc} -static`], hashSalt: 'app', timeoutMs: o.timeoutMs, niceness: o.niceness });
+}
+
+/** The host compiler for the app: the kernel's gcc when there, else gcc, else cc. */
+export function hostAppCompiler(gccMajor: number | undefined): string | undefined {
+  for (const cc of [gccMajor ? `gcc-${gccMajor}` : '', 'gcc', 'cc']) if (cc && findTool(cc)) return cc;
+  return undefined;
+}
+
+export function hostHasCompiler(gccMajor: number | undefined): boolean {
+  return gccMajor !== undefined && findTool(`gcc-${gccMajor}`) !== undefined && findTool('make') !== undefined;
+}

@@ -1,0 +1,31 @@
+// The shared shape of every entry point: run main(), turn any error into a
+// message with evidence and next steps, and exit with the documented code.
+import { exitCodeOf, formatError } from '../core/errors.ts';
+
+export const log = (line: string): void => { process.stderr.write(line + '\n'); };
+
+/**
+ * Output piped into a reader that stopped (`npm run vm:status | head -1`):
+ * stop writing and leave quietly, as cat does, rather than crash on EPIPE.
+ * Exit code 0 for stdout, which the reader closed on purpose.
+ */
+export function quietOnClosedPipe(stream: NodeJS.WriteStream, exit: (code: number) => void = (c) => process.exit(c)): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') return exit(0);
+    throw e;
+  });
+}
+
+export async function main(fn: () => Promise<number>): Promise<void> {
+  quietOnClosedPipe(process.stdout);
+  let code: number;
+  try {
+    code = await fn();
+  } catch (e) {
+    log(formatError(e));
+    code = exitCodeOf(e);
+  }
+  process.exitCode = code;
+  // Give streams a moment to flush, then leave even if a handle lingers.
+  setTimeout(() => process.exit(code), 50).unref();
+}

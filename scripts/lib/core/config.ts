@@ -1,0 +1,289 @@
+// One typed configuration object. Every field's default is documented here
+// and asserted in test/lib/core/config.test.ts. Sources, later wins: defaults,
+// environment (KMODVM_*), command-line flags. validateConfig() rejects bad
+// values before anything starts, naming the field.
+import { existsSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { KmodvmError } from './errors.ts';
+
+export type Accel = 'auto' | 'kvm' | 'tcg';
+/** Where the modules are built (hostbuild.ts). */
+export type BuildMode = 'auto' | 'host' | 'guest';
+/** How the guest boots (profile.ts). */
+export type Profile = 'lean' | 'systemd';
+
+export interface Timeouts {
+  /** Boot to SSH ready, seconds. Default 180: a TCG boot takes about 8 s; slow laptops and loaded CI runners get headroom. */
+  boot: number;
+  /** One `make` in the guest, seconds. Default 600 (a TCG kbuild takes about 20 s). */
+  build: number;
+  /** insmod or rmmod, seconds. Default 60. */
+  load: number;
+  /** The user app, seconds. Default 60. */
+  app: number;
+  /** Any other guest command (dmesg, upload, power-off), seconds. Default 60. */
+  command: number;
+}
+
+export interface Config {
+  /** Repository root; module, app and transcript paths are relative to it. Default: this checkout. */
+  root: string;
+  /** `auto` (KVM when usable, else TCG), `kvm` or `tcg`. Default `auto`. Env KMODVM_ACCEL, flag --accel. */
+  accel: Accel;
+  /** Image cache. Default $KMODVM_CACHE_DIR, else $XDG_CACHE_HOME/kmodvm, else ~/.cache/kmodvm. Flag --cache-dir. */
+  cacheDir: string;
+  /** Where per-run directories go. Default `<root>/runs`. Env KMODVM_RUNS_DIR, flag --runs-dir. */
+  runsDir: string;
+  /** Debian mirror for the image build. Default '' = mmdebstrap's own default (which adds -updates and -security). Env KMODVM_MIRROR, flag --mirror. */
+  mirror: string;
+  /** Guest memory in MiB. Default 1024. Env KMODVM_MEMORY, flag --memory. */
+  memoryMiB: number;
+  /** Guest CPUs. Default 2 (smp 2 boots faster than 1 under TCG). Env KMODVM_CPUS, flag --cpus. */
+  cpus: number;
+  /** The suite file (kmodvm.yaml, docs/suite.md). Default '' = ./kmodvm.yaml in the current directory, else this checkout's own (the netlink demo). Flag --suite. */
+  suite: string;
+  /** Run only the tests with these names or globs. Default all. Flag --only (repeatable). */
+  only: string[];
+  /** Run shard I of N of the suite's tests ("I/N"). Default '' = all. Env KMODVM_SHARD, flag --shard. */
+  shard: string;
+  /** Write each test's transcript from the run where it is missing or no longer matches, and print the diff. Default false. Flag --update. */
+  update: boolean;
+  /** Added to the guest kernel command line (the suite's kernel_args). Default none. */
+  kernelArgs: string[];
+  /** A one-test suite without a suite file: the module directory. Default '' (use the suite). Flag --module-dir. */
+  moduleDir: string;
+  /** With --module-dir: the user app directory, whose one program the test runs. Default '' (no app). Flag --app-dir. */
+  appDir: string;
+  /** With --module-dir: the expected transcript. Default '' (none). Flag --transcript. */
+  transcript: string;
+  /** Guest kernel: the recipe qemu/kernels/<kernel>.json. Default `debian-12` (bookworm, 6.1). Env KMODVM_KERNEL, flag --kernel. */
+  kernel: string;
+  /** Image recipe. Default '' = qemu/kernels/<kernel>.json. Flag --recipe. */
+  recipe: string;
+  /** Where the module is built: `auto` (host when the host has the compiler that built the guest kernel, else guest), `host` or `guest`. Default `auto`. Env KMODVM_BUILD, flag --build. */
+  build: BuildMode;
+  /** Bring your own kernel: a bzImage or vmlinux to boot instead of the image's. Needs kernelBuildDir. Flag --kernel-image. */
+  kernelImage: string;
+  /** Its kbuild tree (where it was built, or its headers package); the module is built against it on the host. Flag --kernel-build-dir. */
+  kernelBuildDir: string;
+  /** An initrd for it that loads virtio and ext4 if they are modules. Default: a busybox initrd without modules (they must be built in). Flag --kernel-initrd. */
+  kernelInitrd: string;
+  /** Extra splat rules (patterns and allow-list) merged over qemu/splat.json. Default none. Flag --splat-rules FILE. */
+  splatRules: string;
+  /** Replay kbuild's recorded commands when only .c/.h contents changed since a kbuild of the same module shape (host: the last build in the tree; guest: a record kept per image, scripts/lib/build/guest-kbuild.ts). Default true. Env KMODVM_REPLAY=0, flag --no-replay: always run make. */
+  replay: boolean;
+  /** Resume the lean profile's guest from a snapshot taken right after its first boot of this image and VM configuration, instead of booting it again (scripts/lib/vm/snapshot.ts, docs/performance.md). Default true. Env KMODVM_RESUME=0, flag --no-resume: always boot. */
+  resume: boolean;
+  /** Boot profile: `lean` (no systemd, about 6 s to SSH under TCG) or `systemd` (the stock initrd and systemd, for drivers that need udev). Default `lean`. Env KMODVM_PROFILE, flag --profile. */
+  profile: Profile;
+  /** Instance name for vm:up/ssh/logs/status/down/watch. Default `default`. Flag --name. */
+  name: string;
+  /** vm:test on this running instance instead of a fresh boot. Default '' (hermetic). Flag --reuse NAME. */
+  reuse: string;
+  /** Print the plan and the exact QEMU command, run nothing. Default false. Flag --dry-run. */
+  dryRun: boolean;
+  timeouts: Timeouts;
+}
+
+export function defaultRoot(): string {
+  return path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..', '..');
+}
+
+export function defaultCacheDir(env: NodeJS.ProcessEnv): string {
+  if (env.KMODVM_CACHE_DIR) return path.resolve(env.KMODVM_CACHE_DIR);
+  const xdg = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
+  return path.join(xdg, 'kmodvm');
+}
+
+export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot(), cwd = root): Config {
+  return {
+    root,
+    accel: 'auto',
+    cacheDir: defaultCacheDir(env),
+    // The current directory's runs/: a module repository's own, when kmodvm runs from node_modules.
+    runsDir: path.join(cwd, 'runs'),
+    mirror: '',
+    memoryMiB: 1024,
+    cpus: 2,
+    suite: '',
+    only: [],
+    shard: '',
+    update: false,
+    kernelArgs: [],
+    moduleDir: '',
+    appDir: '',
+    transcript: '',
+    kernel: 'debian-12',
+    recipe: '',
+    build: 'auto',
+    replay: true,
+    resume: true,
+    profile: 'lean',
+    kernelImage: '',
+    kernelBuildDir: '',
+    kernelInitrd: '',
+    splatRules: '',
+    name: 'default',
+    reuse: '',
+    dryRun: false,
+    timeouts: { boot: 180, build: 600, load: 60, app: 60, command: 60 },
+  };
+}
+
+const bad = (field: string, why: string, got: unknown): KmodvmError =>
+  new KmodvmError('usage', `config field \`${field}\` ${why}, got ${JSON.stringify(got)}`, {
+    hint: 'fix the flag or KMODVM_* variable named above; see README.md "Configuration"',
+  });
+
+function int(field: string, v: unknown, lo: number, hi: number): number {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < lo || n > hi) throw bad(field, `must be a whole number from ${lo} to ${hi}`, v);
+  return n;
+}
+
+/** Validates and normalises a partial configuration over the defaults. Throws KmodvmError('usage'). */
+export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { timeouts?: Partial<Timeouts> }, base: Config): Config {
+  const c: Config = { ...base, ...input, timeouts: { ...base.timeouts, ...(input.timeouts ?? {}) } };
+  if (!['auto', 'kvm', 'tcg'].includes(c.accel)) throw bad('accel', 'must be one of auto, kvm, tcg', c.accel);
+  if (!['lean', 'systemd'].includes(c.profile)) throw bad('profile', 'must be one of lean, systemd', c.profile);
+  if (!['auto', 'host', 'guest'].includes(c.build)) throw bad('build', 'must be one of auto, host, guest', c.build);
+  const flag = (v: unknown): unknown => typeof v === 'string' ? ({ 1: true, true: true, yes: true, 0: false, false: false, no: false } as Record<string, boolean>)[v.toLowerCase()] ?? v : v;
+  c.replay = flag(c.replay) as boolean;
+  if (typeof c.replay !== 'boolean') throw bad('replay', 'must be 1 or 0 (true or false)', c.replay);
+  c.resume = flag(c.resume) as boolean;
+  if (typeof c.resume !== 'boolean') throw bad('resume', 'must be 1 or 0 (true or false)', c.resume);
+  c.memoryMiB = int('memoryMiB', c.memoryMiB, 256, 65536);
+  c.cpus = int('cpus', c.cpus, 1, 64);
+  for (const k of Object.keys(c.timeouts) as (keyof Timeouts)[]) c.timeouts[k] = int(`timeouts.${k}`, c.timeouts[k], 1, 86400);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/.test(c.name)) throw bad('name', 'must be 1-32 letters, digits, _ or -', c.name);
+  if (c.reuse && !/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/.test(c.reuse)) throw bad('reuse', 'must name an instance (1-32 letters, digits, _ or -)', c.reuse);
+  if (c.mirror && !/^(https?|file):\/\/\S+$/.test(c.mirror)) throw bad('mirror', 'must be an http(s):// or file:// URL', c.mirror);
+  if (!/^[a-z0-9][a-z0-9.-]*$/.test(c.kernel)) throw bad('kernel', 'must be a name such as debian-12', c.kernel);
+  if (!c.recipe) c.recipe = `qemu/kernels/${c.kernel}.json`;
+  if (!existsSync(path.resolve(c.root, c.recipe))) {
+    throw bad(c.kernel !== 'debian-12' && c.recipe === `qemu/kernels/${c.kernel}.json` ? 'kernel' : 'recipe', `names no recipe file (${c.recipe}); the shipped kernels are ${shippedKernels(c.root).join(', ')}`, c.kernel !== 'debian-12' ? c.kernel : c.recipe);
+  }
+  for (const k of ['kernelImage', 'kernelBuildDir', 'kernelInitrd'] as const) {
+    if (c[k]) {
+      c[k] = path.resolve(c.root, c[k]);
+      if (!existsSync(c[k])) throw bad(k, 'names no file or directory', c[k]);
+    }
+  }
+  if (Boolean(c.kernelImage) !== Boolean(c.kernelBuildDir)) throw bad(c.kernelImage ? 'kernelBuildDir' : 'kernelImage', 'is needed too: --kernel-image and --kernel-build-dir go together', '');
+  if (c.kernelInitrd && !c.kernelImage) throw bad('kernelInitrd', 'goes with --kernel-image', c.kernelInitrd);
+  if (c.kernelImage && c.build === 'guest') throw bad('build', 'must be host or auto with --kernel-image: the kernel\'s build tree is on the host', c.build);
+  if (c.kernelImage && c.profile !== 'lean') throw bad('profile', 'must be lean with --kernel-image', c.profile);
+  if (c.splatRules && !existsSync(path.resolve(c.root, c.splatRules))) throw bad('splatRules', 'names no file', c.splatRules);
+  if ((c.appDir || c.transcript) && !c.moduleDir) throw bad(c.appDir ? 'appDir' : 'transcript', 'goes with --module-dir (or write the test in a suite file)', c.appDir || c.transcript);
+  if (c.moduleDir && c.suite) throw bad('suite', 'and --module-dir exclude each other: --module-dir makes a one-test suite of its own', c.suite);
+  if (c.shard && !/^\d+\/\d+$/.test(c.shard)) throw bad('shard', 'must be I/N, e.g. 2/4', c.shard);
+  for (const k of ['cacheDir', 'runsDir', 'recipe'] as const) {
+    if (typeof c[k] !== 'string' || c[k] === '') throw bad(k, 'must be a non-empty path', c[k]);
+  }
+  c.cacheDir = path.resolve(c.root, c.cacheDir);
+  c.runsDir = path.resolve(c.root, c.runsDir);
+  return c;
+}
+
+export function shippedKernels(root: string): string[] {
+  try {
+    return readdirSync(path.join(root, 'qemu/kernels')).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** Reads KMODVM_* variables. */
+export function fromEnv(env: NodeJS.ProcessEnv): Partial<Config> {
+  const out: Record<string, unknown> = {};
+  if (env.KMODVM_ACCEL) out.accel = env.KMODVM_ACCEL;
+  if (env.KMODVM_PROFILE) out.profile = env.KMODVM_PROFILE;
+  if (env.KMODVM_KERNEL) out.kernel = env.KMODVM_KERNEL;
+  if (env.KMODVM_BUILD) out.build = env.KMODVM_BUILD;
+  if (env.KMODVM_REPLAY) out.replay = env.KMODVM_REPLAY;
+  if (env.KMODVM_RESUME) out.resume = env.KMODVM_RESUME;
+  if (env.KMODVM_RUNS_DIR) out.runsDir = env.KMODVM_RUNS_DIR;
+  if (env.KMODVM_MIRROR) out.mirror = env.KMODVM_MIRROR;
+  if (env.KMODVM_MEMORY) out.memoryMiB = env.KMODVM_MEMORY;
+  if (env.KMODVM_CPUS) out.cpus = env.KMODVM_CPUS;
+  if (env.KMODVM_SHARD) out.shard = env.KMODVM_SHARD;
+  return out as Partial<Config>;
+}
+
+export const CLI_OPTIONS = {
+  accel: { type: 'string' },
+  build: { type: 'string' },
+  'cache-dir': { type: 'string' },
+  'runs-dir': { type: 'string' },
+  mirror: { type: 'string' },
+  memory: { type: 'string' },
+  cpus: { type: 'string' },
+  'module-dir': { type: 'string' },
+  'app-dir': { type: 'string' },
+  transcript: { type: 'string' },
+  suite: { type: 'string' },
+  only: { type: 'string', multiple: true },
+  shard: { type: 'string' },
+  update: { type: 'boolean' },
+  recipe: { type: 'string' },
+  kernel: { type: 'string' },
+  profile: { type: 'string' },
+  'splat-rules': { type: 'string' },
+  'kernel-image': { type: 'string' },
+  'kernel-build-dir': { type: 'string' },
+  'kernel-initrd': { type: 'string' },
+  'boot-timeout': { type: 'string' },
+  'build-timeout': { type: 'string' },
+  'load-timeout': { type: 'string' },
+  'app-timeout': { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  'no-replay': { type: 'boolean' },
+  'no-resume': { type: 'boolean' },
+  name: { type: 'string' },
+  reuse: { type: 'string' },
+  follow: { type: 'boolean', short: 'f' },
+  force: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export interface Cli { config: Config; help: boolean; follow: boolean; positionals: string[] }
+
+/** Builds the configuration from argv and env. Unknown flags are a usage error. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, root = defaultRoot(), cwd = process.cwd()): Cli {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: CLI_OPTIONS, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new KmodvmError('usage', (e as Error).message, { hint: 'run with --help for the flags' });
+  }
+  const v = parsed.values;
+  const cli: Record<string, unknown> = {};
+  const map: [keyof typeof v, string][] = [
+    ['accel', 'accel'], ['build', 'build'], ['cache-dir', 'cacheDir'], ['runs-dir', 'runsDir'], ['mirror', 'mirror'],
+    ['memory', 'memoryMiB'], ['cpus', 'cpus'], ['module-dir', 'moduleDir'], ['app-dir', 'appDir'],
+    ['transcript', 'transcript'], ['suite', 'suite'], ['only', 'only'], ['shard', 'shard'], ['update', 'update'], ['recipe', 'recipe'], ['kernel', 'kernel'], ['profile', 'profile'], ['splat-rules', 'splatRules'], ['kernel-image', 'kernelImage'], ['kernel-build-dir', 'kernelBuildDir'], ['kernel-initrd', 'kernelInitrd'], ['dry-run', 'dryRun'], ['name', 'name'], ['reuse', 'reuse'],
+  ];
+  for (const [flag, field] of map) if (v[flag] !== undefined) cli[field] = v[flag];
+  if (v['no-replay']) cli.replay = false;
+  if (v['no-resume']) cli.resume = false;
+  const timeouts: Partial<Timeouts> = {};
+  if (v['boot-timeout'] !== undefined) timeouts.boot = v['boot-timeout'] as unknown as number;
+  if (v['build-timeout'] !== undefined) timeouts.build = v['build-timeout'] as unknown as number;
+  if (v['load-timeout'] !== undefined) timeouts.load = v['load-timeout'] as unknown as number;
+  if (v['app-timeout'] !== undefined) timeouts.app = v['app-timeout'] as unknown as number;
+  // Paths the user typed are the user's: relative to the current directory.
+  for (const k of ['moduleDir', 'appDir', 'transcript', 'suite'] as const) if (typeof cli[k] === 'string' && cli[k]) cli[k] = path.resolve(cwd, cli[k] as string);
+  const config = validateConfig({ ...fromEnv(env), ...cli, timeouts }, defaultConfig(env, root, cwd));
+  return { config, help: Boolean(v.help), follow: Boolean(v.follow), positionals: parsed.positionals };
+}
+
+export function resolveIn(c: Config, p: string): string {
+  return path.resolve(c.root, p);
+}
+
+/** The splat rule files for a run: the shipped ones, then the project's own. */
+export function splatRuleFiles(c: Config): string[] {
+  return [path.join(c.root, 'qemu/splat.json'), ...(c.splatRules ? [path.resolve(c.root, c.splatRules)] : [])];
+}

@@ -1,0 +1,62 @@
+// Steps over SSH. Each step is data (name, argv, timeout, failure class);
+// runStep() runs one on a session and records stdout, stderr, exit code and
+// duration in the run directory.
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { FailureClass } from '../core/errors.ts';
+import type { ExecResult, SshSession } from './ssh.ts';
+
+export interface StepSpec {
+  name: string;
+  argv: string[];
+  cwd?: string;
+  timeoutMs: number;
+  /** The class of failure when the step does not exit 0. */
+  failure: FailureClass;
+  /** Start the next step at the same time: it needs nothing from this one (each has its own channel, record and timeout). */
+  withNext?: boolean;
+}
+
+export interface StepRecord {
+  name: string;
+  ok: boolean;
+  failure?: FailureClass;
+  result: ExecResult;
+  /** A one-line explanation when it failed. */
+  message?: string;
+}
+
+export const GUEST_WORK = '/root/kmodvm';
+
+/** Judges one finished command: a timeout is its own class. */
+export function judge(spec: StepSpec, r: ExecResult): StepRecord {
+  if (r.timedOut) return { name: spec.name, ok: false, failure: 'timeout', result: r, message: `${spec.name} ${r.reason}` };
+  if (r.exitCode !== 0) return { name: spec.name, ok: false, failure: spec.failure, result: r, message: `${spec.name} ${r.reason}` };
+  return { name: spec.name, ok: true, result: r };
+}
+
+export async function recordStep(runDir: string, index: number, rec: StepRecord): Promise<void> {
+  const base = path.join(runDir, 'steps', `${String(index).padStart(2, '0')}-${rec.name}`);
+  await writeFile(`${base}.stdout`, rec.result.stdout);
+  await writeFile(`${base}.stderr`, rec.result.stderr);
+  const { stdout: _o, stderr: _e, ...meta } = rec.result;
+  await writeFile(`${base}.json`, JSON.stringify({ ...meta, ok: rec.ok, failure: rec.failure, message: rec.message }, null, 2) + '\n');
+}
+
+export async function runStep(session: SshSession, spec: StepSpec): Promise<StepRecord> {
+  return judge(spec, await session.execKept(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd }));
+}
+
+/** Compiler diagnostics with guest paths rewritten to host paths. */
+export function mapGuestPaths(text: string, guestDir: string, hostDir: string): string {
+  return text.split(`${guestDir}/`).join(`${hostDir}/`);
+}
+
+/** file:line:col: error/warning lines of gcc output. */
+export function compilerDiagnostics(text: string): { file: string; line: number; col?: number; severity: string; message: string }[] {
+  const out = [];
+  for (const m of text.matchAll(/^(\S[^:\n]*):(\d+):(?:(\d+):)? (error|warning|fatal error): (.*)$/gm)) {
+    out.push({ file: m[1], line: Number(m[2]), col: m[3] ? Number(m[3]) : undefined, severity: m[4], message: m[5] });
+  }
+  return out;
+}

@@ -1,0 +1,54 @@
+// The benchmark's pure parts: medians, ratios, the table. The runner is
+// scripts/bench.ts. This is a benchmark, not a test: nothing fails on a time.
+export interface BenchRow { key: string; label: string; samples: number[] }
+
+export function median(xs: readonly number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const ratio = (a: number | null | undefined, b: number | null | undefined): number | null =>
+  a == null || b == null || b === 0 ? null : Math.round((a / b) * 1000) / 1000;
+
+export interface BenchResult {
+  runs: number;
+  accel: string;
+  medians_s: Record<string, number | null>;
+  samples_s: Record<string, number[]>;
+  ratios: { boot_vs_floor: number | null; resume_vs_floor: number | null; warm_vs_classic: number | null; guest_build_vs_classic: number | null; guest_make_vs_classic: number | null };
+  notes: string[];
+}
+
+export function summarize(rows: readonly BenchRow[], runs: number, accel: string, notes: string[] = []): BenchResult {
+  const medians_s = Object.fromEntries(rows.map((r) => [r.key, median(r.samples) === null ? null : Math.round(median(r.samples)! * 100) / 100]));
+  return {
+    runs, accel, medians_s,
+    samples_s: Object.fromEntries(rows.map((r) => [r.key, r.samples.map((x) => Math.round(x * 100) / 100)])),
+    ratios: {
+      boot_vs_floor: ratio(medians_s.boot_to_ssh, medians_s.floor),
+      // the default path to SSH once a snapshot exists (scripts/lib/vm/snapshot.ts)
+      resume_vs_floor: ratio(medians_s.resume_to_ssh, medians_s.floor),
+      warm_vs_classic: ratio(medians_s.warm_vm_test, medians_s.classic),
+      guest_build_vs_classic: ratio(medians_s.warm_vm_test_guest_build, medians_s.classic),
+      // the first guest build of a module shape: make, no record to replay yet
+      guest_make_vs_classic: ratio(medians_s.guest_build_make, medians_s.classic),
+    },
+    notes,
+  };
+}
+
+export function markdownTable(rows: readonly BenchRow[], r: BenchResult): string {
+  const fmt = (x: number | null | undefined): string => (x == null ? 'n/a' : `${x.toFixed(2)} s`);
+  return [
+    `| what | median (${r.runs} runs, ${r.accel}) | samples |`,
+    '|---|---|---|',
+    ...rows.map((row) => `| ${row.label} | ${fmt(r.medians_s[row.key])} | ${row.samples.map((x) => x.toFixed(2)).join(', ') || 'not measured'} |`),
+    `| **boot / floor** | ${r.ratios.boot_vs_floor ?? 'n/a'} | |`,
+    `| **resume / floor** | ${r.ratios.resume_vs_floor ?? 'n/a'} | |`,
+    `| **warm / classic** | ${r.ratios.warm_vs_classic ?? 'n/a'} | |`,
+    `| **guest build / classic** | ${r.ratios.guest_build_vs_classic ?? 'n/a'} | |`,
+    `| guest build with make (first build of a module shape) / classic | ${r.ratios.guest_make_vs_classic ?? 'n/a'} | |`,
+  ].join('\n');
+}

@@ -1,0 +1,144 @@
+// Instances that stay up: boot detached (vm:up), run the test steps on one
+// (vm:test --reuse, vm:watch), power it down (vm:down).
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { splatRuleFiles, type Config } from '../core/config.ts';
+import { KmodvmError } from '../core/errors.ts';
+import { guestRecordsDir } from '../build/guest-kbuild.ts';
+import { ensureImage, findImage } from '../image/image.ts';
+import { connect, instanceDir, isQemuAlive, lookup, writeState, type InstanceState } from '../vm/instance.ts';
+import { assemble, buildModeFor, pickAccel, resumeGuest, startHostBuild } from './pipeline.ts';
+import { preflight } from '../host/preflight.ts';
+import { pruneHint } from './prune.ts';
+import type { RunReport } from '../verdict/report.ts';
+import { crashedBeforeInit, loadRules } from '../verdict/splat.ts';
+import type { SshSession } from '../guest/ssh.ts';
+import { noSplatCheck } from '../suite/judge.ts';
+import { resolveSuite, type ResolvedSuite } from '../suite/resolve.ts';
+import { runSuite, type Guest } from '../suite/run.ts';
+import { guestSpec } from '../vm/profile.ts';
+import { SSHD_READY_MARKER, freePort, Vm } from '../vm/vm.ts';
+import { resumable, type BootHow } from '../vm/resume.ts';
+
+/** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */
+export async function upInstance(c: Config, name: string, log: (l: string) => void): Promise<{ state: InstanceState; already: boolean }> {
+  const l = await lookup(c, name);
+  if (l.alive) return { state: l.state, already: true };
+  if (l.staleNote) log(l.staleNote);
+  await preflight(log);
+  const img = await ensureImage(c, log, { onBuilt: () => pruneHint(c, log) });
+  const { accel, note } = await pickAccel(c);
+  if (note) log(note);
+  const dir = instanceDir(c, name);
+  await mkdir(dir, { recursive: true });
+  const t0 = Date.now();
+  const privateKey = await readFile(img.clientKey, 'utf8');
+  const hostPublicKey = await readFile(img.hostPub, 'utf8');
+  const detached = { stderrFile: path.join(dir, 'qemu.stderr') };
+  let how: BootHow = 'booted';
+  const boot = async (): Promise<Vm> => {
+    if (resumable(c, {})) {
+      const r = await resumeGuest(c, img, guestSpec(c, img, accel, await freePort(), dir), log, detached);
+      if (r) { r.session.close(); how = r.how; return r.vm; }
+    }
+    const vm = new Vm(guestSpec(c, img, accel, await freePort(), dir));
+    log(`$ ${vm.commandLine()}`);
+    vm.start({ detached });
+    const session = await vm.waitForSsh({ privateKey, hostPublicKey, deadlineMs: c.timeouts.boot * 1000, readyMarker: SSHD_READY_MARKER })
+      .catch(async (e) => { await vm.kill(); throw e; });
+    session.close();
+    return vm;
+  };
+  const vm = await boot().catch(async (e) => {
+    // As in vm:test: a guest kernel that crashed in its own boot, before our init, gets one more boot.
+    const serial = path.join(dir, 'serial.log');
+    const crash = crashedBeforeInit(await readFile(serial, 'utf8').catch(() => ''), loadRules(splatRuleFiles(c)));
+    if (!crash) throw e;
+    await rename(serial, path.join(dir, 'serial-crashed-boot.log'));
+    log(`instance ${name}: the guest kernel crashed during its own boot, before our init ran (${crash.line.trim()}); booting once more`);
+    return boot();
+  });
+  const state: InstanceState = {
+    name, pid: vm.pid!, port: vm.spec.sshPort, accel, imageKey: img.key, imageDir: img.dir, kernelVersion: img.manifest.kernelVersion,
+    startedAt: new Date().toISOString(), dir, serialLog: vm.spec.serialLog, clientKey: img.clientKey, hostPub: img.hostPub,
+  };
+  await writeState(state);
+  // For plain ssh(1): the pinned host key, so nobody has to turn checking off.
+  await writeFile(path.join(dir, 'known_hosts'), `[127.0.0.1]:${state.port} ${(await readFile(img.hostPub, 'utf8')).trim()}\n`);
+  vm.release();
+  log(`instance ${name}: up in ${((Date.now() - t0) / 1000).toFixed(1)} s (${how === 'booted' ? 'booted' : `${how} from a snapshot`}; pid ${state.pid}, accel ${accel})`);
+  return { state, already: false };
+}
+
+/** Powers an instance off (sysrq o), kills it after a grace period, removes its state. */
+export async function downInstance(s: InstanceState, graceMs = 5000): Promise<'clean' | 'killed'> {
+  try {
+    const session = await connect(s);
+    await session.exec(['sh', '-c', 'echo o > /proc/sysrq-trigger'], { timeoutMs: 3000 });
+    session.close();
+  } catch { /* unreachable guest: the kill below handles it */ }
+  const deadline = Date.now() + graceMs;
+  while (isQemuAlive(s.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  let how: 'clean' | 'killed' = 'clean';
+  if (isQemuAlive(s.pid)) { process.kill(s.pid, 'SIGKILL'); how = 'killed'; }
+  await rm(s.dir, { recursive: true, force: true });
+  return how;
+}
+
+/** Bytes of the serial log so far, to scan only what a run adds. */
+async function serialSize(file: string): Promise<number> {
+  const fh = await open(file, 'r').catch(() => undefined);
+  if (!fh) return 0;
+  try { return (await fh.stat()).size; } finally { await fh.close(); }
+}
+
+export interface InstanceRun { report: RunReport; needsReboot: string | undefined; state: InstanceState }
+
+/**
+ * The suite's tests on a running instance (vm:test --reuse, vm:watch). The
+ * instance keeps one build tree, so kbuild rebuilds only what changed. A test
+ * that leaves the kernel untrusted restarts the instance for the next test;
+ * needsReboot says whether the last one did.
+ */
+export async function testOnInstance(c0: Config, s0: InstanceState, runDir: string, log: (l: string) => void, o: { session?: SshSession; resolved?: ResolvedSuite } = {}): Promise<InstanceRun> {
+  const started = Date.now();
+  const rs = o.resolved ?? await resolveSuite(c0);
+  const c: Config = { ...c0, kernelArgs: [...c0.kernelArgs, ...rs.suite.kernelArgs] };
+  const rules = loadRules(splatRuleFiles(c));
+  await mkdir(path.join(runDir, 'steps'), { recursive: true });
+  let s = s0;
+  const img = await findImage(c);
+  if (!img || img.key !== s.imageKey) throw new KmodvmError('boot', `instance ${s.name} runs image ${s.imageKey}, not the current recipe's`, { hint: `restart it: npm run vm:down -- --name ${s.name} && npm run vm:up -- --name ${s.name}` });
+  const build = buildModeFor(c, img, false);
+  // Not niced: the guest is up, and the build is what the edit loop waits for.
+  const hostBuild = startHostBuild(c, img, rs, path.join(s.dir, 'build'), { ...build, niceness: 0 });
+  const serialFrom = await serialSize(s.serialLog);
+  // vm:watch keeps one connection across cycles (a handshake is ~0.3 s under TCG); otherwise one per run.
+  let session = o.session ?? await connect(s);
+  const report: RunReport = { verdict: 'fail', exitCode: 70, runDir, accel: s.accel, kernelVersion: s.kernelVersion, imageKey: s.imageKey, startedAt: new Date(started).toISOString(), durationMs: 0, checks: [], suite: rs.suite.file };
+  const serials: { file: string; from: number }[] = [{ file: s.serialLog, from: serialFrom }];
+  const fresh = async (why: string): Promise<Guest> => {
+    log(`instance ${s.name}: restarting it fresh (${why})`);
+    session.close();
+    await downInstance(s);
+    s = (await upInstance(c, s.name, log)).state;
+    session = await connect(s);
+    serials.push({ file: s.serialLog, from: 0 });
+    return { session, serialLog: s.serialLog };
+  };
+  let r;
+  try {
+    r = await runSuite({
+      c, suite: rs.suite, tests: rs.selected, files: rs.files, guest: { session, serialLog: s.serialLog }, runDir, kver: s.kernelVersion, rules,
+      hostBuild, guestRecords: { dir: guestRecordsDir(c.cacheDir, s.imageKey), replay: c.replay }, guestFallback: s.accel === 'kvm', reuse: true, fresh, update: c.update, log,
+    });
+    session = r.guest.session;
+  } finally {
+    if (!o.session || session !== o.session) session.close();
+  }
+  const serial = (await Promise.all(serials.map(async (x) => (await readFile(x.file).catch(() => Buffer.alloc(0))).subarray(x.from).toString('utf8')))).join('\n');
+  const splat = noSplatCheck(r.kernelLog, serial, rules);
+  assemble(report, [], r, [splat], started);
+  const bad = r.untrusted ?? (splat.ok ? undefined : `no-splat: ${splat.message}`) ?? report.checks.find((x) => !x.ok && x.failure === 'timeout')?.name;
+  return { report, needsReboot: bad, state: s };
+}

@@ -1,0 +1,133 @@
+// The pipeline's shared parts, one policy for every command (vm:test,
+// --reuse, vm:up, vm:watch, lab:check, bench): the accelerator and the KVM
+// memo, the boot with its retries (a port taken meanwhile, a guest kernel
+// that crashed in its own boot), resume, where the build happens and its
+// kickoff, the kvm-clock check, and the report's assembly.
+import { existsSync } from 'node:fs';
+import { readFile, rename } from 'node:fs/promises';
+import path from 'node:path';
+import { chooseAccel, hostFacts } from '../host/accel.ts';
+import { splatRuleFiles, type Config } from '../core/config.ts';
+import type { ImageInfo } from '../image/image.ts';
+import { chooseBuildMode, headersKdir, hostAppCompiler, hostHasCompiler } from '../build/hostbuild.ts';
+import { genericInitrd } from '../image/initrd.ts';
+import { memoFile, readMemo, serialSpeaks, writeMemo } from '../host/kvm-probe.ts';
+import { guestSpec } from '../vm/profile.ts';
+import { allChecks, verdictOf, type Check, type RunReport } from '../verdict/report.ts';
+import { qemuVersion, resumable, resumeOrSave, type BootHow, type Resumed } from '../vm/resume.ts';
+import type { VmSpec } from '../vm/qemu-args.ts';
+import { crashedBeforeInit, loadRules } from '../verdict/splat.ts';
+import type { SshSession } from '../guest/ssh.ts';
+import { hostBuildSuite, type SuiteHostBuild } from '../suite/host-build.ts';
+import type { ResolvedSuite } from '../suite/resolve.ts';
+import type { runSuite } from '../suite/run.ts';
+import { SSHD_READY_MARKER, freePort, isPortInUse, Vm } from '../vm/vm.ts';
+
+export function newRunDir(c: Config, now = new Date()): string {
+  return path.join(c.runsDir, `${now.toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
+}
+
+/** Boots a VM, or resumes it from a snapshot, and returns it with an SSH session; retries once if the port was taken meanwhile. */
+export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', runDir: string, log: (l: string) => void, o: { probeKvm?: boolean; byoInitrd?: string } = {}): Promise<{ vm: Vm; session: SshSession; bootMs: number; accel: 'kvm' | 'tcg'; how: BootHow }> {
+  if (resumable(c, o)) {
+    const t0 = Date.now();
+    const r = await resumeGuest(c, img, guestSpec(c, img, accel, await freePort(), runDir), log);
+    if (r) return { vm: r.vm, session: r.session, bootMs: Date.now() - t0, accel, how: r.how };
+  }
+  let rebooted = false;
+  for (let attempt = 1; ; attempt++) {
+    const vm = new Vm(guestSpec(c, img, accel, await freePort(), runDir, o.byoInitrd));
+    log(`$ ${vm.commandLine()}`);
+    const t0 = Date.now();
+    vm.start();
+    try {
+      if (accel === 'kvm' && o.probeKvm) {
+        // A KVM guest that prints nothing at all in 5 s is a host where KVM hangs.
+        const speaks = await serialSpeaks(vm.spec.serialLog, 5000, () => vm.alive);
+        await writeMemo(c, speaks || !vm.alive);
+        if (!speaks && vm.alive) {
+          await vm.kill();
+          log(`accel: the KVM guest printed nothing in 5 s; this host's KVM hangs guests, so TCG it is (remembered in ${memoFile(c)})`);
+          accel = 'tcg';
+          continue;
+        }
+      }
+      const session = await vm.waitForSsh({ privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, readyMarker: SSHD_READY_MARKER });
+      return { vm, session, bootMs: Date.now() - t0, accel, how: 'booted' };
+    } catch (e) {
+      await vm.kill();
+      if (attempt < 3 && isPortInUse(vm.exit?.stderr ?? '')) { log('boot: the SSH port was taken meanwhile; trying another'); continue; }
+      // The guest kernel crashed in its own boot, before our init: an emulator flake, not the
+      // module (not loaded yet). Once more, keeping the crashed console as evidence.
+      const crash = !rebooted && crashedBeforeInit(await readFile(vm.spec.serialLog, 'utf8').catch(() => ''), loadRules(splatRuleFiles(c)));
+      if (crash) {
+        rebooted = true;
+        const kept = path.join(path.dirname(vm.spec.serialLog), 'serial-crashed-boot.log');
+        await rename(vm.spec.serialLog, kept);
+        log(`boot: the guest kernel crashed during its own boot, before our init ran (${crash.line.trim()}); booting once more. The crashed boot's console: ${kept}`);
+        continue;
+      }
+      throw e;
+    }
+  }
+}
+
+/** --kernel-image: the initrd to boot it with, and its version as its build tree says. */
+export async function byoKernel(c: Config, img: ImageInfo, runDir: string): Promise<{ initrd: string; version: string }> {
+  const uts = await readFile(path.join(c.kernelBuildDir, 'include/generated/utsrelease.h'), 'utf8').catch(() => '');
+  const version = /UTS_RELEASE "([^"]+)"/.exec(uts)?.[1] ?? (await readFile(path.join(c.kernelBuildDir, 'include/config/kernel.release'), 'utf8').catch(() => 'unknown')).trim();
+  if (c.kernelInitrd) return { initrd: c.kernelInitrd, version };
+  const out = path.join(runDir, 'initrd-generic.cpio');
+  await genericInitrd({ leanInitrd: img.initrdLean, initScript: await readFile(path.join(c.root, 'qemu/initrd-init.sh'), 'utf8'), work: path.join(runDir, 'initrd-generic'), out });
+  return { initrd: out, version };
+}
+
+/** accel auto, with what this host taught us before: a KVM that hangs guests is not tried again. */
+export async function pickAccel(c: Config, facts = hostFacts()): Promise<{ accel: 'kvm' | 'tcg'; note?: string; probeKvm: boolean }> {
+  const chosen = chooseAccel(c.accel, facts);
+  if (c.accel !== 'auto' || chosen.accel !== 'kvm') return { ...chosen, probeKvm: false };
+  const memo = await readMemo(c);
+  if (memo && !memo.kvmWorks) return { accel: 'tcg', note: `accel: TCG, because KVM hung a guest on this host before (${memoFile(c)}; delete it to probe again)`, probeKvm: false };
+  return { accel: 'kvm', probeKvm: !memo };
+}
+
+/** The host build of a suite, started while the guest comes up; undefined when the build is the guest's. */
+export function startHostBuild(c: Config, img: ImageInfo, rs: ResolvedSuite, tree: string, o: { kdir: string; mode: 'host' | 'guest'; niceness?: number }): Promise<SuiteHostBuild> | undefined {
+  if (o.mode !== 'host') return undefined;
+  const p = hostBuildSuite({ suite: rs.suite, files: rs.files, tree, kdir: o.kdir, cc: hostAppCompiler(img.manifest.kernelGccMajor), timeoutMs: c.timeouts.build * 1000, replay: c.replay, niceness: o.niceness });
+  p.catch(() => undefined);
+  return p;
+}
+
+/** Where the module is built for this image: the host when it has the kernel's compiler and the image's headers. */
+export function buildModeFor(c: Config, img: ImageInfo, byo: boolean): { mode: 'host' | 'guest'; why: string; kdir: string } {
+  const kdir = byo ? c.kernelBuildDir : headersKdir(img.dir, img.manifest.kernelVersion);
+  if (byo) return { mode: 'host', why: `--kernel-build-dir ${c.kernelBuildDir}`, kdir };
+  return { ...chooseBuildMode(c.build, { gccMajor: img.manifest.kernelGccMajor, hostHasCompiler: hostHasCompiler(img.manifest.kernelGccMajor), headers: existsSync(kdir) }), kdir };
+}
+
+/** The report of a run: its own checks before and after the suite's tests, and the verdict over all of them. */
+export function assemble(report: RunReport, head: Check[], r: Awaited<ReturnType<typeof runSuite>> | undefined, tail: Check[], started: number): RunReport {
+  report.checks = [...head, ...(r?.before ?? []), ...(r?.after ?? []), ...tail];
+  report.testsAt = head.length + (r?.before.length ?? 0);
+  report.tests = r?.tests;
+  report.captures = r?.tests.find((t) => t.captures)?.captures;
+  return Object.assign(report, verdictOf(allChecks(report)), { durationMs: Date.now() - started });
+}
+
+/** As virtme-ng does: a guest that really runs under KVM uses kvm-clock. */
+export async function kvmClockCheck(session: SshSession): Promise<Check> {
+  const cs = (await session.exec(['cat', '/sys/devices/system/clocksource/clocksource0/current_clocksource'], { timeoutMs: 10_000 })).stdout.trim();
+  return cs === 'kvm-clock'
+    ? { name: 'kvm', ok: true, durationMs: 0, message: 'clocksource kvm-clock' }
+    : { name: 'kvm', ok: false, failure: 'boot', durationMs: 0, message: `--accel kvm, but the guest clocksource is ${cs || 'unknown'}, not kvm-clock`, evidence: 'KVM is not really in use; check /dev/kvm permissions and the udev rule' };
+}
+
+/** resumeOrSave for a run or an instance: the image's keys, the boot timeout, and a guest kernel crash before our init retried as a boot. */
+export async function resumeGuest(c: Config, img: ImageInfo, spec: VmSpec, log: (l: string) => void, detached?: { stderrFile: string }): Promise<Resumed | undefined> {
+  return resumeOrSave({
+    cacheDir: c.cacheDir, spec, imageKey: img.key, qemuVersion: await qemuVersion(),
+    privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, log,
+    retryBoot: (serial) => Boolean(crashedBeforeInit(serial, loadRules(splatRuleFiles(c)))), detached,
+  });
+}

@@ -1,0 +1,102 @@
+// vm:image prune: images no recipe of this checkout builds any more. Every
+// change to a recipe, or to how images are built (BUILDER_VERSION), makes a
+// new image key; the old image (~350 MiB), its guest kbuild records and its
+// saved guest (~120 MiB, snapshot.ts) stay in the cache until pruned. Kept: the image of every shipped recipe
+// (qemu/kernels/*.json), of the configured recipe (--recipe, which may be a
+// file of your own), and of every running instance.
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { shippedKernels, type Config } from '../core/config.ts';
+import { imageKey, imagesDir } from '../image/image.ts';
+import { listNames, lookup } from '../vm/instance.ts';
+import { diskBytes, mib } from '../core/disk.ts';
+import { guestRecordsRoot } from '../build/guest-kbuild.ts';
+import { snapshotsDir, UNUSABLE } from '../vm/snapshot.ts';
+
+export interface PruneItem { path: string; why: string }
+export interface PrunePlan { remove: PruneItem[]; keep: PruneItem[] }
+
+/**
+ * Which cache entries go. images and records are directory names under
+ * images/ and kbuild-records/; keep maps an image key to why it stays.
+ * Pure: the caller lists the directories and removes.
+ */
+export function planPrune(o: {
+  imagesDir: string; images: readonly string[]; recordsDir: string; records: readonly string[]; keep: ReadonlyMap<string, string>;
+  snapshotsDir?: string; snapshots?: readonly { name: string; imageKey?: string }[];
+}): PrunePlan {
+  const plan: PrunePlan = { remove: [], keep: [] };
+  for (const n of [...o.images].sort()) {
+    const p = path.join(o.imagesDir, n);
+    if (n.startsWith('.tmp-')) plan.remove.push({ path: p, why: 'the leftover of an interrupted image build' });
+    else if (o.keep.has(n)) plan.keep.push({ path: p, why: o.keep.get(n)! });
+    else plan.remove.push({ path: p, why: 'built from a recipe this checkout no longer has' });
+  }
+  for (const n of [...o.records].sort()) {
+    if (!o.keep.has(n)) plan.remove.push({ path: path.join(o.recordsDir, n), why: 'guest kbuild records of an image that is gone or pruned' });
+  }
+  for (const s of [...(o.snapshots ?? [])].sort((a, b) => a.name.localeCompare(b.name))) {
+    const p = path.join(o.snapshotsDir ?? '', s.name);
+    if (s.name.includes('.tmp-')) plan.remove.push({ path: p, why: 'the leftover of an interrupted snapshot save' });
+    else if (!s.imageKey || !o.keep.has(s.imageKey)) plan.remove.push({ path: p, why: 'a saved guest of an image that is gone or pruned' });
+  }
+  return plan;
+}
+
+/** The image keys to keep, and why: the shipped recipes, the configured one, the running instances. */
+export async function keptKeys(c: Config): Promise<Map<string, string>> {
+  const keep = new Map<string, string>();
+  for (const k of shippedKernels(c.root)) {
+    const recipe = `qemu/kernels/${k}.json`;
+    keep.set(imageKey({ ...c, recipe }).key, `the image of ${recipe}`);
+  }
+  const own = imageKey(c).key;
+  if (!keep.has(own)) keep.set(own, `the image of ${c.recipe}`);
+  for (const name of await listNames(c)) {
+    const l = await lookup(c, name);
+    if (l.alive) keep.set(l.state.imageKey, `instance ${name} runs it`);
+  }
+  return keep;
+}
+
+const list = async (dir: string): Promise<string[]> => (existsSync(dir) ? readdir(dir) : []);
+
+export async function prunePlan(c: Config): Promise<PrunePlan> {
+  const recordsDir = guestRecordsRoot(c.cacheDir);
+  const snapDir = snapshotsDir(c.cacheDir);
+  // A saved guest names its image in meta.json; a guest that cannot be saved here, in unusable.json.
+  const imageOf = async (name: string): Promise<string | undefined> => {
+    for (const f of ['meta.json', UNUSABLE]) {
+      const k = (JSON.parse(await readFile(path.join(snapDir, name, f), 'utf8').catch(() => '{}')) as { imageKey?: string }).imageKey;
+      if (k) return k;
+    }
+    return undefined;
+  };
+  const snapshots = await Promise.all((await list(snapDir)).map(async (name) => ({ name, imageKey: await imageOf(name) })));
+  return planPrune({ imagesDir: imagesDir(c), images: await list(imagesDir(c)), recordsDir, records: await list(recordsDir), keep: await keptKeys(c), snapshotsDir: snapDir, snapshots });
+}
+
+/**
+ * Removes the plan's entries. Each is first renamed to a .tmp- name beside
+ * it, so an interrupted prune never leaves a half-deleted image that looks
+ * valid (a later prune removes the .tmp- leftover). Returns bytes freed.
+ */
+export async function applyPrune(plan: PrunePlan, log: (l: string) => void): Promise<number> {
+  let freed = 0;
+  for (const item of plan.remove) {
+    const bytes = await diskBytes(item.path);
+    const doomed = path.join(path.dirname(item.path), `.tmp-prune-${path.basename(item.path)}-${process.pid}`);
+    await rename(item.path, doomed);
+    await rm(doomed, { recursive: true, force: true });
+    freed += bytes;
+    log(`removed ${item.path} (${mib(bytes)}): ${item.why}`);
+  }
+  return freed;
+}
+
+/** After an image build: how many older images no recipe of this checkout builds (npm run vm:image -- prune removes them). */
+export async function pruneHint(c: Config, log: (l: string) => void): Promise<void> {
+  const stale = (await prunePlan(c)).remove.filter((r) => path.dirname(r.path) === imagesDir(c));
+  if (stale.length) log(`image: ${stale.length} older image${stale.length > 1 ? 's' : ''} in the cache that no recipe of this checkout builds: npm run vm:image -- prune removes ${stale.length > 1 ? 'them' : 'it'}`);
+}

@@ -1,0 +1,152 @@
+// vm:test as a function: suite → image → boot (or resume) → build → upload →
+// the suite's tests → power off → verdict. The parts are pipeline.ts's and
+// suite/'s; this file only puts them in order for a throwaway guest.
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { splatRuleFiles, type Config } from '../core/config.ts';
+import { KmodvmError } from '../core/errors.ts';
+import { ensureImage, findImage, type ImageInfo } from '../image/image.ts';
+import { guestRecordsDir } from '../build/guest-kbuild.ts';
+import { requireRunning } from '../vm/instance.ts';
+import { testOnInstance } from './instance-run.ts';
+import { assemble, bootVm, buildModeFor, byoKernel, kvmClockCheck, newRunDir, pickAccel, startHostBuild } from './pipeline.ts';
+import { preflight } from '../host/preflight.ts';
+import { pruneHint } from './prune.ts';
+import { guestSpec } from '../vm/profile.ts';
+import type { VmSpec } from '../vm/qemu-args.ts';
+import type { Check, RunReport } from '../verdict/report.ts';
+import { qemuVersion, resumable, snapshotKeyHere } from '../vm/resume.ts';
+import { findSnapshot, resumingSpec, savingSpec, snapshotsDir } from '../vm/snapshot.ts';
+import { findSplats, loadRules, type CompiledRules } from '../verdict/splat.ts';
+import type { SshSession } from '../guest/ssh.ts';
+import { noSplatCheck } from '../suite/judge.ts';
+import { resolveSuite, type ResolvedSuite } from '../suite/resolve.ts';
+import { runSuite, type Guest } from '../suite/run.ts';
+import { Vm } from '../vm/vm.ts';
+
+export { newRunDir, pickAccel, bootVm } from './pipeline.ts';
+
+export interface RunOptions { log: (l: string) => void }
+
+
+
+
+
+
+
+
+
+function dryRun(c: Config, rs: ResolvedSuite, accel: 'kvm' | 'tcg', note: string | undefined, probeKvm: boolean, log: (l: string) => void): Promise<void> {
+  return (async () => {
+    const img = await findImage(c);
+    const shown = img ?? { vmlinux: '<cache>/vmlinux', vmlinuz: '<cache>/vmlinuz', initrdLean: '<cache>/initrd-lean.cpio', initrdStock: '<cache>/initrd.img', rootfs: '<cache>/rootfs.qcow2', cmdline: [] } as unknown as ImageInfo;
+    const spec = guestSpec(c, shown, accel, 0, '<run-dir>');
+    log(`plan: ${img ? `image ${img.dir} (cached)` : 'build the image first (not cached)'}; accel ${accel}${note ? ` (${note})` : ''}`);
+    log(`plan: suite ${rs.suite.file}: build ${rs.suite.modules.map((m) => m.dir).join(', ')}${rs.suite.apps.length ? ` and ${rs.suite.apps.map((a) => a.dir).join(', ')}` : ''}; upload ${rs.files.length} files; tests ${rs.selected.map((s) => s.test.name).join(', ')} (load ${rs.suite.load}); power off`);
+    const show = (v: VmSpec): void => log(new Vm(v).commandLine().replace("'hostfwd=tcp:127.0.0.1:0-:22'", "'hostfwd=tcp:127.0.0.1:<free port>-:22'"));
+    if (img && resumable(c, { probeKvm, byoInitrd: c.kernelImage || undefined })) {
+      const key = await snapshotKeyHere(spec, { imageKey: img.key, qemuVersion: await qemuVersion() });
+      const saved = await findSnapshot(c.cacheDir, key);
+      const dir = saved ?? path.join(snapshotsDir(c.cacheDir), key);
+      log(`plan: ${saved ? `resume the guest saved in ${dir}` : `boot once and save the guest as ${dir}, then resume it (docs/resume.md)`}`);
+      if (!saved) show(savingSpec(spec, `${dir}.tmp-<pid>`, '<tmp>'));
+      show(resumingSpec(spec, dir));
+    } else {
+      show(spec);
+    }
+  })();
+}
+
+
+export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
+  const started = Date.now();
+  const log = o.log;
+  // Bad input fails before anything starts.
+  const rs = await resolveSuite(c0);
+  const c: Config = { ...c0, kernelArgs: [...c0.kernelArgs, ...rs.suite.kernelArgs] };
+  const rules = loadRules(splatRuleFiles(c));
+  const { accel, note, probeKvm } = await pickAccel(c);
+  if (c.dryRun) {
+    await dryRun(c, rs, accel, note, probeKvm, log);
+    return { verdict: 'pass', exitCode: 0, runDir: '', accel, startedAt: new Date(started).toISOString(), durationMs: 0, checks: [] };
+  }
+  if (c.reuse) {
+    const state = await requireRunning(c, c.reuse, log);
+    const runDir = newRunDir(c);
+    log(`run directory: ${runDir} (on instance ${c.reuse})`);
+    const r = await testOnInstance(c, state, runDir, log, { resolved: rs });
+    if (r.needsReboot) log(`instance ${c.reuse}: the kernel can no longer be trusted (${r.needsReboot}); restart it before the next run`);
+    return r.report;
+  }
+  await preflight(log);
+  const img = await ensureImage(c, log, { onBuilt: () => pruneHint(c, log) });
+  const runDir = newRunDir(c);
+  await mkdir(path.join(runDir, 'steps'), { recursive: true });
+  if (note) log(note);
+  log(`run directory: ${runDir}`);
+  log(`suite: ${rs.suite.file}, ${rs.selected.length} of ${rs.suite.tests.length} tests`);
+  // Bring your own kernel: built against its own tree on the host (where that tree is), booted with its initrd.
+  const byo = c.kernelImage ? await byoKernel(c, img, runDir) : undefined;
+  const build = buildModeFor(c, img, Boolean(byo));
+  log(`build: modules built in the ${build.mode} (${build.why})`);
+  const hostBuild = startHostBuild(c, img, rs, path.join(runDir, 'build'), build);
+  const report: RunReport = {
+    verdict: 'fail', exitCode: 70, runDir, accel, kernelVersion: byo ? `${byo.version} (--kernel-image)` : img.manifest.kernelVersion, imageKey: img.key,
+    qemuVersion: await qemuVersion(), startedAt: new Date(started).toISOString(), durationMs: 0, checks: [], suite: rs.suite.file,
+  };
+  const head: Check[] = [];
+  let vm: Vm | undefined;
+  let session: SshSession | undefined;
+  const serials: string[] = [];
+  try {
+    try {
+      const b = await bootVm(c, img, accel, runDir, log, { probeKvm, byoInitrd: byo?.initrd });
+      vm = b.vm; session = b.session; report.bootToSshMs = b.bootMs; report.accel = b.accel; report.bootHow = b.how;
+      serials.push(vm.spec.serialLog);
+      head.push({ name: 'boot', ok: true, durationMs: b.bootMs, message: `SSH ready on 127.0.0.1:${vm.spec.sshPort}${b.how === 'booted' ? '' : ` (${b.how} from a snapshot)`}` });
+      if (c.accel === 'kvm') {
+        head.push(await kvmClockCheck(session));
+        if (!head.at(-1)!.ok) return assemble(report, head, undefined, await serialSplats(serials, rules), started);
+      }
+    } catch (e) {
+      if (!(e instanceof KmodvmError)) throw e;
+      head.push({ name: 'boot', ok: false, failure: e.failure, message: e.message, evidence: [e.evidence, e.hint && `next: ${e.hint}`].filter(Boolean).join('\n'), durationMs: Date.now() - started });
+      return assemble(report, head, undefined, await serialSplats([path.join(runDir, 'serial.log')], rules), started);
+    }
+    let guests = 1;
+    const fresh = async (): Promise<Guest> => {
+      session?.close(); session = undefined;
+      await vm?.kill();
+      const dir = path.join(runDir, `guest-${++guests}`);
+      await mkdir(dir, { recursive: true });
+      const b = await bootVm(c, img, report.accel as 'kvm' | 'tcg', dir, log, { byoInitrd: byo?.initrd });
+      vm = b.vm; session = b.session;
+      serials.push(vm.spec.serialLog);
+      return { session, serialLog: vm.spec.serialLog };
+    };
+    const r = await runSuite({
+      c, suite: rs.suite, tests: rs.selected, files: rs.files, guest: { session, serialLog: vm.spec.serialLog }, runDir, kver: img.manifest.kernelVersion, rules,
+      hostBuild, guestRecords: { dir: guestRecordsDir(c.cacheDir, img.key), replay: c.replay }, guestFallback: report.accel === 'kvm' && !byo, fresh, update: c.update, log,
+    });
+    session = r.guest.session;
+    const t1 = Date.now();
+    await session.exec(['sh', '-c', 'echo o > /proc/sysrq-trigger'], { timeoutMs: 5000 }).catch(() => undefined);
+    session.close(); session = undefined;
+    await Promise.race([vm!.waitExit(), new Promise((res) => setTimeout(res, 5000))]);
+    await vm!.kill();
+    const tail: Check[] = [{ name: 'poweroff', ok: true, durationMs: Date.now() - t1 }];
+    const serial = (await Promise.all(serials.map((f) => readFile(f, 'utf8').catch(() => '')))).join('\n');
+    tail.push(noSplatCheck(r.kernelLog, serial, rules));
+    return assemble(report, head, r, tail, started);
+  } finally {
+    session?.close();
+    await vm?.kill();
+  }
+}
+
+/** A splat on the console of a run that stopped early (a boot that crashed, a wrong clock source). */
+async function serialSplats(files: string[], rules: CompiledRules): Promise<Check[]> {
+  const serial = (await Promise.all(files.map((f) => readFile(f, 'utf8').catch(() => '')))).join('\n');
+  const s = findSplats(serial, rules, 'serial.log');
+  return s.length ? [noSplatCheck('', serial, rules)] : [];
+}

@@ -1,0 +1,114 @@
+// vm:watch: on every save of a file the suite uploads (debounced), run the
+// suite on a running instance and print a one-screen verdict.
+// A kernel that a buggy module may have corrupted never decides the next
+// verdict: after a splat, a new taint, a failed rmmod or a hang the instance
+// is rebooted fresh first.
+import path from 'node:path';
+import chokidar from 'chokidar';
+import type { Config } from '../core/config.ts';
+import { connect, lookup, type InstanceState } from '../vm/instance.ts';
+import type { SshSession } from '../guest/ssh.ts';
+import { downInstance, testOnInstance, upInstance } from './instance-run.ts';
+import { newRunDir } from './pipeline.ts';
+import { allChecks, flatChecks, writeReports, type RunReport } from '../verdict/report.ts';
+import { isBuildProduct } from '../suite/files.ts';
+import { srcPath } from '../suite/load.ts';
+import { resolveSuite } from '../suite/resolve.ts';
+
+/** Collects changed paths and fires once they have been quiet for `ms`. */
+export function debouncer(ms: number, fire: (paths: string[]) => void): (p: string) => void {
+  let pending = new Set<string>();
+  let timer: NodeJS.Timeout | undefined;
+  return (p: string) => {
+    pending.add(p);
+    clearTimeout(timer);
+    timer = setTimeout(() => { const ps = [...pending].sort(); pending = new Set(); fire(ps); }, ms);
+  };
+}
+
+/** The one-screen verdict of a watch cycle. */
+export function verdictScreen(r: RunReport, changed: string[], latencyMs: number, root: string): string {
+  const rel = (p: string): string => path.relative(root, p) || p;
+  const failed = flatChecks(r).filter((c) => !c.ok);
+  const build = r.checks.filter((c) => c.name.startsWith('build-'));
+  const lines = [
+    `──── ${new Date().toLocaleTimeString()} ${r.verdict === 'pass' ? 'PASS' : `FAIL (${r.failure})`} · save to verdict ${(latencyMs / 1000).toFixed(1)} s`,
+    `changed: ${changed.map(rel).join(', ') || '(first run)'}`,
+    `build:   ${build.map((c) => `${c.name.replace('build-', '')} ${c.ok ? 'ok' : 'FAILED'}${c.message?.startsWith('on the host') ? ' (host)' : ''}`).join(', ') || 'not reached'}`,
+  ];
+  for (const c of failed) {
+    lines.push(`${c.name}: ${c.message ?? ''}`);
+    if (c.evidence) lines.push(...c.evidence.split('\n').slice(0, 14).map((l) => `  ${l}`));
+  }
+  const tr = allChecks(r).filter((c) => c.name === 'transcript');
+  if (!failed.length) lines.push(r.tests && r.tests.length > 1 ? `tests: ${r.tests.length} passed` : `transcript: ${tr.length ? `match (${tr[0].message ?? ''})` : 'none expected'}`);
+  lines.push(`run directory: ${r.runDir}`);
+  return lines.join('\n');
+}
+
+export async function watch(c0: Config, log: (l: string) => void, o: { once?: boolean } = {}): Promise<void> {
+  const name = c0.name;
+  const first = await resolveSuite(c0);
+  // The instance boots with the suite's kernel_args.
+  const c: Config = { ...c0, kernelArgs: [...c0.kernelArgs, ...first.suite.kernelArgs] };
+  const root = first.suite.root;
+  await upInstance(c, name, log).then(({ already }) => already && log(`watch: reusing instance ${name}`));
+  let busy: Promise<void> = Promise.resolve();
+  // One SSH connection for the whole watch (a new handshake costs ~0.3 s under TCG); a new one after a reboot.
+  let session: { s: SshSession; pid: number } | undefined;
+  const sessionFor = async (state: InstanceState): Promise<SshSession> => {
+    if (!session || session.s.closed || session.pid !== state.pid) {
+      session?.s.close();
+      session = { s: await connect(state), pid: state.pid };
+    }
+    return session.s;
+  };
+  const dropSession = (): void => { session?.s.close(); session = undefined; };
+  const cycle = async (changed: string[], savedAt: number): Promise<void> => {
+    const l = await lookup(c, name);
+    const state = l.alive ? l.state : (await upInstance(c, name, log)).state;
+    const r = await sessionFor(state)
+      .then((s) => testOnInstance(c0, state, newRunDir(c), () => undefined, { session: s }))
+      .catch((e: Error) => { log(`watch: ${e.message}`); dropSession(); return undefined; });
+    if (!r) return;
+    await writeReports(r.report);
+    log(verdictScreen(r.report, changed, Date.now() - savedAt, root));
+    if (r.needsReboot) {
+      log(`watch: ${r.needsReboot}; rebooting instance ${name} fresh before the next run`);
+      dropSession();
+      await downInstance(r.state);
+      await upInstance(c, name, log);
+    }
+  };
+  await cycle([], Date.now());
+  if (o.once) return dropSession();
+  // The suite root is watched; a change counts when the suite uploads that file (or is the suite file or a transcript).
+  const counts = async (paths: string[]): Promise<string[]> => {
+    const rs = await resolveSuite(c0).catch((e: Error) => { log(`watch: ${e.message}`); return undefined; });
+    if (!rs) return [];
+    const mine = new Set([...rs.files.map((f) => srcPath(rs.suite, f)), rs.suite.file, ...rs.suite.tests.flatMap((t) => (t.transcript ? [t.transcript.abs] : []))]);
+    return paths.filter((p) => mine.has(p));
+  };
+  let firstChange = 0;
+  // 50 ms: editors write a file in one go (or rename over it); this only merges a save-all.
+  const onChange = debouncer(50, (paths) => {
+    const savedAt = firstChange;
+    firstChange = 0;
+    busy = busy.then(async () => {
+      const changed = await counts(paths);
+      if (changed.length) await cycle(changed, savedAt);
+    }).catch((e: Error) => log(`watch: ${e.message}`));
+  });
+  const skipped = (p: string): boolean => {
+    const rel = path.relative(root, p);
+    return rel !== '' && (/(^|\/)(\.git|node_modules)(\/|$)/.test(rel) || p.startsWith(`${c.runsDir}/`) || p === c.runsDir || isBuildProduct(rel));
+  };
+  const watcher = chokidar.watch(first.suite.mounts?.map((m) => m.abs) ?? [root], { ignoreInitial: true, ignored: skipped });
+  watcher.on('all', (_ev, p) => { if (!firstChange) firstChange = Date.now(); onChange(p); });
+  // Said once the initial scan is done: a save before that would go unseen.
+  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  log(`watch: watching ${root} (the files ${path.basename(first.suite.file)} uploads); Ctrl-C stops watching (the instance stays up: npm run vm:down)`);
+  await new Promise<void>((resolve) => process.once('SIGINT', () => { void watcher.close().then(resolve); }));
+  await busy;
+  dropSession();
+}

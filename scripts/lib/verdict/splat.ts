@@ -1,0 +1,91 @@
+// Kernel splat detection: patterns are data (qemu/splat.json), with an
+// allow-list a project can extend. Lines are scanned without printk
+// timestamps; a hit is quoted with the lines that follow it (the trace).
+import { readFileSync } from 'node:fs';
+import { KmodvmError } from '../core/errors.ts';
+
+export interface SplatRules { patterns: { id: string; regex: string }[]; allow: string[] }
+export interface CompiledRules { patterns: { id: string; re: RegExp }[]; allow: RegExp[] }
+export interface Splat { id: string; source: string; lineNo: number; line: string; excerpt: string[] }
+
+export function compileRules(r: SplatRules, file = 'splat rules'): CompiledRules {
+  const re = (s: string, where: string): RegExp => {
+    try { return new RegExp(s); } catch (e) { throw new KmodvmError('usage', `${file}: ${where}: bad regex ${JSON.stringify(s)}: ${(e as Error).message}`); }
+  };
+  if (!Array.isArray(r.patterns) || r.patterns.length === 0) throw new KmodvmError('usage', `${file}: field \`patterns\` must be a non-empty list`);
+  return {
+    patterns: r.patterns.map((p, i) => ({ id: p.id, re: re(p.regex, `patterns[${i}]`) })),
+    allow: (r.allow ?? []).map((a, i) => re(a, `allow[${i}]`)),
+  };
+}
+
+export function loadRules(files: string[]): CompiledRules {
+  const merged: SplatRules = { patterns: [], allow: [] };
+  for (const f of files) {
+    const r = JSON.parse(readFileSync(f, 'utf8')) as Partial<SplatRules>;
+    merged.patterns.push(...(r.patterns ?? []));
+    merged.allow.push(...(r.allow ?? []));
+  }
+  return compileRules(merged, files.join(', '));
+}
+
+const strip = (l: string): string => l.replace(/\r$/, '').replace(/^\[\s*\d+\.\d+\]\s?/, '');
+
+/** True for lines that continue a splat: registers, trace entries, markers. */
+function continues(l: string): boolean {
+  return /^\s|^(#PF:|PGD |P4D |Call Trace|RIP:|RSP:|RAX:|RDX:|RBP:|R\d+:|FS:|CS:|CR2:|Code:|Modules linked in|CPU:|Hardware name|Workqueue|---\[|<\/?(TASK|IRQ)>|Kernel Offset|Kernel panic|\? |[a-z_0-9.]+\+0x)/.test(l);
+}
+
+/**
+ * Where our own evidence starts: after a hung step the tool asks for a sysrq
+ * task dump, whose call traces are not splats. A splat that caused the hang
+ * was printed before it, so scanning stops there.
+ */
+export const SYSRQ_DUMP = /sysrq: Show (Blocked State|State)/;
+
+/** Every splat in a log, in order, up to our own sysrq dump. Lines inside one splat's excerpt are not reported again. */
+export function findSplats(log: string, rules: CompiledRules, source: string, maxExcerpt = 40): Splat[] {
+  const all = log.split('\n').map(strip);
+  const cut = all.findIndex((l) => SYSRQ_DUMP.test(l));
+  const lines = cut >= 0 ? all.slice(0, cut) : all;
+  const out: Splat[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i];
+    const hit = rules.patterns.find((p) => p.re.test(l));
+    if (!hit || rules.allow.some((a) => a.test(l))) continue;
+    const excerpt = [l];
+    let j = i + 1;
+    while (j < lines.length && excerpt.length < maxExcerpt && (continues(lines[j]) || rules.patterns.some((p) => p.re.test(lines[j])))) excerpt.push(lines[j++]);
+    out.push({ id: hit.id, source, lineNo: i + 1, line: l, excerpt });
+    i = j - 1;
+  }
+  return out;
+}
+
+export function formatSplat(s: Splat): string {
+  return [`${s.id} in ${s.source} line ${s.lineNo}:`, ...s.excerpt.map((l) => `  ${l}`)].join('\n');
+}
+
+/** Taint flags, bit → letter, as in Documentation/admin-guide/tainted-kernels.rst. */
+export const TAINT_LETTERS = 'PFSRMBUDAWCIOELKXTN';
+
+export function taintLetters(mask: number): string[] {
+  return [...TAINT_LETTERS].filter((_, bit) => (mask & (1 << bit)) !== 0);
+}
+
+/** New taint flags, other than the expected O (out-of-tree) and E (unsigned). */
+export function unexpectedTaint(before: number, after: number, allowed = ['O', 'E']): string[] {
+  const prior = new Set(taintLetters(before));
+  return taintLetters(after).filter((l) => !prior.has(l) && !allowed.includes(l));
+}
+
+/**
+ * A splat in the guest kernel's own boot, before our init printed anything:
+ * not the code under test (nothing of it is loaded yet) but the platform. One
+ * seen here: Debian 6.12 under multi-threaded TCG, "Oops: int3" in
+ * sched_clock_cpu while a static key is patched, about one boot in fifty.
+ */
+export function crashedBeforeInit(serial: string, rules: CompiledRules): Splat | undefined {
+  if (/^kmodvm-init:/m.test(serial)) return undefined;
+  return findSplats(serial, rules, 'serial.log')[0];
+}

@@ -1,0 +1,35 @@
+// Boot profiles. `lean` (the default): the uncompressed vmlinux, the tiny
+// busybox initrd and kmodvm-init, no systemd. `systemd`: the classic boot,
+// Debian's compressed kernel, the stock initramfs-tools initrd and systemd
+// as PID 1, for drivers that need udev or systemd (and the benchmark's
+// "classic" row).
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../core/config.ts';
+import type { ImageInfo } from '../image/image.ts';
+import { QBOOT, type RunAccel, type VmSpec } from './qemu-args.ts';
+
+export type { Profile } from '../core/config.ts';
+import type { Profile } from '../core/config.ts';
+
+export function bootFiles(profile: Profile, img: Pick<ImageInfo, 'vmlinux' | 'vmlinuz' | 'initrdLean' | 'initrdStock' | 'cmdline'>): Pick<VmSpec, 'kernel' | 'initrd' | 'cmdline'> {
+  if (profile === 'systemd') {
+    return { kernel: img.vmlinuz, initrd: img.initrdStock, cmdline: [...img.cmdline, 'root=/dev/vda', 'rw', 'init=/lib/systemd/systemd'] };
+  }
+  // kmodvm.sshd=initrd: the image's own lean initrd starts the image's sshd itself (early-sshd.ts).
+  return { kernel: img.vmlinux, initrd: img.initrdLean, cmdline: [...img.cmdline, 'kmodvm.sshd=initrd'] };
+}
+
+/** The VM for a run: its files go in dir (serial.log, qmp.sock). With --kernel-image, byoInitrd is the initrd for that kernel. */
+export function guestSpec(c: Config, img: ImageInfo, accel: RunAccel, sshPort: number, dir: string, byoInitrd?: string): VmSpec {
+  const files = c.kernelImage && byoInitrd ? { kernel: c.kernelImage, initrd: byoInitrd, cmdline: img.cmdline } : bootFiles(c.profile, img);
+  return {
+    accel, cpus: c.cpus, memoryMiB: c.memoryMiB, ...files,
+    // The quiet console (loglevel=5) saves time under TCG only. Under KVM the console costs
+    // nothing, and the KVM probe needs the kernel to speak within seconds.
+    // The suite's kernel_args come last, so they win over ours.
+    cmdline: [...files.cmdline, ...(accel === 'kvm' ? ['loglevel=7'] : []), ...c.kernelArgs],
+    rootfs: img.rootfs, bios: existsSync(QBOOT) ? QBOOT : undefined, sshPort,
+    serialLog: path.join(dir, 'serial.log'), qmpSocket: path.join(dir, 'qmp.sock'),
+  };
+}

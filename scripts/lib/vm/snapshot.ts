@@ -1,0 +1,187 @@
+// Snapshots of the booted lean guest: the first run of an image and VM
+// configuration boots the guest once, and the moment it says sshd listens
+// QEMU saves it (RAM and device state, ~120 MB) with the disk's writes in an
+// overlay of its own. Where they live, what they are keyed by, how one is
+// saved (atomically) and removed. resume.ts starts QEMU from one.
+// snapshotKey() and the spec functions are pure; docs/resume.md has the
+// design and the caveats.
+import { createHash } from 'node:crypto';
+import { createWriteStream, existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { KmodvmError } from '../core/errors.ts';
+import { run } from '../core/proc.ts';
+import { Qmp } from './qmp.ts';
+import type { VmSpec } from './qemu-args.ts';
+import { SSHD_READY_MARKER, Vm } from './vm.ts';
+
+export const SNAPSHOT_FD = 3;
+export interface SnapshotMeta { key: string; imageKey: string; qemuVersion: string; createdAt: string; bootMs: number; stateBytes: number }
+
+/**
+ * What a saved guest depends on: the image, QEMU's version and every part
+ * of the command line that shapes the machine. Not the SSH port, the serial
+ * log or the QMP socket, which a resumed QEMU may change. Under KVM the
+ * host's CPU too (-cpu host).
+ */
+export function snapshotKey(spec: VmSpec, o: { imageKey: string; qemuVersion: string; hostCpu?: string }): string {
+  const f = forkable(spec);
+  const parts = {
+    v: 1, imageKey: o.imageKey, qemu: o.qemuVersion, hostCpu: f.accel === 'kvm' ? o.hostCpu ?? '' : '',
+    accel: f.accel, cpus: f.cpus, memoryMiB: f.memoryMiB, kernel: f.kernel, initrd: f.initrd, cmdline: f.cmdline, rootfs: f.rootfs, bios: f.bios ?? '',
+  };
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
+}
+
+/** A spec made resumable. qboot never starts a guest that has the VM generation ID device (it runs no ACPI table loader), so SeaBIOS: it only costs the one boot that is saved. */
+export function forkable(spec: VmSpec): VmSpec {
+  return { ...spec, bios: undefined, forkable: true };
+}
+
+/** The guest booted once to be saved: its disk writes go into the snapshot's own overlay; its console into serial-boot.log beside the run's. */
+export function savingSpec(spec: VmSpec, dir: string, sockets: string): VmSpec {
+  return {
+    ...forkable(spec), rootfs: path.join(dir, 'disk.qcow2'), keepDiskWrites: true,
+    serialLog: path.join(path.dirname(spec.serialLog), 'serial-boot.log'), qmpSocket: path.join(sockets, 'qmp.sock'),
+  };
+}
+
+/** The guest resumed from a snapshot: the saved state in, the saved disk under a throwaway -snapshot layer. */
+export function resumingSpec(spec: VmSpec, dir: string): VmSpec {
+  return { ...forkable(spec), rootfs: path.join(dir, 'disk.qcow2'), incoming: path.join(dir, 'state'), incomingFd: SNAPSHOT_FD };
+}
+
+export function snapshotsDir(cacheDir: string): string {
+  return path.join(cacheDir, 'snapshots');
+}
+
+/** The snapshot for key, when it is whole (written by rename, so a directory is whole or absent). */
+export async function findSnapshot(cacheDir: string, key: string): Promise<string | undefined> {
+  const dir = path.join(snapshotsDir(cacheDir), key);
+  return existsSync(path.join(dir, 'meta.json')) ? dir : undefined;
+}
+
+/** Waits (polling QMP against the deadline, QEMU alive) until the migration ends; returns its final status. */
+export async function migrationEnd(qmp: Qmp, vm: Vm, deadline: number, what: 'query-migrate' | 'query-status'): Promise<string> {
+  for (;;) {
+    if (!vm.alive) return 'qemu-exited';
+    const r = await qmp.execute<{ status?: string }>(what).catch(() => ({ status: 'qemu-exited' }));
+    const status = r.status ?? 'none';
+    if (!['setup', 'active', 'device', 'pre-switchover', 'inmigrate', 'none'].includes(status)) return status;
+    if (Date.now() > deadline) return `still ${status} at the deadline`;
+    await new Promise((res) => setTimeout(res, 10));
+  }
+}
+
+/** Saves the running guest's state into file through a unix socket this process listens on (no shell: QEMU's exec: URIs need one). */
+async function migrateToFile(vm: Vm, qmp: Qmp, file: string, sock: string, deadlineMs: number): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  const out = createWriteStream(file, { mode: 0o600 });
+  let srv: net.Server | undefined;
+  const written = new Promise<void>((resolve, reject) => {
+    srv = net.createServer((conn) => {
+      srv!.close();
+      conn.on('error', reject);
+      out.on('error', reject);
+      out.on('finish', resolve);
+      conn.pipe(out);
+    });
+  });
+  // Awaited below only once the migration completed; a failure before then is reported by the status.
+  written.catch(() => undefined);
+  await new Promise<void>((resolve, reject) => { srv!.once('error', reject); srv!.listen(sock, resolve); });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    // QEMU's default cap is 32 MiB/s; the file is local.
+    await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 16 * 1024 ** 3 });
+    await qmp.execute('migrate', { uri: `unix:${sock}` });
+    const status = await migrationEnd(qmp, vm, deadline, 'query-migrate');
+    if (status !== 'completed') throw new KmodvmError('boot', `saving the guest failed: migration ${status}`, { evidence: await vm.deathEvidence() });
+    await Promise.race([written, new Promise((_, rej) => { timer = setTimeout(() => rej(new Error('the saved state was not all written within 30 s')), 30_000); })]);
+  } finally {
+    clearTimeout(timer);
+    srv?.close();
+    if (!out.writableFinished) out.destroy();
+  }
+}
+
+/** The boot that was to be saved failed in the guest itself (no marker, QEMU died): the run's boot would fail the same way. */
+export class SnapshotBootFailed extends Error {
+  constructor(readonly failure: KmodvmError, readonly serialLog: string) { super(failure.message); }
+}
+
+/** Boots the guest once and saves it as the snapshot for key (atomically: a temporary directory, then rename). */
+export async function takeSnapshot(o: { cacheDir: string; key: string; spec: VmSpec; imageKey: string; qemuVersion: string; deadlineMs: number; log: (l: string) => void }): Promise<string> {
+  const final = path.join(snapshotsDir(o.cacheDir), o.key);
+  const tmp = `${final}.tmp-${process.pid}`;
+  const sockets = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-snap-'));
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  try {
+    const format = o.spec.rootfs.endsWith('.qcow2') ? 'qcow2' : 'raw';
+    const img = await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', format, '-b', path.resolve(o.spec.rootfs), path.join(tmp, 'disk.qcow2')], { timeoutMs: 30_000 });
+    if (img.exitCode !== 0) throw new KmodvmError('boot', `qemu-img could not make the snapshot's disk overlay (${img.reason})`, { evidence: img.stderr });
+    const vm = new Vm(savingSpec(o.spec, tmp, sockets));
+    o.log(`$ ${vm.commandLine()}`);
+    const t0 = Date.now();
+    vm.start();
+    try {
+      await vm.waitForSerial(SSHD_READY_MARKER, o.deadlineMs).catch((e: unknown) => {
+        throw e instanceof KmodvmError ? new SnapshotBootFailed(e, vm.spec.serialLog) : e;
+      });
+      const bootMs = Date.now() - t0;
+      const qmp = await Qmp.connect(vm.spec.qmpSocket, { deadlineMs: 10_000, alive: () => vm.alive });
+      try {
+        await migrateToFile(vm, qmp, path.join(tmp, 'state'), path.join(sockets, 'migrate.sock'), o.deadlineMs);
+        // A clean quit closes (and flushes) the disk overlay.
+        await qmp.execute('quit').catch(() => undefined);
+      } finally {
+        qmp.close();
+      }
+      await Promise.race([vm.waitExit(), new Promise((r) => setTimeout(r, 5000))]);
+      const meta: SnapshotMeta = { key: o.key, imageKey: o.imageKey, qemuVersion: o.qemuVersion, createdAt: new Date().toISOString(), bootMs, stateBytes: (await stat(path.join(tmp, 'state'))).size };
+      await writeFile(path.join(tmp, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
+    } finally {
+      await vm.kill();
+    }
+    // One snapshot per image: another configuration's is replaced.
+    for (const other of await otherSnapshots(o.cacheDir, o.imageKey, o.key)) await removeSnapshot(other);
+    await rm(final, { recursive: true, force: true });
+    await rename(tmp, final);
+    return final;
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  } finally {
+    await rm(sockets, { recursive: true, force: true });
+  }
+}
+
+async function otherSnapshots(cacheDir: string, imageKey: string, key: string): Promise<string[]> {
+  const dir = snapshotsDir(cacheDir);
+  const out: string[] = [];
+  for (const n of await readdir(dir).catch(() => [] as string[])) {
+    if (n === key || n.includes('.tmp-')) continue;
+    const meta = JSON.parse(await readFile(path.join(dir, n, 'meta.json'), 'utf8').catch(() => '{}')) as Partial<SnapshotMeta>;
+    if (meta.imageKey === imageKey) out.push(path.join(dir, n));
+  }
+  return out;
+}
+
+/** Beside no meta.json, in a snapshot's directory: this guest cannot be saved or resumed on this host (QEMU's version and, under KVM, the CPU are in the key). */
+export const UNUSABLE = 'unusable.json';
+
+export async function markUnusable(cacheDir: string, key: string, imageKey: string, reason: string): Promise<void> {
+  const dir = path.join(snapshotsDir(cacheDir), key);
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, UNUSABLE), JSON.stringify({ key, imageKey, reason, at: new Date().toISOString() }, null, 2) + '\n');
+}
+
+/** Removes a snapshot: renamed first, so a reader never sees half of one. */
+export async function removeSnapshot(dir: string): Promise<void> {
+  const doomed = `${dir}.tmp-rm-${process.pid}`;
+  await rename(dir, doomed).catch(() => undefined);
+  await rm(doomed, { recursive: true, force: true });
+}

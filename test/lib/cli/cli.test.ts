@@ -1,0 +1,29 @@
+import { spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import t from 'tap';
+import { quietOnClosedPipe } from '../../../scripts/lib/cli/cli.ts';
+
+const root = path.join(import.meta.dirname, '../../..');
+
+t.test('EPIPE on stdout ends the process quietly with 0; other stream errors are not hidden', async (t) => {
+  const stream = new EventEmitter() as unknown as NodeJS.WriteStream;
+  const codes: number[] = [];
+  quietOnClosedPipe(stream, (c) => { codes.push(c); });
+  stream.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+  t.same(codes, [0]);
+  t.throws(() => stream.emit('error', Object.assign(new Error('write EIO'), { code: 'EIO' })), /EIO/);
+});
+
+t.test('an entry point piped into a reader that stops (| head) exits 0 without a stack trace', async (t) => {
+  // a real pipe: the child writes far more than a pipe holds; we read one chunk and close our end
+  const code = `import { main } from ${JSON.stringify(path.join(root, 'scripts/lib/cli/cli.ts'))};
+await main(async () => { for (let i = 0; i < 2000; i++) process.stdout.write('x'.repeat(1000) + '\\n'); await new Promise((r) => setTimeout(r, 500)); return 0; });`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stdout.once('data', () => child.stdout.destroy());
+  const exit = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+  t.equal(exit, 0);
+  t.notMatch(stderr, /EPIPE|Unhandled|at /, 'no stack trace');
+});

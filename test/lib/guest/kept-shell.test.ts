@@ -1,0 +1,165 @@
+// The kept shell's guest script, run by a real local sh (dash on Debian, as in
+// the guest) over a child's pipes in place of an ssh2 channel.
+import { spawn } from 'node:child_process';
+import t from 'tap';
+import { Framer, KEPT_SHELL, KeptShells, keptShellArgv, statusToEnd, type ShellChannel } from '../../../scripts/lib/guest/kept-shell.ts';
+
+function localShells(): { shells: KeptShells; opened: () => number } {
+  let n = 0;
+  const shells = new KeptShells(async (argv) => {
+    n++;
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const ch: ShellChannel = {
+      write: (s) => child.stdin.write(s),
+      on: (ev: 'data' | 'close', f: (d: Buffer) => void) => (ev === 'data' ? child.stdout.on('data', f) : child.on('close', () => (f as () => void)())),
+      stderr: child.stderr,
+      signal: (name) => child.kill(`SIG${name}` as NodeJS.Signals),
+      close: () => child.stdin.end(),
+    };
+    return ch;
+  });
+  return { shells, opened: () => n };
+}
+
+t.test('each command gets its own stdout, stderr and exit code', async (t) => {
+  const { shells } = localShells();
+  t.teardown(() => shells.closeAll());
+  const a = await shells.run("printf 'out\\n'; printf 'err\\n' >&2; exit 3", 5000);
+  t.same([a.stdout, a.stderr, a.exitCode, a.signal, a.reason, a.timedOut], ['out\n', 'err\n', 3, undefined, 'exited 3', false]);
+  const b = await shells.run("printf 'no newline at the end'", 5000);
+  t.equal(b.stdout, 'no newline at the end', 'output without a final newline stays as it is');
+  t.equal(b.stderr, '', 'nothing of the last command is left over');
+  t.equal(b.exitCode, 0);
+  const c = await shells.run("printf 'ünïcødé\\n%.0s' 1 2 3", 5000);
+  t.equal(c.stdout, 'ünïcødé\n'.repeat(3));
+  t.equal(c.command, "printf 'ünïcødé\\n%.0s' 1 2 3", 'the record names the command line');
+});
+
+t.test('a command killed by a signal reads as an exec channel reports it', async (t) => {
+  const { shells } = localShells();
+  t.teardown(() => shells.closeAll());
+  const r = await shells.run("sh -c 'kill -SEGV $$'", 5000);
+  t.equal(r.signal, 'SIGSEGV');
+  t.equal(r.exitCode, undefined);
+  t.equal(r.reason, 'killed by SIGSEGV');
+});
+
+t.test('commands are isolated: their own subshell, stdin from /dev/null', async (t) => {
+  const { shells, opened } = localShells();
+  t.teardown(() => shells.closeAll());
+  const home = (await shells.run('pwd', 5000)).stdout;
+  await shells.run('cd /tmp && X=set', 5000);
+  t.equal((await shells.run('pwd', 5000)).stdout, home, 'a cd does not outlive its command');
+  t.equal((await shells.run('echo ${X-unset}', 5000)).stdout, 'unset\n', 'nor does a variable');
+  const cat = await shells.run('cat', 5000);
+  t.same([cat.stdout, cat.exitCode], ['', 0], 'stdin is empty: cat ends at once');
+  t.equal((await shells.run('echo still here', 5000)).stdout, 'still here\n', 'and did not eat the command stream');
+  t.equal(opened(), 1, 'all of it on one shell');
+});
+
+t.test('a command that hangs times out; its shell is dropped and the next command gets a new one', async (t) => {
+  const { shells, opened } = localShells();
+  t.teardown(() => shells.closeAll());
+  const r = await shells.run("echo about to hang; echo on stderr >&2; sleep 5", 300);
+  t.same([r.timedOut, r.exitCode, r.reason], [true, undefined, 'timed out after 0 s']);
+  t.same([r.stdout, r.stderr], ['about to hang\n', 'on stderr\n'], 'the output so far is kept as evidence');
+  t.ok(r.durationMs >= 290 && r.durationMs < 2000, `ended at the deadline (${r.durationMs} ms)`);
+  const next = await shells.run('echo fresh', 5000);
+  t.equal(next.stdout, 'fresh\n');
+  t.equal(opened(), 2, 'a new shell');
+});
+
+t.test('a shell that dies under a command ends that command, and the next one gets a new shell', async (t) => {
+  const { shells, opened } = localShells();
+  t.teardown(() => shells.closeAll());
+  // In a subshell $$ is still the kept shell's pid.
+  const r = await shells.run('kill -KILL $$', 5000);
+  t.same([r.exitCode, r.signal, r.timedOut], [undefined, undefined, false]);
+  t.equal(r.reason, 'ended without an exit status: the guest shell closed');
+  t.equal((await shells.run('echo again', 5000)).stdout, 'again\n');
+  t.equal(opened(), 2);
+});
+
+t.test('commands started together run on shells of their own; idle shells are reused', async (t) => {
+  const { shells, opened } = localShells();
+  t.teardown(() => shells.closeAll());
+  const t0 = Date.now();
+  const [a, b] = await Promise.all([shells.run('sleep 0.4; echo a', 5000), shells.run('sleep 0.4; echo b', 5000)]);
+  t.same([a.stdout, b.stdout], ['a\n', 'b\n']);
+  t.ok(Date.now() - t0 < 780, 'at the same time, not one after the other');
+  t.equal(opened(), 2);
+  await shells.run('true', 5000);
+  await shells.run('true', 5000);
+  t.equal(opened(), 2, 'no new shell for later commands');
+});
+
+t.test('a command line with a newline is refused (it would be two lines to the shell)', async (t) => {
+  const { shells, opened } = localShells();
+  await t.rejects(shells.run('echo a\necho b', 5000), /one line/);
+  t.equal(opened(), 0);
+});
+
+t.test('the framer finds the markers however the streams are cut', async (t) => {
+  const nonce = '0123abcd';
+  const out = Buffer.from(`first line\nsecond\x1e${nonce} 2\nnext command's out`);
+  const err = Buffer.from(`warning\n\x1e${nonce}\n`);
+  const f = new Framer(nonce);
+  // one byte at a time, stdout first: nothing is taken before both markers are whole
+  for (const b of out) { f.push('out', Buffer.from([b])); t.equal(f.take(), undefined); }
+  for (let i = 0; i < err.length - 1; i++) { f.push('err', err.subarray(i, i + 1)); t.equal(f.take(), undefined); }
+  f.push('err', err.subarray(err.length - 1));
+  t.same(f.take(), { stdout: 'first line\nsecond', stderr: 'warning\n', status: 2 });
+  t.equal(f.take(), undefined, 'taken once');
+  f.push('out', Buffer.from(` too\n\x1e${nonce} 0\n`));
+  f.push('err', Buffer.from(`\x1e${nonce}\n`));
+  t.same(f.take(), { stdout: "next command's out too\n", stderr: '', status: 0 }, 'what followed a marker is the next command\'s');
+  // a marker with another nonce is output, not an end
+  const g = new Framer(nonce);
+  g.push('out', Buffer.from('\x1eother 0\n'));
+  g.push('err', Buffer.from(`\x1e${nonce}\n`));
+  t.equal(g.take(), undefined);
+});
+
+t.test('exit statuses map to an exit code or a signal', async (t) => {
+  t.same(statusToEnd(0), { exitCode: 0 });
+  t.same(statusToEnd(1), { exitCode: 1 });
+  t.same(statusToEnd(128), { exitCode: 128 });
+  t.same(statusToEnd(137), { signal: 'SIGKILL' });
+  t.same(statusToEnd(139), { signal: 'SIGSEGV' });
+  t.same(statusToEnd(255), { exitCode: 255 }, '255 - 128 is no signal');
+});
+
+t.test('the guest side is one sh -c script with the nonce as its argument', async (t) => {
+  const argv = keptShellArgv('feed');
+  t.same([argv[0], argv[1], argv[2], argv[4]], ['sh', '-c', KEPT_SHELL, 'feed']);
+  t.match(KEPT_SHELL, /\(eval "\$line"\) <\/dev\/null/);
+});
+
+t.test('the deadline covers opening a shell: a guest that never answers times the command out', async (t) => {
+  const shells = new KeptShells(() => new Promise<ShellChannel>(() => undefined));
+  const r = await shells.run('true', 200);
+  t.same([r.timedOut, r.exitCode, r.reason], [true, undefined, 'timed out after 0 s']);
+});
+
+t.test('a shell that cannot be opened is a start failure, not a hang', async (t) => {
+  const shells = new KeptShells(() => Promise.reject(new Error('No response from server')));
+  const r = await shells.run('true', 5000);
+  t.equal(r.reason, 'could not start: No response from server');
+  t.equal(r.timedOut, false);
+  t.ok(r.durationMs < 1000);
+});
+
+t.test('warming opens shells ahead, up to a number, and commands then use them', async (t) => {
+  const { shells, opened } = localShells();
+  t.teardown(() => shells.closeAll());
+  await shells.warm(2);
+  t.equal(opened(), 2);
+  await shells.warm(2);
+  t.equal(opened(), 2, 'already warm: nothing more');
+  const [a, b] = await Promise.all([shells.run('echo a', 5000), shells.run('echo b', 5000)]);
+  t.same([a.stdout, b.stdout], ['a\n', 'b\n']);
+  t.equal(opened(), 2, 'two commands at once ran on the warm shells');
+  const failing = new KeptShells(() => Promise.reject(new Error('refused')));
+  await failing.warm(2);
+  t.equal((await failing.run('true', 5000)).reason, 'could not start: refused', 'a failed warm-up is reported by the command that needed the shell');
+});

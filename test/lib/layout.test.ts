@@ -1,0 +1,53 @@
+// The layout shows the pipeline: scripts/lib/<concern>/, and dependencies
+// point one way, from the CLI down to the core. Every import (static or
+// dynamic, types too) of a folder may name its own folder or one below it,
+// and there is no import cycle at all.
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+
+const lib = new URL('../../scripts/lib/', import.meta.url).pathname;
+/** From the bottom up. A folder may import its own and those before it. */
+export const LAYERS = ['core', 'host', 'image', 'guest', 'vm', 'build', 'verdict', 'suite', 'loop', 'cli'];
+
+const files = (readdirSync(lib, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).sort();
+const importsOf = (f: string): string[] => [...readFileSync(path.join(lib, f), 'utf8').matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+\.ts)'/g)]
+  .map((m) => path.normalize(path.join(path.dirname(f), m[1])));
+
+t.test('every file of scripts/lib is in a concern folder', async (t) => {
+  for (const f of files) t.ok(LAYERS.includes(f.split('/')[0]) && f.includes('/'), `${f} is in one of ${LAYERS.join(', ')}`);
+});
+
+t.test('dependencies point down the pipeline: cli → loop → suite → verdict → build → vm → guest → image → host → core', async (t) => {
+  const up: string[] = [];
+  for (const f of files) {
+    for (const imp of importsOf(f)) {
+      if (imp.startsWith('..')) { up.push(`${f} imports ${imp}, outside scripts/lib`); continue; }
+      const [from, to] = [f.split('/')[0], imp.split('/')[0]];
+      if (LAYERS.indexOf(to) > LAYERS.indexOf(from)) up.push(`${f} (${from}) imports ${imp} (${to})`);
+    }
+  }
+  t.same(up, [], 'no import points up');
+});
+
+t.test('no import cycles', async (t) => {
+  const graph = new Map(files.map((f) => [f, importsOf(f)]));
+  const cycles: string[] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const visit = (f: string, trail: string[]): void => {
+    if (state.get(f) === 'done') return;
+    if (state.get(f) === 'open') { cycles.push([...trail.slice(trail.indexOf(f)), f].join(' → ')); return; }
+    state.set(f, 'open');
+    for (const g of graph.get(f) ?? []) visit(g, [...trail, f]);
+    state.set(f, 'done');
+  };
+  for (const f of files) visit(f, []);
+  t.same(cycles, [], 'no cycle');
+});
+
+t.test('no file is much over 300 lines', async (t) => {
+  for (const f of files) {
+    const n = readFileSync(path.join(lib, f), 'utf8').split('\n').length;
+    t.ok(n <= 320, `${f}: ${n} lines`);
+  }
+});

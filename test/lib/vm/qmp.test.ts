@@ -1,0 +1,71 @@
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseQmpLines, Qmp } from '../../../scripts/lib/vm/qmp.ts';
+
+// A real session with QEMU 7.2 (-machine none): greeting, qmp_capabilities,
+// query-status, query-migrate, an unknown command, stop and cont, with the
+// STOP and RESUME events QEMU sent between the replies.
+const recorded = readFileSync(new URL('../../fixtures/qmp/qemu-7.2-session.txt', import.meta.url), 'utf8');
+
+t.test('parseQmpLines splits whole lines and keeps a partial one for later', async (t) => {
+  const { messages, rest } = parseQmpLines(recorded);
+  t.equal(messages.length, 9);
+  t.same(messages[2], { return: { status: 'running', singlestep: false, running: true } });
+  t.equal(messages[5].event, 'STOP');
+  t.equal(rest, '', 'the recording ends in a newline');
+  const half = parseQmpLines('{"return": {}}\n{"return": {"sta');
+  t.same(half.messages, [{ return: {} }]);
+  t.equal(half.rest, '{"return": {"sta');
+  t.same(parseQmpLines('\n\n').messages, [], 'blank lines are not messages');
+});
+
+/** A QMP server that replays the recording: the greeting, then per command the recorded lines up to its reply. */
+async function replayServer(t: { teardown: (f: () => void) => void }, o: { hangUpAfter?: number } = {}): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-qmp-'));
+  const sock = path.join(dir, 'qmp.sock');
+  const lines = recorded.split('\n').filter(Boolean);
+  const srv = net.createServer((c) => {
+    let i = 0;
+    c.write(lines[i++] + '\n');
+    let commands = 0;
+    c.on('data', (d) => {
+      for (const _ of d.toString().split('\n').filter(Boolean)) {
+        if (o.hangUpAfter !== undefined && commands++ >= o.hangUpAfter) { c.destroy(); return; }
+        // events, then the reply
+        while (i < lines.length && JSON.parse(lines[i]).event) c.write(lines[i++] + '\n');
+        if (i < lines.length) c.write(lines[i++] + '\n');
+      }
+    });
+  });
+  await new Promise<void>((r) => srv.listen(sock, r));
+  t.teardown(() => srv.close());
+  return sock;
+}
+
+t.test('commands get their replies in order; events are skipped; an error rejects with its class', async (t) => {
+  const q = await Qmp.connect(await replayServer(t), { deadlineMs: 2000, alive: () => true });
+  t.teardown(() => q.close());
+  t.same(await q.execute('query-status'), { status: 'running', singlestep: false, running: true });
+  t.same(await q.execute('query-migrate'), {});
+  await t.rejects(q.execute('no-such-command'), /no-such-command: CommandNotFound: The command no-such-command has not been found/);
+  t.same(await q.execute('stop'), {}, 'the STOP event before the reply is not taken for it');
+  t.same(await q.execute('cont'), {});
+});
+
+t.test('a connection QEMU closes rejects the command waiting on it', async (t) => {
+  const q = await Qmp.connect(await replayServer(t, { hangUpAfter: 1 }), { deadlineMs: 2000, alive: () => true });
+  t.teardown(() => q.close());
+  await t.rejects(q.execute('query-status'), /QMP connection closed/);
+});
+
+t.test('connect: a dead QEMU fails at once; a socket that never comes fails at the deadline', async (t) => {
+  const missing = path.join(await mkdtemp(path.join(os.tmpdir(), 'kmodvm-qmp-')), 'qmp.sock');
+  await t.rejects(Qmp.connect(missing, { deadlineMs: 5000, alive: () => false }), /QEMU exited before its QMP socket was up/);
+  const t0 = Date.now();
+  await t.rejects(Qmp.connect(missing, { deadlineMs: 200, alive: () => true }), /no QMP socket at .* within 200 ms/);
+  t.ok(Date.now() - t0 < 2000, 'gave up near the deadline');
+});

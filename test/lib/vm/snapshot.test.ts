@@ -1,0 +1,68 @@
+import t from 'tap';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { buildQemuArgs } from '../../../scripts/lib/vm/qemu-args.ts';
+import { ids, spec } from '../../helpers/snapshot-spec.ts';
+import { findSnapshot, forkable, removeSnapshot, resumingSpec, savingSpec, snapshotKey, snapshotsDir } from '../../../scripts/lib/vm/snapshot.ts';
+
+
+t.test('the key follows the machine, not the run: port, console, QMP socket and firmware leave it alone', async (t) => {
+  const k = snapshotKey(spec, ids);
+  t.match(k, /^[0-9a-f]{16}$/);
+  t.equal(snapshotKey({ ...spec, sshPort: 1, serialLog: '/x/serial.log', qmpSocket: '/x/q.sock' }, ids), k);
+  t.equal(snapshotKey({ ...spec, bios: undefined }, ids), k, 'a saved guest never runs its firmware again');
+  for (const [what, other] of [
+    ['image', snapshotKey(spec, { ...ids, imageKey: 'abd' })],
+    ['QEMU', snapshotKey(spec, { ...ids, qemuVersion: 'QEMU emulator version 8.2.2' })],
+    ['cpus', snapshotKey({ ...spec, cpus: 1 }, ids)],
+    ['memory', snapshotKey({ ...spec, memoryMiB: 2048 }, ids)],
+    ['cmdline', snapshotKey({ ...spec, cmdline: [...spec.cmdline, 'loglevel=7'] }, ids)],
+    ['accel', snapshotKey({ ...spec, accel: 'kvm' }, ids)],
+  ] as const) t.not(other, k, `${what} changes it`);
+  t.equal(snapshotKey(spec, { ...ids, hostCpu: 'AMD EPYC' }), k, 'the host CPU only counts under KVM (-cpu host)');
+  t.not(snapshotKey({ ...spec, accel: 'kvm' }, { ...ids, hostCpu: 'AMD EPYC' }), snapshotKey({ ...spec, accel: 'kvm' }, { ...ids, hostCpu: 'Intel Xeon' }));
+});
+
+t.test('saving: SeaBIOS and vmgenid, the disk writes kept in the snapshot overlay, the console beside the run\'s', async (t) => {
+  const s = savingSpec(spec, '/cache/snapshots/k.tmp-1', '/tmp/kmodvm-snap-x');
+  t.equal(s.bios, undefined);
+  t.equal(s.forkable, true);
+  t.equal(s.rootfs, '/cache/snapshots/k.tmp-1/disk.qcow2');
+  t.equal(s.keepDiskWrites, true);
+  t.equal(s.serialLog, '/run/serial-boot.log');
+  t.equal(s.qmpSocket, '/tmp/kmodvm-snap-x/qmp.sock');
+  const a = buildQemuArgs(s);
+  t.notOk(a.includes('-snapshot'));
+  t.notOk(a.includes('-incoming'));
+  t.equal(spec.bios, '/usr/share/qemu/qboot.rom', 'the run spec is untouched');
+});
+
+t.test('resuming: the saved state on fd 3, the saved disk under a throwaway layer, the run\'s own console and port', async (t) => {
+  const r = resumingSpec(spec, '/cache/snapshots/k');
+  t.equal(r.incoming, '/cache/snapshots/k/state');
+  t.equal(r.incomingFd, 3);
+  t.equal(r.rootfs, '/cache/snapshots/k/disk.qcow2');
+  t.notOk(r.keepDiskWrites);
+  const a = buildQemuArgs(r);
+  t.ok(a.includes('-snapshot'), 'the saved disk stays as it was saved');
+  t.same(a.slice(a.indexOf('-incoming'), a.indexOf('-incoming') + 2), ['-incoming', 'fd:3']);
+  t.ok(a.some((x) => x.includes("hostfwd=tcp:127.0.0.1:40022-:22")), "the run's own port");
+  t.same(a.slice(a.indexOf('-serial'), a.indexOf('-serial') + 2), ['-serial', 'file:/run/serial.log']);
+  t.same(forkable(spec), { ...spec, bios: undefined, forkable: true });
+});
+
+t.test('a snapshot counts only when whole (meta.json is written last, then the directory renamed); removal renames first', async (t) => {
+  const cache = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-snaptest-'));
+  t.equal(await findSnapshot(cache, 'k1'), undefined, 'none yet');
+  const dir = path.join(snapshotsDir(cache), 'k1');
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'state'), 'x');
+  t.equal(await findSnapshot(cache, 'k1'), undefined, 'no meta.json: not a snapshot');
+  await writeFile(path.join(dir, 'meta.json'), '{}');
+  t.equal(await findSnapshot(cache, 'k1'), dir);
+  await removeSnapshot(dir);
+  t.notOk(existsSync(dir));
+  t.equal(await findSnapshot(cache, 'k1'), undefined);
+});
