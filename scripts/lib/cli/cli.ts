@@ -1,6 +1,8 @@
 // The shared shape of every entry point: run main(), turn any error into a
 // message with evidence and next steps, and exit with the documented code.
-import { exitCodeOf, formatError } from '../core/errors.ts';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { currentCrashDir, EXIT_CODES, exitCodeOf, formatError, installSignalHandling } from '../core/errors.ts';
 
 export const log = (line: string): void => { process.stderr.write(line + '\n'); };
 
@@ -18,6 +20,16 @@ export function quietOnClosedPipe(stream: NodeJS.WriteStream, exit: (code: numbe
 
 export async function main(fn: () => Promise<number>): Promise<void> {
   quietOnClosedPipe(process.stdout);
+  // A bug that escapes every catch is a bug (70), with its stack, never exit 1 (the transcript class).
+  const crash = (e: unknown): void => {
+    log(formatError(e));
+    const dir = currentCrashDir();
+    if (dir) { try { writeFileSync(path.join(dir, 'crash.log'), `${formatError(e)}\n`); log(`the stack is kept in ${path.join(dir, 'crash.log')}`); } catch { /* the stderr copy is enough */ } }
+    process.exit(EXIT_CODES.internal);
+  };
+  installSignalHandling();
+  process.on('unhandledRejection', crash);
+  process.on('uncaughtException', crash);
   let code: number;
   try {
     code = await fn();

@@ -3,7 +3,7 @@
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { splatRuleFiles, type Config } from '../core/config.ts';
-import { KmodvmError } from '../core/errors.ts';
+import { KmodvmError, setCrashDir } from '../core/errors.ts';
 import { guestRecordsDir } from '../build/guest-kbuild.ts';
 import { ensureImage, findImage } from '../image/image.ts';
 import { connect, instanceDir, isQemuAlive, lookup, writeState, type InstanceState } from '../vm/instance.ts';
@@ -106,6 +106,7 @@ export async function testOnInstance(c0: Config, s0: InstanceState, runDir: stri
   const c: Config = { ...c0, kernelArgs: [...c0.kernelArgs, ...rs.suite.kernelArgs] };
   const rules = loadRules(splatRuleFiles(c));
   await mkdir(path.join(runDir, 'steps'), { recursive: true });
+  setCrashDir(runDir);
   let s = s0;
   const img = await findImage(c);
   if (!img || img.key !== s.imageKey) throw new KmodvmError('boot', `instance ${s.name} runs image ${s.imageKey}, not the current recipe's`, { hint: `restart it: npm run vm:down -- --name ${s.name} && npm run vm:up -- --name ${s.name}` });

@@ -4,7 +4,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { splatRuleFiles, type Config } from '../core/config.ts';
-import { KmodvmError } from '../core/errors.ts';
+import { KmodvmError, setCrashDir } from '../core/errors.ts';
 import { ensureImage, findImage, type ImageInfo } from '../image/image.ts';
 import { guestRecordsDir } from '../build/guest-kbuild.ts';
 import { requireRunning } from '../vm/instance.ts';
@@ -82,6 +82,7 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
   const img = await ensureImage(c, log, { onBuilt: () => pruneHint(c, log) });
   const runDir = newRunDir(c);
   await mkdir(path.join(runDir, 'steps'), { recursive: true });
+  setCrashDir(runDir);
   if (note) log(note);
   log(`run directory: ${runDir}`);
   log(`suite: ${rs.suite.file}, ${rs.selected.length} of ${rs.suite.tests.length} tests`);

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import chokidar from 'chokidar';
 import type { Config } from '../core/config.ts';
+import { onSignal } from '../core/errors.ts';
 import { connect, lookup, type InstanceState } from '../vm/instance.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { downInstance, testOnInstance, upInstance } from './instance-run.ts';
@@ -108,7 +109,7 @@ export async function watch(c0: Config, log: (l: string) => void, o: { once?: bo
   // Said once the initial scan is done: a save before that would go unseen.
   await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   log(`watch: watching ${root} (the files ${path.basename(first.suite.file)} uploads); Ctrl-C stops watching (the instance stays up: npm run vm:down)`);
-  await new Promise<void>((resolve) => process.once('SIGINT', () => { void watcher.close().then(resolve); }));
+  await new Promise<void>((resolve) => { const off = onSignal('SIGINT', () => { off(); void watcher.close().then(resolve); }); });
   await busy;
   dropSession();
 }

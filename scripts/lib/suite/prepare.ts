@@ -34,7 +34,12 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
     : suite.mounts
       ? suite.mounts.map((m) => ({ localDir: m.abs, sub: m.rel, files: i.files.filter((f) => f.startsWith(`${m.rel}/`)).map((f) => f.slice(m.rel.length + 1)) }))
       : [{ localDir: suite.root, sub: '.', files: i.files }];
-  const sent = await session.uploadTrees(GUEST_WORK, parts, c.timeouts.command * 1000, { skipUnchanged: i.reuse });
+  const sent = await session.uploadTrees(GUEST_WORK, parts, c.timeouts.command * 1000, { skipUnchanged: i.reuse }).catch((e: Error) => e);
+  if (sent instanceof Error) {
+    // The guest side of the upload failed (a full disk, a dead connection): the VM's failure, not the module's.
+    out.checks.push({ name: 'upload', ok: false, failure: 'upload', durationMs: Date.now() - t0, message: sent.message, evidence: `${sent.message}\nnext: the guest did not take the files; look at the serial console (serial.log) and run again` });
+    return { ...out, ok: false };
+  }
   out.checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: i.reuse ? `${sent.length} changed files` : `${sent.length} files` });
   if (i.host) {
     const byDir = new Map(suite.modules.map((m) => [m.dir, m.params]));

@@ -48,7 +48,7 @@ export interface RunReport {
  * crash also makes steps fail); then a bug of ours, the machine's failures,
  * bad input, and the module's failures from a hang down to a transcript.
  */
-export const FAILURE_RANK: readonly FailureClass[] = ['splat', 'internal', 'boot', 'image', 'setup', 'usage', 'timeout', 'load', 'build', 'app', 'transcript'];
+export const FAILURE_RANK: readonly FailureClass[] = ['splat', 'internal', 'boot', 'upload', 'image', 'setup', 'usage', 'timeout', 'load', 'build', 'app', 'transcript'];
 
 export function worstOf(checks: readonly Check[]): FailureClass | undefined {
   const bad = checks.filter((c) => !c.ok).map((c) => c.failure ?? 'internal');

@@ -4,7 +4,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { execa, type ResultPromise } from 'execa';
-import { KmodvmError } from '../core/errors.ts';
+import { KmodvmError, onSignalCleanup } from '../core/errors.ts';
 import { shellJoin, tail } from '../core/proc.ts';
 import { buildQemuArgs, type VmSpec } from './qemu-args.ts';
 import { HostKeyMismatch, SshSession } from '../guest/ssh.ts';
@@ -36,13 +36,11 @@ function installReaper(): void {
   if (reaperInstalled) return;
   reaperInstalled = true;
   process.on('exit', () => { for (const vm of live) vm.killNow(); });
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(sig, () => {
-      for (const vm of live) vm.killNow();
-      process.stderr.write(`\n${sig}: QEMU killed\n`);
-      process.exit(130);
-    });
-  }
+  onSignalCleanup((sig) => {
+    for (const vm of live) vm.killNow();
+    if (live.size) process.stderr.write(`\n${sig}: QEMU killed\n`);
+    live.clear();
+  });
 }
 
 export class Vm {

@@ -27,3 +27,21 @@ await main(async () => { for (let i = 0; i < 2000; i++) process.stdout.write('x'
   t.equal(exit, 0);
   t.notMatch(stderr, /EPIPE|Unhandled|at /, 'no stack trace');
 });
+
+t.test('an unhandled rejection exits 70 with its stack, never 1; SIGTERM exits 143 and kills QEMU first', async (t) => {
+  const run = (code: string) => new Promise<{ exit: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('close', (exit) => resolve({ exit, stderr }));
+  });
+  const cli = JSON.stringify(path.join(root, 'scripts/lib/cli/cli.ts'));
+  const r = await run(`import { main } from ${cli};
+await main(async () => { void Promise.reject(new Error('forgotten promise')); await new Promise((r) => setTimeout(r, 300)); return 0; });`);
+  t.equal(r.exit, 70);
+  t.match(r.stderr, /error \[internal\]: forgotten promise\n[\s\S]*at /);
+  const vm = JSON.stringify(path.join(root, 'scripts/lib/vm/vm.ts'));
+  const term = await run(`import { main } from ${cli}; import { Vm } from ${vm};
+await main(async () => { new Vm({ accel: 'tcg', cpus: 1, memoryMiB: 256, kernel: '/nonexistent', initrd: '/nonexistent', cmdline: [], rootfs: '/nonexistent', sshPort: 0, serialLog: '/dev/null', qmpSocket: '/tmp/x.sock' }); setTimeout(() => process.kill(process.pid, 'SIGTERM'), 100); await new Promise((r) => setTimeout(r, 5000)); return 0; });`);
+  t.equal(term.exit, 143, 'SIGTERM: 143');
+});

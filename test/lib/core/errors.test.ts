@@ -4,7 +4,7 @@ import { EXIT_CODES, KmodvmError, VM_FAILURES, exitCodeOf, formatError } from '.
 t.test('every failure class has its own exit code, and a VM failure differs from a test failure', async (t) => {
   const codes = Object.values(EXIT_CODES);
   t.equal(new Set(codes).size, codes.length);
-  t.same(EXIT_CODES, { transcript: 1, usage: 2, setup: 3, image: 4, boot: 5, build: 10, load: 11, app: 12, splat: 13, timeout: 14, internal: 70 });
+  t.same(EXIT_CODES, { transcript: 1, usage: 2, setup: 3, image: 4, boot: 5, upload: 6, build: 10, load: 11, app: 12, splat: 13, timeout: 14, internal: 70 });
   for (const c of VM_FAILURES) t.notOk([1, 10, 11, 12, 13, 14].includes(EXIT_CODES[c]));
 });
 
@@ -14,4 +14,11 @@ t.test('an error is rendered with its evidence and next step; an unknown error i
   t.equal(exitCodeOf(e), 5);
   t.equal(exitCodeOf(new Error('x')), 70);
   t.match(formatError(new Error('boom')), /^error \[internal\]: boom/);
+});
+
+t.test('signals exit as a shell reports them: 128 + the signal number', async (t) => {
+  const { SIGNAL_EXIT } = await import('../../../scripts/lib/core/errors.ts');
+  const os = await import('node:os');
+  for (const [sig, code] of Object.entries(SIGNAL_EXIT)) t.equal(code, 128 + os.constants.signals[sig as 'SIGINT'], sig);
+  t.same(SIGNAL_EXIT, { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 });
 });
