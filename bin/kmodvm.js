@@ -8,7 +8,7 @@ import { register } from 'tsx/esm/api';
 const COMMANDS = {
   test: ['vm-test.ts'], up: ['vm-instance.ts', 'up'], ssh: ['vm-instance.ts', 'ssh'], logs: ['vm-instance.ts', 'logs'],
   status: ['vm-instance.ts', 'status'], down: ['vm-instance.ts', 'down'], watch: ['vm-watch.ts'], image: ['vm-image.ts'],
-  bench: ['bench.ts'], 'lab-check': ['lab-check.ts'],
+  bench: ['bench.ts'], 'lab-check': ['lab-check.ts'], judge: ['judge.ts'],
 };
 const HELP = `usage: kmodvm COMMAND [options]   (each command's --help lists its options)
   test     build, load and judge the suite (./kmodvm.yaml, or --suite FILE)
@@ -16,6 +16,7 @@ const HELP = `usage: kmodvm COMMAND [options]   (each command's --help lists its
   watch    rebuild and rerun on every save       logs     its serial console
   status   the running instances                 down     power one off
   image    build, export, import or prune the guest image
+  judge RUNDIR   judge a saved run again, without a VM (--transcript FILE: against another)
   bench    the measurements, in one run          lab-check N   grade a lab exercise
 Exit codes: 0 pass; 1, 10-15 the module or app failed; 2 bad input; 3-5 the host or the VM; 70 a bug in kmodvm.`;
 

@@ -55,6 +55,10 @@ t.test('npx kmodvm test passes the foreign suite: module names from kbuild, one 
   const uploaded = readFileSync(path.join(r.runDir!, 'steps', readdirSync(path.join(r.runDir!, 'steps')).find((f) => f.endsWith('setup-0-.json'))!), 'utf8');
   t.ok(uploaded, 'each step has its record');
   t.notOk(existsSync(path.join(r.runDir!, 'build/node_modules')), 'node_modules does not travel');
+  const judged = await kmodvm(['judge', r.runDir!]);
+  t.equal(judged.exitCode, 0, 'kmodvm judge: the same verdict, without a VM');
+  const against = await kmodvm(['judge', r.runDir!, '--transcript', path.join(repo, 'expected/param-override.transcript')]);
+  t.equal(against.exitCode, 1, 'against another transcript: the transcript class');
 });
 
 t.test('a shard runs its share; a broken transcript fails that test alone; a splat gives the next test a fresh guest', async (t) => {

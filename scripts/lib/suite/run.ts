@@ -15,9 +15,10 @@ import { recordStep, runStep, type StepRecord } from '../guest/steps.ts';
 import { parseTranscript, type Transcript } from '../verdict/transcript.ts';
 import { buildChecks, type SuiteHostBuild } from './host-build.ts';
 import { judgeTest } from './judge.ts';
+import type { SavedTest } from './rejudge.ts';
 import type { Suite, SuiteTest } from './load.ts';
 import { prepareGuest, type Prepared } from './prepare.ts';
-import { insmodStep, paramsFor, parseStateAfter, parseStateBefore, rmmodStep, runStepSpec, stateAfter, stateBefore, type LoadedModule } from './test-plan.ts';
+import { fileSafe as safe, insmodStep, paramsFor, parseStateAfter, parseStateBefore, rmmodStep, runStepSpec, stateAfter, stateBefore, type LoadedModule } from './test-plan.ts';
 import { transcriptDiff, transcriptFromRun } from './update.ts';
 
 export interface SelectedTest { test: SuiteTest; transcript?: Transcript }
@@ -46,7 +47,6 @@ const fileSize = async (f: string): Promise<number> => {
   try { return (await fh.stat()).size; } finally { await fh.close(); }
 };
 const readFrom = async (f: string, at: number): Promise<string> => (await readFile(f).catch(() => Buffer.alloc(0))).subarray(at).toString('utf8');
-const safe = (s: string): string => s.replace(/[^\w.@+-]+/g, '-');
 
 /** The build: the host's result as checks; under KVM a failed host build goes to the guest. */
 async function hostResult(i: SuiteRunInput): Promise<{ checks: Check[]; host?: SuiteHostBuild; failed: boolean }> {
@@ -174,11 +174,14 @@ async function runOneTest(i: SuiteRunInput, guest: Guest, sel: SelectedTest, mod
   await Promise.all([writeFile(path.join(dir, 'dmesg.log'), a.dmesg), writeFile(path.join(dir, 'stdout'), run?.result.stdout ?? ''), writeFile(path.join(dir, 'stderr'), run?.result.stderr ?? '')]);
   const evidence = { loads, run, unloads, taintBefore: b.taint, taintAfter: a.taint, pid: a.pid, kernelLog: a.dmesg, serial, hangEvidence: hang };
   const judge = (transcript?: { parsed: Transcript; file: string }): ReturnType<typeof judgeTest> => judgeTest(evidence, { exitCode: test.exitCode, transcript, loadsHere: perTest }, i.rules);
+  const keep = (transcriptFile?: string): Promise<void> => writeFile(path.join(dir, 'evidence.json'), JSON.stringify({ evidence, expect: { exitCode: test.exitCode, transcriptFile, loadsHere: perTest } } satisfies SavedTest) + '\n');
   const existing = sel.transcript && test.transcript ? { parsed: sel.transcript, file: test.transcript.abs } : undefined;
   let judged = judge(existing);
   // --update rewrites a transcript that is missing or no longer matches, as snapshot tools do; one that matches stays as written.
   const stale = !existing || judged.checks.some((x) => x.name === 'transcript' && !x.ok);
   if (i.update && test.transcript && run && !run.result.timedOut && stale) judged = judge(await updateTranscript(i, test, run.result.stdout, a, modules));
+  // What kmodvm judge needs to judge this test again, without a VM.
+  await keep(test.transcript && (existing || i.update) ? test.transcript.abs : undefined);
   return { checks: judged.checks, captures: judged.captures, untrusted: judged.untrusted, kernelLog: a.dmesg, logBefore: b.dmesg, durationMs: Date.now() - t0, taintAfter: a.taint };
 }
 

@@ -16,6 +16,9 @@ export interface LoadedModule {
 }
 
 const PID_FILE = '/tmp/kmodvm-run.pid';
+
+/** A name as a file name in the run directory (tests/<name>/, steps/NN-<name>.*). */
+export const fileSafe = (s: string): string => s.replace(/[^\w.@+-]+/g, '-');
 // Shell builtins where they do (every program started costs ~40 ms under TCG),
 // but cat for the taint: a sysctl file answers only a read at offset 0, and
 // sh's read builtin reads a byte at a time.
