@@ -16,7 +16,7 @@ const HELP = `usage: kmodvm judge RUNDIR [--transcript FILE] [--splat-rules FILE
   --splat-rules FILE  extra splat patterns and allow-list over qemu/splat.json`;
 
 await main(async () => {
-  let a;
+  let a: { values: { transcript?: string; 'splat-rules'?: string; help?: boolean }; positionals: string[] };
   try {
     a = parseArgs({ args: process.argv.slice(2), options: { transcript: { type: 'string' }, 'splat-rules': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
   } catch (e) {

@@ -252,9 +252,10 @@ export interface Cli { config: Config; help: boolean; follow: boolean; positiona
 
 /** Builds the configuration from argv and env. Unknown flags are a usage error. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, root = defaultRoot(), cwd = process.cwd()): Cli {
-  let parsed;
+  const parse = () => parseArgs({ args: argv, options: CLI_OPTIONS, allowPositionals: true, strict: true });
+  let parsed: ReturnType<typeof parse>;
   try {
-    parsed = parseArgs({ args: argv, options: CLI_OPTIONS, allowPositionals: true, strict: true });
+    parsed = parse();
   } catch (e) {
     throw new KmodvmError('usage', (e as Error).message, { hint: 'run with --help for the flags' });
   }

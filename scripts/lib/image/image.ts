@@ -206,6 +206,7 @@ export async function buildImage(c: Config, log: (l: string) => void, o: { onBui
     const initScript = await readFile(path.join(qemuDir, 'initrd-init.sh'), 'utf8');
     const mods = await buildInitrd({ rootfs, kver, modules: recipe.initrdModules, initScript, work: path.join(tmp, 'initrd'), out: files.initrdLean, earlySshd: true });
     log(`  initrd modules: ${mods.join(' ')}`);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format, not a template
     const q = await run('dpkg-query', [`--admindir=${path.join(rootfs, 'var/lib/dpkg')}`, '-W', '-f', '${Package}\t${Version}\n'], { timeoutMs: 60_000 });
     const packages = Object.fromEntries(q.stdout.trim().split('\n').filter(Boolean).map((l) => l.split('\t') as [string, string]));
     step(`mkfs.ext4 -d (${recipe.imageSizeMiB} MiB, sparse)`);

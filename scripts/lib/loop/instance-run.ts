@@ -127,7 +127,7 @@ export async function testOnInstance(c0: Config, s0: InstanceState, runDir: stri
     serials.push({ file: s.serialLog, from: 0 });
     return { session, serialLog: s.serialLog };
   };
-  let r;
+  let r: Awaited<ReturnType<typeof runSuite>>;
   try {
     r = await runSuite({
       c, suite: rs.suite, tests: rs.selected, files: rs.files, guest: { session, serialLog: s.serialLog }, runDir, kver: s.kernelVersion, rules,

@@ -43,7 +43,11 @@ export function transcriptFromRun(o: { app: string; kernelLog: string; modules: 
   const withPid = (line: string): string => {
     const safe = escapeBraces(line);
     if (!pid) return safe;
-    return safe.replace(new RegExp(`(?<![\\w.])${pid}(?![\\w.])`, 'g'), () => (pidSeen ? '{{pid}}' : ((pidSeen = true), '{{pid:int}}')));
+    return safe.replace(new RegExp(`(?<![\\w.])${pid}(?![\\w.])`, 'g'), () => {
+      if (pidSeen) return '{{pid}}';
+      pidSeen = true;
+      return '{{pid:int}}';
+    });
   };
   const app = appText.map(withPid);
   const kernel = kernelText.map(withPid);
