@@ -4,7 +4,7 @@
 // modules in two dirs (one uses the other's exported symbol), a multi-file
 // module, a header shared by module and app, a shell test, parameters.
 // Never skipped: a VM that cannot run fails these tests with the tool's words.
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -30,6 +30,8 @@ t.before(async () => {
   const tarball = path.join(work, pack.stdout.trim().split('\n').at(-1)!);
   cpSync(path.join(root, 'test/e2e/fixtures/foreign-suite'), repo, { recursive: true });
   writeFileSync(path.join(repo, 'package.json'), JSON.stringify({ name: 'bebop', private: true }, null, 2));
+  mkdirSync(path.join(repo, 'scratch'));
+  writeFileSync(path.join(repo, 'scratch/notes.c'), 'not part of the suite: .gitignore says /scratch/\n');
   await execa('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: repo, timeout: 15 * 60_000 });
 });
 
@@ -54,7 +56,10 @@ t.test('npx kmodvm test passes the foreign suite: module names from kbuild, one 
   t.match(readFileSync(path.join(r.runDir!, 'tests/shell-script/stdout'), 'utf8'), /nul\0here\r\nlast line without a newline$/, 'the raw output is kept');
   const uploaded = readFileSync(path.join(r.runDir!, 'steps', readdirSync(path.join(r.runDir!, 'steps')).find((f) => f.endsWith('setup-0-.json'))!), 'utf8');
   t.ok(uploaded, 'each step has its record');
-  t.notOk(existsSync(path.join(r.runDir!, 'build/node_modules')), 'node_modules does not travel');
+  const tree = /^tree: (\S+)$/m.exec(readFileSync(path.join(r.runDir!, 'host-build.log'), 'utf8'))?.[1];
+  t.ok(tree && existsSync(path.join(tree, 'driver/Makefile')), 'the host build tree holds the suite');
+  t.notOk(existsSync(path.join(tree!, 'node_modules')), 'node_modules does not travel');
+  t.notOk(existsSync(path.join(tree!, 'scratch')), 'nor what .gitignore ignores');
   const judged = await kmodvm(['judge', r.runDir!]);
   t.equal(judged.exitCode, 0, 'kmodvm judge: the same verdict, without a VM');
   const against = await kmodvm(['judge', r.runDir!, '--transcript', path.join(repo, 'expected/param-override.transcript')]);

@@ -20,7 +20,9 @@ import { findSnapshot, resumingSpec, savingSpec, snapshotsDir } from '../vm/snap
 import { findSplats, loadRules, type CompiledRules } from '../verdict/splat.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { noSplatCheck } from '../suite/judge.ts';
+import { buildTreeFor, lockTree } from '../suite/build-tree.ts';
 import { resolveSuite, type ResolvedSuite } from '../suite/resolve.ts';
+import { hostAppCompiler } from '../build/hostbuild.ts';
 import { runSuite, type Guest } from '../suite/run.ts';
 import { Vm } from '../vm/vm.ts';
 
@@ -90,7 +92,10 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
   const byo = c.kernelImage ? await byoKernel(c, img, runDir) : undefined;
   const build = buildModeFor(c, img, Boolean(byo));
   log(`build: modules built in the ${build.mode} (${build.why})`);
-  const hostBuild = startHostBuild(c, img, rs, path.join(runDir, 'build'), build);
+  // One build tree per suite, kept across runs (suite/build-tree.ts), locked while this run uses it.
+  const tree = buildTreeFor(c.cacheDir, rs.suite, build.kdir, hostAppCompiler(img.manifest.kernelGccMajor));
+  const releaseTree = build.mode === 'host' ? await lockTree(tree, log) : undefined;
+  const hostBuild = startHostBuild(c, img, rs, tree, build);
   const report: RunReport = {
     verdict: 'fail', exitCode: 70, runDir, accel, kernelVersion: byo ? `${byo.version} (--kernel-image)` : img.manifest.kernelVersion, imageKey: img.key,
     qemuVersion: await qemuVersion(), startedAt: new Date(started).toISOString(), durationMs: 0, checks: [], suite: rs.suite.file,
@@ -142,6 +147,7 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
   } finally {
     session?.close();
     await vm?.kill();
+    await releaseTree?.();
   }
 }
 

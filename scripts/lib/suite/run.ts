@@ -52,7 +52,7 @@ const readFrom = async (f: string, at: number): Promise<string> => (await readFi
 async function hostResult(i: SuiteRunInput): Promise<{ checks: Check[]; host?: SuiteHostBuild; failed: boolean }> {
   if (!i.hostBuild) return { checks: [], failed: false };
   const hb = await i.hostBuild;
-  await writeFile(path.join(i.runDir, 'host-build.log'), hb.dirs.map((d) => `== ${d.kind} ${d.dir}\n${d.build.output}`).join('\n'));
+  await writeFile(path.join(i.runDir, 'host-build.log'), [`tree: ${hb.tree}`, ...hb.dirs.map((d) => `== ${d.kind} ${d.dir}\n${d.build.output}`)].join('\n'));
   const checks = buildChecks(hb);
   if (hb.ok) return { checks, host: hb, failed: false };
   if (i.guestFallback) {

@@ -1,0 +1,37 @@
+// Where vm:test builds a suite on the host: one tree per suite (its root, or
+// its --module-dir mounts), kbuild tree and compiler, kept in the cache
+// across runs, as a kept instance keeps its own. A run whose sources did not
+// change makes nothing (the tree's stamps say so); one whose .c/.h contents
+// changed replays kbuild's recorded commands. kbuild writes absolute paths
+// into its records, so the tree never moves. Two runs of one suite at once
+// take turns: the tree is locked (proper-lockfile) from the build to the end
+// of the run's uploads.
+import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import lockfile from 'proper-lockfile';
+import { KmodvmError } from '../core/errors.ts';
+import type { Suite } from './load.ts';
+
+export const hostBuildsDir = (cacheDir: string): string => path.join(cacheDir, 'host-builds');
+
+/** The suite's build tree: keyed by where its files are, the kbuild tree and the compiler. */
+export function buildTreeFor(cacheDir: string, suite: Pick<Suite, 'root' | 'mounts'>, kdir: string, cc: string | undefined): string {
+  const where = suite.mounts ? suite.mounts.map((m) => `${m.rel}=${m.abs}`).join('\0') : suite.root;
+  const key = createHash('sha256').update(`${where}\0${kdir}\0${cc ?? ''}`).digest('hex').slice(0, 16);
+  return path.join(hostBuildsDir(cacheDir), key, 'tree');
+}
+
+/** Takes the tree's lock, waiting for another run that holds it; returns the release. */
+export async function lockTree(tree: string, log: (l: string) => void, waitS = 1800): Promise<() => Promise<void>> {
+  await mkdir(path.dirname(tree), { recursive: true, mode: 0o700 });
+  const target = path.dirname(tree);
+  const opts = { realpath: false, stale: 30_000, update: 10_000 };
+  const first = await lockfile.lock(target, opts).catch((e: NodeJS.ErrnoException) => (e.code === 'ELOCKED' ? undefined : Promise.reject(e)));
+  if (first) return first;
+  log(`build: another run is building this suite in ${tree}; waiting for it`);
+  const release = await lockfile.lock(target, { ...opts, retries: { retries: Math.ceil(waitS / 2), minTimeout: 500, maxTimeout: 2000, factor: 1.2 } }).catch((e: Error) => {
+    throw new KmodvmError('setup', `the build tree ${tree} stayed locked for ${waitS} s: ${e.message}`, { hint: `if no other kmodvm runs, remove ${target}.lock` });
+  });
+  return release;
+}
