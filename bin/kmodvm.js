@@ -6,9 +6,17 @@
 import { register } from 'tsx/esm/api';
 
 const COMMANDS = {
-  test: ['vm-test.ts'], up: ['vm-instance.ts', 'up'], ssh: ['vm-instance.ts', 'ssh'], logs: ['vm-instance.ts', 'logs'],
-  status: ['vm-instance.ts', 'status'], down: ['vm-instance.ts', 'down'], watch: ['vm-watch.ts'], image: ['vm-image.ts'],
-  bench: ['bench.ts'], 'lab-check': ['lab-check.ts'], judge: ['judge.ts'],
+  test: ['vm-test.ts'],
+  up: ['vm-instance.ts', 'up'],
+  ssh: ['vm-instance.ts', 'ssh'],
+  logs: ['vm-instance.ts', 'logs'],
+  status: ['vm-instance.ts', 'status'],
+  down: ['vm-instance.ts', 'down'],
+  watch: ['vm-watch.ts'],
+  image: ['vm-image.ts'],
+  bench: ['bench.ts'],
+  'lab-check': ['lab-check.ts'],
+  judge: ['judge.ts'],
 };
 const HELP = `usage: kmodvm COMMAND [options]   (each command's --help lists its options)
   test     build, load and judge the suite (./kmodvm.yaml, or --suite FILE)

@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import { chooseAccel, hostFacts } from './lib/host/accel.ts';
 import { markdownTable, summarize, type BenchRow } from './lib/loop/bench.ts';
 import { log, main } from './lib/cli/cli.ts';
-import { loadConfig } from './lib/core/config.ts';
+import { loadConfig } from './lib/core/flags.ts';
 import { ensureImage } from './lib/image/image.ts';
 import { genericInitrd } from './lib/image/initrd.ts';
 import { run } from './lib/core/proc.ts';
@@ -32,25 +32,38 @@ await main(async () => {
   const out = path.join(c.runsDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   await mkdir(out, { recursive: true });
   // As npm run starts them: node --import tsx (one process; the tsx CLI adds a second node).
-  const ts = (script: string, args: string[], o: { timeout?: number; all?: boolean } = {}) => execa(process.execPath, ['--import', 'tsx', path.join(c.root, script), ...args], { reject: false, cwd: c.root, ...o });
+  const ts = (script: string, args: string[], o: { timeout?: number; all?: boolean } = {}) =>
+    execa(process.execPath, ['--import', 'tsx', path.join(c.root, script), ...args], { reject: false, cwd: c.root, ...o });
   const rows: BenchRow[] = [];
-  const row = (key: string, label: string): BenchRow => { const r = { key, label, samples: [] as number[] }; rows.push(r); return r; };
+  const row = (key: string, label: string): BenchRow => {
+    const r = { key, label, samples: [] as number[] };
+    rows.push(r);
+    return r;
+  };
 
   // floor: the same kernel, a busybox initramfs whose init powers off at once.
   if (want('floor')) {
-  const floorDir = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-floor-'));
-  await genericInitrd({ leanInitrd: img.initrdLean, initScript: '#!/bin/busybox sh\n/bin/busybox poweroff -f\n', work: path.join(floorDir, 'tree'), out: path.join(floorDir, 'floor.cpio') });
-  const floor = row('floor', 'floor: kernel + busybox initramfs that powers off (QEMU wall)');
-  const floorArgs = [
-    ...baseArgs(), ...accelArgs(accel), ...sizeArgs(c), ...firmwareArgs({ bios: existsSync(QBOOT) ? QBOOT : undefined }),
-    ...kernelArgs({ kernel: img.vmlinux, initrd: path.join(floorDir, 'floor.cpio'), cmdline: img.cmdline }),
-    ...consoleArgs({ serialLog: path.join(floorDir, 'serial.log'), qmpSocket: path.join(floorDir, 'qmp.sock') }),
-  ];
-  for (let i = 0; i < runs; i++) {
-    const r = await run(QEMU, floorArgs, { timeoutMs: 120_000 });
-    if (r.exitCode === 0) floor.samples.push(r.durationMs / 1000);
-  }
-  log(`floor: ${floor.samples.map((x) => x.toFixed(2)).join(' ')}`);
+    const floorDir = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-floor-'));
+    await genericInitrd({
+      leanInitrd: img.initrdLean,
+      initScript: '#!/bin/busybox sh\n/bin/busybox poweroff -f\n',
+      work: path.join(floorDir, 'tree'),
+      out: path.join(floorDir, 'floor.cpio'),
+    });
+    const floor = row('floor', 'floor: kernel + busybox initramfs that powers off (QEMU wall)');
+    const floorArgs = [
+      ...baseArgs(),
+      ...accelArgs(accel),
+      ...sizeArgs(c),
+      ...firmwareArgs({ bios: existsSync(QBOOT) ? QBOOT : undefined }),
+      ...kernelArgs({ kernel: img.vmlinux, initrd: path.join(floorDir, 'floor.cpio'), cmdline: img.cmdline }),
+      ...consoleArgs({ serialLog: path.join(floorDir, 'serial.log'), qmpSocket: path.join(floorDir, 'qmp.sock') }),
+    ];
+    for (let i = 0; i < runs; i++) {
+      const r = await run(QEMU, floorArgs, { timeoutMs: 120_000 });
+      if (r.exitCode === 0) floor.samples.push(r.durationMs / 1000);
+    }
+    log(`floor: ${floor.samples.map((x) => x.toFixed(2)).join(' ')}`);
   }
 
   // The boot itself: --no-resume, so every sample boots the guest.
@@ -69,7 +82,9 @@ await main(async () => {
   const resume = row('resume_to_ssh', 'resume to SSH from the saved guest, default profile (what `vm:test` does after its first run)');
   for (let i = 0; i < runs + 1 && want('resume_to_ssh'); i++) {
     const d = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-bench-resume-'));
-    const b = await bootVm(c, img, accel, d, (l) => { if (l.startsWith('snapshot:')) log(l); });
+    const b = await bootVm(c, img, accel, d, (l) => {
+      if (l.startsWith('snapshot:')) log(l);
+    });
     if (b.how === 'resumed' && resume.samples.length < runs) resume.samples.push(b.bootMs / 1000);
     else log(`resume to SSH: not counted (${b.how} in ${(b.bootMs / 1000).toFixed(2)} s)`);
     b.session.close();
@@ -93,7 +108,7 @@ await main(async () => {
   // cold image build. The rows after it replay the record.
   const makeRow = row('guest_build_make', 'warm `vm:test --build guest --no-replay` (make in the guest; once)');
   await timed(makeRow, ['--build', 'guest', '--no-replay'], 1, want('guest_build_make') || want('warm_vm_test_guest_build'));
-  await timed(row('warm_vm_test_guest_build', 'warm `vm:test --build guest` (kbuild\'s recorded commands replayed in the guest)'), ['--build', 'guest']);
+  await timed(row('warm_vm_test_guest_build', "warm `vm:test --build guest` (kbuild's recorded commands replayed in the guest)"), ['--build', 'guest']);
 
   // save to verdict: vm:watch on a copy of the sources, one-line changes.
   const mod = row('watch_module', 'watch: save to verdict, one-line module change');
@@ -110,14 +125,22 @@ await main(async () => {
     const verdicts = (): number[] => [...text.matchAll(/save to verdict ([\d.]+) s/g)].map((m) => Number(m[1]));
     const waitFor = async (pred: () => boolean, ms: number): Promise<boolean> => {
       const deadline = Date.now() + ms;
-      while (!pred()) { if (Date.now() > deadline || w.exitCode !== null) return false; await new Promise((r) => setTimeout(r, 50)); }
+      while (!pred()) {
+        if (Date.now() > deadline || w.exitCode !== null) return false;
+        await new Promise((r) => setTimeout(r, 50));
+      }
       return true;
     };
-    w.all?.on('data', (d: Buffer) => { text += d.toString(); });
+    w.all?.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
     if (await waitFor(() => text.includes('watch: watching'), 10 * 60_000)) {
       for (let i = 0; i < runs; i++) {
         // A one-line change to the code, not a comment: the binary changes, so the rebuild and the upload are real.
-        for (const [r, f, line] of [[mod, 'kernel-module/netlink_simple_intf.c', `int kmodvm_bench_edit_${i} = ${i};\n`], [app, 'userapp/netlink_userapp.c', `int bench_edit_${i} = ${i};\n`]] as const) {
+        for (const [r, f, line] of [
+          [mod, 'kernel-module/netlink_simple_intf.c', `int kmodvm_bench_edit_${i} = ${i};\n`],
+          [app, 'userapp/netlink_userapp.c', `int bench_edit_${i} = ${i};\n`],
+        ] as const) {
           const n = verdicts().length;
           await appendFile(path.join(src, f), line);
           if (await waitFor(() => verdicts().length > n, 5 * 60_000)) r.samples.push(verdicts()[n]);
@@ -140,7 +163,10 @@ await main(async () => {
       const t0 = Date.now();
       const p = await ts('scripts/vm-test.ts', ['--runs-dir', out, '--suite', path.join(dir, 'kmodvm.yaml')], { timeout: 20 * 60_000 });
       const runDir = /run directory: (\S+)/.exec(p.stderr)?.[1];
-      if (p.exitCode !== 0 || !runDir) { log(`suite: a run failed (exit ${p.exitCode}); not counted`); continue; }
+      if (p.exitCode !== 0 || !runDir) {
+        log(`suite: a run failed (exit ${p.exitCode}); not counted`);
+        continue;
+      }
       suiteTotal.samples.push((Date.now() - t0) / 1000);
       const report = JSON.parse(await readFile(path.join(runDir, 'report.json'), 'utf8')) as { tests: { durationMs: number }[] };
       const later = report.tests.slice(1).map((t) => t.durationMs / 1000);
@@ -150,7 +176,13 @@ await main(async () => {
   }
 
   // classic is the stock way: systemd, the stock initrd, the compressed kernel, and make in the guest.
-  await timed(row('classic', 'classic: `vm:test --profile systemd --build guest --no-replay` (systemd, stock initrd, compressed kernel, make in the guest)'), ['--profile', 'systemd', '--build', 'guest', '--no-replay']);
+  await timed(row('classic', 'classic: `vm:test --profile systemd --build guest --no-replay` (systemd, stock initrd, compressed kernel, make in the guest)'), [
+    '--profile',
+    'systemd',
+    '--build',
+    'guest',
+    '--no-replay',
+  ]);
   const cold = row('cold_image_build', 'cold image build (from the image manifest, once)');
   cold.samples.push(img.manifest.buildSeconds);
   const result = summarize(rows, runs, accel);

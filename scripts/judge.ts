@@ -18,11 +18,19 @@ const HELP = `usage: kmodvm judge RUNDIR [--transcript FILE] [--splat-rules FILE
 await main(async () => {
   let a: { values: { transcript?: string; 'splat-rules'?: string; help?: boolean }; positionals: string[] };
   try {
-    a = parseArgs({ args: process.argv.slice(2), options: { transcript: { type: 'string' }, 'splat-rules': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    a = parseArgs({
+      args: process.argv.slice(2),
+      options: { transcript: { type: 'string' }, 'splat-rules': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (e) {
     throw new KmodvmError('usage', (e as Error).message, { hint: 'kmodvm judge --help' });
   }
-  if (a.values.help) { process.stdout.write(`${HELP}\n`); return 0; }
+  if (a.values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
   if (a.positionals.length !== 1) throw new KmodvmError('usage', 'judge takes one run directory', { hint: 'kmodvm judge runs/<time>' });
   const rules = loadRules([path.join(defaultRoot(), 'qemu/splat.json'), ...(a.values['splat-rules'] ? [path.resolve(a.values['splat-rules'])] : [])]);
   const r = await rejudge(path.resolve(a.positionals[0]), rules, { transcript: a.values.transcript && path.resolve(a.values.transcript) });

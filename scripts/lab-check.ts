@@ -1,7 +1,7 @@
 // npm run lab:check -- N [--solution]: grades exercise N in the VM.
 // Exit 0 only on a full score.
 import { log, main } from './lib/cli/cli.ts';
-import { loadConfig } from './lib/core/config.ts';
+import { loadConfig } from './lib/core/flags.ts';
 import { KmodvmError } from './lib/core/errors.ts';
 import { EXERCISES, findExercise, formatGrade, grade } from './lib/loop/lab.ts';
 import { allChecks, summary, writeReports } from './lib/verdict/report.ts';
@@ -13,7 +13,10 @@ await main(async () => {
   const rest = argv.filter((a) => a !== '--solution');
   const n = Number(rest.find((a) => /^\d+$/.test(a)));
   const e = findExercise(n);
-  if (!e) throw new KmodvmError('usage', `no exercise ${JSON.stringify(rest[0] ?? '')}`, { hint: `choose one of ${EXERCISES.map((x) => `${x.n} (${x.title})`).join(', ')}` });
+  if (!e)
+    throw new KmodvmError('usage', `no exercise ${JSON.stringify(rest[0] ?? '')}`, {
+      hint: `choose one of ${EXERCISES.map((x) => `${x.n} (${x.title})`).join(', ')}`,
+    });
   const src = solution ? e.solution : e.starter;
   const { config } = loadConfig([...rest.filter((a) => a !== String(n)), '--module-dir', src.moduleDir, '--app-dir', src.appDir, '--transcript', e.transcript]);
   const r = await runVmTest(config, { log: () => undefined });

@@ -1,5 +1,5 @@
 // npm run vm:image -- build|info|key|prune|export|import: the cached guest image.
-import { loadConfig } from './lib/core/config.ts';
+import { loadConfig } from './lib/core/flags.ts';
 import { log, main } from './lib/cli/cli.ts';
 import { KmodvmError } from './lib/core/errors.ts';
 import { buildImage, ensureImage, findImage, imageKey } from './lib/image/image.ts';
@@ -11,20 +11,28 @@ import { applyPrune, pruneHint, prunePlan } from './lib/loop/prune.ts';
 await main(async () => {
   const { config, positionals, help } = loadConfig(process.argv.slice(2));
   const [cmd = 'info'] = positionals;
-  if (help) { process.stdout.write('usage: npm run vm:image -- build [--force] | info | key | prune [--dry-run] | export FILE | import FILE\n'); return 0; }
+  if (help) {
+    process.stdout.write('usage: npm run vm:image -- build [--force] | info | key | prune [--dry-run] | export FILE | import FILE\n');
+    return 0;
+  }
   switch (cmd) {
     case 'key':
       process.stdout.write(imageKey(config).key + '\n');
       return 0;
     case 'build': {
       await preflight(log);
-      const img = process.argv.includes('--force') ? await buildImage(config, log, { onBuilt: () => pruneHint(config, log) }) : await ensureImage(config, log, { onBuilt: () => pruneHint(config, log) });
+      const img = process.argv.includes('--force')
+        ? await buildImage(config, log, { onBuilt: () => pruneHint(config, log) })
+        : await ensureImage(config, log, { onBuilt: () => pruneHint(config, log) });
       process.stdout.write(img.dir + '\n');
       return 0;
     }
     case 'info': {
       const img = await findImage(config);
-      if (!img) { log(`no image for recipe ${imageKey(config).key} yet; npm run vm:test builds it`); return 4; }
+      if (!img) {
+        log(`no image for recipe ${imageKey(config).key} yet; npm run vm:test builds it`);
+        return 4;
+      }
       const { packages, ...rest } = img.manifest;
       process.stdout.write(JSON.stringify({ dir: img.dir, ...rest, packageCount: Object.keys(packages).length }, null, 2) + '\n');
       return 0;
@@ -32,7 +40,10 @@ await main(async () => {
     case 'prune': {
       const plan = await prunePlan(config);
       for (const k of plan.keep) log(`keep ${k.path}: ${k.why}`);
-      if (!plan.remove.length) { log('nothing to prune'); return 0; }
+      if (!plan.remove.length) {
+        log('nothing to prune');
+        return 0;
+      }
       if (config.dryRun) {
         for (const r of plan.remove) log(`would remove ${r.path}: ${r.why}`);
         return 0;

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import { log, main } from './lib/cli/cli.ts';
-import { loadConfig } from './lib/core/config.ts';
+import { loadConfig } from './lib/core/flags.ts';
 import { KmodvmError } from './lib/core/errors.ts';
 import { connect, listNames, lookup, requireRunning, uptime } from './lib/vm/instance.ts';
 import { downInstance, upInstance } from './lib/loop/instance-run.ts';
@@ -29,12 +29,14 @@ await main(async () => {
       const { config } = loadConfig(rest);
       const { state, already } = await upInstance(config, config.name, log);
       if (already) log(`instance ${state.name} is already up (pid ${state.pid}, up ${uptime(state)}); nothing to do`);
-      log([
-        `get in:   npm run vm:ssh${state.name === 'default' ? '' : ` -- --name ${state.name}`}`,
-        `or:       ssh -i ${state.clientKey} -p ${state.port} -o UserKnownHostsFile=${state.dir}/known_hosts root@127.0.0.1`,
-        `console:  npm run vm:logs -- ${state.name === 'default' ? '' : `--name ${state.name} `}-f   (${state.serialLog})`,
-        `stop:     npm run vm:down${state.name === 'default' ? '' : ` -- --name ${state.name}`}`,
-      ].join('\n'));
+      log(
+        [
+          `get in:   npm run vm:ssh${state.name === 'default' ? '' : ` -- --name ${state.name}`}`,
+          `or:       ssh -i ${state.clientKey} -p ${state.port} -o UserKnownHostsFile=${state.dir}/known_hosts root@127.0.0.1`,
+          `console:  npm run vm:logs -- ${state.name === 'default' ? '' : `--name ${state.name} `}-f   (${state.serialLog})`,
+          `stop:     npm run vm:down${state.name === 'default' ? '' : ` -- --name ${state.name}`}`,
+        ].join('\n'),
+      );
       return 0;
     }
     case 'ssh': {
@@ -44,7 +46,11 @@ await main(async () => {
       const session = await connect(state);
       try {
         if (command.length === 0) return await session.shell();
-        return await session.execStream(remoteCommand(command), { stdin: process.stdin.isTTY ? undefined : process.stdin, stdout: process.stdout, stderr: process.stderr });
+        return await session.execStream(remoteCommand(command), {
+          stdin: process.stdin.isTTY ? undefined : process.stdin,
+          stdout: process.stdout,
+          stderr: process.stderr,
+        });
       } finally {
         session.close();
       }
@@ -62,19 +68,34 @@ await main(async () => {
       const rows: string[][] = [['NAME', 'PID', 'PORT', 'UPTIME', 'ACCEL', 'IMAGE', 'KERNEL']];
       for (const name of await listNames(config)) {
         const l = await lookup(config, name);
-        if (!l.alive) { if (l.staleNote) log(l.staleNote); continue; }
+        if (!l.alive) {
+          if (l.staleNote) log(l.staleNote);
+          continue;
+        }
         const s = l.state;
         rows.push([s.name, String(s.pid), String(s.port), uptime(s), s.accel, s.imageKey, s.kernelVersion]);
       }
-      if (rows.length === 1) { log('no instances are up; start one with npm run vm:up'); return 0; }
+      if (rows.length === 1) {
+        log('no instances are up; start one with npm run vm:up');
+        return 0;
+      }
       const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-      for (const r of rows) process.stdout.write(r.map((x, i) => x.padEnd(w[i])).join('  ').trimEnd() + '\n');
+      for (const r of rows)
+        process.stdout.write(
+          r
+            .map((x, i) => x.padEnd(w[i]))
+            .join('  ')
+            .trimEnd() + '\n',
+        );
       return 0;
     }
     case 'down': {
       const { config } = loadConfig(rest);
       const l = await lookup(config, config.name);
-      if (!l.alive) { log(l.staleNote ?? `instance ${config.name} is not up`); return 0; }
+      if (!l.alive) {
+        log(l.staleNote ?? `instance ${config.name} is not up`);
+        return 0;
+      }
       const how = await downInstance(l.state);
       log(`instance ${config.name}: ${how === 'clean' ? 'powered off' : 'did not power off within 5 s; killed'}`);
       return 0;

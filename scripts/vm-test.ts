@@ -1,7 +1,8 @@
 // npm run vm:test / kmodvm test: from a fresh clone to a verdict. See README.md and docs/suite.md.
 import { appendFile } from 'node:fs/promises';
 import { log, main } from './lib/cli/cli.ts';
-import { loadConfig, type Config } from './lib/core/config.ts';
+import type { Config } from './lib/core/config.ts';
+import { loadConfig } from './lib/core/flags.ts';
 import { flatChecks, githubAnnotations, stepSummary, summary, toTap, toTapMatrix, worstOf, writeReports, type RunReport } from './lib/verdict/report.ts';
 import { EXIT_CODES } from './lib/core/errors.ts';
 import { loadSuite } from './lib/suite/load.ts';
@@ -50,7 +51,10 @@ async function publish(r: RunReport, root: string): Promise<void> {
 await main(async () => {
   const argv = process.argv.slice(2);
   const { config, help } = loadConfig(argv);
-  if (help) { process.stdout.write(HELP + '\n'); return 0; }
+  if (help) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
   const kernels = await kernelsFor(config, argv);
   if (kernels.length === 1) {
     const c = kernels[0] === config.kernel ? config : loadConfig([...argv, '--kernel', kernels[0]]).config;

@@ -1,6 +1,6 @@
 // npm run vm:watch [-- --name NAME]: edit, save, see the verdict.
 import { log, main } from './lib/cli/cli.ts';
-import { loadConfig } from './lib/core/config.ts';
+import { loadConfig } from './lib/core/flags.ts';
 import { watch } from './lib/loop/watch.ts';
 
 await main(async () => {

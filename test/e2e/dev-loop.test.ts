@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
-import { loadConfig } from '../../scripts/lib/core/config.ts';
+import { loadConfig } from '../../scripts/lib/core/flags.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const tsx = path.join(root, 'node_modules/.bin/tsx');
@@ -16,7 +16,9 @@ const cli = (verb: string, args: string[], input?: string) =>
   execa(tsx, [path.join(root, 'scripts/vm-instance.ts'), verb, ...args], { reject: false, cwd: root, timeout: 20 * 60_000, input });
 const vmTest = (args: string[]) => execa(tsx, [path.join(root, 'scripts/vm-test.ts'), ...args], { reject: false, cwd: root, timeout: 20 * 60_000 });
 
-t.teardown(async () => { await cli('down', ['--name', name]); });
+t.teardown(async () => {
+  await cli('down', ['--name', name]);
+});
 const runDirOf = (stderr: string): string => /run directory: (\S+)/.exec(stderr)?.[1] ?? '';
 
 t.test('vm:up brings an instance up once', async (t) => {
@@ -51,31 +53,73 @@ t.test('vm:test --reuse runs the steps on the instance, twice', async (t) => {
   t.match(second.stdout, /^    ok \d+ transcript - pid \d+ \(an out-of-tree module was loaded earlier this boot: first-load lines not expected\)/m);
 });
 
-t.test('an edit to a .c file rebuilds by replaying kbuild\'s recorded commands; a broken edit is still a build failure', async (t) => {
+t.test("an edit to a .c file rebuilds by replaying kbuild's recorded commands; a broken edit is still a build failure", async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-replay-'));
   cpSync(path.join(root, 'kernel-module'), dir, { recursive: true, filter: (src) => !/\.(o|ko|cmd|mod)$/.test(src) });
   const src = path.join(dir, 'netlink_simple_intf.c');
-  const first = await vmTest(['--reuse', name, '--module-dir', dir, '--app-dir', path.join(root, 'userapp'), '--transcript', path.join(root, 'test/expected/netlink.transcript')]);
+  const first = await vmTest([
+    '--reuse',
+    name,
+    '--module-dir',
+    dir,
+    '--app-dir',
+    path.join(root, 'userapp'),
+    '--transcript',
+    path.join(root, 'test/expected/netlink.transcript'),
+  ]);
   t.equal(first.exitCode, 0, 'a run on the copy passes');
   appendFileSync(src, '/* an edit */\n');
-  const edited = await vmTest(['--reuse', name, '--module-dir', dir, '--app-dir', path.join(root, 'userapp'), '--transcript', path.join(root, 'test/expected/netlink.transcript')]);
+  const edited = await vmTest([
+    '--reuse',
+    name,
+    '--module-dir',
+    dir,
+    '--app-dir',
+    path.join(root, 'userapp'),
+    '--transcript',
+    path.join(root, 'test/expected/netlink.transcript'),
+  ]);
   if (edited.exitCode !== 0) t.comment(edited.stdout);
   t.equal(edited.exitCode, 0, 'the module rebuilt from the replay loads and passes the transcript');
   // A comment leaves the .mod.c alone (modpost's srcversion skips comments): its .mod.o is up to date, as make would find.
-  t.match(readFileSync(path.join(runDirOf(edited.stderr), 'host-build.log'), 'utf8'), /^kbuild's recorded commands replayed \(4, 1 up to date\); make not run/m);
+  t.match(
+    readFileSync(path.join(runDirOf(edited.stderr), 'host-build.log'), 'utf8'),
+    /^kbuild's recorded commands replayed \(4, 1 up to date\); make not run/m,
+  );
   // A code edit gives the module a new srcversion (Debian's MODULE_SRCVERSION_ALL): the .mod.o is the old one with that patched in.
   appendFileSync(src, 'int kmodvm_e2e_edit = 1;\n');
-  const coded = await vmTest(['--reuse', name, '--module-dir', dir, '--app-dir', path.join(root, 'userapp'), '--transcript', path.join(root, 'test/expected/netlink.transcript')]);
+  const coded = await vmTest([
+    '--reuse',
+    name,
+    '--module-dir',
+    dir,
+    '--app-dir',
+    path.join(root, 'userapp'),
+    '--transcript',
+    path.join(root, 'test/expected/netlink.transcript'),
+  ]);
   if (coded.exitCode !== 0) t.comment(coded.stdout);
   t.equal(coded.exitCode, 0, 'the module with the patched srcversion loads and passes the transcript');
-  t.match(readFileSync(path.join(runDirOf(coded.stderr), 'host-build.log'), 'utf8'), /^kbuild's recorded commands replayed \(4, 1 patched: only its srcversion changed\); make not run/m);
+  t.match(
+    readFileSync(path.join(runDirOf(coded.stderr), 'host-build.log'), 'utf8'),
+    /^kbuild's recorded commands replayed \(4, 1 patched: only its srcversion changed\); make not run/m,
+  );
   const { config } = loadConfig([], process.env, root);
   const modC = readFileSync(path.join(config.cacheDir, 'instances', name, 'build/kernel-module/netlink_simple_intf.mod.c'), 'utf8');
   const want = /MODULE_INFO\(srcversion, "([0-9A-F]+)"\)/.exec(modC)?.[1];
   const got = await cli('ssh', ['--name', name, 'modinfo', '-F', 'srcversion', '/root/kmodvm/kernel-module/netlink_simple_intf.ko']);
-  t.equal(got.stdout.trim(), want, 'the guest\'s module carries the srcversion modpost computed for the edit');
+  t.equal(got.stdout.trim(), want, "the guest's module carries the srcversion modpost computed for the edit");
   appendFileSync(src, 'int broken(void) { return nope; }\n');
-  const broken = await vmTest(['--reuse', name, '--module-dir', dir, '--app-dir', path.join(root, 'userapp'), '--transcript', path.join(root, 'test/expected/netlink.transcript')]);
+  const broken = await vmTest([
+    '--reuse',
+    name,
+    '--module-dir',
+    dir,
+    '--app-dir',
+    path.join(root, 'userapp'),
+    '--transcript',
+    path.join(root, 'test/expected/netlink.transcript'),
+  ]);
   t.equal(broken.exitCode, 10, 'exit 10: build');
   t.match(broken.stderr, new RegExp(`${src.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: error: .nope. undeclared`), 'the error names the host file');
 });
@@ -85,12 +129,31 @@ t.test('vm:watch: a save runs the loop and prints the verdict; a broken save pri
   const app = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-watch-app-'));
   cpSync(path.join(root, 'kernel-module'), mod, { recursive: true, filter: (src) => !/\.(o|ko|cmd|mod)$/.test(src) });
   cpSync(path.join(root, 'userapp'), app, { recursive: true, filter: (src) => !/netlink_userapp$/.test(src) });
-  const w = execa(tsx, [path.join(root, 'scripts/vm-watch.ts'), '--name', name, '--module-dir', mod, '--app-dir', app, '--transcript', path.join(root, 'test/expected/netlink.transcript')], { reject: false, cwd: root, all: true, timeout: 20 * 60_000 });
+  const w = execa(
+    tsx,
+    [
+      path.join(root, 'scripts/vm-watch.ts'),
+      '--name',
+      name,
+      '--module-dir',
+      mod,
+      '--app-dir',
+      app,
+      '--transcript',
+      path.join(root, 'test/expected/netlink.transcript'),
+    ],
+    { reject: false, cwd: root, all: true, timeout: 20 * 60_000 },
+  );
   let text = '';
-  w.all?.on('data', (d: Buffer) => { text += d.toString(); });
+  w.all?.on('data', (d: Buffer) => {
+    text += d.toString();
+  });
   const waitFor = async (re: RegExp, ms: number): Promise<boolean> => {
     const deadline = Date.now() + ms;
-    while (!re.test(text)) { if (Date.now() > deadline || w.exitCode !== null) return false; await new Promise((r) => setTimeout(r, 100)); }
+    while (!re.test(text)) {
+      if (Date.now() > deadline || w.exitCode !== null) return false;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     return true;
   };
   const count = (re: RegExp): number => text.split('\n').filter((l) => re.test(l)).length;

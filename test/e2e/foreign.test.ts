@@ -43,15 +43,23 @@ t.test('npx kmodvm test passes the foreign suite: module names from kbuild, one 
   t.match(r.stdout, /^ok \d+ build-module:driver - on the host \(bebop_core\)/m, 'a multi-file module, named by its modules.order');
   t.match(r.stdout, /^ok \d+ build-module:consumer - on the host \(bebop_user\)/m, 'the dash in bebop-user.c is an underscore, as kbuild names it');
   t.match(r.stdout, /^ok \d+ setup\[0\] - test -c \/dev\/null/m);
-  for (const name of ['ctl-read', 'param-override', 'usage-exit', 'shell-script']) t.match(r.stdout, new RegExp(`^ok \\d+ test ${name} `, 'm'), `test ${name} passed`);
+  for (const name of ['ctl-read', 'param-override', 'usage-exit', 'shell-script'])
+    t.match(r.stdout, new RegExp(`^ok \\d+ test ${name} `, 'm'), `test ${name} passed`);
   const ctl = subtest(r.stdout, 'ctl-read');
-  t.match(ctl, /    ok 1 insmod bebop_core .*\n    ok 2 insmod bebop_user .*\n    ok 3 run - exited 0 .*\n    ok 4 rmmod bebop_user .*\n    ok 5 rmmod bebop_core /, 'loaded in order, unloaded in reverse');
+  t.match(
+    ctl,
+    /    ok 1 insmod bebop_core .*\n    ok 2 insmod bebop_user .*\n    ok 3 run - exited 0 .*\n    ok 4 rmmod bebop_user .*\n    ok 5 rmmod bebop_core /,
+    'loaded in order, unloaded in reverse',
+  );
   t.match(subtest(r.stdout, 'usage-exit'), /ok 3 run - exited 2 /, 'the expected exit code');
   t.ok(r.runDir?.startsWith(path.join(repo, 'runs')), 'the run directory is in the module repository');
   const report = JSON.parse(readFileSync(path.join(r.runDir!, 'report.json'), 'utf8'));
   t.equal(report.suite, path.join(repo, 'kmodvm.yaml'));
-  t.same(report.tests.map((x: { name: string }) => x.name), ['ctl-read', 'param-override', 'usage-exit', 'shell-script']);
-  t.match(report.tests[0].captures.pid, /^\d+$/, 'the app\'s PID is the one the kernel logged');
+  t.same(
+    report.tests.map((x: { name: string }) => x.name),
+    ['ctl-read', 'param-override', 'usage-exit', 'shell-script'],
+  );
+  t.match(report.tests[0].captures.pid, /^\d+$/, "the app's PID is the one the kernel logged");
   t.match(readFileSync(path.join(r.runDir!, 'junit.xml'), 'utf8'), /<testcase classname="kmodvm.vm:test" name="test param-override"/);
   t.match(readFileSync(path.join(r.runDir!, 'tests/shell-script/stdout'), 'utf8'), /nul\0here\r\nlast line without a newline$/, 'the raw output is kept');
   const uploaded = readFileSync(path.join(r.runDir!, 'steps', readdirSync(path.join(r.runDir!, 'steps')).find((f) => f.endsWith('setup-0-.json'))!), 'utf8');
@@ -93,11 +101,25 @@ t.test('a shard runs its share; a broken transcript fails that test alone; a spl
   t.match(splat.stdout, /^ok \d+ test ctl-read - on a fresh guest \(/m, 'the test after the splat passed on a fresh guest');
 });
 
-t.test('load: once and kernel_args: the modules loaded around all the tests, the guest booted with the suite\'s command line', async (t) => {
-  writeFileSync(path.join(repo, 'once.yaml'), [
-    'modules:', '  - dir: driver', '  - dir: consumer', 'apps:', '  - dir: tools', 'load: once', 'kernel_args: kmodvm.e2e=once',
-    'tests:', '  - name: loaded', '    run: test -c /dev/bebop && grep -qw kmodvm.e2e=once /proc/cmdline', '  - name: still-loaded', '    run: ./tools/bebopctl', '',
-  ].join('\n'));
+t.test("load: once and kernel_args: the modules loaded around all the tests, the guest booted with the suite's command line", async (t) => {
+  writeFileSync(
+    path.join(repo, 'once.yaml'),
+    [
+      'modules:',
+      '  - dir: driver',
+      '  - dir: consumer',
+      'apps:',
+      '  - dir: tools',
+      'load: once',
+      'kernel_args: kmodvm.e2e=once',
+      'tests:',
+      '  - name: loaded',
+      '    run: test -c /dev/bebop && grep -qw kmodvm.e2e=once /proc/cmdline',
+      '  - name: still-loaded',
+      '    run: ./tools/bebopctl',
+      '',
+    ].join('\n'),
+  );
   const r = await kmodvm(['test', '--suite', 'once.yaml']);
   if (r.exitCode !== 0) t.comment(explain(r));
   t.equal(r.exitCode, 0);
@@ -106,7 +128,7 @@ t.test('load: once and kernel_args: the modules loaded around all the tests, the
   t.notMatch(subtest(r.stdout, 'loaded'), /insmod/);
 });
 
-t.test('--build guest: both module dirs made in the guest, the second with the first\'s symbols', async (t) => {
+t.test("--build guest: both module dirs made in the guest, the second with the first's symbols", async (t) => {
   const r = await kmodvm(['test', '--build', 'guest', '--only', 'ctl-read']);
   if (r.exitCode !== 0) t.comment(explain(r));
   t.equal(r.exitCode, 0);

@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { loadConfig } from '../../scripts/lib/core/config.ts';
+import { loadConfig } from '../../scripts/lib/core/flags.ts';
 import { ensureImage } from '../../scripts/lib/image/image.ts';
 import { preflight } from '../../scripts/lib/host/preflight.ts';
 import { findSplats, formatSplat, loadRules, unexpectedTaint } from '../../scripts/lib/verdict/splat.ts';
@@ -22,7 +22,9 @@ const W = '/root/kmodvm';
 const moduleDir = process.env.KMODVM_HOSTILE_MODULE_DIR ?? path.join(root, 'kernel-module');
 const { config } = loadConfig(['--runs-dir', mkdtempSync(path.join(os.tmpdir(), 'kmodvm-hostile-'))]);
 const rules = loadRules([path.join(root, 'qemu/splat.json')]);
-const log = (l: string): void => { t.comment(l); };
+const log = (l: string): void => {
+  t.comment(l);
+};
 
 await preflight(log);
 const img = await ensureImage(config, log);
@@ -48,14 +50,21 @@ async function freshGuest(): Promise<void> {
   await must('insmod', `insmod ${KO} && dmesg -c > /dev/null`);
 }
 await freshGuest();
-t.teardown(async () => { session.close(); await vm.kill(); });
+t.teardown(async () => {
+  session.close();
+  await vm.kill();
+});
 const taint0 = Number((await must('taint', 'cat /proc/sys/kernel/tainted')).trim());
 
 /** The checks after every case. */
 async function healthy(t: Test): Promise<void> {
   const dm = await sh('dmesg -c');
   const splats = findSplats(dm.stdout, rules, 'dmesg');
-  t.same(splats.map((s) => s.id), [], splats.length ? formatSplat(splats[0]) : 'no splat in the kernel log');
+  t.same(
+    splats.map((s) => s.id),
+    [],
+    splats.length ? formatSplat(splats[0]) : 'no splat in the kernel log',
+  );
   const app = await sh(`cd ${W}/userapp && ./netlink_userapp -q -t 5`, 30);
   t.equal(app.exitCode, 0, `the module still answers a normal message${app.exitCode ? `: ${app.stderr}` : ''}`);
   const taint = Number((await sh('cat /proc/sys/kernel/tainted')).stdout.trim());
@@ -72,7 +81,7 @@ const cases: [string, string, number?][] = [
   ['7 a spoofed nlmsg_pid naming another socket', 'spoofed-pid'],
   ['8 20,000 messages sent without reading the replies', 'flood', 600],
   ['9 8 concurrent senders x 300 messages', 'concurrent', 600],
-  ['13 a well-formed message with nlmsg_pid 0 (the article\'s kernel panic)', 'zero-pid'],
+  ["13 a well-formed message with nlmsg_pid 0 (the article's kernel panic)", 'zero-pid'],
 ];
 for (const [name, c, timeoutS] of cases) {
   await t.test(name, async (t) => {
@@ -104,7 +113,11 @@ await t.test('11 rmmod while a client is blocked in receive', async (t) => {
   const r = await sh(`${W}/hostile/nl_hostile blocked-rmmod 31 netlink_simple_intf`);
   t.equal(r.exitCode, 0, (r.stdout + r.stderr).trim() || r.reason);
   const dm = await sh('dmesg -c');
-  t.same(findSplats(dm.stdout, rules, 'dmesg').map((s) => s.id), [], 'no splat');
+  t.same(
+    findSplats(dm.stdout, rules, 'dmesg').map((s) => s.id),
+    [],
+    'no splat',
+  );
   // Once the client has closed its socket, the module unloads (if the refused rmmod left it) and loads again.
   await sh('rmmod netlink_simple_intf');
   t.equal((await sh('grep -c ^netlink_simple_intf /proc/modules')).stdout.trim(), '0', 'the module unloads once the client is gone');
@@ -113,13 +126,20 @@ await t.test('11 rmmod while a client is blocked in receive', async (t) => {
 });
 
 await t.test('12 100 load/unload cycles', async (t) => {
-  const r = await sh(`rmmod netlink_simple_intf && i=0; while [ $i -lt 100 ]; do insmod ${KO} || exit 1; rmmod netlink_simple_intf || exit 2; i=$((i + 1)); done; insmod ${KO}`, 600);
+  const r = await sh(
+    `rmmod netlink_simple_intf && i=0; while [ $i -lt 100 ]; do insmod ${KO} || exit 1; rmmod netlink_simple_intf || exit 2; i=$((i + 1)); done; insmod ${KO}`,
+    600,
+  );
   t.equal(r.exitCode, 0, r.stderr || r.reason);
   await healthy(t);
 });
 
 await t.test('protocol: out of range is refused with EINVAL; a protocol already owned fails with a clear message', async (t) => {
-  await must('a second copy of the module under another name', `mkdir -p ${W}/clash && cp ${W}/kernel-module/*.c ${W}/kernel-module/*.h ${W}/clash/ && printf 'obj-m := nl_clash.o\\nnl_clash-y := netlink_simple_intf.o\\n' > ${W}/clash/Kbuild && make -s -C /lib/modules/$(uname -r)/build M=${W}/clash modules`, 900);
+  await must(
+    'a second copy of the module under another name',
+    `mkdir -p ${W}/clash && cp ${W}/kernel-module/*.c ${W}/kernel-module/*.h ${W}/clash/ && printf 'obj-m := nl_clash.o\\nnl_clash-y := netlink_simple_intf.o\\n' > ${W}/clash/Kbuild && make -s -C /lib/modules/$(uname -r)/build M=${W}/clash modules`,
+    900,
+  );
   const clash = await sh(`insmod ${W}/clash/nl_clash.ko; echo "rc=$?"; dmesg -c | tail -n 3`);
   t.match(clash.stdout, /rc=[1-9]/, 'the second module does not load');
   t.match(clash.stderr + clash.stdout, /Address already in use/);
@@ -143,5 +163,9 @@ await t.test('the module still unloads at the end, cleanly', async (t) => {
   const r = await sh('rmmod netlink_simple_intf');
   t.equal(r.exitCode, 0, r.stderr);
   const serial = await vm.serialTail(100000);
-  t.same(findSplats(serial, rules, 'serial.log').map((s) => s.id), [], 'no splat on the serial console in the whole run');
+  t.same(
+    findSplats(serial, rules, 'serial.log').map((s) => s.id),
+    [],
+    'no splat on the serial console in the whole run',
+  );
 });

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
-import { loadConfig } from '../../scripts/lib/core/config.ts';
+import { loadConfig } from '../../scripts/lib/core/flags.ts';
 import { imageKey } from '../../scripts/lib/image/image.ts';
 import { snapshotsDir } from '../../scripts/lib/vm/snapshot.ts';
 
@@ -17,11 +17,15 @@ const root = new URL('../../', import.meta.url).pathname;
 const tsx = path.join(root, 'node_modules/.bin/tsx');
 const runsDir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-resume-'));
 const names = [`e2e-resume-a-${process.pid}`, `e2e-resume-b-${process.pid}`];
-const cli = (verb: string, args: string[]) => execa(tsx, [path.join(root, 'scripts/vm-instance.ts'), verb, ...args], { reject: false, cwd: root, timeout: 20 * 60_000 });
-const vmTest = (args: string[]) => execa(tsx, [path.join(root, 'scripts/vm-test.ts'), '--runs-dir', runsDir, ...args], { reject: false, cwd: root, timeout: 20 * 60_000 });
-t.teardown(async () => { for (const n of names) await cli('down', ['--name', n]); });
+const cli = (verb: string, args: string[]) =>
+  execa(tsx, [path.join(root, 'scripts/vm-instance.ts'), verb, ...args], { reject: false, cwd: root, timeout: 20 * 60_000 });
+const vmTest = (args: string[]) =>
+  execa(tsx, [path.join(root, 'scripts/vm-test.ts'), '--runs-dir', runsDir, ...args], { reject: false, cwd: root, timeout: 20 * 60_000 });
+t.teardown(async () => {
+  for (const n of names) await cli('down', ['--name', n]);
+});
 
-t.test('two guests resumed from one snapshot at once: their own random numbers, the host\'s clock', async (t) => {
+t.test("two guests resumed from one snapshot at once: their own random numbers, the host's clock", async (t) => {
   // The first vm:up saves the snapshot when there is none; then both resume from it together.
   const first = await cli('up', ['--name', names[0]]);
   if (first.exitCode !== 0) t.comment(first.stderr.split('\n').slice(-20).join('\n'));
@@ -33,7 +37,9 @@ t.test('two guests resumed from one snapshot at once: their own random numbers, 
     t.equal(up.exitCode, 0, `${names[i]} is up`);
     t.match(up.stderr, /up in [\d.]+ s \(resumed from a snapshot/);
   }
-  const reads = await Promise.all(names.map((n) => cli('ssh', ['--name', n, 'sh', '-c', 'od -An -tx1 -N16 /dev/urandom | tr -d " \\n"; echo; date +%s; dmesg'])));
+  const reads = await Promise.all(
+    names.map((n) => cli('ssh', ['--name', n, 'sh', '-c', 'od -An -tx1 -N16 /dev/urandom | tr -d " \\n"; echo; date +%s; dmesg'])),
+  );
   const [a, b] = reads.map((r) => r.stdout.split('\n'));
   t.match(a[0], /^[0-9a-f]{32}$/);
   t.not(a[0], b[0], 'the two resumed guests read different random bytes');
@@ -51,8 +57,10 @@ t.test('a snapshot that will not resume is removed; the run boots and passes; th
   const dir = snapshotsDir(c.cacheDir);
   // Only the default image's saved guest: the other kernels' stay as they are.
   const mine = imageKey(c).key;
-  const snaps = readdirSync(dir).filter((n) => /^[0-9a-f]{16}$/.test(n) && existsSync(path.join(dir, n, 'state'))
-    && JSON.parse(readFileSync(path.join(dir, n, 'meta.json'), 'utf8')).imageKey === mine);
+  const snaps = readdirSync(dir).filter(
+    (n) =>
+      /^[0-9a-f]{16}$/.test(n) && existsSync(path.join(dir, n, 'state')) && JSON.parse(readFileSync(path.join(dir, n, 'meta.json'), 'utf8')).imageKey === mine,
+  );
   t.ok(snaps.length > 0, 'the test above left a snapshot');
   for (const n of snaps) truncateSync(path.join(dir, n, 'state'), 4096);
   const r = await vmTest([]);
@@ -65,5 +73,5 @@ t.test('a snapshot that will not resume is removed; the run boots and passes; th
   t.match(next.stderr, /snapshot: none yet for this image and VM configuration/);
   t.match(next.stderr, /boot, save and resume to SSH/);
   const runDir = /run directory: (\S+)/.exec(next.stderr)?.[1] ?? '';
-  t.match(readFileSync(path.join(runDir, 'serial-boot.log'), 'utf8'), /kmodvm-init: sshd-started at/, 'the saved boot\'s console is kept beside the run\'s');
+  t.match(readFileSync(path.join(runDir, 'serial-boot.log'), 'utf8'), /kmodvm-init: sshd-started at/, "the saved boot's console is kept beside the run's");
 });

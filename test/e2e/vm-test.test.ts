@@ -27,7 +27,19 @@ t.test('vm:test passes on the seed payload, end to end in a real guest', async (
   t.equal(r.exitCode, 0, 'vm:test exits 0');
   t.match(r.stdout, /^TAP version 14\n1\.\.\d+\n/);
   t.notMatch(r.stdout, /^not ok/m);
-  for (const step of ['boot', 'upload', 'build-module', 'build-app', 'insmod netlink_simple_intf', 'run', 'rmmod netlink_simple_intf', 'transcript', 'taint', 'no-splat', 'test netlink']) {
+  for (const step of [
+    'boot',
+    'upload',
+    'build-module',
+    'build-app',
+    'insmod netlink_simple_intf',
+    'run',
+    'rmmod netlink_simple_intf',
+    'transcript',
+    'taint',
+    'no-splat',
+    'test netlink',
+  ]) {
     t.match(r.stdout, new RegExp(`^(    )?ok \\d+ ${step}\\b`, 'm'), `step ${step} passed`);
   }
   t.ok(r.runDir, 'the run directory is printed');
@@ -78,13 +90,26 @@ t.test('--build guest, the hermetic path: make, then the recorded commands repla
   cpSync(path.join(root, 'kernel-module'), dir, { recursive: true, filter: (src) => !/\.(o|ko|cmd|mod)$/.test(src) });
   const src = path.join(dir, 'netlink_simple_intf.c');
   writeFileSync(src, readFileSync(src, 'utf8').replace('pr_info("inserted\\n");', 'pr_info("inserted\\n") /* missing semicolon */'));
-  const broken = await vmTest(['--build', 'guest', '--module-dir', dir, '--app-dir', path.join(root, 'userapp'), '--transcript', path.join(root, 'test/expected/netlink.transcript')]);
+  const broken = await vmTest([
+    '--build',
+    'guest',
+    '--module-dir',
+    dir,
+    '--app-dir',
+    path.join(root, 'userapp'),
+    '--transcript',
+    path.join(root, 'test/expected/netlink.transcript'),
+  ]);
   if (broken.exitCode !== 10) t.comment(explain(broken));
   t.equal(broken.exitCode, 10, 'exit code 10: build');
   t.match(broken.stdout, /^not ok \d+ build-module/m);
   t.match(broken.stderr, new RegExp(`${src.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: error: `), 'the compiler error names the host file and line');
   const step = readdirSync(path.join(broken.runDir!, 'steps')).find((f) => /^\d+-build-module\.json$/.test(f));
-  t.match(JSON.parse(readFileSync(path.join(broken.runDir!, 'steps', step!), 'utf8')).command, /for c do sh -e -c/, 'the error came from the replay, not from a fallback make');
+  t.match(
+    JSON.parse(readFileSync(path.join(broken.runDir!, 'steps', step!), 'utf8')).command,
+    /for c do sh -e -c/,
+    'the error came from the replay, not from a fallback make',
+  );
   t.notMatch(broken.stderr, /running make/);
 });
 
@@ -97,7 +122,7 @@ t.test('--kernel debian-13 (trixie, 6.12) passes the same transcript, built by t
   t.match(r.stdout, /^    ok \d+ transcript\b/m);
 });
 
-t.test('--kernel debian-12-cloud (Debian\'s cloud flavour: ext4 built in, a shorter lean initrd) passes the same transcript', async (t) => {
+t.test("--kernel debian-12-cloud (Debian's cloud flavour: ext4 built in, a shorter lean initrd) passes the same transcript", async (t) => {
   const r = await vmTest(['--kernel', 'debian-12-cloud']);
   if (r.exitCode !== 0) t.comment(explain(r));
   t.equal(r.exitCode, 0, 'vm:test --kernel debian-12-cloud exits 0');
@@ -119,7 +144,16 @@ t.test('bring your own kernel: the debian-12 kernel and its tree, booted on the 
   // A real kernel other than the image's own (6.12): 6.1, with its own initrd and kbuild tree.
   const key = (await execa(tsx, [path.join(root, 'scripts/vm-image.ts'), 'build', '--kernel', 'debian-12'], { cwd: root })).stdout.trim();
   const kdir = path.join(key, 'headers/usr/src', readdirSync(path.join(key, 'headers/usr/src')).find((d) => d.endsWith('-amd64'))!);
-  const r = await vmTest(['--kernel', 'debian-13', '--kernel-image', path.join(key, 'vmlinux'), '--kernel-initrd', path.join(key, 'initrd-lean.cpio'), '--kernel-build-dir', kdir]);
+  const r = await vmTest([
+    '--kernel',
+    'debian-13',
+    '--kernel-image',
+    path.join(key, 'vmlinux'),
+    '--kernel-initrd',
+    path.join(key, 'initrd-lean.cpio'),
+    '--kernel-build-dir',
+    kdir,
+  ]);
   if (r.exitCode !== 0) t.comment(explain(r));
   t.equal(r.exitCode, 0, 'vm:test with --kernel-image exits 0');
   t.match(r.stderr, /build: modules built in the host \(--kernel-build-dir /);
@@ -142,7 +176,16 @@ t.test('a module that does not compile fails as a build failure, with errors at 
 });
 
 t.test('a hung step is a timeout, with a sysrq task dump as evidence', async (t) => {
-  const r = await vmTest(['--module-dir', path.join(root, 'kernel-module'), '--app-dir', path.join(root, 'test/e2e/fixtures/hanging-app'), '--transcript', path.join(root, 'test/expected/netlink.transcript'), '--app-timeout', '5']);
+  const r = await vmTest([
+    '--module-dir',
+    path.join(root, 'kernel-module'),
+    '--app-dir',
+    path.join(root, 'test/e2e/fixtures/hanging-app'),
+    '--transcript',
+    path.join(root, 'test/expected/netlink.transcript'),
+    '--app-timeout',
+    '5',
+  ]);
   if (r.exitCode !== 14) t.comment(explain(r));
   t.equal(r.exitCode, 14, 'exit code 14: timeout');
   t.match(r.stdout, /^    not ok \d+ run - the command timed out after 5 s/m);

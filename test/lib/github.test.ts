@@ -9,10 +9,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 
 const root = new URL('../../', import.meta.url).pathname;
-const validate = (files: string[]) => execa(path.join(root, 'node_modules/.bin/tsx'), [path.join(root, 'scripts/validate-github.ts'), ...files], { reject: false });
+const validate = (files: string[]) =>
+  execa(path.join(root, 'node_modules/.bin/tsx'), [path.join(root, 'scripts/validate-github.ts'), ...files], { reject: false });
 const read = (p: string): string => readFileSync(new URL(`../../${p}`, import.meta.url), 'utf8');
 
-t.test('the workflow and the action are valid against GitHub\'s schemas', async (t) => {
+t.test("the workflow and the action are valid against GitHub's schemas", async (t) => {
   const r = await validate([]);
   t.equal(r.stdout, 'ok .github/workflows/vm-test.yml\nok action.yml');
   t.equal(r.exitCode, 0);
@@ -30,7 +31,7 @@ t.test('the validator does reject a broken workflow and a broken action (it is n
 t.test('the workflow runs the same commands as the README, through the repo action', async (t) => {
   const wf = read('.github/workflows/vm-test.yml');
   const action = read('action.yml');
-  t.match(wf, /uses: \.\//, 'the workflow uses this repository\'s action, so the two share one definition');
+  t.match(wf, /uses: \.\//, "the workflow uses this repository's action, so the two share one definition");
   t.match(wf, /run: npm test/);
   t.match(action, /scripts\/vm-test\.ts/, 'the action runs vm:test');
   t.match(action, /scripts\/preflight\.ts/, 'host packages come from the preflight, not a separate list');

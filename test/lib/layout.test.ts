@@ -11,8 +11,10 @@ const lib = new URL('../../scripts/lib/', import.meta.url).pathname;
 export const LAYERS = ['core', 'host', 'image', 'guest', 'vm', 'build', 'verdict', 'suite', 'loop', 'cli'];
 
 const files = (readdirSync(lib, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).sort();
-const importsOf = (f: string): string[] => [...readFileSync(path.join(lib, f), 'utf8').matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+\.ts)'/g)]
-  .map((m) => path.normalize(path.join(path.dirname(f), m[1])));
+const importsOf = (f: string): string[] =>
+  [...readFileSync(path.join(lib, f), 'utf8').matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+\.ts)'/g)].map((m) =>
+    path.normalize(path.join(path.dirname(f), m[1])),
+  );
 
 t.test('every file of scripts/lib is in a concern folder', async (t) => {
   for (const f of files) t.ok(LAYERS.includes(f.split('/')[0]) && f.includes('/'), `${f} is in one of ${LAYERS.join(', ')}`);
@@ -22,7 +24,10 @@ t.test('dependencies point down the pipeline: cli → loop → suite → verdict
   const up: string[] = [];
   for (const f of files) {
     for (const imp of importsOf(f)) {
-      if (imp.startsWith('..')) { up.push(`${f} imports ${imp}, outside scripts/lib`); continue; }
+      if (imp.startsWith('..')) {
+        up.push(`${f} imports ${imp}, outside scripts/lib`);
+        continue;
+      }
       const [from, to] = [f.split('/')[0], imp.split('/')[0]];
       if (LAYERS.indexOf(to) > LAYERS.indexOf(from)) up.push(`${f} (${from}) imports ${imp} (${to})`);
     }
@@ -36,7 +41,10 @@ t.test('no import cycles', async (t) => {
   const state = new Map<string, 'open' | 'done'>();
   const visit = (f: string, trail: string[]): void => {
     if (state.get(f) === 'done') return;
-    if (state.get(f) === 'open') { cycles.push([...trail.slice(trail.indexOf(f)), f].join(' → ')); return; }
+    if (state.get(f) === 'open') {
+      cycles.push([...trail.slice(trail.indexOf(f)), f].join(' → '));
+      return;
+    }
     state.set(f, 'open');
     for (const g of graph.get(f) ?? []) visit(g, [...trail, f]);
     state.set(f, 'done');

@@ -5,7 +5,7 @@ import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { chooseAccel, hostFacts } from '../../scripts/lib/host/accel.ts';
-import { loadConfig } from '../../scripts/lib/core/config.ts';
+import { loadConfig } from '../../scripts/lib/core/flags.ts';
 import { ensureImage } from '../../scripts/lib/image/image.ts';
 import { bootVm } from '../../scripts/lib/loop/vm-test-run.ts';
 

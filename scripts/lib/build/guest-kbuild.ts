@@ -32,7 +32,13 @@ export interface GuestRecord {
 
 /** The guest command that prints the record's files of a built module directory as a base64 tar stream. */
 export function fetchRecordArgv(guestModuleDir: string): string[] {
-  return ['sh', '-c', 'cd "$1" && find . -type f \\( -name ".*.cmd" -o -name "*.mod" -o -name modules.order \\) -print0 | LC_ALL=C sort -z | tar -c --null -T - -f - | base64', 'sh', guestModuleDir];
+  return [
+    'sh',
+    '-c',
+    'cd "$1" && find . -type f \\( -name ".*.cmd" -o -name "*.mod" -o -name modules.order \\) -print0 | LC_ALL=C sort -z | tar -c --null -T - -f - | base64',
+    'sh',
+    guestModuleDir,
+  ];
 }
 
 /** The kbuild tree a make ran in: the last "Entering directory" of its output that is not the module's own. */
@@ -47,7 +53,15 @@ export function kdirFromMakeOutput(stdout: string, guestModuleDir: string): stri
  * `cmd` macro does (sh -e), stopping at the first that fails.
  */
 export function guestReplayArgv(guestModuleDir: string, kdir: string, plan: readonly string[]): string[] {
-  return ['sh', '-c', 'tar -x --no-same-owner -f - -C "$1" && cd "$2" || exit; shift 2; for c do sh -e -c "$c" || exit; done', 'sh', guestModuleDir, kdir, ...plan];
+  return [
+    'sh',
+    '-c',
+    'tar -x --no-same-owner -f - -C "$1" && cd "$2" || exit; shift 2; for c do sh -e -c "$c" || exit; done',
+    'sh',
+    guestModuleDir,
+    kdir,
+    ...plan,
+  ];
 }
 
 /** A failed replay is the user's compile error (reported as is) when the compiler blames a file in the module directory; anything else falls back to make. */
@@ -99,7 +113,11 @@ export async function loadRecord(dir: string): Promise<GuestRecord | undefined> 
 export const guestRecordsRoot = (cacheDir: string): string => path.join(cacheDir, 'kbuild-records');
 export const guestRecordsDir = (cacheDir: string, imageKey: string): string => path.join(guestRecordsRoot(cacheDir), imageKey);
 
-export interface GuestBuildPlan { recordDir: string; record?: GuestRecord; /** The module dir in the guest. */ guestDir: string }
+export interface GuestBuildPlan {
+  recordDir: string;
+  record?: GuestRecord /** The module dir in the guest. */;
+  guestDir: string;
+}
 
 /**
  * Where this module's record is kept (one directory per image, one per shape),
@@ -107,7 +125,7 @@ export interface GuestBuildPlan { recordDir: string; record?: GuestRecord; /** T
  */
 export async function guestBuildPlan(recordsDir: string, moduleDir: string, replay: boolean, guestDir = GUEST_MODULE_DIR, salt = ''): Promise<GuestBuildPlan> {
   const recordDir = path.join(recordsDir, await shapeHash(moduleDir, `guest\0${guestDir}${salt}`));
-  const record = replay && await treeReplayable(moduleDir) ? await loadRecord(recordDir) : undefined;
+  const record = replay && (await treeReplayable(moduleDir)) ? await loadRecord(recordDir) : undefined;
   return { recordDir, record, guestDir };
 }
 

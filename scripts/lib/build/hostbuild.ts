@@ -17,13 +17,19 @@ export { exportHeaders, headersKdir, kernelGccMajor } from '../image/headers.ts'
 export type { BuildMode } from '../core/config.ts';
 import type { BuildMode } from '../core/config.ts';
 
-
-export function chooseBuildMode(requested: BuildMode, o: { gccMajor?: number; hostHasCompiler: boolean; headers: boolean }): { mode: 'host' | 'guest'; why: string } {
+export function chooseBuildMode(
+  requested: BuildMode,
+  o: { gccMajor?: number; hostHasCompiler: boolean; headers: boolean },
+): { mode: 'host' | 'guest'; why: string } {
   if (requested === 'guest') return { mode: 'guest', why: '--build guest' };
-  const compiler = o.gccMajor ? `gcc-${o.gccMajor}` : 'the kernel\'s compiler';
+  const compiler = o.gccMajor ? `gcc-${o.gccMajor}` : "the kernel's compiler";
   if (requested === 'host') {
-    if (!o.headers) throw new KmodvmError('usage', '--build host needs an image with exported headers', { hint: 'rebuild the image: npm run vm:image -- build --force' });
-    if (!o.hostHasCompiler) throw new KmodvmError('setup', `--build host needs ${compiler} on the host, the compiler the guest kernel was built with`, { hint: `install it (apt-get install ${compiler}) or use --build guest` });
+    if (!o.headers)
+      throw new KmodvmError('usage', '--build host needs an image with exported headers', { hint: 'rebuild the image: npm run vm:image -- build --force' });
+    if (!o.hostHasCompiler)
+      throw new KmodvmError('setup', `--build host needs ${compiler} on the host, the compiler the guest kernel was built with`, {
+        hint: `install it (apt-get install ${compiler}) or use --build guest`,
+      });
     return { mode: 'host', why: '--build host' };
   }
   if (!o.headers) return { mode: 'guest', why: 'the image has no exported headers' };
@@ -31,13 +37,16 @@ export function chooseBuildMode(requested: BuildMode, o: { gccMajor?: number; ho
   return { mode: 'host', why: `the host has ${compiler}, which built the guest kernel` };
 }
 
-
-
 export interface HostBuild {
-  ok: boolean; ko?: string;
+  ok: boolean;
+  ko?: string;
   /** The file the guest gets, when it is not `ko` itself (the module without its debug sections). */
   upload?: string;
-  durationMs: number; output: string; evidence?: string; annotations?: { file: string; line: number; col?: number; message: string }[] }
+  durationMs: number;
+  output: string;
+  evidence?: string;
+  annotations?: { file: string; line: number; col?: number; message: string }[];
+}
 
 const isProduct = (p: string): boolean => /\.(o|ko|mod|cmd)$|\.mod\.c$|modules\.order$|Module\.symvers$/.test(p);
 
@@ -48,7 +57,7 @@ export async function sourceFiles(dir: string, rel = ''): Promise<string[]> {
     if (isProduct(n) || n.startsWith('.')) continue;
     const r = rel ? `${rel}/${n}` : n;
     const st = await stat(path.join(dir, r));
-    if (st.isDirectory()) out.push(...await sourceFiles(dir, r));
+    if (st.isDirectory()) out.push(...(await sourceFiles(dir, r)));
     else if (st.isFile()) out.push(r);
   }
   return out;
@@ -76,7 +85,17 @@ export async function treeReplayable(dir: string): Promise<boolean> {
  * where only the other half changed), make is not run: a kbuild make with
  * nothing to do still costs seconds.
  */
-export async function hostMake(o: { srcDir: string; outDir: string; product?: string; makeArgs: string[]; hashSalt: string; timeoutMs: number; replayKdir?: string; niceness?: number; copied?: boolean }): Promise<HostBuild> {
+export async function hostMake(o: {
+  srcDir: string;
+  outDir: string;
+  product?: string;
+  makeArgs: string[];
+  hashSalt: string;
+  timeoutMs: number;
+  replayKdir?: string;
+  niceness?: number;
+  copied?: boolean;
+}): Promise<HostBuild> {
   const niceness = o.niceness ?? 10;
   const stamp = path.join(o.outDir, '.kmodvm-sources');
   const shapeStamp = path.join(o.outDir, '.kmodvm-shape');
@@ -89,10 +108,13 @@ export async function hostMake(o: { srcDir: string; outDir: string; product?: st
     return { ok: true, ko: product, durationMs: 0, output: 'sources unchanged since the last build: make not run\n' };
   }
   await rm(stamp, { force: true });
-  if (!o.copied) await cp(o.srcDir, o.outDir, { recursive: true, preserveTimestamps: true, filter: (src) => !isProduct(src) && path.basename(src) !== o.product });
+  if (!o.copied)
+    await cp(o.srcDir, o.outDir, { recursive: true, preserveTimestamps: true, filter: (src) => !isProduct(src) && path.basename(src) !== o.product });
   // Only .c/.h contents changed since a kbuild here: replay its recorded commands.
-  const plan = o.replayKdir && existsSync(product) && (await readFile(shapeStamp, 'utf8').catch(() => '')) === shape && await treeReplayable(o.srcDir)
-    ? await loadReplayPlan(o.outDir) : undefined;
+  const plan =
+    o.replayKdir && existsSync(product) && (await readFile(shapeStamp, 'utf8').catch(() => '')) === shape && (await treeReplayable(o.srcDir))
+      ? await loadReplayPlan(o.outDir)
+      : undefined;
   const started = Date.now();
   let r = plan ? await replay(plan, o.replayKdir!, o.timeoutMs, niceness) : undefined;
   const replayed = r !== undefined && (r.exitCode === 0 || compilerDiagnostics(r.output).some((d) => d.severity !== 'warning'));
@@ -109,9 +131,19 @@ export async function hostMake(o: { srcDir: string; outDir: string; product?: st
   const durationMs = Date.now() - started;
   if (r!.exitCode !== 0 || (o.product !== undefined && !existsSync(product))) {
     // make runs in the copy; a relative name there (the app's Makefile) is the user's file.
-    const diags = compilerDiagnostics(output).filter((d) => d.severity !== 'warning').map((d) => ({ ...d, file: path.resolve(o.srcDir, d.file) }));
+    const diags = compilerDiagnostics(output)
+      .filter((d) => d.severity !== 'warning')
+      .map((d) => ({ ...d, file: path.resolve(o.srcDir, d.file) }));
     const annotations = diags.map((d) => ({ file: d.file, line: d.line, col: d.col, message: `${d.severity}: ${d.message}` }));
-    return { ok: false, durationMs, output, annotations, evidence: diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : `make ${r!.reason}\n${tail(output, 25)}` };
+    return {
+      ok: false,
+      durationMs,
+      output,
+      annotations,
+      evidence: diags.length
+        ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n')
+        : `make ${r!.reason}\n${tail(output, 25)}`,
+    };
   }
   await writeFile(stamp, hash);
   if (o.replayKdir) {
@@ -141,14 +173,34 @@ export async function guestCopy(ko: string, timeoutMs: number): Promise<string> 
   await mkdir(dir, { recursive: true });
   const tmp = `${out}.tmp-${process.pid}`;
   const r = await run('strip', ['--strip-debug', '-o', tmp, ko], { timeoutMs });
-  if (r.exitCode !== 0) { await rm(tmp, { force: true }); return ko; }
+  if (r.exitCode !== 0) {
+    await rm(tmp, { force: true });
+    return ko;
+  }
   await rename(tmp, out);
   return out;
 }
 
 /** The module, built by kbuild on the host against kdir (the image's exported headers). */
-export async function hostBuildModule(o: { moduleDir: string; outDir: string; kdir: string; moduleName: string; timeoutMs: number; replay?: boolean; niceness?: number }): Promise<HostBuild> {
-  const b = await hostMake({ srcDir: o.moduleDir, outDir: o.outDir, product: `${o.moduleName}.ko`, makeArgs: [`KDIR=${o.kdir}`], hashSalt: o.kdir, timeoutMs: o.timeoutMs, replayKdir: o.replay === false ? undefined : o.kdir, niceness: o.niceness });
+export async function hostBuildModule(o: {
+  moduleDir: string;
+  outDir: string;
+  kdir: string;
+  moduleName: string;
+  timeoutMs: number;
+  replay?: boolean;
+  niceness?: number;
+}): Promise<HostBuild> {
+  const b = await hostMake({
+    srcDir: o.moduleDir,
+    outDir: o.outDir,
+    product: `${o.moduleName}.ko`,
+    makeArgs: [`KDIR=${o.kdir}`],
+    hashSalt: o.kdir,
+    timeoutMs: o.timeoutMs,
+    replayKdir: o.replay === false ? undefined : o.kdir,
+    niceness: o.niceness,
+  });
   return b.ok && b.ko ? { ...b, upload: await guestCopy(b.ko, o.timeoutMs) } : b;
 }
 
@@ -158,7 +210,15 @@ export async function hostBuildModule(o: { moduleDir: string; outDir: string; kd
  * while the guest boots, like the module.
  */
 export function hostBuildApp(o: { appDir: string; outDir: string; appName: string; cc: string; timeoutMs: number; niceness?: number }): Promise<HostBuild> {
-  return hostMake({ srcDir: o.appDir, outDir: o.outDir, product: o.appName, makeArgs: [`CC=${o.cc} -static`], hashSalt: 'app', timeoutMs: o.timeoutMs, niceness: o.niceness });
+  return hostMake({
+    srcDir: o.appDir,
+    outDir: o.outDir,
+    product: o.appName,
+    makeArgs: [`CC=${o.cc} -static`],
+    hashSalt: 'app',
+    timeoutMs: o.timeoutMs,
+    niceness: o.niceness,
+  });
 }
 
 /** The host compiler for the app: the kernel's gcc when there, else gcc, else cc. */

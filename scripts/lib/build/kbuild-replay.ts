@@ -29,7 +29,10 @@ export const cmdFileOf = (target: string): string => path.join(path.dirname(targ
  * (the objects); cmds maps a target to its .cmd file's text.
  */
 export function replayPlan(o: { moduleDir: string; modulesOrder: string; modFiles: Map<string, string>; cmds: Map<string, string> }): string[] | undefined {
-  const kos = o.modulesOrder.split('\n').map((l) => l.trim()).filter(Boolean);
+  const kos = o.modulesOrder
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (!kos.length) return undefined;
   const out: string[] = [];
   const need = (target: string): boolean => {
@@ -63,7 +66,10 @@ export async function loadReplayPlan(moduleDir: string, at: (p: string) => strin
   const modFiles = new Map<string, string>();
   const cmds = new Map<string, string>();
   const targets: string[] = [path.join(moduleDir, 'Module.symvers')];
-  for (const ko of modulesOrder.split('\n').map((l) => l.trim()).filter(Boolean)) {
+  for (const ko of modulesOrder
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)) {
     const mod = await read(ko.replace(/\.ko$/, '.mod'));
     if (mod === undefined) return undefined;
     modFiles.set(ko, mod);
@@ -95,7 +101,11 @@ export function modObjectCommand(cmd: string): { obj: string; src: string } | un
   return m ? { obj: m[1], src: m[2] } : undefined;
 }
 
-const mtime = (p: string): Promise<number | undefined> => stat(p).then((s) => s.mtimeMs, () => undefined);
+const mtime = (p: string): Promise<number | undefined> =>
+  stat(p).then(
+    (s) => s.mtimeMs,
+    () => undefined,
+  );
 
 /**
  * The change from the .mod.c a .mod.o was compiled from to the .mod.c modpost
@@ -146,7 +156,11 @@ export async function keepBuiltModSources(dir: string): Promise<void> {
 
 async function patchModObject(mod: { obj: string; src: string }): Promise<boolean> {
   const missing = (): undefined => undefined;
-  const [built, now, obj] = await Promise.all([readFile(builtModSource(mod.src), 'utf8').catch(missing), readFile(mod.src, 'utf8').catch(missing), readFile(mod.obj).catch(missing)]);
+  const [built, now, obj] = await Promise.all([
+    readFile(builtModSource(mod.src), 'utf8').catch(missing),
+    readFile(mod.src, 'utf8').catch(missing),
+    readFile(mod.obj).catch(missing),
+  ]);
   if (built === undefined || now === undefined || obj === undefined) return false;
   const change = srcversionChange(built, now);
   const out = change && patchSrcversion(obj, change);
@@ -159,7 +173,12 @@ async function patchModObject(mod: { obj: string; src: string }): Promise<boolea
 }
 
 /** Runs the plan in kdir, as make -C kdir would (each command through sh -e, stopping at the first failure). */
-export async function replay(plan: readonly string[], kdir: string, timeoutMs: number, niceness = 10): Promise<RunResult & { output: string; skipped: number; patched: number }> {
+export async function replay(
+  plan: readonly string[],
+  kdir: string,
+  timeoutMs: number,
+  niceness = 10,
+): Promise<RunResult & { output: string; skipped: number; patched: number }> {
   const deadline = Date.now() + timeoutMs;
   let output = '';
   let last: RunResult | undefined;
@@ -169,8 +188,14 @@ export async function replay(plan: readonly string[], kdir: string, timeoutMs: n
     const mod = modObjectCommand(cmd);
     if (mod) {
       const [o, c] = await Promise.all([mtime(mod.obj), mtime(mod.src)]);
-      if (o !== undefined && c !== undefined && o > c) { skipped++; continue; }
-      if (await patchModObject(mod)) { patched++; continue; }
+      if (o !== undefined && c !== undefined && o > c) {
+        skipped++;
+        continue;
+      }
+      if (await patchModObject(mod)) {
+        patched++;
+        continue;
+      }
     }
     // kbuild's own recorded command line, run the way kbuild's `cmd` macro does: set -e, so a failed
     // compile stops before objtool and the link (which would otherwise reuse the old object).

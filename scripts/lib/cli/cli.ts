@@ -4,7 +4,9 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { currentCrashDir, EXIT_CODES, exitCodeOf, formatError, installSignalHandling } from '../core/errors.ts';
 
-export const log = (line: string): void => { process.stderr.write(line + '\n'); };
+export const log = (line: string): void => {
+  process.stderr.write(line + '\n');
+};
 
 /**
  * Output piped into a reader that stopped (`npm run vm:status | head -1`):
@@ -24,7 +26,14 @@ export async function main(fn: () => Promise<number>): Promise<void> {
   const crash = (e: unknown): void => {
     log(formatError(e));
     const dir = currentCrashDir();
-    if (dir) { try { writeFileSync(path.join(dir, 'crash.log'), `${formatError(e)}\n`); log(`the stack is kept in ${path.join(dir, 'crash.log')}`); } catch { /* the stderr copy is enough */ } }
+    if (dir) {
+      try {
+        writeFileSync(path.join(dir, 'crash.log'), `${formatError(e)}\n`);
+        log(`the stack is kept in ${path.join(dir, 'crash.log')}`);
+      } catch {
+        /* the stderr copy is enough */
+      }
+    }
     process.exit(EXIT_CODES.internal);
   };
   installSignalHandling();

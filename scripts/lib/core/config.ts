@@ -5,7 +5,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { KmodvmError } from './errors.ts';
 
 export type Accel = 'auto' | 'kvm' | 'tcg';
@@ -149,7 +148,8 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
   if (!['auto', 'kvm', 'tcg'].includes(c.accel)) throw bad('accel', 'must be one of auto, kvm, tcg', c.accel);
   if (!['lean', 'systemd'].includes(c.profile)) throw bad('profile', 'must be one of lean, systemd', c.profile);
   if (!['auto', 'host', 'guest'].includes(c.build)) throw bad('build', 'must be one of auto, host, guest', c.build);
-  const flag = (v: unknown): unknown => typeof v === 'string' ? ({ 1: true, true: true, yes: true, 0: false, false: false, no: false } as Record<string, boolean>)[v.toLowerCase()] ?? v : v;
+  const flag = (v: unknown): unknown =>
+    typeof v === 'string' ? (({ 1: true, true: true, yes: true, 0: false, false: false, no: false } as Record<string, boolean>)[v.toLowerCase()] ?? v) : v;
   c.replay = flag(c.replay) as boolean;
   if (typeof c.replay !== 'boolean') throw bad('replay', 'must be 1 or 0 (true or false)', c.replay);
   c.resume = flag(c.resume) as boolean;
@@ -163,7 +163,11 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
   if (!/^[a-z0-9][a-z0-9.-]*$/.test(c.kernel)) throw bad('kernel', 'must be a name such as debian-12', c.kernel);
   if (!c.recipe) c.recipe = `qemu/kernels/${c.kernel}.json`;
   if (!existsSync(path.resolve(c.root, c.recipe))) {
-    throw bad(c.kernel !== 'debian-12' && c.recipe === `qemu/kernels/${c.kernel}.json` ? 'kernel' : 'recipe', `names no recipe file (${c.recipe}); the shipped kernels are ${shippedKernels(c.root).join(', ')}`, c.kernel !== 'debian-12' ? c.kernel : c.recipe);
+    throw bad(
+      c.kernel !== 'debian-12' && c.recipe === `qemu/kernels/${c.kernel}.json` ? 'kernel' : 'recipe',
+      `names no recipe file (${c.recipe}); the shipped kernels are ${shippedKernels(c.root).join(', ')}`,
+      c.kernel !== 'debian-12' ? c.kernel : c.recipe,
+    );
   }
   for (const k of ['kernelImage', 'kernelBuildDir', 'kernelInitrd'] as const) {
     if (c[k]) {
@@ -171,12 +175,14 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
       if (!existsSync(c[k])) throw bad(k, 'names no file or directory', c[k]);
     }
   }
-  if (Boolean(c.kernelImage) !== Boolean(c.kernelBuildDir)) throw bad(c.kernelImage ? 'kernelBuildDir' : 'kernelImage', 'is needed too: --kernel-image and --kernel-build-dir go together', '');
+  if (Boolean(c.kernelImage) !== Boolean(c.kernelBuildDir))
+    throw bad(c.kernelImage ? 'kernelBuildDir' : 'kernelImage', 'is needed too: --kernel-image and --kernel-build-dir go together', '');
   if (c.kernelInitrd && !c.kernelImage) throw bad('kernelInitrd', 'goes with --kernel-image', c.kernelInitrd);
-  if (c.kernelImage && c.build === 'guest') throw bad('build', 'must be host or auto with --kernel-image: the kernel\'s build tree is on the host', c.build);
+  if (c.kernelImage && c.build === 'guest') throw bad('build', "must be host or auto with --kernel-image: the kernel's build tree is on the host", c.build);
   if (c.kernelImage && c.profile !== 'lean') throw bad('profile', 'must be lean with --kernel-image', c.profile);
   if (c.splatRules && !existsSync(path.resolve(c.root, c.splatRules))) throw bad('splatRules', 'names no file', c.splatRules);
-  if ((c.appDir || c.transcript) && !c.moduleDir) throw bad(c.appDir ? 'appDir' : 'transcript', 'goes with --module-dir (or write the test in a suite file)', c.appDir || c.transcript);
+  if ((c.appDir || c.transcript) && !c.moduleDir)
+    throw bad(c.appDir ? 'appDir' : 'transcript', 'goes with --module-dir (or write the test in a suite file)', c.appDir || c.transcript);
   if (c.moduleDir && c.suite) throw bad('suite', 'and --module-dir exclude each other: --module-dir makes a one-test suite of its own', c.suite);
   if (c.shard && !/^\d+\/\d+$/.test(c.shard)) throw bad('shard', 'must be I/N, e.g. 2/4', c.shard);
   for (const k of ['cacheDir', 'runsDir', 'recipe'] as const) {
@@ -189,95 +195,13 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
 
 export function shippedKernels(root: string): string[] {
   try {
-    return readdirSync(path.join(root, 'qemu/kernels')).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+    return readdirSync(path.join(root, 'qemu/kernels'))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -5))
+      .sort();
   } catch {
     return [];
   }
-}
-
-/** Reads KMODVM_* variables. */
-export function fromEnv(env: NodeJS.ProcessEnv): Partial<Config> {
-  const out: Record<string, unknown> = {};
-  if (env.KMODVM_ACCEL) out.accel = env.KMODVM_ACCEL;
-  if (env.KMODVM_PROFILE) out.profile = env.KMODVM_PROFILE;
-  if (env.KMODVM_KERNEL) out.kernel = env.KMODVM_KERNEL;
-  if (env.KMODVM_BUILD) out.build = env.KMODVM_BUILD;
-  if (env.KMODVM_REPLAY) out.replay = env.KMODVM_REPLAY;
-  if (env.KMODVM_RESUME) out.resume = env.KMODVM_RESUME;
-  if (env.KMODVM_RUNS_DIR) out.runsDir = env.KMODVM_RUNS_DIR;
-  if (env.KMODVM_MIRROR) out.mirror = env.KMODVM_MIRROR;
-  if (env.KMODVM_MEMORY) out.memoryMiB = env.KMODVM_MEMORY;
-  if (env.KMODVM_CPUS) out.cpus = env.KMODVM_CPUS;
-  if (env.KMODVM_SHARD) out.shard = env.KMODVM_SHARD;
-  return out as Partial<Config>;
-}
-
-export const CLI_OPTIONS = {
-  accel: { type: 'string' },
-  build: { type: 'string' },
-  'cache-dir': { type: 'string' },
-  'runs-dir': { type: 'string' },
-  mirror: { type: 'string' },
-  memory: { type: 'string' },
-  cpus: { type: 'string' },
-  'module-dir': { type: 'string' },
-  'app-dir': { type: 'string' },
-  transcript: { type: 'string' },
-  suite: { type: 'string' },
-  only: { type: 'string', multiple: true },
-  shard: { type: 'string' },
-  update: { type: 'boolean' },
-  recipe: { type: 'string' },
-  kernel: { type: 'string' },
-  profile: { type: 'string' },
-  'splat-rules': { type: 'string' },
-  'kernel-image': { type: 'string' },
-  'kernel-build-dir': { type: 'string' },
-  'kernel-initrd': { type: 'string' },
-  'boot-timeout': { type: 'string' },
-  'build-timeout': { type: 'string' },
-  'load-timeout': { type: 'string' },
-  'app-timeout': { type: 'string' },
-  'dry-run': { type: 'boolean' },
-  'no-replay': { type: 'boolean' },
-  'no-resume': { type: 'boolean' },
-  name: { type: 'string' },
-  reuse: { type: 'string' },
-  follow: { type: 'boolean', short: 'f' },
-  force: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
-export interface Cli { config: Config; help: boolean; follow: boolean; positionals: string[] }
-
-/** Builds the configuration from argv and env. Unknown flags are a usage error. */
-export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, root = defaultRoot(), cwd = process.cwd()): Cli {
-  const parse = () => parseArgs({ args: argv, options: CLI_OPTIONS, allowPositionals: true, strict: true });
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse();
-  } catch (e) {
-    throw new KmodvmError('usage', (e as Error).message, { hint: 'run with --help for the flags' });
-  }
-  const v = parsed.values;
-  const cli: Record<string, unknown> = {};
-  const map: [keyof typeof v, string][] = [
-    ['accel', 'accel'], ['build', 'build'], ['cache-dir', 'cacheDir'], ['runs-dir', 'runsDir'], ['mirror', 'mirror'],
-    ['memory', 'memoryMiB'], ['cpus', 'cpus'], ['module-dir', 'moduleDir'], ['app-dir', 'appDir'],
-    ['transcript', 'transcript'], ['suite', 'suite'], ['only', 'only'], ['shard', 'shard'], ['update', 'update'], ['recipe', 'recipe'], ['kernel', 'kernel'], ['profile', 'profile'], ['splat-rules', 'splatRules'], ['kernel-image', 'kernelImage'], ['kernel-build-dir', 'kernelBuildDir'], ['kernel-initrd', 'kernelInitrd'], ['dry-run', 'dryRun'], ['name', 'name'], ['reuse', 'reuse'],
-  ];
-  for (const [flag, field] of map) if (v[flag] !== undefined) cli[field] = v[flag];
-  if (v['no-replay']) cli.replay = false;
-  if (v['no-resume']) cli.resume = false;
-  const timeouts: Partial<Timeouts> = {};
-  if (v['boot-timeout'] !== undefined) timeouts.boot = v['boot-timeout'] as unknown as number;
-  if (v['build-timeout'] !== undefined) timeouts.build = v['build-timeout'] as unknown as number;
-  if (v['load-timeout'] !== undefined) timeouts.load = v['load-timeout'] as unknown as number;
-  if (v['app-timeout'] !== undefined) timeouts.app = v['app-timeout'] as unknown as number;
-  // Paths the user typed are the user's: relative to the current directory.
-  for (const k of ['moduleDir', 'appDir', 'transcript', 'suite'] as const) if (typeof cli[k] === 'string' && cli[k]) cli[k] = path.resolve(cwd, cli[k] as string);
-  const config = validateConfig({ ...fromEnv(env), ...cli, timeouts }, defaultConfig(env, root, cwd));
-  return { config, help: Boolean(v.help), follow: Boolean(v.follow), positionals: parsed.positionals };
 }
 
 export function resolveIn(c: Config, p: string): string {

@@ -2,10 +2,7 @@
 // ("Exit codes") and tested in test/lib/core/errors.test.ts.
 
 /** Why a run ended. Each class has its own exit code. */
-export type FailureClass =
-  | 'usage' | 'setup' | 'image' | 'boot' | 'upload'
-  | 'build' | 'load' | 'app' | 'transcript' | 'splat' | 'timeout'
-  | 'internal';
+export type FailureClass = 'usage' | 'setup' | 'image' | 'boot' | 'upload' | 'build' | 'load' | 'app' | 'transcript' | 'splat' | 'timeout' | 'internal';
 
 /**
  * Exit codes. 0 is a pass. Test failures (the module or app misbehaved) are
@@ -52,26 +49,36 @@ export function installSignalHandling(): void {
     process.on(sig, () => {
       for (const f of cleanups) f(sig);
       const g = graceful.get(sig);
-      if (g?.size) { for (const f of g) f(); return; }
+      if (g?.size) {
+        for (const f of g) f();
+        return;
+      }
       process.exit(SIGNAL_EXIT[sig]);
     });
   }
 }
 
 /** Runs on every handled signal, before the process ends. */
-export function onSignalCleanup(f: (sig: Sig) => void): void { installSignalHandling(); cleanups.add(f); }
+export function onSignalCleanup(f: (sig: Sig) => void): void {
+  installSignalHandling();
+  cleanups.add(f);
+}
 
 /** A command's own handling of a signal, in place of exiting; returns its removal. */
 export function onSignal(sig: Sig, f: () => void): () => void {
   installSignalHandling();
   const set = graceful.get(sig) ?? new Set();
   graceful.set(sig, set.add(f));
-  return () => { set.delete(f); };
+  return () => {
+    set.delete(f);
+  };
 }
 
 /** Where an unhandled error's stack goes, besides stderr: the run directory of the run under way. */
 let crashDir: string | undefined;
-export const setCrashDir = (dir: string | undefined): void => { crashDir = dir; };
+export const setCrashDir = (dir: string | undefined): void => {
+  crashDir = dir;
+};
 export const currentCrashDir = (): string | undefined => crashDir;
 
 export class KmodvmError extends Error {
@@ -98,7 +105,14 @@ export class KmodvmError extends Error {
 export function formatError(err: unknown): string {
   if (err instanceof KmodvmError) {
     const parts = [`error [${err.failure}]: ${err.message}`];
-    if (err.evidence) parts.push(err.evidence.replace(/\s+$/, '').split('\n').map((l) => `  | ${l}`).join('\n'));
+    if (err.evidence)
+      parts.push(
+        err.evidence
+          .replace(/\s+$/, '')
+          .split('\n')
+          .map((l) => `  | ${l}`)
+          .join('\n'),
+      );
     if (err.hint) parts.push(`next: ${err.hint}`);
     return parts.join('\n');
   }

@@ -66,8 +66,7 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
     maxBuffer: 256 * 1024 * 1024,
   });
   const r = await child;
-  const failedToStart = r.failed && r.exitCode === undefined && !r.timedOut && !r.signal
-    ? (r.originalMessage ?? r.shortMessage) : undefined;
+  const failedToStart = r.failed && r.exitCode === undefined && !r.timedOut && !r.signal ? (r.originalMessage ?? r.shortMessage) : undefined;
   return {
     command: shellJoin([cmd, ...args]),
     exitCode: r.exitCode,

@@ -90,7 +90,12 @@ export interface ShellChannel {
   close(): unknown;
 }
 
-interface Kept { ch: ShellChannel; framer: Framer; closed: boolean; wake?: () => void }
+interface Kept {
+  ch: ShellChannel;
+  framer: Framer;
+  closed: boolean;
+  wake?: () => void;
+}
 
 /**
  * A pool of kept shells on one connection: a command takes an idle shell or
@@ -101,7 +106,10 @@ export class KeptShells {
   private readonly idle: Kept[] = [];
   private readonly all = new Set<Kept>();
 
-  constructor(private readonly open: (argv: string[]) => Promise<ShellChannel>, private readonly nonce = randomBytes(8).toString('hex')) {}
+  constructor(
+    private readonly open: (argv: string[]) => Promise<ShellChannel>,
+    private readonly nonce = randomBytes(8).toString('hex'),
+  ) {}
 
   private async get(): Promise<Kept> {
     for (let k = this.idle.pop(); k; k = this.idle.pop()) if (!k.closed) return k;
@@ -111,9 +119,19 @@ export class KeptShells {
   private async start(): Promise<Kept> {
     const ch = await this.open(keptShellArgv(this.nonce));
     const k: Kept = { ch, framer: new Framer(this.nonce), closed: false };
-    ch.on('data', (d) => { k.framer.push('out', d); k.wake?.(); });
-    ch.stderr.on('data', (d) => { k.framer.push('err', d); k.wake?.(); });
-    ch.on('close', () => { k.closed = true; this.all.delete(k); k.wake?.(); });
+    ch.on('data', (d) => {
+      k.framer.push('out', d);
+      k.wake?.();
+    });
+    ch.stderr.on('data', (d) => {
+      k.framer.push('err', d);
+      k.wake?.();
+    });
+    ch.on('close', () => {
+      k.closed = true;
+      this.all.delete(k);
+      k.wake?.();
+    });
     this.all.add(k);
     return k;
   }
@@ -127,7 +145,14 @@ export class KeptShells {
   async warm(n: number): Promise<void> {
     const opening: Promise<void>[] = [];
     for (let i = this.all.size; i < n; i++) {
-      opening.push(this.start().then((k) => { this.idle.push(k); }, () => undefined));
+      opening.push(
+        this.start().then(
+          (k) => {
+            this.idle.push(k);
+          },
+          () => undefined,
+        ),
+      );
     }
     await Promise.all(opening);
   }
@@ -156,19 +181,22 @@ export class KeptShells {
         if (k) this.discard(k);
         finish({ ...base, ...sofar, timedOut: true, reason: describeEnd({ timedOut: true, timeoutMs }) });
       }, timeoutMs);
-      this.get().then((got) => {
-        k = got;
-        if (done) return this.discard(got); // opened after the deadline: not used
-        got.wake = () => {
-          const r = got.framer.take();
-          if (!r && !got.closed) return;
-          if (!r) return finish({ ...base, reason: 'ended without an exit status: the guest shell closed' });
-          this.idle.push(got);
-          const end = statusToEnd(r.status);
-          finish({ ...base, ...end, stdout: r.stdout, stderr: r.stderr, reason: describeEnd({ ...end, timedOut: false }) });
-        };
-        got.ch.write(`${command}\n`);
-      }, (e: Error) => finish({ ...base, reason: `could not start: ${e.message}` }));
+      this.get().then(
+        (got) => {
+          k = got;
+          if (done) return this.discard(got); // opened after the deadline: not used
+          got.wake = () => {
+            const r = got.framer.take();
+            if (!r && !got.closed) return;
+            if (!r) return finish({ ...base, reason: 'ended without an exit status: the guest shell closed' });
+            this.idle.push(got);
+            const end = statusToEnd(r.status);
+            finish({ ...base, ...end, stdout: r.stdout, stderr: r.stderr, reason: describeEnd({ ...end, timedOut: false }) });
+          };
+          got.ch.write(`${command}\n`);
+        },
+        (e: Error) => finish({ ...base, reason: `could not start: ${e.message}` }),
+      );
     });
   }
 

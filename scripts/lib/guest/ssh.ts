@@ -42,7 +42,6 @@ export function publicKeyBlob(line: string): Buffer {
   return key.getPublicSSH();
 }
 
-
 export class HostKeyMismatch extends Error {
   override name = 'HostKeyMismatch';
 }
@@ -57,7 +56,9 @@ export class SshSession {
   private readonly shells = new KeptShells((argv) => this.openChannel(remoteCommand(argv)));
 
   private constructor(private readonly client: Client) {
-    client.on('close', () => { this.ended = true; });
+    client.on('close', () => {
+      this.ended = true;
+    });
   }
 
   /** The connection is gone (the guest died, or close() was called). */
@@ -130,7 +131,13 @@ export class SshSession {
         done = true;
         clearTimeout(timer);
         resolve({
-          command, exitCode, signal, timedOut, stdout, stderr, durationMs: Date.now() - started,
+          command,
+          exitCode,
+          signal,
+          timedOut,
+          stdout,
+          stderr,
+          durationMs: Date.now() - started,
           reason: err ? `could not start: ${err}` : describeEnd({ exitCode, signal, timedOut, timeoutMs: o.timeoutMs }),
         });
       };
@@ -144,14 +151,24 @@ export class SshSession {
         ch = channel;
         let code: number | undefined;
         let sig: string | undefined;
-        channel.on('exit', (c: number | null, s?: string) => { code = c ?? undefined; sig = s ?? undefined; });
-        channel.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
-        channel.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
+        channel.on('exit', (c: number | null, s?: string) => {
+          code = c ?? undefined;
+          sig = s ?? undefined;
+        });
+        channel.on('data', (d: Buffer) => {
+          stdout += d.toString('utf8');
+        });
+        channel.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString('utf8');
+        });
         channel.on('close', () => finish(code, sig));
         if (o.stdin !== undefined) channel.end(o.stdin);
         else channel.end();
       };
-      (opened ? Promise.resolve(opened) : this.openChannel(command)).then((ch) => onChannel(ch), (e: Error) => finish(undefined, undefined, e.message));
+      (opened ? Promise.resolve(opened) : this.openChannel(command)).then(
+        (ch) => onChannel(ch),
+        (e: Error) => finish(undefined, undefined, e.message),
+      );
     });
   }
 
@@ -160,17 +177,26 @@ export class SshSession {
    * output is written as it comes. Resolves with the exit code (255 when the
    * command died by a signal or the connection broke).
    */
-  execStream(command: string, io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; pty?: boolean }): Promise<number> {
+  execStream(
+    command: string,
+    io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; pty?: boolean },
+  ): Promise<number> {
     return new Promise((resolve) => {
       const opts = io.pty ? { pty: { term: process.env.TERM ?? 'xterm', rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 } } : {};
       this.client.exec(command, opts, (err, ch) => {
-        if (err) { io.stderr.write(`${err.message}\n`); return resolve(255); }
+        if (err) {
+          io.stderr.write(`${err.message}\n`);
+          return resolve(255);
+        }
         let code = 255;
-        ch.on('exit', (c: number | null) => { code = c ?? 255; });
+        ch.on('exit', (c: number | null) => {
+          code = c ?? 255;
+        });
         ch.on('close', () => resolve(code));
         ch.pipe(io.stdout as NodeJS.WritableStream, { end: false });
         ch.stderr.pipe(io.stderr as NodeJS.WritableStream, { end: false });
-        if (io.stdin) io.stdin.pipe(ch); else ch.end();
+        if (io.stdin) io.stdin.pipe(ch);
+        else ch.end();
       });
     });
   }
@@ -182,8 +208,13 @@ export class SshSession {
       const win = { term: process.env.TERM ?? 'xterm-256color', rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 };
       // root's login shell is dash (fast for commands); people get bash.
       this.client.exec('exec /bin/bash -l', { pty: win }, (err, ch) => {
-        if (err) { process.stderr.write(`${err.message}\n`); return resolve(255); }
-        const resize = (): void => { ch.setWindow(process.stdout.rows ?? 24, process.stdout.columns ?? 80, 0, 0); };
+        if (err) {
+          process.stderr.write(`${err.message}\n`);
+          return resolve(255);
+        }
+        const resize = (): void => {
+          ch.setWindow(process.stdout.rows ?? 24, process.stdout.columns ?? 80, 0, 0);
+        };
         process.stdout.on('resize', resize);
         if (stdin.isTTY) stdin.setRawMode(true);
         stdin.resume();
@@ -191,7 +222,9 @@ export class SshSession {
         ch.pipe(process.stdout, { end: false });
         ch.stderr.pipe(process.stderr, { end: false });
         let code = 0;
-        ch.on('exit', (c: number | null) => { code = c ?? 255; });
+        ch.on('exit', (c: number | null) => {
+          code = c ?? 255;
+        });
         ch.on('close', () => {
           process.stdout.off('resize', resize);
           stdin.unpipe(ch);
@@ -245,10 +278,17 @@ export class SshSession {
     if ((this.spareTar && !this.spareTar.closed) || this.ended) return;
     const spare: { ch?: ClientChannel; closed: boolean } = { closed: false };
     this.spareTar = spare;
-    this.openChannel(remoteCommand(UNTAR)).then((ch) => {
-      ch.on('close', () => { spare.closed = true; });
-      spare.ch = ch;
-    }, () => { spare.closed = true; });
+    this.openChannel(remoteCommand(UNTAR)).then(
+      (ch) => {
+        ch.on('close', () => {
+          spare.closed = true;
+        });
+        spare.ch = ch;
+      },
+      () => {
+        spare.closed = true;
+      },
+    );
   }
 
   /** An exec channel running command; ssh2 throws at once when the connection is gone, which rejects. */

@@ -9,7 +9,9 @@ import { execa } from 'execa';
 
 /** One host directory to upload, into <remote base>/<sub>. */
 export interface UploadPart {
-  localDir: string; sub: string; skip?: (rel: string) => boolean;
+  localDir: string;
+  sub: string;
+  skip?: (rel: string) => boolean;
   /** The files to send, relative to localDir; without it the directory is walked. */
   files?: readonly string[];
 }
@@ -35,7 +37,9 @@ export interface Staged {
  */
 export async function stageTrees(remoteBase: string, parts: readonly UploadPart[]): Promise<Staged> {
   if (!/^(\/[\w.-]+)+$/.test(remoteBase) || remoteBase.split('/').includes('..')) throw new Error(`upload: "${remoteBase}" is not a plain absolute guest path`);
-  for (const p of parts) if (p.sub !== '.' && (!/^[\w.-]+(\/[\w.-]+)*$/.test(p.sub) || p.sub.split('/').some((x) => x === '..' || x === '.'))) throw new Error(`upload: "${p.sub}" is not a plain directory name (nor a relative path of them)`);
+  for (const p of parts)
+    if (p.sub !== '.' && (!/^[\w.-]+(\/[\w.-]+)*$/.test(p.sub) || p.sub.split('/').some((x) => x === '..' || x === '.')))
+      throw new Error(`upload: "${p.sub}" is not a plain directory name (nor a relative path of them)`);
   const stage = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-upload-'));
   const cleanup = (): Promise<void> => rm(stage, { recursive: true, force: true });
   try {
@@ -64,10 +68,20 @@ export async function stageTrees(remoteBase: string, parts: readonly UploadPart[
     const files = [...staged.keys()];
     const inStage = (f: string): string => staged.get(f)!;
     const hashes = new Map<string, string>();
-    for (const f of files) hashes.set(f, createHash('sha256').update(await readFile(path.join(stage, inStage(f)))).digest('hex'));
+    for (const f of files)
+      hashes.set(
+        f,
+        createHash('sha256')
+          .update(await readFile(path.join(stage, inStage(f))))
+          .digest('hex'),
+      );
     const tar = async (some: readonly string[], timeoutMs: number): Promise<Buffer> => {
       const r = await execa('tar', ['-c', '-h', '-f', '-', '--format=gnu', `--transform=s,^\\(_/\\)\\?,${remoteBase.slice(1)}/,`, '--null', '-T', '-'], {
-        input: some.map((f) => `${inStage(f)}\0`).join(''), encoding: 'buffer', timeout: timeoutMs, reject: false, cwd: stage,
+        input: some.map((f) => `${inStage(f)}\0`).join(''),
+        encoding: 'buffer',
+        timeout: timeoutMs,
+        reject: false,
+        cwd: stage,
       });
       if (r.exitCode !== 0) throw new Error(`upload: tar on the host failed: ${Buffer.from(r.stderr).toString().trim()}`);
       return Buffer.from(r.stdout);

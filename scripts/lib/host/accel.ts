@@ -5,18 +5,25 @@ import type { Accel } from '../core/config.ts';
 /** The accelerator a VM runs with. */
 export type RunAccel = 'kvm' | 'tcg';
 
-export interface HostFacts { kvmReadWrite: boolean; virtFlags: boolean }
+export interface HostFacts {
+  kvmReadWrite: boolean;
+  virtFlags: boolean;
+}
 
 export function hostFacts(): HostFacts {
   let kvmReadWrite = false;
   try {
     accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
     kvmReadWrite = true;
-  } catch { /* absent or not ours */ }
+  } catch {
+    /* absent or not ours */
+  }
   let virtFlags = false;
   try {
     virtFlags = /^flags\s*:.*\b(vmx|svm)\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
-  } catch { /* not Linux */ }
+  } catch {
+    /* not Linux */
+  }
   return { kvmReadWrite, virtFlags };
 }
 

@@ -8,7 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../core/config.ts';
 
-export interface ProbeMemo { host: string; kvmWorks: boolean; checkedAt: string }
+export interface ProbeMemo {
+  host: string;
+  kvmWorks: boolean;
+  checkedAt: string;
+}
 
 /** What identifies "this host" for the memo: its name and its kernel. */
 export function hostId(): string {

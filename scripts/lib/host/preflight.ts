@@ -22,20 +22,20 @@ export const REQUIREMENTS: readonly Requirement[] = [
   { probe: 'qemu-img', pkg: 'qemu-utils', why: 'compresses the root file system into a qcow2 image' },
   { probe: 'xz', pkg: 'xz-utils', why: 'extracts the uncompressed kernel (Debian 12)' },
   { probe: 'zstd', pkg: 'zstd', why: 'extracts the uncompressed kernel (Debian 13)' },
-  { probe: 'lz4', pkg: 'lz4', why: 'extracts the uncompressed kernel (Debian\'s cloud flavour)' },
+  { probe: 'lz4', pkg: 'lz4', why: "extracts the uncompressed kernel (Debian's cloud flavour)" },
 ];
 
 const SEARCH_EXTRA = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
 
 export function findTool(probe: string, envPath = process.env.PATH ?? ''): string | undefined {
-  const candidates = path.isAbsolute(probe)
-    ? [probe]
-    : [...envPath.split(':').filter(Boolean), ...SEARCH_EXTRA].map((d) => path.join(d, probe));
+  const candidates = path.isAbsolute(probe) ? [probe] : [...envPath.split(':').filter(Boolean), ...SEARCH_EXTRA].map((d) => path.join(d, probe));
   for (const c of candidates) {
     try {
       accessSync(c, path.isAbsolute(probe) ? constants.R_OK : constants.X_OK);
       return c;
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   return undefined;
 }
@@ -44,10 +44,7 @@ export function missingRequirements(reqs: readonly Requirement[], find: (probe: 
   return reqs.filter((r) => !find(r.probe));
 }
 
-export type Decision =
-  | { action: 'none' }
-  | { action: 'install'; commands: string[][] }
-  | { action: 'tell'; command: string };
+export type Decision = { action: 'none' } | { action: 'install'; commands: string[][] } | { action: 'tell'; command: string };
 
 /** What to do about missing packages: nothing, install them (root or passwordless sudo), or tell the user the one command. */
 export function decide(missing: readonly Requirement[], who: { root: boolean; passwordlessSudo: boolean }): Decision {
@@ -56,7 +53,13 @@ export function decide(missing: readonly Requirement[], who: { root: boolean; pa
   const install = ['apt-get', 'install', '-y', '-q', '--no-install-recommends', ...pkgs];
   if (who.root || who.passwordlessSudo) {
     const sudo = who.root ? [] : ['sudo', '-n', '--preserve-env=DEBIAN_FRONTEND'];
-    return { action: 'install', commands: [[...sudo, 'apt-get', 'update', '-q'], [...sudo, ...install]] };
+    return {
+      action: 'install',
+      commands: [
+        [...sudo, 'apt-get', 'update', '-q'],
+        [...sudo, ...install],
+      ],
+    };
   }
   return { action: 'tell', command: `sudo ${shellJoin(['apt-get', 'update'])} && sudo ${shellJoin(install)}` };
 }
@@ -76,7 +79,8 @@ export async function preflight(log: (line: string) => void, reqs: readonly Requ
   const list = missing.map((m) => `${m.probe} (package ${m.pkg}: ${m.why})`).join('\n');
   if (d.action === 'tell') {
     throw new KmodvmError('setup', 'host tools are missing, and installing them needs root', {
-      evidence: list, hint: `run this once, then try again:\n  ${d.command}`,
+      evidence: list,
+      hint: `run this once, then try again:\n  ${d.command}`,
     });
   }
   if (d.action !== 'install') return;
@@ -85,7 +89,10 @@ export async function preflight(log: (line: string) => void, reqs: readonly Requ
     log(`$ ${shellJoin(argv)}`);
     const r = await run(argv[0], argv.slice(1), { timeoutMs: 900_000, env: { DEBIAN_FRONTEND: 'noninteractive' } });
     if (r.exitCode !== 0) {
-      throw new KmodvmError('setup', `${shellJoin(argv)} failed (${r.reason})`, { evidence: `${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-15).join('\n'), hint: 'fix apt on this host, then try again' });
+      throw new KmodvmError('setup', `${shellJoin(argv)} failed (${r.reason})`, {
+        evidence: `${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-15).join('\n'),
+        hint: 'fix apt on this host, then try again',
+      });
     }
   }
   const still = missingRequirements(reqs);

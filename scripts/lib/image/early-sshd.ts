@@ -39,7 +39,10 @@ export function earlyEtc(): Map<string, string> {
     ['etc/nsswitch.conf', 'passwd: files\ngroup: files\nshadow: files\n'],
     // Read before the image's own sshd_config.d files (first match wins): every session in the Debian root.
     // No login history in the initrd: nothing to print, and no "Couldn't stat /var/log/lastlog" on every shell.
-    ['etc/ssh/sshd_config.d/00-kmodvm-initrd.conf', '# Written into the lean initrd only (scripts/lib/image/early-sshd.ts).\nChrootDirectory /newroot\nPrintLastLog no\n'],
+    [
+      'etc/ssh/sshd_config.d/00-kmodvm-initrd.conf',
+      '# Written into the lean initrd only (scripts/lib/image/early-sshd.ts).\nChrootDirectory /newroot\nPrintLastLog no\n',
+    ],
   ]);
 }
 
@@ -52,7 +55,15 @@ export async function stageEarlySshd(rootfs: string, stage: string): Promise<str
     if (r.exitCode !== 0) throw new KmodvmError('image', `ldd ${p} in the image failed (${r.reason})`, { evidence: r.stderr });
     for (const l of lddPaths(r.stdout)) libs.add(l);
   }
-  const files = [...programs, ...libs, '/etc/ssh/sshd_config', '/etc/ssh/sshd_config.d', '/etc/ssh/ssh_host_ed25519_key', '/etc/ssh/ssh_host_ed25519_key.pub', '/root/.ssh/authorized_keys'];
+  const files = [
+    ...programs,
+    ...libs,
+    '/etc/ssh/sshd_config',
+    '/etc/ssh/sshd_config.d',
+    '/etc/ssh/ssh_host_ed25519_key',
+    '/etc/ssh/ssh_host_ed25519_key.pub',
+    '/root/.ssh/authorized_keys',
+  ];
   // The image's tar, run in the image: -h resolves the symlinks there (/lib64/ld-linux… points into /lib).
   const archive = 'tmp/kmodvm-early-sshd.tar';
   const tar = await run('chroot', [rootfs, 'tar', '-c', '-h', '-f', `/${archive}`, ...files.map((f) => f.slice(1))], { timeoutMs: 60_000, cwd: '/' });

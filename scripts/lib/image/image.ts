@@ -12,7 +12,17 @@ import { KmodvmError } from '../core/errors.ts';
 import { buildInitrd } from './initrd.ts';
 import { run, shellJoin, tail } from '../core/proc.ts';
 import { hasPasswordlessSudo } from '../host/preflight.ts';
-import { BUILDER_VERSION, guestLinks, initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, withLoginShell, type Recipe } from './recipe.ts';
+import {
+  BUILDER_VERSION,
+  guestLinks,
+  initramfsToolsFiles,
+  loadRecipe,
+  mmdebstrapArgs,
+  recipeHash,
+  recipeInputs,
+  withLoginShell,
+  type Recipe,
+} from './recipe.ts';
 import { extractVmlinux } from './vmlinux.ts';
 import { diskBytes, mib } from '../core/disk.ts';
 import { exportHeaders, headersKdir, kernelGccMajor } from './headers.ts';
@@ -73,19 +83,20 @@ export async function findImage(c: Config): Promise<ImageInfo | undefined> {
   if (!existsSync(path.join(dir, 'manifest.json'))) return undefined;
   const manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
   const files = imageFiles(dir);
-  const broken = (why: string): KmodvmError => new KmodvmError('image', `the cached image ${dir} is broken: ${why}`, {
-    hint: `delete it and build again: rm -rf ${shellJoin([dir])}`,
-  });
+  const broken = (why: string): KmodvmError =>
+    new KmodvmError('image', `the cached image ${dir} is broken: ${why}`, {
+      hint: `delete it and build again: rm -rf ${shellJoin([dir])}`,
+    });
   for (const f of [files.rootfs, files.vmlinux, files.initrdLean, files.clientKey, files.hostPub]) {
     if (!existsSync(f)) throw broken(`${path.basename(f)} is missing`);
   }
   // Images built before ed25519KeyPair() may hold a key with a byte missing: sshd refuses it.
   for (const f of [files.clientKey, files.hostPub]) {
-    if (ssh2.utils.parseKey(await readFile(f, 'utf8')) instanceof Error) throw broken(`${path.basename(f)} is not a valid key (ssh2's key generator dropped a leading zero byte)`);
+    if (ssh2.utils.parseKey(await readFile(f, 'utf8')) instanceof Error)
+      throw broken(`${path.basename(f)} is not a valid key (ssh2's key generator dropped a leading zero byte)`);
   }
   return { ...files, key, manifest, cmdline: manifest.recipe.kernelCmdline };
 }
-
 
 /** Builds the image for the current recipe (root only), unless it is cached. */
 /** The cached image, built first when there is none. onBuilt runs after a build (the loop's prune hint). */
@@ -102,7 +113,20 @@ export async function ensureImage(c: Config, log: (l: string) => void, o: { onBu
     // Passwordless sudo (CI runners, many laptops): build as root, then hand the image to this user.
     log(`image: building as root through sudo: ${by}`);
     const tsx = path.join(c.root, 'node_modules/.bin/tsx');
-    const argv = ['-n', 'env', `KMODVM_CACHE_DIR=${c.cacheDir}`, `PATH=${process.env.PATH ?? ''}`, process.execPath, tsx, path.join(c.root, 'scripts/vm-image.ts'), 'build', '--kernel', c.kernel, '--recipe', c.recipe];
+    const argv = [
+      '-n',
+      'env',
+      `KMODVM_CACHE_DIR=${c.cacheDir}`,
+      `PATH=${process.env.PATH ?? ''}`,
+      process.execPath,
+      tsx,
+      path.join(c.root, 'scripts/vm-image.ts'),
+      'build',
+      '--kernel',
+      c.kernel,
+      '--recipe',
+      c.recipe,
+    ];
     if (c.mirror) argv.push('--mirror', c.mirror);
     const r = await run('sudo', argv, { timeoutMs: 40 * 60_000, echo: true });
     if (r.exitCode !== 0) throw new KmodvmError('image', `the image build under sudo failed (${r.reason})`, { evidence: tail(r.stderr, 20) });
@@ -126,7 +150,10 @@ export function keyPairUsable(k: { private: string; public: string }): boolean {
  * string's padding byte, so about 1 pair in 256 holds a 31-byte key that
  * sshd will not load and ssh2 will not parse. Such a pair is drawn again.
  */
-export function ed25519KeyPair(comment: string, generate = (): { private: string; public: string } => ssh2.utils.generateKeyPairSync('ed25519', { comment })): { private: string; public: string } {
+export function ed25519KeyPair(
+  comment: string,
+  generate = (): { private: string; public: string } => ssh2.utils.generateKeyPairSync('ed25519', { comment }),
+): { private: string; public: string } {
   for (let i = 0; i < 16; i++) {
     const k = generate();
     if (keyPairUsable(k)) return k;
@@ -180,7 +207,7 @@ export async function buildImage(c: Config, log: (l: string) => void, o: { onBui
     if (mm.exitCode !== 0) {
       throw new KmodvmError('image', `mmdebstrap failed (${mm.reason})`, {
         evidence: tail(mm.stderr, 25),
-        hint: 'check that Debian\'s mirror is reachable; behind your own mirror set KMODVM_MIRROR=http://…/debian',
+        hint: "check that Debian's mirror is reachable; behind your own mirror set KMODVM_MIRROR=http://…/debian",
       });
     }
     const kvers = await readdir(path.join(rootfs, 'lib/modules'));
@@ -202,31 +229,58 @@ export async function buildImage(c: Config, log: (l: string) => void, o: { onBui
     step('exporting the kbuild headers (for --build host)');
     await exportHeaders(rootfs, final, tmp, kver);
     const gccMajor = kernelGccMajor(await readFile(path.join(headersKdir(tmp, kver), 'include/generated/autoconf.h'), 'utf8').catch(() => ''));
-    step('lean initrd (busybox, modules, the image\'s sshd + cpio)');
+    step("lean initrd (busybox, modules, the image's sshd + cpio)");
     const initScript = await readFile(path.join(qemuDir, 'initrd-init.sh'), 'utf8');
-    const mods = await buildInitrd({ rootfs, kver, modules: recipe.initrdModules, initScript, work: path.join(tmp, 'initrd'), out: files.initrdLean, earlySshd: true });
+    const mods = await buildInitrd({
+      rootfs,
+      kver,
+      modules: recipe.initrdModules,
+      initScript,
+      work: path.join(tmp, 'initrd'),
+      out: files.initrdLean,
+      earlySshd: true,
+    });
     log(`  initrd modules: ${mods.join(' ')}`);
     // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format, not a template
     const q = await run('dpkg-query', [`--admindir=${path.join(rootfs, 'var/lib/dpkg')}`, '-W', '-f', '${Package}\t${Version}\n'], { timeoutMs: 60_000 });
-    const packages = Object.fromEntries(q.stdout.trim().split('\n').filter(Boolean).map((l) => l.split('\t') as [string, string]));
+    const packages = Object.fromEntries(
+      q.stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split('\t') as [string, string]),
+    );
     step(`mkfs.ext4 -d (${recipe.imageSizeMiB} MiB, sparse)`);
     const raw = path.join(tmp, 'rootfs.ext4');
     const mk = await run('mkfs.ext4', ['-q', '-F', '-L', 'kmodvm-root', '-d', rootfs, raw, `${recipe.imageSizeMiB}M`], { timeoutMs: 10 * 60_000 });
-    if (mk.exitCode !== 0) throw new KmodvmError('image', `mkfs.ext4 failed (${mk.reason})`, { evidence: tail(mk.stderr, 15), hint: 'raise imageSizeMiB in qemu/kernels/<kernel>.json if the tree does not fit' });
+    if (mk.exitCode !== 0)
+      throw new KmodvmError('image', `mkfs.ext4 failed (${mk.reason})`, {
+        evidence: tail(mk.stderr, 15),
+        hint: 'raise imageSizeMiB in qemu/kernels/<kernel>.json if the tree does not fit',
+      });
     // zstd-compressed qcow2: about a quarter of the ext4 image on disk (and in the CI cache);
     // QEMU decompresses on the host at native speed, and -snapshot keeps it read-only.
     // 4 KiB clusters: QEMU decompresses a whole cluster per read and caches none, so the
     // default 64 KiB made every 4 KiB page read (a header file in a guest build) cost 16.
     step('qemu-img convert -c (qcow2, zstd, 4 KiB clusters)');
-    const qi = await run('qemu-img', ['convert', '-c', '-f', 'raw', '-O', 'qcow2', '-o', 'compression_type=zstd,cluster_size=4096', raw, files.rootfs], { timeoutMs: 10 * 60_000 });
+    const qi = await run('qemu-img', ['convert', '-c', '-f', 'raw', '-O', 'qcow2', '-o', 'compression_type=zstd,cluster_size=4096', raw, files.rootfs], {
+      timeoutMs: 10 * 60_000,
+    });
     if (qi.exitCode !== 0) throw new KmodvmError('image', `qemu-img convert failed (${qi.reason})`, { evidence: tail(qi.stderr, 15) });
     await rm(raw);
     for (const d of [rootfs, essential, custom, path.join(tmp, 'initrd')]) await rm(d, { recursive: true, force: true });
     const sizes: Record<string, number> = {};
     for (const n of await readdir(tmp)) sizes[n] = await diskBytes(path.join(tmp, n));
     const manifest: Manifest = {
-      key, builderVersion: BUILDER_VERSION, recipe, kernelVersion: kver, kernelGccMajor: gccMajor, packages, sizes,
-      buildSeconds: Math.round((Date.now() - started) / 100) / 10, builtAt: new Date().toISOString(),
+      key,
+      builderVersion: BUILDER_VERSION,
+      recipe,
+      kernelVersion: kver,
+      kernelGccMajor: gccMajor,
+      packages,
+      sizes,
+      buildSeconds: Math.round((Date.now() - started) / 100) / 10,
+      builtAt: new Date().toISOString(),
     };
     await writeFile(path.join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
     await rm(final, { recursive: true, force: true });

@@ -13,14 +13,24 @@ export function parseModulesDep(text: string): Map<string, string[]> {
   for (const line of text.split('\n')) {
     const i = line.indexOf(':');
     if (i <= 0) continue;
-    m.set(line.slice(0, i).trim(), line.slice(i + 1).trim().split(/\s+/).filter(Boolean));
+    m.set(
+      line.slice(0, i).trim(),
+      line
+        .slice(i + 1)
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean),
+    );
   }
   return m;
 }
 
 /** A module's name as the kernel sees it: basename without .ko[.xz|.zst|.gz], dashes as underscores. */
 export function moduleName(p: string): string {
-  return path.basename(p).replace(/\.ko(\.(xz|zst|gz))?$/, '').replace(/-/g, '_');
+  return path
+    .basename(p)
+    .replace(/\.ko(\.(xz|zst|gz))?$/, '')
+    .replace(/-/g, '_');
 }
 
 /** Paths (relative to /lib/modules/<kver>) to insmod, dependencies first, each once. */
@@ -55,7 +65,11 @@ export function resolveLoadOrder(deps: Map<string, string[]>, names: readonly st
  */
 export function loadGroups(deps: Map<string, string[]>, order: readonly string[]): string[][] {
   const parent = new Map<string, string>(order.map((p) => [p, p]));
-  const find = (p: string): string => { let r = p; while (parent.get(r) !== r) r = parent.get(r)!; return r; };
+  const find = (p: string): string => {
+    let r = p;
+    while (parent.get(r) !== r) r = parent.get(r)!;
+    return r;
+  };
   for (const p of order) for (const d of deps.get(p) ?? []) if (parent.has(d)) parent.set(find(d), find(p));
   const groups = new Map<string, string[]>();
   for (const p of order) {
@@ -84,12 +98,23 @@ async function listTree(dir: string, rel = '.'): Promise<string[]> {
 }
 
 /** Builds the lean initrd from a rootfs tree into `out` (an uncompressed newc cpio: nothing to decompress under TCG). */
-export async function buildInitrd(opts: { rootfs: string; kver: string; modules: readonly string[]; initScript: string; work: string; out: string; earlySshd?: boolean }): Promise<string[]> {
+export async function buildInitrd(opts: {
+  rootfs: string;
+  kver: string;
+  modules: readonly string[];
+  initScript: string;
+  work: string;
+  out: string;
+  earlySshd?: boolean;
+}): Promise<string[]> {
   const modDir = path.join(opts.rootfs, 'lib/modules', opts.kver);
   const deps = parseModulesDep(await readFile(path.join(modDir, 'modules.dep'), 'utf8'));
   const builtin = await readFile(path.join(modDir, 'modules.builtin'), 'utf8').catch(() => '');
   const missing = missingModules(deps, builtin, opts.modules);
-  if (missing.length) throw new KmodvmError('image', `the guest kernel ${opts.kver} has no module ${missing.join(', ')}`, { hint: 'fix initrdModules in qemu/kernels/<kernel>.json' });
+  if (missing.length)
+    throw new KmodvmError('image', `the guest kernel ${opts.kver} has no module ${missing.join(', ')}`, {
+      hint: 'fix initrdModules in qemu/kernels/<kernel>.json',
+    });
   const order = resolveLoadOrder(deps, opts.modules);
   const stage = opts.work;
   for (const d of ['bin', 'dev', 'proc', 'sys', 'newroot', 'modules']) await mkdir(path.join(stage, d), { recursive: true });
@@ -118,7 +143,9 @@ export async function buildInitrd(opts: { rootfs: string; kver: string; modules:
   await writeFile(path.join(stage, 'init'), opts.initScript, { mode: 0o755 });
   const files = await listTree(stage);
   const r = await run('cpio', ['--create', '--format=newc', '--quiet', '--owner=0:0', '-O', opts.out], {
-    cwd: stage, input: files.join('\n') + '\n', timeoutMs: 120_000,
+    cwd: stage,
+    input: files.join('\n') + '\n',
+    timeoutMs: 120_000,
   });
   if (r.exitCode !== 0) throw new KmodvmError('image', `cpio failed: ${r.reason}`, { evidence: r.stderr });
   return names;
@@ -138,6 +165,10 @@ export async function genericInitrd(o: { leanInitrd: string; initScript: string;
   for (const d of ['dev', 'proc', 'sys', 'newroot', 'modules']) await mkdir(path.join(o.work, d), { recursive: true });
   await writeFile(path.join(o.work, 'modules/order'), '');
   await writeFile(path.join(o.work, 'init'), o.initScript, { mode: 0o755 });
-  const r = await run('cpio', ['--create', '--format=newc', '--quiet', '--owner=0:0', '-O', o.out], { cwd: o.work, input: (await listTree(o.work)).join('\n') + '\n', timeoutMs: 60_000 });
+  const r = await run('cpio', ['--create', '--format=newc', '--quiet', '--owner=0:0', '-O', o.out], {
+    cwd: o.work,
+    input: (await listTree(o.work)).join('\n') + '\n',
+    timeoutMs: 60_000,
+  });
   if (r.exitCode !== 0) throw new KmodvmError('image', `cpio failed: ${r.reason}`, { evidence: r.stderr });
 }

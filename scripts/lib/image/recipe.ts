@@ -34,7 +34,8 @@ export function validateRecipe(raw: unknown, file = 'recipe'): Recipe {
   if (!raw || typeof raw !== 'object') throw bad(file, '(root)', 'must be a JSON object');
   const r = raw as Record<string, unknown>;
   if (typeof r.suite !== 'string' || !/^[a-z][a-z0-9-]*$/.test(r.suite)) throw bad(file, 'suite', 'must be a Debian suite name such as bookworm');
-  if (!['essential', 'apt', 'minbase', 'required', 'important', 'standard'].includes(String(r.variant))) throw bad(file, 'variant', 'must be an mmdebstrap variant');
+  if (!['essential', 'apt', 'minbase', 'required', 'important', 'standard'].includes(String(r.variant)))
+    throw bad(file, 'variant', 'must be an mmdebstrap variant');
   for (const f of ['packages', 'dpkgPathExclude', 'initramfsToolsModules', 'initrdModules', 'kernelCmdline']) {
     if (!isStrList(r[f])) throw bad(file, f, 'must be a list of non-empty strings');
   }
@@ -47,7 +48,9 @@ export function validateRecipe(raw: unknown, file = 'recipe'): Recipe {
   }
   if (!Number.isInteger(r.imageSizeMiB) || (r.imageSizeMiB as number) < 256) throw bad(file, 'imageSizeMiB', 'must be a whole number of MiB, at least 256');
   return {
-    suite: r.suite, variant: r.variant as Recipe['variant'], packages: pkgs,
+    suite: r.suite,
+    variant: r.variant as Recipe['variant'],
+    packages: pkgs,
     dpkgPathExclude: r.dpkgPathExclude as string[],
     initramfsToolsModules: r.initramfsToolsModules as string[],
     initrdModules: r.initrdModules as string[],
@@ -73,21 +76,35 @@ export function loadRecipe(file: string): Recipe {
 }
 
 /** Files whose content goes into the image, as [relative name, content]. */
-export interface RecipeInputs { recipe: Recipe; files: [string, string][] }
+export interface RecipeInputs {
+  recipe: Recipe;
+  files: [string, string][];
+}
 
 function walk(dir: string, base = dir): string[] {
-  return readdirSync(dir).sort().flatMap((n) => {
-    const p = path.join(dir, n);
-    return lstatSync(p).isDirectory() ? walk(p, base) : [path.relative(base, p)];
-  });
+  return readdirSync(dir)
+    .sort()
+    .flatMap((n) => {
+      const p = path.join(dir, n);
+      return lstatSync(p).isDirectory() ? walk(p, base) : [path.relative(base, p)];
+    });
 }
 
 /** qemu/guest-links.json: the overlay's symlinks, relative path → target in the guest. */
 export function guestLinks(qemuDir: string): Record<string, string> {
   const file = path.join(qemuDir, 'guest-links.json');
   let raw: unknown;
-  try { raw = JSON.parse(readFileSync(file, 'utf8')); } catch (e) { throw new KmodvmError('usage', `cannot read ${file}: ${(e as Error).message}`); }
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw) || !Object.entries(raw).every(([k, v]) => typeof v === 'string' && !k.startsWith('/') && !k.split('/').includes('..'))) {
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new KmodvmError('usage', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  if (
+    !raw ||
+    typeof raw !== 'object' ||
+    Array.isArray(raw) ||
+    !Object.entries(raw).every(([k, v]) => typeof v === 'string' && !k.startsWith('/') && !k.split('/').includes('..'))
+  ) {
     throw new KmodvmError('usage', `${file} must map relative paths to link targets`);
   }
   return raw as Record<string, string>;
@@ -151,13 +168,16 @@ export function mmdebstrapArgs(r: Recipe, plan: MmdebstrapPlan): string[] {
  */
 export function withLoginShell(passwd: string, user: string, shell: string): string {
   let found = false;
-  const out = passwd.split('\n').map((line) => {
-    const f = line.split(':');
-    if (f.length !== 7 || f[0] !== user) return line;
-    found = true;
-    f[6] = shell;
-    return f.join(':');
-  }).join('\n');
+  const out = passwd
+    .split('\n')
+    .map((line) => {
+      const f = line.split(':');
+      if (f.length !== 7 || f[0] !== user) return line;
+      found = true;
+      f[6] = shell;
+      return f.join(':');
+    })
+    .join('\n');
   if (!found) throw new Error(`no user ${user} in /etc/passwd`);
   return out;
 }

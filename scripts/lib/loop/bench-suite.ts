@@ -20,10 +20,15 @@ export async function benchSuite(dir: string, n: number): Promise<string> {
   await mkdir(path.join(dir, 'mod'), { recursive: true });
   await mkdir(path.join(dir, 'expected'), { recursive: true });
   await writeFile(path.join(dir, 'mod', 'kmodvm_bench.c'), MODULE);
-  await writeFile(path.join(dir, 'mod', 'Makefile'), 'obj-m += kmodvm_bench.o\nKDIR ?= /lib/modules/$(shell uname -r)/build\nall:\n\t$(MAKE) -C $(KDIR) M=$(CURDIR) modules\n');
+  await writeFile(
+    path.join(dir, 'mod', 'Makefile'),
+    'obj-m += kmodvm_bench.o\nKDIR ?= /lib/modules/$(shell uname -r)/build\nall:\n\t$(MAKE) -C $(KDIR) M=$(CURDIR) modules\n',
+  );
   const tests: string[] = [];
   for (let i = 1; i <= n; i++) {
-    tests.push(`  - name: level-${i}\n    run: cat /sys/module/kmodvm_bench/parameters/level\n    params: { kmodvm_bench: level=${i} }\n    transcript: expected/level.transcript-${i}`);
+    tests.push(
+      `  - name: level-${i}\n    run: cat /sys/module/kmodvm_bench/parameters/level\n    params: { kmodvm_bench: level=${i} }\n    transcript: expected/level.transcript-${i}`,
+    );
     await writeFile(path.join(dir, 'expected', `level.transcript-${i}`), `[kernel]\nkmodvm_bench: loaded, level ${i}\nkmodvm_bench: unloaded\n[app]\n${i}\n`);
   }
   await writeFile(path.join(dir, 'kmodvm.yaml'), `modules:\n  - dir: mod\ntests:\n${tests.join('\n')}\n`);

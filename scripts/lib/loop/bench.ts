@@ -1,6 +1,10 @@
 // The benchmark's pure parts: medians, ratios, the table. The runner is
 // scripts/bench.ts. This is a benchmark, not a test: nothing fails on a time.
-export interface BenchRow { key: string; label: string; samples: number[] }
+export interface BenchRow {
+  key: string;
+  label: string;
+  samples: number[];
+}
 
 export function median(xs: readonly number[]): number | null {
   if (xs.length === 0) return null;
@@ -17,14 +21,22 @@ export interface BenchResult {
   accel: string;
   medians_s: Record<string, number | null>;
   samples_s: Record<string, number[]>;
-  ratios: { boot_vs_floor: number | null; resume_vs_floor: number | null; warm_vs_classic: number | null; guest_build_vs_classic: number | null; guest_make_vs_classic: number | null };
+  ratios: {
+    boot_vs_floor: number | null;
+    resume_vs_floor: number | null;
+    warm_vs_classic: number | null;
+    guest_build_vs_classic: number | null;
+    guest_make_vs_classic: number | null;
+  };
   notes: string[];
 }
 
 export function summarize(rows: readonly BenchRow[], runs: number, accel: string, notes: string[] = []): BenchResult {
   const medians_s = Object.fromEntries(rows.map((r) => [r.key, median(r.samples) === null ? null : Math.round(median(r.samples)! * 100) / 100]));
   return {
-    runs, accel, medians_s,
+    runs,
+    accel,
+    medians_s,
     samples_s: Object.fromEntries(rows.map((r) => [r.key, r.samples.map((x) => Math.round(x * 100) / 100)])),
     ratios: {
       boot_vs_floor: ratio(medians_s.boot_to_ssh, medians_s.floor),

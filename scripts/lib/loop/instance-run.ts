@@ -39,13 +39,19 @@ export async function upInstance(c: Config, name: string, log: (l: string) => vo
   const boot = async (): Promise<Vm> => {
     if (resumable(c, {})) {
       const r = await resumeGuest(c, img, guestSpec(c, img, accel, await freePort(), dir), log, detached);
-      if (r) { r.session.close(); how = r.how; return r.vm; }
+      if (r) {
+        r.session.close();
+        how = r.how;
+        return r.vm;
+      }
     }
     const vm = new Vm(guestSpec(c, img, accel, await freePort(), dir));
     log(`$ ${vm.commandLine()}`);
     vm.start({ detached });
-    const session = await vm.waitForSsh({ privateKey, hostPublicKey, deadlineMs: c.timeouts.boot * 1000, readyMarker: SSHD_READY_MARKER })
-      .catch(async (e) => { await vm.kill(); throw e; });
+    const session = await vm.waitForSsh({ privateKey, hostPublicKey, deadlineMs: c.timeouts.boot * 1000, readyMarker: SSHD_READY_MARKER }).catch(async (e) => {
+      await vm.kill();
+      throw e;
+    });
     session.close();
     return vm;
   };
@@ -59,14 +65,26 @@ export async function upInstance(c: Config, name: string, log: (l: string) => vo
     return boot();
   });
   const state: InstanceState = {
-    name, pid: vm.pid!, port: vm.spec.sshPort, accel, imageKey: img.key, imageDir: img.dir, kernelVersion: img.manifest.kernelVersion,
-    startedAt: new Date().toISOString(), dir, serialLog: vm.spec.serialLog, clientKey: img.clientKey, hostPub: img.hostPub,
+    name,
+    pid: vm.pid!,
+    port: vm.spec.sshPort,
+    accel,
+    imageKey: img.key,
+    imageDir: img.dir,
+    kernelVersion: img.manifest.kernelVersion,
+    startedAt: new Date().toISOString(),
+    dir,
+    serialLog: vm.spec.serialLog,
+    clientKey: img.clientKey,
+    hostPub: img.hostPub,
   };
   await writeState(state);
   // For plain ssh(1): the pinned host key, so nobody has to turn checking off.
   await writeFile(path.join(dir, 'known_hosts'), `[127.0.0.1]:${state.port} ${(await readFile(img.hostPub, 'utf8')).trim()}\n`);
   vm.release();
-  log(`instance ${name}: up in ${((Date.now() - t0) / 1000).toFixed(1)} s (${how === 'booted' ? 'booted' : `${how} from a snapshot`}; pid ${state.pid}, accel ${accel})`);
+  log(
+    `instance ${name}: up in ${((Date.now() - t0) / 1000).toFixed(1)} s (${how === 'booted' ? 'booted' : `${how} from a snapshot`}; pid ${state.pid}, accel ${accel})`,
+  );
   return { state, already: false };
 }
 
@@ -76,11 +94,16 @@ export async function downInstance(s: InstanceState, graceMs = 5000): Promise<'c
     const session = await connect(s);
     await session.exec(['sh', '-c', 'echo o > /proc/sysrq-trigger'], { timeoutMs: 3000 });
     session.close();
-  } catch { /* unreachable guest: the kill below handles it */ }
+  } catch {
+    /* unreachable guest: the kill below handles it */
+  }
   const deadline = Date.now() + graceMs;
   while (isQemuAlive(s.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   let how: 'clean' | 'killed' = 'clean';
-  if (isQemuAlive(s.pid)) { process.kill(s.pid, 'SIGKILL'); how = 'killed'; }
+  if (isQemuAlive(s.pid)) {
+    process.kill(s.pid, 'SIGKILL');
+    how = 'killed';
+  }
   await rm(s.dir, { recursive: true, force: true });
   return how;
 }
@@ -89,10 +112,18 @@ export async function downInstance(s: InstanceState, graceMs = 5000): Promise<'c
 async function serialSize(file: string): Promise<number> {
   const fh = await open(file, 'r').catch(() => undefined);
   if (!fh) return 0;
-  try { return (await fh.stat()).size; } finally { await fh.close(); }
+  try {
+    return (await fh.stat()).size;
+  } finally {
+    await fh.close();
+  }
 }
 
-export interface InstanceRun { report: RunReport; needsReboot: string | undefined; state: InstanceState }
+export interface InstanceRun {
+  report: RunReport;
+  needsReboot: string | undefined;
+  state: InstanceState;
+}
 
 /**
  * The suite's tests on a running instance (vm:test --reuse, vm:watch). The
@@ -100,23 +131,43 @@ export interface InstanceRun { report: RunReport; needsReboot: string | undefine
  * that leaves the kernel untrusted restarts the instance for the next test;
  * needsReboot says whether the last one did.
  */
-export async function testOnInstance(c0: Config, s0: InstanceState, runDir: string, log: (l: string) => void, o: { session?: SshSession; resolved?: ResolvedSuite } = {}): Promise<InstanceRun> {
+export async function testOnInstance(
+  c0: Config,
+  s0: InstanceState,
+  runDir: string,
+  log: (l: string) => void,
+  o: { session?: SshSession; resolved?: ResolvedSuite } = {},
+): Promise<InstanceRun> {
   const started = Date.now();
-  const rs = o.resolved ?? await resolveSuite(c0);
+  const rs = o.resolved ?? (await resolveSuite(c0));
   const c: Config = { ...c0, kernelArgs: [...c0.kernelArgs, ...rs.suite.kernelArgs] };
   const rules = loadRules(splatRuleFiles(c));
   await mkdir(path.join(runDir, 'steps'), { recursive: true });
   setCrashDir(runDir);
   let s = s0;
   const img = await findImage(c);
-  if (!img || img.key !== s.imageKey) throw new KmodvmError('boot', `instance ${s.name} runs image ${s.imageKey}, not the current recipe's`, { hint: `restart it: npm run vm:down -- --name ${s.name} && npm run vm:up -- --name ${s.name}` });
+  if (!img || img.key !== s.imageKey)
+    throw new KmodvmError('boot', `instance ${s.name} runs image ${s.imageKey}, not the current recipe's`, {
+      hint: `restart it: npm run vm:down -- --name ${s.name} && npm run vm:up -- --name ${s.name}`,
+    });
   const build = buildModeFor(c, img, false);
   // Not niced: the guest is up, and the build is what the edit loop waits for.
   const hostBuild = startHostBuild(c, img, rs, path.join(s.dir, 'build'), { ...build, niceness: 0 });
   const serialFrom = await serialSize(s.serialLog);
   // vm:watch keeps one connection across cycles (a handshake is ~0.3 s under TCG); otherwise one per run.
-  let session = o.session ?? await connect(s);
-  const report: RunReport = { verdict: 'fail', exitCode: 70, runDir, accel: s.accel, kernelVersion: s.kernelVersion, imageKey: s.imageKey, startedAt: new Date(started).toISOString(), durationMs: 0, checks: [], suite: rs.suite.file };
+  let session = o.session ?? (await connect(s));
+  const report: RunReport = {
+    verdict: 'fail',
+    exitCode: 70,
+    runDir,
+    accel: s.accel,
+    kernelVersion: s.kernelVersion,
+    imageKey: s.imageKey,
+    startedAt: new Date(started).toISOString(),
+    durationMs: 0,
+    checks: [],
+    suite: rs.suite.file,
+  };
   const serials: { file: string; from: number }[] = [{ file: s.serialLog, from: serialFrom }];
   const fresh = async (why: string): Promise<Guest> => {
     log(`instance ${s.name}: restarting it fresh (${why})`);
@@ -130,14 +181,29 @@ export async function testOnInstance(c0: Config, s0: InstanceState, runDir: stri
   let r: Awaited<ReturnType<typeof runSuite>>;
   try {
     r = await runSuite({
-      c, suite: rs.suite, tests: rs.selected, files: rs.files, guest: { session, serialLog: s.serialLog }, runDir, kver: s.kernelVersion, rules,
-      hostBuild, guestRecords: { dir: guestRecordsDir(c.cacheDir, s.imageKey), replay: c.replay }, guestFallback: s.accel === 'kvm', reuse: true, fresh, update: c.update, log,
+      c,
+      suite: rs.suite,
+      tests: rs.selected,
+      files: rs.files,
+      guest: { session, serialLog: s.serialLog },
+      runDir,
+      kver: s.kernelVersion,
+      rules,
+      hostBuild,
+      guestRecords: { dir: guestRecordsDir(c.cacheDir, s.imageKey), replay: c.replay },
+      guestFallback: s.accel === 'kvm',
+      reuse: true,
+      fresh,
+      update: c.update,
+      log,
     });
     session = r.guest.session;
   } finally {
     if (!o.session || session !== o.session) session.close();
   }
-  const serial = (await Promise.all(serials.map(async (x) => (await readFile(x.file).catch(() => Buffer.alloc(0))).subarray(x.from).toString('utf8')))).join('\n');
+  const serial = (await Promise.all(serials.map(async (x) => (await readFile(x.file).catch(() => Buffer.alloc(0))).subarray(x.from).toString('utf8')))).join(
+    '\n',
+  );
   const splat = noSplatCheck(r.kernelLog, serial, rules);
   assemble(report, [], r, [splat], started);
   const bad = r.untrusted ?? (splat.ok ? undefined : `no-splat: ${splat.message}`) ?? report.checks.find((x) => !x.ok && x.failure === 'timeout')?.name;

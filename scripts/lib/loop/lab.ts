@@ -12,7 +12,8 @@ export interface Exercise {
 }
 
 const ex = (n: number, slug: string, title: string, o: { starterApp?: string; solutionModule?: string; solutionApp?: string } = {}): Exercise => ({
-  n, title,
+  n,
+  title,
   transcript: `docs/lab/exercises/${n}-${slug}/expected.transcript`,
   starter: { moduleDir: `docs/lab/exercises/${n}-${slug}/kernel-module`, appDir: o.starterApp ?? 'userapp' },
   solution: { moduleDir: o.solutionModule ?? `docs/lab/solutions/${n}-${slug}/kernel-module`, appDir: o.solutionApp ?? 'userapp' },
@@ -22,15 +23,26 @@ export const EXERCISES: readonly Exercise[] = [
   ex(1, 'reproduce', 'Reproduce the original exchange', { solutionModule: 'kernel-module' }),
   ex(2, 'echo', 'Echo the payload in upper case'),
   // The apps of exercises 3 and 4 are given, complete: starter and solution share them.
-  ex(3, 'multicast', 'Multicast an event to two listeners', { starterApp: 'docs/lab/exercises/3-multicast/userapp', solutionApp: 'docs/lab/exercises/3-multicast/userapp' }),
-  ex(4, 'genetlink', 'The echo as a generic netlink family', { starterApp: 'docs/lab/exercises/4-genetlink/userapp', solutionApp: 'docs/lab/exercises/4-genetlink/userapp' }),
+  ex(3, 'multicast', 'Multicast an event to two listeners', {
+    starterApp: 'docs/lab/exercises/3-multicast/userapp',
+    solutionApp: 'docs/lab/exercises/3-multicast/userapp',
+  }),
+  ex(4, 'genetlink', 'The echo as a generic netlink family', {
+    starterApp: 'docs/lab/exercises/4-genetlink/userapp',
+    solutionApp: 'docs/lab/exercises/4-genetlink/userapp',
+  }),
 ];
 
 export function findExercise(n: number): Exercise | undefined {
   return EXERCISES.find((e) => e.n === n);
 }
 
-export interface Grade { lines: { what: string; ok: boolean }[]; score: number; outOf: number; hints: string[] }
+export interface Grade {
+  lines: { what: string; ok: boolean }[];
+  score: number;
+  outOf: number;
+  hints: string[];
+}
 
 /** The checks named `name`, or `name <module>` (insmod, rmmod), exist and all passed. */
 const passed = (checks: readonly Check[], name: string): boolean => {
@@ -48,16 +60,28 @@ export function grade(checks: readonly Check[]): Grade {
     { what: 'no splat', ok: passed(checks, 'no-splat') && !checks.some((c) => c.name === 'taint' && !c.ok) },
     { what: 'unloaded', ok: passed(checks, 'rmmod') },
   ];
-  const text = checks.filter((c) => !c.ok).map((c) => `${c.message ?? ''}\n${c.evidence ?? ''}`).join('\n');
+  const text = checks
+    .filter((c) => !c.ok)
+    .map((c) => `${c.message ?? ''}\n${c.evidence ?? ''}`)
+    .join('\n');
   const hints: string[] = [];
   if (/missing MODULE_LICENSE/.test(text)) hints.push('MODULE_LICENSE is missing: a module must declare its licence, e.g. MODULE_LICENSE("Dual MIT/GPL").');
-  if (/protocol \d+ is not served|EPROTONOSUPPORT/.test(text)) hints.push('the app found no kernel socket on its protocol: the module did not create it (netlink_kernel_create), is not loaded, or uses another protocol number than the app (31).');
-  if (/recvmsg\(\) timed out/.test(text)) hints.push('no reply came back: the reply was never sent, or went to the wrong port. Send it to NETLINK_CB(skb).portid, not to the nlmsg_pid field.');
-  if (/no event \(/.test(text)) hints.push('the listeners got no event: multicast it to the group with nlmsg_multicast(), and declare the kernel socket\'s groups (netlink_kernel_cfg.groups).');
-  if (/Operation not supported/.test(text)) hints.push('the kernel answered EOPNOTSUPP: the command\'s handler does not build and send its reply yet.');
-  if (failed(checks, 'insmod')) hints.push('the module did not load: the kernel\'s reason is in the evidence above (dmesg).');
-  if (failed(checks, 'transcript') && hints.length === 0) hints.push('the output differs from the expected transcript: the diff above shows the first line that did not match.');
-  if (checks.some((c) => (c.name === 'no-splat' || c.name === 'taint') && !c.ok)) hints.push('the kernel complained (oops, BUG, WARNING or a new taint): the quoted splat above shows where.');
+  if (/protocol \d+ is not served|EPROTONOSUPPORT/.test(text))
+    hints.push(
+      'the app found no kernel socket on its protocol: the module did not create it (netlink_kernel_create), is not loaded, or uses another protocol number than the app (31).',
+    );
+  if (/recvmsg\(\) timed out/.test(text))
+    hints.push('no reply came back: the reply was never sent, or went to the wrong port. Send it to NETLINK_CB(skb).portid, not to the nlmsg_pid field.');
+  if (/no event \(/.test(text))
+    hints.push(
+      "the listeners got no event: multicast it to the group with nlmsg_multicast(), and declare the kernel socket's groups (netlink_kernel_cfg.groups).",
+    );
+  if (/Operation not supported/.test(text)) hints.push("the kernel answered EOPNOTSUPP: the command's handler does not build and send its reply yet.");
+  if (failed(checks, 'insmod')) hints.push("the module did not load: the kernel's reason is in the evidence above (dmesg).");
+  if (failed(checks, 'transcript') && hints.length === 0)
+    hints.push('the output differs from the expected transcript: the diff above shows the first line that did not match.');
+  if (checks.some((c) => (c.name === 'no-splat' || c.name === 'taint') && !c.ok))
+    hints.push('the kernel complained (oops, BUG, WARNING or a new taint): the quoted splat above shows where.');
   if (checks.some((c) => c.failure === 'build') && hints.length === 0) hints.push('it does not compile: fix the first error shown above (file:line).');
   if (failed(checks, 'run') && hints.length === 0) hints.push('the app failed: its output above shows the step that went wrong.');
   const score = lines.filter((l) => l.ok).length;

@@ -28,7 +28,14 @@ export function newRunDir(c: Config, now = new Date()): string {
 }
 
 /** Boots a VM, or resumes it from a snapshot, and returns it with an SSH session; retries once if the port was taken meanwhile. */
-export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', runDir: string, log: (l: string) => void, o: { probeKvm?: boolean; byoInitrd?: string } = {}): Promise<{ vm: Vm; session: SshSession; bootMs: number; accel: 'kvm' | 'tcg'; how: BootHow }> {
+export async function bootVm(
+  c: Config,
+  img: ImageInfo,
+  accel: 'kvm' | 'tcg',
+  runDir: string,
+  log: (l: string) => void,
+  o: { probeKvm?: boolean; byoInitrd?: string } = {},
+): Promise<{ vm: Vm; session: SshSession; bootMs: number; accel: 'kvm' | 'tcg'; how: BootHow }> {
   if (resumable(c, o)) {
     const t0 = Date.now();
     const r = await resumeGuest(c, img, guestSpec(c, img, accel, await freePort(), runDir), log);
@@ -52,11 +59,19 @@ export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', ru
           continue;
         }
       }
-      const session = await vm.waitForSsh({ privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, readyMarker: SSHD_READY_MARKER });
+      const session = await vm.waitForSsh({
+        privateKey: await readFile(img.clientKey, 'utf8'),
+        hostPublicKey: await readFile(img.hostPub, 'utf8'),
+        deadlineMs: c.timeouts.boot * 1000,
+        readyMarker: SSHD_READY_MARKER,
+      });
       return { vm, session, bootMs: Date.now() - t0, accel, how: 'booted' };
     } catch (e) {
       await vm.kill();
-      if (attempt < 3 && isPortInUse(vm.exit?.stderr ?? '')) { log('boot: the SSH port was taken meanwhile; trying another'); continue; }
+      if (attempt < 3 && isPortInUse(vm.exit?.stderr ?? '')) {
+        log('boot: the SSH port was taken meanwhile; trying another');
+        continue;
+      }
       // The guest kernel crashed in its own boot, before our init: an emulator flake, not the
       // module (not loaded yet). Once more, keeping the crashed console as evidence.
       const crash = !rebooted && crashedBeforeInit(await readFile(vm.spec.serialLog, 'utf8').catch(() => ''), loadRules(splatRuleFiles(c)));
@@ -64,7 +79,9 @@ export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', ru
         rebooted = true;
         const kept = path.join(path.dirname(vm.spec.serialLog), 'serial-crashed-boot.log');
         await rename(vm.spec.serialLog, kept);
-        log(`boot: the guest kernel crashed during its own boot, before our init ran (${crash.line.trim()}); booting once more. The crashed boot's console: ${kept}`);
+        log(
+          `boot: the guest kernel crashed during its own boot, before our init ran (${crash.line.trim()}); booting once more. The crashed boot's console: ${kept}`,
+        );
         continue;
       }
       throw e;
@@ -75,10 +92,17 @@ export async function bootVm(c: Config, img: ImageInfo, accel: 'kvm' | 'tcg', ru
 /** --kernel-image: the initrd to boot it with, and its version as its build tree says. */
 export async function byoKernel(c: Config, img: ImageInfo, runDir: string): Promise<{ initrd: string; version: string }> {
   const uts = await readFile(path.join(c.kernelBuildDir, 'include/generated/utsrelease.h'), 'utf8').catch(() => '');
-  const version = /UTS_RELEASE "([^"]+)"/.exec(uts)?.[1] ?? (await readFile(path.join(c.kernelBuildDir, 'include/config/kernel.release'), 'utf8').catch(() => 'unknown')).trim();
+  const version =
+    /UTS_RELEASE "([^"]+)"/.exec(uts)?.[1] ??
+    (await readFile(path.join(c.kernelBuildDir, 'include/config/kernel.release'), 'utf8').catch(() => 'unknown')).trim();
   if (c.kernelInitrd) return { initrd: c.kernelInitrd, version };
   const out = path.join(runDir, 'initrd-generic.cpio');
-  await genericInitrd({ leanInitrd: img.initrdLean, initScript: await readFile(path.join(c.root, 'qemu/initrd-init.sh'), 'utf8'), work: path.join(runDir, 'initrd-generic'), out });
+  await genericInitrd({
+    leanInitrd: img.initrdLean,
+    initScript: await readFile(path.join(c.root, 'qemu/initrd-init.sh'), 'utf8'),
+    work: path.join(runDir, 'initrd-generic'),
+    out,
+  });
   return { initrd: out, version };
 }
 
@@ -87,14 +111,30 @@ export async function pickAccel(c: Config, facts = hostFacts()): Promise<{ accel
   const chosen = chooseAccel(c.accel, facts);
   if (c.accel !== 'auto' || chosen.accel !== 'kvm') return { ...chosen, probeKvm: false };
   const memo = await readMemo(c);
-  if (memo && !memo.kvmWorks) return { accel: 'tcg', note: `accel: TCG, because KVM hung a guest on this host before (${memoFile(c)}; delete it to probe again)`, probeKvm: false };
+  if (memo && !memo.kvmWorks)
+    return { accel: 'tcg', note: `accel: TCG, because KVM hung a guest on this host before (${memoFile(c)}; delete it to probe again)`, probeKvm: false };
   return { accel: 'kvm', probeKvm: !memo };
 }
 
 /** The host build of a suite, started while the guest comes up; undefined when the build is the guest's. */
-export function startHostBuild(c: Config, img: ImageInfo, rs: ResolvedSuite, tree: string, o: { kdir: string; mode: 'host' | 'guest'; niceness?: number }): Promise<SuiteHostBuild> | undefined {
+export function startHostBuild(
+  c: Config,
+  img: ImageInfo,
+  rs: ResolvedSuite,
+  tree: string,
+  o: { kdir: string; mode: 'host' | 'guest'; niceness?: number },
+): Promise<SuiteHostBuild> | undefined {
   if (o.mode !== 'host') return undefined;
-  const p = hostBuildSuite({ suite: rs.suite, files: rs.files, tree, kdir: o.kdir, cc: hostAppCompiler(img.manifest.kernelGccMajor), timeoutMs: c.timeouts.build * 1000, replay: c.replay, niceness: o.niceness });
+  const p = hostBuildSuite({
+    suite: rs.suite,
+    files: rs.files,
+    tree,
+    kdir: o.kdir,
+    cc: hostAppCompiler(img.manifest.kernelGccMajor),
+    timeoutMs: c.timeouts.build * 1000,
+    replay: c.replay,
+    niceness: o.niceness,
+  });
   p.catch(() => undefined);
   return p;
 }
@@ -103,7 +143,14 @@ export function startHostBuild(c: Config, img: ImageInfo, rs: ResolvedSuite, tre
 export function buildModeFor(c: Config, img: ImageInfo, byo: boolean): { mode: 'host' | 'guest'; why: string; kdir: string } {
   const kdir = byo ? c.kernelBuildDir : headersKdir(img.dir, img.manifest.kernelVersion);
   if (byo) return { mode: 'host', why: `--kernel-build-dir ${c.kernelBuildDir}`, kdir };
-  return { ...chooseBuildMode(c.build, { gccMajor: img.manifest.kernelGccMajor, hostHasCompiler: hostHasCompiler(img.manifest.kernelGccMajor), headers: existsSync(kdir) }), kdir };
+  return {
+    ...chooseBuildMode(c.build, {
+      gccMajor: img.manifest.kernelGccMajor,
+      hostHasCompiler: hostHasCompiler(img.manifest.kernelGccMajor),
+      headers: existsSync(kdir),
+    }),
+    kdir,
+  };
 }
 
 /** The report of a run: its own checks before and after the suite's tests, and the verdict over all of them. */
@@ -120,14 +167,34 @@ export async function kvmClockCheck(session: SshSession): Promise<Check> {
   const cs = (await session.exec(['cat', '/sys/devices/system/clocksource/clocksource0/current_clocksource'], { timeoutMs: 10_000 })).stdout.trim();
   return cs === 'kvm-clock'
     ? { name: 'kvm', ok: true, durationMs: 0, message: 'clocksource kvm-clock' }
-    : { name: 'kvm', ok: false, failure: 'boot', durationMs: 0, message: `--accel kvm, but the guest clocksource is ${cs || 'unknown'}, not kvm-clock`, evidence: 'KVM is not really in use; check /dev/kvm permissions and the udev rule' };
+    : {
+        name: 'kvm',
+        ok: false,
+        failure: 'boot',
+        durationMs: 0,
+        message: `--accel kvm, but the guest clocksource is ${cs || 'unknown'}, not kvm-clock`,
+        evidence: 'KVM is not really in use; check /dev/kvm permissions and the udev rule',
+      };
 }
 
 /** resumeOrSave for a run or an instance: the image's keys, the boot timeout, and a guest kernel crash before our init retried as a boot. */
-export async function resumeGuest(c: Config, img: ImageInfo, spec: VmSpec, log: (l: string) => void, detached?: { stderrFile: string }): Promise<Resumed | undefined> {
+export async function resumeGuest(
+  c: Config,
+  img: ImageInfo,
+  spec: VmSpec,
+  log: (l: string) => void,
+  detached?: { stderrFile: string },
+): Promise<Resumed | undefined> {
   return resumeOrSave({
-    cacheDir: c.cacheDir, spec, imageKey: img.key, qemuVersion: await qemuVersion(),
-    privateKey: await readFile(img.clientKey, 'utf8'), hostPublicKey: await readFile(img.hostPub, 'utf8'), deadlineMs: c.timeouts.boot * 1000, log,
-    retryBoot: (serial) => Boolean(crashedBeforeInit(serial, loadRules(splatRuleFiles(c)))), detached,
+    cacheDir: c.cacheDir,
+    spec,
+    imageKey: img.key,
+    qemuVersion: await qemuVersion(),
+    privateKey: await readFile(img.clientKey, 'utf8'),
+    hostPublicKey: await readFile(img.hostPub, 'utf8'),
+    deadlineMs: c.timeouts.boot * 1000,
+    log,
+    retryBoot: (serial) => Boolean(crashedBeforeInit(serial, loadRules(splatRuleFiles(c)))),
+    detached,
   });
 }

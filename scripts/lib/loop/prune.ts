@@ -14,8 +14,14 @@ import { diskBytes, mib } from '../core/disk.ts';
 import { guestRecordsRoot } from '../build/guest-kbuild.ts';
 import { snapshotsDir, UNUSABLE } from '../vm/snapshot.ts';
 
-export interface PruneItem { path: string; why: string }
-export interface PrunePlan { remove: PruneItem[]; keep: PruneItem[] }
+export interface PruneItem {
+  path: string;
+  why: string;
+}
+export interface PrunePlan {
+  remove: PruneItem[];
+  keep: PruneItem[];
+}
 
 /**
  * Which cache entries go. images and records are directory names under
@@ -23,8 +29,13 @@ export interface PrunePlan { remove: PruneItem[]; keep: PruneItem[] }
  * Pure: the caller lists the directories and removes.
  */
 export function planPrune(o: {
-  imagesDir: string; images: readonly string[]; recordsDir: string; records: readonly string[]; keep: ReadonlyMap<string, string>;
-  snapshotsDir?: string; snapshots?: readonly { name: string; imageKey?: string }[];
+  imagesDir: string;
+  images: readonly string[];
+  recordsDir: string;
+  records: readonly string[];
+  keep: ReadonlyMap<string, string>;
+  snapshotsDir?: string;
+  snapshots?: readonly { name: string; imageKey?: string }[];
 }): PrunePlan {
   const plan: PrunePlan = { remove: [], keep: [] };
   for (const n of [...o.images].sort()) {
@@ -74,7 +85,15 @@ export async function prunePlan(c: Config): Promise<PrunePlan> {
     return undefined;
   };
   const snapshots = await Promise.all((await list(snapDir)).map(async (name) => ({ name, imageKey: await imageOf(name) })));
-  return planPrune({ imagesDir: imagesDir(c), images: await list(imagesDir(c)), recordsDir, records: await list(recordsDir), keep: await keptKeys(c), snapshotsDir: snapDir, snapshots });
+  return planPrune({
+    imagesDir: imagesDir(c),
+    images: await list(imagesDir(c)),
+    recordsDir,
+    records: await list(recordsDir),
+    keep: await keptKeys(c),
+    snapshotsDir: snapDir,
+    snapshots,
+  });
 }
 
 /**
@@ -98,5 +117,8 @@ export async function applyPrune(plan: PrunePlan, log: (l: string) => void): Pro
 /** After an image build: how many older images no recipe of this checkout builds (npm run vm:image -- prune removes them). */
 export async function pruneHint(c: Config, log: (l: string) => void): Promise<void> {
   const stale = (await prunePlan(c)).remove.filter((r) => path.dirname(r.path) === imagesDir(c));
-  if (stale.length) log(`image: ${stale.length} older image${stale.length > 1 ? 's' : ''} in the cache that no recipe of this checkout builds: npm run vm:image -- prune removes ${stale.length > 1 ? 'them' : 'it'}`);
+  if (stale.length)
+    log(
+      `image: ${stale.length} older image${stale.length > 1 ? 's' : ''} in the cache that no recipe of this checkout builds: npm run vm:image -- prune removes ${stale.length > 1 ? 'them' : 'it'}`,
+    );
 }

@@ -28,23 +28,28 @@ import { Vm } from '../vm/vm.ts';
 
 export { newRunDir, pickAccel, bootVm } from './pipeline.ts';
 
-export interface RunOptions { log: (l: string) => void }
-
-
-
-
-
-
-
-
+export interface RunOptions {
+  log: (l: string) => void;
+}
 
 function dryRun(c: Config, rs: ResolvedSuite, accel: 'kvm' | 'tcg', note: string | undefined, probeKvm: boolean, log: (l: string) => void): Promise<void> {
   return (async () => {
     const img = await findImage(c);
-    const shown = img ?? { vmlinux: '<cache>/vmlinux', vmlinuz: '<cache>/vmlinuz', initrdLean: '<cache>/initrd-lean.cpio', initrdStock: '<cache>/initrd.img', rootfs: '<cache>/rootfs.qcow2', cmdline: [] } as unknown as ImageInfo;
+    const shown =
+      img ??
+      ({
+        vmlinux: '<cache>/vmlinux',
+        vmlinuz: '<cache>/vmlinuz',
+        initrdLean: '<cache>/initrd-lean.cpio',
+        initrdStock: '<cache>/initrd.img',
+        rootfs: '<cache>/rootfs.qcow2',
+        cmdline: [],
+      } as unknown as ImageInfo);
     const spec = guestSpec(c, shown, accel, 0, '<run-dir>');
     log(`plan: ${img ? `image ${img.dir} (cached)` : 'build the image first (not cached)'}; accel ${accel}${note ? ` (${note})` : ''}`);
-    log(`plan: suite ${rs.suite.file}: build ${rs.suite.modules.map((m) => m.dir).join(', ')}${rs.suite.apps.length ? ` and ${rs.suite.apps.map((a) => a.dir).join(', ')}` : ''}; upload ${rs.files.length} files; tests ${rs.selected.map((s) => s.test.name).join(', ')} (load ${rs.suite.load}); power off`);
+    log(
+      `plan: suite ${rs.suite.file}: build ${rs.suite.modules.map((m) => m.dir).join(', ')}${rs.suite.apps.length ? ` and ${rs.suite.apps.map((a) => a.dir).join(', ')}` : ''}; upload ${rs.files.length} files; tests ${rs.selected.map((s) => s.test.name).join(', ')} (load ${rs.suite.load}); power off`,
+    );
     const show = (v: VmSpec): void => log(new Vm(v).commandLine().replace("'hostfwd=tcp:127.0.0.1:0-:22'", "'hostfwd=tcp:127.0.0.1:<free port>-:22'"));
     if (img && resumable(c, { probeKvm, byoInitrd: c.kernelImage || undefined })) {
       const key = await snapshotKeyHere(spec, { imageKey: img.key, qemuVersion: await qemuVersion() });
@@ -58,7 +63,6 @@ function dryRun(c: Config, rs: ResolvedSuite, accel: 'kvm' | 'tcg', note: string
     }
   })();
 }
-
 
 export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
   const started = Date.now();
@@ -97,8 +101,17 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
   const releaseTree = build.mode === 'host' ? await lockTree(tree, log) : undefined;
   const hostBuild = startHostBuild(c, img, rs, tree, build);
   const report: RunReport = {
-    verdict: 'fail', exitCode: 70, runDir, accel, kernelVersion: byo ? `${byo.version} (--kernel-image)` : img.manifest.kernelVersion, imageKey: img.key,
-    qemuVersion: await qemuVersion(), startedAt: new Date(started).toISOString(), durationMs: 0, checks: [], suite: rs.suite.file,
+    verdict: 'fail',
+    exitCode: 70,
+    runDir,
+    accel,
+    kernelVersion: byo ? `${byo.version} (--kernel-image)` : img.manifest.kernelVersion,
+    imageKey: img.key,
+    qemuVersion: await qemuVersion(),
+    startedAt: new Date(started).toISOString(),
+    durationMs: 0,
+    checks: [],
+    suite: rs.suite.file,
   };
   const head: Check[] = [];
   let vm: Vm | undefined;
@@ -107,37 +120,68 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
   try {
     try {
       const b = await bootVm(c, img, accel, runDir, log, { probeKvm, byoInitrd: byo?.initrd });
-      vm = b.vm; session = b.session; report.bootToSshMs = b.bootMs; report.accel = b.accel; report.bootHow = b.how;
+      vm = b.vm;
+      session = b.session;
+      report.bootToSshMs = b.bootMs;
+      report.accel = b.accel;
+      report.bootHow = b.how;
       serials.push(vm.spec.serialLog);
-      head.push({ name: 'boot', ok: true, durationMs: b.bootMs, message: `SSH ready on 127.0.0.1:${vm.spec.sshPort}${b.how === 'booted' ? '' : ` (${b.how} from a snapshot)`}` });
+      head.push({
+        name: 'boot',
+        ok: true,
+        durationMs: b.bootMs,
+        message: `SSH ready on 127.0.0.1:${vm.spec.sshPort}${b.how === 'booted' ? '' : ` (${b.how} from a snapshot)`}`,
+      });
       if (c.accel === 'kvm') {
         head.push(await kvmClockCheck(session));
         if (!head.at(-1)!.ok) return assemble(report, head, undefined, await serialSplats(serials, rules), started);
       }
     } catch (e) {
       if (!(e instanceof KmodvmError)) throw e;
-      head.push({ name: 'boot', ok: false, failure: e.failure, message: e.message, evidence: [e.evidence, e.hint && `next: ${e.hint}`].filter(Boolean).join('\n'), durationMs: Date.now() - started });
+      head.push({
+        name: 'boot',
+        ok: false,
+        failure: e.failure,
+        message: e.message,
+        evidence: [e.evidence, e.hint && `next: ${e.hint}`].filter(Boolean).join('\n'),
+        durationMs: Date.now() - started,
+      });
       return assemble(report, head, undefined, await serialSplats([path.join(runDir, 'serial.log')], rules), started);
     }
     let guests = 1;
     const fresh = async (): Promise<Guest> => {
-      session?.close(); session = undefined;
+      session?.close();
+      session = undefined;
       await vm?.kill();
       const dir = path.join(runDir, `guest-${++guests}`);
       await mkdir(dir, { recursive: true });
       const b = await bootVm(c, img, report.accel as 'kvm' | 'tcg', dir, log, { byoInitrd: byo?.initrd });
-      vm = b.vm; session = b.session;
+      vm = b.vm;
+      session = b.session;
       serials.push(vm.spec.serialLog);
       return { session, serialLog: vm.spec.serialLog };
     };
     const r = await runSuite({
-      c, suite: rs.suite, tests: rs.selected, files: rs.files, guest: { session, serialLog: vm.spec.serialLog }, runDir, kver: img.manifest.kernelVersion, rules,
-      hostBuild, guestRecords: { dir: guestRecordsDir(c.cacheDir, img.key), replay: c.replay }, guestFallback: report.accel === 'kvm' && !byo, fresh, update: c.update, log,
+      c,
+      suite: rs.suite,
+      tests: rs.selected,
+      files: rs.files,
+      guest: { session, serialLog: vm.spec.serialLog },
+      runDir,
+      kver: img.manifest.kernelVersion,
+      rules,
+      hostBuild,
+      guestRecords: { dir: guestRecordsDir(c.cacheDir, img.key), replay: c.replay },
+      guestFallback: report.accel === 'kvm' && !byo,
+      fresh,
+      update: c.update,
+      log,
     });
     session = r.guest.session;
     const t1 = Date.now();
     await session.exec(['sh', '-c', 'echo o > /proc/sysrq-trigger'], { timeoutMs: 5000 }).catch(() => undefined);
-    session.close(); session = undefined;
+    session.close();
+    session = undefined;
     await Promise.race([vm!.waitExit(), new Promise((res) => setTimeout(res, 5000))]);
     await vm!.kill();
     const tail: Check[] = [{ name: 'poweroff', ok: true, durationMs: Date.now() - t1 }];

@@ -23,7 +23,11 @@ export function debouncer(ms: number, fire: (paths: string[]) => void): (p: stri
   return (p: string) => {
     pending.add(p);
     clearTimeout(timer);
-    timer = setTimeout(() => { const ps = [...pending].sort(); pending = new Set(); fire(ps); }, ms);
+    timer = setTimeout(() => {
+      const ps = [...pending].sort();
+      pending = new Set();
+      fire(ps);
+    }, ms);
   };
 }
 
@@ -39,10 +43,19 @@ export function verdictScreen(r: RunReport, changed: string[], latencyMs: number
   ];
   for (const c of failed) {
     lines.push(`${c.name}: ${c.message ?? ''}`);
-    if (c.evidence) lines.push(...c.evidence.split('\n').slice(0, 14).map((l) => `  ${l}`));
+    if (c.evidence)
+      lines.push(
+        ...c.evidence
+          .split('\n')
+          .slice(0, 14)
+          .map((l) => `  ${l}`),
+      );
   }
   const tr = allChecks(r).filter((c) => c.name === 'transcript');
-  if (!failed.length) lines.push(r.tests && r.tests.length > 1 ? `tests: ${r.tests.length} passed` : `transcript: ${tr.length ? `match (${tr[0].message ?? ''})` : 'none expected'}`);
+  if (!failed.length)
+    lines.push(
+      r.tests && r.tests.length > 1 ? `tests: ${r.tests.length} passed` : `transcript: ${tr.length ? `match (${tr[0].message ?? ''})` : 'none expected'}`,
+    );
   lines.push(`run directory: ${r.runDir}`);
   return lines.join('\n');
 }
@@ -64,13 +77,20 @@ export async function watch(c0: Config, log: (l: string) => void, o: { once?: bo
     }
     return session.s;
   };
-  const dropSession = (): void => { session?.s.close(); session = undefined; };
+  const dropSession = (): void => {
+    session?.s.close();
+    session = undefined;
+  };
   const cycle = async (changed: string[], savedAt: number): Promise<void> => {
     const l = await lookup(c, name);
     const state = l.alive ? l.state : (await upInstance(c, name, log)).state;
     const r = await sessionFor(state)
       .then((s) => testOnInstance(c0, state, newRunDir(c), () => undefined, { session: s }))
-      .catch((e: Error) => { log(`watch: ${e.message}`); dropSession(); return undefined; });
+      .catch((e: Error) => {
+        log(`watch: ${e.message}`);
+        dropSession();
+        return undefined;
+      });
     if (!r) return;
     await writeReports(r.report);
     log(verdictScreen(r.report, changed, Date.now() - savedAt, root));
@@ -85,9 +105,16 @@ export async function watch(c0: Config, log: (l: string) => void, o: { once?: bo
   if (o.once) return dropSession();
   // The suite root is watched; a change counts when the suite uploads that file (or is the suite file or a transcript).
   const counts = async (paths: string[]): Promise<string[]> => {
-    const rs = await resolveSuite(c0).catch((e: Error) => { log(`watch: ${e.message}`); return undefined; });
+    const rs = await resolveSuite(c0).catch((e: Error) => {
+      log(`watch: ${e.message}`);
+      return undefined;
+    });
     if (!rs) return [];
-    const mine = new Set([...rs.files.map((f) => srcPath(rs.suite, f)), rs.suite.file, ...rs.suite.tests.flatMap((t) => (t.transcript ? [t.transcript.abs] : []))]);
+    const mine = new Set([
+      ...rs.files.map((f) => srcPath(rs.suite, f)),
+      rs.suite.file,
+      ...rs.suite.tests.flatMap((t) => (t.transcript ? [t.transcript.abs] : [])),
+    ]);
     return paths.filter((p) => mine.has(p));
   };
   let firstChange = 0;
@@ -95,21 +122,31 @@ export async function watch(c0: Config, log: (l: string) => void, o: { once?: bo
   const onChange = debouncer(50, (paths) => {
     const savedAt = firstChange;
     firstChange = 0;
-    busy = busy.then(async () => {
-      const changed = await counts(paths);
-      if (changed.length) await cycle(changed, savedAt);
-    }).catch((e: Error) => log(`watch: ${e.message}`));
+    busy = busy
+      .then(async () => {
+        const changed = await counts(paths);
+        if (changed.length) await cycle(changed, savedAt);
+      })
+      .catch((e: Error) => log(`watch: ${e.message}`));
   });
   const skipped = (p: string): boolean => {
     const rel = path.relative(root, p);
     return rel !== '' && (/(^|\/)(\.git|node_modules)(\/|$)/.test(rel) || p.startsWith(`${c.runsDir}/`) || p === c.runsDir || isBuildProduct(rel));
   };
   const watcher = chokidar.watch(first.suite.mounts?.map((m) => m.abs) ?? [root], { ignoreInitial: true, ignored: skipped });
-  watcher.on('all', (_ev, p) => { if (!firstChange) firstChange = Date.now(); onChange(p); });
+  watcher.on('all', (_ev, p) => {
+    if (!firstChange) firstChange = Date.now();
+    onChange(p);
+  });
   // Said once the initial scan is done: a save before that would go unseen.
   await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   log(`watch: watching ${root} (the files ${path.basename(first.suite.file)} uploads); Ctrl-C stops watching (the instance stays up: npm run vm:down)`);
-  await new Promise<void>((resolve) => { const off = onSignal('SIGINT', () => { off(); void watcher.close().then(resolve); }); });
+  await new Promise<void>((resolve) => {
+    const off = onSignal('SIGINT', () => {
+      off();
+      void watcher.close().then(resolve);
+    });
+  });
   await busy;
   dropSession();
 }

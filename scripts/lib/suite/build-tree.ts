@@ -18,7 +18,10 @@ export const hostBuildsDir = (cacheDir: string): string => path.join(cacheDir, '
 /** The suite's build tree: keyed by where its files are, the kbuild tree and the compiler. */
 export function buildTreeFor(cacheDir: string, suite: Pick<Suite, 'root' | 'mounts'>, kdir: string, cc: string | undefined): string {
   const where = suite.mounts ? suite.mounts.map((m) => `${m.rel}=${m.abs}`).join('\0') : suite.root;
-  const key = createHash('sha256').update(`${where}\0${kdir}\0${cc ?? ''}`).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(`${where}\0${kdir}\0${cc ?? ''}`)
+    .digest('hex')
+    .slice(0, 16);
   return path.join(hostBuildsDir(cacheDir), key, 'tree');
 }
 
@@ -30,8 +33,12 @@ export async function lockTree(tree: string, log: (l: string) => void, waitS = 1
   const first = await lockfile.lock(target, opts).catch((e: NodeJS.ErrnoException) => (e.code === 'ELOCKED' ? undefined : Promise.reject(e)));
   if (first) return first;
   log(`build: another run is building this suite in ${tree}; waiting for it`);
-  const release = await lockfile.lock(target, { ...opts, retries: { retries: Math.ceil(waitS / 2), minTimeout: 500, maxTimeout: 2000, factor: 1.2 } }).catch((e: Error) => {
-    throw new KmodvmError('setup', `the build tree ${tree} stayed locked for ${waitS} s: ${e.message}`, { hint: `if no other kmodvm runs, remove ${target}.lock` });
-  });
+  const release = await lockfile
+    .lock(target, { ...opts, retries: { retries: Math.ceil(waitS / 2), minTimeout: 500, maxTimeout: 2000, factor: 1.2 } })
+    .catch((e: Error) => {
+      throw new KmodvmError('setup', `the build tree ${tree} stayed locked for ${waitS} s: ${e.message}`, {
+        hint: `if no other kmodvm runs, remove ${target}.lock`,
+      });
+    });
   return release;
 }

@@ -20,7 +20,9 @@ async function isElf(file: string): Promise<boolean> {
     const b = Buffer.alloc(4);
     const { bytesRead } = await fh.read(b, 0, 4, 0);
     return bytesRead === 4 && b.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
-  } finally { await fh.close(); }
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The suite's source files, relative to root, sorted. `skipDirs` are absolute directories left out (the runs directory). */
@@ -31,10 +33,11 @@ export async function suiteFiles(root: string, o: { exclude?: readonly string[];
     const dir = path.join(root, rel);
     const gi = await readFile(path.join(dir, '.gitignore'), 'utf8').catch(() => undefined);
     const here = gi === undefined ? rules : [...rules, { base: rel, ig: ignore().add(gi) }];
-    const ignored = (r: string, isDir: boolean): boolean => here.some(({ base, ig }) => {
-      const sub = base ? path.relative(base, r) : r;
-      return !sub.startsWith('..') && ig.ignores(isDir ? `${sub}/` : sub);
-    });
+    const ignored = (r: string, isDir: boolean): boolean =>
+      here.some(({ base, ig }) => {
+        const sub = base ? path.relative(base, r) : r;
+        return !sub.startsWith('..') && ig.ignores(isDir ? `${sub}/` : sub);
+      });
     const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
     for (const e of entries) {
       const r = rel ? `${rel}/${e.name}` : e.name;
@@ -44,7 +47,7 @@ export async function suiteFiles(root: string, o: { exclude?: readonly string[];
       } else if (e.isFile() || e.isSymbolicLink()) {
         if (isBuildProduct(r) || ignored(r, false)) continue;
         const st = await stat(path.join(root, r)).catch(() => undefined);
-        if (!st?.isFile() || await isElf(path.join(root, r))) continue;
+        if (!st?.isFile() || (await isElf(path.join(root, r)))) continue;
         out.push(r);
       }
     }

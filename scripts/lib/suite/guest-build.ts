@@ -16,20 +16,36 @@ import { modulesFromOrder } from './modules-order.ts';
 import type { LoadedModule } from './test-plan.ts';
 
 export interface GuestBuildInput {
-  c: Config; suite: Suite; session: SshSession; kver: string;
+  c: Config;
+  suite: Suite;
+  session: SshSession;
+  kver: string;
   records?: { dir: string; replay: boolean };
   log: (l: string) => void;
 }
 
-export interface GuestBuildResult { ok: boolean; checks: Check[]; records: StepRecord[]; modules: LoadedModule[] }
+export interface GuestBuildResult {
+  ok: boolean;
+  checks: Check[];
+  records: StepRecord[];
+  modules: LoadedModule[];
+}
 
 /** A failed guest build's check: the compiler's errors at the host's paths, as annotations too. */
 function buildCheck(name: string, dir: string, rec: StepRecord, suite: Suite): Check {
-  const check: Check = { name, ok: rec.ok, failure: rec.failure, durationMs: rec.result.durationMs, message: rec.ok ? (rec.message ?? 'in the guest') : `the ${name.startsWith('build-app') ? 'app' : 'module'} in ${dir} does not build (in the guest)` };
+  const check: Check = {
+    name,
+    ok: rec.ok,
+    failure: rec.failure,
+    durationMs: rec.result.durationMs,
+    message: rec.ok ? (rec.message ?? 'in the guest') : `the ${name.startsWith('build-app') ? 'app' : 'module'} in ${dir} does not build (in the guest)`,
+  };
   if (rec.ok) return check;
   const out = hostPaths(suite, `${rec.result.stdout}\n${rec.result.stderr}`, GUEST_WORK);
   const diags = compilerDiagnostics(out).filter((d) => d.severity !== 'warning');
-  check.evidence = diags.length ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n') : `${rec.message}\n${tail(out, 25)}`;
+  check.evidence = diags.length
+    ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n')
+    : `${rec.message}\n${tail(out, 25)}`;
   check.annotations = diags.map((d) => ({ file: d.file, line: d.line, col: d.col, message: `${d.severity}: ${d.message}` }));
   if (rec.failure === 'timeout') check.failure = 'timeout';
   return check;
@@ -44,8 +60,10 @@ export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildRes
     const gdir = `${GUEST_WORK}/${m.dir}`;
     const name = `build-module${many(suite.modules.length) ? `:${m.dir}` : ''}`;
     const spec: StepSpec = {
-      name, argv: ['make', '-C', gdir, `KDIR=/lib/modules/${i.kver}/build`, ...(symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${symvers.join(' ')}`] : [])],
-      timeoutMs: c.timeouts.build * 1000, failure: 'build',
+      name,
+      argv: ['make', '-C', gdir, `KDIR=/lib/modules/${i.kver}/build`, ...(symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${symvers.join(' ')}`] : [])],
+      timeoutMs: c.timeouts.build * 1000,
+      failure: 'build',
     };
     i.log(`step ${name} (in the guest)`);
     const plan = i.records ? await guestBuildPlan(i.records.dir, m.abs, i.records.replay, gdir, `\0${symvers.join(' ')}`) : undefined;
@@ -56,7 +74,14 @@ export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildRes
     const order = await session.exec(['cat', `${gdir}/modules.order`], { timeoutMs: c.timeouts.command * 1000 });
     const listed = order.exitCode === 0 ? modulesFromOrder(order.stdout, gdir) : [];
     if (!listed.length) {
-      out.checks.push({ name, ok: false, failure: 'build', durationMs: 0, message: `${path.join(m.dir, 'modules.order')} lists no module after make`, evidence: `${order.reason}\n${order.stderr}\nnext: does the Makefile build with obj-m, and pass M= the directory it is in?` });
+      out.checks.push({
+        name,
+        ok: false,
+        failure: 'build',
+        durationMs: 0,
+        message: `${path.join(m.dir, 'modules.order')} lists no module after make`,
+        evidence: `${order.reason}\n${order.stderr}\nnext: does the Makefile build with obj-m, and pass M= the directory it is in?`,
+      });
       return { ...out, ok: false };
     }
     out.modules.push(...listed.map((bm) => ({ name: bm.name, guestKo: `${gdir}/${bm.ko}`, params: m.params })));

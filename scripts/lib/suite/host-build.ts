@@ -15,9 +15,16 @@ import { hostPaths, srcPath, type Suite } from './load.ts';
 import { modulesFromOrder, type BuiltModule } from './modules-order.ts';
 import type { UploadPart } from '../guest/upload.ts';
 
-export interface DirBuild { dir: string; kind: 'module' | 'app'; build: HostBuild; modules: (BuiltModule & { hostKo: string; guestRel: string })[] }
+export interface DirBuild {
+  dir: string;
+  kind: 'module' | 'app';
+  build: HostBuild;
+  modules: (BuiltModule & { hostKo: string; guestRel: string })[];
+}
 export interface SuiteHostBuild {
-  ok: boolean; tree: string; dirs: DirBuild[];
+  ok: boolean;
+  tree: string;
+  dirs: DirBuild[];
   /** The apps' products, relative to the tree (they travel with the sources). */
   products: string[];
   /** The modules as the guest gets them (without debug sections), each to its place beside its sources. */
@@ -48,32 +55,62 @@ async function sharedHash(suite: Pick<Suite, 'root' | 'mounts'>, files: readonly
   return h.digest('hex');
 }
 
-export interface HostBuildInput { suite: Suite; files: readonly string[]; tree: string; kdir: string; cc?: string; timeoutMs: number; replay: boolean; niceness?: number }
+export interface HostBuildInput {
+  suite: Suite;
+  files: readonly string[];
+  tree: string;
+  kdir: string;
+  cc?: string;
+  timeoutMs: number;
+  replay: boolean;
+  niceness?: number;
+}
 
 export async function hostBuildSuite(i: HostBuildInput): Promise<SuiteHostBuild> {
   const t0 = Date.now();
   const { suite, tree } = i;
   await mkdir(tree, { recursive: true });
   await syncTree(suite, i.files, tree);
-  const shared = await sharedHash(suite, i.files, [...suite.modules, ...suite.apps].map((d) => d.dir));
+  const shared = await sharedHash(
+    suite,
+    i.files,
+    [...suite.modules, ...suite.apps].map((d) => d.dir),
+  );
   const dirs: DirBuild[] = [];
   const symvers: string[] = [];
   const products: string[] = [];
   const moduleParts: UploadPart[] = [];
-  const mapPaths = (b: HostBuild): HostBuild => ({ ...b, output: hostPaths(suite, b.output, tree), evidence: b.evidence && hostPaths(suite, b.evidence, tree) });
+  const mapPaths = (b: HostBuild): HostBuild => ({
+    ...b,
+    output: hostPaths(suite, b.output, tree),
+    evidence: b.evidence && hostPaths(suite, b.evidence, tree),
+  });
   for (const m of suite.modules) {
     const out = path.join(tree, m.dir);
     const extra = symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${symvers.join(' ')}`] : [];
-    const b = mapPaths(await hostMake({
-      srcDir: m.abs, outDir: out, product: 'modules.order', makeArgs: [`KDIR=${i.kdir}`, ...extra], hashSalt: `${i.kdir}\0${shared}`,
-      timeoutMs: i.timeoutMs, replayKdir: i.replay ? i.kdir : undefined, niceness: i.niceness, copied: true,
-    }));
+    const b = mapPaths(
+      await hostMake({
+        srcDir: m.abs,
+        outDir: out,
+        product: 'modules.order',
+        makeArgs: [`KDIR=${i.kdir}`, ...extra],
+        hashSalt: `${i.kdir}\0${shared}`,
+        timeoutMs: i.timeoutMs,
+        replayKdir: i.replay ? i.kdir : undefined,
+        niceness: i.niceness,
+        copied: true,
+      }),
+    );
     const d: DirBuild = { dir: m.dir, kind: 'module', build: b, modules: [] };
     dirs.push(d);
     if (!b.ok) return { ok: false, tree, dirs, products, moduleParts, durationMs: Date.now() - t0 };
     const listed = modulesFromOrder(await readFile(path.join(out, 'modules.order'), 'utf8'), out);
     if (!listed.length) {
-      d.build = { ...b, ok: false, evidence: `make succeeded but ${path.join(m.dir, 'modules.order')} lists no module\nnext: does the Makefile build with obj-m, and pass M= the directory it is in?` };
+      d.build = {
+        ...b,
+        ok: false,
+        evidence: `make succeeded but ${path.join(m.dir, 'modules.order')} lists no module\nnext: does the Makefile build with obj-m, and pass M= the directory it is in?`,
+      };
       return { ok: false, tree, dirs, products, moduleParts, durationMs: Date.now() - t0 };
     }
     for (const bm of listed) {
@@ -91,11 +128,37 @@ export async function hostBuildSuite(i: HostBuildInput): Promise<SuiteHostBuild>
   }
   for (const a of suite.apps) {
     const out = path.join(tree, a.dir);
-    if (!i.cc) return { ok: false, tree, moduleParts, dirs: [...dirs, { dir: a.dir, kind: 'app', modules: [], build: { ok: false, durationMs: 0, output: '', evidence: 'no C compiler on the host (gcc or cc)\nnext: install gcc, or use --build guest' } }], products, durationMs: Date.now() - t0 };
-    const b = mapPaths(await hostMake({ srcDir: a.abs, outDir: out, makeArgs: [`CC=${i.cc} -static`], hashSalt: `app\0${shared}`, timeoutMs: i.timeoutMs, niceness: i.niceness, copied: true }));
+    if (!i.cc)
+      return {
+        ok: false,
+        tree,
+        moduleParts,
+        dirs: [
+          ...dirs,
+          {
+            dir: a.dir,
+            kind: 'app',
+            modules: [],
+            build: { ok: false, durationMs: 0, output: '', evidence: 'no C compiler on the host (gcc or cc)\nnext: install gcc, or use --build guest' },
+          },
+        ],
+        products,
+        durationMs: Date.now() - t0,
+      };
+    const b = mapPaths(
+      await hostMake({
+        srcDir: a.abs,
+        outDir: out,
+        makeArgs: [`CC=${i.cc} -static`],
+        hashSalt: `app\0${shared}`,
+        timeoutMs: i.timeoutMs,
+        niceness: i.niceness,
+        copied: true,
+      }),
+    );
     dirs.push({ dir: a.dir, kind: 'app', build: b, modules: [] });
     if (!b.ok) return { ok: false, tree, dirs, products, moduleParts, durationMs: Date.now() - t0 };
-    products.push(...await appProducts(tree, a.dir, i.files));
+    products.push(...(await appProducts(tree, a.dir, i.files)));
   }
   return { ok: true, tree, dirs, products, moduleParts, durationMs: Date.now() - t0 };
 }
@@ -121,6 +184,14 @@ export function buildChecks(b: SuiteHostBuild, where = 'on the host'): Check[] {
     const what = d.modules.length ? ` (${d.modules.map((m) => m.name).join(', ')})` : '';
     return d.build.ok
       ? { name, ok: true, durationMs: d.build.durationMs, message: `${where}${what}` }
-      : { name, ok: false, failure: 'build' as const, durationMs: d.build.durationMs, message: `the ${d.kind} in ${d.dir} does not build (${where})`, evidence: d.build.evidence && `${d.build.evidence}\nnext: fix the code, or try --build guest to build it inside the VM`, annotations: d.build.annotations };
+      : {
+          name,
+          ok: false,
+          failure: 'build' as const,
+          durationMs: d.build.durationMs,
+          message: `the ${d.kind} in ${d.dir} does not build (${where})`,
+          evidence: d.build.evidence && `${d.build.evidence}\nnext: fix the code, or try --build guest to build it inside the VM`,
+          annotations: d.build.annotations,
+        };
   });
 }

@@ -35,17 +35,27 @@ export interface TestExpect {
   loadsHere: boolean;
 }
 
-export interface JudgedTest { checks: Check[]; captures?: Record<string, string>; firstLoad: boolean; untrusted?: string }
+export interface JudgedTest {
+  checks: Check[];
+  captures?: Record<string, string>;
+  firstLoad: boolean;
+  untrusted?: string;
+}
 
 const stepCheck = (r: StepRecord, kernelLog: string): Check => ({
-  name: r.name, ok: r.ok, failure: r.failure, durationMs: r.result.durationMs, message: r.message,
+  name: r.name,
+  ok: r.ok,
+  failure: r.failure,
+  durationMs: r.result.durationMs,
+  message: r.message,
   ...(r.ok ? {} : { evidence: `${tail(`${r.result.stdout}\n${r.result.stderr}`, 10)}\nkernel log of this test, last lines:\n${tail(kernelLog, 15)}` }),
 });
 
 function runCheck(r: StepRecord, want: number, hang?: string): Check {
   const base = { name: 'run', durationMs: r.result.durationMs };
   const out = (): string => `stdout, last lines:\n${tail(r.result.stdout, 12)}\nstderr, last lines:\n${tail(r.result.stderr, 12)}`;
-  if (r.result.timedOut) return { ...base, ok: false, failure: 'timeout', message: `the command ${r.result.reason}`, evidence: [out(), hang].filter(Boolean).join('\n') };
+  if (r.result.timedOut)
+    return { ...base, ok: false, failure: 'timeout', message: `the command ${r.result.reason}`, evidence: [out(), hang].filter(Boolean).join('\n') };
   if (r.result.exitCode === undefined) return { ...base, ok: false, failure: 'app', message: `the command ${r.result.reason}`, evidence: out() };
   if (r.result.exitCode !== want) return { ...base, ok: false, failure: 'app', message: `exited ${r.result.exitCode}, expected ${want}`, evidence: out() };
   return { ...base, ok: true, message: `exited ${want}` };
@@ -60,26 +70,53 @@ export function judgeTest(e: TestEvidence, x: TestExpect, rules: CompiledRules):
   if (e.run && !e.run.result.timedOut && x.transcript) {
     const m = matchTranscript(x.transcript.parsed, { kernel: e.kernelLog, app: e.run.result.stdout }, { firstLoad });
     captures = m.captures;
-    checks.push(m.ok
-      ? { name: 'transcript', ok: true, durationMs: 0, message: `${m.captures.pid ? `pid ${m.captures.pid}` : 'match'}${firstLoad || !x.loadsHere ? '' : ' (an out-of-tree module was loaded earlier this boot: first-load lines not expected)'}` }
-      : {
-        name: 'transcript', ok: false, failure: 'transcript', durationMs: 0, message: 'output differs from the expected transcript', evidence: formatMismatches(m, x.transcript.file),
-        annotations: m.mismatches.map((mm) => ({ file: x.transcript!.file, line: mm.expected.lineNo, message: `${mm.section}: ${mm.why}: ${mm.expected.text}` })),
-      });
+    checks.push(
+      m.ok
+        ? {
+            name: 'transcript',
+            ok: true,
+            durationMs: 0,
+            message: `${m.captures.pid ? `pid ${m.captures.pid}` : 'match'}${firstLoad || !x.loadsHere ? '' : ' (an out-of-tree module was loaded earlier this boot: first-load lines not expected)'}`,
+          }
+        : {
+            name: 'transcript',
+            ok: false,
+            failure: 'transcript',
+            durationMs: 0,
+            message: 'output differs from the expected transcript',
+            evidence: formatMismatches(m, x.transcript.file),
+            annotations: m.mismatches.map((mm) => ({
+              file: x.transcript!.file,
+              line: mm.expected.lineNo,
+              message: `${mm.section}: ${mm.why}: ${mm.expected.text}`,
+            })),
+          },
+    );
   }
   let untrusted: string | undefined;
   if (e.taintBefore !== undefined && e.taintAfter !== undefined) {
     const extra = unexpectedTaint(e.taintBefore, e.taintAfter);
     if (extra.length) untrusted = `new taint flags ${extra.join('')}`;
-    checks.push(extra.length
-      ? { name: 'taint', ok: false, failure: 'splat', durationMs: 0, message: `new taint flags ${extra.join('')}`, evidence: `tainted ${e.taintBefore} -> ${e.taintAfter}` }
-      : { name: 'taint', ok: true, durationMs: 0, message: `tainted ${e.taintAfter}` });
+    checks.push(
+      extra.length
+        ? {
+            name: 'taint',
+            ok: false,
+            failure: 'splat',
+            durationMs: 0,
+            message: `new taint flags ${extra.join('')}`,
+            evidence: `tainted ${e.taintBefore} -> ${e.taintAfter}`,
+          }
+        : { name: 'taint', ok: true, durationMs: 0, message: `tainted ${e.taintAfter}` },
+    );
   }
   const splats = [...findSplats(e.kernelLog, rules, 'dmesg'), ...findSplats(e.serial, rules, 'serial.log')];
   if (splats.length) untrusted ??= `${splats[0].id}: ${splats[0].line.trim()}`;
-  checks.push(splats.length
-    ? { name: 'no-splat', ok: false, failure: 'splat', durationMs: 0, message: `${splats[0].id}: ${splats[0].line}`, evidence: formatSplat(splats[0]) }
-    : { name: 'no-splat', ok: true, durationMs: 0 });
+  checks.push(
+    splats.length
+      ? { name: 'no-splat', ok: false, failure: 'splat', durationMs: 0, message: `${splats[0].id}: ${splats[0].line}`, evidence: formatSplat(splats[0]) }
+      : { name: 'no-splat', ok: true, durationMs: 0 },
+  );
   const hung = e.run?.result.timedOut || [...e.loads, ...e.unloads].some((r) => r.result.timedOut);
   const stuck = e.unloads.find((r) => !r.ok);
   untrusted ??= hung ? 'a step hung' : stuck ? `${stuck.name} failed` : undefined;

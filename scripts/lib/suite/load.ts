@@ -9,7 +9,11 @@ import { YAML } from 'zx';
 import { KmodvmError } from '../core/errors.ts';
 import { suiteSchema, type SuiteFile } from './schema.ts';
 
-export interface SuiteModuleDir { dir: string; abs: string; params: string[] }
+export interface SuiteModuleDir {
+  dir: string;
+  abs: string;
+  params: string[];
+}
 export interface SuiteTest {
   name: string;
   run: string;
@@ -52,17 +56,17 @@ export function hostPaths(s: Pick<Suite, 'root' | 'mounts'>, text: string, base:
   return out.split(`${base}/`).join(s.root === '/' ? '/' : `${s.root}/`);
 }
 
-export const paramList = (p: string | string[] | undefined): string[] =>
-  p === undefined ? [] : Array.isArray(p) ? p : p.split(/\s+/).filter(Boolean);
+export const paramList = (p: string | string[] | undefined): string[] => (p === undefined ? [] : Array.isArray(p) ? p : p.split(/\s+/).filter(Boolean));
 
 type Where = (at: readonly PropertyKey[]) => number | undefined;
 
 function usage(file: string, line: number | undefined, field: string, message: string, hint?: string): KmodvmError {
-  return new KmodvmError('usage', `${file}${line ? `:${line}` : ''}: ${field ? `${field}: ` : ''}${message}`, { hint: hint ?? 'fix the suite file; its fields are in docs/suite.md and schema/kmodvm.schema.json' });
+  return new KmodvmError('usage', `${file}${line ? `:${line}` : ''}: ${field ? `${field}: ` : ''}${message}`, {
+    hint: hint ?? 'fix the suite file; its fields are in docs/suite.md and schema/kmodvm.schema.json',
+  });
 }
 
-export const fieldName = (at: readonly PropertyKey[]): string =>
-  at.map((k, i) => (typeof k === 'number' ? `[${k}]` : `${i ? '.' : ''}${String(k)}`)).join('');
+export const fieldName = (at: readonly PropertyKey[]): string => at.map((k, i) => (typeof k === 'number' ? `[${k}]` : `${i ? '.' : ''}${String(k)}`)).join('');
 
 /** Parses and validates the text of a suite file (pure but for the file name it quotes). */
 export function parseSuiteText(text: string, file: string): { suite: SuiteFile; where: Where } {
@@ -96,7 +100,9 @@ export function parseSuiteText(text: string, file: string): { suite: SuiteFile; 
 function findKey(doc: ReturnType<typeof YAML.parseDocument>, at: readonly PropertyKey[]): number | undefined {
   const parent: unknown = at.length > 1 ? doc.getIn(at.slice(0, -1) as unknown[], true) : doc.contents;
   if (!YAML.isMap(parent)) return undefined;
-  const pair = (parent as InstanceType<typeof YAML.YAMLMap>).items.find((p: { key: unknown }) => YAML.isScalar(p.key) && (p.key as InstanceType<typeof YAML.Scalar>).value === at.at(-1));
+  const pair = (parent as InstanceType<typeof YAML.YAMLMap>).items.find(
+    (p: { key: unknown }) => YAML.isScalar(p.key) && (p.key as InstanceType<typeof YAML.Scalar>).value === at.at(-1),
+  );
   return (pair?.key as { range?: number[] } | undefined)?.range?.[0];
 }
 
@@ -104,7 +110,9 @@ function knownKeys(parent: readonly PropertyKey[]): string {
   const depth = parent.filter((k) => typeof k === 'string');
   const keys: Record<string, string[]> = {
     '': ['modules', 'apps', 'tests', 'setup', 'load', 'kernel_args', 'kernels', 'exclude'],
-    modules: ['dir', 'params'], apps: ['dir'], tests: ['name', 'run', 'transcript', 'exit_code', 'timeout', 'params'],
+    modules: ['dir', 'params'],
+    apps: ['dir'],
+    tests: ['name', 'run', 'transcript', 'exit_code', 'timeout', 'params'],
   };
   return (keys[depth.join('.')] ?? []).join(', ');
 }
@@ -113,32 +121,49 @@ function knownKeys(parent: readonly PropertyKey[]): string {
 export async function loadSuite(file: string, o: { update?: boolean } = {}): Promise<Suite> {
   const abs = path.resolve(file);
   const text = await readFile(abs, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new KmodvmError('usage', `cannot read the suite file ${abs} (${e.code ?? e.message})`, { hint: 'pass --suite FILE, or write a kmodvm.yaml (docs/suite.md)' });
+    throw new KmodvmError('usage', `cannot read the suite file ${abs} (${e.code ?? e.message})`, {
+      hint: 'pass --suite FILE, or write a kmodvm.yaml (docs/suite.md)',
+    });
   });
   const { suite: s, where } = parseSuiteText(text, abs);
   const root = path.dirname(abs);
   const dirOf = (kind: 'modules' | 'apps', i: number, dir: string): string => {
     const d = path.resolve(root, dir);
     if (!existsSync(d) || !statSync(d).isDirectory()) throw usage(abs, where([kind, i, 'dir']), `${kind}[${i}].dir`, `no directory ${d}`);
-    if (!['Makefile', 'makefile', 'GNUmakefile', 'Kbuild'].some((m) => existsSync(path.join(d, m)))) throw usage(abs, where([kind, i, 'dir']), `${kind}[${i}].dir`, `${d} has no Makefile`);
+    if (!['Makefile', 'makefile', 'GNUmakefile', 'Kbuild'].some((m) => existsSync(path.join(d, m))))
+      throw usage(abs, where([kind, i, 'dir']), `${kind}[${i}].dir`, `${d} has no Makefile`);
     return d;
   };
   const tests = s.tests.map((t, i): SuiteTest => {
     const tr = t.transcript ? { rel: t.transcript, abs: path.resolve(root, t.transcript) } : undefined;
     if (tr && !o.update && !existsSync(tr.abs)) {
-      throw usage(abs, where(['tests', i, 'transcript']), `tests[${i}].transcript`, `no file ${tr.abs}`, 'write it, or run once with --update to write it from what the test prints');
+      throw usage(
+        abs,
+        where(['tests', i, 'transcript']),
+        `tests[${i}].transcript`,
+        `no file ${tr.abs}`,
+        'write it, or run once with --update to write it from what the test prints',
+      );
     }
     return {
-      name: t.name, run: t.run, transcript: tr, exitCode: t.exit_code, timeoutS: t.timeout,
+      name: t.name,
+      run: t.run,
+      transcript: tr,
+      exitCode: t.exit_code,
+      timeoutS: t.timeout,
       params: t.params && Object.fromEntries(Object.entries(t.params).map(([k, v]) => [k.replace(/-/g, '_'), paramList(v)])),
     };
   });
   return {
-    file: abs, root,
+    file: abs,
+    root,
     modules: s.modules.map((m, i) => ({ dir: m.dir, abs: dirOf('modules', i, m.dir), params: paramList(m.params) })),
     apps: s.apps.map((a, i) => ({ dir: a.dir, abs: dirOf('apps', i, a.dir) })),
-    tests, setup: s.setup, load: s.load,
+    tests,
+    setup: s.setup,
+    load: s.load,
     kernelArgs: Array.isArray(s.kernel_args) ? s.kernel_args : paramList(s.kernel_args),
-    kernels: s.kernels, exclude: s.exclude,
+    kernels: s.kernels,
+    exclude: s.exclude,
   };
 }

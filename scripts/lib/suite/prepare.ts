@@ -12,7 +12,11 @@ import type { Suite } from './load.ts';
 import { insmodStep, setupStep, type LoadedModule } from './test-plan.ts';
 
 export interface PrepareInput {
-  c: Config; suite: Suite; session: SshSession; files: readonly string[]; kver: string;
+  c: Config;
+  suite: Suite;
+  session: SshSession;
+  files: readonly string[];
+  kver: string;
   /** A host build that succeeded: its tree and products are uploaded, nothing is built in the guest. */
   host?: SuiteHostBuild;
   guestRecords?: { dir: string; replay: boolean };
@@ -21,9 +25,21 @@ export interface PrepareInput {
   log: (l: string) => void;
 }
 
-export interface Prepared { ok: boolean; checks: Check[]; records: StepRecord[]; modules: LoadedModule[] }
+export interface Prepared {
+  ok: boolean;
+  checks: Check[];
+  records: StepRecord[];
+  modules: LoadedModule[];
+}
 
-const failedCheck = (r: StepRecord): Check => ({ name: r.name, ok: false, failure: r.failure, durationMs: r.result.durationMs, message: r.message, evidence: `${r.result.stdout}\n${r.result.stderr}`.trim().split('\n').slice(-15).join('\n') });
+const failedCheck = (r: StepRecord): Check => ({
+  name: r.name,
+  ok: false,
+  failure: r.failure,
+  durationMs: r.result.durationMs,
+  message: r.message,
+  evidence: `${r.result.stdout}\n${r.result.stderr}`.trim().split('\n').slice(-15).join('\n'),
+});
 
 export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
   const { c, suite, session } = i;
@@ -32,12 +48,23 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
   const parts = i.host
     ? [{ localDir: i.host.tree, sub: '.', files: [...i.files, ...i.host.products] }, ...i.host.moduleParts]
     : suite.mounts
-      ? suite.mounts.map((m) => ({ localDir: m.abs, sub: m.rel, files: i.files.filter((f) => f.startsWith(`${m.rel}/`)).map((f) => f.slice(m.rel.length + 1)) }))
+      ? suite.mounts.map((m) => ({
+          localDir: m.abs,
+          sub: m.rel,
+          files: i.files.filter((f) => f.startsWith(`${m.rel}/`)).map((f) => f.slice(m.rel.length + 1)),
+        }))
       : [{ localDir: suite.root, sub: '.', files: i.files }];
   const sent = await session.uploadTrees(GUEST_WORK, parts, c.timeouts.command * 1000, { skipUnchanged: i.reuse }).catch((e: Error) => e);
   if (sent instanceof Error) {
     // The guest side of the upload failed (a full disk, a dead connection): the VM's failure, not the module's.
-    out.checks.push({ name: 'upload', ok: false, failure: 'upload', durationMs: Date.now() - t0, message: sent.message, evidence: `${sent.message}\nnext: the guest did not take the files; look at the serial console (serial.log) and run again` });
+    out.checks.push({
+      name: 'upload',
+      ok: false,
+      failure: 'upload',
+      durationMs: Date.now() - t0,
+      message: sent.message,
+      evidence: `${sent.message}\nnext: the guest did not take the files; look at the serial console (serial.log) and run again`,
+    });
     return { ...out, ok: false };
   }
   out.checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: i.reuse ? `${sent.length} changed files` : `${sent.length} files` });
@@ -53,20 +80,28 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
   }
   if (i.reuse) {
     // An earlier cycle that stopped half-way may have left the modules loaded.
-    await session.execKept(['sh', '-c', 'for m do rmmod "$m" 2>/dev/null; done; true', 'sh', ...out.modules.map((m) => m.name).reverse()], { timeoutMs: c.timeouts.load * 1000 });
+    await session.execKept(['sh', '-c', 'for m do rmmod "$m" 2>/dev/null; done; true', 'sh', ...out.modules.map((m) => m.name).reverse()], {
+      timeoutMs: c.timeouts.load * 1000,
+    });
   }
   for (const [k, line] of suite.setup.entries()) {
     i.log(`step setup[${k}]`);
     const r = await runStep(session, setupStep(line, k, c.timeouts));
     out.records.push(r);
-    if (!r.ok) { out.checks.push(failedCheck(r)); return { ...out, ok: false }; }
+    if (!r.ok) {
+      out.checks.push(failedCheck(r));
+      return { ...out, ok: false };
+    }
     out.checks.push({ name: r.name, ok: true, durationMs: r.result.durationMs, message: line });
   }
   if (suite.load === 'once') {
     for (const m of out.modules) {
       const r = await runStep(session, insmodStep(m, m.params, c.timeouts));
       out.records.push(r);
-      if (!r.ok) { out.checks.push(failedCheck(r)); return { ...out, ok: false }; }
+      if (!r.ok) {
+        out.checks.push(failedCheck(r));
+        return { ...out, ok: false };
+      }
       out.checks.push({ name: r.name, ok: true, durationMs: r.result.durationMs, message: m.params.join(' ') || undefined });
     }
   }

@@ -14,21 +14,31 @@ import { parseTranscript } from '../verdict/transcript.ts';
 import { fileSafe } from './test-plan.ts';
 
 /** What a run keeps of each test to judge it again: the evidence, and what was expected. */
-export interface SavedTest { evidence: TestEvidence; expect: { exitCode: number; transcriptFile?: string; loadsHere: boolean } }
+export interface SavedTest {
+  evidence: TestEvidence;
+  expect: { exitCode: number; transcriptFile?: string; loadsHere: boolean };
+}
 
 export async function rejudge(runDir: string, rules: CompiledRules, o: { transcript?: string } = {}): Promise<RunReport> {
-  const report = JSON.parse(await readFile(path.join(runDir, 'report.json'), 'utf8').catch(() => {
-    throw new KmodvmError('usage', `${runDir} has no report.json: not a run directory`, { hint: 'pass a directory a vm:test run printed as "run directory:"' });
-  })) as RunReport;
+  const report = JSON.parse(
+    await readFile(path.join(runDir, 'report.json'), 'utf8').catch(() => {
+      throw new KmodvmError('usage', `${runDir} has no report.json: not a run directory`, {
+        hint: 'pass a directory a vm:test run printed as "run directory:"',
+      });
+    }),
+  ) as RunReport;
   const tests: TestReport[] = [];
   for (const t of report.tests ?? []) {
     const file = path.join(runDir, 'tests', fileSafe(t.name), 'evidence.json');
-    const saved = JSON.parse(await readFile(file, 'utf8').catch(() => {
-      throw new KmodvmError('usage', `${file} is missing: the run is older than kmodvm judge`, { hint: 'run vm:test again' });
-    })) as SavedTest;
+    const saved = JSON.parse(
+      await readFile(file, 'utf8').catch(() => {
+        throw new KmodvmError('usage', `${file} is missing: the run is older than kmodvm judge`, { hint: 'run vm:test again' });
+      }),
+    ) as SavedTest;
     const trFile = o.transcript ?? saved.expect.transcriptFile;
     const expect: TestExpect = {
-      exitCode: saved.expect.exitCode, loadsHere: saved.expect.loadsHere,
+      exitCode: saved.expect.exitCode,
+      loadsHere: saved.expect.loadsHere,
       transcript: trFile ? { parsed: parseTranscript(await readFile(trFile, 'utf8'), trFile), file: trFile } : undefined,
     };
     const j = judgeTest(saved.evidence, expect, rules);

@@ -15,7 +15,11 @@ import { loadSuite, type Suite } from './load.ts';
 import type { SelectedTest } from './run.ts';
 import { parseShard, selectTests } from './select.ts';
 
-export interface ResolvedSuite { suite: Suite; selected: SelectedTest[]; files: string[] }
+export interface ResolvedSuite {
+  suite: Suite;
+  selected: SelectedTest[];
+  files: string[];
+}
 
 /** The suite file a run without --suite takes. */
 export function defaultSuiteFile(c: Pick<Config, 'root'>, cwd: string): string {
@@ -38,18 +42,30 @@ export function runOnlyProgram(appRel: string): string {
 export function legacySuite(c: Pick<Config, 'moduleDir' | 'appDir' | 'transcript'>): Suite {
   const mod = path.resolve(c.moduleDir);
   const app = c.appDir ? path.resolve(c.appDir) : undefined;
-  for (const [flag, d] of [['--module-dir', mod], ['--app-dir', app]] as const) {
-    if (d && !existsSync(path.join(d, 'Makefile')) && !existsSync(path.join(d, 'Kbuild'))) throw new KmodvmError('usage', `${flag} ${d}: no such directory with a Makefile`, { hint: 'pass the directory that holds the Makefile' });
+  for (const [flag, d] of [
+    ['--module-dir', mod],
+    ['--app-dir', app],
+  ] as const) {
+    if (d && !existsSync(path.join(d, 'Makefile')) && !existsSync(path.join(d, 'Kbuild')))
+      throw new KmodvmError('usage', `${flag} ${d}: no such directory with a Makefile`, { hint: 'pass the directory that holds the Makefile' });
   }
   return {
-    file: '(--module-dir)', root: path.dirname(mod),
+    file: '(--module-dir)',
+    root: path.dirname(mod),
     modules: [{ dir: 'kernel-module', abs: mod, params: [] }],
     apps: app ? [{ dir: 'userapp', abs: app }] : [],
-    tests: [{
-      name: 'default', run: app ? runOnlyProgram('userapp') : 'true', exitCode: 0,
-      transcript: c.transcript ? { rel: path.relative(process.cwd(), c.transcript), abs: path.resolve(c.transcript) } : undefined,
-    }],
-    setup: [], load: 'per-test', kernelArgs: [], exclude: [],
+    tests: [
+      {
+        name: 'default',
+        run: app ? runOnlyProgram('userapp') : 'true',
+        exitCode: 0,
+        transcript: c.transcript ? { rel: path.relative(process.cwd(), c.transcript), abs: path.resolve(c.transcript) } : undefined,
+      },
+    ],
+    setup: [],
+    load: 'per-test',
+    kernelArgs: [],
+    exclude: [],
     mounts: [{ rel: 'kernel-module', abs: mod }, ...(app ? [{ rel: 'userapp', abs: app }] : [])],
   };
 }
@@ -66,9 +82,15 @@ export async function resolveSuite(c: Config, cwd = process.cwd()): Promise<Reso
   const tests = selectTests(suite.tests, { only: c.only, shard: c.shard ? parseShard(c.shard) : undefined });
   const selected: SelectedTest[] = [];
   for (const test of tests) {
-    if (!test.transcript) { selected.push({ test }); continue; }
+    if (!test.transcript) {
+      selected.push({ test });
+      continue;
+    }
     const text = await readFile(test.transcript.abs, 'utf8').catch(() => undefined);
-    if (text === undefined && !c.update) throw new KmodvmError('usage', `cannot read the transcript ${test.transcript.abs} (test ${test.name})`, { hint: 'write it, or run with --update to write it from the run' });
+    if (text === undefined && !c.update)
+      throw new KmodvmError('usage', `cannot read the transcript ${test.transcript.abs} (test ${test.name})`, {
+        hint: 'write it, or run with --update to write it from the run',
+      });
     selected.push({ test, transcript: text === undefined ? undefined : parseTranscript(text, test.transcript.abs) });
   }
   return { suite, selected, files: await filesOf(suite, [c.runsDir, c.cacheDir]) };

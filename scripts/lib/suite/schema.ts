@@ -9,7 +9,10 @@ import { z } from 'zod';
 const params = z.union([z.string(), z.array(z.string())]).describe('insmod parameters: "a=1 b=2", or a list ["name=a b", "debug=1"] for values with spaces');
 
 /** A path inside the suite root: relative, no `..` segment. */
-const relPath = z.string().min(1).refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), { message: 'must be a path inside the suite root (relative, without ..)' });
+const relPath = z
+  .string()
+  .min(1)
+  .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), { message: 'must be a path inside the suite root (relative, without ..)' });
 
 const moduleDir = z.strictObject({
   dir: relPath.describe('a directory whose Makefile takes KDIR; every module its modules.order lists is loaded'),
@@ -25,29 +28,54 @@ const testName = z.string().regex(/^[A-Za-z0-9][\w.:@+-]{0,79}$/, 'must be 1-80 
 const test = z.strictObject({
   name: testName,
   run: z.string().min(1).describe('a shell command line, passed as it is to sh -c in the guest, from the uploaded suite root'),
-  transcript: relPath.optional().describe('the expected transcript (docs/transcript.md); without it only the exit code, the kernel log and the taint are judged'),
+  transcript: relPath
+    .optional()
+    .describe('the expected transcript (docs/transcript.md); without it only the exit code, the kernel log and the taint are judged'),
   exit_code: z.number().int().min(0).max(255).default(0).describe('the exit code the command must end with'),
   timeout: z.number().positive().max(86400).optional().describe('seconds the command may run (default: the app timeout, 60)'),
-  params: z.record(z.string(), params).optional().describe('insmod parameters for this test, by module name, replacing the module dir\'s'),
+  params: z.record(z.string(), params).optional().describe("insmod parameters for this test, by module name, replacing the module dir's"),
 });
 
-export const suiteSchema = z.strictObject({
-  modules: z.array(moduleDir).min(1).describe('built in this order (each later dir sees the earlier ones\' symbols through KBUILD_EXTRA_SYMBOLS), loaded in this order, unloaded in reverse'),
-  apps: z.array(appDir).default([]),
-  tests: z.array(test).min(1),
-  setup: z.array(z.string().min(1)).default([]).describe('shell command lines run in the guest, from the suite root, after the build and before the first test'),
-  load: z.enum(['per-test', 'once']).default('per-test').describe('per-test: each test loads and unloads the modules; once: loaded before the first test, unloaded after the last'),
-  kernel_args: z.union([z.string(), z.array(z.string())]).optional().describe('added to the guest kernel command line'),
-  kernels: z.array(z.string().regex(/^[a-z0-9][a-z0-9.-]*$/)).min(1).optional().describe('the kernels to run on (qemu/kernels/<name>.json); several make a matrix'),
-  exclude: z.array(z.string().min(1)).default([]).describe('gitignore-style patterns the upload leaves out, besides build products, .gitignore and .git'),
-}).superRefine((s, ctx) => {
-  const seen = new Map<string, number>();
-  s.tests.forEach((t, i) => {
-    if (t.params && s.load === 'once') ctx.addIssue({ code: 'custom', path: ['tests', i, 'params'], message: 'per-test params need load: per-test (with load: once the modules are loaded once, with their dirs\' params)' });
-    if (seen.has(t.name)) ctx.addIssue({ code: 'custom', path: ['tests', i, 'name'], message: `duplicate test name (also tests[${seen.get(t.name)}])` });
-    seen.set(t.name, i);
+export const suiteSchema = z
+  .strictObject({
+    modules: z
+      .array(moduleDir)
+      .min(1)
+      .describe("built in this order (each later dir sees the earlier ones' symbols through KBUILD_EXTRA_SYMBOLS), loaded in this order, unloaded in reverse"),
+    apps: z.array(appDir).default([]),
+    tests: z.array(test).min(1),
+    setup: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('shell command lines run in the guest, from the suite root, after the build and before the first test'),
+    load: z
+      .enum(['per-test', 'once'])
+      .default('per-test')
+      .describe('per-test: each test loads and unloads the modules; once: loaded before the first test, unloaded after the last'),
+    kernel_args: z
+      .union([z.string(), z.array(z.string())])
+      .optional()
+      .describe('added to the guest kernel command line'),
+    kernels: z
+      .array(z.string().regex(/^[a-z0-9][a-z0-9.-]*$/))
+      .min(1)
+      .optional()
+      .describe('the kernels to run on (qemu/kernels/<name>.json); several make a matrix'),
+    exclude: z.array(z.string().min(1)).default([]).describe('gitignore-style patterns the upload leaves out, besides build products, .gitignore and .git'),
+  })
+  .superRefine((s, ctx) => {
+    const seen = new Map<string, number>();
+    s.tests.forEach((t, i) => {
+      if (t.params && s.load === 'once')
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tests', i, 'params'],
+          message: "per-test params need load: per-test (with load: once the modules are loaded once, with their dirs' params)",
+        });
+      if (seen.has(t.name)) ctx.addIssue({ code: 'custom', path: ['tests', i, 'name'], message: `duplicate test name (also tests[${seen.get(t.name)}])` });
+      seen.set(t.name, i);
+    });
   });
-});
 
 export type SuiteFile = z.output<typeof suiteSchema>;
 export type SuiteTestFile = SuiteFile['tests'][number];

@@ -4,14 +4,19 @@
 import picomatch from 'picomatch';
 import { KmodvmError } from '../core/errors.ts';
 
-export interface Shard { index: number; total: number }
+export interface Shard {
+  index: number;
+  total: number;
+}
 
 export function parseShard(s: string): Shard {
   const m = /^(\d+)\/(\d+)$/.exec(s.trim());
   const index = m ? Number(m[1]) : NaN;
   const total = m ? Number(m[2]) : NaN;
   if (!m || total < 1 || total > 1000 || index < 1 || index > total) {
-    throw new KmodvmError('usage', `--shard must be I/N with 1 <= I <= N <= 1000, got ${JSON.stringify(s)}`, { hint: 'for example --shard 2/4 runs the second of four shards' });
+    throw new KmodvmError('usage', `--shard must be I/N with 1 <= I <= N <= 1000, got ${JSON.stringify(s)}`, {
+      hint: 'for example --shard 2/4 runs the second of four shards',
+    });
   }
   return { index, total };
 }
@@ -21,7 +26,10 @@ export function selectTests<T extends { name: string }>(tests: readonly T[], o: 
   if (o.only?.length) {
     const match = picomatch(o.only as string[]);
     out = out.filter((t) => match(t.name));
-    if (!out.length) throw new KmodvmError('usage', `--only ${o.only.join(', ')} matches no test of the suite`, { hint: `the tests are: ${tests.map((t) => t.name).join(', ')}` });
+    if (!out.length)
+      throw new KmodvmError('usage', `--only ${o.only.join(', ')} matches no test of the suite`, {
+        hint: `the tests are: ${tests.map((t) => t.name).join(', ')}`,
+      });
   }
   if (o.shard) out = out.filter((_, i) => i % o.shard!.total === o.shard!.index - 1);
   return out;

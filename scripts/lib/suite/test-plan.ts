@@ -27,15 +27,25 @@ const s = (n: number): number => Math.round(n * 1000);
 
 /** Before a test: forget the last PID, print the taint flags, then the kernel log so far, clearing it. */
 export const stateBefore = (t: Timeouts): StepSpec => ({
-  name: 'state-before', argv: ['sh', '-c', `: > ${PID_FILE}; ${READ_TAINT}; dmesg -c`], timeoutMs: s(t.command), failure: 'internal',
+  name: 'state-before',
+  argv: ['sh', '-c', `: > ${PID_FILE}; ${READ_TAINT}; dmesg -c`],
+  timeoutMs: s(t.command),
+  failure: 'internal',
 });
 
 /** After a test: the PID the command ran as (then forgotten), the taint flags, the test's kernel log (cleared). It is also the next test's state before. */
 export const stateAfter = (t: Timeouts): StepSpec => ({
-  name: 'state-after', argv: ['sh', '-c', `p=; read -r p < ${PID_FILE}; : > ${PID_FILE}; echo "$p"; ${READ_TAINT}; dmesg -c`], timeoutMs: s(t.command), failure: 'internal',
+  name: 'state-after',
+  argv: ['sh', '-c', `p=; read -r p < ${PID_FILE}; : > ${PID_FILE}; echo "$p"; ${READ_TAINT}; dmesg -c`],
+  timeoutMs: s(t.command),
+  failure: 'internal',
 });
 
-export interface StateAfter { pid?: string; taint?: number; dmesg: string }
+export interface StateAfter {
+  pid?: string;
+  taint?: number;
+  dmesg: string;
+}
 
 export function parseStateBefore(stdout: string): { taint?: number; dmesg: string } {
   const nl = stdout.indexOf('\n');
@@ -51,11 +61,17 @@ export function parseStateAfter(stdout: string): StateAfter {
 }
 
 export const insmodStep = (m: LoadedModule, params: readonly string[], t: Timeouts): StepSpec => ({
-  name: `insmod ${m.name}`, argv: ['insmod', m.guestKo, ...params], timeoutMs: s(t.load), failure: 'load',
+  name: `insmod ${m.name}`,
+  argv: ['insmod', m.guestKo, ...params],
+  timeoutMs: s(t.load),
+  failure: 'load',
 });
 
 export const rmmodStep = (m: LoadedModule, t: Timeouts): StepSpec => ({
-  name: `rmmod ${m.name}`, argv: ['rmmod', m.name], timeoutMs: s(t.load), failure: 'load',
+  name: `rmmod ${m.name}`,
+  argv: ['rmmod', m.name],
+  timeoutMs: s(t.load),
+  failure: 'load',
 });
 
 /**
@@ -64,12 +80,20 @@ export const rmmodStep = (m: LoadedModule, t: Timeouts): StepSpec => ({
  * PID written is the command's own (the {{pid}} of --update).
  */
 export const runStepSpec = (run: string, timeoutS: number): StepSpec => ({
-  name: 'run', argv: ['sh', '-c', `printf %s "$$" > ${PID_FILE}; exec sh -c "$1"`, 'sh', run], cwd: GUEST_WORK, timeoutMs: s(timeoutS), failure: 'app',
+  name: 'run',
+  argv: ['sh', '-c', `printf %s "$$" > ${PID_FILE}; exec sh -c "$1"`, 'sh', run],
+  cwd: GUEST_WORK,
+  timeoutMs: s(timeoutS),
+  failure: 'app',
 });
 
 /** A setup command line, from the suite root. */
 export const setupStep = (line: string, i: number, t: Timeouts): StepSpec => ({
-  name: `setup[${i}]`, argv: ['sh', '-c', line], cwd: GUEST_WORK, timeoutMs: s(t.build), failure: 'app',
+  name: `setup[${i}]`,
+  argv: ['sh', '-c', line],
+  cwd: GUEST_WORK,
+  timeoutMs: s(t.build),
+  failure: 'app',
 });
 
 /** The parameters a module gets in a test: the test's own for it, else its dir's. */

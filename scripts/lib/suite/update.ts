@@ -38,7 +38,9 @@ export function transcriptFromRun(o: { app: string; kernelLog: string; modules: 
   let pidSeen = false;
   const mine = (first: string): boolean => o.modules.some((m) => first.startsWith(`${m}:`) || first.startsWith(`${m} `));
   const appText = appLines(o.app);
-  const kernelText = kernelRecords(o.kernelLog).filter((r) => mine(r[0])).flat();
+  const kernelText = kernelRecords(o.kernelLog)
+    .filter((r) => mine(r[0]))
+    .flat();
   const pid = commandPid(o.shellPid, [...appText, ...kernelText].join('\n'));
   const withPid = (line: string): string => {
     const safe = escapeBraces(line);

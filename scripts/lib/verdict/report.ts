@@ -17,7 +17,15 @@ export interface Check {
 }
 
 /** One test of a suite: its own checks, and its worst failure. */
-export interface TestReport { name: string; ok: boolean; failure?: FailureClass; durationMs: number; checks: Check[]; captures?: Record<string, string>; freshGuest?: string }
+export interface TestReport {
+  name: string;
+  ok: boolean;
+  failure?: FailureClass;
+  durationMs: number;
+  checks: Check[];
+  captures?: Record<string, string>;
+  freshGuest?: string;
+}
 
 export interface RunReport {
   verdict: 'pass' | 'fail';
@@ -48,7 +56,20 @@ export interface RunReport {
  * crash also makes steps fail); then a bug of ours, the machine's failures,
  * bad input, and the module's failures from a hang down to a transcript.
  */
-export const FAILURE_RANK: readonly FailureClass[] = ['splat', 'internal', 'boot', 'upload', 'image', 'setup', 'usage', 'timeout', 'load', 'build', 'app', 'transcript'];
+export const FAILURE_RANK: readonly FailureClass[] = [
+  'splat',
+  'internal',
+  'boot',
+  'upload',
+  'image',
+  'setup',
+  'usage',
+  'timeout',
+  'load',
+  'build',
+  'app',
+  'transcript',
+];
 
 export function worstOf(checks: readonly Check[]): FailureClass | undefined {
   const bad = checks.filter((c) => !c.ok).map((c) => c.failure ?? 'internal');
@@ -67,26 +88,30 @@ export function verdictOf(checks: readonly Check[]): { verdict: 'pass' | 'fail';
 
 const yamlBlock = (text: string): string[] => ['  ---', '  evidence: |-', ...text.split('\n').map((l) => `    ${l}`), '  ...'];
 
-const tapDesc = (name: string, message: string | undefined, ms: number): string => `${name}${message ? ` - ${message.replace(/#/g, '\\#')}` : ''} (${(ms / 1000).toFixed(2)} s)`;
+const tapDesc = (name: string, message: string | undefined, ms: number): string =>
+  `${name}${message ? ` - ${message.replace(/#/g, '\\#')}` : ''} (${(ms / 1000).toFixed(2)} s)`;
 
 /** TAP 14 points for checks, indented for a subtest. */
 function tapPoints(checks: readonly Check[], indent: string, from = 1): string[] {
-  return checks.flatMap((c, i) => [
-    `${c.ok ? 'ok' : 'not ok'} ${from + i} ${tapDesc(c.name, c.message, c.durationMs)}`,
-    ...(!c.ok && c.evidence ? yamlBlock(c.evidence) : []),
-  ].map((l) => indent + l));
+  return checks.flatMap((c, i) =>
+    [`${c.ok ? 'ok' : 'not ok'} ${from + i} ${tapDesc(c.name, c.message, c.durationMs)}`, ...(!c.ok && c.evidence ? yamlBlock(c.evidence) : [])].map(
+      (l) => indent + l,
+    ),
+  );
 }
 
 /** TAP 14: the run's checks, and each test as a subtest with its own checks. */
 export function toTap(checksOrReport: readonly Check[] | Pick<RunReport, 'checks' | 'tests' | 'testsAt'>): string {
-  const r = Array.isArray(checksOrReport) ? { checks: checksOrReport as Check[] } : checksOrReport as Pick<RunReport, 'checks' | 'tests' | 'testsAt'>;
+  const r = Array.isArray(checksOrReport) ? { checks: checksOrReport as Check[] } : (checksOrReport as Pick<RunReport, 'checks' | 'tests' | 'testsAt'>);
   const tests = r.tests ?? [];
   const at = r.testsAt ?? r.checks.length;
   const out = ['TAP version 14', `1..${r.checks.length + tests.length}`, ...tapPoints(r.checks.slice(0, at), '')];
   tests.forEach((t, k) => {
     out.push(`# Subtest: ${t.name}`, `    1..${t.checks.length}`, ...tapPoints(t.checks, '    '));
     const why = t.ok ? undefined : `${t.failure}${t.freshGuest ? `; on a fresh guest (${t.freshGuest})` : ''}`;
-    out.push(`${t.ok ? 'ok' : 'not ok'} ${at + k + 1} ${tapDesc(`test ${t.name}`, why ?? (t.freshGuest ? `on a fresh guest (${t.freshGuest})` : undefined), t.durationMs)}`);
+    out.push(
+      `${t.ok ? 'ok' : 'not ok'} ${at + k + 1} ${tapDesc(`test ${t.name}`, why ?? (t.freshGuest ? `on a fresh guest (${t.freshGuest})` : undefined), t.durationMs)}`,
+    );
   });
   out.push(...tapPoints(r.checks.slice(at), '', at + tests.length + 1));
   return out.join('\n') + '\n';
@@ -96,21 +121,33 @@ export function toTap(checksOrReport: readonly Check[] | Pick<RunReport, 'checks
 export function toTapMatrix(runs: readonly { kernel: string; report: RunReport }[]): string {
   const out = ['TAP version 14', `1..${runs.length}`];
   runs.forEach(({ kernel, report }, i) => {
-    out.push(`# Subtest: kernel ${kernel}`, ...toTap(report).trimEnd().split('\n').slice(1).map((l) => `    ${l}`));
+    out.push(
+      `# Subtest: kernel ${kernel}`,
+      ...toTap(report)
+        .trimEnd()
+        .split('\n')
+        .slice(1)
+        .map((l) => `    ${l}`),
+    );
     out.push(`${report.verdict === 'pass' ? 'ok' : 'not ok'} ${i + 1} ${tapDesc(`kernel ${kernel}`, report.failure, report.durationMs)}`);
   });
   return out.join('\n') + '\n';
 }
 
-const xml = (s: string): string => s.replace(/[<>&"']/g, (ch) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[ch]!)
-  // XML 1.0 forbids most control characters.
-  .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
+const xml = (s: string): string =>
+  s
+    .replace(/[<>&"']/g, (ch) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[ch]!)
+    // XML 1.0 forbids most control characters.
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
 
 /** A suite test as one check: failed when any of its checks failed, with their evidence. */
 export function testAsCheck(t: TestReport): Check {
   const bad = t.checks.filter((c) => !c.ok);
   return {
-    name: `test ${t.name}`, ok: t.ok, failure: t.failure, durationMs: t.durationMs,
+    name: `test ${t.name}`,
+    ok: t.ok,
+    failure: t.failure,
+    durationMs: t.durationMs,
     message: bad.length ? bad.map((c) => `${c.name}: ${c.message ?? c.failure}`).join('; ') : `${t.checks.length} checks`,
     evidence: bad.map((c) => `${c.name}: ${c.message ?? ''}${c.evidence ? `\n${c.evidence}` : ''}`).join('\n') || undefined,
     annotations: bad.flatMap((c) => c.annotations ?? []),
@@ -150,9 +187,20 @@ export function bootWords(r: Pick<RunReport, 'bootHow'>): string {
 export function summary(r: RunReport): string {
   const lines = [
     `verdict: ${r.verdict.toUpperCase()}${r.failure ? ` (${r.failure}, exit ${r.exitCode})` : ''} in ${(r.durationMs / 1000).toFixed(1)} s` +
-      (r.bootToSshMs !== undefined ? `, ${bootWords(r)} ${(r.bootToSshMs / 1000).toFixed(1)} s` : '') + `, accel ${r.accel}`,
+      (r.bootToSshMs !== undefined ? `, ${bootWords(r)} ${(r.bootToSshMs / 1000).toFixed(1)} s` : '') +
+      `, accel ${r.accel}`,
   ];
-  if (r.tests?.length) lines.push(`tests: ${r.tests.filter((t) => t.ok).length} of ${r.tests.length} passed${r.tests.some((t) => !t.ok) ? ` (failed: ${r.tests.filter((t) => !t.ok).map((t) => t.name).join(', ')})` : ''}`);
+  if (r.tests?.length)
+    lines.push(
+      `tests: ${r.tests.filter((t) => t.ok).length} of ${r.tests.length} passed${
+        r.tests.some((t) => !t.ok)
+          ? ` (failed: ${r.tests
+              .filter((t) => !t.ok)
+              .map((t) => t.name)
+              .join(', ')})`
+          : ''
+      }`,
+    );
   for (const c of flatChecks(r).filter((x) => !x.ok)) {
     lines.push(`failed: ${c.name}: ${c.message ?? ''}`);
     if (c.evidence) lines.push(...c.evidence.split('\n').map((l) => `  ${l}`));
@@ -173,9 +221,16 @@ const ghProp = (s: string): string => ghEscape(s).replace(/:/g, '%3A').replace(/
 /** GitHub Actions workflow commands: one ::error per annotation, or per failed check without one. Paths relative to root. */
 export function githubAnnotations(checks: readonly Check[], root: string): string[] {
   const rel = (f: string): string => (f.startsWith(`${root}/`) ? f.slice(root.length + 1) : f);
-  return checks.filter((c) => !c.ok).flatMap((c) => (c.annotations?.length
-    ? c.annotations.map((a) => `::error file=${ghProp(rel(a.file))},line=${a.line}${a.col ? `,col=${a.col}` : ''},title=${ghProp(`kmodvm ${c.name}`)}::${ghEscape(a.message)}`)
-    : [`::error title=${ghProp(`kmodvm ${c.name}`)}::${ghEscape(`${c.message ?? 'failed'}${c.evidence ? `\n${c.evidence}` : ''}`)}`]));
+  return checks
+    .filter((c) => !c.ok)
+    .flatMap((c) =>
+      c.annotations?.length
+        ? c.annotations.map(
+            (a) =>
+              `::error file=${ghProp(rel(a.file))},line=${a.line}${a.col ? `,col=${a.col}` : ''},title=${ghProp(`kmodvm ${c.name}`)}::${ghEscape(a.message)}`,
+          )
+        : [`::error title=${ghProp(`kmodvm ${c.name}`)}::${ghEscape(`${c.message ?? 'failed'}${c.evidence ? `\n${c.evidence}` : ''}`)}`],
+    );
 }
 
 /** Markdown for $GITHUB_STEP_SUMMARY: the verdict, a table of checks, the evidence of failures. */
@@ -184,12 +239,15 @@ export function stepSummary(r: RunReport): string {
   return [
     `## kmodvm: ${r.verdict === 'pass' ? '✅ PASS' : `❌ FAIL (${r.failure}, exit ${r.exitCode})`}`,
     '',
-    `accel \`${r.accel}\`, kernel \`${r.kernelVersion ?? '?'}\`, ${(r.durationMs / 1000).toFixed(1)} s` + (r.bootToSshMs !== undefined ? `, ${bootWords(r)} ${(r.bootToSshMs / 1000).toFixed(1)} s` : ''),
+    `accel \`${r.accel}\`, kernel \`${r.kernelVersion ?? '?'}\`, ${(r.durationMs / 1000).toFixed(1)} s` +
+      (r.bootToSshMs !== undefined ? `, ${bootWords(r)} ${(r.bootToSshMs / 1000).toFixed(1)} s` : ''),
     '',
     '| | check | time | note |',
     '|---|---|---|---|',
     ...flatChecks(r).map((c) => `| ${icon(c)} | ${c.name} | ${(c.durationMs / 1000).toFixed(2)} s | ${(c.message ?? '').replace(/\|/g, '\\|')} |`),
-    ...flatChecks(r).filter((c) => !c.ok && c.evidence).flatMap((c) => ['', `### ${c.name}`, '', '```diff', c.evidence!, '```']),
+    ...flatChecks(r)
+      .filter((c) => !c.ok && c.evidence)
+      .flatMap((c) => ['', `### ${c.name}`, '', '```diff', c.evidence!, '```']),
     '',
   ].join('\n');
 }

@@ -4,13 +4,29 @@
 import { readFileSync } from 'node:fs';
 import { KmodvmError } from '../core/errors.ts';
 
-export interface SplatRules { patterns: { id: string; regex: string }[]; allow: string[] }
-export interface CompiledRules { patterns: { id: string; re: RegExp }[]; allow: RegExp[] }
-export interface Splat { id: string; source: string; lineNo: number; line: string; excerpt: string[] }
+export interface SplatRules {
+  patterns: { id: string; regex: string }[];
+  allow: string[];
+}
+export interface CompiledRules {
+  patterns: { id: string; re: RegExp }[];
+  allow: RegExp[];
+}
+export interface Splat {
+  id: string;
+  source: string;
+  lineNo: number;
+  line: string;
+  excerpt: string[];
+}
 
 export function compileRules(r: SplatRules, file = 'splat rules'): CompiledRules {
   const re = (s: string, where: string): RegExp => {
-    try { return new RegExp(s); } catch (e) { throw new KmodvmError('usage', `${file}: ${where}: bad regex ${JSON.stringify(s)}: ${(e as Error).message}`); }
+    try {
+      return new RegExp(s);
+    } catch (e) {
+      throw new KmodvmError('usage', `${file}: ${where}: bad regex ${JSON.stringify(s)}: ${(e as Error).message}`);
+    }
   };
   if (!Array.isArray(r.patterns) || r.patterns.length === 0) throw new KmodvmError('usage', `${file}: field \`patterns\` must be a non-empty list`);
   return {
@@ -33,7 +49,9 @@ const strip = (l: string): string => l.replace(/\r$/, '').replace(/^\[\s*\d+\.\d
 
 /** True for lines that continue a splat: registers, trace entries, markers. */
 function continues(l: string): boolean {
-  return /^\s|^(#PF:|PGD |P4D |Call Trace|RIP:|RSP:|RAX:|RDX:|RBP:|R\d+:|FS:|CS:|CR2:|Code:|Modules linked in|CPU:|Hardware name|Workqueue|---\[|<\/?(TASK|IRQ)>|Kernel Offset|Kernel panic|\? |[a-z_0-9.]+\+0x)/.test(l);
+  return /^\s|^(#PF:|PGD |P4D |Call Trace|RIP:|RSP:|RAX:|RDX:|RBP:|R\d+:|FS:|CS:|CR2:|Code:|Modules linked in|CPU:|Hardware name|Workqueue|---\[|<\/?(TASK|IRQ)>|Kernel Offset|Kernel panic|\? |[a-z_0-9.]+\+0x)/.test(
+    l,
+  );
 }
 
 /**
@@ -55,7 +73,8 @@ export function findSplats(log: string, rules: CompiledRules, source: string, ma
     if (!hit || rules.allow.some((a) => a.test(l))) continue;
     const excerpt = [l];
     let j = i + 1;
-    while (j < lines.length && excerpt.length < maxExcerpt && (continues(lines[j]) || rules.patterns.some((p) => p.re.test(lines[j])))) excerpt.push(lines[j++]);
+    while (j < lines.length && excerpt.length < maxExcerpt && (continues(lines[j]) || rules.patterns.some((p) => p.re.test(lines[j]))))
+      excerpt.push(lines[j++]);
     out.push({ id: hit.id, source, lineNo: i + 1, line: l, excerpt });
     i = j - 1;
   }

@@ -7,7 +7,13 @@ import { KmodvmError } from '../core/errors.ts';
 
 export type Section = 'kernel' | 'app';
 
-export interface ExpectedLine { section: Section; lineNo: number; text: string; re: RegExp; names: string[] }
+export interface ExpectedLine {
+  section: Section;
+  lineNo: number;
+  text: string;
+  re: RegExp;
+  names: string[];
+}
 export interface Transcript {
   kernel: ExpectedLine[];
   app: ExpectedLine[];
@@ -29,7 +35,10 @@ function compileLine(text: string, section: Section, lineNo: number, file: strin
     if (!pat) throw new KmodvmError('usage', `${file}:${lineNo}: unknown placeholder kind "${kind}" (use word, int, hex or any)`);
     if (name === '*') src += `(?:${pat})`;
     else if (names.includes(name)) src += `\\k<${name}>`;
-    else { names.push(name); src += `(?<${name}>${pat})`; }
+    else {
+      names.push(name);
+      src += `(?<${name}>${pat})`;
+    }
   }
   src += escapeRe(text.slice(last));
   return { section, lineNo, text, re: new RegExp(`^${src}$`), names };
@@ -46,7 +55,11 @@ export function parseTranscript(text: string, file = 'transcript'): Transcript {
     const line = raw.replace(/\r$/, '');
     if (line.startsWith('#') || line.trim() === '') return;
     const h = /^\[(kernel|app)\]\s*$/.exec(line);
-    if (h) { section = h[1] as Section; if (section === 'app') t.hasApp = true; return; }
+    if (h) {
+      section = h[1] as Section;
+      if (section === 'app') t.hasApp = true;
+      return;
+    }
     if (!section) throw new KmodvmError('usage', `${file}:${i + 1}: a line before any [kernel] or [app] header`);
     t[section].push(compileLine(line, section, i + 1, file));
   });
@@ -57,7 +70,15 @@ export function parseTranscript(text: string, file = 'transcript'): Transcript {
 /** Kernel log lines without the printk timestamp ("[  310.858620] ") and without the
  *  indentation dmesg gives the continuation lines of a multi-line record. */
 export function kernelLines(log: string): string[] {
-  return log.split('\n').map((l) => l.replace(/\r$/, '').replace(/^\[\s*\d+\.\d+\]/, '').trimStart()).filter((l) => l !== '');
+  return log
+    .split('\n')
+    .map((l) =>
+      l
+        .replace(/\r$/, '')
+        .replace(/^\[\s*\d+\.\d+\]/, '')
+        .trimStart(),
+    )
+    .filter((l) => l !== '');
 }
 
 /**
@@ -69,7 +90,11 @@ export function kernelLines(log: string): string[] {
 export function appLines(out: string): string[] {
   const text = out.replace(/\r\n/g, '\n').replace(/\n$/, '');
   if (text === '') return [];
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (ch) => (ch === '\0' ? '\\0' : ch === '\r' ? '\\r' : `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`)).split('\n');
+  return text
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (ch) =>
+      ch === '\0' ? '\\0' : ch === '\r' ? '\\r' : `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`,
+    )
+    .split('\n');
 }
 
 export interface Mismatch {
@@ -81,7 +106,11 @@ export interface Mismatch {
   near: { index: number; text: string }[];
 }
 
-export interface MatchResult { ok: boolean; captures: Record<string, string>; mismatches: Mismatch[] }
+export interface MatchResult {
+  ok: boolean;
+  captures: Record<string, string>;
+  mismatches: Mismatch[];
+}
 
 function consistent(m: RegExpExecArray, names: string[], caps: Record<string, string>): string | undefined {
   for (const n of names) {
@@ -112,13 +141,23 @@ export function matchTranscript(t: Transcript, actual: { kernel: string; app: st
   for (let i = 0; t.hasApp !== false && i < Math.max(t.app.length, app.length); i++) {
     const e = t.app[i];
     if (!e) {
-      mismatches.push({ section: 'app', expected: { section: 'app', lineNo: 0, text: '(end of expected output)', re: /$^/, names: [] }, why: 'the app printed more lines than expected', near: around(app, i) });
+      mismatches.push({
+        section: 'app',
+        expected: { section: 'app', lineNo: 0, text: '(end of expected output)', re: /$^/, names: [] },
+        why: 'the app printed more lines than expected',
+        near: around(app, i),
+      });
       break;
     }
     const m = i < app.length ? e.re.exec(app[i]) : null;
     const clash = m ? consistent(m, e.names, caps) : undefined;
     if (!m || clash) {
-      mismatches.push({ section: 'app', expected: e, why: clash ?? (i < app.length ? 'line differs' : 'the app printed fewer lines than expected'), near: around(app, i) });
+      mismatches.push({
+        section: 'app',
+        expected: e,
+        why: clash ?? (i < app.length ? 'line differs' : 'the app printed fewer lines than expected'),
+        near: around(app, i),
+      });
       break;
     }
     Object.assign(caps, m.groups);
@@ -133,7 +172,10 @@ export function matchTranscript(t: Transcript, actual: { kernel: string; app: st
       const m = e.re.exec(k[j]);
       if (!m) continue;
       const c = consistent(m, e.names, caps);
-      if (c) { clash ??= c; continue; }
+      if (c) {
+        clash ??= c;
+        continue;
+      }
       Object.assign(caps, m.groups);
       found = j;
       break;
@@ -149,9 +191,13 @@ export function matchTranscript(t: Transcript, actual: { kernel: string; app: st
 
 /** A readable diff of the first mismatch in each section. */
 export function formatMismatches(r: MatchResult, file: string): string {
-  return r.mismatches.map((m) => [
-    `${m.section}: expected (${file}:${m.expected.lineNo}): ${m.expected.text}`,
-    `  ${m.why}; actual ${m.section === 'kernel' ? 'kernel log' : 'app output'} near there:`,
-    ...m.near.map((n) => `  ${String(n.index + 1).padStart(4)} | ${n.text}`),
-  ].join('\n')).join('\n');
+  return r.mismatches
+    .map((m) =>
+      [
+        `${m.section}: expected (${file}:${m.expected.lineNo}): ${m.expected.text}`,
+        `  ${m.why}; actual ${m.section === 'kernel' ? 'kernel log' : 'app output'} near there:`,
+        ...m.near.map((n) => `  ${String(n.index + 1).padStart(4)} | ${n.text}`),
+      ].join('\n'),
+    )
+    .join('\n');
 }

@@ -88,11 +88,18 @@ export async function requireRunning(c: Config, name: string, log: (l: string) =
 }
 
 export async function connect(s: InstanceState): Promise<SshSession> {
-  return SshSession.connect({ port: s.port, privateKey: await readFile(s.clientKey, 'utf8'), hostPublicKey: await readFile(s.hostPub, 'utf8'), readyTimeoutMs: 20_000 });
+  return SshSession.connect({
+    port: s.port,
+    privateKey: await readFile(s.clientKey, 'utf8'),
+    hostPublicKey: await readFile(s.hostPub, 'utf8'),
+    readyTimeoutMs: 20_000,
+  });
 }
 
 export function uptime(s: InstanceState, now = Date.now()): string {
   const secs = Math.max(0, Math.round((now - Date.parse(s.startedAt)) / 1000));
-  const h = Math.floor(secs / 3600), m = Math.floor((secs % 3600) / 60), sec = secs % 60;
+  const h = Math.floor(secs / 3600),
+    m = Math.floor((secs % 3600) / 60),
+    sec = secs % 60;
   return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
 }

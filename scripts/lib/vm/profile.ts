@@ -12,7 +12,10 @@ import { QBOOT, type RunAccel, type VmSpec } from './qemu-args.ts';
 export type { Profile } from '../core/config.ts';
 import type { Profile } from '../core/config.ts';
 
-export function bootFiles(profile: Profile, img: Pick<ImageInfo, 'vmlinux' | 'vmlinuz' | 'initrdLean' | 'initrdStock' | 'cmdline'>): Pick<VmSpec, 'kernel' | 'initrd' | 'cmdline'> {
+export function bootFiles(
+  profile: Profile,
+  img: Pick<ImageInfo, 'vmlinux' | 'vmlinuz' | 'initrdLean' | 'initrdStock' | 'cmdline'>,
+): Pick<VmSpec, 'kernel' | 'initrd' | 'cmdline'> {
   if (profile === 'systemd') {
     return { kernel: img.vmlinuz, initrd: img.initrdStock, cmdline: [...img.cmdline, 'root=/dev/vda', 'rw', 'init=/lib/systemd/systemd'] };
   }
@@ -24,12 +27,18 @@ export function bootFiles(profile: Profile, img: Pick<ImageInfo, 'vmlinux' | 'vm
 export function guestSpec(c: Config, img: ImageInfo, accel: RunAccel, sshPort: number, dir: string, byoInitrd?: string): VmSpec {
   const files = c.kernelImage && byoInitrd ? { kernel: c.kernelImage, initrd: byoInitrd, cmdline: img.cmdline } : bootFiles(c.profile, img);
   return {
-    accel, cpus: c.cpus, memoryMiB: c.memoryMiB, ...files,
+    accel,
+    cpus: c.cpus,
+    memoryMiB: c.memoryMiB,
+    ...files,
     // The quiet console (loglevel=5) saves time under TCG only. Under KVM the console costs
     // nothing, and the KVM probe needs the kernel to speak within seconds.
     // The suite's kernel_args come last, so they win over ours.
     cmdline: [...files.cmdline, ...(accel === 'kvm' ? ['loglevel=7'] : []), ...c.kernelArgs],
-    rootfs: img.rootfs, bios: existsSync(QBOOT) ? QBOOT : undefined, sshPort,
-    serialLog: path.join(dir, 'serial.log'), qmpSocket: path.join(dir, 'qmp.sock'),
+    rootfs: img.rootfs,
+    bios: existsSync(QBOOT) ? QBOOT : undefined,
+    sshPort,
+    serialLog: path.join(dir, 'serial.log'),
+    qmpSocket: path.join(dir, 'qmp.sock'),
   };
 }

@@ -46,9 +46,7 @@ export function baseArgs(): string[] {
 /** KVM uses the host CPU. TCG uses qemu64 plus rdrand: sshd would otherwise wait
  *  seconds for entropy, and `-cpu max` is about 30% slower under TCG. */
 export function accelArgs(accel: RunAccel): string[] {
-  return accel === 'kvm'
-    ? ['-machine', 'q35', '-accel', 'kvm', '-cpu', 'host']
-    : ['-machine', 'q35', '-accel', 'tcg', '-cpu', 'qemu64,+rdrand'];
+  return accel === 'kvm' ? ['-machine', 'q35', '-accel', 'kvm', '-cpu', 'host'] : ['-machine', 'q35', '-accel', 'tcg', '-cpu', 'qemu64,+rdrand'];
 }
 
 export function sizeArgs(s: Pick<VmSpec, 'cpus' | 'memoryMiB'>): string[] {
@@ -69,27 +67,28 @@ export function driveArgs(s: Pick<VmSpec, 'rootfs' | 'keepDiskWrites'>): string[
 
 /** A guest that can be snapshotted and resumed: Linux (≥ 5.18) reseeds its RNG when the generation ID changes, so no two resumed guests share random numbers. */
 export function forkArgs(s: Pick<VmSpec, 'forkable' | 'incomingFd'>): string[] {
-  return [
-    ...(s.forkable ? ['-device', 'vmgenid'] : []),
-    ...(s.incomingFd !== undefined ? ['-incoming', `fd:${s.incomingFd}`] : []),
-  ];
+  return [...(s.forkable ? ['-device', 'vmgenid'] : []), ...(s.incomingFd !== undefined ? ['-incoming', `fd:${s.incomingFd}`] : [])];
 }
 
 /** User networking; the SSH forward listens on 127.0.0.1 only. No option ROM: the kernel is booted directly. */
 export function netArgs(s: Pick<VmSpec, 'sshPort'>): string[] {
-  return [
-    '-netdev', `user,id=net0,hostfwd=tcp:127.0.0.1:${s.sshPort}-:22`,
-    '-device', 'virtio-net-pci,netdev=net0,romfile=',
-  ];
+  return ['-netdev', `user,id=net0,hostfwd=tcp:127.0.0.1:${s.sshPort}-:22`, '-device', 'virtio-net-pci,netdev=net0,romfile='];
 }
 
 export function consoleArgs(s: Pick<VmSpec, 'serialLog' | 'qmpSocket'>): string[] {
-  return [
-    '-serial', `file:${escapeOptValue(s.serialLog)}`,
-    '-qmp', `unix:${escapeOptValue(s.qmpSocket)},server=on,wait=off`,
-  ];
+  return ['-serial', `file:${escapeOptValue(s.serialLog)}`, '-qmp', `unix:${escapeOptValue(s.qmpSocket)},server=on,wait=off`];
 }
 
 export function buildQemuArgs(s: VmSpec): string[] {
-  return [...baseArgs(), ...accelArgs(s.accel), ...sizeArgs(s), ...firmwareArgs(s), ...kernelArgs(s), ...driveArgs(s), ...netArgs(s), ...forkArgs(s), ...consoleArgs(s)];
+  return [
+    ...baseArgs(),
+    ...accelArgs(s.accel),
+    ...sizeArgs(s),
+    ...firmwareArgs(s),
+    ...kernelArgs(s),
+    ...driveArgs(s),
+    ...netArgs(s),
+    ...forkArgs(s),
+    ...consoleArgs(s),
+  ];
 }

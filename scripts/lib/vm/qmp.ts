@@ -6,7 +6,12 @@
 import net from 'node:net';
 import { existsSync } from 'node:fs';
 
-export interface QmpReply { return?: unknown; error?: { class: string; desc: string }; event?: string; QMP?: unknown }
+export interface QmpReply {
+  return?: unknown;
+  error?: { class: string; desc: string };
+  event?: string;
+  QMP?: unknown;
+}
 
 /** Splits a buffer into whole JSON lines; the rest waits for more bytes. */
 export function parseQmpLines(buf: string): { messages: QmpReply[]; rest: string } {
@@ -35,7 +40,10 @@ export class Qmp {
       // Events are not replies: the greeting, and returns and errors answer commands in order.
       for (const m of messages) if (m.event === undefined) this.waiting.shift()?.resolve(m);
     });
-    const end = (e: Error): void => { this.closed ??= e; for (const w of this.waiting.splice(0)) w.reject(e); };
+    const end = (e: Error): void => {
+      this.closed ??= e;
+      for (const w of this.waiting.splice(0)) w.reject(e);
+    };
     sock.on('error', end);
     sock.on('close', () => end(new QmpError('QMP connection closed (QEMU exited?)')));
   }

@@ -12,7 +12,18 @@ import { KmodvmError } from '../core/errors.ts';
 import { posixJoin, run } from '../core/proc.ts';
 import { Qmp } from './qmp.ts';
 import type { VmSpec } from './qemu-args.ts';
-import { findSnapshot, markUnusable, migrationEnd, removeSnapshot, resumingSpec, SnapshotBootFailed, snapshotKey, snapshotsDir, takeSnapshot, UNUSABLE } from './snapshot.ts';
+import {
+  findSnapshot,
+  markUnusable,
+  migrationEnd,
+  removeSnapshot,
+  resumingSpec,
+  SnapshotBootFailed,
+  snapshotKey,
+  snapshotsDir,
+  takeSnapshot,
+  UNUSABLE,
+} from './snapshot.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { isPortInUse, QEMU, Vm } from './vm.ts';
 
@@ -26,7 +37,14 @@ export function resumedCommand(now: Date): string {
 }
 
 /** Starts QEMU from a snapshot and returns once SSH is ready and the guest's clock is the host's. */
-export async function resumeVm(o: { spec: VmSpec; privateKey: string; hostPublicKey: string; deadlineMs: number; log: (l: string) => void; detached?: { stderrFile: string } }): Promise<{ vm: Vm; session: SshSession }> {
+export async function resumeVm(o: {
+  spec: VmSpec;
+  privateKey: string;
+  hostPublicKey: string;
+  deadlineMs: number;
+  log: (l: string) => void;
+  detached?: { stderrFile: string };
+}): Promise<{ vm: Vm; session: SshSession }> {
   const vm = new Vm(o.spec);
   o.log(`$ ${vm.commandLine()}`);
   const deadline = Date.now() + o.deadlineMs;
@@ -44,7 +62,8 @@ export async function resumeVm(o: { spec: VmSpec; privateKey: string; hostPublic
       await Promise.race([vm.waitExit(), new Promise((r) => setTimeout(r, 3000))]);
       const said = vm.exit?.stderr.trim().split('\n').pop();
       throw new KmodvmError('boot', `the guest did not resume from ${o.spec.incoming} (${vm.alive ? status : `QEMU exited${said ? `: ${said}` : ''}`})`, {
-        evidence: vm.alive ? '' : await vm.deathEvidence(), hint: 'the snapshot is removed; the next run boots and saves a new one',
+        evidence: vm.alive ? '' : await vm.deathEvidence(),
+        hint: 'the snapshot is removed; the next run boots and saves a new one',
       });
     }
     const session = await vm.waitForSsh({ privateKey: o.privateKey, hostPublicKey: o.hostPublicKey, deadlineMs: Math.max(1000, deadline - Date.now()) });
@@ -95,8 +114,16 @@ export async function qemuVersion(): Promise<string> {
  * retryBoot(its console) says the caller's boot should try again.
  */
 export async function resumeOrSave(o: {
-  cacheDir: string; spec: VmSpec; imageKey: string; qemuVersion: string; privateKey: string; hostPublicKey: string;
-  deadlineMs: number; log: (l: string) => void; retryBoot: (serial: string) => boolean; detached?: { stderrFile: string };
+  cacheDir: string;
+  spec: VmSpec;
+  imageKey: string;
+  qemuVersion: string;
+  privateKey: string;
+  hostPublicKey: string;
+  deadlineMs: number;
+  log: (l: string) => void;
+  retryBoot: (serial: string) => boolean;
+  detached?: { stderrFile: string };
 }): Promise<Resumed | undefined> {
   const key = await snapshotKeyHere(o.spec, o);
   const unusable = path.join(snapshotsDir(o.cacheDir), key, UNUSABLE);
@@ -110,7 +137,15 @@ export async function resumeOrSave(o: {
   if (!dir) {
     o.log(`snapshot: none yet for this image and VM configuration (${key}); booting once to save the guest, which later runs resume`);
     try {
-      dir = await takeSnapshot({ cacheDir: o.cacheDir, key, spec: o.spec, imageKey: o.imageKey, qemuVersion: o.qemuVersion, deadlineMs: o.deadlineMs, log: o.log });
+      dir = await takeSnapshot({
+        cacheDir: o.cacheDir,
+        key,
+        spec: o.spec,
+        imageKey: o.imageKey,
+        qemuVersion: o.qemuVersion,
+        deadlineMs: o.deadlineMs,
+        log: o.log,
+      });
       how = 'saved, then resumed';
     } catch (e) {
       if (e instanceof SnapshotBootFailed && !o.retryBoot(await readFile(e.serialLog, 'utf8').catch(() => ''))) throw e.failure;
@@ -121,7 +156,14 @@ export async function resumeOrSave(o: {
     }
   }
   try {
-    const r = await resumeVm({ spec: resumingSpec(o.spec, dir), privateKey: o.privateKey, hostPublicKey: o.hostPublicKey, deadlineMs: o.deadlineMs, log: o.log, detached: o.detached });
+    const r = await resumeVm({
+      spec: resumingSpec(o.spec, dir),
+      privateKey: o.privateKey,
+      hostPublicKey: o.hostPublicKey,
+      deadlineMs: o.deadlineMs,
+      log: o.log,
+      detached: o.detached,
+    });
     return { ...r, how, key };
   } catch (e) {
     // Another process took the free port between our check and QEMU's bind: the snapshot is fine.
@@ -136,4 +178,3 @@ export async function resumeOrSave(o: {
     return undefined;
   }
 }
-

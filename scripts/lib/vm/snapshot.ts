@@ -18,7 +18,14 @@ import type { VmSpec } from './qemu-args.ts';
 import { SSHD_READY_MARKER, Vm } from './vm.ts';
 
 export const SNAPSHOT_FD = 3;
-export interface SnapshotMeta { key: string; imageKey: string; qemuVersion: string; createdAt: string; bootMs: number; stateBytes: number }
+export interface SnapshotMeta {
+  key: string;
+  imageKey: string;
+  qemuVersion: string;
+  createdAt: string;
+  bootMs: number;
+  stateBytes: number;
+}
 
 /**
  * What a saved guest depends on: the image, QEMU's version and every part
@@ -29,8 +36,18 @@ export interface SnapshotMeta { key: string; imageKey: string; qemuVersion: stri
 export function snapshotKey(spec: VmSpec, o: { imageKey: string; qemuVersion: string; hostCpu?: string }): string {
   const f = forkable(spec);
   const parts = {
-    v: 1, imageKey: o.imageKey, qemu: o.qemuVersion, hostCpu: f.accel === 'kvm' ? o.hostCpu ?? '' : '',
-    accel: f.accel, cpus: f.cpus, memoryMiB: f.memoryMiB, kernel: f.kernel, initrd: f.initrd, cmdline: f.cmdline, rootfs: f.rootfs, bios: f.bios ?? '',
+    v: 1,
+    imageKey: o.imageKey,
+    qemu: o.qemuVersion,
+    hostCpu: f.accel === 'kvm' ? (o.hostCpu ?? '') : '',
+    accel: f.accel,
+    cpus: f.cpus,
+    memoryMiB: f.memoryMiB,
+    kernel: f.kernel,
+    initrd: f.initrd,
+    cmdline: f.cmdline,
+    rootfs: f.rootfs,
+    bios: f.bios ?? '',
   };
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
 }
@@ -43,8 +60,11 @@ export function forkable(spec: VmSpec): VmSpec {
 /** The guest booted once to be saved: its disk writes go into the snapshot's own overlay; its console into serial-boot.log beside the run's. */
 export function savingSpec(spec: VmSpec, dir: string, sockets: string): VmSpec {
   return {
-    ...forkable(spec), rootfs: path.join(dir, 'disk.qcow2'), keepDiskWrites: true,
-    serialLog: path.join(path.dirname(spec.serialLog), 'serial-boot.log'), qmpSocket: path.join(sockets, 'qmp.sock'),
+    ...forkable(spec),
+    rootfs: path.join(dir, 'disk.qcow2'),
+    keepDiskWrites: true,
+    serialLog: path.join(path.dirname(spec.serialLog), 'serial-boot.log'),
+    qmpSocket: path.join(sockets, 'qmp.sock'),
   };
 }
 
@@ -91,7 +111,10 @@ async function migrateToFile(vm: Vm, qmp: Qmp, file: string, sock: string, deadl
   });
   // Awaited below only once the migration completed; a failure before then is reported by the status.
   written.catch(() => undefined);
-  await new Promise<void>((resolve, reject) => { srv!.once('error', reject); srv!.listen(sock, resolve); });
+  await new Promise<void>((resolve, reject) => {
+    srv!.once('error', reject);
+    srv!.listen(sock, resolve);
+  });
   let timer: NodeJS.Timeout | undefined;
   try {
     // QEMU's default cap is 32 MiB/s; the file is local.
@@ -99,7 +122,12 @@ async function migrateToFile(vm: Vm, qmp: Qmp, file: string, sock: string, deadl
     await qmp.execute('migrate', { uri: `unix:${sock}` });
     const status = await migrationEnd(qmp, vm, deadline, 'query-migrate');
     if (status !== 'completed') throw new KmodvmError('boot', `saving the guest failed: migration ${status}`, { evidence: await vm.deathEvidence() });
-    await Promise.race([written, new Promise((_, rej) => { timer = setTimeout(() => rej(new Error('the saved state was not all written within 30 s')), 30_000); })]);
+    await Promise.race([
+      written,
+      new Promise((_, rej) => {
+        timer = setTimeout(() => rej(new Error('the saved state was not all written within 30 s')), 30_000);
+      }),
+    ]);
   } finally {
     clearTimeout(timer);
     srv?.close();
@@ -109,11 +137,24 @@ async function migrateToFile(vm: Vm, qmp: Qmp, file: string, sock: string, deadl
 
 /** The boot that was to be saved failed in the guest itself (no marker, QEMU died): the run's boot would fail the same way. */
 export class SnapshotBootFailed extends Error {
-  constructor(readonly failure: KmodvmError, readonly serialLog: string) { super(failure.message); }
+  constructor(
+    readonly failure: KmodvmError,
+    readonly serialLog: string,
+  ) {
+    super(failure.message);
+  }
 }
 
 /** Boots the guest once and saves it as the snapshot for key (atomically: a temporary directory, then rename). */
-export async function takeSnapshot(o: { cacheDir: string; key: string; spec: VmSpec; imageKey: string; qemuVersion: string; deadlineMs: number; log: (l: string) => void }): Promise<string> {
+export async function takeSnapshot(o: {
+  cacheDir: string;
+  key: string;
+  spec: VmSpec;
+  imageKey: string;
+  qemuVersion: string;
+  deadlineMs: number;
+  log: (l: string) => void;
+}): Promise<string> {
   const final = path.join(snapshotsDir(o.cacheDir), o.key);
   const tmp = `${final}.tmp-${process.pid}`;
   const sockets = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-snap-'));
@@ -121,7 +162,9 @@ export async function takeSnapshot(o: { cacheDir: string; key: string; spec: VmS
   await mkdir(tmp, { recursive: true });
   try {
     const format = o.spec.rootfs.endsWith('.qcow2') ? 'qcow2' : 'raw';
-    const img = await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', format, '-b', path.resolve(o.spec.rootfs), path.join(tmp, 'disk.qcow2')], { timeoutMs: 30_000 });
+    const img = await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', format, '-b', path.resolve(o.spec.rootfs), path.join(tmp, 'disk.qcow2')], {
+      timeoutMs: 30_000,
+    });
     if (img.exitCode !== 0) throw new KmodvmError('boot', `qemu-img could not make the snapshot's disk overlay (${img.reason})`, { evidence: img.stderr });
     const vm = new Vm(savingSpec(o.spec, tmp, sockets));
     o.log(`$ ${vm.commandLine()}`);
@@ -141,7 +184,14 @@ export async function takeSnapshot(o: { cacheDir: string; key: string; spec: VmS
         qmp.close();
       }
       await Promise.race([vm.waitExit(), new Promise((r) => setTimeout(r, 5000))]);
-      const meta: SnapshotMeta = { key: o.key, imageKey: o.imageKey, qemuVersion: o.qemuVersion, createdAt: new Date().toISOString(), bootMs, stateBytes: (await stat(path.join(tmp, 'state'))).size };
+      const meta: SnapshotMeta = {
+        key: o.key,
+        imageKey: o.imageKey,
+        qemuVersion: o.qemuVersion,
+        createdAt: new Date().toISOString(),
+        bootMs,
+        stateBytes: (await stat(path.join(tmp, 'state'))).size,
+      };
       await writeFile(path.join(tmp, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
     } finally {
       await vm.kill();

@@ -26,7 +26,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-export interface Exit { code: number | undefined; signal: string | undefined; stderr: string }
+export interface Exit {
+  code: number | undefined;
+  signal: string | undefined;
+  stderr: string;
+}
 
 const live = new Set<Vm>();
 let reaperInstalled = false;
@@ -35,7 +39,9 @@ let reaperInstalled = false;
 function installReaper(): void {
   if (reaperInstalled) return;
   reaperInstalled = true;
-  process.on('exit', () => { for (const vm of live) vm.killNow(); });
+  process.on('exit', () => {
+    for (const vm of live) vm.killNow();
+  });
   onSignalCleanup((sig) => {
     for (const vm of live) vm.killNow();
     if (live.size) process.stderr.write(`\n${sig}: QEMU killed\n`);
@@ -81,14 +87,18 @@ export class Vm {
     const extra = fd === undefined ? [] : [fd as unknown as 'inherit'];
     // A detached QEMU writes stderr to a file: a pipe would break when we exit.
     const child = execa(QEMU, this.args, {
-      reject: false, stdio: ['ignore', 'ignore', o.detached ? { file: o.detached.stderrFile } : 'pipe', ...extra],
-      cleanup: !o.detached, detached: Boolean(o.detached),
+      reject: false,
+      stdio: ['ignore', 'ignore', o.detached ? { file: o.detached.stderrFile } : 'pipe', ...extra],
+      cleanup: !o.detached,
+      detached: Boolean(o.detached),
     });
     if (fd !== undefined) closeSync(fd);
     this.stderrFile = o.detached?.stderrFile;
     this.child = child;
     live.add(this);
-    child.stderr?.on('data', (d: Buffer) => { this.stderrBuf += d.toString(); });
+    child.stderr?.on('data', (d: Buffer) => {
+      this.stderrBuf += d.toString();
+    });
     this.exited = child.then((r) => {
       live.delete(this);
       this.exitInfo = { code: r.exitCode, signal: r.signal, stderr: this.stderrFile ? readFileSync(this.stderrFile, 'utf8') : this.stderrBuf };
@@ -122,7 +132,9 @@ export class Vm {
       `QEMU ${e?.signal ? `killed by ${e.signal}` : `exited ${e?.code}`}`,
       e?.stderr.trim() ? `stderr:\n${tail(e.stderr, 15)}` : '',
       `serial console (${this.spec.serialLog}), last lines:\n${await this.serialTail(30)}`,
-    ].filter(Boolean).join('\n');
+    ]
+      .filter(Boolean)
+      .join('\n');
   }
 
   /** Waits until the guest prints marker on the serial console, checking on every round that QEMU is alive. */
@@ -131,7 +143,10 @@ export class Vm {
     for (;;) {
       if (!this.alive) {
         await this.waitExit();
-        throw new KmodvmError('boot', `QEMU exited before the guest printed "${marker}"`, { evidence: await this.deathEvidence(), hint: await this.deathHint() });
+        throw new KmodvmError('boot', `QEMU exited before the guest printed "${marker}"`, {
+          evidence: await this.deathEvidence(),
+          hint: await this.deathHint(),
+        });
       }
       if ((await readFile(this.spec.serialLog, 'utf8').catch(() => '')).includes(marker)) return;
       if (Date.now() > deadline) {
@@ -166,12 +181,21 @@ export class Vm {
       if (left <= 0) break;
       try {
         return await Promise.race([
-          SshSession.connect({ port: this.spec.sshPort, privateKey: o.privateKey, hostPublicKey: o.hostPublicKey, readyTimeoutMs: Math.max(1000, Math.min(left, 20_000)) }),
-          this.waitExit().then(() => { throw new Error('QEMU exited'); }),
+          SshSession.connect({
+            port: this.spec.sshPort,
+            privateKey: o.privateKey,
+            hostPublicKey: o.hostPublicKey,
+            readyTimeoutMs: Math.max(1000, Math.min(left, 20_000)),
+          }),
+          this.waitExit().then(() => {
+            throw new Error('QEMU exited');
+          }),
         ]);
       } catch (e) {
         if (e instanceof HostKeyMismatch) {
-          throw new KmodvmError('boot', `${e.message}: refusing to connect`, { hint: 'another process may own the port, or the image changed under us; rebuild the image' });
+          throw new KmodvmError('boot', `${e.message}: refusing to connect`, {
+            hint: 'another process may own the port, or the image changed under us; rebuild the image',
+          });
         }
         lastErr = (e as Error).message;
       }

@@ -6,7 +6,15 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import {
-  blamesModuleSource, fetchRecordArgv, GUEST_MODULE_DIR, guestBuildPlan, guestReplayArgv, kdirFromMakeOutput, loadRecord, recordFromFetched, saveRecord,
+  blamesModuleSource,
+  fetchRecordArgv,
+  GUEST_MODULE_DIR,
+  guestBuildPlan,
+  guestReplayArgv,
+  kdirFromMakeOutput,
+  loadRecord,
+  recordFromFetched,
+  saveRecord,
 } from '../../../scripts/lib/build/guest-kbuild.ts';
 import { posixJoin, run } from '../../../scripts/lib/core/proc.ts';
 
@@ -17,7 +25,7 @@ const tmp = (): string => mkdtempSync(path.join(os.tmpdir(), 'kmodvm-gk-'));
 t.test('the kbuild tree comes from make\'s own "Entering directory" lines', async (t) => {
   t.equal(kdirFromMakeOutput(fx('make.stdout.txt'), GUEST_MODULE_DIR), KDIR);
   t.equal(kdirFromMakeOutput('  CC [M]  x.o\n', GUEST_MODULE_DIR), undefined, 'no such line: no record');
-  t.equal(kdirFromMakeOutput(`make: Entering directory '${GUEST_MODULE_DIR}'\n`, GUEST_MODULE_DIR), undefined, 'only the module\'s own directory: no record');
+  t.equal(kdirFromMakeOutput(`make: Entering directory '${GUEST_MODULE_DIR}'\n`, GUEST_MODULE_DIR), undefined, "only the module's own directory: no record");
 });
 
 t.test('a record fetched from the guest becomes the four recorded commands, at guest paths', async (t) => {
@@ -25,7 +33,10 @@ t.test('a record fetched from the guest becomes the four recorded commands, at g
   t.ok(r);
   t.equal(r!.kdir, KDIR);
   t.equal(r!.plan.length, 4);
-  t.match(r!.plan[0], /^gcc-12 .* -c -o \/root\/kmodvm\/kernel-module\/netlink_simple_intf\.o \/root\/kmodvm\/kernel-module\/netlink_simple_intf\.c +; \.\/tools\/objtool\/objtool /);
+  t.match(
+    r!.plan[0],
+    /^gcc-12 .* -c -o \/root\/kmodvm\/kernel-module\/netlink_simple_intf\.o \/root\/kmodvm\/kernel-module\/netlink_simple_intf\.c +; \.\/tools\/objtool\/objtool /,
+  );
   t.match(r!.plan[1], /^sed 's\/ko\$\/o\/'  \/root\/kmodvm\/kernel-module\/modules\.order \| scripts\/mod\/modpost /, 'make escaping undone');
   t.match(r!.plan[3], /^ld -r .* -o \/root\/kmodvm\/kernel-module\/netlink_simple_intf\.ko /);
   t.same(r!.tar, Buffer.from(fx('record.tar.b64'), 'base64'), 'the archive is kept whole, to extract in the next guest');
@@ -58,21 +69,29 @@ t.test('the replay command, run by a real sh as sshd would: extract, cd, each co
   writeFileSync(path.join(src, 'modules.order'), 'x.ko\n');
   const tar = await run('tar', ['-c', '-f', path.join(base, 'r.tar'), '-C', src, 'modules.order'], { timeoutMs: 10_000 });
   t.equal(tar.exitCode, 0);
-  const plan = ['pwd > ran; echo "$0 \'q\' $$1" | awk \'{ print $2 }\' >> ran', 'false; echo after-false-in-one-command >> ran', 'echo never >> ran'];
+  const plan = ["pwd > ran; echo \"$0 'q' $$1\" | awk '{ print $2 }' >> ran", 'false; echo after-false-in-one-command >> ran', 'echo never >> ran'];
   const r = await run('sh', ['-c', posixJoin(guestReplayArgv(mod, kdir, plan))], { timeoutMs: 10_000, input: readFileSync(path.join(base, 'r.tar')) });
-  t.equal(r.exitCode, 1, 'the failing command\'s status');
-  t.ok(existsSync(path.join(mod, 'modules.order')), 'the record\'s files land in the module directory');
-  t.equal(readFileSync(path.join(kdir, 'ran'), 'utf8'), `${kdir}\n'q'\n`, 'commands run in the kbuild tree, quotes and $ intact; sh -e stops inside a command and the loop after it');
+  t.equal(r.exitCode, 1, "the failing command's status");
+  t.ok(existsSync(path.join(mod, 'modules.order')), "the record's files land in the module directory");
+  t.equal(
+    readFileSync(path.join(kdir, 'ran'), 'utf8'),
+    `${kdir}\n'q'\n`,
+    'commands run in the kbuild tree, quotes and $ intact; sh -e stops inside a command and the loop after it',
+  );
 });
 
-t.test('a failed replay is the user\'s error only when the compiler blames the module\'s own file', async (t) => {
+t.test("a failed replay is the user's error only when the compiler blames the module's own file", async (t) => {
   t.equal(blamesModuleSource(fx('replay-broken.stderr.txt'), GUEST_MODULE_DIR), true);
-  t.equal(blamesModuleSource(fx('replay-broken.stderr.txt').split(GUEST_MODULE_DIR).join('/usr/src/linux-headers-6.1.0-56-common/include'), GUEST_MODULE_DIR), false, 'an error in a kernel header: make decides');
+  t.equal(
+    blamesModuleSource(fx('replay-broken.stderr.txt').split(GUEST_MODULE_DIR).join('/usr/src/linux-headers-6.1.0-56-common/include'), GUEST_MODULE_DIR),
+    false,
+    'an error in a kernel header: make decides',
+  );
   t.equal(blamesModuleSource('sh: 1: ./tools/objtool/objtool: not found\n', GUEST_MODULE_DIR), false);
   t.equal(blamesModuleSource(`${GUEST_MODULE_DIR}/a.c:1:2: warning: unused\n`, GUEST_MODULE_DIR), false, 'warnings are not failures');
 });
 
-t.test('a record is looked up by the module\'s shape; exported symbols and --no-replay mean make', async (t) => {
+t.test("a record is looked up by the module's shape; exported symbols and --no-replay mean make", async (t) => {
   const records = tmp();
   const mod = tmp();
   writeFileSync(path.join(mod, 'Kbuild'), 'obj-m := m.o\n');
@@ -86,7 +105,11 @@ t.test('a record is looked up by the module\'s shape; exported symbols and --no-
   t.ok(p2.record, 'and finds the record');
   t.equal((await guestBuildPlan(records, mod, false)).record, undefined, '--no-replay: make');
   writeFileSync(path.join(mod, 'm.c'), 'int y;\nEXPORT_SYMBOL_GPL(y);\n');
-  t.equal((await guestBuildPlan(records, mod, true)).record, undefined, 'a module that exports symbols: make (kbuild adds their CRCs outside the recorded commands)');
+  t.equal(
+    (await guestBuildPlan(records, mod, true)).record,
+    undefined,
+    'a module that exports symbols: make (kbuild adds their CRCs outside the recorded commands)',
+  );
   writeFileSync(path.join(mod, 'Kbuild'), 'obj-m := m.o\nccflags-y := -DX\n');
   t.not((await guestBuildPlan(records, mod, true)).recordDir, p1.recordDir, 'a Kbuild edit is a new shape');
   mkdirSync(path.join(mod, 'sub'));

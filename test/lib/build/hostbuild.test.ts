@@ -8,8 +8,14 @@ t.test("the kernel's gcc comes from its autoconf.h", async (t) => {
 });
 
 t.test('auto builds on the host only with the same compiler and the exported headers', async (t) => {
-  t.same(chooseBuildMode('auto', { gccMajor: 12, hostHasCompiler: true, headers: true }), { mode: 'host', why: 'the host has gcc-12, which built the guest kernel' });
-  t.same(chooseBuildMode('auto', { gccMajor: 14, hostHasCompiler: false, headers: true }), { mode: 'guest', why: 'gcc-14, which built the guest kernel, is not on the host' });
+  t.same(chooseBuildMode('auto', { gccMajor: 12, hostHasCompiler: true, headers: true }), {
+    mode: 'host',
+    why: 'the host has gcc-12, which built the guest kernel',
+  });
+  t.same(chooseBuildMode('auto', { gccMajor: 14, hostHasCompiler: false, headers: true }), {
+    mode: 'guest',
+    why: 'gcc-14, which built the guest kernel, is not on the host',
+  });
   t.equal(chooseBuildMode('auto', { gccMajor: 12, hostHasCompiler: true, headers: false }).mode, 'guest');
   t.equal(chooseBuildMode('guest', { gccMajor: 12, hostHasCompiler: true, headers: true }).mode, 'guest');
 });
@@ -56,7 +62,11 @@ t.test('the app builds on the host as a static binary; unchanged sources skip ma
   appendFileSync(path.join(src, 'netlink_userapp.c'), 'int broken(void) { return nope; }\n');
   const bad = await hostBuildApp(o);
   t.equal(bad.ok, false);
-  t.match(bad.evidence ?? '', new RegExp(`${src}/netlink_userapp\\.c:\\d+:\\d+: error: .nope. undeclared`), 'the diagnostic names the user\'s file, not the build copy');
+  t.match(
+    bad.evidence ?? '',
+    new RegExp(`${src}/netlink_userapp\\.c:\\d+:\\d+: error: .nope. undeclared`),
+    "the diagnostic names the user's file, not the build copy",
+  );
 });
 
 t.test('the guest gets the module without its debug sections; the host keeps the full one', async (t) => {

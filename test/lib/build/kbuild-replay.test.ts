@@ -4,13 +4,24 @@ import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { builtModSource, cmdFileOf, modObjectCommand, patchSrcversion, recordedCommand, replay, replayable, replayPlan, srcversionChange, unescapeMakeCmd } from '../../../scripts/lib/build/kbuild-replay.ts';
+import {
+  builtModSource,
+  cmdFileOf,
+  modObjectCommand,
+  patchSrcversion,
+  recordedCommand,
+  replay,
+  replayable,
+  replayPlan,
+  srcversionChange,
+  unescapeMakeCmd,
+} from '../../../scripts/lib/build/kbuild-replay.ts';
 
 const fx = (n: string): string => readFileSync(path.join(import.meta.dirname, '../../fixtures/kbuild-6.1', `${n}.txt`), 'utf8');
 const D = '/tmp/exp/kb';
 
 t.test('make-cmd escaping is undone: $$ is $, $(pound) is #', async (t) => {
-  t.equal(unescapeMakeCmd("awk '!x[$$0]++ { print(\"/d/\"$$0) }'"), "awk '!x[$0]++ { print(\"/d/\"$0) }'");
+  t.equal(unescapeMakeCmd('awk \'!x[$$0]++ { print("/d/"$$0) }\''), 'awk \'!x[$0]++ { print("/d/"$0) }\'');
   t.equal(unescapeMakeCmd('echo $(pound)define X'), 'echo #define X');
   t.equal(unescapeMakeCmd('$$$$'), '$$', 'each pair once, left to right');
 });
@@ -32,7 +43,11 @@ t.test('the plan: compile with objtool, modpost, .mod.o, link, in that order', a
   const modFiles = new Map([[`${D}/netlink_simple_intf.ko`, fx('netlink_simple_intf.mod')]]);
   const plan = replayPlan({ moduleDir: D, modulesOrder: fx('modules.order'), modFiles, cmds });
   t.equal(plan?.length, 4);
-  t.match(plan![0], /^gcc-12 .* -c -o \/tmp\/exp\/kb\/netlink_simple_intf\.o \/tmp\/exp\/kb\/netlink_simple_intf\.c +; \.\/tools\/objtool\/objtool .*--orc.* --module \/tmp\/exp\/kb\/netlink_simple_intf\.o$/, 'objtool runs too: the ORC data keeps stack traces through the module reliable');
+  t.match(
+    plan![0],
+    /^gcc-12 .* -c -o \/tmp\/exp\/kb\/netlink_simple_intf\.o \/tmp\/exp\/kb\/netlink_simple_intf\.c +; \.\/tools\/objtool\/objtool .*--orc.* --module \/tmp\/exp\/kb\/netlink_simple_intf\.o$/,
+    'objtool runs too: the ORC data keeps stack traces through the module reliable',
+  );
   t.match(plan![1], /scripts\/mod\/modpost/);
   t.match(plan![2], /-c -o \/tmp\/exp\/kb\/netlink_simple_intf\.mod\.o \/tmp\/exp\/kb\/netlink_simple_intf\.mod\.c$/);
   t.match(plan![3], /^ld -r .* -o \/tmp\/exp\/kb\/netlink_simple_intf\.ko /);
@@ -45,7 +60,11 @@ t.test('the plan: compile with objtool, modpost, .mod.o, link, in that order', a
 });
 
 t.test('a module that exports symbols is not replayed: kbuild adds their CRCs outside the recorded commands', async (t) => {
-  t.equal(replayable([readFileSync(path.join(import.meta.dirname, '../../../kernel-module/netlink_simple_intf.c'), 'utf8')]), true, 'the shipped module exports nothing');
+  t.equal(
+    replayable([readFileSync(path.join(import.meta.dirname, '../../../kernel-module/netlink_simple_intf.c'), 'utf8')]),
+    true,
+    'the shipped module exports nothing',
+  );
   t.equal(replayable(['int f(void) { return 0; }\nEXPORT_SYMBOL_GPL(f);\n']), false);
   t.equal(replayable(['#define X 1\n', 'EXPORT_SYMBOL(g);']), false, 'in any of the files');
   t.equal(replayable(['/* MY_EXPORT_SYMBOLS_TABLE */']), true, 'only the macro itself counts');
@@ -53,11 +72,18 @@ t.test('a module that exports symbols is not replayed: kbuild adds their CRCs ou
 
 t.test('the .mod.o compile is skipped while the .mod.o is newer than its .mod.c, as make does', async (t) => {
   const plan = replayPlan({
-    moduleDir: D, modulesOrder: fx('modules.order'), modFiles: new Map([[`${D}/netlink_simple_intf.ko`, fx('netlink_simple_intf.mod')]]),
-    cmds: new Map([[`${D}/netlink_simple_intf.o`, fx('netlink_simple_intf.o.cmd')], [`${D}/Module.symvers`, fx('Module.symvers.cmd')], [`${D}/netlink_simple_intf.mod.o`, fx('netlink_simple_intf.mod.o.cmd')], [`${D}/netlink_simple_intf.ko`, fx('netlink_simple_intf.ko.cmd')]]),
+    moduleDir: D,
+    modulesOrder: fx('modules.order'),
+    modFiles: new Map([[`${D}/netlink_simple_intf.ko`, fx('netlink_simple_intf.mod')]]),
+    cmds: new Map([
+      [`${D}/netlink_simple_intf.o`, fx('netlink_simple_intf.o.cmd')],
+      [`${D}/Module.symvers`, fx('Module.symvers.cmd')],
+      [`${D}/netlink_simple_intf.mod.o`, fx('netlink_simple_intf.mod.o.cmd')],
+      [`${D}/netlink_simple_intf.ko`, fx('netlink_simple_intf.ko.cmd')],
+    ]),
   })!;
   t.same(modObjectCommand(plan[2]), { obj: `${D}/netlink_simple_intf.mod.o`, src: `${D}/netlink_simple_intf.mod.c` });
-  t.equal(modObjectCommand(plan[0]), undefined, 'the module\'s own object is always compiled');
+  t.equal(modObjectCommand(plan[0]), undefined, "the module's own object is always compiled");
   t.equal(modObjectCommand(plan[3]), undefined);
 
   const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-replay-'));
@@ -86,17 +112,24 @@ t.test('the .mod.o compile is skipped while the .mod.o is newer than its .mod.c,
 t.test('a .mod.c that changed only in its srcversion (a real one, from modpost) is told apart from other changes', async (t) => {
   const built = readFileSync(path.join(import.meta.dirname, '../../fixtures/kbuild-6.1/netlink_simple_intf.mod.c.txt'), 'utf8');
   const old = /srcversion, "([0-9A-F]+)"/.exec(built)![1];
-  t.equal(old.length, 23, 'modpost\'s srcversion: 23 hex digits');
+  t.equal(old.length, 23, "modpost's srcversion: 23 hex digits");
   const now = built.replace(old, '0123456789ABCDEF0123456');
   t.same(srcversionChange(built, now), { from: old, to: '0123456789ABCDEF0123456' });
   t.equal(srcversionChange(built, built), undefined, 'no change');
-  t.equal(srcversionChange(built, now.replace('{ 0x92997ed8, "_printk" },', '{ 0x92997ed8, "_printk" },\n\t{ 0x1, "kmalloc" },')), undefined, 'a new import is a real change');
+  t.equal(
+    srcversionChange(built, now.replace('{ 0x92997ed8, "_printk" },', '{ 0x92997ed8, "_printk" },\n\t{ 0x1, "kmalloc" },')),
+    undefined,
+    'a new import is a real change',
+  );
   t.equal(srcversionChange(built, now.replace('0x92997ed8', '0x92997ed9')), undefined, 'so is another CRC');
   t.equal(srcversionChange(built, built.replace(old, 'ABC')), undefined, 'a srcversion of another length would move the bytes after it');
 });
 
 /** A stand-in .mod.c: kernel-free, with the same MODULE_INFO line shape and a .modinfo section. */
-const fakeModC = (srcversion: string, extra = ''): string => `#define MODULE_INFO(tag, info) static const char __modinfo_##tag[] __attribute__((used, section(".modinfo"), aligned(1))) = #tag "=" info
+const fakeModC = (
+  srcversion: string,
+  extra = '',
+): string => `#define MODULE_INFO(tag, info) static const char __modinfo_##tag[] __attribute__((used, section(".modinfo"), aligned(1))) = #tag "=" info
 MODULE_INFO(name, "x");
 int answer(void) { return 42; }
 ${extra}
@@ -130,7 +163,10 @@ t.test('replay patches the .mod.o when only the srcversion changed, and compiles
   const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-srcv-replay-'));
   const [obj, src, log] = ['x.mod.o', 'x.mod.c', 'log'].map((n) => path.join(d, n));
   const plan = [`echo compiled >> ${log}; ${cc} -g -O2 -c -o ${obj} ${src}`];
-  const write = (text: string, when: number): void => { writeFileSync(src, text); utimesSync(src, when, when); };
+  const write = (text: string, when: number): void => {
+    writeFileSync(src, text);
+    utimesSync(src, when, when);
+  };
   const compiles = (): number => (readFileSync(log, 'utf8').match(/compiled/g) ?? []).length;
   write(fakeModC('AAAAAAAAAAAAAAAAAAAAAAA'), 1000);
   const first = await replay(plan, d, 30_000);

@@ -9,7 +9,9 @@ const root = path.join(import.meta.dirname, '../../..');
 t.test('EPIPE on stdout ends the process quietly with 0; other stream errors are not hidden', async (t) => {
   const stream = new EventEmitter() as unknown as NodeJS.WriteStream;
   const codes: number[] = [];
-  quietOnClosedPipe(stream, (c) => { codes.push(c); });
+  quietOnClosedPipe(stream, (c) => {
+    codes.push(c);
+  });
   stream.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
   t.same(codes, [0]);
   t.throws(() => stream.emit('error', Object.assign(new Error('write EIO'), { code: 'EIO' })), /EIO/);
@@ -21,7 +23,9 @@ t.test('an entry point piped into a reader that stops (| head) exits 0 without a
 await main(async () => { for (let i = 0; i < 2000; i++) process.stdout.write('x'.repeat(1000) + '\\n'); await new Promise((r) => setTimeout(r, 500)); return 0; });`;
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   child.stdout.once('data', () => child.stdout.destroy());
   const exit = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
   t.equal(exit, 0);
@@ -29,12 +33,15 @@ await main(async () => { for (let i = 0; i < 2000; i++) process.stdout.write('x'
 });
 
 t.test('an unhandled rejection exits 70 with its stack, never 1; SIGTERM exits 143 and kills QEMU first', async (t) => {
-  const run = (code: string) => new Promise<{ exit: number | null; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('close', (exit) => resolve({ exit, stderr }));
-  });
+  const run = (code: string) =>
+    new Promise<{ exit: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      child.on('close', (exit) => resolve({ exit, stderr }));
+    });
   const cli = JSON.stringify(path.join(root, 'scripts/lib/cli/cli.ts'));
   const r = await run(`import { main } from ${cli};
 await main(async () => { void Promise.reject(new Error('forgotten promise')); await new Promise((r) => setTimeout(r, 300)); return 0; });`);

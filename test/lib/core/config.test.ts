@@ -1,6 +1,7 @@
 import path from 'node:path';
 import t from 'tap';
-import { defaultCacheDir, defaultConfig, loadConfig } from '../../../scripts/lib/core/config.ts';
+import { defaultCacheDir, defaultConfig } from '../../../scripts/lib/core/config.ts';
+import { loadConfig } from '../../../scripts/lib/core/flags.ts';
 import { KmodvmError } from '../../../scripts/lib/core/errors.ts';
 
 const root = new URL('../../../', import.meta.url).pathname.replace(/\/$/, '');
@@ -12,7 +13,7 @@ t.test('defaults are the documented ones', async (t) => {
   t.equal(c.cpus, 2);
   t.equal(c.mirror, '', "mmdebstrap's own default mirror");
   t.equal(c.runsDir, '/home/u/driver/runs', 'runs/ of the current directory (a module repository, when kmodvm runs from node_modules)');
-  t.equal(c.suite, '', 'the suite: ./kmodvm.yaml, else the checkout\'s own');
+  t.equal(c.suite, '', "the suite: ./kmodvm.yaml, else the checkout's own");
   t.same([c.moduleDir, c.appDir, c.transcript], ['', '', ''], 'no one-test suite unless --module-dir is given');
   t.same([c.only, c.shard, c.update, c.kernelArgs], [[], '', false, []]);
   t.equal(c.kernel, 'debian-12');
@@ -43,7 +44,11 @@ t.test('cache dir: KMODVM_CACHE_DIR, then XDG_CACHE_HOME, then ~/.cache', async 
 });
 
 t.test('flags beat the environment, which beats defaults', async (t) => {
-  const { config } = loadConfig(['--accel', 'tcg', '--memory', '2048'], { KMODVM_ACCEL: 'kvm', KMODVM_CPUS: '4', KMODVM_MIRROR: 'http://m.example/debian' }, root);
+  const { config } = loadConfig(
+    ['--accel', 'tcg', '--memory', '2048'],
+    { KMODVM_ACCEL: 'kvm', KMODVM_CPUS: '4', KMODVM_MIRROR: 'http://m.example/debian' },
+    root,
+  );
   t.equal(config.accel, 'tcg');
   t.equal(config.memoryMiB, 2048);
   t.equal(config.cpus, 4);
@@ -78,7 +83,7 @@ t.test('bad values are usage errors that name the field', async (t) => {
   bad(['--kernel', 'debian-99'], /`kernel` names no recipe file \(qemu\/kernels\/debian-99.json\); the shipped kernels are debian-12/);
 });
 
-t.test('relative directories resolve against the repository root; the user\'s paths against the current directory', async (t) => {
+t.test("relative directories resolve against the repository root; the user's paths against the current directory", async (t) => {
   const { config } = loadConfig(['--runs-dir', 'out'], {}, root);
   t.equal(config.runsDir, path.join(root, 'out'));
   t.equal(config.recipe, 'qemu/kernels/debian-12.json');

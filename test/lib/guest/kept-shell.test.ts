@@ -61,7 +61,7 @@ t.test('commands are isolated: their own subshell, stdin from /dev/null', async 
 t.test('a command that hangs times out; its shell is dropped and the next command gets a new one', async (t) => {
   const { shells, opened } = localShells();
   t.teardown(() => shells.closeAll());
-  const r = await shells.run("echo about to hang; echo on stderr >&2; sleep 5", 300);
+  const r = await shells.run('echo about to hang; echo on stderr >&2; sleep 5', 300);
   t.same([r.timedOut, r.exitCode, r.reason], [true, undefined, 'timed out after 0 s']);
   t.same([r.stdout, r.stderr], ['about to hang\n', 'on stderr\n'], 'the output so far is kept as evidence');
   t.ok(r.durationMs >= 290 && r.durationMs < 2000, `ended at the deadline (${r.durationMs} ms)`);
@@ -106,14 +106,20 @@ t.test('the framer finds the markers however the streams are cut', async (t) => 
   const err = Buffer.from(`warning\n\x1e${nonce}\n`);
   const f = new Framer(nonce);
   // one byte at a time, stdout first: nothing is taken before both markers are whole
-  for (const b of out) { f.push('out', Buffer.from([b])); t.equal(f.take(), undefined); }
-  for (let i = 0; i < err.length - 1; i++) { f.push('err', err.subarray(i, i + 1)); t.equal(f.take(), undefined); }
+  for (const b of out) {
+    f.push('out', Buffer.from([b]));
+    t.equal(f.take(), undefined);
+  }
+  for (let i = 0; i < err.length - 1; i++) {
+    f.push('err', err.subarray(i, i + 1));
+    t.equal(f.take(), undefined);
+  }
   f.push('err', err.subarray(err.length - 1));
   t.same(f.take(), { stdout: 'first line\nsecond', stderr: 'warning\n', status: 2 });
   t.equal(f.take(), undefined, 'taken once');
   f.push('out', Buffer.from(` too\n\x1e${nonce} 0\n`));
   f.push('err', Buffer.from(`\x1e${nonce}\n`));
-  t.same(f.take(), { stdout: "next command's out too\n", stderr: '', status: 0 }, 'what followed a marker is the next command\'s');
+  t.same(f.take(), { stdout: "next command's out too\n", stderr: '', status: 0 }, "what followed a marker is the next command's");
   // a marker with another nonce is output, not an end
   const g = new Framer(nonce);
   g.push('out', Buffer.from('\x1eother 0\n'));

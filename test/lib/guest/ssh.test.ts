@@ -13,45 +13,63 @@ const other = ssh2.utils.generateKeyPairSync('ed25519');
 const client = ssh2.utils.generateKeyPairSync('ed25519');
 const clientBlob = (ssh2.utils.parseKey(client.public) as ssh2.ParsedKey).getPublicSSH();
 
-interface Seen { commands: string[]; tar?: Buffer }
+interface Seen {
+  commands: string[];
+  tar?: Buffer;
+}
 
 async function server(t: { teardown: (f: () => void) => void }, hostKey = host.private): Promise<{ port: number; seen: Seen }> {
   const seen: Seen = { commands: [] };
   const srv = new ssh2.Server({ hostKeys: [hostKey] }, (conn) => {
-    conn.on('authentication', (ctx) => {
-      if (ctx.method === 'publickey' && ctx.key.data.equals(clientBlob)) return ctx.accept();
-      ctx.reject(['publickey']);
-    }).on('ready', () => {
-      conn.on('session', (accept) => {
-        const s = accept();
-        s.on('exec', (acc, _rej, info) => {
-          seen.commands.push(info.command);
-          const ch = acc();
-          if (info.command === 'hang') return;
-          if (info.command.includes('kmodvm-kept-shell')) {
-            // a kept shell: the real script, run by the host's sh, on this channel
-            const sh = spawn('/bin/sh', ['-c', info.command]);
-            ch.pipe(sh.stdin);
-            sh.stdout.pipe(ch, { end: false });
-            sh.stderr.pipe(ch.stderr);
-            sh.on('close', (code) => { ch.exit(code ?? 255); ch.end(); });
-            ch.on('close', () => sh.kill());
-            return;
-          }
-          if (info.command.startsWith('tar -x')) {
-            // the upload: keep the tar stream it sends on stdin
-            const parts: Buffer[] = [];
-            ch.on('data', (d: Buffer) => parts.push(d));
-            ch.on('end', () => { seen.tar = Buffer.concat(parts); ch.exit(0); ch.end(); });
-            return;
-          }
-          if (info.command.startsWith('fail')) { ch.stderr.write('boom\n'); ch.exit(3); ch.end(); return; }
-          ch.write(`ran: ${info.command}\n`);
-          ch.exit(0);
-          ch.end();
+    conn
+      .on('authentication', (ctx) => {
+        if (ctx.method === 'publickey' && ctx.key.data.equals(clientBlob)) return ctx.accept();
+        ctx.reject(['publickey']);
+      })
+      .on('ready', () => {
+        conn.on('session', (accept) => {
+          const s = accept();
+          s.on('exec', (acc, _rej, info) => {
+            seen.commands.push(info.command);
+            const ch = acc();
+            if (info.command === 'hang') return;
+            if (info.command.includes('kmodvm-kept-shell')) {
+              // a kept shell: the real script, run by the host's sh, on this channel
+              const sh = spawn('/bin/sh', ['-c', info.command]);
+              ch.pipe(sh.stdin);
+              sh.stdout.pipe(ch, { end: false });
+              sh.stderr.pipe(ch.stderr);
+              sh.on('close', (code) => {
+                ch.exit(code ?? 255);
+                ch.end();
+              });
+              ch.on('close', () => sh.kill());
+              return;
+            }
+            if (info.command.startsWith('tar -x')) {
+              // the upload: keep the tar stream it sends on stdin
+              const parts: Buffer[] = [];
+              ch.on('data', (d: Buffer) => parts.push(d));
+              ch.on('end', () => {
+                seen.tar = Buffer.concat(parts);
+                ch.exit(0);
+                ch.end();
+              });
+              return;
+            }
+            if (info.command.startsWith('fail')) {
+              ch.stderr.write('boom\n');
+              ch.exit(3);
+              ch.end();
+              return;
+            }
+            ch.write(`ran: ${info.command}\n`);
+            ch.exit(0);
+            ch.end();
+          });
         });
-      });
-    }).on('error', () => undefined);
+      })
+      .on('error', () => undefined);
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   t.teardown(() => srv.close());
@@ -84,7 +102,10 @@ t.test('a command that hangs times out with a result that says so', async (t) =>
 
 t.test('a host key other than the pinned one is refused', async (t) => {
   const { port } = await server(t, other.private);
-  const err = await SshSession.connect({ port, privateKey: client.private, hostPublicKey: host.public, readyTimeoutMs: 5000 }).then(() => undefined, (e: unknown) => e);
+  const err = await SshSession.connect({ port, privateKey: client.private, hostPublicKey: host.public, readyTimeoutMs: 5000 }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   t.ok(err instanceof HostKeyMismatch, 'rejected as a host key mismatch');
   t.match((err as Error).message, /host key other than the pinned one/);
 });
@@ -134,7 +155,10 @@ t.test('uploadTrees sends several directories in one stream, each under its own 
   const { port, seen } = await server(t);
   const { mod, app } = trees({ 'm.ko': 'ko', 'm.c': 'c' }, { app: ['#!/bin/sh\n', 0o755] });
   const s = await open(t, port);
-  const sent = await s.uploadTrees('/root/kmodvm', [{ localDir: mod, sub: 'kernel-module', skip: (r) => r !== 'm.ko' }, { localDir: app, sub: 'userapp' }]);
+  const sent = await s.uploadTrees('/root/kmodvm', [
+    { localDir: mod, sub: 'kernel-module', skip: (r) => r !== 'm.ko' },
+    { localDir: app, sub: 'userapp' },
+  ]);
   t.same(sent, ['kernel-module/m.ko', 'userapp/app']);
   t.equal(seen.commands.length, 1, 'one exec for both trees');
   const out = unpacked(seen.tar, '/root/kmodvm');
@@ -142,13 +166,17 @@ t.test('uploadTrees sends several directories in one stream, each under its own 
   t.notOk(existsSync(path.join(out, 'kernel-module/m.c')));
   t.equal(statSync(path.join(out, 'userapp/app')).mode & 0o777, 0o755, 'the executable bit survives');
   await t.rejects(s.uploadTrees('/root/x', [{ localDir: app, sub: '../etc' }]), /not a plain directory name/);
-  for (const bad of ['root/x', '/root/../etc', '/root/a b', '/']) await t.rejects(s.uploadTrees(bad, [{ localDir: app, sub: 'u' }]), /not a plain absolute guest path/, bad);
+  for (const bad of ['root/x', '/root/../etc', '/root/a b', '/'])
+    await t.rejects(s.uploadTrees(bad, [{ localDir: app, sub: 'u' }]), /not a plain absolute guest path/, bad);
 });
 
 t.test('skipUnchanged: a kept guest gets only the files whose contents changed on this connection', async (t) => {
   const { port, seen } = await server(t);
   const { mod, app } = trees({ 'm.ko': 'ko 1' }, { app: ['app 1'] });
-  const parts = [{ localDir: mod, sub: 'kernel-module' }, { localDir: app, sub: 'userapp' }];
+  const parts = [
+    { localDir: mod, sub: 'kernel-module' },
+    { localDir: app, sub: 'userapp' },
+  ];
   const s = await open(t, port);
   t.same(await s.uploadTrees('/root/kmodvm', parts, 5000, { skipUnchanged: true }), ['kernel-module/m.ko', 'userapp/app'], 'the first time: everything');
   writeFileSync(path.join(mod, 'm.ko'), 'ko 2');
@@ -159,7 +187,11 @@ t.test('skipUnchanged: a kept guest gets only the files whose contents changed o
   t.same(await s.uploadTrees('/root/kmodvm', parts, 5000, { skipUnchanged: true }), [], 'nothing changed: nothing sent');
   t.equal(seen.commands.length, 2, 'and no exec at all');
   t.same(await s.uploadTrees('/root/kmodvm', parts, 5000), ['kernel-module/m.ko', 'userapp/app'], 'without the option: everything, always');
-  t.same(await s.uploadTrees('/root/other', parts, 5000, { skipUnchanged: true }), ['kernel-module/m.ko', 'userapp/app'], 'another remote directory has nothing yet');
+  t.same(
+    await s.uploadTrees('/root/other', parts, 5000, { skipUnchanged: true }),
+    ['kernel-module/m.ko', 'userapp/app'],
+    'another remote directory has nothing yet',
+  );
 });
 
 t.test('remote commands: cwd is quoted too', async (t) => {

@@ -2,7 +2,17 @@ import t from 'tap';
 import { compilerDiagnostics, judge, mapGuestPaths, type StepSpec } from '../../../scripts/lib/guest/steps.ts';
 import type { ExecResult } from '../../../scripts/lib/guest/ssh.ts';
 
-const res = (o: Partial<ExecResult>): ExecResult => ({ command: 'x', exitCode: 0, signal: undefined, timedOut: false, stdout: '', stderr: '', durationMs: 1, reason: 'exited 0', ...o });
+const res = (o: Partial<ExecResult>): ExecResult => ({
+  command: 'x',
+  exitCode: 0,
+  signal: undefined,
+  timedOut: false,
+  stdout: '',
+  stderr: '',
+  durationMs: 1,
+  reason: 'exited 0',
+  ...o,
+});
 const insmod: StepSpec = { name: 'insmod m', argv: ['insmod', '/root/kmodvm/m/m.ko'], timeoutMs: 60_000, failure: 'load' };
 
 t.test('a non-zero exit takes the step class; a timeout is its own class', async (t) => {
@@ -19,5 +29,13 @@ t.test('compiler errors are mapped back to host paths', async (t) => {
 make[2]: *** [/usr/src/linux-headers-6.1.0-56-common/scripts/Makefile.build:250: /root/kmodvm/kernel-module/netlink_simple_intf.o] Error 1`;
   const mapped = mapGuestPaths(out, '/root/kmodvm/kernel-module', '/home/me/kernel-module');
   const d = compilerDiagnostics(mapped);
-  t.same(d, [{ file: '/home/me/kernel-module/netlink_simple_intf.c', line: 168, col: 9, severity: 'error', message: "'nlsok' undeclared (first use in this function); did you mean 'nlsock'?" }]);
+  t.same(d, [
+    {
+      file: '/home/me/kernel-module/netlink_simple_intf.c',
+      line: 168,
+      col: 9,
+      severity: 'error',
+      message: "'nlsok' undeclared (first use in this function); did you mean 'nlsock'?",
+    },
+  ]);
 });

@@ -7,7 +7,8 @@ import { hostId, memoFile, readMemo, serialSpeaks, writeMemo } from '../../../sc
 import { pickAccel } from '../../../scripts/lib/loop/vm-test-run.ts';
 
 const root = new URL('../../../', import.meta.url).pathname.replace(/\/$/, '');
-const cfg = (accel: 'auto' | 'kvm' | 'tcg' = 'auto') => validateConfig({ accel, cacheDir: mkdtempSync(path.join(os.tmpdir(), 'kmodvm-probe-')) }, defaultConfig({}, root));
+const cfg = (accel: 'auto' | 'kvm' | 'tcg' = 'auto') =>
+  validateConfig({ accel, cacheDir: mkdtempSync(path.join(os.tmpdir(), 'kmodvm-probe-')) }, defaultConfig({}, root));
 const kvmHost = { kvmReadWrite: true, virtFlags: true };
 
 t.test('auto on a KVM host: probe the first time, trust the memo afterwards', async (t) => {

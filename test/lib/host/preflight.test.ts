@@ -11,7 +11,10 @@ t.test('nothing missing: nothing to do', async (t) => {
 t.test('root installs with apt-get, without prompts', async (t) => {
   t.same(decide(qemu, { root: true, passwordlessSudo: false }), {
     action: 'install',
-    commands: [['apt-get', 'update', '-q'], ['apt-get', 'install', '-y', '-q', '--no-install-recommends', 'qemu-system-x86']],
+    commands: [
+      ['apt-get', 'update', '-q'],
+      ['apt-get', 'install', '-y', '-q', '--no-install-recommends', 'qemu-system-x86'],
+    ],
   });
 });
 
@@ -29,7 +32,10 @@ t.test('otherwise: the one command to run', async (t) => {
 });
 
 t.test('missing tools are found by probing, including sbin and absolute files', async (t) => {
-  t.same(missingRequirements(REQUIREMENTS, (p) => (p === 'cpio' ? undefined : '/bin/x')).map((r) => r.pkg), ['cpio']);
+  t.same(
+    missingRequirements(REQUIREMENTS, (p) => (p === 'cpio' ? undefined : '/bin/x')).map((r) => r.pkg),
+    ['cpio'],
+  );
   t.ok(findTool('sh', '/usr/bin:/bin'));
   t.equal(findTool('no-such-tool-kmodvm', '/usr/bin'), undefined);
   t.equal(findTool('/no/such/file.gpg'), undefined);

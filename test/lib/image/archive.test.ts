@@ -16,12 +16,16 @@ function fakeImage(cacheDir: string): string {
   const { key, recipe } = imageKey(c);
   const dir = path.join(cacheDir, 'images', key);
   mkdirSync(path.join(dir, 'headers/usr/src'), { recursive: true });
-  for (const f of ['rootfs.qcow2', 'vmlinux', 'vmlinuz', 'initrd-lean.cpio', 'initrd.img', 'headers/usr/src/Makefile']) writeFileSync(path.join(dir, f), `${f} contents\n`.repeat(100));
+  for (const f of ['rootfs.qcow2', 'vmlinux', 'vmlinuz', 'initrd-lean.cpio', 'initrd.img', 'headers/usr/src/Makefile'])
+    writeFileSync(path.join(dir, f), `${f} contents\n`.repeat(100));
   // The keys must be real: an image whose keys ssh2 cannot read is a broken image (image.ts).
   const client = ed25519KeyPair('kmodvm-test');
   writeFileSync(path.join(dir, 'id_ed25519'), client.private);
   writeFileSync(path.join(dir, 'host_ed25519.pub'), ed25519KeyPair('kmodvm-guest-test').public + '\n');
-  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ key, builderVersion: 2, recipe, kernelVersion: '6.1.0-56-amd64', packages: {}, sizes: {}, buildSeconds: 1, builtAt: 'x' }));
+  writeFileSync(
+    path.join(dir, 'manifest.json'),
+    JSON.stringify({ key, builderVersion: 2, recipe, kernelVersion: '6.1.0-56-amd64', packages: {}, sizes: {}, buildSeconds: 1, builtAt: 'x' }),
+  );
   return key;
 }
 
@@ -46,7 +50,10 @@ t.test('a damaged archive is refused with a clear message, and leaves no image b
   const buf = readFileSync(file);
   writeFileSync(file, buf.subarray(0, Math.floor(buf.length / 2)));
   const seat = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-seat-'));
-  await t.rejects(importImage(cfg(seat), file, () => undefined), { failure: 'image', message: /not a readable kmodvm image archive|is damaged/ });
+  await t.rejects(
+    importImage(cfg(seat), file, () => undefined),
+    { failure: 'image', message: /not a readable kmodvm image archive|is damaged/ },
+  );
   t.notOk(existsSync(path.join(seat, 'images', key)));
 });
 

@@ -21,11 +21,14 @@ t.test('a library ldd cannot find stops the image build', async (t) => {
   t.throws(() => lddPaths('\tlibwrap.so.0 => not found\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n'), /ldd: libwrap\.so\.0 => not found/);
 });
 
-t.test('the initrd\'s own /etc: root with the chroot\'s shell, sshd\'s user, sessions chrooted into /newroot', async (t) => {
+t.test("the initrd's own /etc: root with the chroot's shell, sshd's user, sessions chrooted into /newroot", async (t) => {
   const etc = earlyEtc();
   t.match(etc.get('etc/passwd'), /^root:x:0:0:root:\/root:\/bin\/sh$/m);
   t.match(etc.get('etc/passwd'), /^sshd:x:\d+:\d+::\/run\/sshd:/m, 'privilege separation needs its user');
   t.match(etc.get('etc/ssh/sshd_config.d/00-kmodvm-initrd.conf'), /^ChrootDirectory \/newroot$/m);
-  t.ok([...etc.keys()].every((k) => !k.startsWith('/')), 'paths inside the initrd');
+  t.ok(
+    [...etc.keys()].every((k) => !k.startsWith('/')),
+    'paths inside the initrd',
+  );
   t.same(SSHD_PROGRAMS[0], '/usr/sbin/sshd');
 });

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
-import { loadConfig } from '../../../scripts/lib/core/config.ts';
+import { loadConfig } from '../../../scripts/lib/core/flags.ts';
 import { ed25519KeyPair, findImage, imageKey, keyPairUsable } from '../../../scripts/lib/image/image.ts';
 
 const root = path.join(import.meta.dirname, '../../..');
@@ -20,7 +20,10 @@ t.test('a key pair whose public half lost a byte is not usable; a whole one is',
 t.test('ed25519KeyPair draws again past a pair ssh2 generated broken', async (t) => {
   const pairs = [{ private: good.private, public: stripped }, good];
   let calls = 0;
-  t.equal(ed25519KeyPair('c', () => pairs[calls++]), good);
+  t.equal(
+    ed25519KeyPair('c', () => pairs[calls++]),
+    good,
+  );
   t.equal(calls, 2);
   t.throws(() => ed25519KeyPair('c', () => pairs[0]), /could not generate a valid ed25519 key pair/);
   const real = ed25519KeyPair('kmodvm-test');

@@ -25,11 +25,15 @@ t.test('load groups share no module, so the initrd can load them in parallel', a
   const deps = parseModulesDep(DEP);
   const order = resolveLoadOrder(deps, ['virtio_pci', 'virtio_blk', 'crc32c_generic', 'ext4']);
   const groups = loadGroups(deps, order).map((g) => g.map(moduleName));
-  t.same(groups, [
-    ['virtio_pci_legacy_dev', 'virtio_pci_modern_dev', 'virtio_ring', 'virtio', 'virtio_pci', 'virtio_blk'],
-    ['crc32c_generic'],
-    ['crc16', 'mbcache', 'jbd2', 'ext4'],
-  ], 'virtio devices, crc32c and the ext4 chain are independent');
+  t.same(
+    groups,
+    [
+      ['virtio_pci_legacy_dev', 'virtio_pci_modern_dev', 'virtio_ring', 'virtio', 'virtio_pci', 'virtio_blk'],
+      ['crc32c_generic'],
+      ['crc16', 'mbcache', 'jbd2', 'ext4'],
+    ],
+    'virtio devices, crc32c and the ext4 chain are independent',
+  );
   t.same(groups.flat().sort(), order.map(moduleName).sort(), 'every module in exactly one group');
   // Two chains joined by a shared dependency become one group, in load order.
   const joined = parseModulesDep('a.ko: c.ko\nb.ko: c.ko\nc.ko:\nd.ko:\n');

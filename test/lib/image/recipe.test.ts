@@ -1,13 +1,22 @@
 import path from 'node:path';
 import t from 'tap';
-import { initramfsToolsFiles, loadRecipe, mmdebstrapArgs, recipeHash, recipeInputs, validateRecipe, withLoginShell } from '../../../scripts/lib/image/recipe.ts';
+import {
+  initramfsToolsFiles,
+  loadRecipe,
+  mmdebstrapArgs,
+  recipeHash,
+  recipeInputs,
+  validateRecipe,
+  withLoginShell,
+} from '../../../scripts/lib/image/recipe.ts';
 
 const qemuDir = new URL('../../../qemu/', import.meta.url).pathname;
 const recipe = loadRecipe(path.join(qemuDir, 'kernels/debian-12.json'));
 
 t.test('the shipped recipe holds what the issue asks for', async (t) => {
   t.equal(recipe.suite, 'bookworm');
-  for (const p of ['linux-image-amd64', 'linux-headers-amd64', 'gcc', 'make', 'libc6-dev', 'kmod', 'openssh-server', 'iproute2']) t.ok(recipe.packages.includes(p), p);
+  for (const p of ['linux-image-amd64', 'linux-headers-amd64', 'gcc', 'make', 'libc6-dev', 'kmod', 'openssh-server', 'iproute2'])
+    t.ok(recipe.packages.includes(p), p);
   t.ok(recipe.kernelCmdline.includes('panic=-1'));
 });
 
@@ -30,7 +39,10 @@ t.test('mmdebstrap arguments: no shell snippets, default mirror unless overridde
   t.ok(a.includes('--essential-hook=sync-in /t/e /'));
   t.ok(a.includes('--customize-hook=sync-in /t/o /'));
   t.ok(a.includes('--dpkgopt=path-exclude=/usr/share/doc/*'));
-  t.match(a.find((x) => x.startsWith('--include=')), /linux-image-amd64/);
+  t.match(
+    a.find((x) => x.startsWith('--include=')),
+    /linux-image-amd64/,
+  );
   t.same(mmdebstrapArgs(recipe, { ...plan, mirror: 'http://mirror.local/debian' }).slice(-1), ['http://mirror.local/debian']);
 });
 
@@ -42,8 +54,14 @@ t.test('initramfs-tools is configured for a small gzip initrd', async (t) => {
 
 t.test('a bad recipe names the field', async (t) => {
   t.throws(() => validateRecipe({ ...recipe, suite: 'Bookworm!' }, 'r.json'), /r.json: field `suite`/);
-  t.throws(() => validateRecipe({ ...recipe, packages: ['gcc'] }, 'r.json'), /field `packages` must include a kernel: linux-image-amd64, linux-image-cloud-amd64, linux-image-rt-amd64/);
-  t.doesNotThrow(() => validateRecipe({ ...recipe, packages: recipe.packages.map((p: string) => p.replace('linux-image-amd64', 'linux-image-cloud-amd64')) }, 'r.json'), 'the cloud flavour is a kernel too');
+  t.throws(
+    () => validateRecipe({ ...recipe, packages: ['gcc'] }, 'r.json'),
+    /field `packages` must include a kernel: linux-image-amd64, linux-image-cloud-amd64, linux-image-rt-amd64/,
+  );
+  t.doesNotThrow(
+    () => validateRecipe({ ...recipe, packages: recipe.packages.map((p: string) => p.replace('linux-image-amd64', 'linux-image-cloud-amd64')) }, 'r.json'),
+    'the cloud flavour is a kernel too',
+  );
   t.throws(() => validateRecipe({ ...recipe, imageSizeMiB: 10 }, 'r.json'), /field `imageSizeMiB`/);
   t.throws(() => validateRecipe({ ...recipe, kernelCmdline: 'x' }, 'r.json'), /field `kernelCmdline`/);
 });
@@ -51,15 +69,23 @@ t.test('a bad recipe names the field', async (t) => {
 t.test('root gets /bin/sh as its login shell; other users and lines are untouched', async (t) => {
   // The first lines of a real bookworm /etc/passwd, from an image built by mmdebstrap.
   const passwd = 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n';
-  t.equal(withLoginShell(passwd, 'root', '/bin/sh'), 'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n');
+  t.equal(
+    withLoginShell(passwd, 'root', '/bin/sh'),
+    'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n',
+  );
   t.throws(() => withLoginShell(passwd, 'nobody', '/bin/sh'), /no user nobody/);
 });
 
-t.test('the overlay\'s symlinks come from qemu/guest-links.json (npm pack drops symlinks) and key the image as links did', async (t) => {
+t.test("the overlay's symlinks come from qemu/guest-links.json (npm pack drops symlinks) and key the image as links did", async (t) => {
   const { guestLinks, recipeInputs, loadRecipe } = await import('../../../scripts/lib/image/recipe.ts');
   const qemu = new URL('../../../qemu', import.meta.url).pathname;
   const links = guestLinks(qemu);
   t.equal(links['etc/systemd/system/multi-user.target.wants/kmodvm-ready.service'], '/etc/systemd/system/kmodvm-ready.service');
   const inputs = recipeInputs(qemu, loadRecipe(`${qemu}/kernels/debian-12.json`));
-  t.ok(inputs.files.some(([n, c]) => n === 'guest/etc/systemd/system/multi-user.target.wants/systemd-networkd.service' && c === 'symlink:/lib/systemd/system/systemd-networkd.service'));
+  t.ok(
+    inputs.files.some(
+      ([n, c]) =>
+        n === 'guest/etc/systemd/system/multi-user.target.wants/systemd-networkd.service' && c === 'symlink:/lib/systemd/system/systemd-networkd.service',
+    ),
+  );
 });

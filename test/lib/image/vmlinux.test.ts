@@ -4,7 +4,8 @@ import { findPayload, findXzPayload, isCompleteElf64 } from '../../../scripts/li
 function elf(total: number, shoff: number, shnum: number): Buffer {
   const b = Buffer.alloc(total);
   b.writeUInt32BE(0x7f454c46, 0);
-  b[4] = 2; b[5] = 1;
+  b[4] = 2;
+  b[5] = 1;
   b.writeBigUInt64LE(BigInt(shoff), 0x28);
   b.writeUInt16LE(64, 0x3a);
   b.writeUInt16LE(shnum, 0x3c);
@@ -43,13 +44,19 @@ t.test('a chance magic before the payload is passed over: the first candidate th
   const lz4 = execFileSync('lz4', ['-l', '-c'], { input: elf });
   // setup code holding zstd's magic by chance (as the Debian cloud kernel's does), then the payload, then trailing data
   const bz = Buffer.concat([Buffer.alloc(300, 0x90), Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x11]), Buffer.alloc(200, 0x90), lz4, Buffer.from('trailer')]);
-  t.same(payloadCandidates(bz).map((c) => c.kind), ['zstd', 'lz4']);
+  t.same(
+    payloadCandidates(bz).map((c) => c.kind),
+    ['zstd', 'lz4'],
+  );
   writeFileSync(path.join(d, 'vmlinuz'), bz);
   t.equal(await extractVmlinux(path.join(d, 'vmlinuz'), path.join(d, 'vmlinux')), true);
   t.same(readFileSync(path.join(d, 'vmlinux')), elf, 'the ELF, whole');
   // nothing decompresses to an ELF: an image error that lists what was tried
   writeFileSync(path.join(d, 'bad'), Buffer.concat([Buffer.alloc(10), Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3])]));
-  const err = await extractVmlinux(path.join(d, 'bad'), path.join(d, 'out')).then(() => undefined, (e: Error & { evidence?: string }) => e);
+  const err = await extractVmlinux(path.join(d, 'bad'), path.join(d, 'out')).then(
+    () => undefined,
+    (e: Error & { evidence?: string }) => e,
+  );
   t.match(err?.message, /no complete ELF/);
   t.match(err?.evidence, /zstd at byte 10/, 'the evidence names what was tried');
 });

@@ -9,25 +9,71 @@ t.test('a full pass scores 5/5 with no hint', async (t) => {
   const g = grade(all);
   t.equal(g.score, 5);
   t.same(g.hints, []);
-  t.match(formatGrade(findExercise(1)!, g, true), /^exercise 1: Reproduce the original exchange \(reference solution\)\n  \[x\] built\n  \[x\] loaded\n  \[x\] transcript\n  \[x\] no splat\n  \[x\] unloaded\nscore: 5\/5$/);
+  t.match(
+    formatGrade(findExercise(1)!, g, true),
+    /^exercise 1: Reproduce the original exchange \(reference solution\)\n  \[x\] built\n  \[x\] loaded\n  \[x\] transcript\n  \[x\] no splat\n  \[x\] unloaded\nscore: 5\/5$/,
+  );
 });
 
 t.test('hints name the likely mistake', async (t) => {
   // modpost's own words (Debian 6.1 kbuild), from a real lab:check of the exercise 1 starter.
-  const noLicense = grade([{ name: 'build-module', ok: false, failure: 'build', durationMs: 0, evidence: 'ERROR: modpost: missing MODULE_LICENSE() in /w/kernel-module/netlink_simple_intf.o' }, ok('no-splat')]);
+  const noLicense = grade([
+    {
+      name: 'build-module',
+      ok: false,
+      failure: 'build',
+      durationMs: 0,
+      evidence: 'ERROR: modpost: missing MODULE_LICENSE() in /w/kernel-module/netlink_simple_intf.o',
+    },
+    ok('no-splat'),
+  ]);
   t.match(noLicense.hints[0], /MODULE_LICENSE is missing/);
   t.equal(noLicense.score, 1, 'only "no splat" holds');
-  const wrongPort = grade([...all.filter((c) => c.name !== 'app' && c.name !== 'transcript'), { name: 'app', ok: false, failure: 'app', durationMs: 0, evidence: './netlink_userapp: recvmsg() timed out: no reply from the kernel (is the module loaded?)' }]);
+  const wrongPort = grade([
+    ...all.filter((c) => c.name !== 'app' && c.name !== 'transcript'),
+    {
+      name: 'app',
+      ok: false,
+      failure: 'app',
+      durationMs: 0,
+      evidence: './netlink_userapp: recvmsg() timed out: no reply from the kernel (is the module loaded?)',
+    },
+  ]);
   t.match(wrongPort.hints[0], /wrong port.*NETLINK_CB\(skb\)\.portid/);
-  const noSocket = grade([ok('build-module'), ok('build-app'), ok('insmod'), { name: 'app', ok: false, failure: 'app', durationMs: 0, evidence: './netlink_userapp: socket(): protocol 31 is not served: is the netlink_simple_intf module loaded?' }]);
+  const noSocket = grade([
+    ok('build-module'),
+    ok('build-app'),
+    ok('insmod'),
+    {
+      name: 'app',
+      ok: false,
+      failure: 'app',
+      durationMs: 0,
+      evidence: './netlink_userapp: socket(): protocol 31 is not served: is the netlink_simple_intf module loaded?',
+    },
+  ]);
   t.match(noSocket.hints[0], /no kernel socket on its protocol/);
-  const noEvent = grade([ok('build-module'), ok('build-app'), ok('insmod'), { name: 'app', ok: false, failure: 'app', durationMs: 0, evidence: 'listener 1: no event (Resource temporarily unavailable)' }]);
+  const noEvent = grade([
+    ok('build-module'),
+    ok('build-app'),
+    ok('insmod'),
+    { name: 'app', ok: false, failure: 'app', durationMs: 0, evidence: 'listener 1: no event (Resource temporarily unavailable)' },
+  ]);
   t.match(noEvent.hints[0], /nlmsg_multicast/);
-  const genl = grade([ok('build-module'), ok('build-app'), ok('insmod'), { name: 'app', ok: false, failure: 'app', durationMs: 0, evidence: "the kernel's answer failed: Operation not supported" }]);
+  const genl = grade([
+    ok('build-module'),
+    ok('build-app'),
+    ok('insmod'),
+    { name: 'app', ok: false, failure: 'app', durationMs: 0, evidence: "the kernel's answer failed: Operation not supported" },
+  ]);
   t.match(genl.hints[0], /EOPNOTSUPP/);
   const other = grade([ok('build-module'), ok('build-app'), ok('insmod'), { name: 'run', ok: false, failure: 'app', durationMs: 0, evidence: 'segfault' }]);
   t.match(other.hints[0], /the app failed/);
-  const notLoaded = grade([ok('build-module'), ok('build-app'), { name: 'insmod', ok: false, failure: 'load', durationMs: 0, evidence: 'insmod: ERROR: could not insert module' }]);
+  const notLoaded = grade([
+    ok('build-module'),
+    ok('build-app'),
+    { name: 'insmod', ok: false, failure: 'load', durationMs: 0, evidence: 'insmod: ERROR: could not insert module' },
+  ]);
   t.match(notLoaded.hints.join('\n'), /did not load/);
 });
 

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { loadConfig } from '../../../scripts/lib/core/config.ts';
+import { loadConfig } from '../../../scripts/lib/core/flags.ts';
 import { imageKey } from '../../../scripts/lib/image/image.ts';
 import { writeState } from '../../../scripts/lib/vm/instance.ts';
 import { applyPrune, keptKeys, planPrune, prunePlan } from '../../../scripts/lib/loop/prune.ts';
@@ -11,13 +11,25 @@ import { applyPrune, keptKeys, planPrune, prunePlan } from '../../../scripts/lib
 const root = path.join(import.meta.dirname, '../../..');
 
 t.test('the plan removes what no kept key names, and build leftovers; it keeps the rest with the reason', async (t) => {
-  const keep = new Map([['aaaa', 'the image of qemu/kernels/debian-12.json'], ['cccc', 'instance lab runs it']]);
-  const plan = planPrune({ imagesDir: '/c/images', images: ['bbbb', 'aaaa', '.tmp-1234', 'cccc'], recordsDir: '/c/kbuild-records', records: ['aaaa', 'dddd'], keep });
+  const keep = new Map([
+    ['aaaa', 'the image of qemu/kernels/debian-12.json'],
+    ['cccc', 'instance lab runs it'],
+  ]);
+  const plan = planPrune({
+    imagesDir: '/c/images',
+    images: ['bbbb', 'aaaa', '.tmp-1234', 'cccc'],
+    recordsDir: '/c/kbuild-records',
+    records: ['aaaa', 'dddd'],
+    keep,
+  });
   t.same(plan.keep, [
     { path: '/c/images/aaaa', why: 'the image of qemu/kernels/debian-12.json' },
     { path: '/c/images/cccc', why: 'instance lab runs it' },
   ]);
-  t.same(plan.remove.map((r) => r.path), ['/c/images/.tmp-1234', '/c/images/bbbb', '/c/kbuild-records/dddd']);
+  t.same(
+    plan.remove.map((r) => r.path),
+    ['/c/images/.tmp-1234', '/c/images/bbbb', '/c/kbuild-records/dddd'],
+  );
   t.match(plan.remove[0].why, /interrupted image build/);
   t.match(plan.remove[1].why, /no longer has/);
   t.match(plan.remove[2].why, /kbuild records/);
@@ -27,14 +39,22 @@ t.test('the plan removes what no kept key names, and build leftovers; it keeps t
 t.test('saved guests go with their image, and so do interrupted saves and ones without a meta.json', async (t) => {
   const keep = new Map([['aaaa', 'the image of qemu/kernels/debian-12.json']]);
   const plan = planPrune({
-    imagesDir: '/c/images', images: [], recordsDir: '/c/r', records: [], keep, snapshotsDir: '/c/snapshots',
+    imagesDir: '/c/images',
+    images: [],
+    recordsDir: '/c/r',
+    records: [],
+    keep,
+    snapshotsDir: '/c/snapshots',
     snapshots: [{ name: 's1', imageKey: 'aaaa' }, { name: 's2', imageKey: 'bbbb' }, { name: 's3.tmp-77' }, { name: 's4' }],
   });
-  t.same(plan.remove.map((r) => [r.path, r.why]), [
-    ['/c/snapshots/s2', 'a saved guest of an image that is gone or pruned'],
-    ['/c/snapshots/s3.tmp-77', 'the leftover of an interrupted snapshot save'],
-    ['/c/snapshots/s4', 'a saved guest of an image that is gone or pruned'],
-  ]);
+  t.same(
+    plan.remove.map((r) => [r.path, r.why]),
+    [
+      ['/c/snapshots/s2', 'a saved guest of an image that is gone or pruned'],
+      ['/c/snapshots/s3.tmp-77', 'the leftover of an interrupted snapshot save'],
+      ['/c/snapshots/s4', 'a saved guest of an image that is gone or pruned'],
+    ],
+  );
 });
 
 t.test('kept: every shipped recipe, the configured recipe of your own, and running instances', async (t) => {
@@ -45,9 +65,24 @@ t.test('kept: every shipped recipe, the configured recipe of your own, and runni
   const { config: c } = loadConfig(['--recipe', mine], { KMODVM_CACHE_DIR: cache }, root);
   // a live "QEMU" (its argv[0] says so) that runs an image no recipe builds
   const fake = spawn('sleep', ['30'], { argv0: 'qemu-system-x86_64' });
-  t.teardown(() => { fake.kill(); });
+  t.teardown(() => {
+    fake.kill();
+  });
   const idir = path.join(cache, 'instances', 'lab');
-  await writeState({ name: 'lab', pid: fake.pid!, port: 1, accel: 'tcg', imageKey: 'eeee', imageDir: '', kernelVersion: '', startedAt: new Date().toISOString(), dir: idir, serialLog: '', clientKey: '', hostPub: '' });
+  await writeState({
+    name: 'lab',
+    pid: fake.pid!,
+    port: 1,
+    accel: 'tcg',
+    imageKey: 'eeee',
+    imageDir: '',
+    kernelVersion: '',
+    startedAt: new Date().toISOString(),
+    dir: idir,
+    serialLog: '',
+    clientKey: '',
+    hostPub: '',
+  });
   const keep = await keptKeys(c);
   const d12 = imageKey({ ...c, recipe: 'qemu/kernels/debian-12.json' }).key;
   const d13 = imageKey({ ...c, recipe: 'qemu/kernels/debian-13.json' }).key;
@@ -57,19 +92,30 @@ t.test('kept: every shipped recipe, the configured recipe of your own, and runni
   t.not(imageKey(c).key, d12, 'a recipe of your own has a key of its own');
   t.equal(keep.get('eeee'), 'instance lab runs it');
   const shipped = readdirSync(path.join(root, 'qemu/kernels')).filter((f) => f.endsWith('.json')).length;
-  t.equal(keep.size, shipped + 2, 'the shipped recipes, yours and the instance\'s');
+  t.equal(keep.size, shipped + 2, "the shipped recipes, yours and the instance's");
 
   // the whole plan on that cache
   for (const k of [d12, 'old1', '.tmp-99']) mkdirSync(path.join(cache, 'images', k), { recursive: true });
   for (const k of [d12, 'old1']) mkdirSync(path.join(cache, 'kbuild-records', k, 'shape'), { recursive: true });
-  for (const [s, k, f] of [['snap-new', d12, 'meta.json'], ['snap-old', 'old1', 'meta.json'], ['snap-unusable', d12, 'unusable.json'], ['snap-unusable-old', 'old1', 'unusable.json']]) {
+  for (const [s, k, f] of [
+    ['snap-new', d12, 'meta.json'],
+    ['snap-old', 'old1', 'meta.json'],
+    ['snap-unusable', d12, 'unusable.json'],
+    ['snap-unusable-old', 'old1', 'unusable.json'],
+  ]) {
     mkdirSync(path.join(cache, 'snapshots', s), { recursive: true });
     writeFileSync(path.join(cache, 'snapshots', s, f), JSON.stringify({ key: s, imageKey: k }));
   }
   const plan = await prunePlan(c);
-  t.same(plan.remove.map((r) => path.relative(cache, r.path)).sort(), ['images/.tmp-99', 'images/old1', 'kbuild-records/old1', 'snapshots/snap-old', 'snapshots/snap-unusable-old'],
-    'a kept image\'s "cannot save here" marker stays; a pruned image\'s goes');
-  t.same(plan.keep.map((r) => path.relative(cache, r.path)), [`images/${d12}`]);
+  t.same(
+    plan.remove.map((r) => path.relative(cache, r.path)).sort(),
+    ['images/.tmp-99', 'images/old1', 'kbuild-records/old1', 'snapshots/snap-old', 'snapshots/snap-unusable-old'],
+    'a kept image\'s "cannot save here" marker stays; a pruned image\'s goes',
+  );
+  t.same(
+    plan.keep.map((r) => path.relative(cache, r.path)),
+    [`images/${d12}`],
+  );
 });
 
 t.test('applying the plan removes each entry whole and counts the bytes', async (t) => {

@@ -8,17 +8,38 @@ import { isBuildProduct, suiteFiles } from '../../../scripts/lib/suite/files.ts'
 
 t.test('the files of a suite root', async (t) => {
   const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-files-'));
-  const put = (f: string, text: string | Buffer = 'x'): void => { mkdirSync(path.dirname(path.join(d, f)), { recursive: true }); writeFileSync(path.join(d, f), text); };
-  put('drv/Makefile'); put('drv/a.c'); put('drv/a.o'); put('drv/a.ko'); put('drv/.a.o.cmd'); put('drv/modules.order'); put('drv/Module.symvers'); put('drv/a.mod.c');
-  put('uapi/x.h'); put('tools/ctl.c'); put('tools/ctl', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]));
-  put('.gitignore', '/scratch/\n*.log\n'); put('scratch/big'); put('run.log');
-  put('tools/.gitignore', 'gen.h\n'); put('tools/gen.h'); put('uapi/gen.h');
-  put('.git/HEAD'); put('node_modules/kmodvm/package.json'); put('runs/r1/report.json'); put('docs/notes.md'); put('docs/keep.md');
+  const put = (f: string, text: string | Buffer = 'x'): void => {
+    mkdirSync(path.dirname(path.join(d, f)), { recursive: true });
+    writeFileSync(path.join(d, f), text);
+  };
+  put('drv/Makefile');
+  put('drv/a.c');
+  put('drv/a.o');
+  put('drv/a.ko');
+  put('drv/.a.o.cmd');
+  put('drv/modules.order');
+  put('drv/Module.symvers');
+  put('drv/a.mod.c');
+  put('uapi/x.h');
+  put('tools/ctl.c');
+  put('tools/ctl', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]));
+  put('.gitignore', '/scratch/\n*.log\n');
+  put('scratch/big');
+  put('run.log');
+  put('tools/.gitignore', 'gen.h\n');
+  put('tools/gen.h');
+  put('uapi/gen.h');
+  put('.git/HEAD');
+  put('node_modules/kmodvm/package.json');
+  put('runs/r1/report.json');
+  put('docs/notes.md');
+  put('docs/keep.md');
   const files = await suiteFiles(d, { exclude: ['docs/*', '!docs/keep.md'], skipDirs: [path.join(d, 'runs')] });
   t.same(files, ['.gitignore', 'drv/Makefile', 'drv/a.c', 'docs/keep.md', 'tools/.gitignore', 'tools/ctl.c', 'uapi/gen.h', 'uapi/x.h'].sort());
 });
 
 t.test('build products by name', async (t) => {
-  for (const p of ['a.o', 'd/a.ko', '.a.ko.cmd', 'a.mod', 'a.mod.c', 'modules.order', 'Module.symvers', 'x/.kmodvm-sources', '.a.mod.c.kmodvm-built']) t.ok(isBuildProduct(p), p);
+  for (const p of ['a.o', 'd/a.ko', '.a.ko.cmd', 'a.mod', 'a.mod.c', 'modules.order', 'Module.symvers', 'x/.kmodvm-sources', '.a.mod.c.kmodvm-built'])
+    t.ok(isBuildProduct(p), p);
   for (const p of ['a.c', 'Makefile', 'Kbuild', 'order.txt', 'mod/x.h']) t.notOk(isBuildProduct(p), p);
 });

@@ -13,21 +13,43 @@ import { parseTranscript } from '../../../scripts/lib/verdict/transcript.ts';
 const root = new URL('../../../', import.meta.url).pathname;
 const fx = (f: string): string => readFileSync(path.join(root, 'test/fixtures', f), 'utf8');
 const rules = loadRules([path.join(root, 'qemu/splat.json')]);
-const res = (o: Partial<ExecResult> = {}): ExecResult => ({ command: 'x', exitCode: 0, signal: undefined, timedOut: false, stdout: '', stderr: '', durationMs: 5, reason: 'exited 0', ...o });
+const res = (o: Partial<ExecResult> = {}): ExecResult => ({
+  command: 'x',
+  exitCode: 0,
+  signal: undefined,
+  timedOut: false,
+  stdout: '',
+  stderr: '',
+  durationMs: 5,
+  reason: 'exited 0',
+  ...o,
+});
 const rec = (name: string, o: Partial<ExecResult> = {}, failure: StepRecord['failure'] = 'load'): StepRecord => {
   const r = res(o);
-  return r.exitCode === 0 && !r.timedOut ? { name, ok: true, result: r } : { name, ok: false, failure: r.timedOut ? 'timeout' : failure, result: r, message: `${name} ${r.reason}` };
+  return r.exitCode === 0 && !r.timedOut
+    ? { name, ok: true, result: r }
+    : { name, ok: false, failure: r.timedOut ? 'timeout' : failure, result: r, message: `${name} ${r.reason}` };
 };
-const transcript = { parsed: parseTranscript(fx('../e2e/fixtures/foreign-suite/expected/ctl-read.transcript'), 'ctl-read.transcript'), file: 'ctl-read.transcript' };
+const transcript = {
+  parsed: parseTranscript(fx('../e2e/fixtures/foreign-suite/expected/ctl-read.transcript'), 'ctl-read.transcript'),
+  file: 'ctl-read.transcript',
+};
 const before = parseStateBefore(fx('suite-6.1/ctl-read.state-before.stdout'));
 const after = parseStateAfter(fx('suite-6.1/ctl-read.state-after.stdout'));
 const evidence = (o: Partial<TestEvidence> = {}): TestEvidence => ({
-  loads: [rec('insmod bebop_core'), rec('insmod bebop_user')], run: rec('run', { stdout: fx('suite-6.1/ctl-read.run.stdout') }, 'app'), unloads: [rec('rmmod bebop_user'), rec('rmmod bebop_core')],
-  taintBefore: before.taint, taintAfter: after.taint, pid: after.pid, kernelLog: after.dmesg, serial: '', ...o,
+  loads: [rec('insmod bebop_core'), rec('insmod bebop_user')],
+  run: rec('run', { stdout: fx('suite-6.1/ctl-read.run.stdout') }, 'app'),
+  unloads: [rec('rmmod bebop_user'), rec('rmmod bebop_core')],
+  taintBefore: before.taint,
+  taintAfter: after.taint,
+  pid: after.pid,
+  kernelLog: after.dmesg,
+  serial: '',
+  ...o,
 });
 const names = (checks: { name: string; ok: boolean }[]): string[] => checks.map((c) => `${c.ok ? 'ok' : 'FAIL'} ${c.name}`);
 
-t.test('the recorded state reads: PID, taint, the test\'s log', async (t) => {
+t.test("the recorded state reads: PID, taint, the test's log", async (t) => {
   t.equal(before.taint, 0, 'no module before the first test');
   t.equal(after.pid, '156');
   t.equal(after.taint, 12288, 'O and E after');
@@ -36,15 +58,27 @@ t.test('the recorded state reads: PID, taint, the test\'s log', async (t) => {
 
 t.test('a recorded passing test', async (t) => {
   const j = judgeTest(evidence(), { exitCode: 0, transcript, loadsHere: true }, rules);
-  t.same(names(j.checks), ['ok insmod bebop_core', 'ok insmod bebop_user', 'ok run', 'ok rmmod bebop_user', 'ok rmmod bebop_core', 'ok transcript', 'ok taint', 'ok no-splat']);
-  t.equal(j.captures?.pid, '157', 'the app\'s PID, as the kernel logged it');
+  t.same(names(j.checks), [
+    'ok insmod bebop_core',
+    'ok insmod bebop_user',
+    'ok run',
+    'ok rmmod bebop_user',
+    'ok rmmod bebop_core',
+    'ok transcript',
+    'ok taint',
+    'ok no-splat',
+  ]);
+  t.equal(j.captures?.pid, '157', "the app's PID, as the kernel logged it");
   t.equal(j.firstLoad, true);
   t.equal(j.untrusted, undefined);
 });
 
 t.test('the same output, a wrong expectation: each check fails in its own class', async (t) => {
   const wrongExit = judgeTest(evidence(), { exitCode: 2, transcript, loadsHere: true }, rules);
-  t.match(wrongExit.checks.find((c) => c.name === 'run'), { ok: false, failure: 'app', message: 'exited 0, expected 2' });
+  t.match(
+    wrongExit.checks.find((c) => c.name === 'run'),
+    { ok: false, failure: 'app', message: 'exited 0, expected 2' },
+  );
   const other = { parsed: parseTranscript('[app]\npid {{pid:int}}: value 44 name bebop\n'), file: 'x' };
   const tr = judgeTest(evidence(), { exitCode: 0, transcript: other, loadsHere: true }, rules).checks.find((c) => c.name === 'transcript');
   t.match(tr, { ok: false, failure: 'transcript', annotations: [{ file: 'x', line: 2 }] });
@@ -52,21 +86,52 @@ t.test('the same output, a wrong expectation: each check fails in its own class'
 });
 
 t.test('a hang, a splat, a new taint flag, a failed rmmod: the next test gets a fresh guest', async (t) => {
-  const hung = judgeTest(evidence({ run: rec('run', { exitCode: undefined, timedOut: true, reason: 'timed out after 30 s', stdout: 'half' }, 'app'), hangEvidence: 'sysrq w/t task dump' }), { exitCode: 0, transcript, loadsHere: true }, rules);
-  t.match(hung.checks.find((c) => c.name === 'run'), { failure: 'timeout', evidence: /half[\s\S]*sysrq w\/t task dump/ });
-  t.notOk(hung.checks.some((c) => c.name === 'transcript'), 'no transcript of a command that did not finish');
+  const hung = judgeTest(
+    evidence({
+      run: rec('run', { exitCode: undefined, timedOut: true, reason: 'timed out after 30 s', stdout: 'half' }, 'app'),
+      hangEvidence: 'sysrq w/t task dump',
+    }),
+    { exitCode: 0, transcript, loadsHere: true },
+    rules,
+  );
+  t.match(
+    hung.checks.find((c) => c.name === 'run'),
+    { failure: 'timeout', evidence: /half[\s\S]*sysrq w\/t task dump/ },
+  );
+  t.notOk(
+    hung.checks.some((c) => c.name === 'transcript'),
+    'no transcript of a command that did not finish',
+  );
   t.equal(hung.untrusted, 'a step hung');
   const oops = judgeTest(evidence({ kernelLog: after.dmesg + fx('splats/splat_null_deref.dmesg.log') }), { exitCode: 0, loadsHere: true }, rules);
-  t.match(oops.checks.find((c) => c.name === 'no-splat'), { ok: false, failure: 'splat' });
+  t.match(
+    oops.checks.find((c) => c.name === 'no-splat'),
+    { ok: false, failure: 'splat' },
+  );
   t.match(oops.untrusted, /BUG: kernel NULL pointer dereference/);
   const tainted = judgeTest(evidence({ taintAfter: 12288 | 512 }), { exitCode: 0, loadsHere: true }, rules);
-  t.match(tainted.checks.find((c) => c.name === 'taint'), { ok: false, failure: 'splat', message: 'new taint flags W' });
-  const stuck = judgeTest(evidence({ unloads: [rec('rmmod bebop_user', { exitCode: 1, reason: 'exited 1', stderr: 'rmmod: ERROR: Module bebop_user is in use' })] }), { exitCode: 0, loadsHere: true }, rules);
+  t.match(
+    tainted.checks.find((c) => c.name === 'taint'),
+    { ok: false, failure: 'splat', message: 'new taint flags W' },
+  );
+  const stuck = judgeTest(
+    evidence({ unloads: [rec('rmmod bebop_user', { exitCode: 1, reason: 'exited 1', stderr: 'rmmod: ERROR: Module bebop_user is in use' })] }),
+    { exitCode: 0, loadsHere: true },
+    rules,
+  );
   t.equal(stuck.untrusted, 'rmmod bebop_user failed');
 });
 
-t.test('a failed insmod: no command run, its evidence is the test\'s kernel log', async (t) => {
-  const j = judgeTest(evidence({ loads: [rec('insmod bebop_core', { exitCode: 1, reason: 'exited 1', stderr: 'insmod: ERROR: could not insert module: Unknown symbol in module' })], run: undefined, unloads: [] }), { exitCode: 0, transcript, loadsHere: true }, rules);
+t.test("a failed insmod: no command run, its evidence is the test's kernel log", async (t) => {
+  const j = judgeTest(
+    evidence({
+      loads: [rec('insmod bebop_core', { exitCode: 1, reason: 'exited 1', stderr: 'insmod: ERROR: could not insert module: Unknown symbol in module' })],
+      run: undefined,
+      unloads: [],
+    }),
+    { exitCode: 0, transcript, loadsHere: true },
+    rules,
+  );
   t.same(names(j.checks), ['FAIL insmod bebop_core', 'ok taint', 'ok no-splat']);
   t.match(j.checks[0].evidence, /Unknown symbol in module[\s\S]*kernel log of this test/);
 });

@@ -6,13 +6,20 @@ const fx = (f: string): string => readFileSync(new URL(`../../fixtures/${f}`, im
 
 t.test('recorded 6.1 M= builds: absolute .ko paths; a dash in the file name is an underscore in the module name', async (t) => {
   const b = '/tmp/bebop/runs/2026-12-01T16-48-40-597Z-20554/build';
-  t.same(modulesFromOrder(fx('suite-6.1/driver.modules.order.txt'), `${b}/driver`), [{ name: 'bebop_core', ko: 'bebop_core.ko' }], 'a multi-file module is one module');
+  t.same(
+    modulesFromOrder(fx('suite-6.1/driver.modules.order.txt'), `${b}/driver`),
+    [{ name: 'bebop_core', ko: 'bebop_core.ko' }],
+    'a multi-file module is one module',
+  );
   t.same(modulesFromOrder(fx('suite-6.1/consumer.modules.order.txt'), `${b}/consumer`), [{ name: 'bebop_user', ko: 'bebop-user.ko' }]);
   t.same(modulesFromOrder(fx('kbuild-6.1/modules.order.txt'), '/tmp/exp/kb'), [{ name: 'netlink_simple_intf', ko: 'netlink_simple_intf.ko' }]);
 });
 
 t.test('6.2 and later list the .o, relative; before 5.4 a kernel/ prefix; several modules keep their order', async (t) => {
-  t.same(modulesFromOrder('a.o\nsub/b-c.o\n', '/m'), [{ name: 'a', ko: 'a.ko' }, { name: 'b_c', ko: 'sub/b-c.ko' }]);
+  t.same(modulesFromOrder('a.o\nsub/b-c.o\n', '/m'), [
+    { name: 'a', ko: 'a.ko' },
+    { name: 'b_c', ko: 'sub/b-c.ko' },
+  ]);
   t.same(modulesFromOrder('kernel//m/x.ko\n', '/m'), [{ name: 'x', ko: 'x.ko' }]);
   t.same(modulesFromOrder('\n/elsewhere/y.ko\na.o\na.o\n', '/m'), [{ name: 'a', ko: 'a.ko' }], 'outside the dir and repeats left out');
 });

@@ -13,25 +13,53 @@ import type { RunReport } from '../../../scripts/lib/verdict/report.ts';
 const root = new URL('../../../', import.meta.url).pathname;
 const fx = (f: string): string => readFileSync(path.join(root, 'test/fixtures', f), 'utf8');
 const rules = loadRules([path.join(root, 'qemu/splat.json')]);
-const res = (stdout = '', exitCode = 0) => ({ command: 'x', exitCode, signal: undefined, timedOut: false, stdout, stderr: '', durationMs: 5, reason: `exited ${exitCode}` });
+const res = (stdout = '', exitCode = 0) => ({
+  command: 'x',
+  exitCode,
+  signal: undefined,
+  timedOut: false,
+  stdout,
+  stderr: '',
+  durationMs: 5,
+  reason: `exited ${exitCode}`,
+});
 
 function runDir(): string {
   const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-rejudge-'));
   const after = parseStateAfter(fx('suite-6.1/ctl-read.state-after.stdout'));
   const saved: SavedTest = {
     evidence: {
-      loads: [{ name: 'insmod bebop_core', ok: true, result: res() }, { name: 'insmod bebop_user', ok: true, result: res() }],
+      loads: [
+        { name: 'insmod bebop_core', ok: true, result: res() },
+        { name: 'insmod bebop_user', ok: true, result: res() },
+      ],
       run: { name: 'run', ok: true, result: res(fx('suite-6.1/ctl-read.run.stdout')) },
-      unloads: [{ name: 'rmmod bebop_user', ok: true, result: res() }, { name: 'rmmod bebop_core', ok: true, result: res() }],
-      taintBefore: parseStateBefore(fx('suite-6.1/ctl-read.state-before.stdout')).taint, taintAfter: after.taint, pid: after.pid, kernelLog: after.dmesg, serial: '',
+      unloads: [
+        { name: 'rmmod bebop_user', ok: true, result: res() },
+        { name: 'rmmod bebop_core', ok: true, result: res() },
+      ],
+      taintBefore: parseStateBefore(fx('suite-6.1/ctl-read.state-before.stdout')).taint,
+      taintAfter: after.taint,
+      pid: after.pid,
+      kernelLog: after.dmesg,
+      serial: '',
     },
     expect: { exitCode: 0, transcriptFile: path.join(root, 'test/e2e/fixtures/foreign-suite/expected/ctl-read.transcript'), loadsHere: true },
   };
   mkdirSync(path.join(d, 'tests/ctl-read'), { recursive: true });
   writeFileSync(path.join(d, 'tests/ctl-read/evidence.json'), JSON.stringify(saved));
   const report: RunReport = {
-    verdict: 'pass', exitCode: 0, runDir: d, accel: 'tcg', startedAt: 'x', durationMs: 1, testsAt: 1,
-    checks: [{ name: 'boot', ok: true, durationMs: 1 }, { name: 'no-splat', ok: true, durationMs: 0 }],
+    verdict: 'pass',
+    exitCode: 0,
+    runDir: d,
+    accel: 'tcg',
+    startedAt: 'x',
+    durationMs: 1,
+    testsAt: 1,
+    checks: [
+      { name: 'boot', ok: true, durationMs: 1 },
+      { name: 'no-splat', ok: true, durationMs: 0 },
+    ],
     tests: [{ name: 'ctl-read', ok: true, durationMs: 1, checks: [] }],
   };
   writeFileSync(path.join(d, 'report.json'), JSON.stringify(report));
@@ -50,7 +78,10 @@ t.test('the same evidence, the same verdict; another transcript, its verdict', a
 });
 
 t.test('not a run directory, or a run without evidence: bad input', async (t) => {
-  await t.rejects(rejudge(mkdtempSync(path.join(os.tmpdir(), 'kmodvm-rejudge-empty-')), rules), { failure: 'usage', message: /no report\.json: not a run directory/ });
+  await t.rejects(rejudge(mkdtempSync(path.join(os.tmpdir(), 'kmodvm-rejudge-empty-')), rules), {
+    failure: 'usage',
+    message: /no report\.json: not a run directory/,
+  });
   const d = runDir();
   rmSync(path.join(d, 'tests/ctl-read/evidence.json'));
   await t.rejects(rejudge(d, rules), { failure: 'usage', message: /evidence\.json is missing/ });

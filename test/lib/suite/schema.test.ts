@@ -26,17 +26,29 @@ const repo = (yaml: string, files: Record<string, string> = {}): string => {
 
 const fails = async (t: Test, yaml: string, re: RegExp, o: { files?: Record<string, string>; update?: boolean } = {}): Promise<void> => {
   const f = repo(yaml, o.files);
-  const e = await loadSuite(f, { update: o.update }).then(() => undefined, (x: unknown) => x);
+  const e = await loadSuite(f, { update: o.update }).then(
+    () => undefined,
+    (x: unknown) => x,
+  );
   t.type(e, KmodvmError);
   t.equal((e as KmodvmError).failure, 'usage', 'exit 2');
   t.match((e as Error).message, new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:${re.source}`));
 };
 
 t.test('a good suite resolves its paths and defaults', async (t) => {
-  const s = await loadSuite(repo('modules:\n  - dir: drv\n    params: a=1 b=2\ntests:\n  - name: one\n    run: echo hi\n    transcript: t/x.transcript\n    params: { x-y: c=3 }\n'));
+  const s = await loadSuite(
+    repo('modules:\n  - dir: drv\n    params: a=1 b=2\ntests:\n  - name: one\n    run: echo hi\n    transcript: t/x.transcript\n    params: { x-y: c=3 }\n'),
+  );
   t.equal(s.modules[0].abs, path.join(s.root, 'drv'));
   t.same(s.modules[0].params, ['a=1', 'b=2']);
-  t.same(s.tests[0], { name: 'one', run: 'echo hi', transcript: { rel: 't/x.transcript', abs: path.join(s.root, 't/x.transcript') }, exitCode: 0, timeoutS: undefined, params: { x_y: ['c=3'] } });
+  t.same(s.tests[0], {
+    name: 'one',
+    run: 'echo hi',
+    transcript: { rel: 't/x.transcript', abs: path.join(s.root, 't/x.transcript') },
+    exitCode: 0,
+    timeoutS: undefined,
+    params: { x_y: ['c=3'] },
+  });
   t.equal(s.load, 'per-test');
   t.same([s.apps, s.setup, s.exclude, s.kernelArgs], [[], [], [], []]);
 });
@@ -49,7 +61,11 @@ t.test('bad files: the line and the field', async (t) => {
   await fails(t, 'modules:\n  - dir: drv\ntests:\n  - name: a\n    run: x\n    transcript: t/missing\n', /6: tests\[0\]\.transcript: no file /);
   await fails(t, 'modules:\n  - dir: drv\ntests:\n  - name: a\n    run: x\n  - name: a\n    run: y\n', /6: tests\[1\]\.name: duplicate test name/);
   await fails(t, 'modules:\n  - dir: ../drv\ntests:\n  - name: a\n    run: x\n', /2: modules\[0\]\.dir: must be a path inside the suite root/);
-  await fails(t, 'modules:\n  - dir: drv\nload: once\ntests:\n  - name: a\n    run: x\n    params: { m: x=1 }\n', /7: tests\[0\]\.params: per-test params need load: per-test/);
+  await fails(
+    t,
+    'modules:\n  - dir: drv\nload: once\ntests:\n  - name: a\n    run: x\n    params: { m: x=1 }\n',
+    /7: tests\[0\]\.params: per-test params need load: per-test/,
+  );
   await fails(t, 'modules: [\n', /\d+: not valid YAML/);
   await fails(t, 'modules:\n  - dir: drv\ntests: []\nload: sometimes\n', /3: tests: /);
   await fails(t, 'modules:\n  - dir: drv\ntests:\n  - name: a\n    run: x\nfrobnicate: 1\n', /6: frobnicate: unknown field \(known: modules, apps, tests/);
@@ -66,7 +82,10 @@ t.test('a suite file that is not there says how to get one', async (t) => {
 });
 
 t.test('parseSuiteText alone: kernel_args and kernels', async (t) => {
-  const { suite } = parseSuiteText('modules: [{dir: d}]\ntests: [{name: a, run: x}]\nkernel_args: quiet slub_debug=FZ\nkernels: [debian-12, debian-13]\n', 'k.yaml');
+  const { suite } = parseSuiteText(
+    'modules: [{dir: d}]\ntests: [{name: a, run: x}]\nkernel_args: quiet slub_debug=FZ\nkernels: [debian-12, debian-13]\n',
+    'k.yaml',
+  );
   t.equal(suite.kernel_args, 'quiet slub_debug=FZ');
   t.same(suite.kernels, ['debian-12', 'debian-13']);
 });

@@ -4,7 +4,7 @@ import { insmodStep, paramsFor, parseStateAfter, rmmodStep, runStepSpec, setupSt
 const T = { boot: 1, build: 600, load: 60, app: 60, command: 60 };
 const m = { name: 'bebop_core', guestKo: '/root/kmodvm/driver/.kmodvm-guest/bebop_core.ko', params: ['debug=1'] };
 
-t.test('the user\'s run line reaches sh -c as it is, from the suite root, after its shell writes its PID', async (t) => {
+t.test("the user's run line reaches sh -c as it is, from the suite root, after its shell writes its PID", async (t) => {
   const line = `./tools/ctl "a b" | grep -c 'x' && echo $HOME; exit 3`;
   const s = runStepSpec(line, 5);
   t.equal(s.argv.at(-1), line, 'the line is one argv element, never pasted into a script');
@@ -15,7 +15,7 @@ t.test('the user\'s run line reaches sh -c as it is, from the suite root, after 
   t.equal(s.failure, 'app');
 });
 
-t.test('insmod with params (the test\'s own for a module replace the dir\'s), rmmod by name', async (t) => {
+t.test("insmod with params (the test's own for a module replace the dir's), rmmod by name", async (t) => {
   t.same(insmodStep(m, paramsFor(m, undefined), T).argv, ['insmod', m.guestKo, 'debug=1']);
   t.same(insmodStep(m, paramsFor(m, { bebop_core: ['name=rock steady'] }), T).argv, ['insmod', m.guestKo, 'name=rock steady']);
   t.same(paramsFor(m, { other: ['x=1'] }), ['debug=1']);

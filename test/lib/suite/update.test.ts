@@ -21,7 +21,7 @@ t.test('written from a recorded run, it matches that run', async (t) => {
   t.notOk(matchTranscript(parseTranscript(text), { kernel: after.dmesg.replace('pid 157', 'pid 158'), app }).ok, 'and the PID ties app and kernel');
 });
 
-t.test('the command\'s PID: the shell\'s next, else its own, else none', async (t) => {
+t.test("the command's PID: the shell's next, else its own, else none", async (t) => {
   t.equal(commandPid('156', 'pid 157: x'), '157');
   t.equal(commandPid('156', 'pid 156'), '156');
   t.equal(commandPid('156', 'value 1560 and 56'), undefined);
@@ -35,7 +35,7 @@ t.test('NUL, CR and a missing final newline are written as the matcher reads the
   t.ok(matchTranscript(parseTranscript(text), { kernel: '', app: out }).ok);
 });
 
-t.test('kernel records keep their continuation lines; other modules\' lines are left out', async (t) => {
+t.test("kernel records keep their continuation lines; other modules' lines are left out", async (t) => {
   t.same(kernelRecords('[    1.5] a: x\n               "payload"\n[    1.6] b: y\n'), [['a: x', '"payload"'], ['b: y']]);
   const text = transcriptFromRun({ app: '', kernelLog: '[    1.5] a: x {{y}}\n               "payload"\n[    1.6] ab: y\n', modules: ['a'], header: 'h' });
   t.match(text, /\[kernel\]\na: x \{\{\*\}\}\{y\}\}\n"payload"\n\[app\]\n$/, 'braces in the output cannot become placeholders');

@@ -30,7 +30,14 @@ t.test('JUnit: a testcase per check, failures escaped', async (t) => {
 
 t.test('GitHub annotations: file and line for compiler errors, escaped; a plain error otherwise', async (t) => {
   const c: Check[] = [
-    { name: 'build-module', ok: false, failure: 'build', durationMs: 1, message: 'make exited 2', annotations: [{ file: '/repo/kernel-module/a.c', line: 168, col: 9, message: "error: 'nlsok' undeclared, 100%" }] },
+    {
+      name: 'build-module',
+      ok: false,
+      failure: 'build',
+      durationMs: 1,
+      message: 'make exited 2',
+      annotations: [{ file: '/repo/kernel-module/a.c', line: 168, col: 9, message: "error: 'nlsok' undeclared, 100%" }],
+    },
     { name: 'app', ok: false, failure: 'app', durationMs: 1, message: 'app exited 1', evidence: 'line1\nline2' },
     { name: 'boot', ok: true, durationMs: 1 },
   ];
@@ -49,32 +56,66 @@ t.test('the step summary holds the verdict, a row per check and the evidence', a
 });
 
 t.test('the summary says how the guest came up: booted, resumed, or booted and saved first', async (t) => {
-  const r: RunReport = { ...verdictOf(checks.slice(0, 1)), runDir: '/r', accel: 'tcg', startedAt: '2026-11-28T00:00:00Z', durationMs: 3600, checks: checks.slice(0, 1), bootToSshMs: 1370 };
+  const r: RunReport = {
+    ...verdictOf(checks.slice(0, 1)),
+    runDir: '/r',
+    accel: 'tcg',
+    startedAt: '2026-11-28T00:00:00Z',
+    durationMs: 3600,
+    checks: checks.slice(0, 1),
+    bootToSshMs: 1370,
+  };
   t.match(summary(r), /^verdict: PASS in 3\.6 s, boot to SSH 1\.4 s, accel tcg/);
   t.match(summary({ ...r, bootHow: 'resumed' }), /, resume to SSH 1\.4 s,/);
   t.match(summary({ ...r, bootHow: 'saved, then resumed', bootToSshMs: 7100 }), /, boot, save and resume to SSH 7\.1 s,/);
   t.match(stepSummary({ ...r, bootHow: 'resumed' }), /resume to SSH 1\.4 s/);
 });
 
-t.test('a suite: each test a TAP subtest between the run\'s own checks; the worst class over all tests decides', async (t) => {
+t.test("a suite: each test a TAP subtest between the run's own checks; the worst class over all tests decides", async (t) => {
   const ok = (name: string): Check => ({ name, ok: true, durationMs: 10 });
-  const bad = (name: string, failure: Check['failure'], evidence?: string): Check => ({ name, ok: false, failure, durationMs: 10, message: `${name} failed`, evidence });
+  const bad = (name: string, failure: Check['failure'], evidence?: string): Check => ({
+    name,
+    ok: false,
+    failure,
+    durationMs: 10,
+    message: `${name} failed`,
+    evidence,
+  });
   const tests = [
     { name: 'a', ok: true, durationMs: 300, checks: [ok('insmod m'), ok('run')] },
     { name: 'b', ok: false, failure: 'transcript' as const, durationMs: 300, checks: [ok('insmod m'), bad('transcript', 'transcript', 'expected x')] },
     { name: 'c', ok: false, failure: 'timeout' as const, durationMs: 300, checks: [bad('run', 'timeout')], freshGuest: undefined },
   ];
-  const r: RunReport = { verdict: 'fail', exitCode: 0, runDir: '/r', accel: 'tcg', startedAt: 'x', durationMs: 1000, checks: [ok('boot'), ok('upload'), ok('poweroff')], tests, testsAt: 2 };
+  const r: RunReport = {
+    verdict: 'fail',
+    exitCode: 0,
+    runDir: '/r',
+    accel: 'tcg',
+    startedAt: 'x',
+    durationMs: 1000,
+    checks: [ok('boot'), ok('upload'), ok('poweroff')],
+    tests,
+    testsAt: 2,
+  };
   Object.assign(r, verdictOf([...r.checks, ...tests.flatMap((x) => x.checks)]));
   t.equal(r.failure, 'timeout', 'a hang outranks a transcript');
   t.equal(r.exitCode, 14);
   const tap = toTap(r);
-  t.match(tap, /^TAP version 14\n1\.\.6\nok 1 boot \(0\.01 s\)\nok 2 upload \(0\.01 s\)\n# Subtest: a\n    1\.\.2\n    ok 1 insmod m \(0\.01 s\)\n    ok 2 run \(0\.01 s\)\nok 3 test a \(0\.30 s\)\n# Subtest: b\n/);
-  t.match(tap, /\n    not ok 2 transcript - transcript failed \(0\.01 s\)\n      ---\n      evidence: \|-\n        expected x\n      \.\.\.\nnot ok 4 test b - transcript \(0\.30 s\)\n/);
+  t.match(
+    tap,
+    /^TAP version 14\n1\.\.6\nok 1 boot \(0\.01 s\)\nok 2 upload \(0\.01 s\)\n# Subtest: a\n    1\.\.2\n    ok 1 insmod m \(0\.01 s\)\n    ok 2 run \(0\.01 s\)\nok 3 test a \(0\.30 s\)\n# Subtest: b\n/,
+  );
+  t.match(
+    tap,
+    /\n    not ok 2 transcript - transcript failed \(0\.01 s\)\n      ---\n      evidence: \|-\n        expected x\n      \.\.\.\nnot ok 4 test b - transcript \(0\.30 s\)\n/,
+  );
   t.match(tap, /\nnot ok 5 test c - timeout \(0\.30 s\)\nok 6 poweroff \(0\.01 s\)\n$/);
   const junit = toJUnit(r);
   t.match(junit, /<testsuite name="vm:test" tests="6" failures="2"/);
-  t.match(junit, /<testcase classname="kmodvm.vm:test" name="test b" time="0.300">\n\s+<failure type="transcript" message="transcript: transcript failed">transcript: transcript failed\nexpected x<\/failure>/);
+  t.match(
+    junit,
+    /<testcase classname="kmodvm.vm:test" name="test b" time="0.300">\n\s+<failure type="transcript" message="transcript: transcript failed">transcript: transcript failed\nexpected x<\/failure>/,
+  );
   t.match(summary(r), /tests: 1 of 3 passed \(failed: b, c\)/);
   t.match(stepSummary(r), /\| ❌ \| test c \| 0\.30 s \| run: run failed \|/);
 });

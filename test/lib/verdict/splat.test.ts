@@ -60,7 +60,10 @@ t.test('our own sysrq task dump after a hang is evidence, not a splat; a splat b
   const dump = '[   30.1] sysrq: Show Blocked State\n[   30.2] task:app state:S\n[   30.3] Call Trace:\n[   30.3]  <TASK>\n[   30.4]  __schedule+0x34d/0xa00\n';
   t.same(findSplats(dump, rules, 'dmesg'), []);
   const before = '[   20.0] WARNING: CPU: 0 PID: 1 at x.c:1 f+0x1/0x2\n' + dump;
-  t.same(findSplats(before, rules, 'dmesg').map((s) => s.id), ['warning']);
+  t.same(
+    findSplats(before, rules, 'dmesg').map((s) => s.id),
+    ['warning'],
+  );
 });
 
 t.test('a project extends the patterns and the allow-list with its own file', async (t) => {
@@ -68,18 +71,27 @@ t.test('a project extends the patterns and the allow-list with its own file', as
   const os = await import('node:os');
   const path = await import('node:path');
   const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-rules-'));
-  writeFileSync(path.join(d, 'splat.json'), JSON.stringify({ patterns: [{ id: 'my-driver', regex: 'mydrv: FIFO overrun' }], allow: ['WARNING: .* at drivers/known/quirk\\.c'] }));
+  writeFileSync(
+    path.join(d, 'splat.json'),
+    JSON.stringify({ patterns: [{ id: 'my-driver', regex: 'mydrv: FIFO overrun' }], allow: ['WARNING: .* at drivers/known/quirk\\.c'] }),
+  );
   const merged = loadRules([new URL('../../../qemu/splat.json', import.meta.url).pathname, path.join(d, 'splat.json')]);
-  t.same(findSplats('[ 1.0] mydrv: FIFO overrun on rx\n', merged, 'x').map((s) => s.id), ['my-driver']);
+  t.same(
+    findSplats('[ 1.0] mydrv: FIFO overrun on rx\n', merged, 'x').map((s) => s.id),
+    ['my-driver'],
+  );
   t.same(findSplats('[ 1.0] WARNING: CPU: 0 PID: 1 at drivers/known/quirk.c:9 q+0x1/0x2\n', merged, 'x'), []);
-  t.same(findSplats('[ 1.0] WARNING: CPU: 0 PID: 1 at drivers/other.c:9 q+0x1/0x2\n', merged, 'x').map((s) => s.id), ['warning']);
+  t.same(
+    findSplats('[ 1.0] WARNING: CPU: 0 PID: 1 at drivers/other.c:9 q+0x1/0x2\n', merged, 'x').map((s) => s.id),
+    ['warning'],
+  );
 });
 
-t.test('a crash in the guest kernel\'s own boot, before our init, is told apart from a module splat', async (t) => {
+t.test("a crash in the guest kernel's own boot, before our init, is told apart from a module splat", async (t) => {
   // Recorded in this project's CI run: Debian 6.12 under multi-threaded TCG, a static key patched during boot.
   const boot = crashedBeforeInit(fx('splats/boot-int3-6.12-tcg.serial.log'), rules);
   t.equal(boot?.id, 'oops');
   t.match(boot?.line, /Oops: int3: 0000 \[#1\] PREEMPT SMP NOPTI/);
-  t.equal(crashedBeforeInit(fx('splats/splat_null_deref.serial.log'), rules), undefined, 'a splat after kmodvm-init started is the module\'s: no retry');
+  t.equal(crashedBeforeInit(fx('splats/splat_null_deref.serial.log'), rules), undefined, "a splat after kmodvm-init started is the module's: no retry");
   t.equal(crashedBeforeInit(fx('pass-tcg-6.1/serial.log'), rules), undefined, 'a clean boot: nothing');
 });

@@ -69,7 +69,11 @@ t.test('first-load lines: required on a fresh boot, not expected once the kernel
   const reload = real.kernel.replace(/.*loading out-of-tree module taints kernel.*\n/, '').replace(/.*module verification failed.*\n/, '');
   t.equal(matchTranscript(expected, { kernel: reload, app: real.app }).ok, false, 'a fresh boot must show them');
   t.equal(matchTranscript(expected, { kernel: reload, app: real.app }, { firstLoad: false }).ok, true, 'a reload need not');
-  t.equal(matchTranscript(expected, { kernel: real.kernel.replace('inserted', 'insertd'), app: real.app }, { firstLoad: false }).ok, false, 'the rest stays strict');
+  t.equal(
+    matchTranscript(expected, { kernel: real.kernel.replace('inserted', 'insertd'), app: real.app }, { firstLoad: false }).ok,
+    false,
+    'the rest stays strict',
+  );
 });
 
 t.test('app output: CRLF, NUL, a lone CR, no final newline; no [app] header means the output is not checked', async (t) => {
@@ -80,7 +84,10 @@ t.test('app output: CRLF, NUL, a lone CR, no final newline; no [app] header mean
   t.same(appLines('\x1b[1mbold\x07'), ['\\x1b[1mbold\\x07']);
   t.ok(matchTranscript(parseTranscript('[app]\n'), { kernel: '', app: '' }).ok, 'an empty [app] section: the app printed nothing');
   t.notOk(matchTranscript(parseTranscript('[app]\n'), { kernel: '', app: 'hi\n' }).ok);
-  t.ok(matchTranscript(parseTranscript('[kernel]\nm: up\n'), { kernel: '[ 1.0] m: up\n', app: 'anything\n' }).ok, 'no [app] header: only the kernel lines are expected');
+  t.ok(
+    matchTranscript(parseTranscript('[kernel]\nm: up\n'), { kernel: '[ 1.0] m: up\n', app: 'anything\n' }).ok,
+    'no [app] header: only the kernel lines are expected',
+  );
   t.ok(matchTranscript(parseTranscript('[app]\nwin\n'), { kernel: '', app: 'win\r\n' }).ok, 'CRLF output matches an LF transcript');
 });
 

@@ -7,8 +7,18 @@ import { isQemuAlive, listNames, lookup, uptime, validateName, writeState, type 
 
 const cfg = () => ({ ...defaultConfig({}, '/repo'), cacheDir: mkdtempSync(path.join(os.tmpdir(), 'kmodvm-inst-')) });
 const state = (dir: string, pid: number): InstanceState => ({
-  name: 'default', pid, port: 40022, accel: 'tcg', imageKey: 'k', imageDir: '/i', kernelVersion: '6.1.0-56-amd64',
-  startedAt: new Date(Date.now() - 65_000).toISOString(), dir, serialLog: `${dir}/serial.log`, clientKey: '/i/id', hostPub: '/i/host.pub',
+  name: 'default',
+  pid,
+  port: 40022,
+  accel: 'tcg',
+  imageKey: 'k',
+  imageDir: '/i',
+  kernelVersion: '6.1.0-56-amd64',
+  startedAt: new Date(Date.now() - 65_000).toISOString(),
+  dir,
+  serialLog: `${dir}/serial.log`,
+  clientKey: '/i/id',
+  hostPub: '/i/host.pub',
 });
 
 t.test('instance names are checked, naming the field', async (t) => {

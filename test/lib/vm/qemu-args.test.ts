@@ -2,8 +2,16 @@ import t from 'tap';
 import { accelArgs, buildQemuArgs, driveArgs, escapeOptValue, firmwareArgs, forkArgs, netArgs, type VmSpec } from '../../../scripts/lib/vm/qemu-args.ts';
 
 const spec: VmSpec = {
-  accel: 'tcg', cpus: 2, memoryMiB: 1024, kernel: '/c/vmlinux', initrd: '/c/initrd.cpio', cmdline: ['console=ttyS0', 'panic=-1'],
-  rootfs: '/c/rootfs.ext4', sshPort: 40022, serialLog: '/r/serial.log', qmpSocket: '/r/qmp.sock',
+  accel: 'tcg',
+  cpus: 2,
+  memoryMiB: 1024,
+  kernel: '/c/vmlinux',
+  initrd: '/c/initrd.cpio',
+  cmdline: ['console=ttyS0', 'panic=-1'],
+  rootfs: '/c/rootfs.ext4',
+  sshPort: 40022,
+  serialLog: '/r/serial.log',
+  qmpSocket: '/r/qmp.sock',
 };
 
 t.test('the SSH forward binds to 127.0.0.1 only', async (t) => {
@@ -17,7 +25,11 @@ t.test('TCG uses qemu64+rdrand, KVM the host CPU', async (t) => {
 
 t.test('the disk is a snapshot, and commas in paths are doubled', async (t) => {
   t.same(driveArgs({ rootfs: '/a,b/r.ext4' }), ['-drive', 'file=/a,,b/r.ext4,if=virtio,format=raw,cache=unsafe', '-snapshot']);
-  t.same(driveArgs({ rootfs: '/c/rootfs.qcow2' }), ['-drive', 'file=/c/rootfs.qcow2,if=virtio,format=qcow2,cache=unsafe', '-snapshot'], 'the compressed image is qcow2');
+  t.same(
+    driveArgs({ rootfs: '/c/rootfs.qcow2' }),
+    ['-drive', 'file=/c/rootfs.qcow2,if=virtio,format=qcow2,cache=unsafe', '-snapshot'],
+    'the compressed image is qcow2',
+  );
   t.equal(escapeOptValue('x,y,,z'), 'x,,y,,,,z');
 });
 
@@ -31,7 +43,10 @@ t.test('a forkable guest has the VM generation ID device; a resumed one reads it
   t.same(forkArgs({ forkable: true, incomingFd: 3 }), ['-device', 'vmgenid', '-incoming', 'fd:3']);
   const a = buildQemuArgs({ ...spec, forkable: true, incoming: '/s/state', incomingFd: 3 });
   t.same(a.slice(a.indexOf('-incoming'), a.indexOf('-incoming') + 2), ['-incoming', 'fd:3']);
-  t.notOk(a.some((x) => x.includes('/s/state')), 'the state file is passed as a descriptor, not named on the command line');
+  t.notOk(
+    a.some((x) => x.includes('/s/state')),
+    'the state file is passed as a descriptor, not named on the command line',
+  );
 });
 
 t.test('the full command: panic ends QEMU, kernel booted directly, input untouched', async (t) => {

@@ -34,7 +34,10 @@ async function replayServer(t: { teardown: (f: () => void) => void }, o: { hangU
     let commands = 0;
     c.on('data', (d) => {
       for (const _ of d.toString().split('\n').filter(Boolean)) {
-        if (o.hangUpAfter !== undefined && commands++ >= o.hangUpAfter) { c.destroy(); return; }
+        if (o.hangUpAfter !== undefined && commands++ >= o.hangUpAfter) {
+          c.destroy();
+          return;
+        }
         // events, then the reply
         while (i < lines.length && JSON.parse(lines[i]).event) c.write(lines[i++] + '\n');
         if (i < lines.length) c.write(lines[i++] + '\n');

@@ -6,8 +6,7 @@ import { resumable, resumedCommand, resumeOrSave } from '../../../scripts/lib/vm
 import { ids, spec } from '../../helpers/snapshot-spec.ts';
 import { findSnapshot, snapshotKey, snapshotsDir, UNUSABLE } from '../../../scripts/lib/vm/snapshot.ts';
 
-
-t.test('only the lean profile\'s own guest resumes', async (t) => {
+t.test("only the lean profile's own guest resumes", async (t) => {
   t.equal(resumable({ resume: true, profile: 'lean' }, {}), true);
   t.equal(resumable({ resume: false, profile: 'lean' }, {}), false, '--no-resume');
   t.equal(resumable({ resume: true, profile: 'systemd' }, {}), false, 'the classic boot is measured as a boot');
@@ -15,7 +14,7 @@ t.test('only the lean profile\'s own guest resumes', async (t) => {
   t.equal(resumable({ resume: true, profile: 'lean' }, { probeKvm: true }), false, 'a KVM probe must see the guest boot');
 });
 
-t.test('the resumed guest\'s clock command: one date, the marker with the uptime, quoted for dash', async (t) => {
+t.test("the resumed guest's clock command: one date, the marker with the uptime, quoted for dash", async (t) => {
   const cmd = resumedCommand(new Date(Date.UTC(2026, 10, 29, 11, 30, 35, 123)));
   t.match(cmd, /^date -u -s '?@1795951835\.123'? >\/dev\/null && /);
   // dash (the guest's login shell) runs it; date and the console swapped for harmless stand-ins
@@ -32,11 +31,25 @@ t.test('a guest that could not be saved or resumed on this host before is booted
   const key = snapshotKey(spec, ids);
   const marker = path.join(snapshotsDir(cache), key, UNUSABLE);
   await mkdir(path.dirname(marker), { recursive: true });
-  await writeFile(marker, JSON.stringify({ key, imageKey: ids.imageKey, reason: 'resuming: the guest did not resume (QEMU exited: load of migration failed)' }));
+  await writeFile(
+    marker,
+    JSON.stringify({ key, imageKey: ids.imageKey, reason: 'resuming: the guest did not resume (QEMU exited: load of migration failed)' }),
+  );
   const lines: string[] = [];
   // No QEMU is started: the spec's kernel does not even exist.
-  const r = await resumeOrSave({ cacheDir: cache, spec, ...ids, privateKey: '', hostPublicKey: '', deadlineMs: 1000, log: (l) => lines.push(l), retryBoot: () => false });
+  const r = await resumeOrSave({
+    cacheDir: cache,
+    spec,
+    ...ids,
+    privateKey: '',
+    hostPublicKey: '',
+    deadlineMs: 1000,
+    log: (l) => lines.push(l),
+    retryBoot: () => false,
+  });
   t.equal(r, undefined);
-  t.same(lines, [`snapshot: saving or resuming this guest failed on this host before (resuming: the guest did not resume (QEMU exited: load of migration failed)); booting. Delete ${marker} to try again`]);
+  t.same(lines, [
+    `snapshot: saving or resuming this guest failed on this host before (resuming: the guest did not resume (QEMU exited: load of migration failed)); booting. Delete ${marker} to try again`,
+  ]);
   t.equal(await findSnapshot(cache, key), undefined, 'a marker is not a snapshot');
 });

@@ -7,7 +7,6 @@ import { buildQemuArgs } from '../../../scripts/lib/vm/qemu-args.ts';
 import { ids, spec } from '../../helpers/snapshot-spec.ts';
 import { findSnapshot, forkable, removeSnapshot, resumingSpec, savingSpec, snapshotKey, snapshotsDir } from '../../../scripts/lib/vm/snapshot.ts';
 
-
 t.test('the key follows the machine, not the run: port, console, QMP socket and firmware leave it alone', async (t) => {
   const k = snapshotKey(spec, ids);
   t.match(k, /^[0-9a-f]{16}$/);
@@ -20,12 +19,13 @@ t.test('the key follows the machine, not the run: port, console, QMP socket and 
     ['memory', snapshotKey({ ...spec, memoryMiB: 2048 }, ids)],
     ['cmdline', snapshotKey({ ...spec, cmdline: [...spec.cmdline, 'loglevel=7'] }, ids)],
     ['accel', snapshotKey({ ...spec, accel: 'kvm' }, ids)],
-  ] as const) t.not(other, k, `${what} changes it`);
+  ] as const)
+    t.not(other, k, `${what} changes it`);
   t.equal(snapshotKey(spec, { ...ids, hostCpu: 'AMD EPYC' }), k, 'the host CPU only counts under KVM (-cpu host)');
   t.not(snapshotKey({ ...spec, accel: 'kvm' }, { ...ids, hostCpu: 'AMD EPYC' }), snapshotKey({ ...spec, accel: 'kvm' }, { ...ids, hostCpu: 'Intel Xeon' }));
 });
 
-t.test('saving: SeaBIOS and vmgenid, the disk writes kept in the snapshot overlay, the console beside the run\'s', async (t) => {
+t.test("saving: SeaBIOS and vmgenid, the disk writes kept in the snapshot overlay, the console beside the run's", async (t) => {
   const s = savingSpec(spec, '/cache/snapshots/k.tmp-1', '/tmp/kmodvm-snap-x');
   t.equal(s.bios, undefined);
   t.equal(s.forkable, true);
@@ -39,7 +39,7 @@ t.test('saving: SeaBIOS and vmgenid, the disk writes kept in the snapshot overla
   t.equal(spec.bios, '/usr/share/qemu/qboot.rom', 'the run spec is untouched');
 });
 
-t.test('resuming: the saved state on fd 3, the saved disk under a throwaway layer, the run\'s own console and port', async (t) => {
+t.test("resuming: the saved state on fd 3, the saved disk under a throwaway layer, the run's own console and port", async (t) => {
   const r = resumingSpec(spec, '/cache/snapshots/k');
   t.equal(r.incoming, '/cache/snapshots/k/state');
   t.equal(r.incomingFd, 3);
@@ -48,7 +48,10 @@ t.test('resuming: the saved state on fd 3, the saved disk under a throwaway laye
   const a = buildQemuArgs(r);
   t.ok(a.includes('-snapshot'), 'the saved disk stays as it was saved');
   t.same(a.slice(a.indexOf('-incoming'), a.indexOf('-incoming') + 2), ['-incoming', 'fd:3']);
-  t.ok(a.some((x) => x.includes("hostfwd=tcp:127.0.0.1:40022-:22")), "the run's own port");
+  t.ok(
+    a.some((x) => x.includes('hostfwd=tcp:127.0.0.1:40022-:22')),
+    "the run's own port",
+  );
   t.same(a.slice(a.indexOf('-serial'), a.indexOf('-serial') + 2), ['-serial', 'file:/run/serial.log']);
   t.same(forkable(spec), { ...spec, bios: undefined, forkable: true });
 });

@@ -1,0 +1,181 @@
+// One test of a suite on a guest: load the modules, run the command, unload
+// them, read the test's state and kernel log, and judge it (judge.ts). With
+// --update, a transcript that is missing or no longer matches is written
+// from the run. What it kept is evidence.json, for kmodvm judge.
+import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { tail } from '../core/proc.ts';
+import { runStep, type StepRecord } from '../guest/steps.ts';
+import type { Check } from '../verdict/report.ts';
+import { parseTranscript, type Transcript } from '../verdict/transcript.ts';
+import { judgeTest } from './judge.ts';
+import type { SuiteTest } from './load.ts';
+import type { SavedTest } from './rejudge.ts';
+import {
+  fileSafe as safe,
+  insmodStep,
+  paramsFor,
+  parseStateAfter,
+  parseStateBefore,
+  rmmodStep,
+  runStepSpec,
+  stateAfter,
+  stateBefore,
+  type LoadedModule,
+} from './test-plan.ts';
+import type { Guest, SelectedTest, SuiteRunInput } from './types.ts';
+import { transcriptDiff, transcriptFromRun } from './update.ts';
+
+export const fileSize = async (f: string): Promise<number> => {
+  const fh = await open(f, 'r').catch(() => undefined);
+  if (!fh) return 0;
+  try {
+    return (await fh.stat()).size;
+  } finally {
+    await fh.close();
+  }
+};
+
+const readFrom = async (f: string, at: number): Promise<string> => (await readFile(f).catch(() => Buffer.alloc(0))).subarray(at).toString('utf8');
+
+export interface OneTest {
+  checks: Check[];
+  captures?: Record<string, string>;
+  untrusted?: string;
+  kernelLog: string;
+  logBefore: string;
+  durationMs: number;
+  taintAfter?: number;
+}
+
+export async function runOneTest(
+  i: SuiteRunInput,
+  guest: Guest,
+  sel: SelectedTest,
+  modules: readonly LoadedModule[],
+  record: (r: StepRecord) => Promise<void>,
+  carried?: { taint?: number },
+): Promise<OneTest> {
+  const { c, test } = { c: i.c, test: sel.test };
+  const t0 = Date.now();
+  const s = guest.session;
+  let b: { taint?: number; dmesg: string } = { taint: carried?.taint, dmesg: '' };
+  if (!carried) {
+    const pre = await runStep(s, stateBefore(c.timeouts));
+    await record(pre);
+    b = parseStateBefore(pre.result.stdout);
+  }
+  const serialFrom = await fileSize(guest.serialLog);
+  const perTest = i.suite.load === 'per-test';
+  const unknown = Object.keys(test.params ?? {}).filter((k) => !modules.some((m) => m.name === k));
+  if (unknown.length) {
+    return {
+      checks: [
+        {
+          name: 'params',
+          ok: false,
+          failure: 'usage',
+          durationMs: 0,
+          message: `tests ${test.name}: params for ${unknown.join(', ')}, which the suite does not build (it builds ${modules.map((m) => m.name).join(', ')})`,
+          evidence: `in ${i.suite.file}`,
+        },
+      ],
+      kernelLog: '',
+      logBefore: b.dmesg,
+      durationMs: 0,
+      taintAfter: b.taint,
+    };
+  }
+  const loads: StepRecord[] = [];
+  for (const m of perTest ? modules : []) {
+    const r = await runStep(s, insmodStep(m, paramsFor(m, test.params), c.timeouts));
+    await record(r);
+    loads.push(r);
+    if (!r.ok) break;
+  }
+  const loaded = loads.filter((r) => r.ok).length;
+  let run: StepRecord | undefined;
+  let hang: string | undefined;
+  if (loaded === loads.length) {
+    run = await runStep(s, runStepSpec(test.run, test.timeoutS ?? c.timeouts.app));
+    await record(run);
+    if (run.result.timedOut) hang = await hangEvidence(i, guest);
+  }
+  const unloads: StepRecord[] = [];
+  for (const m of modules.slice(0, perTest ? loaded : 0).reverse()) {
+    const r = await runStep(s, rmmodStep(m, c.timeouts));
+    await record(r);
+    unloads.push(r);
+  }
+  const post = await runStep(s, stateAfter(c.timeouts));
+  await record(post);
+  const a = parseStateAfter(post.result.stdout);
+  const serial = await readFrom(guest.serialLog, serialFrom);
+  const dir = path.join(i.runDir, 'tests', safe(test.name));
+  await mkdir(dir, { recursive: true });
+  await Promise.all([
+    writeFile(path.join(dir, 'dmesg.log'), a.dmesg),
+    writeFile(path.join(dir, 'stdout'), run?.result.stdout ?? ''),
+    writeFile(path.join(dir, 'stderr'), run?.result.stderr ?? ''),
+  ]);
+  const evidence = { loads, run, unloads, taintBefore: b.taint, taintAfter: a.taint, pid: a.pid, kernelLog: a.dmesg, serial, hangEvidence: hang };
+  const judge = (transcript?: { parsed: Transcript; file: string }): ReturnType<typeof judgeTest> =>
+    judgeTest(evidence, { exitCode: test.exitCode, transcript, loadsHere: perTest }, i.rules);
+  const keep = (transcriptFile?: string): Promise<void> =>
+    writeFile(
+      path.join(dir, 'evidence.json'),
+      JSON.stringify({ evidence, expect: { exitCode: test.exitCode, transcriptFile, loadsHere: perTest } } satisfies SavedTest) + '\n',
+    );
+  const existing = sel.transcript && test.transcript ? { parsed: sel.transcript, file: test.transcript.abs } : undefined;
+  let judged = judge(existing);
+  // --update rewrites a transcript that is missing or no longer matches, as snapshot tools do; one that matches stays as written.
+  const stale = !existing || judged.checks.some((x) => x.name === 'transcript' && !x.ok);
+  if (i.update && test.transcript && run && !run.result.timedOut && stale) judged = judge(await updateTranscript(i, test, run.result.stdout, a, modules));
+  // What kmodvm judge needs to judge this test again, without a VM.
+  await keep(test.transcript && (existing || i.update) ? test.transcript.abs : undefined);
+  return {
+    checks: judged.checks,
+    captures: judged.captures,
+    untrusted: judged.untrusted,
+    kernelLog: a.dmesg,
+    logBefore: b.dmesg,
+    durationMs: Date.now() - t0,
+    taintAfter: a.taint,
+  };
+}
+
+/** What a hung command leaves: the guest's task states (sysrq w and t), and the console. */
+async function hangEvidence(i: SuiteRunInput, guest: Guest): Promise<string> {
+  const dump = await guest.session.exec(['sh', '-c', 'echo w > /proc/sysrq-trigger; echo t > /proc/sysrq-trigger; dmesg'], { timeoutMs: 15_000 });
+  await writeFile(path.join(i.runDir, 'sysrq-dump.log'), dump.stdout);
+  const console = (await readFile(guest.serialLog, 'utf8').catch(() => '')).split('\n').slice(-15).join('\n');
+  return [
+    dump.exitCode === 0
+      ? `sysrq w/t task dump (full: sysrq-dump.log), last lines:\n${tail(dump.stdout, 40)}`
+      : `the guest did not answer a sysrq request (${dump.reason})`,
+    `serial console, last lines:\n${console}`,
+  ].join('\n');
+}
+
+async function updateTranscript(
+  i: SuiteRunInput,
+  test: SuiteTest,
+  app: string,
+  a: { pid?: string; dmesg: string },
+  modules: readonly LoadedModule[],
+): Promise<{ parsed: Transcript; file: string }> {
+  const file = test.transcript!.abs;
+  const old = await readFile(file, 'utf8').catch(() => undefined);
+  const text = transcriptFromRun({
+    app,
+    kernelLog: a.dmesg,
+    modules: modules.map((m) => m.name),
+    shellPid: a.pid,
+    header: `Expected transcript of test ${test.name}, written by kmodvm --update.\nCheck it, and put placeholders where the output varies (docs/transcript.md).`,
+  });
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, text);
+  const diff = transcriptDiff(test.transcript!.rel, old, text);
+  i.log(diff ? `update: wrote ${test.transcript!.rel}\n${diff}` : `update: ${test.transcript!.rel} unchanged`);
+  return { parsed: parseTranscript(text, file), file };
+}

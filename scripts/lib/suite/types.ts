@@ -1,0 +1,38 @@
+// The shapes shared by the suite's runner (run.ts) and its per-test part (run-test.ts).
+import type { Config } from '../core/config.ts';
+import type { SshSession } from '../guest/ssh.ts';
+import type { CompiledRules } from '../verdict/splat.ts';
+import type { Transcript } from '../verdict/transcript.ts';
+import type { SuiteHostBuild } from './host-build.ts';
+import type { Suite, SuiteTest } from './load.ts';
+
+export interface SelectedTest {
+  test: SuiteTest;
+  transcript?: Transcript;
+}
+
+export interface Guest {
+  session: SshSession;
+  serialLog: string;
+}
+
+export interface SuiteRunInput {
+  c: Config;
+  suite: Suite;
+  tests: readonly SelectedTest[];
+  files: readonly string[];
+  guest: Guest;
+  runDir: string;
+  kver: string;
+  rules: CompiledRules;
+  /** The host build, started while the guest came up; none: build in the guest. */
+  hostBuild?: Promise<SuiteHostBuild>;
+  guestRecords?: { dir: string; replay: boolean };
+  /** Under KVM a guest build is cheap: a failed host build is done again in the guest. */
+  guestFallback?: boolean;
+  reuse?: boolean;
+  /** A fresh guest in place of one the last test left untrusted. */
+  fresh?: (why: string) => Promise<Guest>;
+  update?: boolean;
+  log: (l: string) => void;
+}
