@@ -161,6 +161,24 @@ t.test('bring your own kernel: the debian-12 kernel and its tree, booted on the 
   t.match(report.kernelVersion, /^6\.1\.\S+ \(--kernel-image\)$/);
   // The banner is in the kernel log (the console is quiet until the boot is done).
   t.match(readFileSync(path.join(r.runDir!, 'dmesg.log'), 'utf8'), /Linux version 6\.1\./, 'the guest ran the 6.1 kernel');
+  // vm:up boots the same way (pipeline.ts's bootVm): your kernel with its initrd, not silently the image's own.
+  const inst = (cmd: string, args: string[]) =>
+    execa(tsx, [path.join(root, 'scripts/vm-instance.ts'), cmd, '--name', 'e2e-byo', ...args], { reject: false, cwd: root, timeout: 10 * 60_000 });
+  const byoArgs = [
+    '--kernel',
+    'debian-13',
+    '--kernel-image',
+    path.join(key, 'vmlinux'),
+    '--kernel-initrd',
+    path.join(key, 'initrd-lean.cpio'),
+    '--kernel-build-dir',
+    kdir,
+  ];
+  const up = await inst('up', byoArgs);
+  t.equal(up.exitCode, 0, `vm:up --kernel-image\n${up.stderr.split('\n').slice(-15).join('\n')}`);
+  const uname = await inst('ssh', ['--kernel', 'debian-13', 'uname', '-r']);
+  t.match(uname.stdout, /^6\.1\./, 'the instance runs the 6.1 kernel it was given, on the debian-13 image');
+  await inst('down', []);
 });
 
 t.test('a module that does not compile fails as a build failure, with errors at host paths', async (t) => {

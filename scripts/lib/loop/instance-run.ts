@@ -1,24 +1,21 @@
 // Instances that stay up: boot detached (vm:up), run the test steps on one
 // (vm:test --reuse, vm:watch), power it down (vm:down).
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { splatRuleFiles, type Config } from '../core/config.ts';
 import { KmodvmError, setCrashDir } from '../core/errors.ts';
 import { guestRecordsDir } from '../build/guest-kbuild.ts';
 import { ensureImage, findImage } from '../image/image.ts';
 import { connect, instanceDir, isQemuAlive, lookup, writeState, type InstanceState } from '../vm/instance.ts';
-import { assemble, buildModeFor, pickAccel, resumeGuest, startHostBuild } from './pipeline.ts';
+import { assemble, bootVm, buildModeFor, byoKernel, kvmClockCheck, pickAccel, startHostBuild } from './pipeline.ts';
 import { preflight } from '../host/preflight.ts';
 import { pruneHint } from './prune.ts';
 import type { RunReport } from '../verdict/report.ts';
-import { crashedBeforeInit, loadRules } from '../verdict/splat.ts';
+import { loadRules } from '../verdict/splat.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { noSplatCheck } from '../suite/judge.ts';
 import { resolveSuite, type ResolvedSuite } from '../suite/resolve.ts';
 import { runSuite, type Guest } from '../suite/run.ts';
-import { guestSpec } from '../vm/profile.ts';
-import { SSHD_READY_MARKER, freePort, Vm } from '../vm/vm.ts';
-import { resumable, type BootHow } from '../vm/resume.ts';
 
 /** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */
 export async function upInstance(c: Config, name: string, log: (l: string) => void): Promise<{ state: InstanceState; already: boolean }> {
@@ -27,43 +24,24 @@ export async function upInstance(c: Config, name: string, log: (l: string) => vo
   if (l.staleNote) log(l.staleNote);
   await preflight(log);
   const img = await ensureImage(c, log, { onBuilt: () => pruneHint(c, log) });
-  const { accel, note } = await pickAccel(c);
+  const { accel: wanted, note, probeKvm } = await pickAccel(c);
   if (note) log(note);
   const dir = instanceDir(c, name);
   await mkdir(dir, { recursive: true });
   const t0 = Date.now();
-  const privateKey = await readFile(img.clientKey, 'utf8');
-  const hostPublicKey = await readFile(img.hostPub, 'utf8');
-  const detached = { stderrFile: path.join(dir, 'qemu.stderr') };
-  let how: BootHow = 'booted';
-  const boot = async (): Promise<Vm> => {
-    if (resumable(c, {})) {
-      const r = await resumeGuest(c, img, guestSpec(c, img, accel, await freePort(), dir), log, detached);
-      if (r) {
-        r.session.close();
-        how = r.how;
-        return r.vm;
-      }
+  // The same boot as vm:test's (pipeline.ts): resume, the KVM probe, the crash retry, your own kernel with its initrd.
+  const byo = c.kernelImage ? await byoKernel(c, img, dir) : undefined;
+  const b = await bootVm(c, img, wanted, dir, log, { probeKvm, byoInitrd: byo?.initrd, detached: { stderrFile: path.join(dir, 'qemu.stderr') } });
+  if (c.accel === 'kvm') {
+    const k = await kvmClockCheck(b.session);
+    if (!k.ok) {
+      b.session.close();
+      await b.vm.kill();
+      throw new KmodvmError('boot', k.message ?? 'KVM is not in use', { evidence: k.evidence });
     }
-    const vm = new Vm(guestSpec(c, img, accel, await freePort(), dir));
-    log(`$ ${vm.commandLine()}`);
-    vm.start({ detached });
-    const session = await vm.waitForSsh({ privateKey, hostPublicKey, deadlineMs: c.timeouts.boot * 1000, readyMarker: SSHD_READY_MARKER }).catch(async (e) => {
-      await vm.kill();
-      throw e;
-    });
-    session.close();
-    return vm;
-  };
-  const vm = await boot().catch(async (e) => {
-    // As in vm:test: a guest kernel that crashed in its own boot, before our init, gets one more boot.
-    const serial = path.join(dir, 'serial.log');
-    const crash = crashedBeforeInit(await readFile(serial, 'utf8').catch(() => ''), loadRules(splatRuleFiles(c)));
-    if (!crash) throw e;
-    await rename(serial, path.join(dir, 'serial-crashed-boot.log'));
-    log(`instance ${name}: the guest kernel crashed during its own boot, before our init ran (${crash.line.trim()}); booting once more`);
-    return boot();
-  });
+  }
+  b.session.close();
+  const { vm, how, accel } = b;
   const state: InstanceState = {
     name,
     pid: vm.pid!,
@@ -71,7 +49,7 @@ export async function upInstance(c: Config, name: string, log: (l: string) => vo
     accel,
     imageKey: img.key,
     imageDir: img.dir,
-    kernelVersion: img.manifest.kernelVersion,
+    kernelVersion: byo ? `${byo.version} (--kernel-image)` : img.manifest.kernelVersion,
     startedAt: new Date().toISOString(),
     dir,
     serialLog: vm.spec.serialLog,
@@ -150,7 +128,7 @@ export async function testOnInstance(
     throw new KmodvmError('boot', `instance ${s.name} runs image ${s.imageKey}, not the current recipe's`, {
       hint: `restart it: npm run vm:down -- --name ${s.name} && npm run vm:up -- --name ${s.name}`,
     });
-  const build = buildModeFor(c, img, false);
+  const build = buildModeFor(c, img, Boolean(c.kernelImage));
   // Not niced: the guest is up, and the build is what the edit loop waits for.
   const hostBuild = startHostBuild(c, img, rs, path.join(s.dir, 'build'), { ...build, niceness: 0 });
   const serialFrom = await serialSize(s.serialLog);

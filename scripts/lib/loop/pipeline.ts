@@ -27,18 +27,23 @@ export function newRunDir(c: Config, now = new Date()): string {
   return path.join(c.runsDir, `${now.toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
 }
 
-/** Boots a VM, or resumes it from a snapshot, and returns it with an SSH session; retries once if the port was taken meanwhile. */
+/**
+ * Boots a VM, or resumes it from a snapshot, and returns it with an SSH
+ * session: the one boot policy of vm:test, vm:up (detached) and bench. A port
+ * taken meanwhile is tried again; a KVM that hangs guests is probed and
+ * remembered; a guest kernel that crashed in its own boot boots once more.
+ */
 export async function bootVm(
   c: Config,
   img: ImageInfo,
   accel: 'kvm' | 'tcg',
   runDir: string,
   log: (l: string) => void,
-  o: { probeKvm?: boolean; byoInitrd?: string } = {},
+  o: { probeKvm?: boolean; byoInitrd?: string; detached?: { stderrFile: string } } = {},
 ): Promise<{ vm: Vm; session: SshSession; bootMs: number; accel: 'kvm' | 'tcg'; how: BootHow }> {
   if (resumable(c, o)) {
     const t0 = Date.now();
-    const r = await resumeGuest(c, img, guestSpec(c, img, accel, await freePort(), runDir), log);
+    const r = await resumeGuest(c, img, guestSpec(c, img, accel, await freePort(), runDir), log, o.detached);
     if (r) return { vm: r.vm, session: r.session, bootMs: Date.now() - t0, accel, how: r.how };
   }
   let rebooted = false;
@@ -46,7 +51,7 @@ export async function bootVm(
     const vm = new Vm(guestSpec(c, img, accel, await freePort(), runDir, o.byoInitrd));
     log(`$ ${vm.commandLine()}`);
     const t0 = Date.now();
-    vm.start();
+    vm.start({ detached: o.detached });
     try {
       if (accel === 'kvm' && o.probeKvm) {
         // A KVM guest that prints nothing at all in 5 s is a host where KVM hangs.
