@@ -59,3 +59,22 @@ t.test('no file is much over 300 lines', async (t) => {
     t.ok(n <= 320, `${f}: ${n} lines`);
   }
 });
+
+t.test('every package the tool imports is a runtime dependency (an installed kmodvm has no devDependencies)', async (t) => {
+  const scripts = new URL('../../scripts/', import.meta.url).pathname;
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> };
+  const sources = [
+    // validate-github.ts is the repository's own check of its workflow files (npm run validate:github), not part of the tool.
+    ...(readdirSync(scripts, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts') && f !== 'validate-github.ts').map((f) => path.join(scripts, f)),
+    new URL('../../bin/kmodvm.js', import.meta.url).pathname,
+  ];
+  const missing = new Set<string>();
+  for (const f of sources) {
+    for (const m of readFileSync(f, 'utf8').matchAll(/^import\s+(?!type\b)[^'"]*['"]([^./][^'"]*)['"]/gm)) {
+      if (m[1].startsWith('node:')) continue;
+      const name = m[1].startsWith('@') ? m[1].split('/').slice(0, 2).join('/') : m[1].split('/')[0];
+      if (!pkg.dependencies[name]) missing.add(`${name} (${path.relative(scripts, f)})`);
+    }
+  }
+  t.same([...missing], [], 'imported by the tool, listed in dependencies');
+});
