@@ -176,7 +176,7 @@ t.test('bring your own kernel: the debian-12 kernel and its tree, booted on the 
   ];
   const up = await inst('up', byoArgs);
   t.equal(up.exitCode, 0, `vm:up --kernel-image\n${up.stderr.split('\n').slice(-15).join('\n')}`);
-  const uname = await inst('ssh', ['--kernel', 'debian-13', 'uname', '-r']);
+  const uname = await inst('ssh', ['uname', '-r']);
   t.match(uname.stdout, /^6\.1\./, 'the instance runs the 6.1 kernel it was given, on the debian-13 image');
   await inst('down', []);
 });
