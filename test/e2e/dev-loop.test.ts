@@ -8,6 +8,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
 import { loadConfig } from '../../scripts/lib/core/flags.ts';
+import { demoAppAndTranscript } from '../helpers/demo.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const tsx = path.join(root, 'node_modules/.bin/tsx');
@@ -57,28 +58,12 @@ t.test("an edit to a .c file rebuilds by replaying kbuild's recorded commands; a
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-replay-'));
   cpSync(path.join(root, 'kernel-module'), dir, { recursive: true, filter: (src) => !/\.(o|ko|cmd|mod)$/.test(src) });
   const src = path.join(dir, 'netlink_simple_intf.c');
-  const first = await vmTest([
-    '--reuse',
-    name,
-    '--module-dir',
-    dir,
-    '--app-dir',
-    path.join(root, 'userapp'),
-    '--transcript',
-    path.join(root, 'test/expected/netlink.transcript'),
-  ]);
+  // The copy of the module with the demo's app and transcript, on the instance.
+  const onCopy = () => vmTest(['--reuse', name, '--module-dir', dir, ...demoAppAndTranscript]);
+  const first = await onCopy();
   t.equal(first.exitCode, 0, 'a run on the copy passes');
   appendFileSync(src, '/* an edit */\n');
-  const edited = await vmTest([
-    '--reuse',
-    name,
-    '--module-dir',
-    dir,
-    '--app-dir',
-    path.join(root, 'userapp'),
-    '--transcript',
-    path.join(root, 'test/expected/netlink.transcript'),
-  ]);
+  const edited = await onCopy();
   if (edited.exitCode !== 0) t.comment(edited.stdout);
   t.equal(edited.exitCode, 0, 'the module rebuilt from the replay loads and passes the transcript');
   // A comment leaves the .mod.c alone (modpost's srcversion skips comments): its .mod.o is up to date, as make would find.
@@ -88,16 +73,7 @@ t.test("an edit to a .c file rebuilds by replaying kbuild's recorded commands; a
   );
   // A code edit gives the module a new srcversion (Debian's MODULE_SRCVERSION_ALL): the .mod.o is the old one with that patched in.
   appendFileSync(src, 'int kmodvm_e2e_edit = 1;\n');
-  const coded = await vmTest([
-    '--reuse',
-    name,
-    '--module-dir',
-    dir,
-    '--app-dir',
-    path.join(root, 'userapp'),
-    '--transcript',
-    path.join(root, 'test/expected/netlink.transcript'),
-  ]);
+  const coded = await onCopy();
   if (coded.exitCode !== 0) t.comment(coded.stdout);
   t.equal(coded.exitCode, 0, 'the module with the patched srcversion loads and passes the transcript');
   t.match(
@@ -110,16 +86,7 @@ t.test("an edit to a .c file rebuilds by replaying kbuild's recorded commands; a
   const got = await cli('ssh', ['--name', name, 'modinfo', '-F', 'srcversion', '/root/kmodvm/kernel-module/netlink_simple_intf.ko']);
   t.equal(got.stdout.trim(), want, "the guest's module carries the srcversion modpost computed for the edit");
   appendFileSync(src, 'int broken(void) { return nope; }\n');
-  const broken = await vmTest([
-    '--reuse',
-    name,
-    '--module-dir',
-    dir,
-    '--app-dir',
-    path.join(root, 'userapp'),
-    '--transcript',
-    path.join(root, 'test/expected/netlink.transcript'),
-  ]);
+  const broken = await onCopy();
   t.equal(broken.exitCode, 10, 'exit 10: build');
   t.match(broken.stderr, new RegExp(`${src.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: error: .nope. undeclared`), 'the error names the host file');
 });

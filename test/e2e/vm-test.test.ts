@@ -7,6 +7,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
 import { defaultCacheDir } from '../../scripts/lib/core/config.ts';
+import { demoAppAndTranscript } from '../helpers/demo.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const tsx = path.join(root, 'node_modules/.bin/tsx');
@@ -90,16 +91,7 @@ t.test('--build guest, the hermetic path: make, then the recorded commands repla
   cpSync(path.join(root, 'kernel-module'), dir, { recursive: true, filter: (src) => !/\.(o|ko|cmd|mod)$/.test(src) });
   const src = path.join(dir, 'netlink_simple_intf.c');
   writeFileSync(src, readFileSync(src, 'utf8').replace('pr_info("inserted\\n");', 'pr_info("inserted\\n") /* missing semicolon */'));
-  const broken = await vmTest([
-    '--build',
-    'guest',
-    '--module-dir',
-    dir,
-    '--app-dir',
-    path.join(root, 'userapp'),
-    '--transcript',
-    path.join(root, 'test/expected/netlink.transcript'),
-  ]);
+  const broken = await vmTest(['--build', 'guest', '--module-dir', dir, ...demoAppAndTranscript]);
   if (broken.exitCode !== 10) t.comment(explain(broken));
   t.equal(broken.exitCode, 10, 'exit code 10: build');
   t.match(broken.stdout, /^not ok \d+ build-module/m);
@@ -144,26 +136,6 @@ t.test('bring your own kernel: the debian-12 kernel and its tree, booted on the 
   // A real kernel other than the image's own (6.12): 6.1, with its own initrd and kbuild tree.
   const key = (await execa(tsx, [path.join(root, 'scripts/vm-image.ts'), 'build', '--kernel', 'debian-12'], { cwd: root })).stdout.trim();
   const kdir = path.join(key, 'headers/usr/src', readdirSync(path.join(key, 'headers/usr/src')).find((d) => d.endsWith('-amd64'))!);
-  const r = await vmTest([
-    '--kernel',
-    'debian-13',
-    '--kernel-image',
-    path.join(key, 'vmlinux'),
-    '--kernel-initrd',
-    path.join(key, 'initrd-lean.cpio'),
-    '--kernel-build-dir',
-    kdir,
-  ]);
-  if (r.exitCode !== 0) t.comment(explain(r));
-  t.equal(r.exitCode, 0, 'vm:test with --kernel-image exits 0');
-  t.match(r.stderr, /build: modules built in the host \(--kernel-build-dir /);
-  const report = JSON.parse(readFileSync(path.join(r.runDir!, 'report.json'), 'utf8'));
-  t.match(report.kernelVersion, /^6\.1\.\S+ \(--kernel-image\)$/);
-  // The banner is in the kernel log (the console is quiet until the boot is done).
-  t.match(readFileSync(path.join(r.runDir!, 'dmesg.log'), 'utf8'), /Linux version 6\.1\./, 'the guest ran the 6.1 kernel');
-  // vm:up boots the same way (pipeline.ts's bootVm): your kernel with its initrd, not silently the image's own.
-  const inst = (cmd: string, args: string[]) =>
-    execa(tsx, [path.join(root, 'scripts/vm-instance.ts'), cmd, '--name', 'e2e-byo', ...args], { reject: false, cwd: root, timeout: 10 * 60_000 });
   const byoArgs = [
     '--kernel',
     'debian-13',
@@ -174,6 +146,17 @@ t.test('bring your own kernel: the debian-12 kernel and its tree, booted on the 
     '--kernel-build-dir',
     kdir,
   ];
+  const r = await vmTest(byoArgs);
+  if (r.exitCode !== 0) t.comment(explain(r));
+  t.equal(r.exitCode, 0, 'vm:test with --kernel-image exits 0');
+  t.match(r.stderr, /build: modules built in the host \(--kernel-build-dir /);
+  const report = JSON.parse(readFileSync(path.join(r.runDir!, 'report.json'), 'utf8'));
+  t.match(report.kernelVersion, /^6\.1\.\S+ \(--kernel-image\)$/);
+  // The banner is in the kernel log (the console is quiet until the boot is done).
+  t.match(readFileSync(path.join(r.runDir!, 'dmesg.log'), 'utf8'), /Linux version 6\.1\./, 'the guest ran the 6.1 kernel');
+  // vm:up boots the same way (pipeline.ts's bootVm): your kernel with its initrd, not silently the image's own.
+  const inst = (cmd: string, args: string[]) =>
+    execa(tsx, [path.join(root, 'scripts/vm-instance.ts'), cmd, '--name', 'e2e-byo', ...args], { reject: false, cwd: root, timeout: 10 * 60_000 });
   const up = await inst('up', byoArgs);
   t.equal(up.exitCode, 0, `vm:up --kernel-image\n${up.stderr.split('\n').slice(-15).join('\n')}`);
   const uname = await inst('ssh', ['uname', '-r']);
@@ -186,7 +169,7 @@ t.test('a module that does not compile fails as a build failure, with errors at 
   cpSync(path.join(root, 'kernel-module'), dir, { recursive: true, filter: (src) => !/\.(o|ko|cmd|mod)$/.test(src) });
   const src = path.join(dir, 'netlink_simple_intf.c');
   writeFileSync(src, readFileSync(src, 'utf8').replace('pr_info("inserted\\n");', 'pr_info("inserted\\n") /* missing semicolon */'));
-  const r = await vmTest(['--module-dir', dir, '--app-dir', path.join(root, 'userapp'), '--transcript', path.join(root, 'test/expected/netlink.transcript')]);
+  const r = await vmTest(['--module-dir', dir, ...demoAppAndTranscript]);
   if (r.exitCode !== 10) t.comment(explain(r));
   t.equal(r.exitCode, 10, 'exit code 10: build');
   t.match(r.stdout, /^not ok \d+ build-module/m);

@@ -1,18 +1,9 @@
 import t from 'tap';
 import { compilerDiagnostics, judge, mapGuestPaths, type StepSpec } from '../../../scripts/lib/guest/steps.ts';
 import type { ExecResult } from '../../../scripts/lib/guest/ssh.ts';
+import { execResult } from '../../helpers/exec-result.ts';
 
-const res = (o: Partial<ExecResult>): ExecResult => ({
-  command: 'x',
-  exitCode: 0,
-  signal: undefined,
-  timedOut: false,
-  stdout: '',
-  stderr: '',
-  durationMs: 1,
-  reason: 'exited 0',
-  ...o,
-});
+const res = (o: Partial<ExecResult> = {}): ExecResult => execResult({ durationMs: 1, ...o });
 const insmod: StepSpec = { name: 'insmod m', argv: ['insmod', '/root/kmodvm/m/m.ko'], timeoutMs: 60_000, failure: 'load' };
 
 t.test('a non-zero exit takes the step class; a timeout is its own class', async (t) => {

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import type { ExecResult } from '../../../scripts/lib/guest/ssh.ts';
+import { execResult } from '../../helpers/exec-result.ts';
 import { loadRules } from '../../../scripts/lib/verdict/splat.ts';
 import type { StepRecord } from '../../../scripts/lib/guest/steps.ts';
 import { judgeTest, type TestEvidence } from '../../../scripts/lib/suite/judge.ts';
@@ -13,17 +14,7 @@ import { parseTranscript } from '../../../scripts/lib/verdict/transcript.ts';
 const root = new URL('../../../', import.meta.url).pathname;
 const fx = (f: string): string => readFileSync(path.join(root, 'test/fixtures', f), 'utf8');
 const rules = loadRules([path.join(root, 'qemu/splat.json')]);
-const res = (o: Partial<ExecResult> = {}): ExecResult => ({
-  command: 'x',
-  exitCode: 0,
-  signal: undefined,
-  timedOut: false,
-  stdout: '',
-  stderr: '',
-  durationMs: 5,
-  reason: 'exited 0',
-  ...o,
-});
+const res = (o: Partial<ExecResult> = {}): ExecResult => execResult({ durationMs: 5, ...o });
 const rec = (name: string, o: Partial<ExecResult> = {}, failure: StepRecord['failure'] = 'load'): StepRecord => {
   const r = res(o);
   return r.exitCode === 0 && !r.timedOut
