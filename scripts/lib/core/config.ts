@@ -204,10 +204,6 @@ export function shippedKernels(root: string): string[] {
   }
 }
 
-export function resolveIn(c: Config, p: string): string {
-  return path.resolve(c.root, p);
-}
-
 /** The splat rule files for a run: the shipped ones, then the project's own. */
 export function splatRuleFiles(c: Config): string[] {
   return [path.join(c.root, 'qemu/splat.json'), ...(c.splatRules ? [path.resolve(c.root, c.splatRules)] : [])];

@@ -1,8 +1,9 @@
 // Instances that stay up: boot detached (vm:up), run the test steps on one
 // (vm:test --reuse, vm:watch), power it down (vm:down).
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { splatRuleFiles, type Config } from '../core/config.ts';
+import { fileSize, readFrom } from '../core/disk.ts';
 import { KmodvmError, setCrashDir } from '../core/errors.ts';
 import { guestRecordsDir } from '../build/guest-kbuild.ts';
 import { ensureImage, findImage } from '../image/image.ts';
@@ -86,17 +87,6 @@ export async function downInstance(s: InstanceState, graceMs = 5000): Promise<'c
   return how;
 }
 
-/** Bytes of the serial log so far, to scan only what a run adds. */
-async function serialSize(file: string): Promise<number> {
-  const fh = await open(file, 'r').catch(() => undefined);
-  if (!fh) return 0;
-  try {
-    return (await fh.stat()).size;
-  } finally {
-    await fh.close();
-  }
-}
-
 export interface InstanceRun {
   report: RunReport;
   needsReboot: string | undefined;
@@ -131,7 +121,7 @@ export async function testOnInstance(
   const build = buildModeFor(c, img, Boolean(c.kernelImage));
   // Not niced: the guest is up, and the build is what the edit loop waits for.
   const hostBuild = startHostBuild(c, img, rs, path.join(s.dir, 'build'), { ...build, niceness: 0 });
-  const serialFrom = await serialSize(s.serialLog);
+  const serialFrom = await fileSize(s.serialLog);
   // vm:watch keeps one connection across cycles (a handshake is ~0.3 s under TCG); otherwise one per run.
   let session = o.session ?? (await connect(s));
   const report: RunReport = {
@@ -179,9 +169,7 @@ export async function testOnInstance(
   } finally {
     if (!o.session || session !== o.session) session.close();
   }
-  const serial = (await Promise.all(serials.map(async (x) => (await readFile(x.file).catch(() => Buffer.alloc(0))).subarray(x.from).toString('utf8')))).join(
-    '\n',
-  );
+  const serial = (await Promise.all(serials.map((x) => readFrom(x.file, x.from)))).join('\n');
   const splat = noSplatCheck(r.kernelLog, serial, rules);
   assemble(report, [], r, [splat], started);
   const bad = r.untrusted ?? (splat.ok ? undefined : `no-splat: ${splat.message}`) ?? report.checks.find((x) => !x.ok && x.failure === 'timeout')?.name;

@@ -110,13 +110,9 @@ export function judgeTest(e: TestEvidence, x: TestExpect, rules: CompiledRules):
         : { name: 'taint', ok: true, durationMs: 0, message: `tainted ${e.taintAfter}` },
     );
   }
-  const splats = [...findSplats(e.kernelLog, rules, 'dmesg'), ...findSplats(e.serial, rules, 'serial.log')];
-  if (splats.length) untrusted ??= `${splats[0].id}: ${splats[0].line.trim()}`;
-  checks.push(
-    splats.length
-      ? { name: 'no-splat', ok: false, failure: 'splat', durationMs: 0, message: `${splats[0].id}: ${splats[0].line}`, evidence: formatSplat(splats[0]) }
-      : { name: 'no-splat', ok: true, durationMs: 0 },
-  );
+  const splat = noSplatCheck(e.kernelLog, e.serial, rules);
+  if (!splat.ok) untrusted ??= splat.message?.trim();
+  checks.push(splat);
   const hung = e.run?.result.timedOut || [...e.loads, ...e.unloads].some((r) => r.result.timedOut);
   const stuck = e.unloads.find((r) => !r.ok);
   untrusted ??= hung ? 'a step hung' : stuck ? `${stuck.name} failed` : undefined;

@@ -2,8 +2,9 @@
 // them, read the test's state and kernel log, and judge it (judge.ts). With
 // --update, a transcript that is missing or no longer matches is written
 // from the run. What it kept is evidence.json, for kmodvm judge.
-import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileSize, readFrom } from '../core/disk.ts';
 import { tail } from '../core/proc.ts';
 import { runStep, type StepRecord } from '../guest/steps.ts';
 import type { Check } from '../verdict/report.ts';
@@ -25,18 +26,6 @@ import {
 } from './test-plan.ts';
 import type { Guest, SelectedTest, SuiteRunInput } from './types.ts';
 import { transcriptDiff, transcriptFromRun } from './update.ts';
-
-export const fileSize = async (f: string): Promise<number> => {
-  const fh = await open(f, 'r').catch(() => undefined);
-  if (!fh) return 0;
-  try {
-    return (await fh.stat()).size;
-  } finally {
-    await fh.close();
-  }
-};
-
-const readFrom = async (f: string, at: number): Promise<string> => (await readFile(f).catch(() => Buffer.alloc(0))).subarray(at).toString('utf8');
 
 export interface OneTest {
   checks: Check[];
