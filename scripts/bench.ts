@@ -16,6 +16,7 @@ import { accelArgs, baseArgs, consoleArgs, firmwareArgs, kernelArgs, QBOOT, size
 import { bootVm } from './lib/loop/pipeline.ts';
 import { benchSuite } from './lib/loop/bench-suite.ts';
 import { QEMU } from './lib/vm/vm.ts';
+import { waitUntil } from './lib/core/wait.ts';
 
 const argv = process.argv.slice(2);
 const ri = argv.indexOf('--runs');
@@ -123,14 +124,8 @@ await main(async () => {
     const w = ts('scripts/vm-watch.ts', ['--name', name, '--suite', path.join(src, 'kmodvm.yaml'), '--runs-dir', out], { all: true });
     let text = '';
     const verdicts = (): number[] => [...text.matchAll(/save to verdict ([\d.]+) s/g)].map((m) => Number(m[1]));
-    const waitFor = async (pred: () => boolean, ms: number): Promise<boolean> => {
-      const deadline = Date.now() + ms;
-      while (!pred()) {
-        if (Date.now() > deadline || w.exitCode !== null) return false;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      return true;
-    };
+    const waitFor = async (pred: () => boolean, ms: number): Promise<boolean> =>
+      (await waitUntil(pred, { deadlineMs: ms, alive: () => w.exitCode === null })).end === 'ready';
     w.all?.on('data', (d: Buffer) => {
       text += d.toString();
     });

@@ -4,9 +4,10 @@
 // link), as make would, without make's second of Makefile parsing and
 // compiler probes. Anything unexpected returns undefined: the caller runs
 // make. The parsing is pure; replay() runs the commands.
-import { copyFile, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { copyFile, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { run, type RunResult } from '../core/proc.ts';
+import { writeAtomic } from '../core/atomic.ts';
 
 /** Undoes kbuild's make-cmd escaping in a .cmd file ("$" written as "$$", "#" as "$(pound)"). */
 export function unescapeMakeCmd(s: string): string {
@@ -165,9 +166,7 @@ async function patchModObject(mod: { obj: string; src: string }): Promise<boolea
   const change = srcversionChange(built, now);
   const out = change && patchSrcversion(obj, change);
   if (!out) return false;
-  const tmp = `${mod.obj}.tmp-${process.pid}`;
-  await writeFile(tmp, out);
-  await rename(tmp, mod.obj);
+  await writeAtomic(mod.obj, out, { mode: 0o644 });
   await copyFile(mod.src, builtModSource(mod.src));
   return true;
 }

@@ -1,4 +1,4 @@
-import { lstat, readFile, readdir, stat } from 'node:fs/promises';
+import { lstat, open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Bytes on disk under p (allocated blocks, so a sparse file counts what it uses), like du. */
@@ -6,7 +6,10 @@ export async function diskBytes(p: string): Promise<number> {
   const s = await lstat(p);
   if (!s.isDirectory()) return s.isFile() ? s.blocks * 512 : 0;
   let total = 0;
-  for (const n of await readdir(p)) total += await diskBytes(path.join(p, n));
+  for (const e of await readdir(p, { recursive: true, withFileTypes: true })) {
+    const st = await lstat(path.join(e.parentPath, e.name));
+    if (st.isFile()) total += st.blocks * 512;
+  }
   return total;
 }
 
@@ -17,4 +20,16 @@ export const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} M
 export const fileSize = async (f: string): Promise<number> => (await stat(f).catch(() => undefined))?.size ?? 0;
 
 /** What a file holds from byte `at` on: what a log gained since fileSize() was read. */
-export const readFrom = async (f: string, at: number): Promise<string> => (await readFile(f).catch(() => Buffer.alloc(0))).subarray(at).toString('utf8');
+export async function readFrom(f: string, at: number): Promise<string> {
+  const h = await open(f, 'r').catch(() => undefined);
+  if (!h) return '';
+  try {
+    const size = (await h.stat()).size;
+    if (size <= at) return '';
+    const buf = Buffer.alloc(size - at);
+    const { bytesRead } = await h.read(buf, 0, buf.length, at);
+    return buf.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await h.close();
+  }
+}

@@ -3,10 +3,12 @@
 // seconds is killed and the run boots under TCG instead; the verdict is
 // remembered per host in the cache, so later runs do not probe again.
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../core/config.ts';
+import { writeJsonAtomic } from '../core/atomic.ts';
+import { waitUntil } from '../core/wait.ts';
 
 export interface ProbeMemo {
   host: string;
@@ -28,17 +30,11 @@ export async function readMemo(c: Config): Promise<ProbeMemo | undefined> {
 
 export async function writeMemo(c: Config, kvmWorks: boolean): Promise<void> {
   await mkdir(c.cacheDir, { recursive: true });
-  const tmp = `${memoFile(c)}.${process.pid}`;
-  await writeFile(tmp, JSON.stringify({ host: hostId(), kvmWorks, checkedAt: new Date().toISOString() } satisfies ProbeMemo, null, 2) + '\n');
-  await rename(tmp, memoFile(c));
+  await writeJsonAtomic(memoFile(c), { host: hostId(), kvmWorks, checkedAt: new Date().toISOString() } satisfies ProbeMemo);
 }
 
 /** Whether the serial log got any byte within ms, while alive() holds; polled every 50 ms. */
 export async function serialSpeaks(serialLog: string, ms: number, alive: () => boolean): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (existsSync(serialLog) && statSync(serialLog).size > 0) return true;
-    if (!alive() || Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const w = await waitUntil(() => existsSync(serialLog) && statSync(serialLog).size > 0, { deadlineMs: ms, alive });
+  return w.end === 'ready';
 }

@@ -17,6 +17,7 @@ import type { SshSession } from '../guest/ssh.ts';
 import { noSplatCheck } from '../suite/judge.ts';
 import { resolveSuite, type ResolvedSuite } from '../suite/resolve.ts';
 import { runSuite, type Guest } from '../suite/run.ts';
+import { waitUntil } from '../core/wait.ts';
 
 /** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */
 export async function upInstance(c: Config, name: string, log: (l: string) => void): Promise<{ state: InstanceState; already: boolean }> {
@@ -76,8 +77,7 @@ export async function downInstance(s: InstanceState, graceMs = 5000): Promise<'c
   } catch {
     /* unreachable guest: the kill below handles it */
   }
-  const deadline = Date.now() + graceMs;
-  while (isQemuAlive(s.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await waitUntil(() => !isQemuAlive(s.pid), { deadlineMs: graceMs });
   let how: 'clean' | 'killed' = 'clean';
   if (isQemuAlive(s.pid)) {
     process.kill(s.pid, 'SIGKILL');

@@ -25,6 +25,7 @@ import { resolveSuite, type ResolvedSuite } from '../suite/resolve.ts';
 import { hostAppCompiler } from '../build/hostbuild.ts';
 import { runSuite, type Guest } from '../suite/run.ts';
 import { Vm } from '../vm/vm.ts';
+import { settlesWithin } from '../core/wait.ts';
 
 export { newRunDir, pickAccel, bootVm } from './pipeline.ts';
 
@@ -182,7 +183,7 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
     await session.exec(['sh', '-c', 'echo o > /proc/sysrq-trigger'], { timeoutMs: 5000 }).catch(() => undefined);
     session.close();
     session = undefined;
-    await Promise.race([vm!.waitExit(), new Promise((res) => setTimeout(res, 5000))]);
+    await settlesWithin(vm!.waitExit(), 5000);
     await vm!.kill();
     const tail: Check[] = [{ name: 'poweroff', ok: true, durationMs: Date.now() - t1 }];
     tail.push(noSplatCheck(r.kernelLog, await consoles(serials), rules));

@@ -3,10 +3,11 @@
 // state.json, written atomically; an instance whose QEMU is gone is stale
 // and is cleaned up with a note.
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
+import { writeJsonAtomic } from '../core/atomic.ts';
 import { SshSession } from '../guest/ssh.ts';
 
 export interface InstanceState {
@@ -50,9 +51,7 @@ export function isQemuAlive(pid: number): boolean {
 
 export async function writeState(s: InstanceState): Promise<void> {
   await mkdir(s.dir, { recursive: true });
-  const tmp = path.join(s.dir, `.state.json.${process.pid}`);
-  await writeFile(tmp, JSON.stringify(s, null, 2) + '\n');
-  await rename(tmp, path.join(s.dir, 'state.json'));
+  await writeJsonAtomic(path.join(s.dir, 'state.json'), s);
 }
 
 export async function readState(c: Config, name: string): Promise<InstanceState | undefined> {

@@ -5,6 +5,7 @@
 // is pure.
 import net from 'node:net';
 import { existsSync } from 'node:fs';
+import { waitUntil } from '../core/wait.ts';
 
 export interface QmpReply {
   return?: unknown;
@@ -27,12 +28,18 @@ export function parseQmpLines(buf: string): { messages: QmpReply[]; rest: string
 
 export class QmpError extends Error {}
 
+/** How long QEMU may take to answer the greeting or a command (a migration is polled, never awaited). */
+export const QMP_REPLY_MS = 10_000;
+
 export class Qmp {
   private buf = '';
   private waiting: { resolve: (r: QmpReply) => void; reject: (e: Error) => void }[] = [];
   private closed: Error | undefined;
 
-  private constructor(private readonly sock: net.Socket) {
+  private constructor(
+    private readonly sock: net.Socket,
+    private readonly replyMs: number,
+  ) {
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => {
       const { messages, rest } = parseQmpLines(this.buf + d);
@@ -49,40 +56,61 @@ export class Qmp {
   }
 
   /**
-   * Connects once QEMU has made the socket, checking against the deadline
-   * and, on every round, that QEMU is alive; reads the greeting and enters
-   * command mode.
+   * Connects once QEMU has made the socket (waitUntil: the deadline, and
+   * QEMU alive on every round), reads the greeting and enters command mode.
+   * The greeting and every command have a timeout.
    */
-  static async connect(socketPath: string, o: { deadlineMs: number; alive: () => boolean }): Promise<Qmp> {
-    const deadline = Date.now() + o.deadlineMs;
-    for (;;) {
-      if (!o.alive()) throw new QmpError('QEMU exited before its QMP socket was up');
-      if (existsSync(socketPath)) {
-        const sock = await new Promise<net.Socket | undefined>((resolve) => {
-          const s = net.connect(socketPath);
-          s.once('connect', () => resolve(s));
-          s.once('error', () => resolve(undefined));
-        });
-        if (sock) {
-          const q = new Qmp(sock);
-          await q.next();
-          await q.execute('qmp_capabilities');
-          return q;
-        }
-      }
-      if (Date.now() > deadline) throw new QmpError(`no QMP socket at ${socketPath} within ${o.deadlineMs} ms`);
-      await new Promise((r) => setTimeout(r, 10));
+  static async connect(socketPath: string, o: { deadlineMs: number; alive: () => boolean; replyMs?: number }): Promise<Qmp> {
+    const tryOnce = (): Promise<net.Socket | undefined> =>
+      existsSync(socketPath)
+        ? new Promise((resolve) => {
+            const s = net.connect(socketPath);
+            s.once('connect', () => resolve(s));
+            s.once('error', () => resolve(undefined));
+          })
+        : Promise.resolve(undefined);
+    const w = await waitUntil(tryOnce, { deadlineMs: o.deadlineMs, intervalMs: 10, alive: o.alive });
+    if (w.end === 'dead') throw new QmpError('QEMU exited before its QMP socket was up');
+    if (w.end !== 'ready') throw new QmpError(`no QMP socket at ${socketPath} within ${o.deadlineMs} ms`);
+    const q = new Qmp(w.value, o.replyMs ?? QMP_REPLY_MS);
+    try {
+      await q.next('the greeting');
+      await q.execute('qmp_capabilities');
+    } catch (e) {
+      q.close();
+      throw e;
     }
+    return q;
   }
 
-  private next(): Promise<QmpReply> {
+  private next(what: string): Promise<QmpReply> {
     if (this.closed) return Promise.reject(this.closed);
-    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+    return new Promise((resolve, reject) => {
+      // A late answer would be taken for the next command's: after a timeout the connection is closed.
+      const timer = setTimeout(() => {
+        const e = new QmpError(`QMP: no answer to ${what} within ${this.replyMs} ms`);
+        this.waiting = this.waiting.filter((w) => w !== entry);
+        this.closed ??= e;
+        this.sock.destroy();
+        reject(e);
+      }, this.replyMs);
+      const entry = {
+        resolve: (r: QmpReply) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      this.waiting.push(entry);
+    });
   }
 
   /** Runs a command; resolves with its return value, rejects with QEMU's error. */
   async execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T> {
-    const reply = this.next();
+    const reply = this.next(command);
     this.sock.write(JSON.stringify(args ? { execute: command, arguments: args } : { execute: command }) + '\n');
     const r = await reply;
     if (r.error) throw new QmpError(`${command}: ${r.error.class}: ${r.error.desc}`);

@@ -26,6 +26,7 @@ import {
 } from './snapshot.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { isPortInUse, QEMU, Vm } from './vm.ts';
+import { settlesWithin } from '../core/wait.ts';
 
 /** What a resumed guest prints on its console once its clock is set. */
 export const RESUMED_MARKER = 'kmodvm-init: resumed from a snapshot';
@@ -59,7 +60,7 @@ export async function resumeVm(o: {
     }
     if (status !== 'running') {
       // A QEMU that cannot load the state exits; its stderr says why.
-      await Promise.race([vm.waitExit(), new Promise((r) => setTimeout(r, 3000))]);
+      await settlesWithin(vm.waitExit(), 3000);
       const said = vm.exit?.stderr.trim().split('\n').pop();
       throw new KmodvmError('boot', `the guest did not resume from ${o.spec.incoming} (${vm.alive ? status : `QEMU exited${said ? `: ${said}` : ''}`})`, {
         evidence: vm.alive ? '' : await vm.deathEvidence(),

@@ -16,6 +16,7 @@ import { run } from '../core/proc.ts';
 import { Qmp } from './qmp.ts';
 import type { VmSpec } from './qemu-args.ts';
 import { SSHD_READY_MARKER, Vm } from './vm.ts';
+import { settlesWithin, waitUntil } from '../core/wait.ts';
 
 export const SNAPSHOT_FD = 3;
 export interface SnapshotMeta {
@@ -85,14 +86,17 @@ export async function findSnapshot(cacheDir: string, key: string): Promise<strin
 
 /** Waits (polling QMP against the deadline, QEMU alive) until the migration ends; returns its final status. */
 export async function migrationEnd(qmp: Qmp, vm: Vm, deadline: number, what: 'query-migrate' | 'query-status'): Promise<string> {
-  for (;;) {
-    if (!vm.alive) return 'qemu-exited';
-    const r = await qmp.execute<{ status?: string }>(what).catch(() => ({ status: 'qemu-exited' }));
-    const status = r.status ?? 'none';
-    if (!['setup', 'active', 'device', 'pre-switchover', 'inmigrate', 'none'].includes(status)) return status;
-    if (Date.now() > deadline) return `still ${status} at the deadline`;
-    await new Promise((res) => setTimeout(res, 10));
-  }
+  let status = 'none';
+  const w = await waitUntil(
+    async () => {
+      const r = await qmp.execute<{ status?: string }>(what).catch(() => ({ status: 'qemu-exited' }));
+      status = r.status ?? 'none';
+      return !['setup', 'active', 'device', 'pre-switchover', 'inmigrate', 'none'].includes(status) && status;
+    },
+    { deadlineMs: Math.max(0, deadline - Date.now()), intervalMs: 10, alive: () => vm.alive },
+  );
+  if (w.end === 'ready') return w.value;
+  return w.end === 'dead' ? 'qemu-exited' : `still ${status} at the deadline`;
 }
 
 /** Saves the running guest's state into file through a unix socket this process listens on (no shell: QEMU's exec: URIs need one). */
@@ -183,7 +187,7 @@ export async function takeSnapshot(o: {
       } finally {
         qmp.close();
       }
-      await Promise.race([vm.waitExit(), new Promise((r) => setTimeout(r, 5000))]);
+      await settlesWithin(vm.waitExit(), 5000);
       const meta: SnapshotMeta = {
         key: o.key,
         imageKey: o.imageKey,

@@ -2,6 +2,8 @@
 // that QEMU is alive, and kill it on every way out (exit, error, Ctrl-C).
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { readFrom } from '../core/disk.ts';
+import { waitUntil } from '../core/wait.ts';
 import net from 'node:net';
 import { execa, type ResultPromise } from 'execa';
 import { KmodvmError, onSignalCleanup } from '../core/errors.ts';
@@ -137,26 +139,27 @@ export class Vm {
       .join('\n');
   }
 
-  /** Waits until the guest prints marker on the serial console, checking on every round that QEMU is alive. */
+  /** Waits until the guest prints marker on the serial console, reading only what the log gained, with QEMU alive on every round. */
   async waitForSerial(marker: string, deadlineMs: number): Promise<void> {
-    const deadline = Date.now() + deadlineMs;
-    for (;;) {
-      if (!this.alive) {
-        await this.waitExit();
-        throw new KmodvmError('boot', `QEMU exited before the guest printed "${marker}"`, {
-          evidence: await this.deathEvidence(),
-          hint: await this.deathHint(),
-        });
-      }
-      if ((await readFile(this.spec.serialLog, 'utf8').catch(() => '')).includes(marker)) return;
-      if (Date.now() > deadline) {
-        throw new KmodvmError('boot', `the guest did not print "${marker}" within ${Math.round(deadlineMs / 1000)} s`, {
-          evidence: `serial console (${this.spec.serialLog}), last lines:\n${await this.serialTail(30)}`,
-          hint: 'raise --boot-timeout on a slow host, or read the serial log for a hang',
-        });
-      }
-      await new Promise((r) => setTimeout(r, 20));
+    let at = 0;
+    let carry = '';
+    const seen = async (): Promise<boolean> => {
+      const more = await readFrom(this.spec.serialLog, at);
+      at += Buffer.byteLength(more);
+      const text = carry + more;
+      carry = text.slice(-marker.length);
+      return text.includes(marker);
+    };
+    const w = await waitUntil(seen, { deadlineMs, intervalMs: 20, alive: () => this.alive });
+    if (w.end === 'ready') return;
+    if (w.end === 'dead') {
+      await this.waitExit();
+      throw new KmodvmError('boot', `QEMU exited before the guest printed "${marker}"`, { evidence: await this.deathEvidence(), hint: await this.deathHint() });
     }
+    throw new KmodvmError('boot', `the guest did not print "${marker}" within ${Math.round(deadlineMs / 1000)} s`, {
+      evidence: `serial console (${this.spec.serialLog}), last lines:\n${await this.serialTail(30)}`,
+      hint: 'raise --boot-timeout on a slow host, or read the serial log for a hang',
+    });
   }
 
   /**
@@ -172,13 +175,8 @@ export class Vm {
     const deadline = Date.now() + o.deadlineMs;
     if (o.readyMarker) await this.waitForSerial(o.readyMarker, o.deadlineMs);
     let lastErr = 'no attempt yet';
-    for (;;) {
-      if (!this.alive) {
-        await this.waitExit();
-        throw new KmodvmError('boot', 'QEMU exited before SSH was ready', { evidence: await this.deathEvidence(), hint: await this.deathHint() });
-      }
+    const attempt = async (): Promise<SshSession | undefined> => {
       const left = deadline - Date.now();
-      if (left <= 0) break;
       try {
         return await Promise.race([
           SshSession.connect({
@@ -198,8 +196,14 @@ export class Vm {
           });
         }
         lastErr = (e as Error).message;
+        return undefined;
       }
-      await new Promise((r) => setTimeout(r, Math.min(o.pollMs ?? 100, Math.max(0, deadline - Date.now()))));
+    };
+    const w = await waitUntil(attempt, { deadlineMs: Math.max(0, deadline - Date.now()), intervalMs: o.pollMs ?? 100, alive: () => this.alive });
+    if (w.end === 'ready') return w.value;
+    if (w.end === 'dead') {
+      await this.waitExit();
+      throw new KmodvmError('boot', 'QEMU exited before SSH was ready', { evidence: await this.deathEvidence(), hint: await this.deathHint() });
     }
     throw new KmodvmError('boot', `SSH was not ready within ${Math.round(o.deadlineMs / 1000)} s (last: ${lastErr})`, {
       evidence: `serial console (${this.spec.serialLog}), last lines:\n${await this.serialTail(30)}`,

@@ -72,3 +72,19 @@ t.test('connect: a dead QEMU fails at once; a socket that never comes fails at t
   await t.rejects(Qmp.connect(missing, { deadlineMs: 200, alive: () => true }), /no QMP socket at .* within 200 ms/);
   t.ok(Date.now() - t0 < 2000, 'gave up near the deadline');
 });
+
+t.test('a QEMU that never sends its greeting, or never answers, ends in a QmpError within the reply timeout', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-qmp-'));
+  const silent = path.join(dir, 'silent.sock');
+  const srv = net.createServer(() => undefined); // accepts, says nothing
+  await new Promise<void>((r) => srv.listen(silent, r));
+  t.teardown(() => srv.close());
+  const t0 = Date.now();
+  await t.rejects(Qmp.connect(silent, { deadlineMs: 2000, alive: () => true, replyMs: 200 }), /no answer to the greeting within 200 ms/);
+  t.ok(Date.now() - t0 < 1500, 'it did not wait for the connect deadline');
+  const mute = path.join(dir, 'mute.sock');
+  const greetsOnly = net.createServer((c) => c.write(`${recorded.split('\n')[0]}\n`));
+  await new Promise<void>((r) => greetsOnly.listen(mute, r));
+  t.teardown(() => greetsOnly.close());
+  await t.rejects(Qmp.connect(mute, { deadlineMs: 2000, alive: () => true, replyMs: 200 }), /no answer to qmp_capabilities within 200 ms/);
+});
