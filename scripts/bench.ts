@@ -7,7 +7,8 @@ import { execa } from 'execa';
 import { chooseAccel, hostFacts } from './lib/host/accel.ts';
 import { markdownTable, summarize, type BenchRow } from './lib/loop/bench.ts';
 import { log, main } from './lib/cli/cli.ts';
-import { loadConfig } from './lib/core/flags.ts';
+import { helpFor, parseCommand } from './lib/cli/commands.ts';
+import { KmodvmError } from './lib/core/errors.ts';
 import { ensureImage } from './lib/image/image.ts';
 import { genericInitrd } from './lib/image/initrd.ts';
 import { run } from './lib/core/proc.ts';
@@ -15,26 +16,29 @@ import { existsSync } from 'node:fs';
 import { accelArgs, baseArgs, consoleArgs, firmwareArgs, kernelArgs, QBOOT, sizeArgs } from './lib/vm/qemu-args.ts';
 import { bootVm } from './lib/loop/pipeline.ts';
 import { benchSuite } from './lib/loop/bench-suite.ts';
+import { benchCli } from './lib/loop/bench-cli.ts';
 import { QEMU } from './lib/vm/vm.ts';
 import { waitUntil } from './lib/core/wait.ts';
 
-const argv = process.argv.slice(2);
-const ri = argv.indexOf('--runs');
-const runs = ri >= 0 ? Number(argv.splice(ri, 2)[1]) : 5;
-// --only floor,boot_to_ssh: measure just these rows (for iterating on one figure).
-const oi = argv.indexOf('--only');
-const only = oi >= 0 ? new Set(argv.splice(oi, 2)[1].split(',')) : undefined;
-const want = (key: string): boolean => !only || only.has(key);
-
 await main(async () => {
-  const { config: c } = loadConfig(argv);
+  const { config: c, own, help } = parseCommand('bench', process.argv.slice(2));
+  if (help) {
+    process.stdout.write(`${helpFor('bench')}\n`);
+    return 0;
+  }
+  const runs = own.runs === undefined ? 5 : Number(own.runs);
+  if (!Number.isInteger(runs) || runs < 1 || runs > 100 || !/^\d+$/.test(String(own.runs ?? 5)))
+    throw new KmodvmError('usage', `--runs must be a whole number from 1 to 100, got ${JSON.stringify(own.runs)}`, { hint: 'kmodvm bench --runs 3' });
+  // --rows floor,boot_to_ssh: measure just these rows (for iterating on one figure).
+  const only = typeof own.rows === 'string' ? new Set(own.rows.split(',')) : undefined;
+  const want = (key: string): boolean => !only || only.has(key);
   const img = await ensureImage(c, log);
   const { accel } = chooseAccel(c.accel, hostFacts());
   const out = path.join(c.runsDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   await mkdir(out, { recursive: true });
-  // As npm run starts them: node --import tsx (one process; the tsx CLI adds a second node).
-  const ts = (script: string, args: string[], o: { timeout?: number; all?: boolean } = {}) =>
-    execa(process.execPath, ['--import', 'tsx', path.join(c.root, script), ...args], { reject: false, cwd: c.root, ...o });
+  // As npm run and npx start them: the compiled CLI (bin/kmodvm.js).
+  const ts = (command: string, args: string[], o: { timeout?: number; all?: boolean } = {}) =>
+    execa(process.execPath, [path.join(c.root, 'bin/kmodvm.js'), command, ...args], { reject: false, cwd: c.root, ...o });
   const rows: BenchRow[] = [];
   const row = (key: string, label: string): BenchRow => {
     const r = { key, label, samples: [] as number[] };
@@ -97,7 +101,7 @@ await main(async () => {
     if (!wanted) return;
     for (let i = 0; i < n; i++) {
       const t0 = Date.now();
-      const p = await ts('scripts/vm-test.ts', ['--runs-dir', out, ...args], { timeout: 20 * 60_000 });
+      const p = await ts('test', ['--runs-dir', out, ...args], { timeout: 20 * 60_000 });
       if (p.exitCode === 0) r.samples.push((Date.now() - t0) / 1000);
       else log(`${r.key}: a run failed (exit ${p.exitCode}); not counted`);
     }
@@ -121,7 +125,7 @@ await main(async () => {
     await cp(path.join(c.root, 'kmodvm.yaml'), path.join(src, 'kmodvm.yaml'));
     await cp(path.join(c.root, 'test/expected'), path.join(src, 'test/expected'), { recursive: true });
     const name = `bench-${process.pid}`;
-    const w = ts('scripts/vm-watch.ts', ['--name', name, '--suite', path.join(src, 'kmodvm.yaml'), '--runs-dir', out], { all: true });
+    const w = ts('watch', ['--name', name, '--suite', path.join(src, 'kmodvm.yaml'), '--runs-dir', out], { all: true });
     let text = '';
     const verdicts = (): number[] => [...text.matchAll(/save to verdict ([\d.]+) s/g)].map((m) => Number(m[1]));
     const waitFor = async (pred: () => boolean, ms: number): Promise<boolean> =>
@@ -144,7 +148,7 @@ await main(async () => {
     }
     w.kill('SIGINT');
     await w;
-    await ts('scripts/vm-instance.ts', ['down', '--name', name]);
+    await ts('down', ['--name', name]);
     log(`watch: module ${mod.samples.join(' ')}; app ${app.samples.join(' ')}`);
   }
 
@@ -153,10 +157,10 @@ await main(async () => {
   const perTest = row('suite_per_test', 'suite of 20 small tests: cost per test after the first (mean of tests 2-20)');
   if (want('suite_20_total') || want('suite_per_test')) {
     const dir = await benchSuite(await mkdtemp(path.join(os.tmpdir(), 'kmodvm-bench-suite-')), 20);
-    await ts('scripts/vm-test.ts', ['--runs-dir', out, '--suite', path.join(dir, 'kmodvm.yaml')], { timeout: 20 * 60_000 }); // warms the host build tree's first kbuild
+    await ts('test', ['--runs-dir', out, '--suite', path.join(dir, 'kmodvm.yaml')], { timeout: 20 * 60_000 }); // warms the host build tree's first kbuild
     for (let i = 0; i < runs; i++) {
       const t0 = Date.now();
-      const p = await ts('scripts/vm-test.ts', ['--runs-dir', out, '--suite', path.join(dir, 'kmodvm.yaml')], { timeout: 20 * 60_000 });
+      const p = await ts('test', ['--runs-dir', out, '--suite', path.join(dir, 'kmodvm.yaml')], { timeout: 20 * 60_000 });
       const runDir = /run directory: (\S+)/.exec(p.stderr)?.[1];
       if (p.exitCode !== 0 || !runDir) {
         log(`suite: a run failed (exit ${p.exitCode}); not counted`);
@@ -178,6 +182,7 @@ await main(async () => {
     'guest',
     '--no-replay',
   ]);
+  await benchCli(c, runs, row, { want, log });
   const cold = row('cold_image_build', 'cold image build (from the image manifest, once)');
   cold.samples.push(img.manifest.buildSeconds);
   const result = summarize(rows, runs, accel);

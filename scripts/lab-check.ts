@@ -1,24 +1,32 @@
 // npm run lab:check -- N [--solution]: grades exercise N in the VM.
 // Exit 0 only on a full score.
 import { log, main } from './lib/cli/cli.ts';
-import { loadConfig } from './lib/core/flags.ts';
+import { helpFor, parseCommand } from './lib/cli/commands.ts';
 import { KmodvmError } from './lib/core/errors.ts';
+import { defaultRoot } from './lib/core/config.ts';
+import path from 'node:path';
 import { EXERCISES, findExercise, formatGrade, grade } from './lib/loop/lab.ts';
 import { allChecks, summary, writeReports } from './lib/verdict/report.ts';
 import { runVmTest } from './lib/loop/vm-test-run.ts';
 
 await main(async () => {
   const argv = process.argv.slice(2);
-  const solution = argv.includes('--solution');
-  const rest = argv.filter((a) => a !== '--solution');
-  const n = Number(rest.find((a) => /^\d+$/.test(a)));
-  const e = findExercise(n);
+  const first = parseCommand('lab-check', argv);
+  if (first.help) {
+    process.stdout.write(`${helpFor('lab-check')}\n`);
+    return 0;
+  }
+  const solution = Boolean(first.own.solution);
+  const n = Number(first.positionals[0]);
+  const e = first.positionals.length === 1 && /^\d+$/.test(first.positionals[0]) ? findExercise(n) : undefined;
   if (!e)
-    throw new KmodvmError('usage', `no exercise ${JSON.stringify(rest[0] ?? '')}`, {
+    throw new KmodvmError('usage', `no exercise ${JSON.stringify(first.positionals.join(' '))}`, {
       hint: `choose one of ${EXERCISES.map((x) => `${x.n} (${x.title})`).join(', ')}`,
     });
   const src = solution ? e.solution : e.starter;
-  const { config } = loadConfig([...rest.filter((a) => a !== String(n)), '--module-dir', src.moduleDir, '--app-dir', src.appDir, '--transcript', e.transcript]);
+  const opts = argv.filter((a) => a !== first.positionals[0] && a !== '--solution');
+  const at = (p: string): string => path.resolve(defaultRoot(), p);
+  const { config } = parseCommand('lab-check', opts, process.env, { moduleDir: at(src.moduleDir), appDir: at(src.appDir), transcript: at(e.transcript) });
   const r = await runVmTest(config, { log: () => undefined });
   await writeReports(r);
   log(summary(r));

@@ -1,5 +1,5 @@
 // npm run vm:image -- build|info|key|prune|export|import: the cached guest image.
-import { loadConfig } from './lib/core/flags.ts';
+import { helpFor, parseCommand } from './lib/cli/commands.ts';
 import { log, main } from './lib/cli/cli.ts';
 import { KmodvmError } from './lib/core/errors.ts';
 import { buildImage, ensureImage, findImage, imageKey } from './lib/image/image.ts';
@@ -9,10 +9,10 @@ import { mib } from './lib/core/disk.ts';
 import { applyPrune, pruneHint, prunePlan } from './lib/loop/prune.ts';
 
 await main(async () => {
-  const { config, positionals, help } = loadConfig(process.argv.slice(2));
+  const { config, positionals, help, own } = parseCommand('image', process.argv.slice(2));
   const [cmd = 'info'] = positionals;
   if (help) {
-    process.stdout.write('usage: npm run vm:image -- build [--force] | info | key | prune [--dry-run] | export FILE | import FILE\n');
+    process.stdout.write(`${helpFor('image')}\n`);
     return 0;
   }
   switch (cmd) {
@@ -21,7 +21,7 @@ await main(async () => {
       return 0;
     case 'build': {
       await preflight(log);
-      const img = process.argv.includes('--force')
+      const img = own.force
         ? await buildImage(config, log, { onBuilt: () => pruneHint(config, log) })
         : await ensureImage(config, log, { onBuilt: () => pruneHint(config, log) });
       process.stdout.write(img.dir + '\n');

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import { log, main } from './lib/cli/cli.ts';
-import { loadConfig } from './lib/core/flags.ts';
+import { helpFor, parseCommand, splitLeading, type CommandName } from './lib/cli/commands.ts';
 import { KmodvmError } from './lib/core/errors.ts';
 import { connect, listNames, lookup, requireRunning, uptime } from './lib/vm/instance.ts';
 import { downInstance, upInstance } from './lib/loop/instance-run.ts';
@@ -10,23 +10,17 @@ import { remoteCommand } from './lib/guest/ssh.ts';
 
 const [verb, ...rest] = process.argv.slice(2);
 
-/** vm:ssh keeps everything after its own options as the guest command, so `ls -l` stays intact. */
-function splitSshArgs(argv: string[]): { opts: string[]; command: string[] } {
-  const opts: string[] = [];
-  let i = 0;
-  while (i < argv.length && /^--(name|cache-dir)(=|$)/.test(argv[i])) {
-    opts.push(argv[i]);
-    if (!argv[i].includes('=')) opts.push(argv[i + 1] ?? '');
-    i += argv[i].includes('=') ? 1 : 2;
-  }
-  if (argv[i] === '--') i++;
-  return { opts, command: argv.slice(i) };
-}
-
 await main(async () => {
+  if (
+    ['up', 'ssh', 'logs', 'status', 'down'].includes(verb) &&
+    (verb === 'ssh' ? splitLeading('ssh', rest).opts : rest).some((a) => a === '--help' || a === '-h')
+  ) {
+    process.stdout.write(`${helpFor(verb as CommandName)}\n`);
+    return 0;
+  }
   switch (verb) {
     case 'up': {
-      const { config } = loadConfig(rest);
+      const { config } = parseCommand('up', rest);
       const { state, already } = await upInstance(config, config.name, log);
       if (already) log(`instance ${state.name} is already up (pid ${state.pid}, up ${uptime(state)}); nothing to do`);
       log(
@@ -40,8 +34,8 @@ await main(async () => {
       return 0;
     }
     case 'ssh': {
-      const { opts, command } = splitSshArgs(rest);
-      const { config } = loadConfig(opts);
+      const { opts, rest: command } = splitLeading('ssh', rest);
+      const { config } = parseCommand('ssh', opts);
       const state = await requireRunning(config, config.name, log);
       const session = await connect(state);
       try {
@@ -56,7 +50,8 @@ await main(async () => {
       }
     }
     case 'logs': {
-      const { config, follow } = loadConfig(rest);
+      const { config, own } = parseCommand('logs', rest);
+      const follow = Boolean(own.follow);
       const state = await requireRunning(config, config.name, log);
       if (!existsSync(state.serialLog)) throw new KmodvmError('boot', `no serial log at ${state.serialLog}`);
       // tail(1) does the following; it ends when we are interrupted.
@@ -64,7 +59,7 @@ await main(async () => {
       return r.exitCode ?? 0;
     }
     case 'status': {
-      const { config } = loadConfig(rest);
+      const { config } = parseCommand('status', rest);
       const rows: string[][] = [['NAME', 'PID', 'PORT', 'UPTIME', 'ACCEL', 'IMAGE', 'KERNEL']];
       for (const name of await listNames(config)) {
         const l = await lookup(config, name);
@@ -90,7 +85,7 @@ await main(async () => {
       return 0;
     }
     case 'down': {
-      const { config } = loadConfig(rest);
+      const { config } = parseCommand('down', rest);
       const l = await lookup(config, config.name);
       if (!l.alive) {
         log(l.staleNote ?? `instance ${config.name} is not up`);

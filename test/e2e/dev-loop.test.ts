@@ -152,6 +152,6 @@ t.test('vm:down powers it off and forgets it', async (t) => {
   const st = await cli('status', []);
   t.notMatch(st.stdout, new RegExp(`^${name} `, 'm'));
   const ssh = await cli('ssh', ['--name', name, 'true']);
-  t.equal(ssh.exitCode, 5, 'no instance: a boot-class error');
+  t.equal(ssh.exitCode, 2, 'no instance of that name: bad input (usage), not a VM failure');
   t.match(ssh.stderr, /no running instance named .*\nnext: start it: npm run vm:up -- --name/);
 });

@@ -83,11 +83,20 @@ export interface Config {
   reuse: string;
   /** Print the plan and the exact QEMU command, run nothing. Default false. Flag --dry-run. */
   dryRun: boolean;
+  /** Print the exact QEMU and mmdebstrap commands as they run (always printed with --dry-run). Default false: one line per step. Flag --verbose. */
+  verbose: boolean;
   timeouts: Timeouts;
 }
 
+/** This checkout (or installed package): the nearest directory up from this file with qemu/ and package.json, so it holds when bundled into dist/ too. */
 export function defaultRoot(): string {
-  return path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..', '..');
+  let dir = path.dirname(new URL(import.meta.url).pathname);
+  while (!(existsSync(path.join(dir, 'qemu')) && existsSync(path.join(dir, 'package.json')))) {
+    const up = path.dirname(dir);
+    if (up === dir) return path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..', '..');
+    dir = up;
+  }
+  return dir;
 }
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv): string {
@@ -127,6 +136,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot(),
     name: 'default',
     reuse: '',
     dryRun: false,
+    verbose: false,
     timeouts: { boot: 180, build: 600, load: 60, app: 60, command: 60 },
   };
 }

@@ -1,118 +1,75 @@
 // The command line and the environment, as a Config: KMODVM_* variables,
-// then flags, over the defaults (config.ts). Unknown flags are bad input.
+// then flags, over the defaults (config.ts). Which flags a command takes is
+// its own list from the one option table (options.ts); any other flag is bad
+// input.
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { type Config, defaultConfig, defaultRoot, type Timeouts, validateConfig } from './config.ts';
 import { KmodvmError } from './errors.ts';
+import { OPTIONS, type OptionName, type OptionSpec } from './options.ts';
 
-/** Reads KMODVM_* variables. */
+const ALL = Object.keys(OPTIONS) as OptionName[];
+const spec = (n: string): OptionSpec => (OPTIONS as Record<string, OptionSpec>)[n];
+
+/** Reads the KMODVM_* variables that the option table names. */
 export function fromEnv(env: NodeJS.ProcessEnv): Partial<Config> {
   const out: Record<string, unknown> = {};
-  if (env.KMODVM_ACCEL) out.accel = env.KMODVM_ACCEL;
-  if (env.KMODVM_PROFILE) out.profile = env.KMODVM_PROFILE;
-  if (env.KMODVM_KERNEL) out.kernel = env.KMODVM_KERNEL;
-  if (env.KMODVM_BUILD) out.build = env.KMODVM_BUILD;
-  if (env.KMODVM_REPLAY) out.replay = env.KMODVM_REPLAY;
-  if (env.KMODVM_RESUME) out.resume = env.KMODVM_RESUME;
-  if (env.KMODVM_RUNS_DIR) out.runsDir = env.KMODVM_RUNS_DIR;
-  if (env.KMODVM_MIRROR) out.mirror = env.KMODVM_MIRROR;
-  if (env.KMODVM_MEMORY) out.memoryMiB = env.KMODVM_MEMORY;
-  if (env.KMODVM_CPUS) out.cpus = env.KMODVM_CPUS;
-  if (env.KMODVM_SHARD) out.shard = env.KMODVM_SHARD;
+  for (const n of ALL) {
+    const o = spec(n);
+    if (o.env && o.field && env[o.env]) out[o.field] = env[o.env];
+  }
   return out as Partial<Config>;
 }
 
-export const CLI_OPTIONS = {
-  accel: { type: 'string' },
-  build: { type: 'string' },
-  'cache-dir': { type: 'string' },
-  'runs-dir': { type: 'string' },
-  mirror: { type: 'string' },
-  memory: { type: 'string' },
-  cpus: { type: 'string' },
-  'module-dir': { type: 'string' },
-  'app-dir': { type: 'string' },
-  transcript: { type: 'string' },
-  suite: { type: 'string' },
-  only: { type: 'string', multiple: true },
-  shard: { type: 'string' },
-  update: { type: 'boolean' },
-  recipe: { type: 'string' },
-  kernel: { type: 'string' },
-  profile: { type: 'string' },
-  'splat-rules': { type: 'string' },
-  'kernel-image': { type: 'string' },
-  'kernel-build-dir': { type: 'string' },
-  'kernel-initrd': { type: 'string' },
-  'boot-timeout': { type: 'string' },
-  'build-timeout': { type: 'string' },
-  'load-timeout': { type: 'string' },
-  'app-timeout': { type: 'string' },
-  'dry-run': { type: 'boolean' },
-  'no-replay': { type: 'boolean' },
-  'no-resume': { type: 'boolean' },
-  name: { type: 'string' },
-  reuse: { type: 'string' },
-  follow: { type: 'boolean', short: 'f' },
-  force: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
+/** Options for parseArgs: the command's own, from the table, plus its extra ones. */
+export function parseOptions(names: readonly string[], extra: Record<string, OptionSpec> = {}): NonNullable<ParseArgsConfig['options']> {
+  const out: NonNullable<ParseArgsConfig['options']> = {};
+  for (const n of names) {
+    const o = extra[n] ?? spec(n);
+    out[n] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
+  }
+  return out;
+}
 
 export interface Cli {
   config: Config;
   help: boolean;
-  follow: boolean;
+  /** The command's own options (those without a Config field), as parsed. */
+  own: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];
 }
 
-/** Builds the configuration from argv and env. Unknown flags are a usage error. */
-export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, root = defaultRoot(), cwd = process.cwd()): Cli {
-  const parse = () => parseArgs({ args: argv, options: CLI_OPTIONS, allowPositionals: true, strict: true });
-  let parsed: ReturnType<typeof parse>;
+export interface LoadOptions {
+  /** The option names this command takes (default: all in the table). */
+  names?: readonly string[];
+  /** The command's own options, not in the table. */
+  extra?: Record<string, OptionSpec>;
+  hint?: string;
+  /** Fields the command sets itself, over the flags (lab-check's exercise). */
+  set?: Partial<Config>;
+}
+
+/** Builds the configuration from argv and env. A flag the command does not take is a usage error. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, root = defaultRoot(), cwd = process.cwd(), o: LoadOptions = {}): Cli {
+  const names = o.names ?? ALL;
+  let parsed: { values: Record<string, string | boolean | (string | boolean)[] | undefined>; positionals: string[] };
   try {
-    parsed = parse();
+    parsed = parseArgs({ args: argv, options: parseOptions(names, o.extra), allowPositionals: true, strict: true });
   } catch (e) {
-    throw new KmodvmError('usage', (e as Error).message, { hint: 'run with --help for the flags' });
+    throw new KmodvmError('usage', (e as Error).message, { hint: o.hint ?? 'run with --help for the flags' });
   }
-  const v = parsed.values;
   const cli: Record<string, unknown> = {};
-  const map: [keyof typeof v, string][] = [
-    ['accel', 'accel'],
-    ['build', 'build'],
-    ['cache-dir', 'cacheDir'],
-    ['runs-dir', 'runsDir'],
-    ['mirror', 'mirror'],
-    ['memory', 'memoryMiB'],
-    ['cpus', 'cpus'],
-    ['module-dir', 'moduleDir'],
-    ['app-dir', 'appDir'],
-    ['transcript', 'transcript'],
-    ['suite', 'suite'],
-    ['only', 'only'],
-    ['shard', 'shard'],
-    ['update', 'update'],
-    ['recipe', 'recipe'],
-    ['kernel', 'kernel'],
-    ['profile', 'profile'],
-    ['splat-rules', 'splatRules'],
-    ['kernel-image', 'kernelImage'],
-    ['kernel-build-dir', 'kernelBuildDir'],
-    ['kernel-initrd', 'kernelInitrd'],
-    ['dry-run', 'dryRun'],
-    ['name', 'name'],
-    ['reuse', 'reuse'],
-  ];
-  for (const [flag, field] of map) if (v[flag] !== undefined) cli[field] = v[flag];
-  if (v['no-replay']) cli.replay = false;
-  if (v['no-resume']) cli.resume = false;
-  const timeouts: Partial<Timeouts> = {};
-  if (v['boot-timeout'] !== undefined) timeouts.boot = v['boot-timeout'] as unknown as number;
-  if (v['build-timeout'] !== undefined) timeouts.build = v['build-timeout'] as unknown as number;
-  if (v['load-timeout'] !== undefined) timeouts.load = v['load-timeout'] as unknown as number;
-  if (v['app-timeout'] !== undefined) timeouts.app = v['app-timeout'] as unknown as number;
-  // Paths the user typed are the user's: relative to the current directory.
-  for (const k of ['moduleDir', 'appDir', 'transcript', 'suite'] as const)
-    if (typeof cli[k] === 'string' && cli[k]) cli[k] = path.resolve(cwd, cli[k] as string);
-  const config = validateConfig({ ...fromEnv(env), ...cli, timeouts }, defaultConfig(env, root, cwd));
-  return { config, help: Boolean(v.help), follow: Boolean(v.follow), positionals: parsed.positionals };
+  const timeouts: Partial<Record<keyof Timeouts, unknown>> = {};
+  const own: Cli['own'] = {};
+  for (const n of names) {
+    const v = parsed.values[n];
+    if (v === undefined) continue;
+    const s = o.extra?.[n] ?? spec(n);
+    if (!s.field) own[n] = v as string | boolean | string[];
+    else if (s.field.startsWith('timeouts.')) timeouts[s.field.slice(9) as keyof Timeouts] = v;
+    else if (s.negates) cli[s.field] = !v;
+    else cli[s.field] = s.path && typeof v === 'string' && v ? path.resolve(cwd, v) : v;
+  }
+  const config = validateConfig({ ...fromEnv(env), ...cli, ...o.set, timeouts: timeouts as Partial<Timeouts> }, defaultConfig(env, root, cwd));
+  return { config, help: Boolean(parsed.values.help), own, positionals: parsed.positionals };
 }

@@ -27,6 +27,8 @@ export interface BenchResult {
     warm_vs_classic: number | null;
     guest_build_vs_classic: number | null;
     guest_make_vs_classic: number | null;
+    cli_start_compiled_vs_tsx: number | null;
+    ssh_true_compiled_vs_tsx: number | null;
   };
   notes: string[];
 }
@@ -46,6 +48,8 @@ export function summarize(rows: readonly BenchRow[], runs: number, accel: string
       guest_build_vs_classic: ratio(medians_s.warm_vm_test_guest_build, medians_s.classic),
       // the first guest build of a module shape: make, no record to replay yet
       guest_make_vs_classic: ratio(medians_s.guest_build_make, medians_s.classic),
+      cli_start_compiled_vs_tsx: ratio(medians_s.cli_start, medians_s.cli_start_tsx),
+      ssh_true_compiled_vs_tsx: ratio(medians_s.ssh_true, medians_s.ssh_true_tsx),
     },
     notes,
   };
@@ -62,5 +66,7 @@ export function markdownTable(rows: readonly BenchRow[], r: BenchResult): string
     `| **warm / classic** | ${r.ratios.warm_vs_classic ?? 'n/a'} | |`,
     `| **guest build / classic** | ${r.ratios.guest_build_vs_classic ?? 'n/a'} | |`,
     `| guest build with make (first build of a module shape) / classic | ${r.ratios.guest_make_vs_classic ?? 'n/a'} | |`,
+    `| CLI start, compiled / tsx | ${r.ratios.cli_start_compiled_vs_tsx ?? 'n/a'} | |`,
+    `| \`kmodvm ssh -- true\`, compiled / tsx | ${r.ratios.ssh_true_compiled_vs_tsx ?? 'n/a'} | |`,
   ].join('\n');
 }

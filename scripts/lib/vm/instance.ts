@@ -83,7 +83,7 @@ export async function requireRunning(c: Config, name: string, log: (l: string) =
   const l = await lookup(c, name);
   if (l.alive) return l.state;
   if (l.staleNote) log(l.staleNote);
-  throw new KmodvmError('boot', `no running instance named ${name}`, { hint: `start it: npm run vm:up -- --name ${name}` });
+  throw new KmodvmError('usage', `no running instance named ${name}`, { hint: `start it: npm run vm:up -- --name ${name}` });
 }
 
 export async function connect(s: InstanceState): Promise<SshSession> {

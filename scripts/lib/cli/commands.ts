@@ -1,0 +1,170 @@
+// Every command, once: what it does, its positionals, and its options picked
+// from the one option table (core/options.ts) plus its own. Its help and its
+// parser come from here; it takes no flag that is not in its list.
+import type { Config } from '../core/config.ts';
+import { type Cli, loadConfig } from '../core/flags.ts';
+import { type Group, OPTIONS, type OptionSpec } from '../core/options.ts';
+
+export interface Command {
+  /** The script in scripts/ and the arguments it is given first. */
+  script: string;
+  fixed?: string[];
+  npm?: string;
+  args?: string;
+  about: string;
+  options: readonly string[];
+  own?: Record<string, OptionSpec>;
+  /** What follows the options, for help (vm:ssh: the guest command). */
+  tail?: string;
+}
+
+const SUITE = ['suite', 'only', 'shard', 'update', 'module-dir', 'app-dir', 'transcript'] as const;
+const GUEST = ['kernel', 'accel', 'profile', 'memory', 'cpus', 'recipe', 'mirror', 'no-resume', 'kernel-image', 'kernel-build-dir', 'kernel-initrd'] as const;
+const BUILD = ['build', 'no-replay'] as const;
+const TIMEOUTS = ['boot-timeout', 'build-timeout', 'load-timeout', 'app-timeout'] as const;
+const RUN = ['splat-rules', 'cache-dir', 'runs-dir', ...TIMEOUTS, 'dry-run', 'verbose', 'help'] as const;
+
+export const COMMANDS = {
+  test: {
+    script: 'vm-test.ts',
+    npm: 'npm run vm:test --',
+    about: 'build, load and judge the suite (./kmodvm.yaml, or --suite FILE) in a fresh guest',
+    options: [...SUITE, ...GUEST, 'reuse', ...BUILD, ...RUN],
+  },
+  up: {
+    script: 'vm-instance.ts',
+    fixed: ['up'],
+    npm: 'npm run vm:up --',
+    about: 'boot an instance that stays up, to SSH into',
+    options: ['name', ...GUEST, 'cache-dir', 'boot-timeout', 'verbose', 'help'],
+  },
+  ssh: {
+    script: 'vm-instance.ts',
+    fixed: ['ssh'],
+    npm: 'npm run vm:ssh --',
+    about: 'a shell on the instance, or one command',
+    options: ['name', 'cache-dir', 'help'],
+    tail: '[--] [COMMAND ARG...]',
+  },
+  logs: {
+    script: 'vm-instance.ts',
+    fixed: ['logs'],
+    npm: 'npm run vm:logs --',
+    about: "the instance's serial console",
+    options: ['name', 'cache-dir', 'follow', 'help'],
+    own: { follow: { type: 'boolean', short: 'f', group: 'command', help: 'keep printing what it adds' } },
+  },
+  status: { script: 'vm-instance.ts', fixed: ['status'], npm: 'npm run vm:status --', about: 'the running instances', options: ['cache-dir', 'help'] },
+  down: { script: 'vm-instance.ts', fixed: ['down'], npm: 'npm run vm:down --', about: 'power an instance off', options: ['name', 'cache-dir', 'help'] },
+  watch: {
+    script: 'vm-watch.ts',
+    npm: 'npm run vm:watch --',
+    about: 'rebuild and rerun the suite on every save, on a kept instance',
+    options: ['name', ...SUITE.filter((o) => o !== 'shard' && o !== 'update'), ...GUEST, ...BUILD, ...RUN.filter((o) => o !== 'dry-run')],
+  },
+  image: {
+    script: 'vm-image.ts',
+    npm: 'npm run vm:image --',
+    args: 'build|info|key|prune|export FILE|import FILE',
+    about: 'the cached guest image: build it (--force: again), show it, its key, prune old ones, export or import it',
+    options: ['kernel', 'recipe', 'mirror', 'cache-dir', 'force', 'dry-run', 'verbose', 'help'],
+    own: { force: { type: 'boolean', group: 'command', help: 'build again even when the image is cached' } },
+  },
+  judge: {
+    script: 'judge.ts',
+    npm: 'npm run judge --',
+    args: 'RUNDIR',
+    about: 'judge a saved run again, without a VM; the same exit code as the run',
+    options: ['transcript', 'splat-rules', 'help'],
+    own: { transcript: { type: 'string', arg: 'FILE', group: 'command', help: 'judge every test against this transcript instead of its own' } },
+  },
+  bench: {
+    script: 'bench.ts',
+    npm: 'npm run bench --',
+    about: 'every figure, measured in this one run, as medians and ratios (runs/bench-<time>/)',
+    options: ['runs', 'rows', 'kernel', 'accel', 'memory', 'cpus', 'cache-dir', 'runs-dir', 'verbose', 'help'],
+    own: {
+      runs: { type: 'string', arg: 'N', group: 'command', help: 'samples per row (default 5)' },
+      rows: { type: 'string', arg: 'KEY,KEY', group: 'command', help: 'measure only these rows (e.g. floor,boot_to_ssh)' },
+    },
+  },
+  'lab-check': {
+    script: 'lab-check.ts',
+    npm: 'npm run lab:check --',
+    args: 'N',
+    about: 'grade lab exercise N in the VM; exit 0 only on a full score',
+    options: ['solution', 'kernel', 'accel', 'build', 'cache-dir', 'runs-dir', 'verbose', 'help'],
+    own: { solution: { type: 'boolean', group: 'command', help: "grade the exercise's model solution instead of the starter" } },
+  },
+} as const satisfies Record<string, Command>;
+
+export type CommandName = keyof typeof COMMANDS;
+
+const GROUPS: Record<Group, string> = {
+  suite: 'The suite (docs/suite.md)',
+  guest: 'The guest',
+  build: 'The build',
+  instance: 'The instance',
+  command: 'This command',
+  run: 'Run',
+};
+
+function optionOf(c: Command, n: string): OptionSpec {
+  return c.own?.[n] ?? (OPTIONS as Record<string, OptionSpec>)[n];
+}
+
+/** The help text of a command, from its table. */
+export function helpFor(name: CommandName): string {
+  const c: Command = COMMANDS[name];
+  const head = [
+    `usage: kmodvm ${name} ${c.args ? `${c.args} ` : ''}[options]${c.tail ? ` ${c.tail}` : ''}${c.npm ? `   (or: ${c.npm} ...)` : ''}`,
+    `  ${c.about}`,
+  ];
+  const byGroup = new Map<Group, string[]>();
+  for (const n of c.options) {
+    const o = optionOf(c, n);
+    const flag = `${o.short ? `-${o.short}, ` : ''}--${n}${o.arg ? ` ${o.arg}` : ''}`;
+    const env = o.env ? ` (env ${o.env})` : '';
+    byGroup.set(o.group, [...(byGroup.get(o.group) ?? []), `  ${flag.padEnd(30)} ${o.help}${env}`]);
+  }
+  const body = (Object.keys(GROUPS) as Group[]).filter((g) => byGroup.has(g)).flatMap((g) => [`${GROUPS[g]}:`, ...(byGroup.get(g) ?? [])]);
+  return [
+    ...head,
+    ...body,
+    'Exit codes: README.md "Exit codes" (0 pass; 1, 10-15 the code under test; 2 bad input; 3-6 the host, image, VM or upload; 70 kmodvm).',
+  ].join('\n');
+}
+
+/** The top-level help: one line per command. */
+export function commandsHelp(): string {
+  const rows = (Object.keys(COMMANDS) as CommandName[]).map((n) => {
+    const c: Command = COMMANDS[n];
+    return `  ${n.padEnd(10)} ${c.about}${c.args ? ` (${c.args})` : ''}`;
+  });
+  return ['usage: kmodvm COMMAND [options]   (kmodvm COMMAND --help lists its options)', ...rows].join('\n');
+}
+
+/** Parses argv for this command only: its own flags, nothing else. */
+export function parseCommand(name: CommandName, argv: string[], env: NodeJS.ProcessEnv = process.env, set?: Partial<Config>): Cli {
+  const c: Command = COMMANDS[name];
+  return loadConfig(argv, env, undefined, process.cwd(), { names: c.options, extra: c.own, hint: `kmodvm ${name} --help lists its flags`, set });
+}
+
+/**
+ * For a command that takes a command of its own after its options (ssh): the
+ * leading options that are the command's, and everything after them, which
+ * stays intact (`kmodvm ssh --name x ls -l`). A `--` ends the options.
+ */
+export function splitLeading(name: CommandName, argv: string[]): { opts: string[]; rest: string[] } {
+  const c: Command = COMMANDS[name];
+  let i = 0;
+  while (i < argv.length) {
+    const a = argv[i];
+    if (a === '--') return { opts: argv.slice(0, i), rest: argv.slice(i + 1) };
+    const m = /^--?([\w-]+)(=.*)?$/.exec(a);
+    const n = m && (a.startsWith('--') ? m[1] : c.options.find((x) => optionOf(c, x).short === m[1]));
+    if (!n || !c.options.includes(n)) break;
+    i += optionOf(c, n).type === 'string' && !m[2] ? 2 : 1;
+  }
+  return { opts: argv.slice(0, i), rest: argv.slice(i) };
+}
