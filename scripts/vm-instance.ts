@@ -5,7 +5,6 @@ import { log, main } from './lib/cli/cli.ts';
 import { helpFor, parseCommand, splitLeading, type CommandName } from './lib/cli/commands.ts';
 import { KmodvmError } from './lib/core/errors.ts';
 import { connect, listNames, lookup, requireRunning, uptime } from './lib/vm/instance.ts';
-import { downInstance, upInstance } from './lib/loop/instance-run.ts';
 import { remoteCommand } from './lib/guest/ssh.ts';
 
 const [verb, ...rest] = process.argv.slice(2);
@@ -21,6 +20,8 @@ await main(async () => {
   switch (verb) {
     case 'up': {
       const { config } = parseCommand('up', rest);
+      // Loaded here, not at the top: ssh, logs and status start without the whole pipeline.
+      const { upInstance } = await import('./lib/loop/instance-run.ts');
       const { state, already } = await upInstance(config, config.name, log);
       if (already) log(`instance ${state.name} is already up (pid ${state.pid}, up ${uptime(state)}); nothing to do`);
       log(
@@ -91,6 +92,7 @@ await main(async () => {
         log(l.staleNote ?? `instance ${config.name} is not up`);
         return 0;
       }
+      const { downInstance } = await import('./lib/loop/instance-run.ts');
       const how = await downInstance(l.state);
       log(`instance ${config.name}: ${how === 'clean' ? 'powered off' : 'did not power off within 5 s; killed'}`);
       return 0;

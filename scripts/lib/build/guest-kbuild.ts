@@ -17,6 +17,7 @@ import { loadReplayPlan } from './kbuild-replay.ts';
 import { run } from '../core/proc.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { compilerDiagnostics, GUEST_WORK, judge, runStep, type StepRecord, type StepSpec } from '../guest/steps.ts';
+import { z } from 'zod';
 
 /** Where the guest builds the module. */
 export const GUEST_MODULE_DIR = `${GUEST_WORK}/kernel-module`;
@@ -97,13 +98,16 @@ export async function saveRecord(dir: string, r: GuestRecord): Promise<void> {
   }
 }
 
+/** A record's meta.json. */
+const recordMetaSchema = z.object({ kdir: z.string().min(1), plan: z.array(z.string()).min(1), recordedAt: z.string().optional() });
+
 /** A record saved by saveRecord, or undefined when there is none or it does not read back whole. */
 export async function loadRecord(dir: string): Promise<GuestRecord | undefined> {
   try {
-    const meta = JSON.parse(await readFile(path.join(dir, 'meta.json'), 'utf8')) as { kdir?: unknown; plan?: unknown };
+    const meta = recordMetaSchema.safeParse(JSON.parse(await readFile(path.join(dir, 'meta.json'), 'utf8')));
+    if (!meta.success) return undefined; // a record from another version, or a damaged one: make runs and records again
     const tar = await readFile(path.join(dir, 'record.tar'));
-    if (typeof meta.kdir !== 'string' || !Array.isArray(meta.plan) || !meta.plan.length || !meta.plan.every((x) => typeof x === 'string')) return undefined;
-    return { kdir: meta.kdir, plan: meta.plan as string[], tar };
+    return { kdir: meta.data.kdir, plan: meta.data.plan, tar };
   } catch {
     return undefined;
   }

@@ -5,6 +5,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
 import { KmodvmError } from './errors.ts';
 
 export type Accel = 'auto' | 'kvm' | 'tcg';
@@ -146,31 +147,46 @@ const bad = (field: string, why: string, got: unknown): KmodvmError =>
     hint: 'fix the flag or KMODVM_* variable named above; see README.md "Configuration"',
   });
 
-function int(field: string, v: unknown, lo: number, hi: number): number {
-  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < lo || n > hi) throw bad(field, `must be a whole number from ${lo} to ${hi}`, v);
-  return n;
-}
+const wholeNumber = (lo: number, hi: number) => {
+  const msg = `must be a whole number from ${lo} to ${hi}`;
+  // Digits only: "1e1" and "0x10" are not whole numbers a user meant.
+  return z.preprocess((v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v), z.number(msg).int(msg).min(lo, msg).max(hi, msg));
+};
+const yesNo = z.preprocess(
+  (v) =>
+    typeof v === 'string' ? (({ 1: true, true: true, yes: true, 0: false, false: false, no: false } as Record<string, boolean>)[v.toLowerCase()] ?? v) : v,
+  z.boolean('must be 1 or 0 (true or false)'),
+);
+const instanceName = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+const seconds = wholeNumber(1, 86400);
+
+/** The scalar fields' rules; the rules between fields follow in validateConfig. */
+const configSchema = z.looseObject({
+  accel: z.enum(['auto', 'kvm', 'tcg'], 'must be one of auto, kvm, tcg'),
+  profile: z.enum(['lean', 'systemd'], 'must be one of lean, systemd'),
+  build: z.enum(['auto', 'host', 'guest'], 'must be one of auto, host, guest'),
+  replay: yesNo,
+  resume: yesNo,
+  memoryMiB: wholeNumber(256, 65536),
+  cpus: wholeNumber(1, 64),
+  timeouts: z.object({ boot: seconds, build: seconds, load: seconds, app: seconds, command: seconds }),
+  name: z.string().regex(instanceName, 'must be 1-32 letters, digits, _ or -'),
+  reuse: z.string().refine((v) => v === '' || instanceName.test(v), 'must name an instance (1-32 letters, digits, _ or -)'),
+  mirror: z.string().refine((v) => v === '' || /^(https?|file):\/\/\S+$/.test(v), 'must be an http(s):// or file:// URL'),
+  kernel: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/, 'must be a name such as debian-12'),
+  shard: z.string().refine((v) => v === '' || /^\d+\/\d+$/.test(v), 'must be I/N, e.g. 2/4'),
+});
 
 /** Validates and normalises a partial configuration over the defaults. Throws KmodvmError('usage'). */
 export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { timeouts?: Partial<Timeouts> }, base: Config): Config {
-  const c: Config = { ...base, ...input, timeouts: { ...base.timeouts, ...(input.timeouts ?? {}) } };
-  if (!['auto', 'kvm', 'tcg'].includes(c.accel)) throw bad('accel', 'must be one of auto, kvm, tcg', c.accel);
-  if (!['lean', 'systemd'].includes(c.profile)) throw bad('profile', 'must be one of lean, systemd', c.profile);
-  if (!['auto', 'host', 'guest'].includes(c.build)) throw bad('build', 'must be one of auto, host, guest', c.build);
-  const flag = (v: unknown): unknown =>
-    typeof v === 'string' ? (({ 1: true, true: true, yes: true, 0: false, false: false, no: false } as Record<string, boolean>)[v.toLowerCase()] ?? v) : v;
-  c.replay = flag(c.replay) as boolean;
-  if (typeof c.replay !== 'boolean') throw bad('replay', 'must be 1 or 0 (true or false)', c.replay);
-  c.resume = flag(c.resume) as boolean;
-  if (typeof c.resume !== 'boolean') throw bad('resume', 'must be 1 or 0 (true or false)', c.resume);
-  c.memoryMiB = int('memoryMiB', c.memoryMiB, 256, 65536);
-  c.cpus = int('cpus', c.cpus, 1, 64);
-  for (const k of Object.keys(c.timeouts) as (keyof Timeouts)[]) c.timeouts[k] = int(`timeouts.${k}`, c.timeouts[k], 1, 86400);
-  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/.test(c.name)) throw bad('name', 'must be 1-32 letters, digits, _ or -', c.name);
-  if (c.reuse && !/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/.test(c.reuse)) throw bad('reuse', 'must name an instance (1-32 letters, digits, _ or -)', c.reuse);
-  if (c.mirror && !/^(https?|file):\/\/\S+$/.test(c.mirror)) throw bad('mirror', 'must be an http(s):// or file:// URL', c.mirror);
-  if (!/^[a-z0-9][a-z0-9.-]*$/.test(c.kernel)) throw bad('kernel', 'must be a name such as debian-12', c.kernel);
+  const merged = { ...base, ...input, timeouts: { ...base.timeouts, ...(input.timeouts ?? {}) } };
+  const r = configSchema.safeParse(merged);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    const got = i.path.reduce<unknown>((o, k) => (o as Record<PropertyKey, unknown>)?.[k], merged);
+    throw bad(i.path.join('.'), i.message, got);
+  }
+  const c = r.data as unknown as Config;
   if (!c.recipe) c.recipe = `qemu/kernels/${c.kernel}.json`;
   if (!existsSync(path.resolve(c.root, c.recipe))) {
     throw bad(

@@ -4,59 +4,57 @@
 import { createHash } from 'node:crypto';
 import { lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
+import { fieldName, parseData } from '../core/datafile.ts';
 import { KmodvmError } from '../core/errors.ts';
 
 /** Bumped when the image-building code changes what it produces. */
 export const BUILDER_VERSION = 7;
 
-export interface Recipe {
-  suite: string;
-  variant: 'essential' | 'apt' | 'minbase' | 'required' | 'important' | 'standard';
-  packages: string[];
-  dpkgPathExclude: string[];
-  /** Modules initramfs-tools puts in the stock initrd (MODULES=list). */
-  initramfsToolsModules: string[];
-  /** Modules the lean initrd loads, by name; dependencies are added from modules.dep. */
-  initrdModules: string[];
-  kernelCmdline: string[];
-  imageSizeMiB: number;
-}
-
-const bad = (file: string, field: string, why: string): KmodvmError =>
-  new KmodvmError('usage', `recipe ${file}: field \`${field}\` ${why}`, { hint: 'fix the recipe file; see docs/image.md' });
-
-const isStrList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0);
-
 /** The kernel metapackages a recipe can name: Debian's amd64 flavours. */
 export const KERNEL_PACKAGES = ['linux-image-amd64', 'linux-image-cloud-amd64', 'linux-image-rt-amd64'];
 
+const strList = z.array(z.string().min(1), 'must be a list of non-empty strings');
+
+/** The recipe file's schema; its type is Recipe. */
+export const recipeSchema = z.strictObject({
+  $comment: z.string().optional(),
+  suite: z.string('must be a Debian suite name such as bookworm').regex(/^[a-z][a-z0-9-]*$/, 'must be a Debian suite name such as bookworm'),
+  variant: z.enum(['essential', 'apt', 'minbase', 'required', 'important', 'standard'], 'must be an mmdebstrap variant'),
+  packages: strList
+    .refine((ps) => ps.every((p) => /^[a-z0-9][a-z0-9+.-]+$/.test(p)), {
+      error: (i) => `has an invalid package name ${JSON.stringify((i.input as string[]).find((p) => !/^[a-z0-9][a-z0-9+.-]+$/.test(p)))}`,
+    })
+    // A Debian amd64 kernel flavour: generic, cloud (ext4 built in) or rt.
+    .refine((ps) => ps.some((p) => KERNEL_PACKAGES.includes(p)), `must include a kernel: ${KERNEL_PACKAGES.join(', ')}`)
+    .refine((ps) => ['openssh-server', 'busybox-static', 'kmod'].every((n) => ps.includes(n)), {
+      error: (i) => `must include ${['openssh-server', 'busybox-static', 'kmod'].find((n) => !(i.input as string[]).includes(n))}`,
+    }),
+  dpkgPathExclude: strList,
+  /** Modules initramfs-tools puts in the stock initrd (MODULES=list). */
+  initramfsToolsModules: strList,
+  /** Modules the lean initrd loads, by name; dependencies are added from modules.dep. */
+  initrdModules: strList,
+  kernelCmdline: strList,
+  imageSizeMiB: z
+    .number('must be a whole number of MiB, at least 256')
+    .int('must be a whole number of MiB, at least 256')
+    .min(256, 'must be a whole number of MiB, at least 256'),
+});
+
+export type Recipe = Omit<z.infer<typeof recipeSchema>, '$comment'>;
+
+const HINT = 'fix the recipe file; see docs/image.md';
+
 export function validateRecipe(raw: unknown, file = 'recipe'): Recipe {
-  if (!raw || typeof raw !== 'object') throw bad(file, '(root)', 'must be a JSON object');
-  const r = raw as Record<string, unknown>;
-  if (typeof r.suite !== 'string' || !/^[a-z][a-z0-9-]*$/.test(r.suite)) throw bad(file, 'suite', 'must be a Debian suite name such as bookworm');
-  if (!['essential', 'apt', 'minbase', 'required', 'important', 'standard'].includes(String(r.variant)))
-    throw bad(file, 'variant', 'must be an mmdebstrap variant');
-  for (const f of ['packages', 'dpkgPathExclude', 'initramfsToolsModules', 'initrdModules', 'kernelCmdline']) {
-    if (!isStrList(r[f])) throw bad(file, f, 'must be a list of non-empty strings');
+  if (!raw || typeof raw !== 'object') throw new KmodvmError('usage', `recipe ${file}: field \`(root)\` must be a JSON object`, { hint: HINT });
+  const r = recipeSchema.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new KmodvmError('usage', `recipe ${file}: field \`${fieldName(i.path) || '(root)'}\` ${i.message}`, { hint: HINT });
   }
-  const pkgs = r.packages as string[];
-  for (const p of pkgs) if (!/^[a-z0-9][a-z0-9+.-]+$/.test(p)) throw bad(file, 'packages', `has an invalid package name ${JSON.stringify(p)}`);
-  // A Debian amd64 kernel flavour: generic, cloud (ext4 built in) or rt.
-  if (!pkgs.some((p) => KERNEL_PACKAGES.includes(p))) throw bad(file, 'packages', `must include a kernel: ${KERNEL_PACKAGES.join(', ')}`);
-  for (const need of ['openssh-server', 'busybox-static', 'kmod']) {
-    if (!pkgs.includes(need)) throw bad(file, 'packages', `must include ${need}`);
-  }
-  if (!Number.isInteger(r.imageSizeMiB) || (r.imageSizeMiB as number) < 256) throw bad(file, 'imageSizeMiB', 'must be a whole number of MiB, at least 256');
-  return {
-    suite: r.suite,
-    variant: r.variant as Recipe['variant'],
-    packages: pkgs,
-    dpkgPathExclude: r.dpkgPathExclude as string[],
-    initramfsToolsModules: r.initramfsToolsModules as string[],
-    initrdModules: r.initrdModules as string[],
-    kernelCmdline: r.kernelCmdline as string[],
-    imageSizeMiB: r.imageSizeMiB as number,
-  };
+  const { $comment, ...recipe } = r.data;
+  return recipe;
 }
 
 export function loadRecipe(file: string): Recipe {
@@ -64,15 +62,11 @@ export function loadRecipe(file: string): Recipe {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new KmodvmError('usage', `cannot read the recipe ${file}: ${(e as Error).message}`);
+    throw new KmodvmError('usage', `cannot read the recipe ${file}: ${(e as Error).message}`, { hint: HINT });
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new KmodvmError('usage', `recipe ${file} is not valid JSON: ${(e as Error).message}`);
-  }
-  return validateRecipe(raw, file);
+  const { value } = parseData(text, file, recipeSchema, HINT);
+  const { $comment, ...recipe } = value;
+  return recipe;
 }
 
 /** Files whose content goes into the image, as [relative name, content]. */

@@ -5,7 +5,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { YAML } from 'zx';
+import { dataError, fieldName, parseData, type Where } from '../core/datafile.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { suiteSchema, type SuiteFile } from './schema.ts';
 
@@ -58,63 +58,18 @@ export function hostPaths(s: Pick<Suite, 'root' | 'mounts'>, text: string, base:
 
 export const paramList = (p: string | string[] | undefined): string[] => (p === undefined ? [] : Array.isArray(p) ? p : p.split(/\s+/).filter(Boolean));
 
-type Where = (at: readonly PropertyKey[]) => number | undefined;
+const HINT = 'fix the suite file; its fields are in docs/suite.md and schema/kmodvm.schema.json';
 
 function usage(file: string, line: number | undefined, field: string, message: string, hint?: string): KmodvmError {
-  return new KmodvmError('usage', `${file}${line ? `:${line}` : ''}: ${field ? `${field}: ` : ''}${message}`, {
-    hint: hint ?? 'fix the suite file; its fields are in docs/suite.md and schema/kmodvm.schema.json',
-  });
+  return dataError(file, line, field, message, hint ?? HINT);
 }
 
-export const fieldName = (at: readonly PropertyKey[]): string => at.map((k, i) => (typeof k === 'number' ? `[${k}]` : `${i ? '.' : ''}${String(k)}`)).join('');
+export { fieldName };
 
 /** Parses and validates the text of a suite file (pure but for the file name it quotes). */
 export function parseSuiteText(text: string, file: string): { suite: SuiteFile; where: Where } {
-  const lc = new YAML.LineCounter();
-  const doc = YAML.parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length) {
-    const e = doc.errors[0];
-    throw usage(file, lc.linePos(e.pos[0]).line, '', `not valid YAML: ${e.message.split('\n')[0]}`);
-  }
-  const where: Where = (at) => {
-    // The deepest node that exists on the path: an unknown key's own line, a missing key's parent.
-    for (let n = at.length; n >= 0; n--) {
-      const node = doc.getIn(at.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;
-      const pair = n > 0 ? findKey(doc, at.slice(0, n)) : undefined;
-      const pos = pair ?? node?.range?.[0];
-      if (pos !== undefined) return lc.linePos(pos).line;
-    }
-    return undefined;
-  };
-  const r = suiteSchema.safeParse(doc.toJS() ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const at = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]] : issue.path;
-    const msg = issue.code === 'unrecognized_keys' ? `unknown field (known: ${knownKeys(at.slice(0, -1))})` : issue.message;
-    throw usage(file, where(at), fieldName(at) || '(top level)', msg);
-  }
-  return { suite: r.data, where };
-}
-
-/** The position of a map key on a path, when the last segment is a key. */
-function findKey(doc: ReturnType<typeof YAML.parseDocument>, at: readonly PropertyKey[]): number | undefined {
-  const parent: unknown = at.length > 1 ? doc.getIn(at.slice(0, -1) as unknown[], true) : doc.contents;
-  if (!YAML.isMap(parent)) return undefined;
-  const pair = (parent as InstanceType<typeof YAML.YAMLMap>).items.find(
-    (p: { key: unknown }) => YAML.isScalar(p.key) && (p.key as InstanceType<typeof YAML.Scalar>).value === at.at(-1),
-  );
-  return (pair?.key as { range?: number[] } | undefined)?.range?.[0];
-}
-
-function knownKeys(parent: readonly PropertyKey[]): string {
-  const depth = parent.filter((k) => typeof k === 'string');
-  const keys: Record<string, string[]> = {
-    '': ['modules', 'apps', 'tests', 'setup', 'load', 'kernel_args', 'kernels', 'exclude'],
-    modules: ['dir', 'params'],
-    apps: ['dir'],
-    tests: ['name', 'run', 'transcript', 'exit_code', 'timeout', 'params'],
-  };
-  return (keys[depth.join('.')] ?? []).join(', ');
+  const { value, where } = parseData(text, file, suiteSchema, HINT);
+  return { suite: value, where };
 }
 
 /** Reads, validates and resolves a suite file. With update, a transcript may be missing (--update writes it). */

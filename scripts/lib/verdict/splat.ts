@@ -2,6 +2,8 @@
 // allow-list a project can extend. Lines are scanned without printk
 // timestamps; a hit is quoted with the lines that follow it (the trace).
 import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { compiles, fieldName, parseData } from '../core/datafile.ts';
 import { KmodvmError } from '../core/errors.ts';
 
 export interface SplatRules {
@@ -20,27 +22,54 @@ export interface Splat {
   excerpt: string[];
 }
 
-export function compileRules(r: SplatRules, file = 'splat rules'): CompiledRules {
-  const re = (s: string, where: string): RegExp => {
-    try {
-      return new RegExp(s);
-    } catch (e) {
-      throw new KmodvmError('usage', `${file}: ${where}: bad regex ${JSON.stringify(s)}: ${(e as Error).message}`);
-    }
-  };
-  if (!Array.isArray(r.patterns) || r.patterns.length === 0) throw new KmodvmError('usage', `${file}: field \`patterns\` must be a non-empty list`);
-  return {
-    patterns: r.patterns.map((p, i) => ({ id: p.id, re: re(p.regex, `patterns[${i}]`) })),
-    allow: (r.allow ?? []).map((a, i) => re(a, `allow[${i}]`)),
-  };
+const HINT = 'fix the splat rules file: patterns is a list of { id, regex }, allow a list of regexes (qemu/splat.json, docs/transcript.md)';
+
+function regexError(s: string): string {
+  try {
+    new RegExp(s);
+    return '';
+  } catch (e) {
+    return (e as Error).message;
+  }
 }
 
+const regex = z
+  .string()
+  .min(1, 'must be a non-empty regex')
+  .refine(compiles, { error: (i) => `bad regex ${JSON.stringify(i.input)}: ${regexError(String(i.input))}` });
+
+/** One splat rules file: its own patterns and allow-list (a project's may have either alone). */
+export const splatRulesSchema = z.strictObject({
+  $comment: z.string().optional(),
+  patterns: z.array(z.strictObject({ id: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be a short lower-case id such as use-after-free'), regex })).optional(),
+  allow: z.array(regex).optional(),
+});
+
+/** Compiles merged rules; a bad regex or an empty pattern list is bad input (exit 2). */
+export function compileRules(r: SplatRules, file = 'splat rules'): CompiledRules {
+  const checked = splatRulesSchema.safeParse(r);
+  if (!checked.success) {
+    const i = checked.error.issues[0];
+    throw new KmodvmError('usage', `${file}: ${fieldName(i.path)}: ${i.message}`, { hint: HINT });
+  }
+  if (!Array.isArray(r.patterns) || r.patterns.length === 0)
+    throw new KmodvmError('usage', `${file}: field \`patterns\` must be a non-empty list`, { hint: HINT });
+  return { patterns: r.patterns.map((p) => ({ id: p.id, re: new RegExp(p.regex) })), allow: (r.allow ?? []).map((a) => new RegExp(a)) };
+}
+
+/** Reads the rule files, each validated on its own (file, line, field), merged in order. */
 export function loadRules(files: string[]): CompiledRules {
   const merged: SplatRules = { patterns: [], allow: [] };
   for (const f of files) {
-    const r = JSON.parse(readFileSync(f, 'utf8')) as Partial<SplatRules>;
-    merged.patterns.push(...(r.patterns ?? []));
-    merged.allow.push(...(r.allow ?? []));
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (e) {
+      throw new KmodvmError('usage', `cannot read the splat rules ${f} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { hint: HINT });
+    }
+    const { value } = parseData(text, f, splatRulesSchema, HINT);
+    merged.patterns.push(...(value.patterns ?? []));
+    merged.allow.push(...(value.allow ?? []));
   }
   return compileRules(merged, files.join(', '));
 }

@@ -94,3 +94,10 @@ t.test("relative directories resolve against the repository root; the user's pat
   t.equal(here.update, true);
   t.equal(loadConfig([], { KMODVM_SHARD: '1/2' }, root).config.shard, '1/2');
 });
+
+t.test('numbers are digits only: --cpus 1e1 and --memory 0x400 are bad input, not 10 and 1024', async (t) => {
+  t.throws(() => loadConfig(['--cpus', '1e1'], {}, root), /config field `cpus` must be a whole number from 1 to 64, got "1e1"/);
+  t.throws(() => loadConfig(['--memory', '0x400'], {}, root), /config field `memoryMiB` must be a whole number/);
+  t.throws(() => loadConfig(['--boot-timeout', '1.5'], {}, root), /config field `timeouts.boot` must be a whole number/);
+  t.equal(loadConfig(['--cpus', '4'], {}, root).config.cpus, 4);
+});

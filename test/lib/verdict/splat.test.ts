@@ -1,5 +1,10 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EXIT_CODES, KmodvmError } from '../../../scripts/lib/core/errors.ts';
 import { compileRules, crashedBeforeInit, findSplats, formatSplat, loadRules, taintLetters, unexpectedTaint } from '../../../scripts/lib/verdict/splat.ts';
 
 const fx = (p: string): string => readFileSync(new URL(`../../fixtures/${p}`, import.meta.url), 'utf8');
@@ -26,8 +31,42 @@ t.test('the allow-list suppresses a pattern, and bad regexes name the field', as
   t.equal(findSplats(log, rules, 'x').length, 1);
   const allowed = compileRules({ patterns: [{ id: 'warning', regex: 'WARNING: ' }], allow: ['drivers/foo\\.c'] });
   t.same(findSplats(log, allowed, 'x'), []);
-  t.throws(() => compileRules({ patterns: [{ id: 'x', regex: '(' }], allow: [] }, 'my.json'), /my.json: patterns\[0\]: bad regex/);
+  t.throws(
+    () => compileRules({ patterns: [{ id: 'x', regex: '(' }], allow: [] }, 'my.json'),
+    /my.json: patterns\[0\]\.regex: bad regex "\(": Invalid regular expression/,
+  );
 });
+
+t.test(
+  'a rules file is validated by its schema: a bad regex, a rule without its pattern, an unknown field exit 2 with the file, the line and the field',
+  async (t) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-splat-'));
+    const file = (name: string, text: string): string => {
+      writeFileSync(path.join(dir, name), text);
+      return path.join(dir, name);
+    };
+    const shipped = fileURLToPath(new URL('../../../qemu/splat.json', import.meta.url));
+    const fails = (f: string, re: RegExp): void => {
+      try {
+        loadRules([shipped, f]);
+        t.fail(`${f} was taken`);
+      } catch (e) {
+        t.ok(e instanceof KmodvmError && e.failure === 'usage', `${path.basename(f)}: a usage error (exit ${EXIT_CODES.usage})`);
+        t.match((e as Error).message, re);
+      }
+    };
+    fails(
+      file('bad-regex.json', '{\n  "patterns": [\n    { "id": "mine", "regex": "a(b" }\n  ]\n}\n'),
+      /bad-regex\.json:3: patterns\[0\]\.regex: bad regex "a\(b"/,
+    );
+    // Before the schema, a rule without its regex compiled to new RegExp(undefined): every line a splat.
+    fails(file('no-regex.json', '{ "patterns": [ { "id": "mine" } ] }\n'), /no-regex\.json:1: patterns\[0\]\.regex: /);
+    fails(file('typo.json', '{\n  "allows": ["x"]\n}\n'), /typo\.json:2: allows: unknown field \(known: \$comment, patterns, allow\)/);
+    fails(file('broken.json', '{ "allow": [ \n'), /broken\.json:\d+: not valid JSON/);
+    const ok = loadRules([shipped, file('mine.json', '{ "allow": ["drivers/foo\\\\.c"] }\n')]);
+    t.equal(ok.allow.length, 1, 'a project file with only an allow-list is fine');
+  },
+);
 
 t.test('taint: O and E are expected, anything new is named by letter', async (t) => {
   t.same(taintLetters(12288), ['O', 'E']);
