@@ -125,7 +125,7 @@ t.test("--kernel debian-12-cloud (Debian's cloud flavour: ext4 built in, a short
 });
 
 t.test('--profile systemd, the classic boot for drivers that need udev or systemd, passes too', async (t) => {
-  const r = await vmTest(['--profile', 'systemd']);
+  const r = await vmTest(['--profile', 'systemd', '--verbose']);
   if (r.exitCode !== 0) t.comment(explain(r));
   t.equal(r.exitCode, 0, 'vm:test --profile systemd exits 0');
   t.match(readFileSync(path.join(r.runDir!, 'serial.log'), 'utf8'), /kmodvm-init: sshd-started \(systemd\)/, 'systemd started sshd and the readiness unit');

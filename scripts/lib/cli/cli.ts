@@ -4,7 +4,15 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { currentCrashDir, EXIT_CODES, exitCodeOf, formatError, installSignalHandling } from '../core/errors.ts';
 
+let showCommands = false;
+
+/** --verbose and --dry-run show the exact commands (the log lines that start with "$ "); by default each step is one line. */
+export function setShowCommands(on: boolean): void {
+  showCommands = on;
+}
+
 export const log = (line: string): void => {
+  if (!showCommands && line.startsWith('$ ')) return;
   process.stderr.write(line + '\n');
 };
 

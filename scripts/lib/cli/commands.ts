@@ -3,6 +3,7 @@
 // parser come from here; it takes no flag that is not in its list.
 import type { Config } from '../core/config.ts';
 import { type Cli, loadConfig } from '../core/flags.ts';
+import { setShowCommands } from './cli.ts';
 import { type Group, OPTIONS, type OptionSpec } from '../core/options.ts';
 
 export interface Command {
@@ -147,7 +148,9 @@ export function commandsHelp(): string {
 /** Parses argv for this command only: its own flags, nothing else. */
 export function parseCommand(name: CommandName, argv: string[], env: NodeJS.ProcessEnv = process.env, set?: Partial<Config>): Cli {
   const c: Command = COMMANDS[name];
-  return loadConfig(argv, env, undefined, process.cwd(), { names: c.options, extra: c.own, hint: `kmodvm ${name} --help lists its flags`, set });
+  const cli = loadConfig(argv, env, undefined, process.cwd(), { names: c.options, extra: c.own, hint: `kmodvm ${name} --help lists its flags`, set });
+  setShowCommands(cli.config.verbose || cli.config.dryRun);
+  return cli;
 }
 
 /**

@@ -2,8 +2,10 @@
 // them, and what to do about it. decide() is pure; the rest looks at the host.
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
+import { which } from 'zx';
 import { KmodvmError } from '../core/errors.ts';
 import { run, shellJoin } from '../core/proc.ts';
+import { sh } from '../core/sh.ts';
 
 export interface Requirement {
   /** A command name looked up on PATH (and the sbin directories), or an absolute file path. */
@@ -27,17 +29,17 @@ export const REQUIREMENTS: readonly Requirement[] = [
 
 const SEARCH_EXTRA = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
 
+/** A command on PATH (and the sbin directories, which a user's PATH often lacks) through zx's which; a data file by its absolute path. */
 export function findTool(probe: string, envPath = process.env.PATH ?? ''): string | undefined {
-  const candidates = path.isAbsolute(probe) ? [probe] : [...envPath.split(':').filter(Boolean), ...SEARCH_EXTRA].map((d) => path.join(d, probe));
-  for (const c of candidates) {
+  if (path.isAbsolute(probe)) {
     try {
-      accessSync(c, path.isAbsolute(probe) ? constants.R_OK : constants.X_OK);
-      return c;
+      accessSync(probe, constants.R_OK);
+      return probe;
     } catch {
-      /* next */
+      return undefined;
     }
   }
-  return undefined;
+  return which.sync(probe, { path: [...envPath.split(':').filter(Boolean), ...SEARCH_EXTRA].join(':'), nothrow: true }) ?? undefined;
 }
 
 export function missingRequirements(reqs: readonly Requirement[], find: (probe: string) => string | undefined = findTool): Requirement[] {
@@ -66,8 +68,7 @@ export function decide(missing: readonly Requirement[], who: { root: boolean; pa
 
 export async function hasPasswordlessSudo(): Promise<boolean> {
   if (!findTool('sudo')) return false;
-  const r = await run('sudo', ['-n', 'true'], { timeoutMs: 10_000 });
-  return r.exitCode === 0;
+  return (await sh`sudo -n true`).exitCode === 0;
 }
 
 /** Checks the host and installs what is missing when it may. Throws KmodvmError('setup') otherwise. */
@@ -86,7 +87,7 @@ export async function preflight(log: (line: string) => void, reqs: readonly Requ
   if (d.action !== 'install') return;
   log(`preflight: installing ${missing.map((m) => m.pkg).join(' ')} with apt-get`);
   for (const argv of d.commands) {
-    log(`$ ${shellJoin(argv)}`);
+    log(`preflight: running ${shellJoin(argv)}`);
     const r = await run(argv[0], argv.slice(1), { timeoutMs: 900_000, env: { DEBIAN_FRONTEND: 'noninteractive' } });
     if (r.exitCode !== 0) {
       throw new KmodvmError('setup', `${shellJoin(argv)} failed (${r.reason})`, {

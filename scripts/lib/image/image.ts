@@ -26,6 +26,7 @@ import {
 import { extractVmlinux } from './vmlinux.ts';
 import { diskBytes, mib } from '../core/disk.ts';
 import { exportHeaders, headersKdir, kernelGccMajor } from './headers.ts';
+import { withProgress } from '../core/progress.ts';
 
 export interface Manifest {
   key: string;
@@ -203,7 +204,7 @@ export async function buildImage(c: Config, log: (l: string) => void, o: { onBui
     const args = mmdebstrapArgs(recipe, { essentialOverlay: essential, customizeOverlay: custom, target: rootfs, mirror: c.mirror });
     step(`mmdebstrap ${recipe.suite}: ${recipe.packages.length} packages (takes a few minutes)`);
     log(`$ ${shellJoin(['mmdebstrap', ...args])}`);
-    const mm = await run('mmdebstrap', args, { timeoutMs: 30 * 60_000, echo: true });
+    const mm = await withProgress(`mmdebstrap ${recipe.suite}`, c.verbose, () => run('mmdebstrap', args, { timeoutMs: 30 * 60_000, echo: c.verbose }));
     if (mm.exitCode !== 0) {
       throw new KmodvmError('image', `mmdebstrap failed (${mm.reason})`, {
         evidence: tail(mm.stderr, 25),

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
-import { posixJoin, run } from '../core/proc.ts';
+import { posixJoin } from '../core/proc.ts';
 import { Qmp } from './qmp.ts';
 import type { VmSpec } from './qemu-args.ts';
 import {
@@ -27,6 +27,7 @@ import {
 import type { SshSession } from '../guest/ssh.ts';
 import { isPortInUse, QEMU, Vm } from './vm.ts';
 import { settlesWithin } from '../core/wait.ts';
+import { sh } from '../core/sh.ts';
 
 /** What a resumed guest prints on its console once its clock is set. */
 export const RESUMED_MARKER = 'kmodvm-init: resumed from a snapshot';
@@ -104,7 +105,7 @@ export async function snapshotKeyHere(spec: VmSpec, o: { imageKey: string; qemuV
 }
 
 export async function qemuVersion(): Promise<string> {
-  const r = await run(QEMU, ['--version'], { timeoutMs: 10_000 });
+  const r = await sh`${QEMU} --version`;
   return r.stdout.split('\n')[0] ?? '';
 }
 
