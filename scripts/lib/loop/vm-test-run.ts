@@ -85,6 +85,50 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
     if (r.needsReboot) log(`instance ${c.reuse}: the kernel can no longer be trusted (${r.needsReboot}); restart it before the next run`);
     return r.report;
   }
+  const run = await prepareRun(c, rs, accel, note, started, log);
+  const g: Guests = { serials: [], count: 0 };
+  try {
+    const head = await bootFirst(run, g, { probeKvm, rules, log });
+    if (!g.vm || !g.session || !head.at(-1)!.ok)
+      return assemble(run.report, head, undefined, await serialSplats(g.serials.length ? g.serials : [path.join(run.runDir, 'serial.log')], rules), started);
+    return await testAndPowerOff(run, g, head, rules, log);
+  } finally {
+    g.session?.close();
+    await g.vm?.kill();
+    await run.releaseTree?.();
+  }
+}
+
+/** What a throwaway run has set up before its guest boots. */
+interface PreparedRun {
+  c: Config;
+  rs: ResolvedSuite;
+  img: ImageInfo;
+  runDir: string;
+  started: number;
+  byo?: Awaited<ReturnType<typeof byoKernel>>;
+  hostBuild: ReturnType<typeof startHostBuild>;
+  releaseTree?: () => Promise<void>;
+  report: RunReport;
+}
+
+/** The guests of a run: the one in use, and every console so far. */
+interface Guests {
+  vm?: Vm;
+  session?: SshSession;
+  serials: string[];
+  count: number;
+}
+
+/** Host set-up: preflight, image, run directory, build mode, the kept build tree, and the host build started in the background. */
+async function prepareRun(
+  c: Config,
+  rs: ResolvedSuite,
+  accel: 'kvm' | 'tcg',
+  note: string | undefined,
+  started: number,
+  log: (l: string) => void,
+): Promise<PreparedRun> {
   await preflight(log);
   const img = await ensureImage(c, log, { onBuilt: () => pruneHint(c, log) });
   const runDir = newRunDir(c);
@@ -114,85 +158,77 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
     checks: [],
     suite: rs.suite.file,
   };
-  const head: Check[] = [];
-  let vm: Vm | undefined;
-  let session: SshSession | undefined;
-  const serials: string[] = [];
+  return { c, rs, img, runDir, started, byo, hostBuild, releaseTree, report };
+}
+
+/** Boots (or resumes) the first guest; its checks: boot, and on KVM the clock. A boot failure is a failed check, not a throw. */
+async function bootFirst(run: PreparedRun, g: Guests, o: { probeKvm: boolean; rules: CompiledRules; log: (l: string) => void }): Promise<Check[]> {
+  const { c, img, runDir, report } = run;
   try {
-    try {
-      const b = await bootVm(c, img, accel, runDir, log, { probeKvm, byoInitrd: byo?.initrd });
-      vm = b.vm;
-      session = b.session;
-      report.bootToSshMs = b.bootMs;
-      report.accel = b.accel;
-      report.bootHow = b.how;
-      serials.push(vm.spec.serialLog);
-      head.push({
+    const b = await bootVm(c, img, report.accel as 'kvm' | 'tcg', runDir, o.log, { probeKvm: o.probeKvm, byoInitrd: run.byo?.initrd });
+    g.vm = b.vm;
+    g.session = b.session;
+    g.count = 1;
+    g.serials.push(b.vm.spec.serialLog);
+    Object.assign(report, { bootToSshMs: b.bootMs, accel: b.accel, bootHow: b.how });
+    const head: Check[] = [
+      {
         name: 'boot',
         ok: true,
         durationMs: b.bootMs,
-        message: `SSH ready on 127.0.0.1:${vm.spec.sshPort}${b.how === 'booted' ? '' : ` (${b.how} from a snapshot)`}`,
-      });
-      if (c.accel === 'kvm') {
-        head.push(await kvmClockCheck(session));
-        if (!head.at(-1)!.ok) return assemble(report, head, undefined, await serialSplats(serials, rules), started);
-      }
-    } catch (e) {
-      if (!(e instanceof KmodvmError)) throw e;
-      head.push({
-        name: 'boot',
-        ok: false,
-        failure: e.failure,
-        message: e.message,
-        evidence: [e.evidence, e.hint && `next: ${e.hint}`].filter(Boolean).join('\n'),
-        durationMs: Date.now() - started,
-      });
-      return assemble(report, head, undefined, await serialSplats([path.join(runDir, 'serial.log')], rules), started);
-    }
-    let guests = 1;
-    const fresh = async (): Promise<Guest> => {
-      session?.close();
-      session = undefined;
-      await vm?.kill();
-      const dir = path.join(runDir, `guest-${++guests}`);
-      await mkdir(dir, { recursive: true });
-      const b = await bootVm(c, img, report.accel as 'kvm' | 'tcg', dir, log, { byoInitrd: byo?.initrd });
-      vm = b.vm;
-      session = b.session;
-      serials.push(vm.spec.serialLog);
-      return { session, serialLog: vm.spec.serialLog };
-    };
-    const r = await runSuite({
-      c,
-      suite: rs.suite,
-      tests: rs.selected,
-      files: rs.files,
-      guest: { session, serialLog: vm.spec.serialLog },
-      runDir,
-      kver: img.manifest.kernelVersion,
-      rules,
-      hostBuild,
-      guestRecords: { dir: guestRecordsDir(c.cacheDir, img.key), replay: c.replay },
-      guestFallback: report.accel === 'kvm' && !byo,
-      fresh,
-      update: c.update,
-      log,
-    });
-    session = r.guest.session;
-    const t1 = Date.now();
-    await session.exec(['sh', '-c', 'echo o > /proc/sysrq-trigger'], { timeoutMs: 5000 }).catch(() => undefined);
-    session.close();
-    session = undefined;
-    await settlesWithin(vm!.waitExit(), 5000);
-    await vm!.kill();
-    const tail: Check[] = [{ name: 'poweroff', ok: true, durationMs: Date.now() - t1 }];
-    tail.push(noSplatCheck(r.kernelLog, await consoles(serials), rules));
-    return assemble(report, head, r, tail, started);
-  } finally {
-    session?.close();
-    await vm?.kill();
-    await releaseTree?.();
+        message: `SSH ready on 127.0.0.1:${b.vm.spec.sshPort}${b.how === 'booted' ? '' : ` (${b.how} from a snapshot)`}`,
+      },
+    ];
+    if (c.accel === 'kvm') head.push(await kvmClockCheck(b.session));
+    return head;
+  } catch (e) {
+    if (!(e instanceof KmodvmError)) throw e;
+    const evidence = [e.evidence, e.hint && `next: ${e.hint}`].filter(Boolean).join('\n');
+    return [{ name: 'boot', ok: false, failure: e.failure, message: e.message, evidence, durationMs: Date.now() - run.started }];
   }
+}
+
+/** The suite on the guest (a fresh one after a test that broke the kernel), then power-off and the last splat check. */
+async function testAndPowerOff(run: PreparedRun, g: Guests, head: Check[], rules: CompiledRules, log: (l: string) => void): Promise<RunReport> {
+  const { c, rs, img, runDir, report } = run;
+  const fresh = async (): Promise<Guest> => {
+    g.session?.close();
+    g.session = undefined;
+    await g.vm?.kill();
+    const dir = path.join(runDir, `guest-${++g.count}`);
+    await mkdir(dir, { recursive: true });
+    const b = await bootVm(c, img, report.accel as 'kvm' | 'tcg', dir, log, { byoInitrd: run.byo?.initrd });
+    g.vm = b.vm;
+    g.session = b.session;
+    g.serials.push(b.vm.spec.serialLog);
+    return { session: b.session, serialLog: b.vm.spec.serialLog };
+  };
+  const r = await runSuite({
+    c,
+    suite: rs.suite,
+    tests: rs.selected,
+    files: rs.files,
+    guest: { session: g.session!, serialLog: g.vm!.spec.serialLog },
+    runDir,
+    kver: img.manifest.kernelVersion,
+    rules,
+    hostBuild: run.hostBuild,
+    guestRecords: { dir: guestRecordsDir(c.cacheDir, img.key), replay: c.replay },
+    guestFallback: report.accel === 'kvm' && !run.byo,
+    fresh,
+    update: c.update,
+    log,
+  });
+  const session = r.guest.session;
+  const t1 = Date.now();
+  await session.exec(['sh', '-c', 'echo o > /proc/sysrq-trigger'], { timeoutMs: 5000 }).catch(() => undefined);
+  session.close();
+  g.session = undefined;
+  await settlesWithin(g.vm!.waitExit(), 5000);
+  await g.vm!.kill();
+  const tail: Check[] = [{ name: 'poweroff', ok: true, durationMs: Date.now() - t1 }];
+  tail.push(noSplatCheck(r.kernelLog, await consoles(g.serials), rules));
+  return assemble(report, head, r, tail, run.started);
 }
 
 /** The consoles of a run's guests, joined. */
