@@ -60,6 +60,34 @@ export function verdictScreen(r: RunReport, changed: string[], latencyMs: number
   return lines.join('\n');
 }
 
+/** One SSH connection for the whole watch (a new handshake costs ~0.3 s under TCG); a new one after a reboot. */
+function sessionKeeper(): { get: (state: InstanceState) => Promise<SshSession>; drop: () => void } {
+  let session: { s: SshSession; pid: number } | undefined;
+  const drop = (): void => {
+    session?.s.close();
+    session = undefined;
+  };
+  const get = async (state: InstanceState): Promise<SshSession> => {
+    if (!session || session.s.closed || session.pid !== state.pid) {
+      drop();
+      session = { s: await connect(state), pid: state.pid };
+    }
+    return session.s;
+  };
+  return { get, drop };
+}
+
+/** The changed paths that count: files the suite uploads, the suite file, and its transcripts (read afresh: the suite may have changed). */
+async function countingChanges(c0: Config, paths: string[], log: (l: string) => void): Promise<string[]> {
+  const rs = await resolveSuite(c0).catch((e: Error) => {
+    log(`watch: ${e.message}`);
+    return undefined;
+  });
+  if (!rs) return [];
+  const mine = new Set([...rs.files.map((f) => srcPath(rs.suite, f)), rs.suite.file, ...rs.suite.tests.flatMap((t) => (t.transcript ? [t.transcript.abs] : []))]);
+  return paths.filter((p) => mine.has(p));
+}
+
 export async function watch(c0: Config, log: (l: string) => void, o: { once?: boolean } = {}): Promise<void> {
   const name = c0.name;
   const first = await resolveSuite(c0);
@@ -67,28 +95,16 @@ export async function watch(c0: Config, log: (l: string) => void, o: { once?: bo
   const c: Config = { ...c0, kernelArgs: [...c0.kernelArgs, ...first.suite.kernelArgs] };
   const root = first.suite.root;
   await upInstance(c, name, log).then(({ already }) => already && log(`watch: reusing instance ${name}`));
-  let busy: Promise<void> = Promise.resolve();
-  // One SSH connection for the whole watch (a new handshake costs ~0.3 s under TCG); a new one after a reboot.
-  let session: { s: SshSession; pid: number } | undefined;
-  const sessionFor = async (state: InstanceState): Promise<SshSession> => {
-    if (!session || session.s.closed || session.pid !== state.pid) {
-      session?.s.close();
-      session = { s: await connect(state), pid: state.pid };
-    }
-    return session.s;
-  };
-  const dropSession = (): void => {
-    session?.s.close();
-    session = undefined;
-  };
+  const session = sessionKeeper();
   const cycle = async (changed: string[], savedAt: number): Promise<void> => {
     const l = await lookup(c, name);
     const state = l.alive ? l.state : (await upInstance(c, name, log)).state;
-    const r = await sessionFor(state)
+    const r = await session
+      .get(state)
       .then((s) => testOnInstance(c0, state, newRunDir(c), () => undefined, { session: s }))
       .catch((e: Error) => {
         log(`watch: ${e.message}`);
-        dropSession();
+        session.drop();
         return undefined;
       });
     if (!r) return;
@@ -96,38 +112,36 @@ export async function watch(c0: Config, log: (l: string) => void, o: { once?: bo
     log(verdictScreen(r.report, changed, Date.now() - savedAt, root));
     if (r.needsReboot) {
       log(`watch: ${r.needsReboot}; rebooting instance ${name} fresh before the next run`);
-      dropSession();
+      session.drop();
       await downInstance(r.state);
       await upInstance(c, name, log);
     }
   };
   await cycle([], Date.now());
-  if (o.once) return dropSession();
-  // The suite root is watched; a change counts when the suite uploads that file (or is the suite file or a transcript).
-  const counts = async (paths: string[]): Promise<string[]> => {
-    const rs = await resolveSuite(c0).catch((e: Error) => {
-      log(`watch: ${e.message}`);
-      return undefined;
-    });
-    if (!rs) return [];
-    const mine = new Set([
-      ...rs.files.map((f) => srcPath(rs.suite, f)),
-      rs.suite.file,
-      ...rs.suite.tests.flatMap((t) => (t.transcript ? [t.transcript.abs] : [])),
-    ]);
-    return paths.filter((p) => mine.has(p));
-  };
+  if (o.once) return session.drop();
+  const busy = await watchUntilInterrupted(c, first, log, async (paths, savedAt) => {
+    const changed = await countingChanges(c0, paths, log);
+    if (changed.length) await cycle(changed, savedAt);
+  });
+  await busy();
+  session.drop();
+}
+
+/** Watches the suite root until Ctrl-C; each settled burst of saves runs onSave, one at a time. Gives a wait for the cycle in flight. */
+async function watchUntilInterrupted(
+  c: Config,
+  first: Awaited<ReturnType<typeof resolveSuite>>,
+  log: (l: string) => void,
+  onSave: (paths: string[], savedAt: number) => Promise<void>,
+): Promise<() => Promise<void>> {
+  const root = first.suite.root;
+  let busy: Promise<void> = Promise.resolve();
   let firstChange = 0;
   // 50 ms: editors write a file in one go (or rename over it); this only merges a save-all.
   const onChange = debouncer(50, (paths) => {
     const savedAt = firstChange;
     firstChange = 0;
-    busy = busy
-      .then(async () => {
-        const changed = await counts(paths);
-        if (changed.length) await cycle(changed, savedAt);
-      })
-      .catch((e: Error) => log(`watch: ${e.message}`));
+    busy = busy.then(() => onSave(paths, savedAt)).catch((e: Error) => log(`watch: ${e.message}`));
   });
   const skipped = (p: string): boolean => {
     const rel = path.relative(root, p);
@@ -138,15 +152,15 @@ export async function watch(c0: Config, log: (l: string) => void, o: { once?: bo
     if (!firstChange) firstChange = Date.now();
     onChange(p);
   });
+  watcher.on('error', (e) => log(`watch: the file watcher failed: ${(e as Error).message}`));
   // Said once the initial scan is done: a save before that would go unseen.
   await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   log(`watch: watching ${root} (the files ${path.basename(first.suite.file)} uploads); Ctrl-C stops watching (the instance stays up: npm run vm:down)`);
   await new Promise<void>((resolve) => {
     const off = onSignal('SIGINT', () => {
       off();
-      void watcher.close().then(resolve);
+      watcher.close().then(resolve, resolve);
     });
   });
-  await busy;
-  dropSession();
+  return () => busy;
 }

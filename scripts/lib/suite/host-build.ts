@@ -66,6 +66,14 @@ export interface HostBuildInput {
   niceness?: number;
 }
 
+/** What the suite's host build has made so far. */
+interface Made {
+  dirs: DirBuild[];
+  symvers: string[];
+  products: string[];
+  moduleParts: UploadPart[];
+}
+
 export async function hostBuildSuite(i: HostBuildInput): Promise<SuiteHostBuild> {
   const t0 = Date.now();
   const { suite, tree } = i;
@@ -76,91 +84,87 @@ export async function hostBuildSuite(i: HostBuildInput): Promise<SuiteHostBuild>
     i.files,
     [...suite.modules, ...suite.apps].map((d) => d.dir),
   );
-  const dirs: DirBuild[] = [];
-  const symvers: string[] = [];
-  const products: string[] = [];
-  const moduleParts: UploadPart[] = [];
-  const mapPaths = (b: HostBuild): HostBuild => ({
-    ...b,
-    output: hostPaths(suite, b.output, tree),
-    evidence: b.evidence && hostPaths(suite, b.evidence, tree),
-  });
-  for (const m of suite.modules) {
-    const out = path.join(tree, m.dir);
-    const extra = symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${symvers.join(' ')}`] : [];
-    const b = mapPaths(
-      await hostMake({
-        srcDir: m.abs,
-        outDir: out,
-        product: 'modules.order',
-        makeArgs: [`KDIR=${i.kdir}`, ...extra],
-        hashSalt: `${i.kdir}\0${shared}`,
-        timeoutMs: i.timeoutMs,
-        replayKdir: i.replay ? i.kdir : undefined,
-        niceness: i.niceness,
-        copied: true,
-      }),
-    );
-    const d: DirBuild = { dir: m.dir, kind: 'module', build: b, modules: [] };
-    dirs.push(d);
-    if (!b.ok) return { ok: false, tree, dirs, products, moduleParts, durationMs: Date.now() - t0 };
-    const listed = modulesFromOrder(await readFile(path.join(out, 'modules.order'), 'utf8'), out);
-    if (!listed.length) {
-      d.build = {
-        ...b,
-        ok: false,
-        evidence: `make succeeded but ${path.join(m.dir, 'modules.order')} lists no module\nnext: does the Makefile build with obj-m, and pass M= the directory it is in?`,
-      };
-      return { ok: false, tree, dirs, products, moduleParts, durationMs: Date.now() - t0 };
-    }
-    for (const bm of listed) {
-      const hostKo = path.join(out, bm.ko);
-      if (!existsSync(hostKo)) {
-        d.build = { ...b, ok: false, evidence: `modules.order lists ${bm.ko}, which make did not write` };
-        return { ok: false, tree, dirs, products, moduleParts, durationMs: Date.now() - t0 };
-      }
-      const copy = await guestCopy(hostKo, i.timeoutMs);
-      const guestRel = path.join(m.dir, bm.ko);
-      d.modules.push({ ...bm, hostKo, guestRel });
-      moduleParts.push({ localDir: path.dirname(copy), sub: path.dirname(guestRel), files: [path.basename(copy)] });
-    }
-    if (existsSync(path.join(out, 'Module.symvers'))) symvers.push(path.join(out, 'Module.symvers'));
+  const made: Made = { dirs: [], symvers: [], products: [], moduleParts: [] };
+  const result = (ok: boolean): SuiteHostBuild => ({ ok, tree, dirs: made.dirs, products: made.products, moduleParts: made.moduleParts, durationMs: Date.now() - t0 });
+  for (const m of suite.modules) if (!(await buildModuleDir(i, m, shared, made))) return result(false);
+  for (const a of suite.apps) if (!(await buildAppDir(i, a, shared, made))) return result(false);
+  return result(true);
+}
+
+/** Host paths in make's output, not the build tree's. */
+const mapPaths = (suite: Suite, tree: string, b: HostBuild): HostBuild => ({
+  ...b,
+  output: hostPaths(suite, b.output, tree),
+  evidence: b.evidence && hostPaths(suite, b.evidence, tree),
+});
+
+/** One module dir: make (each later dir gets the earlier ones' symbols), then each module modules.order lists, stripped for the upload. */
+async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], shared: string, made: Made): Promise<boolean> {
+  const out = path.join(i.tree, m.dir);
+  const extra = made.symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${made.symvers.join(' ')}`] : [];
+  const b = mapPaths(
+    i.suite,
+    i.tree,
+    await hostMake({
+      srcDir: m.abs,
+      outDir: out,
+      product: 'modules.order',
+      makeArgs: [`KDIR=${i.kdir}`, ...extra],
+      hashSalt: `${i.kdir}\0${shared}`,
+      timeoutMs: i.timeoutMs,
+      replayKdir: i.replay ? i.kdir : undefined,
+      niceness: i.niceness,
+      copied: true,
+    }),
+  );
+  const d: DirBuild = { dir: m.dir, kind: 'module', build: b, modules: [] };
+  made.dirs.push(d);
+  if (!b.ok) return false;
+  const listed = modulesFromOrder(await readFile(path.join(out, 'modules.order'), 'utf8'), out);
+  if (!listed.length) {
+    const evidence = `make succeeded but ${path.join(m.dir, 'modules.order')} lists no module\nnext: does the Makefile build with obj-m, and pass M= the directory it is in?`;
+    d.build = { ...b, ok: false, evidence };
+    return false;
   }
-  for (const a of suite.apps) {
-    const out = path.join(tree, a.dir);
-    if (!i.cc)
-      return {
-        ok: false,
-        tree,
-        moduleParts,
-        dirs: [
-          ...dirs,
-          {
-            dir: a.dir,
-            kind: 'app',
-            modules: [],
-            build: { ok: false, durationMs: 0, output: '', evidence: 'no C compiler on the host (gcc or cc)\nnext: install gcc, or use --build guest' },
-          },
-        ],
-        products,
-        durationMs: Date.now() - t0,
-      };
-    const b = mapPaths(
-      await hostMake({
-        srcDir: a.abs,
-        outDir: out,
-        makeArgs: [`CC=${i.cc} -static`],
-        hashSalt: `app\0${shared}`,
-        timeoutMs: i.timeoutMs,
-        niceness: i.niceness,
-        copied: true,
-      }),
-    );
-    dirs.push({ dir: a.dir, kind: 'app', build: b, modules: [] });
-    if (!b.ok) return { ok: false, tree, dirs, products, moduleParts, durationMs: Date.now() - t0 };
-    products.push(...(await appProducts(tree, a.dir, i.files)));
+  for (const bm of listed) {
+    const hostKo = path.join(out, bm.ko);
+    if (!existsSync(hostKo)) {
+      d.build = { ...b, ok: false, evidence: `modules.order lists ${bm.ko}, which make did not write` };
+      return false;
+    }
+    const copy = await guestCopy(hostKo, i.timeoutMs);
+    const guestRel = path.join(m.dir, bm.ko);
+    d.modules.push({ ...bm, hostKo, guestRel });
+    made.moduleParts.push({ localDir: path.dirname(copy), sub: path.dirname(guestRel), files: [path.basename(copy)] });
   }
-  return { ok: true, tree, dirs, products, moduleParts, durationMs: Date.now() - t0 };
+  if (existsSync(path.join(out, 'Module.symvers'))) made.symvers.push(path.join(out, 'Module.symvers'));
+  return true;
+}
+
+/** One app dir: make with the host's static compiler; its new files go to the guest. */
+async function buildAppDir(i: HostBuildInput, a: Suite['apps'][number], shared: string, made: Made): Promise<boolean> {
+  if (!i.cc) {
+    const evidence = 'no C compiler on the host (gcc or cc)\nnext: install gcc, or use --build guest';
+    made.dirs.push({ dir: a.dir, kind: 'app', modules: [], build: { ok: false, durationMs: 0, output: '', evidence } });
+    return false;
+  }
+  const b = mapPaths(
+    i.suite,
+    i.tree,
+    await hostMake({
+      srcDir: a.abs,
+      outDir: path.join(i.tree, a.dir),
+      makeArgs: [`CC=${i.cc} -static`],
+      hashSalt: `app\0${shared}`,
+      timeoutMs: i.timeoutMs,
+      niceness: i.niceness,
+      copied: true,
+    }),
+  );
+  made.dirs.push({ dir: a.dir, kind: 'app', build: b, modules: [] });
+  if (!b.ok) return false;
+  made.products.push(...(await appProducts(i.tree, a.dir, i.files)));
+  return true;
 }
 
 /** What an app's make wrote that the guest needs: the new files of its dir, less objects and stamps. */

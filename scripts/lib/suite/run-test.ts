@@ -47,34 +47,43 @@ export async function runOneTest(
 ): Promise<OneTest> {
   const { c, test } = { c: i.c, test: sel.test };
   const t0 = Date.now();
-  const s = guest.session;
   let b: { taint?: number; dmesg: string } = { taint: carried?.taint, dmesg: '' };
   if (!carried) {
-    const pre = await runStep(s, stateBefore(c.timeouts));
+    const pre = await runStep(guest.session, stateBefore(c.timeouts));
     await record(pre);
     b = parseStateBefore(pre.result.stdout);
   }
-  const serialFrom = await fileSize(guest.serialLog);
-  const perTest = i.suite.load === 'per-test';
   const unknown = Object.keys(test.params ?? {}).filter((k) => !modules.some((m) => m.name === k));
-  if (unknown.length) {
-    return {
-      checks: [
-        {
-          name: 'params',
-          ok: false,
-          failure: 'usage',
-          durationMs: 0,
-          message: `tests ${test.name}: params for ${unknown.join(', ')}, which the suite does not build (it builds ${modules.map((m) => m.name).join(', ')})`,
-          evidence: `in ${i.suite.file}`,
-        },
-      ],
-      kernelLog: '',
-      logBefore: b.dmesg,
-      durationMs: 0,
-      taintAfter: b.taint,
-    };
-  }
+  if (unknown.length) return unknownParams(i, test, modules, unknown, b);
+  const serialFrom = await fileSize(guest.serialLog);
+  const steps = await loadRunUnload(i, guest, test, modules, record);
+  const post = await runStep(guest.session, stateAfter(c.timeouts));
+  await record(post);
+  const a = parseStateAfter(post.result.stdout);
+  const serial = await readFrom(guest.serialLog, serialFrom);
+  const { loads, run, unloads, hang } = steps;
+  const evidence = { loads, run, unloads, taintBefore: b.taint, taintAfter: a.taint, pid: a.pid, kernelLog: a.dmesg, serial, hangEvidence: hang };
+  const judged = await judgeAndKeep(i, sel, modules, evidence, a);
+  return { ...judged, kernelLog: a.dmesg, logBefore: b.dmesg, durationMs: Date.now() - t0, taintAfter: a.taint };
+}
+
+/** A test whose params name a module the suite does not build: a usage failure, before anything is loaded. */
+function unknownParams(i: SuiteRunInput, test: SuiteTest, modules: readonly LoadedModule[], unknown: string[], b: { taint?: number; dmesg: string }): OneTest {
+  const message = `tests ${test.name}: params for ${unknown.join(', ')}, which the suite does not build (it builds ${modules.map((m) => m.name).join(', ')})`;
+  return {
+    checks: [{ name: 'params', ok: false, failure: 'usage', durationMs: 0, message, evidence: `in ${i.suite.file}` }],
+    kernelLog: '',
+    logBefore: b.dmesg,
+    durationMs: 0,
+    taintAfter: b.taint,
+  };
+}
+
+/** insmod in order (per-test loading), the run line when every module loaded, rmmod in reverse; a hung run line leaves its evidence. */
+async function loadRunUnload(i: SuiteRunInput, guest: Guest, test: SuiteTest, modules: readonly LoadedModule[], record: (r: StepRecord) => Promise<void>) {
+  const { c } = i;
+  const s = guest.session;
+  const perTest = i.suite.load === 'per-test';
   const loads: StepRecord[] = [];
   for (const m of perTest ? modules : []) {
     const r = await runStep(s, insmodStep(m, paramsFor(m, test.params), c.timeouts));
@@ -96,10 +105,16 @@ export async function runOneTest(
     await record(r);
     unloads.push(r);
   }
-  const post = await runStep(s, stateAfter(c.timeouts));
-  await record(post);
-  const a = parseStateAfter(post.result.stdout);
-  const serial = await readFrom(guest.serialLog, serialFrom);
+  return { loads, run, unloads, hang };
+}
+
+type Evidence = SavedTest['evidence'];
+
+/** Judges the test (with --update, against the transcript it writes), and keeps what kmodvm judge needs in tests/<name>/. */
+async function judgeAndKeep(i: SuiteRunInput, sel: SelectedTest, modules: readonly LoadedModule[], evidence: Evidence, a: ReturnType<typeof parseStateAfter>) {
+  const test = sel.test;
+  const perTest = i.suite.load === 'per-test';
+  const run = evidence.run;
   const dir = path.join(i.runDir, 'tests', safe(test.name));
   await mkdir(dir, { recursive: true });
   await Promise.all([
@@ -107,30 +122,20 @@ export async function runOneTest(
     writeFile(path.join(dir, 'stdout'), run?.result.stdout ?? ''),
     writeFile(path.join(dir, 'stderr'), run?.result.stderr ?? ''),
   ]);
-  const evidence = { loads, run, unloads, taintBefore: b.taint, taintAfter: a.taint, pid: a.pid, kernelLog: a.dmesg, serial, hangEvidence: hang };
   const judge = (transcript?: { parsed: Transcript; file: string }): ReturnType<typeof judgeTest> =>
     judgeTest(evidence, { exitCode: test.exitCode, transcript, loadsHere: perTest }, i.rules);
-  const keep = (transcriptFile?: string): Promise<void> =>
-    writeFile(
-      path.join(dir, 'evidence.json'),
-      JSON.stringify({ evidence, expect: { exitCode: test.exitCode, transcriptFile, loadsHere: perTest } } satisfies SavedTest) + '\n',
-    );
   const existing = sel.transcript && test.transcript ? { parsed: sel.transcript, file: test.transcript.abs } : undefined;
   let judged = judge(existing);
   // --update rewrites a transcript that is missing or no longer matches, as snapshot tools do; one that matches stays as written.
   const stale = !existing || judged.checks.some((x) => x.name === 'transcript' && !x.ok);
   if (i.update && test.transcript && run && !run.result.timedOut && stale) judged = judge(await updateTranscript(i, test, run.result.stdout, a, modules));
   // What kmodvm judge needs to judge this test again, without a VM.
-  await keep(test.transcript && (existing || i.update) ? test.transcript.abs : undefined);
-  return {
-    checks: judged.checks,
-    captures: judged.captures,
-    untrusted: judged.untrusted,
-    kernelLog: a.dmesg,
-    logBefore: b.dmesg,
-    durationMs: Date.now() - t0,
-    taintAfter: a.taint,
-  };
+  const transcriptFile = test.transcript && (existing || i.update) ? test.transcript.abs : undefined;
+  await writeFile(
+    path.join(dir, 'evidence.json'),
+    `${JSON.stringify({ evidence, expect: { exitCode: test.exitCode, transcriptFile, loadsHere: perTest } } satisfies SavedTest)}\n`,
+  );
+  return { checks: judged.checks, captures: judged.captures, untrusted: judged.untrusted };
 }
 
 /** What a hung command leaves: the guest's task states (sysrq w and t), and the console. */
