@@ -9,7 +9,7 @@ import { markdownTable, summarize, type BenchRow } from './lib/loop/bench.ts';
 import { log, main } from './lib/cli/cli.ts';
 import { helpFor, parseCommand } from './lib/cli/commands.ts';
 import { KmodvmError } from './lib/core/errors.ts';
-import { ensureImage } from './lib/image/image.ts';
+import { ensureImage } from './lib/image/build.ts';
 import { genericInitrd } from './lib/image/initrd.ts';
 import { run } from './lib/core/proc.ts';
 import { existsSync } from 'node:fs';

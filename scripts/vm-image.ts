@@ -2,7 +2,8 @@
 import { helpFor, parseCommand } from './lib/cli/commands.ts';
 import { log, main } from './lib/cli/cli.ts';
 import { KmodvmError } from './lib/core/errors.ts';
-import { buildImage, ensureImage, findImage, imageKey } from './lib/image/image.ts';
+import { findImage, imageKey } from './lib/image/image.ts';
+import { buildImage, ensureImage } from './lib/image/build.ts';
 import { preflight } from './lib/host/preflight.ts';
 import { exportImage, importImage } from './lib/image/archive.ts';
 import { mib } from './lib/core/disk.ts';
@@ -22,7 +23,7 @@ await main(async () => {
     case 'build': {
       await preflight(log);
       const img = own.force
-        ? await buildImage(config, log, { onBuilt: () => pruneHint(config, log) })
+        ? await buildImage(config, log, { onBuilt: () => pruneHint(config, log), force: true })
         : await ensureImage(config, log, { onBuilt: () => pruneHint(config, log) });
       process.stdout.write(img.dir + '\n');
       return 0;

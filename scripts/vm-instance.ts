@@ -71,7 +71,13 @@ async function status(argv: string[]): Promise<number> {
     return 0;
   }
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  for (const r of rows) process.stdout.write(`${r.map((x, i) => x.padEnd(w[i])).join('  ').trimEnd()}\n`);
+  for (const r of rows)
+    process.stdout.write(
+      `${r
+        .map((x, i) => x.padEnd(w[i]))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
   return 0;
 }
 

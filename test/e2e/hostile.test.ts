@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { loadConfig } from '../../scripts/lib/core/flags.ts';
-import { ensureImage } from '../../scripts/lib/image/image.ts';
+import { ensureImage } from '../../scripts/lib/image/build.ts';
 import { preflight } from '../../scripts/lib/host/preflight.ts';
 import { findSplats, formatSplat, loadRules, unexpectedTaint } from '../../scripts/lib/verdict/splat.ts';
 import { bootVm } from '../../scripts/lib/loop/pipeline.ts';

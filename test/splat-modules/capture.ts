@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chooseAccel, hostFacts } from '../../scripts/lib/host/accel.ts';
 import { loadConfig } from '../../scripts/lib/core/flags.ts';
-import { ensureImage } from '../../scripts/lib/image/image.ts';
+import { ensureImage } from '../../scripts/lib/image/build.ts';
 import { bootVm } from '../../scripts/lib/loop/vm-test-run.ts';
 
 const root = new URL('../../', import.meta.url).pathname;

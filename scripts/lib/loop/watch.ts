@@ -84,7 +84,11 @@ async function countingChanges(c0: Config, paths: string[], log: (l: string) => 
     return undefined;
   });
   if (!rs) return [];
-  const mine = new Set([...rs.files.map((f) => srcPath(rs.suite, f)), rs.suite.file, ...rs.suite.tests.flatMap((t) => (t.transcript ? [t.transcript.abs] : []))]);
+  const mine = new Set([
+    ...rs.files.map((f) => srcPath(rs.suite, f)),
+    rs.suite.file,
+    ...rs.suite.tests.flatMap((t) => (t.transcript ? [t.transcript.abs] : [])),
+  ]);
   return paths.filter((p) => mine.has(p));
 }
 

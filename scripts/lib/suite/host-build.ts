@@ -85,7 +85,14 @@ export async function hostBuildSuite(i: HostBuildInput): Promise<SuiteHostBuild>
     [...suite.modules, ...suite.apps].map((d) => d.dir),
   );
   const made: Made = { dirs: [], symvers: [], products: [], moduleParts: [] };
-  const result = (ok: boolean): SuiteHostBuild => ({ ok, tree, dirs: made.dirs, products: made.products, moduleParts: made.moduleParts, durationMs: Date.now() - t0 });
+  const result = (ok: boolean): SuiteHostBuild => ({
+    ok,
+    tree,
+    dirs: made.dirs,
+    products: made.products,
+    moduleParts: made.moduleParts,
+    durationMs: Date.now() - t0,
+  });
   for (const m of suite.modules) if (!(await buildModuleDir(i, m, shared, made))) return result(false);
   for (const a of suite.apps) if (!(await buildAppDir(i, a, shared, made))) return result(false);
   return result(true);

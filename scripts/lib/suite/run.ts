@@ -47,22 +47,21 @@ async function hostResult(i: SuiteRunInput): Promise<{ checks: Check[]; host?: S
 
 export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
   const { c } = i;
-  let guest = i.guest;
   let n = 0;
   const record = async (prefix: string, r: StepRecord): Promise<void> =>
     recordStep(i.runDir, ++n, { ...r, name: safe(prefix ? `${prefix}-${r.name}` : r.name) });
-  guest.session.warmUpload();
-  void guest.session.warmShells(2);
+  i.guest.session.warmUpload();
+  void i.guest.session.warmShells(2);
   await mkdir(path.join(i.runDir, 'steps'), { recursive: true });
   const built = await hostResult(i);
   const before: Check[] = [...built.checks];
-  const res: SuiteRunResult = { before, tests: [], after: [], kernelLog: '', guest };
+  const res: SuiteRunResult = { before, tests: [], after: [], kernelLog: '', guest: i.guest };
   if (built.failed) return res;
   const prepare = async (reuse: boolean): Promise<Prepared> => {
     const p = await prepareGuest({
       c,
       suite: i.suite,
-      session: guest.session,
+      session: res.guest.session,
       files: i.files,
       kver: i.kver,
       host: built.host,
@@ -73,9 +72,22 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
     for (const r of p.records) await record('', r);
     return p;
   };
-  let prep = await prepare(Boolean(i.reuse));
+  const prep = await prepare(Boolean(i.reuse));
   before.push(...prep.checks);
   if (!prep.ok) return res;
+  const { untrusted, modules } = await runTests(i, res, prep, prepare, record);
+  res.untrusted = i.suite.load === 'once' && !untrusted ? await unloadOnce(i, res, modules, record) : untrusted;
+  const last = await res.guest.session.exec(['dmesg', '-c'], { timeoutMs: c.timeouts.command * 1000 }).catch(() => undefined);
+  res.kernelLog += last?.stdout ?? '';
+  await writeFile(path.join(i.runDir, 'dmesg.log'), res.kernelLog);
+  return res;
+}
+
+type RecordStep = (prefix: string, r: StepRecord) => Promise<void>;
+
+/** Each selected test in order; after a test that broke the kernel, the next one gets a fresh guest, prepared again. */
+async function runTests(i: SuiteRunInput, res: SuiteRunResult, first: Prepared, prepare: (reuse: boolean) => Promise<Prepared>, record: RecordStep) {
+  let prep = first;
   let untrusted: string | undefined;
   // The last test's state after is the next one's state before, on the same guest.
   let carried: { taint?: number } | undefined;
@@ -84,7 +96,7 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
     if (untrusted && i.fresh) {
       i.log(`test ${sel.test.name}: a fresh guest first (${untrusted})`);
       freshGuest = untrusted;
-      guest = res.guest = await i.fresh(untrusted);
+      res.guest = await i.fresh(untrusted);
       carried = undefined;
       prep = await prepare(false);
       if (!prep.ok) {
@@ -101,32 +113,26 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
       }
     }
     i.log(`test ${sel.test.name}`);
-    const t = await runOneTest(i, guest, sel, prep.modules, (r) => record(sel.test.name, r), carried);
+    const t = await runOneTest(i, res.guest, sel, prep.modules, (r) => record(sel.test.name, r), carried);
     res.kernelLog += t.logBefore + t.kernelLog;
     untrusted = t.untrusted;
     carried = t.taintAfter === undefined ? undefined : { taint: t.taintAfter };
     res.tests.push({ ...report(sel.test.name, t.checks, t.durationMs, freshGuest), captures: t.captures });
   }
-  if (i.suite.load === 'once' && !untrusted) {
-    for (const m of [...prep.modules].reverse()) {
-      const r = await runStep(guest.session, rmmodStep(m, c.timeouts));
-      await record('', r);
-      res.after.push({
-        name: r.name,
-        ok: r.ok,
-        failure: r.failure,
-        durationMs: r.result.durationMs,
-        message: r.message,
-        evidence: r.ok ? undefined : tail(r.result.stderr, 10),
-      });
-      if (!r.ok) untrusted = `${r.name} failed`;
-    }
+  return { untrusted, modules: prep.modules };
+}
+
+/** load: once: the modules come out in reverse order after the last test; a failed rmmod leaves the kernel untrusted. */
+async function unloadOnce(i: SuiteRunInput, res: SuiteRunResult, modules: Prepared['modules'], record: RecordStep): Promise<string | undefined> {
+  let untrusted: string | undefined;
+  for (const m of [...modules].reverse()) {
+    const r = await runStep(res.guest.session, rmmodStep(m, i.c.timeouts));
+    await record('', r);
+    const evidence = r.ok ? undefined : tail(r.result.stderr, 10);
+    res.after.push({ name: r.name, ok: r.ok, failure: r.failure, durationMs: r.result.durationMs, message: r.message, evidence });
+    if (!r.ok) untrusted = `${r.name} failed`;
   }
-  const last = await guest.session.exec(['dmesg', '-c'], { timeoutMs: c.timeouts.command * 1000 }).catch(() => undefined);
-  res.kernelLog += last?.stdout ?? '';
-  res.untrusted = untrusted;
-  await writeFile(path.join(i.runDir, 'dmesg.log'), res.kernelLog);
-  return res;
+  return untrusted;
 }
 
 function report(name: string, checks: Check[], durationMs: number, freshGuest?: string): TestReport {
