@@ -5,6 +5,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import ts from 'typescript';
 
 const lib = new URL('../../scripts/lib/', import.meta.url).pathname;
 /** From the bottom up. A folder may import its own and those before it. */
@@ -58,6 +59,25 @@ t.test('no file is much over 300 lines', async (t) => {
     const n = readFileSync(path.join(lib, f), 'utf8').split('\n').length;
     t.ok(n <= 320, `${f}: ${n} lines`);
   }
+});
+
+t.test('no function is much over 60 lines (parsed with the TypeScript compiler, entry scripts included)', async (t) => {
+  const scripts = new URL('../../scripts/', import.meta.url).pathname;
+  const all = (readdirSync(scripts, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts'));
+  const long: string[] = [];
+  for (const f of all) {
+    const sf = ts.createSourceFile(f, readFileSync(path.join(scripts, f), 'utf8'), ts.ScriptTarget.Latest, true);
+    const visit = (n: ts.Node): void => {
+      if (ts.isFunctionDeclaration(n) || ts.isMethodDeclaration(n) || ts.isArrowFunction(n) || ts.isFunctionExpression(n)) {
+        const lines = sf.getLineAndCharacterOfPosition(n.getEnd()).line - sf.getLineAndCharacterOfPosition(n.getStart()).line + 1;
+        // "About 60": the signature and the closing brace count, so 65 at most.
+        if (lines > 65) long.push(`${f}:${sf.getLineAndCharacterOfPosition(n.getStart()).line + 1}: ${lines} lines`);
+      }
+      ts.forEachChild(n, visit);
+    };
+    visit(sf);
+  }
+  t.same(long, [], 'split these into functions of one step each');
 });
 
 t.test('every package the tool imports is a runtime dependency (an installed kmodvm has no devDependencies)', async (t) => {

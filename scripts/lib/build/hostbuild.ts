@@ -129,28 +129,25 @@ export async function hostMake(o: {
   const how = replayed ? `kbuild's recorded commands replayed (${plan!.length}${skipped}); make not run\n` : '';
   const output = how + r!.output.split(`${o.outDir}/`).join(`${o.srcDir}/`);
   const durationMs = Date.now() - started;
-  if (r!.exitCode !== 0 || (o.product !== undefined && !existsSync(product))) {
-    // make runs in the copy; a relative name there (the app's Makefile) is the user's file.
-    const diags = compilerDiagnostics(output)
-      .filter((d) => d.severity !== 'warning')
-      .map((d) => ({ ...d, file: path.resolve(o.srcDir, d.file) }));
-    const annotations = diags.map((d) => ({ file: d.file, line: d.line, col: d.col, message: `${d.severity}: ${d.message}` }));
-    return {
-      ok: false,
-      durationMs,
-      output,
-      annotations,
-      evidence: diags.length
-        ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n')
-        : `make ${r!.reason}\n${tail(output, 25)}`,
-    };
-  }
+  if (r!.exitCode !== 0 || (o.product !== undefined && !existsSync(product))) return failedBuild(output, o.srcDir, r!.reason, durationMs);
   await writeFile(stamp, hash);
   if (o.replayKdir) {
     await writeFile(shapeStamp, shape);
     if (!replayed) await keepBuiltModSources(o.outDir);
   }
   return { ok: true, ko: product, durationMs, output };
+}
+
+/** A failed make: the compiler's errors on the user's own files (make ran in the copy; a relative name there is the user's file), else make's tail. */
+function failedBuild(output: string, srcDir: string, reason: string, durationMs: number): HostBuild {
+  const diags = compilerDiagnostics(output)
+    .filter((d) => d.severity !== 'warning')
+    .map((d) => ({ ...d, file: path.resolve(srcDir, d.file) }));
+  const annotations = diags.map((d) => ({ file: d.file, line: d.line, col: d.col, message: `${d.severity}: ${d.message}` }));
+  const evidence = diags.length
+    ? diags.map((d) => `${d.file}:${d.line}${d.col ? `:${d.col}` : ''}: ${d.severity}: ${d.message}`).join('\n')
+    : `make ${reason}\n${tail(output, 25)}`;
+  return { ok: false, durationMs, output, annotations, evidence };
 }
 
 /** Where the guest's copy of a host-built module is kept, under the build directory. */

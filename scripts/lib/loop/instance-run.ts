@@ -6,7 +6,7 @@ import { splatRuleFiles, type Config } from '../core/config.ts';
 import { fileSize, readFrom } from '../core/disk.ts';
 import { KmodvmError, setCrashDir } from '../core/errors.ts';
 import { guestRecordsDir } from '../build/guest-kbuild.ts';
-import { findImage } from '../image/image.ts';
+import { findImage, type ImageInfo } from '../image/image.ts';
 import { ensureImage } from '../image/build.ts';
 import { connect, instanceDir, isQemuAlive, lookup, writeState, type InstanceState } from '../vm/instance.ts';
 import { assemble, bootVm, buildModeFor, byoKernel, kvmClockCheck, pickAccel, startHostBuild } from './pipeline.ts';
@@ -94,6 +94,29 @@ export interface InstanceRun {
   state: InstanceState;
 }
 
+/** The instance's image, which must be the current recipe's. */
+async function instanceImage(c: Config, s: InstanceState): Promise<ImageInfo> {
+  const img = await findImage(c);
+  if (!img || img.key !== s.imageKey)
+    throw new KmodvmError('boot', `instance ${s.name} runs image ${s.imageKey}, not the current recipe's`, {
+      hint: `restart it: npm run vm:down -- --name ${s.name} && npm run vm:up -- --name ${s.name}`,
+    });
+  return img;
+}
+
+const instanceReport = (s: InstanceState, runDir: string, started: number, suite: string): RunReport => ({
+  verdict: 'fail',
+  exitCode: 70,
+  runDir,
+  accel: s.accel,
+  kernelVersion: s.kernelVersion,
+  imageKey: s.imageKey,
+  startedAt: new Date(started).toISOString(),
+  durationMs: 0,
+  checks: [],
+  suite,
+});
+
 /**
  * The suite's tests on a running instance (vm:test --reuse, vm:watch). The
  * instance keeps one build tree, so kbuild rebuilds only what changed. A test
@@ -114,29 +137,14 @@ export async function testOnInstance(
   await mkdir(path.join(runDir, 'steps'), { recursive: true });
   setCrashDir(runDir);
   let s = s0;
-  const img = await findImage(c);
-  if (!img || img.key !== s.imageKey)
-    throw new KmodvmError('boot', `instance ${s.name} runs image ${s.imageKey}, not the current recipe's`, {
-      hint: `restart it: npm run vm:down -- --name ${s.name} && npm run vm:up -- --name ${s.name}`,
-    });
+  const img = await instanceImage(c, s);
   const build = buildModeFor(c, img, Boolean(c.kernelImage));
   // Not niced: the guest is up, and the build is what the edit loop waits for.
   const hostBuild = startHostBuild(c, img, rs, path.join(s.dir, 'build'), { ...build, niceness: 0 });
   const serialFrom = await fileSize(s.serialLog);
   // vm:watch keeps one connection across cycles (a handshake is ~0.3 s under TCG); otherwise one per run.
   let session = o.session ?? (await connect(s));
-  const report: RunReport = {
-    verdict: 'fail',
-    exitCode: 70,
-    runDir,
-    accel: s.accel,
-    kernelVersion: s.kernelVersion,
-    imageKey: s.imageKey,
-    startedAt: new Date(started).toISOString(),
-    durationMs: 0,
-    checks: [],
-    suite: rs.suite.file,
-  };
+  const report = instanceReport(s, runDir, started, rs.suite.file);
   const serials: { file: string; from: number }[] = [{ file: s.serialLog, from: serialFrom }];
   const fresh = async (why: string): Promise<Guest> => {
     log(`instance ${s.name}: restarting it fresh (${why})`);

@@ -41,30 +41,28 @@ const failedCheck = (r: StepRecord): Check => ({
   evidence: `${r.result.stdout}\n${r.result.stderr}`.trim().split('\n').slice(-15).join('\n'),
 });
 
+/** What goes up: the suite's files (from the host build tree when the host built, with the stripped modules beside them), else its roots. */
+function uploadParts(i: PrepareInput) {
+  const { suite } = i;
+  if (i.host) return [{ localDir: i.host.tree, sub: '.', files: [...i.files, ...i.host.products] }, ...i.host.moduleParts];
+  if (suite.mounts)
+    return suite.mounts.map((m) => ({
+      localDir: m.abs,
+      sub: m.rel,
+      files: i.files.filter((f) => f.startsWith(`${m.rel}/`)).map((f) => f.slice(m.rel.length + 1)),
+    }));
+  return [{ localDir: suite.root, sub: '.', files: i.files }];
+}
+
 export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
   const { c, suite, session } = i;
   const out: Prepared = { ok: true, checks: [], records: [], modules: [] };
   const t0 = Date.now();
-  const parts = i.host
-    ? [{ localDir: i.host.tree, sub: '.', files: [...i.files, ...i.host.products] }, ...i.host.moduleParts]
-    : suite.mounts
-      ? suite.mounts.map((m) => ({
-          localDir: m.abs,
-          sub: m.rel,
-          files: i.files.filter((f) => f.startsWith(`${m.rel}/`)).map((f) => f.slice(m.rel.length + 1)),
-        }))
-      : [{ localDir: suite.root, sub: '.', files: i.files }];
-  const sent = await session.uploadTrees(GUEST_WORK, parts, c.timeouts.command * 1000, { skipUnchanged: i.reuse }).catch((e: Error) => e);
+  const sent = await session.uploadTrees(GUEST_WORK, uploadParts(i), c.timeouts.command * 1000, { skipUnchanged: i.reuse }).catch((e: Error) => e);
   if (sent instanceof Error) {
     // The guest side of the upload failed (a full disk, a dead connection): the VM's failure, not the module's.
-    out.checks.push({
-      name: 'upload',
-      ok: false,
-      failure: 'upload',
-      durationMs: Date.now() - t0,
-      message: sent.message,
-      evidence: `${sent.message}\nnext: the guest did not take the files; look at the serial console (serial.log) and run again`,
-    });
+    const evidence = `${sent.message}\nnext: the guest did not take the files; look at the serial console (serial.log) and run again`;
+    out.checks.push({ name: 'upload', ok: false, failure: 'upload', durationMs: Date.now() - t0, message: sent.message, evidence });
     return { ...out, ok: false };
   }
   out.checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: i.reuse ? `${sent.length} changed files` : `${sent.length} files` });

@@ -21,11 +21,16 @@ t.test("two builds of one key take turns: the second waits for the first's lock"
   const order: string[] = [];
   const logs: string[] = [];
   const build = (who: string, ms: number) =>
-    withImageLock(c, 'abcd', (l) => logs.push(l), async () => {
-      order.push(`${who} start`);
-      await new Promise((r) => setTimeout(r, ms));
-      order.push(`${who} end`);
-    });
+    withImageLock(
+      c,
+      'abcd',
+      (l) => logs.push(l),
+      async () => {
+        order.push(`${who} start`);
+        await new Promise((r) => setTimeout(r, ms));
+        order.push(`${who} end`);
+      },
+    );
   await Promise.all([build('first', 300), new Promise((r) => setTimeout(r, 50)).then(() => build('second', 10))]);
   t.same(order, ['first start', 'first end', 'second start', 'second end']);
   t.match(logs.join('\n'), /another kmodvm is building image abcd; waiting for it/);
