@@ -20,7 +20,20 @@ export interface Command {
 }
 
 const SUITE = ['suite', 'only', 'shard', 'update', 'module-dir', 'app-dir', 'transcript'] as const;
-const GUEST = ['kernel', 'accel', 'profile', 'memory', 'cpus', 'recipe', 'mirror', 'no-resume', 'kernel-image', 'kernel-build-dir', 'kernel-initrd'] as const;
+const GUEST = [
+  'kernel',
+  'accel',
+  'profile',
+  'memory',
+  'cpus',
+  'recipe',
+  'mirror',
+  'no-resume',
+  'guest-net',
+  'kernel-image',
+  'kernel-build-dir',
+  'kernel-initrd',
+] as const;
 const BUILD = ['build', 'no-replay'] as const;
 const TIMEOUTS = ['boot-timeout', 'build-timeout', 'load-timeout', 'app-timeout'] as const;
 const RUN = ['splat-rules', 'cache-dir', 'runs-dir', ...TIMEOUTS, 'dry-run', 'verbose', 'help'] as const;

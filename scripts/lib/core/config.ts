@@ -82,6 +82,8 @@ export interface Config {
   name: string;
   /** vm:test on this running instance instead of a fresh boot. Default '' (hermetic). Flag --reuse NAME. */
   reuse: string;
+  /** Let the guest reach the host's network and services (QEMU's user network without restrict=on). Default false: the guest reaches nothing outside it; only the forwarded SSH port comes in. Flag --guest-net. */
+  guestNet: boolean;
   /** Print the plan and the exact QEMU command, run nothing. Default false. Flag --dry-run. */
   dryRun: boolean;
   /** Print the exact QEMU and mmdebstrap commands as they run (always printed with --dry-run). Default false: one line per step. Flag --verbose. */
@@ -138,6 +140,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot(),
     reuse: '',
     dryRun: false,
     verbose: false,
+    guestNet: false,
     timeouts: { boot: 180, build: 600, load: 60, app: 60, command: 60 },
   };
 }

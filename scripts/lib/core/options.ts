@@ -61,6 +61,12 @@ export const OPTIONS = {
   },
   'kernel-build-dir': { type: 'string', arg: 'DIR', group: 'guest', field: 'kernelBuildDir', help: 'its kbuild tree; the modules are built against it' },
   'kernel-initrd': { type: 'string', arg: 'FILE', group: 'guest', field: 'kernelInitrd', help: 'an initrd for it (default: busybox, no modules)' },
+  'guest-net': {
+    type: 'boolean',
+    group: 'guest',
+    field: 'guestNet',
+    help: "let the guest reach the host's network (default: it reaches nothing; only SSH comes in)",
+  },
   reuse: { type: 'string', arg: 'NAME', group: 'guest', field: 'reuse', help: 'run on this running instance (kmodvm up) instead of a fresh guest' },
   build: {
     type: 'string',

@@ -5,7 +5,7 @@
 // rename, and a second process waits, then takes the image the first built.
 import { chmod, copyFile, cp, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
+import { withLock } from '../core/lock.ts';
 import type { Config } from '../core/config.ts';
 import { diskBytes, mib } from '../core/disk.ts';
 import { KmodvmError } from '../core/errors.ts';
@@ -38,20 +38,8 @@ function pidAlive(pid: number): boolean {
 /** Holds the image key's lock while fn runs; waits up to waitS for another build of the same key. */
 export async function withImageLock<T>(c: Config, key: string, log: Log, fn: () => Promise<T>, waitS = 3600): Promise<T> {
   await mkdir(imagesDir(c), { recursive: true, mode: 0o700 });
-  const target = path.join(imagesDir(c), `.${key}`);
-  const opts = { realpath: false, stale: 30_000, update: 5_000, lockfilePath: `${target}.lock` };
-  let release = await lockfile.lock(target, opts).catch((e: NodeJS.ErrnoException) => (e.code === 'ELOCKED' ? undefined : Promise.reject(e)));
-  if (!release) {
-    log(`image: another kmodvm is building image ${key}; waiting for it`);
-    release = await lockfile.lock(target, { ...opts, retries: { retries: Math.ceil(waitS / 2), minTimeout: 500, maxTimeout: 2000 } }).catch((e: Error) => {
-      throw new KmodvmError('image', `image ${key} stayed locked for ${waitS} s: ${e.message}`, { hint: `if no other kmodvm runs, remove ${target}.lock` });
-    });
-  }
-  try {
-    return await fn();
-  } finally {
-    await release();
-  }
+  const onWait = (): void => log(`image: another kmodvm is building image ${key}; waiting for it`);
+  return withLock(path.join(imagesDir(c), `.${key}`), { waitS, failure: 'image', what: `image ${key}`, onWait }, fn);
 }
 
 /** The cached image, built first when there is none. onBuilt runs after a build (the loop's prune hint). */

@@ -8,7 +8,7 @@ import { KmodvmError, setCrashDir } from '../core/errors.ts';
 import { guestRecordsDir } from '../build/guest-kbuild.ts';
 import { findImage, type ImageInfo } from '../image/image.ts';
 import { ensureImage } from '../image/build.ts';
-import { connect, instanceDir, isQemuAlive, lookup, writeState, type InstanceState } from '../vm/instance.ts';
+import { connect, instanceDir, isQemuAlive, lockInstance, lookup, writeState, type InstanceState } from '../vm/instance.ts';
 import { assemble, bootVm, buildModeFor, byoKernel, kvmClockCheck, pickAccel, startHostBuild } from './pipeline.ts';
 import { preflight } from '../host/preflight.ts';
 import { pruneHint } from './prune.ts';
@@ -22,15 +22,29 @@ import { waitUntil } from '../core/wait.ts';
 
 /** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */
 export async function upInstance(c: Config, name: string, log: (l: string) => void): Promise<{ state: InstanceState; already: boolean }> {
-  const l = await lookup(c, name);
-  if (l.alive) return { state: l.state, already: true };
-  if (l.staleNote) log(l.staleNote);
+  const first = await lookup(c, name);
+  if (first.alive) return { state: first.state, already: true };
+  if (first.booting) log(`instance ${name}: another vm:up is booting it; waiting for that one`);
+  // One vm:up of a name at a time: a second one waits here, then finds the first's instance up.
+  const release = await lockInstance(c, name, c.timeouts.boot + 600);
+  try {
+    const l = await lookup(c, name, { holdingLock: true });
+    if (l.alive) return { state: l.state, already: true };
+    if ('staleNote' in l && l.staleNote && !first.booting) log(l.staleNote);
+    return await bootInstance(c, name, log);
+  } finally {
+    await release();
+  }
+}
+
+/** The boot of vm:up, under the instance's lock. */
+async function bootInstance(c: Config, name: string, log: (l: string) => void): Promise<{ state: InstanceState; already: boolean }> {
   await preflight(log);
   const img = await ensureImage(c, log, { onBuilt: () => pruneHint(c, log) });
   const { accel: wanted, note, probeKvm } = await pickAccel(c);
   if (note) log(note);
   const dir = instanceDir(c, name);
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   const t0 = Date.now();
   // The same boot as vm:test's (pipeline.ts): resume, the KVM probe, the crash retry, your own kernel with its initrd.
   const byo = c.kernelImage ? await byoKernel(c, img, dir) : undefined;

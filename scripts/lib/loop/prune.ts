@@ -23,6 +23,16 @@ export interface PrunePlan {
   keep: PruneItem[];
 }
 
+function pidAlive(pid: number): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * Which cache entries go. images and records are directory names under
  * images/ and kbuild-records/; keep maps an image key to why it stays.
@@ -36,10 +46,16 @@ export function planPrune(o: {
   keep: ReadonlyMap<string, string>;
   snapshotsDir?: string;
   snapshots?: readonly { name: string; imageKey?: string }[];
+  /** Whether a pid still runs: a temporary directory of a live process is its build or save in progress. */
+  alive?: (pid: number) => boolean;
 }): PrunePlan {
   const plan: PrunePlan = { remove: [], keep: [] };
+  const alive = o.alive ?? pidAlive;
+  // Locks are another run's, and so is a temporary directory whose process still runs.
+  const busy = (n: string): boolean => n.endsWith('.lock') || (n.includes('.tmp-') && alive(Number(/-(\d+)$/.exec(n)?.[1] ?? 0)));
   for (const n of [...o.images].sort()) {
     const p = path.join(o.imagesDir, n);
+    if (busy(n)) continue;
     if (n.startsWith('.tmp-')) plan.remove.push({ path: p, why: 'the leftover of an interrupted image build' });
     else if (o.keep.has(n)) plan.keep.push({ path: p, why: o.keep.get(n)! });
     else plan.remove.push({ path: p, why: 'built from a recipe this checkout no longer has' });
@@ -49,6 +65,7 @@ export function planPrune(o: {
   }
   for (const s of [...(o.snapshots ?? [])].sort((a, b) => a.name.localeCompare(b.name))) {
     const p = path.join(o.snapshotsDir ?? '', s.name);
+    if (busy(s.name)) continue;
     if (s.name.includes('.tmp-')) plan.remove.push({ path: p, why: 'the leftover of an interrupted snapshot save' });
     else if (!s.imageKey || !o.keep.has(s.imageKey)) plan.remove.push({ path: p, why: 'a saved guest of an image that is gone or pruned' });
   }

@@ -9,8 +9,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
-import { KmodvmError } from '../core/errors.ts';
+import { acquire } from '../core/lock.ts';
 import type { Suite } from './load.ts';
 
 export const hostBuildsDir = (cacheDir: string): string => path.join(cacheDir, 'host-builds');
@@ -28,17 +27,10 @@ export function buildTreeFor(cacheDir: string, suite: Pick<Suite, 'root' | 'moun
 /** Takes the tree's lock, waiting for another run that holds it; returns the release. */
 export async function lockTree(tree: string, log: (l: string) => void, waitS = 1800): Promise<() => Promise<void>> {
   await mkdir(path.dirname(tree), { recursive: true, mode: 0o700 });
-  const target = path.dirname(tree);
-  const opts = { realpath: false, stale: 30_000, update: 10_000 };
-  const first = await lockfile.lock(target, opts).catch((e: NodeJS.ErrnoException) => (e.code === 'ELOCKED' ? undefined : Promise.reject(e)));
-  if (first) return first;
-  log(`build: another run is building this suite in ${tree}; waiting for it`);
-  const release = await lockfile
-    .lock(target, { ...opts, retries: { retries: Math.ceil(waitS / 2), minTimeout: 500, maxTimeout: 2000, factor: 1.2 } })
-    .catch((e: Error) => {
-      throw new KmodvmError('setup', `the build tree ${tree} stayed locked for ${waitS} s: ${e.message}`, {
-        hint: `if no other kmodvm runs, remove ${target}.lock`,
-      });
-    });
-  return release;
+  return acquire(path.dirname(tree), {
+    waitS,
+    failure: 'setup',
+    what: `the build tree ${tree}`,
+    onWait: () => log(`build: another run is building this suite in ${tree}; waiting for it`),
+  });
 }

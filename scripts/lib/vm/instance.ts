@@ -9,21 +9,25 @@ import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { writeJsonAtomic } from '../core/atomic.ts';
 import { SshSession } from '../guest/ssh.ts';
+import { acquire, isLocked } from '../core/lock.ts';
+import { z } from 'zod';
 
-export interface InstanceState {
-  name: string;
-  pid: number;
-  port: number;
-  accel: string;
-  imageKey: string;
-  imageDir: string;
-  kernelVersion: string;
-  startedAt: string;
-  dir: string;
-  serialLog: string;
-  clientKey: string;
-  hostPub: string;
-}
+/** state.json: written by vm:up once the instance is up; read with this schema, so a damaged one is stale, not a crash. */
+export const instanceStateSchema = z.object({
+  name: z.string(),
+  pid: z.number().int().positive(),
+  port: z.number().int().positive(),
+  accel: z.string(),
+  imageKey: z.string(),
+  imageDir: z.string(),
+  kernelVersion: z.string(),
+  startedAt: z.string(),
+  dir: z.string(),
+  serialLog: z.string(),
+  clientKey: z.string(),
+  hostPub: z.string(),
+});
+export type InstanceState = z.infer<typeof instanceStateSchema>;
 
 export function validateName(name: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/.test(name)) {
@@ -54,27 +58,59 @@ export async function writeState(s: InstanceState): Promise<void> {
   await writeJsonAtomic(path.join(s.dir, 'state.json'), s);
 }
 
-export async function readState(c: Config, name: string): Promise<InstanceState | undefined> {
+type ReadState = { state: InstanceState } | { bad: string } | undefined;
+
+/** The instance's state.json: undefined when there is none, { bad } when it cannot be trusted (truncated, hand-edited, another instance's directory). */
+export async function readState(c: Config, name: string): Promise<ReadState> {
   const f = path.join(instanceDir(c, name), 'state.json');
   if (!existsSync(f)) return undefined;
-  return JSON.parse(await readFile(f, 'utf8')) as InstanceState;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(f, 'utf8'));
+  } catch (e) {
+    return { bad: `its state.json does not parse (${(e as Error).message})` };
+  }
+  const r = instanceStateSchema.safeParse(raw);
+  if (!r.success) return { bad: `its state.json is not an instance's (${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message})` };
+  // Only the instance's own directory is ever removed, whatever state.json names.
+  if (path.resolve(r.data.dir) !== instanceDir(c, name) || r.data.name !== name) return { bad: `its state.json names another directory (${r.data.dir})` };
+  return { state: r.data };
 }
 
-export type Lookup = { state: InstanceState; alive: true } | { state?: InstanceState; alive: false; staleNote?: string };
+const lockTarget = (c: Config, name: string): string => path.join(instancesDir(c), `.${validateName(name)}`);
 
-/** The named instance; a stale one (QEMU gone, files left) is removed, and the note says so. */
-export async function lookup(c: Config, name: string): Promise<Lookup> {
-  const state = await readState(c, name);
-  if (!state) {
-    // A directory without state.json is the leftover of an interrupted vm:up.
-    if (existsSync(instanceDir(c, name))) await rm(instanceDir(c, name), { recursive: true, force: true });
+/** Holds the instance's lock (vm:up, from the first file to state.json): a second vm:up of the name waits, and nobody takes a booting instance's files for stale ones. */
+export async function lockInstance(c: Config, name: string, waitS: number): Promise<() => Promise<void>> {
+  return acquire(lockTarget(c, name), { waitS, failure: 'boot', what: `instance ${name}` });
+}
+
+/** Whether a vm:up of this name holds the lock right now. */
+export const isBooting = (c: Config, name: string): Promise<boolean> => isLocked(lockTarget(c, name));
+
+export type Lookup = { state: InstanceState; alive: true } | { state?: InstanceState; alive: false; staleNote?: string; booting?: boolean };
+
+/** The named instance; a stale one (QEMU gone, or a state.json that cannot be trusted) has its own directory removed, and the note says so. */
+export async function lookup(c: Config, name: string, o: { holdingLock?: boolean } = {}): Promise<Lookup> {
+  const dir = instanceDir(c, name);
+  if (!o.holdingLock && (await isBooting(c, name)))
+    return { alive: false, booting: true, staleNote: `instance ${name} is still booting (another vm:up holds it)` };
+  const read = await readState(c, name);
+  if (!read) {
+    // A directory without state.json, and no vm:up holding the lock: the leftover of an interrupted vm:up.
+    if (existsSync(dir)) await rm(dir, { recursive: true, force: true });
     return { alive: false };
   }
+  if ('bad' in read) {
+    await rm(dir, { recursive: true, force: true });
+    return { alive: false, staleNote: `instance ${name} was stale: ${read.bad}; removed ${dir}` };
+  }
+  const { state } = read;
   if (isQemuAlive(state.pid)) return { state, alive: true };
-  await rm(state.dir, { recursive: true, force: true });
+  await rm(dir, { recursive: true, force: true });
   return { state, alive: false, staleNote: `instance ${name} was stale (QEMU pid ${state.pid} is gone); cleaned up its files` };
 }
 
+/** The instances' names (their directories; the dot-files are locks). */
 export async function listNames(c: Config): Promise<string[]> {
   return (await readdir(instancesDir(c)).catch(() => [] as string[])).filter((n) => !n.startsWith('.')).sort();
 }

@@ -38,6 +38,7 @@ export function guestSpec(c: Config, img: ImageInfo, accel: RunAccel, sshPort: n
     rootfs: img.rootfs,
     bios: existsSync(QBOOT) ? QBOOT : undefined,
     sshPort,
+    guestNet: c.guestNet,
     serialLog: path.join(dir, 'serial.log'),
     qmpSocket: path.join(dir, 'qmp.sock'),
   };

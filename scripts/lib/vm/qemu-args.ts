@@ -23,6 +23,8 @@ export interface VmSpec {
   /** Resume from this migration stream file instead of booting: QEMU inherits it as incomingFd (-incoming fd:N). */
   incoming?: string;
   incomingFd?: number;
+  /** The guest may reach the host's network (restrict=off). Default false: only the SSH forward. */
+  guestNet?: boolean;
   /** Firmware. qboot (QEMU's minimal BIOS) starts the kernel about 0.7 s sooner than SeaBIOS under TCG. Default: QEMU's own. */
   bios?: string;
 }
@@ -70,9 +72,19 @@ export function forkArgs(s: Pick<VmSpec, 'forkable' | 'incomingFd'>): string[] {
   return [...(s.forkable ? ['-device', 'vmgenid'] : []), ...(s.incomingFd !== undefined ? ['-incoming', `fd:${s.incomingFd}`] : [])];
 }
 
-/** User networking; the SSH forward listens on 127.0.0.1 only. No option ROM: the kernel is booted directly. */
-export function netArgs(s: Pick<VmSpec, 'sshPort'>): string[] {
-  return ['-netdev', `user,id=net0,hostfwd=tcp:127.0.0.1:${s.sshPort}-:22`, '-device', 'virtio-net-pci,netdev=net0,romfile='];
+/**
+ * User networking, restricted: the guest reaches nothing outside it (not
+ * 10.0.2.2, which is the host's 127.0.0.1, nor the LAN); only the SSH
+ * forward comes in, and it listens on 127.0.0.1 only. --guest-net lifts the
+ * restriction. No option ROM: the kernel is booted directly.
+ */
+export function netArgs(s: Pick<VmSpec, 'sshPort' | 'guestNet'>): string[] {
+  return [
+    '-netdev',
+    `user,id=net0,restrict=${s.guestNet ? 'off' : 'on'},hostfwd=tcp:127.0.0.1:${s.sshPort}-:22`,
+    '-device',
+    'virtio-net-pci,netdev=net0,romfile=',
+  ];
 }
 
 export function consoleArgs(s: Pick<VmSpec, 'serialLog' | 'qmpSocket'>): string[] {

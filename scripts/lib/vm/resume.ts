@@ -28,6 +28,7 @@ import type { SshSession } from '../guest/ssh.ts';
 import { isPortInUse, QEMU, Vm } from './vm.ts';
 import { settlesWithin } from '../core/wait.ts';
 import { sh } from '../core/sh.ts';
+import { withLock } from '../core/lock.ts';
 
 /** What a resumed guest prints on its console once its clock is set. */
 export const RESUMED_MARKER = 'kmodvm-init: resumed from a snapshot';
@@ -110,6 +111,42 @@ export async function qemuVersion(): Promise<string> {
 }
 
 /**
+ * The snapshot for key, saved first when there is none, under the key's lock:
+ * two first runs do not both save (one would delete the other's, or its
+ * rename would fail and mark the key unusable); the second waits and
+ * resumes the first's. Undefined when saving failed (logged).
+ */
+async function findOrSave(o: Parameters<typeof resumeOrSave>[0], key: string): Promise<{ dir: string; how: Resumed['how'] } | undefined> {
+  const found = await findSnapshot(o.cacheDir, key);
+  if (found) return { dir: found, how: 'resumed' };
+  const onWait = (): void => o.log(`snapshot: another kmodvm is saving this guest (${key}); waiting for it`);
+  const lock = { waitS: Math.ceil(o.deadlineMs / 1000) + 120, failure: 'boot' as const, what: `snapshot ${key}`, onWait };
+  return withLock(path.join(snapshotsDir(o.cacheDir), `.${key}`), lock, async () => {
+    const meanwhile = await findSnapshot(o.cacheDir, key);
+    if (meanwhile) return { dir: meanwhile, how: 'resumed' as const };
+    o.log(`snapshot: none yet for this image and VM configuration (${key}); booting once to save the guest, which later runs resume`);
+    try {
+      const dir = await takeSnapshot({
+        cacheDir: o.cacheDir,
+        key,
+        spec: o.spec,
+        imageKey: o.imageKey,
+        qemuVersion: o.qemuVersion,
+        deadlineMs: o.deadlineMs,
+        log: o.log,
+      });
+      return { dir, how: 'saved, then resumed' as const };
+    } catch (e) {
+      if (e instanceof SnapshotBootFailed && !o.retryBoot(await readFile(e.serialLog, 'utf8').catch(() => ''))) throw e.failure;
+      o.log(`snapshot: could not save the guest (${(e as Error).message}); booting without one`);
+      // A guest boot that crashed (retried by the caller) says nothing about saving; the machinery failing does.
+      if (!(e instanceof SnapshotBootFailed)) await markUnusable(o.cacheDir, key, o.imageKey, `saving: ${(e as Error).message}`);
+      return undefined;
+    }
+  });
+}
+
+/**
  * Resumes the guest of spec from its snapshot, saving one first when there
  * is none. Undefined when the snapshot machinery failed (logged; the caller
  * boots); a guest that failed its own boot throws that boot failure, unless
@@ -134,29 +171,9 @@ export async function resumeOrSave(o: {
     o.log(`snapshot: saving or resuming this guest failed on this host before (${why}); booting. Delete ${unusable} to try again`);
     return undefined;
   }
-  let dir = await findSnapshot(o.cacheDir, key);
-  let how: Resumed['how'] = 'resumed';
-  if (!dir) {
-    o.log(`snapshot: none yet for this image and VM configuration (${key}); booting once to save the guest, which later runs resume`);
-    try {
-      dir = await takeSnapshot({
-        cacheDir: o.cacheDir,
-        key,
-        spec: o.spec,
-        imageKey: o.imageKey,
-        qemuVersion: o.qemuVersion,
-        deadlineMs: o.deadlineMs,
-        log: o.log,
-      });
-      how = 'saved, then resumed';
-    } catch (e) {
-      if (e instanceof SnapshotBootFailed && !o.retryBoot(await readFile(e.serialLog, 'utf8').catch(() => ''))) throw e.failure;
-      o.log(`snapshot: could not save the guest (${(e as Error).message}); booting without one`);
-      // A guest boot that crashed (retried by the caller) says nothing about saving; the machinery failing does.
-      if (!(e instanceof SnapshotBootFailed)) await markUnusable(o.cacheDir, key, o.imageKey, `saving: ${(e as Error).message}`);
-      return undefined;
-    }
-  }
+  const saved = await findOrSave(o, key);
+  if (!saved) return undefined;
+  const { dir, how } = saved;
   try {
     const r = await resumeVm({
       spec: resumingSpec(o.spec, dir),

@@ -21,6 +21,7 @@ t.test('the plan removes what no kept key names, and build leftovers; it keeps t
     recordsDir: '/c/kbuild-records',
     records: ['aaaa', 'dddd'],
     keep,
+    alive: () => false,
   });
   t.same(plan.keep, [
     { path: '/c/images/aaaa', why: 'the image of qemu/kernels/debian-12.json' },
@@ -46,6 +47,7 @@ t.test('saved guests go with their image, and so do interrupted saves and ones w
     keep,
     snapshotsDir: '/c/snapshots',
     snapshots: [{ name: 's1', imageKey: 'aaaa' }, { name: 's2', imageKey: 'bbbb' }, { name: 's3.tmp-77' }, { name: 's4' }],
+    alive: () => false,
   });
   t.same(
     plan.remove.map((r) => [r.path, r.why]),
@@ -54,6 +56,24 @@ t.test('saved guests go with their image, and so do interrupted saves and ones w
       ['/c/snapshots/s3.tmp-77', 'the leftover of an interrupted snapshot save'],
       ['/c/snapshots/s4', 'a saved guest of an image that is gone or pruned'],
     ],
+  );
+});
+
+t.test("another run's work is never pruned: its locks, and the temporary directory of a build or save that still runs", async (t) => {
+  const plan = planPrune({
+    imagesDir: '/c/images',
+    images: ['.tmp-aaaa-4242', '.tmp-aaaa-77', '.aaaa.lock'],
+    recordsDir: '/c/r',
+    records: [],
+    keep: new Map(),
+    snapshotsDir: '/c/snapshots',
+    snapshots: [{ name: 'k1.tmp-4242' }, { name: '.k1.lock' }],
+    alive: (pid) => pid === 4242,
+  });
+  t.same(
+    plan.remove.map((r) => r.path),
+    ['/c/images/.tmp-aaaa-77'],
+    'only the dead process leftover',
   );
 });
 

@@ -15,7 +15,12 @@ const spec: VmSpec = {
 };
 
 t.test('the SSH forward binds to 127.0.0.1 only', async (t) => {
-  t.same(netArgs(spec), ['-netdev', 'user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22', '-device', 'virtio-net-pci,netdev=net0,romfile=']);
+  t.same(
+    netArgs(spec),
+    ['-netdev', 'user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22', '-device', 'virtio-net-pci,netdev=net0,romfile='],
+    'the guest reaches nothing outside it',
+  );
+  t.match(netArgs({ ...spec, guestNet: true })[1], /restrict=off/, '--guest-net lifts it');
 });
 
 t.test('TCG uses qemu64+rdrand, KVM the host CPU', async (t) => {

@@ -1,0 +1,48 @@
+// Per-key locks between processes (proper-lockfile: a <target>.lock
+// directory, refreshed while held, stale 30 s after its holder died). One
+// helper for every cache two runs may meet in: an image build, a snapshot
+// save, an instance's boot, a suite's build tree.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import lockfile from 'proper-lockfile';
+import { KmodvmError, type FailureClass } from './errors.ts';
+
+export interface LockOptions {
+  /** How long to wait for another holder. */
+  waitS: number;
+  /** Said once, when another process holds it. */
+  onWait?: () => void;
+  /** The failure class when the wait runs out, and what to call the thing. */
+  failure: FailureClass;
+  what: string;
+}
+
+const opts = (target: string) => ({ realpath: false, stale: 30_000, update: 5_000, lockfilePath: `${target}.lock` });
+
+/** Takes target's lock, waiting for another holder; gives the release. */
+export async function acquire(target: string, o: LockOptions): Promise<() => Promise<void>> {
+  await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+  const first = await lockfile.lock(target, opts(target)).catch((e: NodeJS.ErrnoException) => (e.code === 'ELOCKED' ? undefined : Promise.reject(e)));
+  if (first) return first;
+  o.onWait?.();
+  return lockfile
+    .lock(target, { ...opts(target), retries: { retries: Math.ceil(o.waitS / 2), minTimeout: 200, maxTimeout: 2000, factor: 1.2 } })
+    .catch((e: Error) => {
+      throw new KmodvmError(o.failure, `${o.what} stayed locked for ${o.waitS} s: ${e.message}`, { hint: `if no other kmodvm runs, remove ${target}.lock` });
+    });
+}
+
+/** Runs fn holding target's lock. */
+export async function withLock<T>(target: string, o: LockOptions, fn: () => Promise<T>): Promise<T> {
+  const release = await acquire(target, o);
+  try {
+    return await fn();
+  } finally {
+    await release().catch(() => undefined);
+  }
+}
+
+/** Whether another process holds target's lock now. */
+export function isLocked(target: string): Promise<boolean> {
+  return lockfile.check(target, opts(target)).catch(() => false);
+}
