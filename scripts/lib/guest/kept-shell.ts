@@ -16,6 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
 import { describeEnd, type RunResult } from '../core/proc.ts';
+import { Capped, KEEP_BYTES, MarkerScan } from './collect.ts';
 
 /**
  * The guest side, run as `sh -c KEPT_SHELL kmodvm-kept-shell NONCE`: one
@@ -43,39 +44,63 @@ export function statusToEnd(status: number): { exitCode?: number; signal?: strin
   return { exitCode: status };
 }
 
-/** Collects one command's output from a kept shell's two streams, up to both markers. */
+/**
+ * Collects one command's output from a kept shell's two streams, up to both
+ * markers, in time linear in the bytes (guest/collect.ts): 100 MB of output
+ * costs what its copy costs. What is kept is capped, with a note.
+ */
 export class Framer {
-  private out = Buffer.alloc(0);
-  private err = Buffer.alloc(0);
   private readonly outMark: Buffer;
   private readonly errMark: Buffer;
+  private out!: Capped;
+  private err!: Capped;
+  private outScan!: MarkerScan;
+  private errScan!: MarkerScan;
 
-  constructor(nonce: string) {
+  constructor(
+    nonce: string,
+    private readonly cap = KEEP_BYTES,
+  ) {
     this.outMark = Buffer.from(`\x1e${nonce} `);
     this.errMark = Buffer.from(`\x1e${nonce}\n`);
+    this.reset();
+  }
+
+  private reset(): void {
+    this.out = new Capped(this.cap);
+    this.err = new Capped(this.cap);
+    this.outScan = new MarkerScan(this.outMark);
+    this.errScan = new MarkerScan(this.errMark);
   }
 
   push(stream: 'out' | 'err', chunk: Buffer): void {
-    if (stream === 'out') this.out = Buffer.concat([this.out, chunk]);
-    else this.err = Buffer.concat([this.err, chunk]);
+    if (stream === 'out') {
+      this.out.push(chunk);
+      this.outScan.push(chunk);
+    } else {
+      this.err.push(chunk);
+      this.errScan.push(chunk);
+    }
   }
 
   /** The output so far of a command that has not ended (for a timeout's evidence). */
   partial(): { stdout: string; stderr: string } {
-    return { stdout: this.out.toString('utf8'), stderr: this.err.toString('utf8') };
+    return { stdout: this.out.text(), stderr: this.err.text() };
   }
 
   /** The command's output and exit status once both markers are in; the framer is then empty for the next command. */
   take(): { stdout: string; stderr: string; status: number } | undefined {
-    const o = this.out.indexOf(this.outMark);
-    const e = this.err.indexOf(this.errMark);
-    if (o < 0 || e < 0) return undefined;
-    const nl = this.out.indexOf(0x0a, o + this.outMark.length);
+    const o = this.outScan.found;
+    const e = this.errScan.found;
+    if (!o || !e) return undefined;
+    const nl = o.after.indexOf(0x0a);
     if (nl < 0) return undefined;
-    const status = Number(this.out.subarray(o + this.outMark.length, nl).toString('latin1'));
-    const r = { stdout: this.out.subarray(0, o).toString('utf8'), stderr: this.err.subarray(0, e).toString('utf8'), status };
-    this.out = this.out.subarray(nl + 1);
-    this.err = this.err.subarray(e + this.errMark.length);
+    const status = Number(o.after.subarray(0, nl).toString('latin1'));
+    const r = { stdout: this.out.text(o.at), stderr: this.err.text(e.at), status };
+    // What followed the markers (a background process's output) is the next command's.
+    this.reset();
+    if (o.after.length > nl + 1) this.push('out', o.after.subarray(nl + 1));
+    if (e.after.length) this.push('err', e.after);
     return r;
   }
 }

@@ -4,6 +4,7 @@ import ssh2, { type Client, type ClientChannel } from 'ssh2';
 import { KeptShells } from './kept-shell.ts';
 import { describeEnd, posixJoin, type RunResult } from '../core/proc.ts';
 import { stageTrees, UNTAR, type UploadPart } from './upload.ts';
+import { Capped } from './collect.ts';
 
 export type { UploadPart } from './upload.ts';
 
@@ -121,8 +122,9 @@ export class SshSession {
   private execOn(command: string, o: ExecOptions, opened?: ClientChannel): Promise<ExecResult> {
     const started = Date.now();
     return new Promise((resolve) => {
-      let stdout = '';
-      let stderr = '';
+      // Linear in the bytes, capped with a note, and multi-byte characters split across chunks decode whole (collect.ts).
+      const stdout = new Capped();
+      const stderr = new Capped();
       let timedOut = false;
       let done = false;
       let ch: ClientChannel | undefined;
@@ -135,8 +137,8 @@ export class SshSession {
           exitCode,
           signal,
           timedOut,
-          stdout,
-          stderr,
+          stdout: stdout.text(),
+          stderr: stderr.text(),
           durationMs: Date.now() - started,
           reason: err ? `could not start: ${err}` : describeEnd({ exitCode, signal, timedOut, timeoutMs: o.timeoutMs }),
         });
@@ -155,12 +157,8 @@ export class SshSession {
           code = c ?? undefined;
           sig = s ?? undefined;
         });
-        channel.on('data', (d: Buffer) => {
-          stdout += d.toString('utf8');
-        });
-        channel.stderr.on('data', (d: Buffer) => {
-          stderr += d.toString('utf8');
-        });
+        channel.on('data', (d: Buffer) => stdout.push(d));
+        channel.stderr.on('data', (d: Buffer) => stderr.push(d));
         channel.on('close', () => finish(code, sig));
         if (o.stdin !== undefined) channel.end(o.stdin);
         else channel.end();

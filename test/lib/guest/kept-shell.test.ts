@@ -170,3 +170,32 @@ t.test('warming opens shells ahead, up to a number, and commands then use them',
   await failing.warm(2);
   t.equal((await failing.run('true', 5000)).reason, 'could not start: refused', 'a failed warm-up is reported by the command that needed the shell');
 });
+
+t.test('100 MB of output: collected in one pass, kept up to the cap with a note, and the command ends with its status (not a timeout)', async (t) => {
+  const { shells } = localShells();
+  t.teardown(() => shells.closeAll());
+  // Before the collection was linear, 50 MB took 79 s of host CPU and read as a timeout.
+  const r = await shells.run("head -c 100000000 /dev/zero | tr '\\0' x; echo; echo done >&2; exit 3", 120_000);
+  t.same([r.exitCode, r.timedOut], [3, false], r.reason);
+  t.equal(r.stdout.indexOf('\n[kmodvm: '), 16 * 2 ** 20, 'the first 16 MiB are kept as they came');
+  t.match(r.stdout.slice(16 * 2 ** 20), /^\n\[kmodvm: 79\.4 MiB more output not kept\]\n$/);
+  t.equal(r.stderr, 'done\n');
+  t.equal((await shells.run('echo next', 5000)).stdout, 'next\n', 'the shell goes on');
+});
+
+t.test('the framer, fed 100 MB in 64 KiB chunks, finds the marker at the end and keeps the cap', async (t) => {
+  const nonce = 'feedbeef';
+  const f = new Framer(nonce, 1 << 20);
+  const chunk = Buffer.alloc(1 << 16, 0x61);
+  let early = 0;
+  for (let i = 0; i < 1600; i++) {
+    f.push('out', chunk);
+    if (f.take()) early++;
+  }
+  t.equal(early, 0, 'nothing is taken before the marker');
+  f.push('out', Buffer.from(`\x1e${nonce} 0\n`));
+  f.push('err', Buffer.from(`\x1e${nonce}\n`));
+  const r = f.take();
+  t.equal(r?.status, 0);
+  t.equal(r?.stdout.length, (1 << 20) + '\n[kmodvm: 99.0 MiB more output not kept]\n'.length);
+});
