@@ -74,7 +74,13 @@ export function loadRules(files: string[]): CompiledRules {
   return compileRules(merged, files.join(', '));
 }
 
-const strip = (l: string): string => l.replace(/\r$/, '').replace(/^\[\s*\d+\.\d+\]\s?/, '');
+// A printk record is at most 1 KiB (LOG_LINE_MAX); a longer line (a console flooded without newlines) is cut, so a project's own
+// patterns run on bounded input.
+const strip = (l: string): string =>
+  l
+    .slice(0, 4096)
+    .replace(/\r$/, '')
+    .replace(/^\[\s*\d+\.\d+\]\s?/, '');
 
 /** True for lines that continue a splat: registers, trace entries, markers. */
 function continues(l: string): boolean {

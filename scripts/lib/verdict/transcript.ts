@@ -4,6 +4,7 @@
 // everywhere it appears. [kernel] lines must appear in order, with unrelated
 // kernel lines allowed between; [app] lines must be the app's output exactly.
 import { KmodvmError } from '../core/errors.ts';
+import { type Kind, matchTokens, type Token } from './line-match.ts';
 
 export type Section = 'kernel' | 'app';
 
@@ -11,7 +12,8 @@ export interface ExpectedLine {
   section: Section;
   lineNo: number;
   text: string;
-  re: RegExp;
+  /** Literals and placeholders, matched by line-match.ts in linear time. */
+  tokens: Token[];
   names: string[];
 }
 export interface Transcript {
@@ -21,31 +23,22 @@ export interface Transcript {
   hasApp?: boolean;
 }
 
-const KINDS: Record<string, string> = { word: '\\S+', int: '\\d+', hex: '(?:0x)?[0-9a-fA-F]+', any: '.*?' };
+const KINDS = new Set(['word', 'int', 'hex', 'any']);
 
 function compileLine(text: string, section: Section, lineNo: number, file: string): ExpectedLine {
-  let src = '';
+  const tokens: Token[] = [];
   const names: string[] = [];
   let last = 0;
   for (const m of text.matchAll(/\{\{\s*(\*|[A-Za-z_]\w*)(?::(\w+))?\s*\}\}/g)) {
-    src += escapeRe(text.slice(last, m.index));
-    last = m.index! + m[0].length;
+    if (m.index > last) tokens.push({ lit: text.slice(last, m.index) });
+    last = m.index + m[0].length;
     const [, name, kind = name === '*' ? 'any' : 'word'] = m;
-    const pat = KINDS[kind];
-    if (!pat) throw new KmodvmError('usage', `${file}:${lineNo}: unknown placeholder kind "${kind}" (use word, int, hex or any)`);
-    if (name === '*') src += `(?:${pat})`;
-    else if (names.includes(name)) src += `\\k<${name}>`;
-    else {
-      names.push(name);
-      src += `(?<${name}>${pat})`;
-    }
+    if (!KINDS.has(kind)) throw new KmodvmError('usage', `${file}:${lineNo}: unknown placeholder kind "${kind}" (use word, int, hex or any)`);
+    tokens.push({ name: name === '*' ? undefined : name, kind: kind as Kind });
+    if (name !== '*' && !names.includes(name)) names.push(name);
   }
-  src += escapeRe(text.slice(last));
-  return { section, lineNo, text, re: new RegExp(`^${src}$`), names };
-}
-
-function escapeRe(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  if (last < text.length) tokens.push({ lit: text.slice(last) });
+  return { section, lineNo, text, tokens, names };
 }
 
 export function parseTranscript(text: string, file = 'transcript'): Transcript {
@@ -112,12 +105,12 @@ export interface MatchResult {
   mismatches: Mismatch[];
 }
 
-function consistent(m: RegExpExecArray, names: string[], caps: Record<string, string>): string | undefined {
-  for (const n of names) {
-    const v = m.groups?.[n];
-    if (v !== undefined && Object.hasOwn(caps, n) && caps[n] !== v) return `{{${n}}} is ${JSON.stringify(v)} here but ${JSON.stringify(caps[n])} before`;
-  }
-  return undefined;
+/** Why a line that would match with fresh captures does not: a capture differs from an earlier line's. */
+function clashOf(e: ExpectedLine, line: string, caps: Record<string, string>): string | undefined {
+  const fresh = matchTokens(e.tokens, line);
+  if (!fresh) return undefined;
+  const n = e.names.find((x) => Object.hasOwn(caps, x) && caps[x] !== fresh[x]);
+  return n ? `{{${n}}} is ${JSON.stringify(fresh[n])} here but ${JSON.stringify(caps[n])} before` : undefined;
 }
 
 const around = (lines: string[], at: number): { index: number; text: string }[] =>
@@ -143,15 +136,15 @@ export function matchTranscript(t: Transcript, actual: { kernel: string; app: st
     if (!e) {
       mismatches.push({
         section: 'app',
-        expected: { section: 'app', lineNo: 0, text: '(end of expected output)', re: /$^/, names: [] },
+        expected: { section: 'app', lineNo: 0, text: '(end of expected output)', tokens: [], names: [] },
         why: 'the app printed more lines than expected',
         near: around(app, i),
       });
       break;
     }
-    const m = i < app.length ? e.re.exec(app[i]) : null;
-    const clash = m ? consistent(m, e.names, caps) : undefined;
-    if (!m || clash) {
+    const m = i < app.length ? matchTokens(e.tokens, app[i], caps) : undefined;
+    if (!m) {
+      const clash = i < app.length ? clashOf(e, app[i], caps) : undefined;
       mismatches.push({
         section: 'app',
         expected: e,
@@ -160,7 +153,7 @@ export function matchTranscript(t: Transcript, actual: { kernel: string; app: st
       });
       break;
     }
-    Object.assign(caps, m.groups);
+    Object.assign(caps, m);
   }
   const k = kernelLines(actual.kernel);
   let cursor = 0;
@@ -169,14 +162,12 @@ export function matchTranscript(t: Transcript, actual: { kernel: string; app: st
     let found = -1;
     let clash: string | undefined;
     for (let j = cursor; j < k.length; j++) {
-      const m = e.re.exec(k[j]);
-      if (!m) continue;
-      const c = consistent(m, e.names, caps);
-      if (c) {
-        clash ??= c;
+      const m = matchTokens(e.tokens, k[j], caps);
+      if (!m) {
+        if (e.names.some((n) => Object.hasOwn(caps, n))) clash ??= clashOf(e, k[j], caps);
         continue;
       }
-      Object.assign(caps, m.groups);
+      Object.assign(caps, m);
       found = j;
       break;
     }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
+import { matchTokens } from '../../../scripts/lib/verdict/line-match.ts';
 import { formatMismatches, kernelLines, matchTranscript, parseTranscript } from '../../../scripts/lib/verdict/transcript.ts';
 
 const fx = (p: string): string => readFileSync(new URL(`../../fixtures/${p}`, import.meta.url), 'utf8');
@@ -58,8 +59,8 @@ t.test('timestamps and continuation indentation are stripped from kernel lines',
 
 t.test('placeholders: kinds, anonymous, and errors that name the line', async (t) => {
   const tr = parseTranscript('[app]\nx {{n:int}} {{h:hex}} {{*}} end\n');
-  t.ok(tr.app[0].re.test('x 12 0xfF anything at all end'));
-  t.notOk(tr.app[0].re.test('x 1a 0x1 y end'));
+  t.same(matchTokens(tr.app[0].tokens, 'x 12 0xfF anything at all end'), { n: '12', h: '0xfF' });
+  t.equal(matchTokens(tr.app[0].tokens, 'x 1a 0x1 y end'), undefined);
   t.throws(() => parseTranscript('[app]\n{{a:nope}}\n', 'f.txt'), /f.txt:2: unknown placeholder kind "nope"/);
   t.throws(() => parseTranscript('stray\n', 'f.txt'), /f.txt:1: a line before any/);
   t.throws(() => parseTranscript('# only a comment\n', 'f.txt'), /no expected lines/);
@@ -95,4 +96,29 @@ t.test('captures named like Object.prototype properties are captures like any ot
   const tr = parseTranscript('[app]\n{{constructor:int}} {{toString}} {{constructor}}\n');
   t.ok(matchTranscript(tr, { kernel: '', app: '1 x 1\n' }).ok);
   t.notOk(matchTranscript(tr, { kernel: '', app: '1 x 2\n' }).ok);
+});
+
+t.test('matching is linear: eight {{*}} against long kernel lines that almost match returns', async (t) => {
+  // Once 5.6 s for five 80-character lines, growing without bound (regex backtracking).
+  const tr = parseTranscript(`[kernel]\n${'a{{*}}'.repeat(8)}b\n`);
+  const line = 'a'.repeat(2000);
+  const log = Array.from({ length: 200 }, () => `[    1.000000] ${line}`).join('\n');
+  const r = matchTranscript(tr, { kernel: log, app: '' }); // exponential, this would never return
+
+  t.equal(r.ok, false, 'no line ends in b');
+  t.match(r.mismatches[0].why, /not found/);
+  t.same(matchTranscript(tr, { kernel: `${'a-'.repeat(8)}b`, app: '' }).ok, true, 'and a line that fits matches');
+});
+
+t.test('line matching: captures as a greedy word and a lazy any would give, repeated names, and known values', async (t) => {
+  const tok = (s: string) => parseTranscript(`[app]\n${s}\n`).app[0].tokens;
+  t.same(matchTokens(tok('{{a:any}}-{{b:any}}'), '1-2-3'), { a: '1', b: '2-3' });
+  t.same(matchTokens(tok('pid {{pid:int}} again {{pid}}'), 'pid 42 again 42'), { pid: '42' });
+  t.equal(matchTokens(tok('pid {{pid:int}} again {{pid}}'), 'pid 42 again 43'), undefined);
+  t.same(matchTokens(tok('pid {{pid:int}}'), 'pid 42', { pid: '42' }), {}, 'a known name is its value');
+  t.equal(matchTokens(tok('pid {{pid:int}}'), 'pid 41', { pid: '42' }), undefined);
+  t.same(matchTokens(tok('{{*}}'), ''), {}, 'any may be empty');
+  t.equal(matchTokens(tok('x{{w}}'), 'x'), undefined, 'a word may not');
+  t.same(matchTokens(tok('{{h:hex}}'), '0x1F'), { h: '0x1F' });
+  t.equal(matchTokens(tok('{{h:hex}}'), 'x1F'), undefined);
 });
