@@ -1,6 +1,6 @@
 // npm run vm:test / kmodvm test: from a fresh clone to a verdict. See README.md and docs/suite.md.
 import { appendFile } from 'node:fs/promises';
-import { log, main } from './lib/cli/cli.ts';
+import { log, main, workflowCommands } from './lib/cli/cli.ts';
 import type { Config } from './lib/core/config.ts';
 import { helpFor, parseCommand } from './lib/cli/commands.ts';
 import { flatChecks, githubAnnotations, stepSummary, summary, toTap, toTapMatrix, worstOf, writeReports, type RunReport } from './lib/verdict/report.ts';
@@ -20,7 +20,7 @@ async function publish(r: RunReport, root: string): Promise<void> {
   await writeReports(r);
   log(summary(r));
   if (process.env.GITHUB_ACTIONS === 'true') {
-    for (const line of githubAnnotations(flatChecks(r), root)) process.stdout.write(line + '\n');
+    workflowCommands(githubAnnotations(flatChecks(r), root));
     if (process.env.GITHUB_STEP_SUMMARY) await appendFile(process.env.GITHUB_STEP_SUMMARY, stepSummary(r));
   }
 }

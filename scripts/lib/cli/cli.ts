@@ -1,5 +1,6 @@
 // The shared shape of every entry point: run main(), turn any error into a
 // message with evidence and next steps, and exit with the documented code.
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { currentCrashDir, EXIT_CODES, exitCodeOf, formatError, installSignalHandling } from '../core/errors.ts';
@@ -28,8 +29,34 @@ export function quietOnClosedPipe(stream: NodeJS.WriteStream, exit: (code: numbe
   });
 }
 
+/**
+ * On GitHub Actions, everything this process prints is fenced with
+ * ::stop-commands::, so a module or an app that prints `::add-mask::`,
+ * `::error::` or `##[...]` cannot steer the job: the runner acts on nothing
+ * until the token comes back. kmodvm's own annotations go out through
+ * workflowCommands(), which lifts the fence for them alone.
+ */
+let fence: string | undefined;
+
+function stopCommands(): void {
+  fence = randomBytes(16).toString('hex');
+  process.stdout.write(`::stop-commands::${fence}\n`);
+}
+
+/** Prints workflow commands of our own (annotations) outside the fence; outside GitHub Actions, prints nothing. */
+export function workflowCommands(lines: readonly string[]): void {
+  if (!fence) return;
+  process.stdout.write(`::${fence}::\n`);
+  for (const l of lines) process.stdout.write(`${l}\n`);
+  stopCommands();
+}
+
 export async function main(fn: () => Promise<number>): Promise<void> {
   quietOnClosedPipe(process.stdout);
+  if (process.env.GITHUB_ACTIONS === 'true') {
+    stopCommands();
+    process.on('exit', () => fence && process.stdout.write(`::${fence}::\n`));
+  }
   // A bug that escapes every catch is a bug (70), with its stack, never exit 1 (the transcript class).
   const crash = (e: unknown): void => {
     log(formatError(e));

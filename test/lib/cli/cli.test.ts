@@ -52,3 +52,52 @@ await main(async () => { void Promise.reject(new Error('forgotten promise')); aw
 await main(async () => { new Vm({ accel: 'tcg', cpus: 1, memoryMiB: 256, kernel: '/nonexistent', initrd: '/nonexistent', cmdline: [], rootfs: '/nonexistent', sshPort: 0, serialLog: '/dev/null', qmpSocket: '/tmp/x.sock' }); setTimeout(() => process.kill(process.pid, 'SIGTERM'), 100); await new Promise((r) => setTimeout(r, 5000)); return 0; });`);
   t.equal(term.exit, 143, 'SIGTERM: 143');
 });
+
+/** What the Actions runner would act on: workflow commands outside a ::stop-commands:: fence (both syntaxes). */
+function activeCommands(out: string): string[] {
+  const active: string[] = [];
+  let token: string | undefined;
+  for (const line of out.split('\n')) {
+    const l = line.trimStart();
+    if (token) {
+      if (l === `::${token}::`) token = undefined;
+      continue;
+    }
+    const stop = /^::stop-commands::(.+)$/.exec(l);
+    if (stop) token = stop[1];
+    else if (l.startsWith('::') || line.includes('##[')) active.push(l);
+  }
+  return active;
+}
+
+t.test('on GitHub Actions, what the guest printed cannot become a workflow command; our own annotations still do', async (t) => {
+  const code = `import { log, main, workflowCommands } from ${JSON.stringify(path.join(root, 'scripts/lib/cli/cli.ts'))};
+await main(async () => {
+  process.stdout.write('    ::add-mask::hunter2\\n');
+  log('  ::error file=x.c,line=1::a module steering the job');
+  process.stdout.write('dmesg: ##[error]also the old syntax\\n');
+  workflowCommands(['::error title=kmodvm transcript::the real one']);
+  process.stdout.write('::warning::after the annotations, fenced again\\n');
+  return 1;
+});`;
+  const child = spawn('sh', ['-c', `"${process.execPath}" --import tsx --input-type=module -e "$0" 2>&1`, code], {
+    cwd: root,
+    env: { ...process.env, GITHUB_ACTIONS: 'true' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exit = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+  t.equal(exit, 1);
+  t.same(activeCommands(out), ['::error title=kmodvm transcript::the real one'], out);
+  t.match(out, /::add-mask::hunter2/, 'the line is still shown, inert');
+  const plain = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, env: { ...process.env, GITHUB_ACTIONS: '' } });
+  let o2 = '';
+  plain.stdout.on('data', (d: Buffer) => {
+    o2 += d.toString();
+  });
+  await new Promise((r) => plain.on('close', r));
+  t.notMatch(o2, /stop-commands|the real one/, 'elsewhere: no fence, and no annotations');
+});
