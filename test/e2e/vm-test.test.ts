@@ -1,7 +1,7 @@
 // The real thing: vm:test boots the guest (TCG on CI), builds, loads, runs
 // and judges. Never skipped: if the VM cannot run, these tests fail and the
 // tool's own error (exit code, evidence, next step) is in the failure.
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -55,6 +55,13 @@ t.test('vm:test passes on the seed payload, end to end in a real guest', async (
   t.match(report.bootHow, /^(resumed|saved, then resumed)$/);
   t.match(readFileSync(path.join(r.runDir!, 'serial.log'), 'utf8'), /kmodvm-init: resumed from a snapshot at [\d.]+s; clock set to /);
   t.match(readFileSync(path.join(r.runDir!, 'junit.xml'), 'utf8'), /<testsuite name="vm:test" tests="\d+" failures="0"/);
+  // Secrets stay private: the run directory (the QMP socket), the image (the client key, the guest's host key) and the saved guest.
+  const cache = defaultCacheDir(process.env);
+  const mode = (p: string): string => (statSync(p).mode & 0o777).toString(8);
+  t.equal(mode(r.runDir!), '700', 'the run directory is 0700');
+  t.equal(mode(path.join(cache, 'images', report.imageKey)), '700', 'the image directory is 0700');
+  const snaps = readdirSync(path.join(cache, 'snapshots')).filter((n) => /^[0-9a-f]{16}$/.test(n));
+  t.ok(snaps.length > 0 && snaps.every((n) => mode(path.join(cache, 'snapshots', n)) === '700'), 'every saved guest is 0700');
 });
 
 t.test('--no-resume boots the guest, and passes the same transcript', async (t) => {

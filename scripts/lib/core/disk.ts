@@ -1,4 +1,4 @@
-import { lstat, open, readdir, stat } from 'node:fs/promises';
+import { chmod, lstat, open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Bytes on disk under p (allocated blocks, so a sparse file counts what it uses), like du. */
@@ -11,6 +11,12 @@ export async function diskBytes(p: string): Promise<number> {
     if (st.isFile()) total += st.blocks * 512;
   }
   return total;
+}
+
+/** Makes dir 0700 when it is open to others (a cache made before kmodvm kept its directories private). */
+export async function privateDir(dir: string): Promise<void> {
+  const s = await stat(dir).catch(() => undefined);
+  if (s && s.mode & 0o077) await chmod(dir, 0o700);
 }
 
 /** Bytes as whole MiB, for messages. */

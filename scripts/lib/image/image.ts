@@ -11,6 +11,7 @@ import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { shellJoin } from '../core/proc.ts';
 import { loadRecipe, recipeHash, recipeInputs, type Recipe } from './recipe.ts';
+import { privateDir } from '../core/disk.ts';
 
 export interface Manifest {
   key: string;
@@ -68,6 +69,7 @@ export async function findImage(c: Config): Promise<ImageInfo | undefined> {
   if (!existsSync(path.join(dir, 'manifest.json'))) return undefined;
   const manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
   const files = imageFiles(dir);
+  await privateDir(dir); // it holds the client key and, in the initrd, the guest's host key
   const broken = (why: string): KmodvmError =>
     new KmodvmError('image', `the cached image ${dir} is broken: ${why}`, {
       hint: `delete it and build again: rm -rf ${shellJoin([dir])}`,

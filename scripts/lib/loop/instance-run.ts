@@ -148,7 +148,7 @@ export async function testOnInstance(
   const rs = o.resolved ?? (await resolveSuite(c0));
   const c: Config = { ...c0, kernelArgs: [...c0.kernelArgs, ...rs.suite.kernelArgs] };
   const rules = loadRules(splatRuleFiles(c));
-  await mkdir(path.join(runDir, 'steps'), { recursive: true });
+  await mkdir(path.join(runDir, 'steps'), { recursive: true, mode: 0o700 });
   setCrashDir(runDir);
   let s = s0;
   const img = await instanceImage(c, s);

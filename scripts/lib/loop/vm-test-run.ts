@@ -133,7 +133,7 @@ async function prepareRun(
   await preflight(log);
   const img = await ensureImage(c, log, { onBuilt: () => pruneHint(c, log) });
   const runDir = newRunDir(c);
-  await mkdir(path.join(runDir, 'steps'), { recursive: true });
+  await mkdir(path.join(runDir, 'steps'), { recursive: true, mode: 0o700 });
   setCrashDir(runDir);
   if (note) log(note);
   log(`run directory: ${runDir}`);
@@ -197,7 +197,7 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: Check[], rules
     g.session = undefined;
     await g.vm?.kill();
     const dir = path.join(runDir, `guest-${++g.count}`);
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
     const b = await bootVm(c, img, report.accel as 'kvm' | 'tcg', dir, log, { byoInitrd: run.byo?.initrd });
     g.vm = b.vm;
     g.session = b.session;

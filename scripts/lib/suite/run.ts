@@ -52,7 +52,7 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
     recordStep(i.runDir, ++n, { ...r, name: safe(prefix ? `${prefix}-${r.name}` : r.name) });
   i.guest.session.warmUpload();
   void i.guest.session.warmShells(2);
-  await mkdir(path.join(i.runDir, 'steps'), { recursive: true });
+  await mkdir(path.join(i.runDir, 'steps'), { recursive: true, mode: 0o700 });
   const built = await hostResult(i);
   const before: Check[] = [...built.checks];
   const res: SuiteRunResult = { before, tests: [], after: [], kernelLog: '', guest: i.guest };

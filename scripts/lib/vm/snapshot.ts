@@ -17,6 +17,7 @@ import { Qmp } from './qmp.ts';
 import type { VmSpec } from './qemu-args.ts';
 import { SSHD_READY_MARKER, Vm } from './vm.ts';
 import { settlesWithin, waitUntil } from '../core/wait.ts';
+import { privateDir } from '../core/disk.ts';
 
 export const SNAPSHOT_FD = 3;
 export interface SnapshotMeta {
@@ -81,7 +82,9 @@ export function snapshotsDir(cacheDir: string): string {
 /** The snapshot for key, when it is whole (written by rename, so a directory is whole or absent). */
 export async function findSnapshot(cacheDir: string, key: string): Promise<string | undefined> {
   const dir = path.join(snapshotsDir(cacheDir), key);
-  return existsSync(path.join(dir, 'meta.json')) ? dir : undefined;
+  if (!existsSync(path.join(dir, 'meta.json'))) return undefined;
+  await privateDir(dir); // the guest's memory, its host key among it
+  return dir;
 }
 
 /** Waits (polling QMP against the deadline, QEMU alive) until the migration ends; returns its final status. */
@@ -163,7 +166,7 @@ export async function takeSnapshot(o: {
   const tmp = `${final}.tmp-${process.pid}`;
   const sockets = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-snap-'));
   await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
+  await mkdir(tmp, { recursive: true, mode: 0o700 });
   try {
     const format = o.spec.rootfs.endsWith('.qcow2') ? 'qcow2' : 'raw';
     const img = await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', format, '-b', path.resolve(o.spec.rootfs), path.join(tmp, 'disk.qcow2')], {
