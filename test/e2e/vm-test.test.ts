@@ -60,8 +60,13 @@ t.test('vm:test passes on the seed payload, end to end in a real guest', async (
   const mode = (p: string): string => (statSync(p).mode & 0o777).toString(8);
   t.equal(mode(r.runDir!), '700', 'the run directory is 0700');
   t.equal(mode(path.join(cache, 'images', report.imageKey)), '700', 'the image directory is 0700');
-  const snaps = readdirSync(path.join(cache, 'snapshots')).filter((n) => /^[0-9a-f]{16}$/.test(n));
-  t.ok(snaps.length > 0 && snaps.every((n) => mode(path.join(cache, 'snapshots', n)) === '700'), 'every saved guest is 0700');
+  // One saved guest per image (snapshot.ts): this run's.
+  const snaps = readdirSync(path.join(cache, 'snapshots')).filter((n) => {
+    const meta = path.join(cache, 'snapshots', n, 'meta.json');
+    return existsSync(meta) && JSON.parse(readFileSync(meta, 'utf8')).imageKey === report.imageKey;
+  });
+  t.equal(snaps.length, 1, 'one saved guest of this image');
+  t.equal(mode(path.join(cache, 'snapshots', snaps[0])), '700', 'the saved guest is 0700');
 });
 
 t.test('--no-resume boots the guest, and passes the same transcript', async (t) => {
