@@ -35,12 +35,16 @@ MODULE_LICENSE("Dual MIT/GPL");
 MODULE_VERSION("0.2");
 
 #define NLDEMO_DEFAULT_PROTO 31
+/* The first protocol number the kernel leaves free: 0..16 are its own
+ * families, 17 is reserved, and 18..22 are SCSITRANSPORT, ECRYPTFS, RDMA,
+ * CRYPTO and SMC (include/uapi/linux/netlink.h). MAX_LINKS is 32. */
+#define NLDEMO_FIRST_FREE_PROTO 23
 /* Bytes of payload shown in the log before it is cut. */
 #define NLDEMO_MAX_SHOWN 128
 
 static int protocol = NLDEMO_DEFAULT_PROTO;
 module_param(protocol, int, 0444);
-MODULE_PARM_DESC(protocol, "netlink protocol number, 17..31 (default 31)");
+MODULE_PARM_DESC(protocol, "netlink protocol number, 23..31 (default 31)");
 
 static const char reply_text[] = "Reply from kernel netlink";
 
@@ -131,7 +135,17 @@ static void netlink_recv_and_reply(struct sk_buff *skb)
 		return;
 	}
 	for (; nlmsg_ok(nlh, remaining); nlh = nlmsg_next(nlh, &remaining)) {
-		bool verbose = __ratelimit(&rl_msg);
+		bool verbose;
+
+		/* NOOP, ERROR, DONE, OVERRUN and the rest below NLMSG_MIN_TYPE are
+		 * control messages, not requests: answering them would answer a
+		 * reply. Type 0, and messages without NLM_F_REQUEST, are still
+		 * answered: the article's own app sends exactly that. */
+		if (nlh->nlmsg_type != 0 && nlh->nlmsg_type < NLMSG_MIN_TYPE) {
+			drop("a control message (type below NLMSG_MIN_TYPE)", portid, nlh->nlmsg_len);
+			continue;
+		}
+		verbose = __ratelimit(&rl_msg);
 
 		if (verbose) {
 			const char *data = nlmsg_data(nlh);
@@ -155,9 +169,8 @@ static int __init netlink_simple_intf_init(void)
 		.input = netlink_recv_and_reply,
 	};
 
-	/* 0..16 belong to the kernel's own families; MAX_LINKS is 32. */
-	if (protocol < 17 || protocol >= MAX_LINKS) {
-		pr_err("protocol=%d is out of range (17..%d)\n", protocol, MAX_LINKS - 1);
+	if (protocol < NLDEMO_FIRST_FREE_PROTO || protocol >= MAX_LINKS) {
+		pr_err("protocol=%d is out of range (%d..%d)\n", protocol, NLDEMO_FIRST_FREE_PROTO, MAX_LINKS - 1);
 		return -EINVAL;
 	}
 

@@ -124,6 +124,11 @@ static int recv_one(int sd)
 	if (rx.h.nlmsg_type == NLMSG_ERROR) {
 		struct nlmsgerr *e = NLMSG_DATA(&rx.h);
 
+		/* The error code is only there when the message is long enough to hold it. */
+		if (rx.h.nlmsg_len < NLMSG_LENGTH(sizeof(*e))) {
+			fprintf(stderr, "%s: recvmsg(): an error reply of %u bytes, too short for its error code\n", prog, rx.h.nlmsg_len);
+			return -1;
+		}
 		errno = -e->error;
 		fprintf(stderr, "%s: kernel answered with an error: %s\n", prog, strerror(errno));
 		return -1;

@@ -79,6 +79,7 @@ const cases: [string, string, number?][] = [
   ['5 a payload near the largest datagram (200 KiB)', 'near-max'],
   ['6 two messages in one datagram', 'two-in-one'],
   ['7 a spoofed nlmsg_pid naming another socket', 'spoofed-pid'],
+  ['7b the control types NOOP, ERROR, DONE and OVERRUN get no answer; type 0 still does', 'control'],
   ['8 20,000 messages sent without reading the replies', 'flood', 600],
   ['9 8 concurrent senders x 300 messages', 'concurrent', 600],
   ["13 a well-formed message with nlmsg_pid 0 (the article's kernel panic)", 'zero-pid'],
@@ -145,10 +146,14 @@ await t.test('protocol: out of range is refused with EINVAL; a protocol already 
   t.match(clash.stderr + clash.stdout, /Address already in use/);
   t.match(clash.stdout, /netlink_kernel_create\(protocol=31\) failed: the protocol is already in use/);
   await sh('rmmod netlink_simple_intf');
-  const range = await sh(`insmod ${KO} protocol=99; echo "rc=$?"; dmesg -c | tail -n 2`);
-  t.match(range.stdout, /rc=[1-9]/);
-  t.match(range.stderr + range.stdout, /Invalid (argument|parameters)/, 'EINVAL, as kmod words it');
-  t.match(range.stdout, /protocol=99 is out of range \(17\.\.31\)/);
+  for (const p of [99, 22, 17]) {
+    // 17 is reserved and 18..22 are the kernel's own (SCSITRANSPORT, ECRYPTFS, RDMA, CRYPTO, SMC): 23..31 only.
+    const range = await sh(`insmod ${KO} protocol=${p}; echo "rc=$?"; dmesg -c | tail -n 2`);
+    t.match(range.stdout, /rc=[1-9]/, `protocol=${p} is refused`);
+    t.match(range.stderr + range.stdout, /Invalid (argument|parameters)/, 'EINVAL, as kmod words it');
+    t.match(range.stdout, new RegExp(`protocol=${p} is out of range \\(23\\.\\.31\\)`));
+  }
+  t.equal((await sh(`insmod ${KO} protocol=23 && rmmod netlink_simple_intf`)).exitCode, 0, 'protocol=23, the first free one, loads');
   t.equal((await sh(`insmod ${KO}`)).exitCode, 0, 'the default still loads');
   await healthy(t);
 });

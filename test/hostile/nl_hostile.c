@@ -245,6 +245,31 @@ static int case_blocked_rmmod(const char *mod)
 	return 0;
 }
 
+/* The control types (NOOP, ERROR, DONE, OVERRUN) get no answer; type 0 after them still does. */
+static int case_control(void)
+{
+	int sd = open_sock(0, 1000);
+	unsigned short types[] = { NLMSG_NOOP, NLMSG_ERROR, NLMSG_DONE, NLMSG_OVERRUN };
+
+	for (unsigned int i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		struct nlmsghdr *h = msg(16, 'c', port_of(sd), i + 1);
+
+		h->nlmsg_type = types[i];
+		if (send_raw(sd, h, h->nlmsg_len) < 0) result(0, "sendto(): %s", strerror(errno));
+		expect_silence(sd, "a control message");
+		free(h);
+	}
+	{
+		struct nlmsghdr *h = msg(16, 'c', port_of(sd), 9);
+
+		if (send_raw(sd, h, h->nlmsg_len) < 0) result(0, "sendto(): %s", strerror(errno));
+		expect_replies(sd, 1, "a type-0 message after the control ones");
+		free(h);
+	}
+	result(1, "control messages (NOOP, ERROR, DONE, OVERRUN) dropped unanswered; type 0 answered");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -262,6 +287,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cname, "two-in-one")) return case_two();
 	if (!strcmp(cname, "spoofed-pid")) return case_pid(0);
 	if (!strcmp(cname, "zero-pid")) return case_pid(1);
+	if (!strcmp(cname, "control")) return case_control();
 	if (!strcmp(cname, "flood")) return case_flood(20000);
 	if (!strcmp(cname, "concurrent")) return case_concurrent(8, 300);
 	if (!strcmp(cname, "blocked-rmmod")) return case_blocked_rmmod(argc > 3 ? argv[3] : "netlink_simple_intf");
