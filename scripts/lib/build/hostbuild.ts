@@ -51,16 +51,15 @@ export interface HostBuild {
 const isProduct = (p: string): boolean => /\.(o|ko|mod|cmd)$|\.mod\.c$|modules\.order$|Module\.symvers$/.test(p);
 
 /** The source files of a tree, relative and sorted: what is not a build product or a dot file, in subdirectories too. */
-export async function sourceFiles(dir: string, rel = ''): Promise<string[]> {
+export async function sourceFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for (const n of (await readdir(path.join(dir, rel))).sort()) {
-    if (isProduct(n) || n.startsWith('.')) continue;
-    const r = rel ? `${rel}/${n}` : n;
-    const st = await stat(path.join(dir, r));
-    if (st.isDirectory()) out.push(...(await sourceFiles(dir, r)));
-    else if (st.isFile()) out.push(r);
+  // Symlinked directories are not followed (a `loop -> .` would never end); a symlinked file counts as its target.
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    const r = path.relative(dir, path.join(e.parentPath, e.name));
+    if (r.split('/').some((n) => isProduct(n) || n.startsWith('.'))) continue;
+    if (e.isFile() || (e.isSymbolicLink() && (await stat(path.join(dir, r)).catch(() => undefined))?.isFile())) out.push(r);
   }
-  return out;
+  return out.sort();
 }
 
 /** A hash of the module's sources (names and contents), to skip kbuild when nothing changed. */

@@ -1,5 +1,8 @@
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import t from 'tap';
-import { chooseBuildMode, kernelGccMajor } from '../../../scripts/lib/build/hostbuild.ts';
+import { chooseBuildMode, kernelGccMajor, sourceFiles } from '../../../scripts/lib/build/hostbuild.ts';
 
 t.test("the kernel's gcc comes from its autoconf.h", async (t) => {
   // The line as it stands in Debian's linux-headers-6.1.0-56-amd64.
@@ -107,4 +110,15 @@ t.test('the guest gets the module without its debug sections; the host keeps the
   writeFileSync(odd, 'not an ELF file\n');
   t.equal(await guestCopy(odd, 30_000), odd);
   t.notOk(existsSync(path.join(dir, GUEST_COPY_DIR, 'odd.ko')), 'no copy of a file strip rejected');
+});
+
+t.test('a module tree with a `loop -> .` symlink is listed once, without following the loop (it was ELOOP, exit 70)', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-loop-'));
+  mkdirSync(path.join(dir, 'sub'));
+  writeFileSync(path.join(dir, 'Makefile'), 'obj-m := x.o\n');
+  writeFileSync(path.join(dir, 'x.c'), '');
+  writeFileSync(path.join(dir, 'sub', 'y.h'), '');
+  symlinkSync('.', path.join(dir, 'loop'));
+  symlinkSync('x.c', path.join(dir, 'alias.c'));
+  t.same(await sourceFiles(dir), ['Makefile', 'alias.c', 'sub/y.h', 'x.c']);
 });
