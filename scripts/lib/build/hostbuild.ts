@@ -16,12 +16,14 @@ export { exportHeaders, headersKdir, kernelGccMajor } from '../image/headers.ts'
 
 export type { BuildMode } from '../core/config.ts';
 import type { BuildMode } from '../core/config.ts';
+import { BWRAP, sandboxArgv } from './sandbox.ts';
 
 export function chooseBuildMode(
   requested: BuildMode,
-  o: { gccMajor?: number; hostHasCompiler: boolean; headers: boolean },
+  o: { gccMajor?: number; hostHasCompiler: boolean; headers: boolean; sandbox?: { ok: boolean; why?: string } },
 ): { mode: 'host' | 'guest'; why: string } {
   if (requested === 'guest') return { mode: 'guest', why: '--build guest' };
+  const sandbox = o.sandbox ?? { ok: true };
   const compiler = o.gccMajor ? `gcc-${o.gccMajor}` : "the kernel's compiler";
   if (requested === 'host') {
     if (!o.headers)
@@ -30,8 +32,13 @@ export function chooseBuildMode(
       throw new KmodvmError('setup', `--build host needs ${compiler} on the host, the compiler the guest kernel was built with`, {
         hint: `install it (apt-get install ${compiler}) or use --build guest`,
       });
+    if (!sandbox.ok)
+      throw new KmodvmError('setup', `--build host runs the build in a sandbox, and ${sandbox.why}`, {
+        hint: 'install bubblewrap (apt-get install bubblewrap) where user namespaces are allowed, or use --build guest',
+      });
     return { mode: 'host', why: '--build host' };
   }
+  if (!sandbox.ok) return { mode: 'guest', why: `host builds run sandboxed, and ${sandbox.why}` };
   if (!o.headers) return { mode: 'guest', why: 'the image has no exported headers' };
   if (!o.hostHasCompiler) return { mode: 'guest', why: `${compiler}, which built the guest kernel, is not on the host` };
   return { mode: 'host', why: `the host has ${compiler}, which built the guest kernel` };
@@ -94,8 +101,12 @@ export async function hostMake(o: {
   replayKdir?: string;
   niceness?: number;
   copied?: boolean;
+  /** The one directory the build may write (the suite's build tree); default outDir. */
+  writable?: string;
 }): Promise<HostBuild> {
   const niceness = o.niceness ?? 10;
+  // Everything the module's Makefile and kbuild run on the host runs in the sandbox (sandbox.ts).
+  const jail = (cmd: string, args: string[], cwd?: string): [string, string[]] => [BWRAP, sandboxArgv(cmd, args, { writable: [o.writable ?? o.outDir], cwd })];
   const stamp = path.join(o.outDir, '.kmodvm-sources');
   const shapeStamp = path.join(o.outDir, '.kmodvm-shape');
   const salt = `${o.hashSalt}\0${o.makeArgs.join('\0')}`;
@@ -115,13 +126,13 @@ export async function hostMake(o: {
       ? await loadReplayPlan(o.outDir)
       : undefined;
   const started = Date.now();
-  let r = plan ? await replay(plan, o.replayKdir!, o.timeoutMs, niceness) : undefined;
+  let r = plan ? await replay(plan, o.replayKdir!, o.timeoutMs, niceness, jail) : undefined;
   const replayed = r !== undefined && (r.exitCode === 0 || compilerDiagnostics(r.output).some((d) => d.severity !== 'warning'));
   if (!replayed) {
     await rm(shapeStamp, { force: true });
     // nice: the build runs while the guest boots on the same cores; the boot goes first
     // (niceness 0 on a guest that is already up: then the build is what is waited for).
-    const m = await run('nice', ['-n', String(niceness), 'make', '-C', o.outDir, ...o.makeArgs], { timeoutMs: o.timeoutMs });
+    const m = await run(...jail('nice', ['-n', String(niceness), 'make', '-C', o.outDir, ...o.makeArgs]), { timeoutMs: o.timeoutMs });
     r = { ...m, output: m.stdout + m.stderr, skipped: 0, patched: 0 };
   }
   const skipped = (r!.skipped ? `, ${r!.skipped} up to date` : '') + (r!.patched ? `, ${r!.patched} patched: only its srcversion changed` : '');
@@ -168,7 +179,8 @@ export async function guestCopy(ko: string, timeoutMs: number): Promise<string> 
   if (o && o.mtimeMs >= k.mtimeMs) return out;
   await mkdir(dir, { recursive: true });
   const tmp = `${out}.tmp-${process.pid}`;
-  const r = await run('strip', ['--strip-debug', '-o', tmp, ko], { timeoutMs });
+  // strip reads an ELF file the module's build wrote: in the sandbox too, writing only beside it.
+  const r = await run(BWRAP, sandboxArgv('strip', ['--strip-debug', '-o', tmp, ko], { writable: [dir], tmp: false }), { timeoutMs });
   if (r.exitCode !== 0) {
     await rm(tmp, { force: true });
     return ko;

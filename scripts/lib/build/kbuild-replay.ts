@@ -177,6 +177,8 @@ export async function replay(
   kdir: string,
   timeoutMs: number,
   niceness = 10,
+  /** How a command runs: in the host build's sandbox (sandbox.ts); as it is only in tests. */
+  wrap: (cmd: string, args: string[], cwd: string) => [string, string[]] = (cmd, args) => [cmd, args],
 ): Promise<RunResult & { output: string; skipped: number; patched: number }> {
   const deadline = Date.now() + timeoutMs;
   let output = '';
@@ -198,7 +200,8 @@ export async function replay(
     }
     // kbuild's own recorded command line, run the way kbuild's `cmd` macro does: set -e, so a failed
     // compile stops before objtool and the link (which would otherwise reuse the old object).
-    last = await run('nice', ['-n', String(niceness), 'sh', '-e', '-c', cmd], { cwd: kdir, timeoutMs: Math.max(1000, deadline - Date.now()) });
+    const [bin, argv] = wrap('nice', ['-n', String(niceness), 'sh', '-e', '-c', cmd], kdir);
+    last = await run(bin, argv, { cwd: kdir, timeoutMs: Math.max(1000, deadline - Date.now()) });
     output += last.stdout + last.stderr;
     if (last.exitCode !== 0) break;
     if (mod) await copyFile(mod.src, builtModSource(mod.src));

@@ -25,6 +25,7 @@ export const REQUIREMENTS: readonly Requirement[] = [
   { probe: 'xz', pkg: 'xz-utils', why: 'extracts the uncompressed kernel (Debian 12)' },
   { probe: 'zstd', pkg: 'zstd', why: 'extracts the uncompressed kernel (Debian 13)' },
   { probe: 'lz4', pkg: 'lz4', why: "extracts the uncompressed kernel (Debian's cloud flavour)" },
+  { probe: 'bwrap', pkg: 'bubblewrap', why: "confines host builds: the module's Makefile runs with the host read-only and no network" },
 ];
 
 const SEARCH_EXTRA = ['/usr/local/sbin', '/usr/sbin', '/sbin'];

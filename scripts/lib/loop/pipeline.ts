@@ -22,6 +22,8 @@ import { hostBuildSuite, type SuiteHostBuild } from '../suite/host-build.ts';
 import type { ResolvedSuite } from '../suite/resolve.ts';
 import type { runSuite } from '../suite/run.ts';
 import { SSHD_READY_MARKER, freePort, isPortInUse, Vm } from '../vm/vm.ts';
+import { sandboxUsable } from '../build/sandbox.ts';
+import { KmodvmError } from '../core/errors.ts';
 
 export function newRunDir(c: Config, now = new Date()): string {
   return path.join(c.runsDir, `${now.toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
@@ -147,12 +149,18 @@ export function startHostBuild(
 /** Where the module is built for this image: the host when it has the kernel's compiler and the image's headers. */
 export function buildModeFor(c: Config, img: ImageInfo, byo: boolean): { mode: 'host' | 'guest'; why: string; kdir: string } {
   const kdir = byo ? c.kernelBuildDir : headersKdir(img.dir, img.manifest.kernelVersion);
+  const sandbox = sandboxUsable();
+  if (byo && !sandbox.ok)
+    throw new KmodvmError('setup', `--kernel-image builds the modules on the host, in a sandbox, and ${sandbox.why}`, {
+      hint: 'install bubblewrap (apt-get install bubblewrap) on a host that allows user namespaces',
+    });
   if (byo) return { mode: 'host', why: `--kernel-build-dir ${c.kernelBuildDir}`, kdir };
   return {
     ...chooseBuildMode(c.build, {
       gccMajor: img.manifest.kernelGccMajor,
       hostHasCompiler: hostHasCompiler(img.manifest.kernelGccMajor),
       headers: existsSync(kdir),
+      sandbox,
     }),
     kdir,
   };

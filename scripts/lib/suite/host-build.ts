@@ -122,6 +122,7 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
       replayKdir: i.replay ? i.kdir : undefined,
       niceness: i.niceness,
       copied: true,
+      writable: i.tree,
     }),
   );
   const d: DirBuild = { dir: m.dir, kind: 'module', build: b, modules: [] };
@@ -166,6 +167,7 @@ async function buildAppDir(i: HostBuildInput, a: Suite['apps'][number], shared: 
       timeoutMs: i.timeoutMs,
       niceness: i.niceness,
       copied: true,
+      writable: i.tree,
     }),
   );
   made.dirs.push({ dir: a.dir, kind: 'app', build: b, modules: [] });
