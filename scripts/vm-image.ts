@@ -57,7 +57,7 @@ await main(async () => {
       const file = positionals[1];
       if (!file) throw new KmodvmError('usage', `vm:image ${cmd} needs a FILE`, { hint: `npm run vm:image -- ${cmd} kmodvm-image.tar.zst` });
       if (cmd === 'export') await exportImage(config, file, log);
-      else await importImage(config, file, log);
+      else await importImage(config, file, log, { trust: typeof own.trust === 'string' ? own.trust : undefined });
       return 0;
     }
     default:

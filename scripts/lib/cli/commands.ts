@@ -81,8 +81,11 @@ export const COMMANDS = {
     npm: 'npm run vm:image --',
     args: 'build|info|key|prune|export FILE|import FILE',
     about: 'the cached guest image: build it (--force: again), show it, its key, prune old ones, export or import it',
-    options: ['kernel', 'recipe', 'mirror', 'cache-dir', 'force', 'dry-run', 'verbose', 'help'],
-    own: { force: { type: 'boolean', group: 'command', help: 'build again even when the image is cached' } },
+    options: ['kernel', 'recipe', 'mirror', 'cache-dir', 'force', 'trust', 'dry-run', 'verbose', 'help'],
+    own: {
+      force: { type: 'boolean', group: 'command', help: 'build again even when the image is cached' },
+      trust: { type: 'string', arg: 'FINGERPRINT', group: 'command', help: 'import: take the archive with this fingerprint (export prints it)' },
+    },
   },
   judge: {
     script: 'judge.ts',

@@ -1,10 +1,12 @@
 // Export and import with the real tar and zstd, on a small image directory
 // laid out like a real one (the real one is 750 MiB).
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { exportImage, importImage, verifyChecksums } from '../../../scripts/lib/image/archive.ts';
+import type { KmodvmError } from '../../../scripts/lib/core/errors.ts';
 import { defaultConfig, validateConfig } from '../../../scripts/lib/core/config.ts';
 import { ed25519KeyPair, imageKey } from '../../../scripts/lib/image/image.ts';
 
@@ -33,10 +35,10 @@ t.test('an exported image imports on another machine, verified', async (t) => {
   const teacher = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-teacher-'));
   const key = fakeImage(teacher);
   const file = path.join(teacher, 'room.tar.zst');
-  await exportImage(cfg(teacher), file, () => undefined);
+  const fp = await exportImage(cfg(teacher), file, () => undefined);
   const seat = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-seat-'));
   const logs: string[] = [];
-  t.equal(await importImage(cfg(seat), file, (l) => logs.push(l)), key);
+  t.equal(await importImage(cfg(seat), file, (l) => logs.push(l), { trust: fp }), key);
   t.equal(readFileSync(path.join(seat, 'images', key, 'vmlinux'), 'utf8'), readFileSync(path.join(teacher, 'images', key, 'vmlinux'), 'utf8'));
   t.ok(existsSync(path.join(seat, 'images', key, 'headers/usr/src/Makefile')));
   t.match(logs.join('\n'), /verifying \d+ checksums/);
@@ -46,12 +48,12 @@ t.test('a damaged archive is refused with a clear message, and leaves no image b
   const teacher = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-teacher-'));
   const key = fakeImage(teacher);
   const file = path.join(teacher, 'room.tar.zst');
-  await exportImage(cfg(teacher), file, () => undefined);
+  const fp = await exportImage(cfg(teacher), file, () => undefined);
   const buf = readFileSync(file);
   writeFileSync(file, buf.subarray(0, Math.floor(buf.length / 2)));
   const seat = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-seat-'));
   await t.rejects(
-    importImage(cfg(seat), file, () => undefined),
+    importImage(cfg(seat), file, () => undefined, { trust: fp }),
     { failure: 'image', message: /not a readable kmodvm image archive|is damaged/ },
   );
   t.notOk(existsSync(path.join(seat, 'images', key)));
@@ -60,4 +62,70 @@ t.test('a damaged archive is refused with a clear message, and leaves no image b
 t.test('checksum verification names each bad file', async (t) => {
   t.same(verifyChecksums({ a: '1', b: '2', c: '3' }, { a: '1', b: 'x' }), ['b: checksum differs', 'c: missing']);
   t.same(verifyChecksums({ a: '1' }, { a: '1' }), []);
+});
+
+/** An exported archive, changed by mutate(image dir) and packed again with the real tar: what an attacker can hand a seat. */
+async function tampered(mutate: (dir: string, key: string) => void, tarArgs: string[] = []): Promise<{ file: string; fp: string; key: string }> {
+  const teacher = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-teacher-'));
+  const key = fakeImage(teacher);
+  const file = path.join(teacher, 'room.tar.zst');
+  const fp = await exportImage(cfg(teacher), file, () => undefined);
+  mutate(path.join(teacher, 'images', key), key);
+  execFileSync('tar', ['--create', '--zstd', '--file', file, '--directory', path.join(teacher, 'images'), ...tarArgs, key]);
+  return { file, fp, key };
+}
+
+const refused = async (t: Test, a: { file: string; fp: string; key: string }, re: RegExp): Promise<void> => {
+  const seat = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-seat-'));
+  const e = await importImage(cfg(seat), a.file, () => undefined, { trust: a.fp }).then(
+    () => undefined,
+    (x: KmodvmError) => x,
+  );
+  t.equal(e?.failure, 'image', 'refused as an image failure (exit 4)');
+  t.match(`${e?.message}\n${e?.evidence ?? ''}`, re);
+  t.notOk(existsSync(path.join(seat, 'images', a.key)), 'no image is left behind');
+};
+
+t.test('import takes an archive only with --trust FINGERPRINT, the one export printed', async (t) => {
+  const teacher = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-teacher-'));
+  const key = fakeImage(teacher);
+  const file = path.join(teacher, 'room.tar.zst');
+  const logs: string[] = [];
+  const fp = await exportImage(cfg(teacher), file, (l) => logs.push(l));
+  t.match(fp, /^[0-9a-f]{32}$/);
+  t.match(logs.join('\n'), new RegExp(`import room.tar.zst --trust ${fp}`), 'export prints the command with the fingerprint');
+  const seat = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-seat-'));
+  await t.rejects(
+    importImage(cfg(seat), file, () => undefined),
+    { failure: 'usage', message: new RegExp(`fingerprint is ${fp}.*told to trust it`) },
+  );
+  await t.rejects(
+    importImage(cfg(seat), file, () => undefined, { trust: '0'.repeat(32) }),
+    { failure: 'usage', message: /not the 0{32} you trust/ },
+  );
+  t.notOk(existsSync(path.join(seat, 'images', key)));
+});
+
+t.test('the audit: a file the checksums do not cover (a Makefile the host build would run) is refused', async (t) => {
+  const a = await tampered((dir) => {
+    mkdirSync(path.join(dir, 'headers/usr/src/evil'), { recursive: true });
+    writeFileSync(path.join(dir, 'headers/usr/src/evil/Makefile'), 'all:\n\tid > /tmp/pwned\n');
+  });
+  await refused(t, a, /not covered by its checksums/);
+});
+
+t.test('a file the checksums list but the archive lacks is refused', async (t) => {
+  await refused(t, await tampered((dir) => rmSync(path.join(dir, 'vmlinuz'))), /vmlinuz: missing/);
+});
+
+t.test('a FIFO (it once hung the import) is refused before anything is extracted', async (t) => {
+  await refused(t, await tampered((dir) => execFileSync('mkfifo', [path.join(dir, 'headers/fifo')])), /not files, directories or symlinks/);
+});
+
+t.test('a member path with .. is refused before anything is extracted', async (t) => {
+  await refused(t, await tampered(() => undefined, ['--transform', 's,/vmlinux$,/../escaped,']), /outside its one image directory/);
+});
+
+t.test('a symlink that export.json does not list, or that points out of the image, is refused', async (t) => {
+  await refused(t, await tampered((dir) => symlinkSync('/etc', path.join(dir, 'headers/etc'))), /symlinks are not the ones/);
 });
