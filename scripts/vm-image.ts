@@ -2,7 +2,7 @@
 import { helpFor, parseCommand } from './lib/cli/commands.ts';
 import { log, main } from './lib/cli/cli.ts';
 import { KmodvmError } from './lib/core/errors.ts';
-import { findImage, imageKey } from './lib/image/image.ts';
+import { findImage, imageKey, verifyImage } from './lib/image/image.ts';
 import { buildImage, ensureImage } from './lib/image/build.ts';
 import { preflight } from './lib/host/preflight.ts';
 import { exportImage, importImage } from './lib/image/archive.ts';
@@ -38,6 +38,21 @@ await main(async () => {
       process.stdout.write(JSON.stringify({ dir: img.dir, ...rest, packageCount: Object.keys(packages).length }, null, 2) + '\n');
       return 0;
     }
+    case 'verify': {
+      const img = await findImage(config).catch((e: KmodvmError) => {
+        log(e.message);
+        return undefined;
+      });
+      const dir = img?.dir ?? `${config.cacheDir}/images/${imageKey(config).key}`;
+      const bad = await verifyImage(dir);
+      for (const b of bad) log(`verify: ${b}`);
+      if (bad.length)
+        throw new KmodvmError('image', `image ${dir} does not match what was written at its build`, {
+          hint: `delete it and build again: npm run vm:image -- build --force`,
+        });
+      log(`verify: image ${dir}: every recorded file matches its sha256`);
+      return 0;
+    }
     case 'prune': {
       const plan = await prunePlan(config);
       for (const k of plan.keep) log(`keep ${k.path}: ${k.why}`);
@@ -61,6 +76,8 @@ await main(async () => {
       return 0;
     }
     default:
-      throw new KmodvmError('usage', `unknown vm:image command ${JSON.stringify(cmd)}`, { hint: 'use build, info, key, prune, export FILE or import FILE' });
+      throw new KmodvmError('usage', `unknown vm:image command ${JSON.stringify(cmd)}`, {
+        hint: 'use build, info, key, verify, prune, export FILE or import FILE',
+      });
   }
 });

@@ -79,8 +79,8 @@ export const COMMANDS = {
   image: {
     script: 'vm-image.ts',
     npm: 'npm run vm:image --',
-    args: 'build|info|key|prune|export FILE|import FILE',
-    about: 'the cached guest image: build it (--force: again), show it, its key, prune old ones, export or import it',
+    args: 'build|info|key|verify|prune|export FILE|import FILE',
+    about: 'the cached guest image: build it (--force: again), show it, its key, verify its files, prune old ones, export or import it',
     options: ['kernel', 'recipe', 'mirror', 'cache-dir', 'force', 'trust', 'dry-run', 'verbose', 'help'],
     own: {
       force: { type: 'boolean', group: 'command', help: 'build again even when the image is cached' },

@@ -13,14 +13,16 @@
 //   listed or pointing out of the image, and any other kind of file.
 // docs/image.md says what trusting an archive means.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
+import { recordIntegrity, sha256File } from '../core/integrity.ts';
+
+export { sha256File };
 import { run, tail } from '../core/proc.ts';
-import { findImage, imagesDir, type Manifest } from './image.ts';
+import { findImage, imageFileNames, imagesDir, type Manifest } from './image.ts';
 
 export const EXPORT_FORMAT = 'kmodvm-image-export/2';
 
@@ -32,17 +34,6 @@ const exportSchema = z.object({
   links: z.record(z.string(), z.string()),
 });
 export type ExportManifest = Omit<z.infer<typeof exportSchema>, 'manifest'> & { manifest: Manifest };
-
-/** The sha256 of a regular file (never a FIFO or a device: the callers lstat first). */
-export function sha256File(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(file)
-      .on('data', (d) => h.update(d))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
-}
 
 /** An archive's fingerprint: the sha256 of its export.json, which covers every file and link; 32 hex digits. */
 export const fingerprintOf = (exportJson: Buffer | string): string => createHash('sha256').update(exportJson).digest('hex').slice(0, 32);
@@ -194,6 +185,7 @@ export async function importImage(c: Config, file: string, log: (l: string) => v
     const final = path.join(imagesDir(c), key);
     await rm(final, { recursive: true, force: true });
     await rename(dir, final);
+    await recordIntegrity(final, imageFileNames(final)); // tar kept the files' mtimes, not their inode times: recorded for this seat
     log(`import: image ${key} (kernel ${parsed.data.manifest.kernelVersion}), fingerprint ${fp}, is ready in ${final}`);
     const { imageKey } = await import('./image.ts');
     if (imageKey(c).key !== key)

@@ -13,10 +13,11 @@ import { run, shellJoin, tail } from '../core/proc.ts';
 import { withProgress } from '../core/progress.ts';
 import { hasPasswordlessSudo } from '../host/preflight.ts';
 import { exportHeaders, headersKdir, kernelGccMajor } from './headers.ts';
-import { ed25519KeyPair, findImage, imageFiles, imageKey, imagesDir, type ImageInfo, type Manifest } from './image.ts';
+import { ed25519KeyPair, findImage, imageFileNames, imageFiles, imageKey, imagesDir, type ImageInfo, type Manifest } from './image.ts';
 import { buildInitrd } from './initrd.ts';
 import { BUILDER_VERSION, guestLinks, initramfsToolsFiles, mmdebstrapArgs, type Recipe, withLoginShell } from './recipe.ts';
 import { extractVmlinux } from './vmlinux.ts';
+import { recordIntegrity } from '../core/integrity.ts';
 
 type Log = (l: string) => void;
 
@@ -157,6 +158,7 @@ async function buildInto(c: Config, key: string, recipe: Recipe, tmp: string, lo
     builtAt: new Date().toISOString(),
   };
   await writeFile(path.join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  await recordIntegrity(tmp, imageFileNames(tmp));
   await rm(final, { recursive: true, force: true });
   await rename(tmp, final);
   const total = Object.values(sizes).reduce((a, b) => a + b, 0);

@@ -12,6 +12,7 @@ import { KmodvmError } from '../core/errors.ts';
 import { shellJoin } from '../core/proc.ts';
 import { loadRecipe, recipeHash, recipeInputs, type Recipe } from './recipe.ts';
 import { privateDir } from '../core/disk.ts';
+import { checkIntegrity, readIntegrity, recordIntegrity } from '../core/integrity.ts';
 
 export interface Manifest {
   key: string;
@@ -53,6 +54,20 @@ export function imageFiles(dir: string): Omit<ImageInfo, 'key' | 'manifest' | 'c
   };
 }
 
+/** The image's own files that integrity.json records (the headers tree is checked by the host build that uses it). */
+export function imageFileNames(dir: string): string[] {
+  return ['rootfs.qcow2', 'vmlinux', 'vmlinuz', 'initrd-lean.cpio', 'initrd.img', 'id_ed25519', 'host_ed25519.pub', 'manifest.json'].filter((n) =>
+    existsSync(path.join(dir, n)),
+  );
+}
+
+/** vm:image verify: every recorded file hashed again. */
+export async function verifyImage(dir: string): Promise<string[]> {
+  const rec = await readIntegrity(dir);
+  if (!rec) return ['integrity.json: missing (the image was built before kmodvm recorded its files; it is recorded on its next use)'];
+  return checkIntegrity(dir, rec, { all: true });
+}
+
 export function imageKey(c: Config): { key: string; recipe: Recipe } {
   const recipe = loadRecipe(path.resolve(c.root, c.recipe));
   return { key: recipeHash(recipeInputs(path.join(c.root, 'qemu'), recipe)), recipe };
@@ -72,7 +87,7 @@ export async function findImage(c: Config): Promise<ImageInfo | undefined> {
   await privateDir(dir); // it holds the client key and, in the initrd, the guest's host key
   const broken = (why: string): KmodvmError =>
     new KmodvmError('image', `the cached image ${dir} is broken: ${why}`, {
-      hint: `delete it and build again: rm -rf ${shellJoin([dir])}`,
+      hint: `delete it and build again: rm -rf ${shellJoin([dir])} (or npm run vm:image -- build --force)`,
     });
   for (const f of [files.rootfs, files.vmlinux, files.initrdLean, files.clientKey, files.hostPub]) {
     if (!existsSync(f)) throw broken(`${path.basename(f)} is missing`);
@@ -82,6 +97,10 @@ export async function findImage(c: Config): Promise<ImageInfo | undefined> {
     if (ssh2.utils.parseKey(await readFile(f, 'utf8')) instanceof Error)
       throw broken(`${path.basename(f)} is not a valid key (ssh2's key generator dropped a leading zero byte)`);
   }
+  // What was written at the build, checked before QEMU boots from it (core/integrity.ts): a stat each, a hash when one changed.
+  const rec = (await readIntegrity(dir)) ?? (await recordIntegrity(dir, imageFileNames(dir)).catch(() => undefined));
+  const bad = rec ? await checkIntegrity(dir, rec) : [];
+  if (bad.length) throw broken(bad.join('; '));
   return { ...files, key, manifest, cmdline: manifest.recipe.kernelCmdline };
 }
 

@@ -24,6 +24,7 @@ import type { runSuite } from '../suite/run.ts';
 import { SSHD_READY_MARKER, freePort, isPortInUse, Vm } from '../vm/vm.ts';
 import { sandboxUsable } from '../build/sandbox.ts';
 import { KmodvmError } from '../core/errors.ts';
+import { verifyImage } from '../image/image.ts';
 
 export function newRunDir(c: Config, now = new Date()): string {
   return path.join(c.runsDir, `${now.toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
@@ -91,9 +92,20 @@ export async function bootVm(
         );
         continue;
       }
-      throw e;
+      throw (await rejectedDrive(img, vm.exit?.stderr ?? '')) ?? e;
     }
   }
+}
+
+/** QEMU refused the image's disk: the image is damaged (exit 4, naming it), not the boot. Undefined when the image verifies. */
+async function rejectedDrive(img: ImageInfo, stderr: string): Promise<KmodvmError | undefined> {
+  if (!/qcow2|Could not open|Image is corrupt|drive/i.test(stderr)) return undefined;
+  const bad = await verifyImage(img.dir);
+  if (!bad.length || bad[0].startsWith('integrity.json: missing')) return undefined;
+  return new KmodvmError('image', `QEMU refused the image's disk, and the image ${img.dir} is damaged: ${bad.join('; ')}`, {
+    evidence: stderr.trim().split('\n').slice(-5).join('\n'),
+    hint: `delete it and build again: rm -rf ${img.dir} (or npm run vm:image -- build --force)`,
+  });
 }
 
 /** --kernel-image: the initrd to boot it with, and its version as its build tree says. */

@@ -117,7 +117,7 @@ export async function qemuVersion(): Promise<string> {
  * resumes the first's. Undefined when saving failed (logged).
  */
 async function findOrSave(o: Parameters<typeof resumeOrSave>[0], key: string): Promise<{ dir: string; how: Resumed['how'] } | undefined> {
-  const found = await findSnapshot(o.cacheDir, key);
+  const found = await findSnapshot(o.cacheDir, key, o.log);
   if (found) return { dir: found, how: 'resumed' };
   const onWait = (): void => o.log(`snapshot: another kmodvm is saving this guest (${key}); waiting for it`);
   const lock = { waitS: Math.ceil(o.deadlineMs / 1000) + 120, failure: 'boot' as const, what: `snapshot ${key}`, onWait };

@@ -18,6 +18,7 @@ import type { VmSpec } from './qemu-args.ts';
 import { SSHD_READY_MARKER, Vm } from './vm.ts';
 import { settlesWithin, waitUntil } from '../core/wait.ts';
 import { privateDir } from '../core/disk.ts';
+import { checkIntegrity, readIntegrity, recordIntegrity } from '../core/integrity.ts';
 
 export const SNAPSHOT_FD = 3;
 export interface SnapshotMeta {
@@ -80,10 +81,18 @@ export function snapshotsDir(cacheDir: string): string {
 }
 
 /** The snapshot for key, when it is whole (written by rename, so a directory is whole or absent). */
-export async function findSnapshot(cacheDir: string, key: string): Promise<string | undefined> {
+export async function findSnapshot(cacheDir: string, key: string, log?: (l: string) => void): Promise<string | undefined> {
   const dir = path.join(snapshotsDir(cacheDir), key);
   if (!existsSync(path.join(dir, 'meta.json'))) return undefined;
   await privateDir(dir); // the guest's memory, its host key among it
+  // The saved state and disk as written at the save (core/integrity.ts); a changed one is removed, and the guest saved again.
+  const rec = await readIntegrity(dir);
+  const bad = rec ? await checkIntegrity(dir, rec) : [];
+  if (bad.length) {
+    log?.(`snapshot: ${dir} changed since it was saved (${bad.join('; ')}); removing it`);
+    await removeSnapshot(dir);
+    return undefined;
+  }
   return dir;
 }
 
@@ -203,6 +212,8 @@ export async function takeSnapshot(o: {
     } finally {
       await vm.kill();
     }
+    // Once QEMU is gone, so the disk overlay is final.
+    await recordIntegrity(tmp, ['state', 'disk.qcow2', 'meta.json']);
     // One snapshot per image: another configuration's is replaced.
     for (const other of await otherSnapshots(o.cacheDir, o.imageKey, o.key)) await removeSnapshot(other);
     await rm(final, { recursive: true, force: true });
