@@ -10,8 +10,12 @@ import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
 import { loadConfig } from '../../scripts/lib/core/flags.ts';
-import { imageKey } from '../../scripts/lib/image/image.ts';
+import net from 'node:net';
+import { findImage, imageKey } from '../../scripts/lib/image/image.ts';
+import { guestSpec } from '../../scripts/lib/vm/profile.ts';
+import { qemuVersion, resumeOrSave } from '../../scripts/lib/vm/resume.ts';
 import { snapshotsDir } from '../../scripts/lib/vm/snapshot.ts';
+import { INTEGRITY, recordIntegrity } from '../../scripts/lib/core/integrity.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const tsx = path.join(root, 'node_modules/.bin/tsx');
@@ -62,7 +66,11 @@ t.test('a snapshot that will not resume is removed; the run boots and passes; th
       /^[0-9a-f]{16}$/.test(n) && existsSync(path.join(dir, n, 'state')) && JSON.parse(readFileSync(path.join(dir, n, 'meta.json'), 'utf8')).imageKey === mine,
   );
   t.ok(snaps.length > 0, 'the test above left a snapshot');
-  for (const n of snaps) truncateSync(path.join(dir, n, 'state'), 4096);
+  // Damage the integrity record cannot see (it is recorded again over the damage): only the resume finds it.
+  for (const n of snaps) {
+    truncateSync(path.join(dir, n, 'state'), 4096);
+    if (existsSync(path.join(dir, n, INTEGRITY))) await recordIntegrity(path.join(dir, n), ['state', 'disk.qcow2', 'meta.json']);
+  }
   const r = await vmTest([]);
   if (r.exitCode !== 0) t.comment(r.stderr.split('\n').slice(-30).join('\n'));
   t.equal(r.exitCode, 0, 'the run still passes');
@@ -74,4 +82,33 @@ t.test('a snapshot that will not resume is removed; the run boots and passes; th
   t.match(next.stderr, /boot, save and resume to SSH/);
   const runDir = /run directory: (\S+)/.exec(next.stderr)?.[1] ?? '';
   t.match(readFileSync(path.join(runDir, 'serial-boot.log'), 'utf8'), /kmodvm-init: sshd-started at/, "the saved boot's console is kept beside the run's");
+});
+
+t.test('a saving boot whose SSH port was taken meanwhile is not a boot failure: the caller boots instead (it was exit 5)', async (t) => {
+  const { config: c0 } = loadConfig([]);
+  const c = { ...c0, cacheDir: mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-portrace-')) };
+  const img = await findImage(c0);
+  t.ok(img, 'the image is built (the tests above used it)');
+  const taken = net.createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  t.teardown(() => taken.close());
+  const port = (taken.address() as net.AddressInfo).port;
+  const logs: string[] = [];
+  const spec = guestSpec(c, img!, 'tcg', port, mkdtempSync(path.join(runsDir, 'portrace-')));
+  const r = await resumeOrSave({
+    cacheDir: c.cacheDir,
+    spec,
+    imageKey: img!.key,
+    qemuVersion: await qemuVersion(),
+    privateKey: readFileSync(img!.clientKey, 'utf8'),
+    hostPublicKey: readFileSync(img!.hostPub, 'utf8'),
+    deadlineMs: 60_000,
+    log: (l) => logs.push(l),
+    retryBoot: () => false,
+  });
+  t.equal(r, undefined, 'no resume, and no throw');
+  t.match(logs.join('\n'), /the SSH port was taken meanwhile; booting/);
+  const sdir = snapshotsDir(c.cacheDir);
+  const marked = existsSync(sdir) ? readdirSync(sdir).filter((n) => existsSync(path.join(sdir, n, 'unusable.json'))) : [];
+  t.same(marked, [], 'the key is not marked unusable');
 });

@@ -83,6 +83,23 @@ export async function ensureImage(c: Config, log: (l: string) => void, o: { onBu
   return buildImage(c, log, o);
 }
 
+/**
+ * A build run as root through sudo (the README's recipe for a user without
+ * passwordless sudo) builds into that user's cache: the cache, images/ and
+ * the new image go to the user who ran sudo, or they could not read their
+ * own key (it was EACCES on id_ed25519, exit 70).
+ */
+export async function handToSudoUser(c: Config, imageDir: string, log: Log, env = process.env, uid = process.getuid?.()): Promise<string | undefined> {
+  if (uid !== 0 || !env.SUDO_UID || env.SUDO_UID === '0' || !/^\d+$/.test(env.SUDO_UID)) return undefined;
+  const owner = `${env.SUDO_UID}:${/^\d+$/.test(env.SUDO_GID ?? '') ? env.SUDO_GID : env.SUDO_UID}`;
+  const a = await run('chown', [owner, c.cacheDir, imagesDir(c)], { timeoutMs: 60_000 });
+  const b = await run('chown', ['-R', owner, imageDir], { timeoutMs: 10 * 60_000 });
+  if (a.exitCode !== 0 || b.exitCode !== 0)
+    throw new KmodvmError('image', `cannot hand the image to the user who ran sudo (${owner})`, { evidence: a.stderr + b.stderr });
+  log(`image: handed to uid ${owner} (the user who ran sudo)`);
+  return owner;
+}
+
 /** Builds the image for the current recipe, under its key's lock; when another process built it meanwhile, that one is taken. */
 export async function buildImage(c: Config, log: Log, o: { onBuilt?: () => Promise<void>; force?: boolean } = {}): Promise<ImageInfo> {
   const { key, recipe } = imageKey(c);
@@ -98,6 +115,7 @@ export async function buildImage(c: Config, log: Log, o: { onBuilt?: () => Promi
       await mkdir(tmp, { recursive: true, mode: 0o700 });
       await chmod(tmp, 0o700);
       const info = await buildInto(c, key, recipe, tmp, log);
+      await handToSudoUser(c, info.dir, log);
       await o.onBuilt?.();
       return info;
     } catch (e) {

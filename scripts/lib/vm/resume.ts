@@ -137,6 +137,11 @@ async function findOrSave(o: Parameters<typeof resumeOrSave>[0], key: string): P
       });
       return { dir, how: 'saved, then resumed' as const };
     } catch (e) {
+      // Another process took the free port between our check and QEMU's bind: nothing wrong with saving; the caller boots on another port.
+      if (e instanceof SnapshotBootFailed && isPortInUse(`${e.failure.message}\n${e.failure.evidence ?? ''}`)) {
+        o.log('snapshot: the SSH port was taken meanwhile; booting, and saving the guest on a later run');
+        return undefined;
+      }
       if (e instanceof SnapshotBootFailed && !o.retryBoot(await readFile(e.serialLog, 'utf8').catch(() => ''))) throw e.failure;
       o.log(`snapshot: could not save the guest (${(e as Error).message}); booting without one`);
       // A guest boot that crashed (retried by the caller) says nothing about saving; the machinery failing does.

@@ -20,10 +20,15 @@ await withLock(${JSON.stringify(path.join(dir, '.key'))}, { waitS: 60, failure: 
   appendFileSync(${JSON.stringify(journal)}, '${who} out\\n');
 });`;
   const run = (who: string) =>
-    new Promise<number | null>((resolve) => spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code(who)], { cwd: root, stdio: 'inherit' }).on('close', resolve));
+    new Promise<number | null>((resolve) =>
+      spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code(who)], { cwd: root, stdio: 'inherit' }).on('close', resolve),
+    );
   const codes = await Promise.all([run('a'), run('b')]);
   t.same(codes, [0, 0]);
-  const lines = readFileSync(journal, 'utf8').trim().split('\n').filter((l) => !l.endsWith('waits'));
+  const lines = readFileSync(journal, 'utf8')
+    .trim()
+    .split('\n')
+    .filter((l) => !l.endsWith('waits'));
   t.equal(lines.length, 4);
   const first = lines[0].split(' ')[0];
   const second = first === 'a' ? 'b' : 'a';

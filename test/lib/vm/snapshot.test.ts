@@ -1,11 +1,12 @@
 import t from 'tap';
-import { existsSync } from 'node:fs';
+import { existsSync, truncateSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { buildQemuArgs } from '../../../scripts/lib/vm/qemu-args.ts';
 import { ids, spec } from '../../helpers/snapshot-spec.ts';
 import { findSnapshot, forkable, removeSnapshot, resumingSpec, savingSpec, snapshotKey, snapshotsDir } from '../../../scripts/lib/vm/snapshot.ts';
+import { recordIntegrity } from '../../../scripts/lib/core/integrity.ts';
 
 t.test('the key follows the machine, not the run: port, console, QMP socket and firmware leave it alone', async (t) => {
   const k = snapshotKey(spec, ids);
@@ -68,4 +69,20 @@ t.test('a snapshot counts only when whole (meta.json is written last, then the d
   await removeSnapshot(dir);
   t.notOk(existsSync(dir));
   t.equal(await findSnapshot(cache, 'k1'), undefined);
+});
+
+t.test('a saved guest whose state changed since the save (a truncated state file) is removed, not resumed', async (t) => {
+  const cache = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-snapint-'));
+  const dir = path.join(snapshotsDir(cache), 'abcdef0123456789');
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'state'), Buffer.alloc(1 << 16, 7));
+  await writeFile(path.join(dir, 'disk.qcow2'), 'disk');
+  await writeFile(path.join(dir, 'meta.json'), '{}');
+  await recordIntegrity(dir, ['state', 'disk.qcow2', 'meta.json']);
+  t.equal(await findSnapshot(cache, 'abcdef0123456789'), dir, 'as saved');
+  truncateSync(path.join(dir, 'state'), 4096);
+  const logs: string[] = [];
+  t.equal(await findSnapshot(cache, 'abcdef0123456789', (l) => logs.push(l)), undefined);
+  t.match(logs.join('\n'), /changed since it was saved \(state: 4096 bytes, 65536 when it was written\); removing it/);
+  t.equal(existsSync(dir), false);
 });
