@@ -23,7 +23,7 @@ let entry;
 try {
   const { buildCli, newestSource } = await import('../scripts/build-cli.mjs');
   const built = current();
-  entry = built && built.mtimeMs >= newestSource() ? built.entry : await buildCli();
+  entry = built && built.mtimeMs >= newestSource() ? built.entry : await buildCli({ quiet: true });
 } catch {
   entry = undefined;
 }

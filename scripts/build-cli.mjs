@@ -18,7 +18,7 @@ export function newestSource() {
   return newest;
 }
 
-export async function buildCli() {
+export async function buildCli(o = {}) {
   const { build } = await import('esbuild');
   const dist = path.join(root, 'dist');
   mkdirSync(dist, { recursive: true });
@@ -32,7 +32,7 @@ export async function buildCli() {
     target: 'node20',
     packages: 'external',
     outdir: path.join(dist, name),
-    logLevel: 'warning',
+    logLevel: o.quiet ? 'silent' : 'warning',
   });
   const tmp = path.join(dist, `.current.${process.pid}`);
   writeFileSync(tmp, `${name}\n`);

@@ -19,6 +19,8 @@ t.test("root builds the image into a user's cache; that user then reads it and r
   chownSync(home, NOBODY, NOBODY);
   chmodSync(home, 0o755);
   const cache = path.join(home, '.cache', 'kmodvm');
+  // The compiled CLI, fresh, as root made it: nobody cannot write the checkout.
+  await execa(process.execPath, [bin, '--help'], { cwd: root });
   const build = await execa(process.execPath, [bin, 'image', 'build'], {
     reject: false,
     cwd: root,
@@ -32,7 +34,9 @@ t.test("root builds the image into a user's cache; that user then reads it and r
       reject: false,
       cwd: root,
       timeout: 20 * 60_000,
-      env: { ...process.env, HOME: home, KMODVM_CACHE_DIR: cache, XDG_CACHE_HOME: path.join(home, '.cache') },
+      // A user's own environment, not the test runner's: its hooks would write into the checkout, which nobody cannot.
+      extendEnv: false,
+      env: { PATH: process.env.PATH, HOME: home, KMODVM_CACHE_DIR: cache, XDG_CACHE_HOME: path.join(home, '.cache'), CI: process.env.CI },
     });
   const info = await asUser(['image', 'info']);
   t.equal(info.exitCode, 0, info.stderr);

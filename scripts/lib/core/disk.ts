@@ -1,4 +1,4 @@
-import { chmod, lstat, open, readdir, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Bytes on disk under p (allocated blocks, so a sparse file counts what it uses), like du. */
@@ -11,6 +11,12 @@ export async function diskBytes(p: string): Promise<number> {
     if (st.isFile()) total += st.blocks * 512;
   }
   return total;
+}
+
+/** Makes dir 0700 (and its missing parents with the usual mode: a root-made ~/.cache must not lock its user out). */
+export async function mkdirPrivate(dir: string): Promise<void> {
+  await mkdir(path.dirname(dir), { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
 }
 
 /** Makes dir 0700 when it is open to others (a cache made before kmodvm kept its directories private). */

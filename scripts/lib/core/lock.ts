@@ -2,10 +2,10 @@
 // directory, refreshed while held, stale 30 s after its holder died). One
 // helper for every cache two runs may meet in: an image build, a snapshot
 // save, an instance's boot, a suite's build tree.
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { KmodvmError, type FailureClass } from './errors.ts';
+import { mkdirPrivate } from './disk.ts';
 
 export interface LockOptions {
   /** How long to wait for another holder. */
@@ -21,7 +21,7 @@ const opts = (target: string) => ({ realpath: false, stale: 30_000, update: 5_00
 
 /** Takes target's lock, waiting for another holder; gives the release. */
 export async function acquire(target: string, o: LockOptions): Promise<() => Promise<void>> {
-  await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+  await mkdirPrivate(path.dirname(target));
   const first = await lockfile.lock(target, opts(target)).catch((e: NodeJS.ErrnoException) => (e.code === 'ELOCKED' ? undefined : Promise.reject(e)));
   if (first) return first;
   o.onWait?.();

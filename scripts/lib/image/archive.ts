@@ -23,6 +23,7 @@ import { recordIntegrity, sha256File } from '../core/integrity.ts';
 export { sha256File };
 import { run, tail } from '../core/proc.ts';
 import { findImage, imageFileNames, imagesDir, type Manifest } from './image.ts';
+import { mkdirPrivate } from '../core/disk.ts';
 
 export const EXPORT_FORMAT = 'kmodvm-image-export/2';
 
@@ -151,7 +152,7 @@ async function checkTree(file: string, dir: string, em: z.infer<typeof exportSch
 export async function importImage(c: Config, file: string, log: (l: string) => void, o: { trust?: string } = {}): Promise<string> {
   if (!(await lstat(file).catch(() => undefined))?.isFile()) throw new KmodvmError('usage', `no such archive: ${file}`);
   const key = await checkListing(file);
-  await mkdir(imagesDir(c), { recursive: true, mode: 0o700 });
+  await mkdirPrivate(imagesDir(c));
   const tmp = path.join(imagesDir(c), `.tmp-import-${process.pid}`);
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { mode: 0o700 });

@@ -3,7 +3,7 @@
 // temporary directory (0700: it holds keys) renamed into place. One build per
 // key at a time: the key's lock (proper-lockfile) is held from start to
 // rename, and a second process waits, then takes the image the first built.
-import { chmod, copyFile, cp, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { withLock } from '../core/lock.ts';
 import type { Config } from '../core/config.ts';
@@ -18,6 +18,7 @@ import { buildInitrd } from './initrd.ts';
 import { BUILDER_VERSION, guestLinks, initramfsToolsFiles, mmdebstrapArgs, type Recipe, withLoginShell } from './recipe.ts';
 import { extractVmlinux } from './vmlinux.ts';
 import { recordIntegrity } from '../core/integrity.ts';
+import { mkdirPrivate } from '../core/disk.ts';
 
 type Log = (l: string) => void;
 
@@ -38,7 +39,7 @@ function pidAlive(pid: number): boolean {
 
 /** Holds the image key's lock while fn runs; waits up to waitS for another build of the same key. */
 export async function withImageLock<T>(c: Config, key: string, log: Log, fn: () => Promise<T>, waitS = 3600): Promise<T> {
-  await mkdir(imagesDir(c), { recursive: true, mode: 0o700 });
+  await mkdirPrivate(imagesDir(c));
   const onWait = (): void => log(`image: another kmodvm is building image ${key}; waiting for it`);
   return withLock(path.join(imagesDir(c), `.${key}`), { waitS, failure: 'image', what: `image ${key}`, onWait }, fn);
 }
@@ -92,12 +93,23 @@ export async function ensureImage(c: Config, log: (l: string) => void, o: { onBu
 export async function handToSudoUser(c: Config, imageDir: string, log: Log, env = process.env, uid = process.getuid?.()): Promise<string | undefined> {
   if (uid !== 0 || !env.SUDO_UID || env.SUDO_UID === '0' || !/^\d+$/.test(env.SUDO_UID)) return undefined;
   const owner = `${env.SUDO_UID}:${/^\d+$/.test(env.SUDO_GID ?? '') ? env.SUDO_GID : env.SUDO_UID}`;
-  const a = await run('chown', [owner, c.cacheDir, imagesDir(c)], { timeoutMs: 60_000 });
+  const a = await run('chown', [owner, ...(await madeForUser(c.cacheDir, Number(env.SUDO_UID))), imagesDir(c)], { timeoutMs: 60_000 });
   const b = await run('chown', ['-R', owner, imageDir], { timeoutMs: 10 * 60_000 });
   if (a.exitCode !== 0 || b.exitCode !== 0)
     throw new KmodvmError('image', `cannot hand the image to the user who ran sudo (${owner})`, { evidence: a.stderr + b.stderr });
   log(`image: handed to uid ${owner} (the user who ran sudo)`);
   return owner;
+}
+
+/** The cache and the root-owned directories above it up to one the user owns (a ~/.cache root made): all the user's. Else the cache alone. */
+async function madeForUser(cacheDir: string, uid: number): Promise<string[]> {
+  const chain: string[] = [];
+  for (let d = cacheDir; ; d = path.dirname(d)) {
+    const st = await stat(d).catch(() => undefined);
+    if (st?.uid === uid) return chain;
+    if (!st || st.uid !== 0 || path.dirname(d) === d) return [cacheDir];
+    chain.push(d);
+  }
 }
 
 /** Builds the image for the current recipe, under its key's lock; when another process built it meanwhile, that one is taken. */
@@ -112,7 +124,7 @@ export async function buildImage(c: Config, log: Log, o: { onBuilt?: () => Promi
     for (const n of await readdir(imagesDir(c))) if (staleTemp(n)) await rm(path.join(imagesDir(c), n), { recursive: true, force: true });
     const tmp = path.join(imagesDir(c), `.tmp-${key}-${process.pid}`);
     try {
-      await mkdir(tmp, { recursive: true, mode: 0o700 });
+      await mkdirPrivate(tmp);
       await chmod(tmp, 0o700);
       const info = await buildInto(c, key, recipe, tmp, log);
       await handToSudoUser(c, info.dir, log);

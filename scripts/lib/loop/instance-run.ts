@@ -19,6 +19,7 @@ import { noSplatCheck } from '../suite/judge.ts';
 import { resolveSuite, type ResolvedSuite } from '../suite/resolve.ts';
 import { runSuite, type Guest } from '../suite/run.ts';
 import { waitUntil } from '../core/wait.ts';
+import { mkdirPrivate } from '../core/disk.ts';
 
 /** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */
 export async function upInstance(c: Config, name: string, log: (l: string) => void): Promise<{ state: InstanceState; already: boolean }> {
@@ -44,7 +45,7 @@ async function bootInstance(c: Config, name: string, log: (l: string) => void): 
   const { accel: wanted, note, probeKvm } = await pickAccel(c);
   if (note) log(note);
   const dir = instanceDir(c, name);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdirPrivate(dir);
   const t0 = Date.now();
   // The same boot as vm:test's (pipeline.ts): resume, the KVM probe, the crash retry, your own kernel with its initrd.
   const byo = c.kernelImage ? await byoKernel(c, img, dir) : undefined;
@@ -148,7 +149,8 @@ export async function testOnInstance(
   const rs = o.resolved ?? (await resolveSuite(c0));
   const c: Config = { ...c0, kernelArgs: [...c0.kernelArgs, ...rs.suite.kernelArgs] };
   const rules = loadRules(splatRuleFiles(c));
-  await mkdir(path.join(runDir, 'steps'), { recursive: true, mode: 0o700 });
+  await mkdirPrivate(runDir);
+  await mkdir(path.join(runDir, 'steps'), { recursive: true });
   setCrashDir(runDir);
   let s = s0;
   const img = await instanceImage(c, s);

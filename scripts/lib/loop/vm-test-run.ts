@@ -27,6 +27,7 @@ import { hostAppCompiler } from '../build/hostbuild.ts';
 import { runSuite, type Guest } from '../suite/run.ts';
 import { Vm } from '../vm/vm.ts';
 import { settlesWithin } from '../core/wait.ts';
+import { mkdirPrivate } from '../core/disk.ts';
 
 export { newRunDir, pickAccel, bootVm } from './pipeline.ts';
 
@@ -133,7 +134,8 @@ async function prepareRun(
   await preflight(log);
   const img = await ensureImage(c, log, { onBuilt: () => pruneHint(c, log) });
   const runDir = newRunDir(c);
-  await mkdir(path.join(runDir, 'steps'), { recursive: true, mode: 0o700 });
+  await mkdirPrivate(runDir);
+  await mkdir(path.join(runDir, 'steps'), { recursive: true });
   setCrashDir(runDir);
   if (note) log(note);
   log(`run directory: ${runDir}`);
@@ -197,7 +199,7 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: Check[], rules
     g.session = undefined;
     await g.vm?.kill();
     const dir = path.join(runDir, `guest-${++g.count}`);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await mkdirPrivate(dir);
     const b = await bootVm(c, img, report.accel as 'kvm' | 'tcg', dir, log, { byoInitrd: run.byo?.initrd });
     g.vm = b.vm;
     g.session = b.session;

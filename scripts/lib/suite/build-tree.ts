@@ -7,10 +7,10 @@
 // take turns: the tree is locked (proper-lockfile) from the build to the end
 // of the run's uploads.
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { acquire } from '../core/lock.ts';
 import type { Suite } from './load.ts';
+import { mkdirPrivate } from '../core/disk.ts';
 
 export const hostBuildsDir = (cacheDir: string): string => path.join(cacheDir, 'host-builds');
 
@@ -26,7 +26,7 @@ export function buildTreeFor(cacheDir: string, suite: Pick<Suite, 'root' | 'moun
 
 /** Takes the tree's lock, waiting for another run that holds it; returns the release. */
 export async function lockTree(tree: string, log: (l: string) => void, waitS = 1800): Promise<() => Promise<void>> {
-  await mkdir(path.dirname(tree), { recursive: true, mode: 0o700 });
+  await mkdirPrivate(path.dirname(tree));
   return acquire(path.dirname(tree), {
     waitS,
     failure: 'setup',

@@ -13,6 +13,7 @@ import { prepareGuest, type Prepared } from './prepare.ts';
 import { runOneTest } from './run-test.ts';
 import { fileSafe as safe, rmmodStep } from './test-plan.ts';
 import type { Guest, SuiteRunInput } from './types.ts';
+import { mkdirPrivate } from '../core/disk.ts';
 
 export type { TestReport } from '../verdict/report.ts';
 export type { Guest, SelectedTest, SuiteRunInput } from './types.ts';
@@ -52,7 +53,8 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
     recordStep(i.runDir, ++n, { ...r, name: safe(prefix ? `${prefix}-${r.name}` : r.name) });
   i.guest.session.warmUpload();
   void i.guest.session.warmShells(2);
-  await mkdir(path.join(i.runDir, 'steps'), { recursive: true, mode: 0o700 });
+  await mkdirPrivate(i.runDir);
+  await mkdir(path.join(i.runDir, 'steps'), { recursive: true });
   const built = await hostResult(i);
   const before: Check[] = [...built.checks];
   const res: SuiteRunResult = { before, tests: [], after: [], kernelLog: '', guest: i.guest };

@@ -19,6 +19,7 @@ import { SSHD_READY_MARKER, Vm } from './vm.ts';
 import { settlesWithin, waitUntil } from '../core/wait.ts';
 import { privateDir } from '../core/disk.ts';
 import { checkIntegrity, readIntegrity, recordIntegrity } from '../core/integrity.ts';
+import { mkdirPrivate } from '../core/disk.ts';
 
 export const SNAPSHOT_FD = 3;
 export interface SnapshotMeta {
@@ -175,7 +176,7 @@ export async function takeSnapshot(o: {
   const tmp = `${final}.tmp-${process.pid}`;
   const sockets = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-snap-'));
   await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true, mode: 0o700 });
+  await mkdirPrivate(tmp);
   try {
     const format = o.spec.rootfs.endsWith('.qcow2') ? 'qcow2' : 'raw';
     const img = await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', format, '-b', path.resolve(o.spec.rootfs), path.join(tmp, 'disk.qcow2')], {
