@@ -30,11 +30,12 @@ t.test("root builds the image into a user's cache; that user then reads it and r
   t.equal(build.exitCode, 0, build.stderr.split('\n').slice(-10).join('\n'));
   t.match(build.stderr, /image: handed to uid 65534:65534/);
   const asUser = (args: string[]) =>
-    execa('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, bin, ...args], {
+    // env -u: the test runner adds its hooks to every child's NODE_OPTIONS, and they would write into the checkout, which nobody cannot.
+    execa('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', 'env', '-u', 'NODE_OPTIONS', process.execPath, bin, ...args], {
       reject: false,
       cwd: root,
       timeout: 20 * 60_000,
-      // A user's own environment, not the test runner's: its hooks would write into the checkout, which nobody cannot.
+      // A user's own environment, not the test runner's.
       extendEnv: false,
       env: { PATH: process.env.PATH, HOME: home, KMODVM_CACHE_DIR: cache, XDG_CACHE_HOME: path.join(home, '.cache'), CI: process.env.CI },
     });
