@@ -1,6 +1,5 @@
 // kmodvm up | ssh | logs | status | down  (npm run vm:up ...; all but status take --name NAME)
 import { existsSync } from 'node:fs';
-import { execa } from 'execa';
 import { log, main } from './lib/cli/cli.ts';
 import { type CommandName, helpFor, parseCommand, splitLeading } from './lib/cli/commands.ts';
 import { KmodvmError } from './lib/core/errors.ts';
@@ -50,6 +49,7 @@ async function logs(argv: string[]): Promise<number> {
   if (!existsSync(state.serialLog)) throw new KmodvmError('boot', `no serial log at ${state.serialLog}`);
   // tail(1) does the following; it ends when we are interrupted.
   const follow = Boolean(own.follow);
+  const { execa } = await import('execa');
   const r = await execa('tail', [follow ? '-f' : '-n', follow ? '-n+1' : '+1', state.serialLog], { stdout: 'inherit', stderr: 'inherit', reject: false });
   return r.exitCode ?? 0;
 }

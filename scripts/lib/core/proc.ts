@@ -2,6 +2,9 @@
 // result that says why it ended.
 import { execa } from 'execa';
 import { quote } from 'zx/core';
+import { describeEnd, type RunResult } from './end.ts';
+
+export { describeEnd, posixJoin, type RunResult } from './end.ts';
 
 export interface RunOptions {
   /** Kill the child after this many ms (SIGTERM, then SIGKILL 2 s later). */
@@ -13,37 +16,9 @@ export interface RunOptions {
   echo?: boolean;
 }
 
-export interface RunResult {
-  command: string;
-  exitCode: number | undefined;
-  signal: string | undefined;
-  timedOut: boolean;
-  stdout: string;
-  stderr: string;
-  durationMs: number;
-  /** One phrase: "exited 0", "exited 2", "timed out after 30 s", "killed by SIGKILL", "could not start: …". */
-  reason: string;
-}
-
-/**
- * Quotes an argv for any POSIX sh (the guest's dash among them): plain words
- * stay as they are, everything else goes in single quotes, with each ' as
- * '\''. Unlike bash's $'…' (what zx's quote() prints), dash understands it.
- */
-export function posixJoin(argv: readonly string[]): string {
-  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-}
-
 /** Shell-quotes an argv for display (bash syntax, as zx prints it). */
 export function shellJoin(argv: readonly string[]): string {
   return argv.map((a) => quote(a)).join(' ');
-}
-
-export function describeEnd(r: { exitCode?: number; signal?: string; timedOut: boolean; timeoutMs?: number; failedToStart?: string }): string {
-  if (r.failedToStart) return `could not start: ${r.failedToStart}`;
-  if (r.timedOut) return `timed out after ${Math.round((r.timeoutMs ?? 0) / 1000)} s`;
-  if (r.signal) return `killed by ${r.signal}`;
-  return `exited ${r.exitCode}`;
 }
 
 export async function run(cmd: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {

@@ -15,7 +15,7 @@
 // open until the timeout instead).
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
-import { describeEnd, type RunResult } from '../core/proc.ts';
+import { describeEnd, type RunResult } from '../core/end.ts';
 import { Capped, KEEP_BYTES, MarkerScan } from './collect.ts';
 
 /**

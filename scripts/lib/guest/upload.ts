@@ -5,7 +5,6 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 
 /** One host directory to upload, into <remote base>/<sub>. */
 export interface UploadPart {
@@ -76,6 +75,7 @@ export async function stageTrees(remoteBase: string, parts: readonly UploadPart[
           .digest('hex'),
       );
     const tar = async (some: readonly string[], timeoutMs: number): Promise<Buffer> => {
+      const { execa } = await import('execa'); // loaded on the first upload, not at start
       const r = await execa('tar', ['-c', '-h', '-f', '-', '--format=gnu', `--transform=s,^\\(_/\\)\\?,${remoteBase.slice(1)}/,`, '--null', '-T', '-'], {
         input: some.map((f) => `${inStage(f)}\0`).join(''),
         encoding: 'buffer',

@@ -36,8 +36,12 @@ export interface ImageInfo {
   vmlinuz: string;
   initrdLean: string;
   initrdStock: string;
+  /** The keys of the lean initrd's sshd (this seat's own after an import). */
   clientKey: string;
   hostPub: string;
+  /** The keys of the root file system's sshd (systemd profile, your own kernel): the image's own, shared by every seat it was imported on. */
+  rootfsClientKey: string;
+  rootfsHostPub: string;
   cmdline: string[];
 }
 
@@ -51,14 +55,29 @@ export function imageFiles(dir: string): Omit<ImageInfo, 'key' | 'manifest' | 'c
     initrdStock: path.join(dir, 'initrd.img'),
     clientKey: path.join(dir, 'id_ed25519'),
     hostPub: path.join(dir, 'host_ed25519.pub'),
+    ...(existsSync(path.join(dir, SHARED_KEYS))
+      ? { rootfsClientKey: path.join(dir, SHARED_KEYS, 'id_ed25519'), rootfsHostPub: path.join(dir, SHARED_KEYS, 'host_ed25519.pub') }
+      : { rootfsClientKey: path.join(dir, 'id_ed25519'), rootfsHostPub: path.join(dir, 'host_ed25519.pub') }),
   };
 }
 
+/** After an import (rekey.ts): the archive's keys, which the root file system's sshd still has. */
+export const SHARED_KEYS = 'shared-keys';
+
 /** The image's own files that integrity.json records (the headers tree is checked by the host build that uses it). */
 export function imageFileNames(dir: string): string[] {
-  return ['rootfs.qcow2', 'vmlinux', 'vmlinuz', 'initrd-lean.cpio', 'initrd.img', 'id_ed25519', 'host_ed25519.pub', 'manifest.json'].filter((n) =>
-    existsSync(path.join(dir, n)),
-  );
+  return [
+    'rootfs.qcow2',
+    'vmlinux',
+    'vmlinuz',
+    'initrd-lean.cpio',
+    'initrd.img',
+    'id_ed25519',
+    'host_ed25519.pub',
+    'manifest.json',
+    `${SHARED_KEYS}/id_ed25519`,
+    `${SHARED_KEYS}/host_ed25519.pub`,
+  ].filter((n) => existsSync(path.join(dir, n)));
 }
 
 /** vm:image verify: every recorded file hashed again. */
@@ -93,7 +112,7 @@ export async function findImage(c: Config): Promise<ImageInfo | undefined> {
     if (!existsSync(f)) throw broken(`${path.basename(f)} is missing`);
   }
   // Images built before ed25519KeyPair() may hold a key with a byte missing: sshd refuses it.
-  for (const f of [files.clientKey, files.hostPub]) {
+  for (const f of new Set([files.clientKey, files.hostPub, files.rootfsClientKey, files.rootfsHostPub])) {
     if (ssh2.utils.parseKey(await readFile(f, 'utf8')) instanceof Error)
       throw broken(`${path.basename(f)} is not a valid key (ssh2's key generator dropped a leading zero byte)`);
   }

@@ -20,6 +20,7 @@ import { resolveSuite, type ResolvedSuite } from '../suite/resolve.ts';
 import { runSuite, type Guest } from '../suite/run.ts';
 import { waitUntil } from '../core/wait.ts';
 import { mkdirPrivate } from '../core/disk.ts';
+import { sshKeys } from '../vm/profile.ts';
 
 /** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */
 export async function upInstance(c: Config, name: string, log: (l: string) => void): Promise<{ state: InstanceState; already: boolean }> {
@@ -71,12 +72,11 @@ async function bootInstance(c: Config, name: string, log: (l: string) => void): 
     startedAt: new Date().toISOString(),
     dir,
     serialLog: vm.spec.serialLog,
-    clientKey: img.clientKey,
-    hostPub: img.hostPub,
+    ...sshKeys(c, img, Boolean(byo)),
   };
   await writeState(state);
   // For plain ssh(1): the pinned host key, so nobody has to turn checking off.
-  await writeFile(path.join(dir, 'known_hosts'), `[127.0.0.1]:${state.port} ${(await readFile(img.hostPub, 'utf8')).trim()}\n`);
+  await writeFile(path.join(dir, 'known_hosts'), `[127.0.0.1]:${state.port} ${(await readFile(state.hostPub, 'utf8')).trim()}\n`);
   vm.release();
   log(
     `instance ${name}: up in ${((Date.now() - t0) / 1000).toFixed(1)} s (${how === 'booted' ? 'booted' : `${how} from a snapshot`}; pid ${state.pid}, accel ${accel})`,

@@ -12,7 +12,7 @@ import type { ImageInfo } from '../image/image.ts';
 import { chooseBuildMode, headersKdir, hostAppCompiler, hostHasCompiler } from '../build/hostbuild.ts';
 import { genericInitrd } from '../image/initrd.ts';
 import { memoFile, readMemo, serialSpeaks, writeMemo } from '../host/kvm-probe.ts';
-import { guestSpec } from '../vm/profile.ts';
+import { guestSpec, sshKeys } from '../vm/profile.ts';
 import { allChecks, verdictOf, type Check, type RunReport } from '../verdict/report.ts';
 import { qemuVersion, resumable, resumeOrSave, type BootHow, type Resumed } from '../vm/resume.ts';
 import type { VmSpec } from '../vm/qemu-args.ts';
@@ -67,9 +67,10 @@ export async function bootVm(
           continue;
         }
       }
+      const keys = sshKeys(c, img, Boolean(o.byoInitrd));
       const session = await vm.waitForSsh({
-        privateKey: await readFile(img.clientKey, 'utf8'),
-        hostPublicKey: await readFile(img.hostPub, 'utf8'),
+        privateKey: await readFile(keys.clientKey, 'utf8'),
+        hostPublicKey: await readFile(keys.hostPub, 'utf8'),
         deadlineMs: c.timeouts.boot * 1000,
         readyMarker: SSHD_READY_MARKER,
       });

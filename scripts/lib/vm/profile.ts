@@ -23,6 +23,15 @@ export function bootFiles(
   return { kernel: img.vmlinux, initrd: img.initrdLean, cmdline: [...img.cmdline, 'kmodvm.sshd=initrd'] };
 }
 
+/** The SSH keys of the sshd a boot logs in to: the lean initrd's own, or (the systemd profile, a kernel of your own with its initrd) the root file system's. */
+export function sshKeys(
+  c: Pick<Config, 'profile'>,
+  img: Pick<ImageInfo, 'clientKey' | 'hostPub' | 'rootfsClientKey' | 'rootfsHostPub'>,
+  byo: boolean,
+): { clientKey: string; hostPub: string } {
+  return c.profile === 'lean' && !byo ? { clientKey: img.clientKey, hostPub: img.hostPub } : { clientKey: img.rootfsClientKey, hostPub: img.rootfsHostPub };
+}
+
 /** The VM for a run: its files go in dir (serial.log, qmp.sock). With --kernel-image, byoInitrd is the initrd for that kernel. */
 export function guestSpec(c: Config, img: ImageInfo, accel: RunAccel, sshPort: number, dir: string, byoInitrd?: string): VmSpec {
   const files = c.kernelImage && byoInitrd ? { kernel: c.kernelImage, initrd: byoInitrd, cmdline: img.cmdline } : bootFiles(c.profile, img);

@@ -18,8 +18,15 @@ function fakeImage(cacheDir: string): string {
   const { key, recipe } = imageKey(c);
   const dir = path.join(cacheDir, 'images', key);
   mkdirSync(path.join(dir, 'headers/usr/src'), { recursive: true });
-  for (const f of ['rootfs.qcow2', 'vmlinux', 'vmlinuz', 'initrd-lean.cpio', 'initrd.img', 'headers/usr/src/Makefile'])
+  for (const f of ['rootfs.qcow2', 'vmlinux', 'vmlinuz', 'initrd.img', 'headers/usr/src/Makefile'])
     writeFileSync(path.join(dir, f), `${f} contents\n`.repeat(100));
+  // A lean initrd as the image build makes it (newc cpio), with the early sshd's files: import gives the seat keys of its own in it.
+  const tree = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-initrd-'));
+  for (const d of ['usr/sbin', 'etc/ssh', 'root/.ssh']) mkdirSync(path.join(tree, d), { recursive: true });
+  writeFileSync(path.join(tree, 'usr/sbin/sshd'), 'sshd');
+  writeFileSync(path.join(tree, 'etc/ssh/ssh_host_ed25519_key'), 'the teacher host key');
+  writeFileSync(path.join(tree, 'root/.ssh/authorized_keys'), 'the teacher client key');
+  execFileSync('sh', ['-c', `cd ${tree} && find . | sort | cpio --create --format=newc --quiet -O ${path.join(dir, 'initrd-lean.cpio')}`]);
   // The keys must be real: an image whose keys ssh2 cannot read is a broken image (image.ts).
   const client = ed25519KeyPair('kmodvm-test');
   writeFileSync(path.join(dir, 'id_ed25519'), client.private);
@@ -42,6 +49,23 @@ t.test('an exported image imports on another machine, verified', async (t) => {
   t.equal(readFileSync(path.join(seat, 'images', key, 'vmlinux'), 'utf8'), readFileSync(path.join(teacher, 'images', key, 'vmlinux'), 'utf8'));
   t.ok(existsSync(path.join(seat, 'images', key, 'headers/usr/src/Makefile')));
   t.match(logs.join('\n'), /verifying \d+ checksums/);
+  // The seat's own keys: not the teacher's, in the initrd the lean guest's sshd reads, and the teacher's kept for the root file system's.
+  const seatDir = path.join(seat, 'images', key);
+  t.not(readFileSync(path.join(seatDir, 'id_ed25519'), 'utf8'), readFileSync(path.join(teacher, 'images', key, 'id_ed25519'), 'utf8'), 'a fresh client key');
+  t.equal(readFileSync(path.join(seatDir, 'shared-keys/id_ed25519'), 'utf8'), readFileSync(path.join(teacher, 'images', key, 'id_ed25519'), 'utf8'));
+  const unpacked = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-unpacked-'));
+  execFileSync('sh', ['-c', `cd ${unpacked} && cpio -i -d --quiet < ${path.join(seatDir, 'initrd-lean.cpio')}`]);
+  t.equal(readFileSync(path.join(unpacked, 'root/.ssh/authorized_keys'), 'utf8'), readFileSync(path.join(seatDir, 'id_ed25519.pub'), 'utf8'));
+  t.equal(readFileSync(path.join(unpacked, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8'), readFileSync(path.join(seatDir, 'host_ed25519.pub'), 'utf8'));
+  t.equal(readFileSync(path.join(unpacked, 'usr/sbin/sshd'), 'utf8'), 'sshd', 'the rest of the initrd as it was');
+  // Two seats: two different keys.
+  const seat2 = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-seat-'));
+  await importImage(cfg(seat2), file, () => undefined, { trust: fp });
+  t.not(
+    readFileSync(path.join(seat2, 'images', key, 'id_ed25519'), 'utf8'),
+    readFileSync(path.join(seatDir, 'id_ed25519'), 'utf8'),
+    'no two seats share a client key',
+  );
 });
 
 t.test('a damaged archive is refused with a clear message, and leaves no image behind', async (t) => {
