@@ -3,7 +3,6 @@
 // helper for every cache two runs may meet in: an image build, a snapshot
 // save, an instance's boot, a suite's build tree.
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
 import { KmodvmError, type FailureClass } from './errors.ts';
 import { mkdirPrivate } from './disk.ts';
 
@@ -19,17 +18,19 @@ export interface LockOptions {
 
 const opts = (target: string) => ({ realpath: false, stale: 30_000, update: 5_000, lockfilePath: `${target}.lock` });
 
+// Loaded when a lock is first used, not at start: `kmodvm ssh` on an instance that is up takes none.
+const lockfile = async () => (await import('proper-lockfile')).default;
+
 /** Takes target's lock, waiting for another holder; gives the release. */
 export async function acquire(target: string, o: LockOptions): Promise<() => Promise<void>> {
+  const { lock } = await lockfile();
   await mkdirPrivate(path.dirname(target));
-  const first = await lockfile.lock(target, opts(target)).catch((e: NodeJS.ErrnoException) => (e.code === 'ELOCKED' ? undefined : Promise.reject(e)));
+  const first = await lock(target, opts(target)).catch((e: NodeJS.ErrnoException) => (e.code === 'ELOCKED' ? undefined : Promise.reject(e)));
   if (first) return first;
   o.onWait?.();
-  return lockfile
-    .lock(target, { ...opts(target), retries: { retries: Math.ceil(o.waitS / 2), minTimeout: 200, maxTimeout: 2000, factor: 1.2 } })
-    .catch((e: Error) => {
-      throw new KmodvmError(o.failure, `${o.what} stayed locked for ${o.waitS} s: ${e.message}`, { hint: `if no other kmodvm runs, remove ${target}.lock` });
-    });
+  return lock(target, { ...opts(target), retries: { retries: Math.ceil(o.waitS / 2), minTimeout: 200, maxTimeout: 2000, factor: 1.2 } }).catch((e: Error) => {
+    throw new KmodvmError(o.failure, `${o.what} stayed locked for ${o.waitS} s: ${e.message}`, { hint: `if no other kmodvm runs, remove ${target}.lock` });
+  });
 }
 
 /** Runs fn holding target's lock. */
@@ -43,6 +44,6 @@ export async function withLock<T>(target: string, o: LockOptions, fn: () => Prom
 }
 
 /** Whether another process holds target's lock now. */
-export function isLocked(target: string): Promise<boolean> {
-  return lockfile.check(target, opts(target)).catch(() => false);
+export async function isLocked(target: string): Promise<boolean> {
+  return (await lockfile()).check(target, opts(target)).catch(() => false);
 }

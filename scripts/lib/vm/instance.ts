@@ -92,6 +92,9 @@ export type Lookup = { state: InstanceState; alive: true } | { state?: InstanceS
 /** The named instance; a stale one (QEMU gone, or a state.json that cannot be trusted) has its own directory removed, and the note says so. */
 export async function lookup(c: Config, name: string, o: { holdingLock?: boolean } = {}): Promise<Lookup> {
   const dir = instanceDir(c, name);
+  const first = await readState(c, name);
+  // An instance that is up has written its state.json, so it is not booting (and the lock is not read: ssh starts faster).
+  if (first && 'state' in first && isQemuAlive(first.state.pid)) return { state: first.state, alive: true };
   if (!o.holdingLock && (await isBooting(c, name)))
     return { alive: false, booting: true, staleNote: `instance ${name} is still booting (another vm:up holds it)` };
   const read = await readState(c, name);
