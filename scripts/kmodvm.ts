@@ -18,6 +18,7 @@ process.argv = [process.argv[0], c.script, ...('fixed' in c ? c.fixed : []), ...
 const load: Record<string, () => Promise<unknown>> = {
   'vm-test.ts': () => import('./vm-test.ts'),
   'vm-instance.ts': () => import('./vm-instance.ts'),
+  'vm-mux.ts': () => import('./vm-mux.ts'),
   'vm-watch.ts': () => import('./vm-watch.ts'),
   'vm-image.ts': () => import('./vm-image.ts'),
   'judge.ts': () => import('./judge.ts'),

@@ -5,6 +5,8 @@ import { type CommandName, helpFor, parseCommand, splitLeading } from './lib/cli
 import { KmodvmError } from './lib/core/errors.ts';
 import { remoteCommand } from './lib/guest/ssh.ts';
 import { connect, listNames, lookup, requireRunning, uptime } from './lib/vm/instance.ts';
+import { MUX_SOCK, muxExec } from './lib/vm/mux.ts';
+import path from 'node:path';
 
 const [verb, ...rest] = process.argv.slice(2);
 
@@ -30,6 +32,12 @@ async function ssh(argv: string[]): Promise<number> {
   const { opts, rest: command } = splitLeading('ssh', argv);
   const { config } = parseCommand('ssh', opts);
   const state = await requireRunning(config, config.name, log);
+  const stdin = process.stdin.isTTY ? undefined : process.stdin;
+  if (command.length > 0) {
+    // The instance's kept connection (vm/mux.ts), when it has one: no SSH handshake.
+    const viaMux = await muxExec(path.join(state.dir, MUX_SOCK), command, { stdin, stdout: process.stdout, stderr: process.stderr });
+    if (viaMux !== undefined) return viaMux;
+  }
   const session = await connect(state);
   try {
     if (command.length === 0) return await session.shell();

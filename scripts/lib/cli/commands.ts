@@ -68,6 +68,11 @@ export const COMMANDS = {
     options: ['name', 'cache-dir', 'follow', 'help'],
     own: { follow: { type: 'boolean', short: 'f', group: 'command', help: 'keep printing what it adds' } },
   },
+  mux: {
+    script: 'vm-mux.ts',
+    about: '(started by up) keeps one SSH connection to the instance, so ssh -- CMD needs no handshake',
+    options: ['name', 'cache-dir', 'help'],
+  },
   status: { script: 'vm-instance.ts', fixed: ['status'], npm: 'npm run vm:status --', about: 'the running instances', options: ['cache-dir', 'help'] },
   down: { script: 'vm-instance.ts', fixed: ['down'], npm: 'npm run vm:down --', about: 'power an instance off', options: ['name', 'cache-dir', 'help'] },
   watch: {

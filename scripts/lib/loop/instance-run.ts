@@ -21,6 +21,9 @@ import { runSuite, type Guest } from '../suite/run.ts';
 import { waitUntil } from '../core/wait.ts';
 import { mkdirPrivate } from '../core/disk.ts';
 import { sshKeys } from '../vm/profile.ts';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { MUX_PID } from '../vm/mux.ts';
 
 /** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */
 export async function upInstance(c: Config, name: string, log: (l: string) => void): Promise<{ state: InstanceState; already: boolean }> {
@@ -78,6 +81,7 @@ async function bootInstance(c: Config, name: string, log: (l: string) => void): 
   // For plain ssh(1): the pinned host key, so nobody has to turn checking off.
   await writeFile(path.join(dir, 'known_hosts'), `[127.0.0.1]:${state.port} ${(await readFile(state.hostPub, 'utf8')).trim()}\n`);
   vm.release();
+  await startMux(c, name, dir, log);
   log(
     `instance ${name}: up in ${((Date.now() - t0) / 1000).toFixed(1)} s (${how === 'booted' ? 'booted' : `${how} from a snapshot`}; pid ${state.pid}, accel ${accel})`,
   );
@@ -85,7 +89,40 @@ async function bootInstance(c: Config, name: string, log: (l: string) => void): 
 }
 
 /** Powers an instance off (sysrq o), kills it after a grace period, removes its state. */
+/**
+ * Starts the instance's mux (vm/mux.ts), detached like its QEMU, and waits
+ * until it listens: then `kmodvm ssh -- CMD` needs no SSH handshake. It ends
+ * with the QEMU. A mux that does not come up costs nothing: ssh connects itself.
+ */
+async function startMux(c: Config, name: string, dir: string, log: (l: string) => void): Promise<void> {
+  const child = spawn(process.execPath, [path.join(c.root, 'bin/kmodvm.js'), 'mux', '--name', name, '--cache-dir', c.cacheDir], {
+    detached: true,
+    stdio: 'ignore',
+  });
+  child.unref();
+  let gone = false;
+  child.once('exit', () => {
+    gone = true;
+  });
+  const w = await waitUntil(() => existsSync(path.join(dir, MUX_PID)), { deadlineMs: 10_000, intervalMs: 20, alive: () => !gone });
+  if (w.end !== 'ready') log(`instance ${name}: its ssh connection keeper did not start (${w.end}); kmodvm ssh connects itself`);
+}
+
+/** The mux's pid, when it runs. */
+async function muxPid(s: InstanceState): Promise<number | undefined> {
+  const pid = Number((await readFile(path.join(s.dir, MUX_PID), 'utf8').catch(() => '')).trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
 export async function downInstance(s: InstanceState, graceMs = 5000): Promise<'clean' | 'killed'> {
+  const mux = await muxPid(s);
+  if (mux) {
+    try {
+      process.kill(mux, 'SIGTERM');
+    } catch {
+      /* gone already */
+    }
+  }
   try {
     const session = await connect(s);
     await session.exec(['sh', '-c', 'echo o > /proc/sysrq-trigger'], { timeoutMs: 3000 });

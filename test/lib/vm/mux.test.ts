@@ -1,0 +1,55 @@
+import t from 'tap';
+import { mkdtempSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { Deframer, FRAME, frame, muxExec, serveMux } from '../../../scripts/lib/vm/mux.ts';
+
+const sink = () => {
+  const s = new PassThrough();
+  let text = '';
+  s.on('data', (d: Buffer) => {
+    text += d.toString();
+  });
+  return { s, text: () => text };
+};
+
+t.test('frames survive any cut of the byte stream', async (t) => {
+  const bytes = Buffer.concat([frame(FRAME.stdout, Buffer.from('hello')), frame(FRAME.stderr, Buffer.from('')), frame(FRAME.exit, Buffer.from([0, 0, 0, 3]))]);
+  const got: [number, string][] = [];
+  const d = new Deframer();
+  for (const b of bytes) d.push(Buffer.from([b]), (ty, p) => got.push([ty, p.toString('hex')]));
+  t.same(got, [
+    [FRAME.stdout, Buffer.from('hello').toString('hex')],
+    [FRAME.stderr, ''],
+    [FRAME.exit, '00000003'],
+  ]);
+});
+
+t.test('a command through the mux: its argv intact, stdin in, stdout and stderr apart, its exit code; the socket is 0600', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-mux-'));
+  const sock = path.join(dir, 'mux.sock');
+  const seen: string[][] = [];
+  const srv = await serveMux(sock, async (argv, io) => {
+    seen.push(argv);
+    let input = '';
+    if (io.stdin) for await (const c of io.stdin) input += c.toString();
+    io.stdout.write(`out:${input}`);
+    io.stderr.write('err\n');
+    return 7;
+  });
+  t.teardown(() => srv.close());
+  t.equal(statSync(sock).mode & 0o777, 0o600);
+  const out = sink();
+  const err = sink();
+  const code = await muxExec(sock, ['sh', '-c', 'echo "$1"', 'x', 'a b'], { stdin: Readable.from([Buffer.from('piped ')]), stdout: out.s, stderr: err.s });
+  t.equal(code, 7);
+  t.same(seen, [['sh', '-c', 'echo "$1"', 'x', 'a b']]);
+  t.equal(out.text(), 'out:piped ');
+  t.equal(err.text(), 'err\n');
+});
+
+t.test('no mux at the socket: undefined, and the caller connects itself', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-mux-'));
+  t.equal(await muxExec(path.join(dir, 'none.sock'), ['true'], { stdout: sink().s, stderr: sink().s }), undefined);
+});
