@@ -1,83 +1,90 @@
-// npm run vm:image -- build|info|key|prune|export|import: the cached guest image.
+// kmodvm image build|info|key|verify|prune|export FILE|import FILE (npm run vm:image -- ...): the cached guest image.
 import { helpFor, parseCommand } from './lib/cli/commands.ts';
 import { log, main } from './lib/cli/cli.ts';
+import type { Config } from './lib/core/config.ts';
+import { mib } from './lib/core/disk.ts';
 import { KmodvmError } from './lib/core/errors.ts';
-import { findImage, imageKey, verifyImage } from './lib/image/image.ts';
-import { buildImage, ensureImage } from './lib/image/build.ts';
+import type { Cli } from './lib/core/flags.ts';
 import { preflight } from './lib/host/preflight.ts';
 import { exportImage, importImage } from './lib/image/archive.ts';
-import { mib } from './lib/core/disk.ts';
+import { buildImage, ensureImage } from './lib/image/build.ts';
+import { findImage, imageKey, verifyImage } from './lib/image/image.ts';
 import { applyPrune, pruneHint, prunePlan } from './lib/loop/prune.ts';
+
+async function build(config: Config, own: Cli['own']): Promise<number> {
+  await preflight(log);
+  const onBuilt = () => pruneHint(config, log);
+  const img = own.force ? await buildImage(config, log, { onBuilt, force: true }) : await ensureImage(config, log, { onBuilt });
+  process.stdout.write(`${img.dir}\n`);
+  return 0;
+}
+
+async function info(config: Config): Promise<number> {
+  const img = await findImage(config);
+  if (!img) {
+    log(`no image for recipe ${imageKey(config).key} yet; npm run vm:test builds it`);
+    return 4;
+  }
+  const { packages, ...rest } = img.manifest;
+  process.stdout.write(`${JSON.stringify({ dir: img.dir, ...rest, packageCount: Object.keys(packages).length }, null, 2)}\n`);
+  return 0;
+}
+
+async function verify(config: Config): Promise<number> {
+  const img = await findImage(config).catch((e: KmodvmError) => {
+    log(e.message);
+    return undefined;
+  });
+  const dir = img?.dir ?? `${config.cacheDir}/images/${imageKey(config).key}`;
+  const bad = await verifyImage(dir);
+  for (const b of bad) log(`verify: ${b}`);
+  if (bad.length)
+    throw new KmodvmError('image', `image ${dir} does not match what was written at its build`, {
+      hint: 'delete it and build again: npm run vm:image -- build --force',
+    });
+  log(`verify: image ${dir}: every recorded file matches its sha256`);
+  return 0;
+}
+
+async function prune(config: Config): Promise<number> {
+  const plan = await prunePlan(config);
+  for (const k of plan.keep) log(`keep ${k.path}: ${k.why}`);
+  if (!plan.remove.length) {
+    log('nothing to prune');
+    return 0;
+  }
+  if (config.dryRun) {
+    for (const r of plan.remove) log(`would remove ${r.path}: ${r.why}`);
+    return 0;
+  }
+  log(`freed ${mib(await applyPrune(plan, log))}`);
+  return 0;
+}
+
+async function archive(cmd: 'export' | 'import', config: Config, file: string | undefined, own: Cli['own']): Promise<number> {
+  if (!file) throw new KmodvmError('usage', `vm:image ${cmd} needs a FILE`, { hint: `npm run vm:image -- ${cmd} kmodvm-image.tar.zst` });
+  if (cmd === 'export') await exportImage(config, file, log);
+  else await importImage(config, file, log, { trust: typeof own.trust === 'string' ? own.trust : undefined });
+  return 0;
+}
 
 await main(async () => {
   const { config, positionals, help, own } = parseCommand('image', process.argv.slice(2));
-  const [cmd = 'info'] = positionals;
+  const [cmd = 'info', file] = positionals;
   if (help) {
     process.stdout.write(`${helpFor('image')}\n`);
     return 0;
   }
-  switch (cmd) {
-    case 'key':
-      process.stdout.write(imageKey(config).key + '\n');
-      return 0;
-    case 'build': {
-      await preflight(log);
-      const img = own.force
-        ? await buildImage(config, log, { onBuilt: () => pruneHint(config, log), force: true })
-        : await ensureImage(config, log, { onBuilt: () => pruneHint(config, log) });
-      process.stdout.write(img.dir + '\n');
-      return 0;
-    }
-    case 'info': {
-      const img = await findImage(config);
-      if (!img) {
-        log(`no image for recipe ${imageKey(config).key} yet; npm run vm:test builds it`);
-        return 4;
-      }
-      const { packages, ...rest } = img.manifest;
-      process.stdout.write(JSON.stringify({ dir: img.dir, ...rest, packageCount: Object.keys(packages).length }, null, 2) + '\n');
-      return 0;
-    }
-    case 'verify': {
-      const img = await findImage(config).catch((e: KmodvmError) => {
-        log(e.message);
-        return undefined;
-      });
-      const dir = img?.dir ?? `${config.cacheDir}/images/${imageKey(config).key}`;
-      const bad = await verifyImage(dir);
-      for (const b of bad) log(`verify: ${b}`);
-      if (bad.length)
-        throw new KmodvmError('image', `image ${dir} does not match what was written at its build`, {
-          hint: `delete it and build again: npm run vm:image -- build --force`,
-        });
-      log(`verify: image ${dir}: every recorded file matches its sha256`);
-      return 0;
-    }
-    case 'prune': {
-      const plan = await prunePlan(config);
-      for (const k of plan.keep) log(`keep ${k.path}: ${k.why}`);
-      if (!plan.remove.length) {
-        log('nothing to prune');
-        return 0;
-      }
-      if (config.dryRun) {
-        for (const r of plan.remove) log(`would remove ${r.path}: ${r.why}`);
-        return 0;
-      }
-      log(`freed ${mib(await applyPrune(plan, log))}`);
-      return 0;
-    }
-    case 'export':
-    case 'import': {
-      const file = positionals[1];
-      if (!file) throw new KmodvmError('usage', `vm:image ${cmd} needs a FILE`, { hint: `npm run vm:image -- ${cmd} kmodvm-image.tar.zst` });
-      if (cmd === 'export') await exportImage(config, file, log);
-      else await importImage(config, file, log, { trust: typeof own.trust === 'string' ? own.trust : undefined });
-      return 0;
-    }
-    default:
-      throw new KmodvmError('usage', `unknown vm:image command ${JSON.stringify(cmd)}`, {
-        hint: 'use build, info, key, verify, prune, export FILE or import FILE',
-      });
+  if (cmd === 'key') {
+    process.stdout.write(`${imageKey(config).key}\n`);
+    return 0;
   }
+  if (cmd === 'build') return build(config, own);
+  if (cmd === 'info') return info(config);
+  if (cmd === 'verify') return verify(config);
+  if (cmd === 'prune') return prune(config);
+  if (cmd === 'export' || cmd === 'import') return archive(cmd, config, file, own);
+  throw new KmodvmError('usage', `unknown vm:image command ${JSON.stringify(cmd)}`, {
+    hint: 'use build, info, key, verify, prune, export FILE or import FILE',
+  });
 });

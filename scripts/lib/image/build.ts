@@ -107,7 +107,7 @@ async function madeForUser(cacheDir: string, uid: number): Promise<string[]> {
   for (let d = cacheDir; ; d = path.dirname(d)) {
     const st = await stat(d).catch(() => undefined);
     if (st?.uid === uid) return chain;
-    if (!st || st.uid !== 0 || path.dirname(d) === d) return [cacheDir];
+    if (st?.uid !== 0 || path.dirname(d) === d) return [cacheDir];
     chain.push(d);
   }
 }
