@@ -82,6 +82,8 @@ export interface Config {
   name: string;
   /** vm:test on this running instance instead of a fresh boot. Default '' (hermetic). Flag --reuse NAME. */
   reuse: string;
+  /** SLUB's debugging on the stock kernel (MEMCHECK_KERNEL_ARGS) and a check of every slab after each test: a write past an object or after kfree is a splat (issue 17). Default false. Flag --memcheck. */
+  memcheck: boolean;
   /** Let the guest reach the host's network and services (QEMU's user network without restrict=on). Default false: the guest reaches nothing outside it; only the forwarded SSH port comes in. Flag --guest-net. */
   guestNet: boolean;
   /** Print the plan and the exact QEMU command, run nothing. Default false. Flag --dry-run. */
@@ -141,6 +143,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot(),
     dryRun: false,
     verbose: false,
     guestNet: false,
+    memcheck: false,
     timeouts: { boot: 180, build: 600, load: 60, app: 60, command: 60 },
   };
 }
@@ -180,6 +183,9 @@ const configSchema = z.looseObject({
   shard: z.string().refine((v) => v === '' || /^\d+\/\d+$/.test(v), 'must be I/N, e.g. 2/4'),
 });
 
+/** --memcheck's boot parameters: red zones, poisoning, sanity checks and allocation traces for every cache, and freed pages poisoned. */
+export const MEMCHECK_KERNEL_ARGS = ['slub_debug=FZPU', 'page_poison=1'];
+
 /** Validates and normalises a partial configuration over the defaults. Throws KmodvmError('usage'). */
 export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { timeouts?: Partial<Timeouts> }, base: Config): Config {
   const merged = { ...base, ...input, timeouts: { ...base.timeouts, ...(input.timeouts ?? {}) } };
@@ -190,6 +196,7 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
     throw bad(i.path.join('.'), i.message, got);
   }
   const c = r.data as unknown as Config;
+  if (c.memcheck && !MEMCHECK_KERNEL_ARGS.every((a) => c.kernelArgs.includes(a))) c.kernelArgs = [...c.kernelArgs, ...MEMCHECK_KERNEL_ARGS];
   if (!c.recipe) c.recipe = `qemu/kernels/${c.kernel}.json`;
   if (!existsSync(path.resolve(c.root, c.recipe))) {
     throw bad(

@@ -98,6 +98,7 @@ export const OPTIONS = {
   'build-timeout': { type: 'string', arg: 'S', group: 'run', field: 'timeouts.build', help: 'one make, seconds (default 600)' },
   'load-timeout': { type: 'string', arg: 'S', group: 'run', field: 'timeouts.load', help: 'insmod or rmmod, seconds (default 60)' },
   'app-timeout': { type: 'string', arg: 'S', group: 'run', field: 'timeouts.app', help: "a test's run line, seconds (default 60)" },
+  memcheck: { type: 'boolean', group: 'run', field: 'memcheck', help: 'SLUB debugging in the guest, and every slab checked after each test (docs/suite.md)' },
   'dry-run': { type: 'boolean', group: 'run', field: 'dryRun', help: 'print the plan and the exact commands; run nothing' },
   verbose: { type: 'boolean', short: 'v', group: 'run', field: 'verbose', help: 'print the exact QEMU and mmdebstrap commands as they run' },
   name: { type: 'string', arg: 'NAME', group: 'instance', field: 'name', help: 'the instance (default default)' },

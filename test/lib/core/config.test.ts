@@ -101,3 +101,10 @@ t.test('numbers are digits only: --cpus 1e1 and --memory 0x400 are bad input, no
   t.throws(() => loadConfig(['--boot-timeout', '1.5'], {}, root), /config field `timeouts.boot` must be a whole number/);
   t.equal(loadConfig(['--cpus', '4'], {}, root).config.cpus, 4);
 });
+
+t.test('--memcheck adds SLUB debugging to the guest kernel command line, once', async (t) => {
+  const c = loadConfig(['--memcheck'], {}, root).config;
+  t.equal(c.memcheck, true);
+  t.same(c.kernelArgs, ['slub_debug=FZPU', 'page_poison=1']);
+  t.same(loadConfig([], {}, root).config.kernelArgs, [], 'not without it');
+});

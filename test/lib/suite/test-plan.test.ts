@@ -1,5 +1,5 @@
 import t from 'tap';
-import { insmodStep, paramsFor, parseStateAfter, rmmodStep, runStepSpec, setupStep } from '../../../scripts/lib/suite/test-plan.ts';
+import { insmodStep, paramsFor, parseStateAfter, rmmodStep, runStepSpec, setupStep, stateAfter } from '../../../scripts/lib/suite/test-plan.ts';
 
 const T = { boot: 1, build: 600, load: 60, app: 60, command: 60 };
 const m = { name: 'bebop_core', guestKo: '/root/kmodvm/driver/.kmodvm-guest/bebop_core.ko', params: ['debug=1'] };
@@ -26,4 +26,10 @@ t.test("insmod with params (the test's own for a module replace the dir's), rmmo
 t.test('a state read with no PID yet (the command never ran), or none at all', async (t) => {
   t.same(parseStateAfter('\n12288\n[ 1.0] x\n'), { pid: undefined, taint: 12288, dmesg: '[ 1.0] x\n' });
   t.same(parseStateAfter(''), { pid: undefined, taint: undefined, dmesg: '' });
+});
+
+t.test("with --memcheck the state read after a test validates every slab first, so its reports land in that test's kernel log", async (t) => {
+  const timeouts = { boot: 1, build: 1, load: 1, app: 1, command: 1 };
+  t.match(stateAfter(timeouts, { memcheck: true }).argv[2], /^for f in \/sys\/kernel\/slab\/\*\/validate; do echo 1 > "\$f"; done 2>\/dev\/null; .*dmesg -c$/);
+  t.notMatch(stateAfter(timeouts).argv[2], /validate/);
 });
