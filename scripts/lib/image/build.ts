@@ -19,6 +19,7 @@ import { BUILDER_VERSION, guestLinks, initramfsToolsFiles, mmdebstrapArgs, type 
 import { extractVmlinux } from './vmlinux.ts';
 import { recordIntegrity } from '../core/integrity.ts';
 import { mkdirPrivate } from '../core/disk.ts';
+import { pidAlive } from '../core/pid.ts';
 
 type Log = (l: string) => void;
 
@@ -26,15 +27,6 @@ type Log = (l: string) => void;
 export function staleTemp(name: string, alive: (pid: number) => boolean = pidAlive): boolean {
   const m = /^\.tmp-(?:[0-9a-f]+|import)-(\d+)$/.exec(name);
   return m ? !alive(Number(m[1])) : false;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Holds the image key's lock while fn runs; waits up to waitS for another build of the same key. */

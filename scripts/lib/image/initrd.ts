@@ -87,7 +87,8 @@ export function missingModules(deps: Map<string, string[]>, builtin: string, nam
   return names.filter((n) => !have.has(n.replace(/-/g, '_')) && !built.has(n.replace(/-/g, '_')));
 }
 
-async function listTree(dir: string, rel = '.'): Promise<string[]> {
+/** Every path under dir, parents first, for cpio's list. */
+export async function listTree(dir: string, rel = '.'): Promise<string[]> {
   const out = [rel];
   for (const n of (await readdir(path.join(dir, rel))).sort()) {
     const r = rel === '.' ? n : `${rel}/${n}`;

@@ -5,19 +5,13 @@
 // in shared-keys/ for the root file system's sshd (the systemd profile, your
 // own kernel): rewriting them inside the compressed ext4 image is left
 // (docs/image.md).
-import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat, writeFile, copyFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rename, rm, stat, writeFile, copyFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { KmodvmError } from '../core/errors.ts';
 import { run } from '../core/proc.ts';
 import { ed25519KeyPair, imageFiles, SHARED_KEYS } from './image.ts';
-
-/** Every path under dir, parents first (for cpio's list). */
-async function tree(dir: string): Promise<string[]> {
-  const out = ['.'];
-  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) out.push(path.relative(dir, path.join(e.parentPath, e.name)));
-  return out.sort();
-}
+import { listTree } from './initrd.ts';
 
 export async function rekeySeat(dir: string, log: (l: string) => void): Promise<void> {
   const files = imageFiles(dir);
@@ -43,7 +37,7 @@ export async function rekeySeat(dir: string, log: (l: string) => void): Promise<
     const out = `${files.initrdLean}.rekey`;
     const c = await run('cpio', ['--create', '--format=newc', '--quiet', '--owner=0:0', '-O', out], {
       cwd: work,
-      input: `${(await tree(work)).join('\n')}\n`,
+      input: `${(await listTree(work)).join('\n')}\n`,
       timeoutMs: 120_000,
     });
     if (c.exitCode !== 0) throw new KmodvmError('image', `cpio failed (${c.reason})`, { evidence: c.stderr });

@@ -13,6 +13,7 @@ import { listNames, lookup } from '../vm/instance.ts';
 import { diskBytes, mib } from '../core/disk.ts';
 import { guestRecordsRoot } from '../build/guest-kbuild.ts';
 import { snapshotsDir, UNUSABLE } from '../vm/snapshot.ts';
+import { pidAlive } from '../core/pid.ts';
 
 export interface PruneItem {
   path: string;
@@ -21,16 +22,6 @@ export interface PruneItem {
 export interface PrunePlan {
   remove: PruneItem[];
   keep: PruneItem[];
-}
-
-function pidAlive(pid: number): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
