@@ -6,6 +6,7 @@ import { tail } from '../core/proc.ts';
 import type { Check } from '../verdict/report.ts';
 import { findSplats, formatSplat, unexpectedTaint, type CompiledRules } from '../verdict/splat.ts';
 import type { StepRecord } from '../guest/steps.ts';
+import { firstSource, type Sources } from '../verdict/frames.ts';
 import { formatMismatches, matchTranscript, type Transcript } from '../verdict/transcript.ts';
 
 /** Taint flag O: an out-of-tree module was loaded this boot. */
@@ -26,6 +27,8 @@ export interface TestEvidence {
   serial: string;
   /** Evidence gathered when the command hung (task dump, console tail). */
   hangEvidence?: string;
+  /** The source lines of the modules' frames in the kernel log (suite/sources.ts). */
+  sources?: Sources;
 }
 
 export interface TestExpect {
@@ -110,8 +113,9 @@ export function judgeTest(e: TestEvidence, x: TestExpect, rules: CompiledRules):
         : { name: 'taint', ok: true, durationMs: 0, message: `tainted ${e.taintAfter}` },
     );
   }
-  const splat = noSplatCheck(e.kernelLog, e.serial, rules);
-  if (!splat.ok) untrusted ??= splat.message?.trim();
+  const splat = noSplatCheck(e.kernelLog, e.serial, rules, e.sources);
+  // A leak fails the test but leaves the kernel as sound as it was: the next test needs no fresh guest.
+  if (!splat.ok && !LEAK_KINDS.includes(splat.splatId ?? '')) untrusted ??= splat.message?.trim();
   checks.push(splat);
   const hung = e.run?.result.timedOut || [...e.loads, ...e.unloads].some((r) => r.result.timedOut);
   const stuck = e.unloads.find((r) => !r.ok);
@@ -120,9 +124,25 @@ export function judgeTest(e: TestEvidence, x: TestExpect, rules: CompiledRules):
 }
 
 /** The run-wide splat check: the whole kernel log and the serial console. */
-export function noSplatCheck(kernelLog: string, serial: string, rules: CompiledRules): Check {
+/** The splat kinds of a leak found at unload: the test fails, the kernel stays trusted. */
+export const LEAK_KINDS = ['memcheck-leak', 'kmemleak'];
+/** How many log lines after a splat's first the source lookup reads: a kernel BUG's call trace follows its register dump. */
+const TRACE_LINES = 80;
+
+export function noSplatCheck(kernelLog: string, serial: string, rules: CompiledRules, sources?: Sources): Check & { splatId?: string } {
   const splats = [...findSplats(kernelLog, rules, 'dmesg'), ...findSplats(serial, rules, 'serial.log')];
-  return splats.length
-    ? { name: 'no-splat', ok: false, failure: 'splat', durationMs: 0, message: `${splats[0].id}: ${splats[0].line}`, evidence: formatSplat(splats[0]) }
-    : { name: 'no-splat', ok: true, durationMs: 0 };
+  if (!splats.length) return { name: 'no-splat', ok: true, durationMs: 0 };
+  const s = splats[0];
+  const from = s.source === 'dmesg' ? kernelLog : serial;
+  const at = sources && firstSource(from.split('\n').slice(s.lineNo - 1, s.lineNo - 1 + TRACE_LINES), sources);
+  return {
+    splatId: s.id,
+    name: 'no-splat',
+    ok: false,
+    failure: 'splat',
+    durationMs: 0,
+    message: `${s.id}: ${s.line}${at ? ` (${at.source.rel}:${at.source.line})` : ''}`,
+    evidence: `${formatSplat(s)}${at ? `\nsource: ${at.source.rel}:${at.source.line} (${at.source.site ? `${at.frame}: ${at.source.site}, unloaded` : at.frame})` : ''}`,
+    ...(at ? { annotations: [{ file: at.source.file, line: at.source.line, message: `${s.id}: ${s.line}` }] } : {}),
+  };
 }

@@ -68,7 +68,10 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
   out.checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: i.reuse ? `${sent.length} changed files` : `${sent.length} files` });
   if (i.host) {
     const byDir = new Map(suite.modules.map((m) => [m.dir, m.params]));
-    out.modules = i.host.dirs.flatMap((d) => d.modules.map((m) => ({ name: m.name, guestKo: `${GUEST_WORK}/${m.guestRel}`, params: byDir.get(d.dir) ?? [] })));
+    const tree = i.host.tree;
+    out.modules = i.host.dirs.flatMap((d) =>
+      d.modules.map((m) => ({ name: m.name, guestKo: `${GUEST_WORK}/${m.guestRel}`, params: byDir.get(d.dir) ?? [], host: { ko: m.hostKo, tree } })),
+    );
   } else {
     const g = await guestBuildSuite({ c, suite, session, kver: i.kver, records: i.guestRecords, log: i.log });
     out.checks.push(...g.checks);

@@ -7,10 +7,13 @@ import path from 'node:path';
 import { fileSize, readFrom } from '../core/disk.ts';
 import { tail } from '../core/proc.ts';
 import { runStep, type StepRecord } from '../guest/steps.ts';
+import type { ModuleLayout } from '../verdict/leaks.ts';
 import type { Check } from '../verdict/report.ts';
 import { parseTranscript, type Transcript } from '../verdict/transcript.ts';
 import { judgeTest } from './judge.ts';
-import type { SuiteTest } from './load.ts';
+import { layoutBeforeUnload, leakCheck } from './memcheck.ts';
+import { reportSources } from './sources.ts';
+import { srcPath, type SuiteTest } from './load.ts';
 import type { SavedTest } from './rejudge.ts';
 import {
   fileSafe as safe,
@@ -62,7 +65,11 @@ export async function runOneTest(
   const a = parseStateAfter(post.result.stdout);
   const serial = await readFrom(guest.serialLog, serialFrom);
   const { loads, run, unloads, hang } = steps;
-  const evidence = { loads, run, unloads, taintBefore: b.taint, taintAfter: a.taint, pid: a.pid, kernelLog: a.dmesg, serial, hangEvidence: hang };
+  const sources = await reportSources(a.dmesg, modules, (rel) => srcPath(i.suite, rel), steps.layouts).catch((e: Error) => {
+    i.log(`note: no source lines for this test's kernel reports: ${e.message}`);
+    return undefined;
+  });
+  const evidence = { loads, run, unloads, taintBefore: b.taint, taintAfter: a.taint, pid: a.pid, kernelLog: a.dmesg, serial, hangEvidence: hang, sources };
   const judged = await judgeAndKeep(i, sel, modules, evidence, a);
   return { ...judged, kernelLog: a.dmesg, logBefore: b.dmesg, durationMs: Date.now() - t0, taintAfter: a.taint };
 }
@@ -100,12 +107,15 @@ async function loadRunUnload(i: SuiteRunInput, guest: Guest, test: SuiteTest, mo
     if (run.result.timedOut) hang = await hangEvidence(i, guest);
   }
   const unloads: StepRecord[] = [];
+  const layouts: ModuleLayout[] = [];
   for (const m of modules.slice(0, perTest ? loaded : 0).reverse()) {
+    if (c.memcheck) layouts.push(await layoutBeforeUnload(guest, m, c.timeouts, record));
     const r = await runStep(s, rmmodStep(m, c.timeouts));
     await record(r);
     unloads.push(r);
   }
-  return { loads, run, unloads, hang };
+  if (c.memcheck && unloads.length && unloads.every((r) => r.ok)) await leakCheck(guest, layouts, modules, c.timeouts, record);
+  return { loads, run, unloads, hang, layouts };
 }
 
 type Evidence = SavedTest['evidence'];

@@ -13,6 +13,8 @@ export interface LoadedModule {
   guestKo: string;
   /** The module dir's insmod parameters. */
   params: string[];
+  /** The .ko on the host, with its debug info (a host build); its tree, where its sources were built. */
+  host?: { ko: string; tree: string };
 }
 
 const PID_FILE = '/tmp/kmodvm-run.pid';
@@ -62,6 +64,34 @@ export function parseStateAfter(stdout: string): StateAfter {
   const rest = parseStateBefore(nl < 0 ? '' : stdout.slice(nl + 1));
   return { pid: /^\d+$/.test(pid) ? pid : undefined, ...rest };
 }
+
+/** --memcheck, before rmmod: where the module's text sections are (the leak check's ranges), and its core from /proc/modules. */
+export const moduleLayoutStep = (m: LoadedModule, t: Timeouts): StepSpec => ({
+  name: `layout ${m.name}`,
+  argv: ['sh', '-c', 'grep -H . /sys/module/"$1"/sections/.*text* 2>/dev/null; grep "^$1 " /proc/modules; true', 'sh', m.name],
+  timeoutMs: s(t.command),
+  failure: 'internal',
+});
+
+/** --memcheck, after the last rmmod: the allocation sites of live objects that the kernel can no longer name (an unloaded module's). */
+export const leakScanStep = (t: Timeouts): StepSpec => ({
+  name: 'leak-scan',
+  argv: [
+    'sh',
+    '-c',
+    "mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug; grep -H '^ *[0-9][0-9]* 0x' /sys/kernel/debug/slab/*/alloc_traces; true",
+  ],
+  timeoutMs: s(t.command),
+  failure: 'internal',
+});
+
+/** Lines of our own (a leak found at rmmod) into the guest's kernel log, where the test's log and the splat rules read them. */
+export const kmsgStep = (lines: readonly string[], t: Timeouts): StepSpec => ({
+  name: 'kmsg',
+  argv: ['sh', '-c', 'for l; do printf "%s\\n" "$l" > /dev/kmsg; done', 'sh', ...lines],
+  timeoutMs: s(t.command),
+  failure: 'internal',
+});
 
 export const insmodStep = (m: LoadedModule, params: readonly string[], t: Timeouts): StepSpec => ({
   name: `insmod ${m.name}`,

@@ -65,12 +65,15 @@ static noinline void plant_double_free(void)
 
 	kfree(p);
 	kfree(p); /* PLANTED double-free */
+	barrier(); /* no tail call: the reports' frame is this function, not its caller */
 }
 
 static noinline void plant_leak(void)
 {
+	/* Kept in a global the exit function forgets to free: gone, with the module, at rmmod. */
 	leaked = kmalloc(128, GFP_KERNEL); /* PLANTED leak */
-	leaked = NULL;
+	if (leaked)
+		memset(leaked, 0, 128);
 }
 
 static noinline void plant_sleep_atomic(void)
