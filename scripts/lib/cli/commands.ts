@@ -36,7 +36,7 @@ const GUEST = [
 ] as const;
 const BUILD = ['build', 'no-replay'] as const;
 const TIMEOUTS = ['boot-timeout', 'build-timeout', 'load-timeout', 'app-timeout'] as const;
-const RUN = ['splat-rules', 'memcheck', 'cache-dir', 'runs-dir', ...TIMEOUTS, 'dry-run', 'verbose', 'help'] as const;
+const RUN = ['splat-rules', 'memcheck', 'fail-nth', 'cache-dir', 'runs-dir', ...TIMEOUTS, 'dry-run', 'verbose', 'help'] as const;
 
 export const COMMANDS = {
   test: {

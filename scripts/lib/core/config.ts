@@ -2,7 +2,7 @@
 // and asserted in test/lib/core/config.test.ts. Sources, later wins: defaults,
 // environment (KMODVM_*), command-line flags. validateConfig() rejects bad
 // values before anything starts, naming the field.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -68,6 +68,8 @@ export interface Config {
   kernelImage: string;
   /** Its kbuild tree (where it was built, or its headers package); the module is built against it on the host. Flag --kernel-build-dir. */
   kernelBuildDir: string;
+  /** A debug kernel (qemu/debug-kernels/<kernel>.json), set by validateConfig when --kernel names one: built from Debian's source, booted as --kernel-image with its own tree (scripts/lib/build/debug-kernel.ts). It implies memcheck. */
+  debugKernel: string;
   /** An initrd for it that loads virtio and ext4 if they are modules. Default: a busybox initrd without modules (they must be built in). Flag --kernel-initrd. */
   kernelInitrd: string;
   /** Extra splat rules (patterns and allow-list) merged over qemu/splat.json. Default none. Flag --splat-rules FILE. */
@@ -84,6 +86,8 @@ export interface Config {
   reuse: string;
   /** SLUB's debugging on the stock kernel (MEMCHECK_KERNEL_ARGS) and a check of every slab after each test: a write past an object or after kfree is a splat (issue 17). Default false. Flag --memcheck. */
   memcheck: boolean;
+  /** --fail-nth K: instead of the tests, each module's load with its Nth allocation failed, N = 1..K (needs fault injection: a debug kernel). Default 0 (off). */
+  failNth: number;
   /** Let the guest reach the host's network and services (QEMU's user network without restrict=on). Default false: the guest reaches nothing outside it; only the forwarded SSH port comes in. Flag --guest-net. */
   guestNet: boolean;
   /** Print the plan and the exact QEMU command, run nothing. Default false. Flag --dry-run. */
@@ -137,6 +141,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot(),
     kernelImage: '',
     kernelBuildDir: '',
     kernelInitrd: '',
+    debugKernel: '',
     splatRules: '',
     name: 'default',
     reuse: '',
@@ -144,6 +149,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot(),
     verbose: false,
     guestNet: false,
     memcheck: false,
+    failNth: 0,
     timeouts: { boot: 180, build: 600, load: 60, app: 60, command: 60 },
   };
 }
@@ -174,6 +180,7 @@ const configSchema = z.looseObject({
   replay: yesNo,
   resume: yesNo,
   memoryMiB: wholeNumber(256, 65536),
+  failNth: wholeNumber(0, 100000),
   cpus: wholeNumber(1, 64),
   timeouts: z.object({ boot: seconds, build: seconds, load: seconds, app: seconds, command: seconds }),
   name: z.string().regex(instanceName, 'must be 1-32 letters, digits, _ or -'),
@@ -196,6 +203,14 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
     throw bad(i.path.join('.'), i.message, got);
   }
   const c = r.data as unknown as Config;
+  const debug = debugKernelImage(c.root, c.kernel);
+  if (debug) {
+    if (c.kernelImage) throw bad('kernel', `is a debug kernel, which kmodvm builds and boots itself; --kernel-image brings another`, c.kernel);
+    c.debugKernel = c.kernel;
+    c.memcheck = true;
+    c.recipe ||= `qemu/kernels/${debug}.json`;
+  }
+  if (c.failNth && !c.debugKernel) throw bad('failNth', "needs fault injection, which Debian's stock kernels do not have: add --kernel debian-12-debug", c.failNth);
   if (c.memcheck && !MEMCHECK_KERNEL_ARGS.every((a) => c.kernelArgs.includes(a))) c.kernelArgs = [...c.kernelArgs, ...MEMCHECK_KERNEL_ARGS];
   if (!c.recipe) c.recipe = `qemu/kernels/${c.kernel}.json`;
   if (!existsSync(path.resolve(c.root, c.recipe))) {
@@ -230,14 +245,31 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
 }
 
 export function shippedKernels(root: string): string[] {
+  const names = (dir: string): string[] => {
+    try {
+      return readdirSync(path.join(root, dir))
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => f.slice(0, -5));
+    } catch {
+      return [];
+    }
+  };
+  return [...names('qemu/kernels'), ...names('qemu/debug-kernels')].sort();
+}
+
+/** When kernel names a debug kernel (qemu/debug-kernels/<kernel>.json): the image it boots. Its full schema is checked where it is built (build/debug-recipe.ts). */
+function debugKernelImage(root: string, kernel: string): string | undefined {
+  const file = path.join(root, 'qemu/debug-kernels', `${kernel}.json`);
+  if (!existsSync(file)) return undefined;
+  let image: unknown;
   try {
-    return readdirSync(path.join(root, 'qemu/kernels'))
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => f.slice(0, -5))
-      .sort();
-  } catch {
-    return [];
+    image = (JSON.parse(readFileSync(file, 'utf8')) as { image?: unknown }).image;
+  } catch (e) {
+    throw bad('kernel', `names a debug-kernel recipe that is not JSON (${file}: ${(e as Error).message})`, kernel);
   }
+  if (typeof image !== 'string' || !/^[a-z0-9][a-z0-9.-]*$/.test(image))
+    throw bad('kernel', `names a debug-kernel recipe without a valid \`image\` (${file})`, kernel);
+  return image;
 }
 
 /** The splat rule files for a run: the shipped ones, then the project's own. */

@@ -9,7 +9,7 @@ import { guestRecordsDir } from '../build/guest-kbuild.ts';
 import { findImage, type ImageInfo } from '../image/image.ts';
 import { ensureImage } from '../image/build.ts';
 import { connect, instanceDir, isQemuAlive, lockInstance, lookup, writeState, type InstanceState } from '../vm/instance.ts';
-import { assemble, bootVm, buildModeFor, byoKernel, kvmClockCheck, pickAccel, startHostBuild } from './pipeline.ts';
+import { assemble, bootVm, buildModeFor, byoKernel, kernelLabel, kvmClockCheck, pickAccel, startHostBuild, withDebugKernel, withSuite } from './pipeline.ts';
 import { preflight } from '../host/preflight.ts';
 import { pruneHint } from './prune.ts';
 import type { RunReport } from '../verdict/report.ts';
@@ -43,9 +43,10 @@ export async function upInstance(c: Config, name: string, log: (l: string) => vo
 }
 
 /** The boot of vm:up, under the instance's lock. */
-async function bootInstance(c: Config, name: string, log: (l: string) => void): Promise<{ state: InstanceState; already: boolean }> {
+async function bootInstance(c0: Config, name: string, log: (l: string) => void): Promise<{ state: InstanceState; already: boolean }> {
   await preflight(log);
-  const img = await ensureImage(c, log, { onBuilt: () => pruneHint(c, log) });
+  const img = await ensureImage(c0, log, { onBuilt: () => pruneHint(c0, log) });
+  const c = await withDebugKernel(c0, log);
   const { accel: wanted, note, probeKvm } = await pickAccel(c);
   if (note) log(note);
   const dir = instanceDir(c, name);
@@ -71,7 +72,7 @@ async function bootInstance(c: Config, name: string, log: (l: string) => void): 
     accel,
     imageKey: img.key,
     imageDir: img.dir,
-    kernelVersion: byo ? `${byo.version} (--kernel-image)` : img.manifest.kernelVersion,
+    kernelVersion: byo ? kernelLabel(c, byo.version) : img.manifest.kernelVersion,
     startedAt: new Date().toISOString(),
     dir,
     serialLog: vm.spec.serialLog,
@@ -184,7 +185,7 @@ export async function testOnInstance(
 ): Promise<InstanceRun> {
   const started = Date.now();
   const rs = o.resolved ?? (await resolveSuite(c0));
-  const c: Config = { ...c0, kernelArgs: [...c0.kernelArgs, ...rs.suite.kernelArgs] };
+  const c: Config = withSuite(c0, rs.suite);
   const rules = loadRules(splatRuleFiles(c));
   await mkdirPrivate(runDir);
   await mkdir(path.join(runDir, 'steps'), { recursive: true });

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { chooseAccel, hostFacts } from '../host/accel.ts';
-import { splatRuleFiles, type Config } from '../core/config.ts';
+import { MEMCHECK_KERNEL_ARGS, splatRuleFiles, type Config } from '../core/config.ts';
 import type { ImageInfo } from '../image/image.ts';
 import { chooseBuildMode, headersKdir, hostAppCompiler, hostHasCompiler } from '../build/hostbuild.ts';
 import { genericInitrd } from '../image/initrd.ts';
@@ -25,6 +25,7 @@ import { SSHD_READY_MARKER, freePort, isPortInUse, Vm } from '../vm/vm.ts';
 import { sandboxUsable } from '../build/sandbox.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { verifyImage } from '../image/image.ts';
+import { ensureDebugKernel } from '../build/debug-kernel.ts';
 
 export function newRunDir(c: Config, now = new Date()): string {
   return path.join(c.runsDir, `${now.toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
@@ -108,6 +109,24 @@ async function rejectedDrive(img: ImageInfo, stderr: string): Promise<KmodvmErro
     hint: `delete it and build again: rm -rf ${img.dir} (or npm run vm:image -- build --force)`,
   });
 }
+
+/** A run's config with its suite's: the suite's kernel_args, and its memcheck: true as --memcheck. */
+export function withSuite(c: Config, suite: { kernelArgs: string[]; memcheck: boolean }): Config {
+  const memcheck = c.memcheck || suite.memcheck;
+  const extra = memcheck ? MEMCHECK_KERNEL_ARGS.filter((a) => !c.kernelArgs.includes(a)) : [];
+  return { ...c, memcheck, kernelArgs: [...c.kernelArgs, ...suite.kernelArgs, ...extra] };
+}
+
+/** --kernel NAME-debug: the debug kernel, built first when it is not cached, then booted as --kernel-image with its own tree and boot parameters. */
+export async function withDebugKernel(c: Config, log: (l: string) => void): Promise<Config> {
+  if (!c.debugKernel || c.kernelImage) return c;
+  const k = await ensureDebugKernel(c, log);
+  log(`kernel: the debug kernel ${k.name} (${k.version}, ${k.dir})`);
+  return { ...c, kernelImage: k.bzImage, kernelBuildDir: k.buildDir, kernelArgs: [...c.kernelArgs, ...k.kernelArgs] };
+}
+
+/** What the report says the kernel was. */
+export const kernelLabel = (c: Config, byoVersion: string): string => `${byoVersion} (${c.debugKernel ? `debug kernel ${c.debugKernel}` : '--kernel-image'})`;
 
 /** --kernel-image: the initrd to boot it with, and its version as its build tree says. */
 export async function byoKernel(c: Config, img: ImageInfo, runDir: string): Promise<{ initrd: string; version: string }> {

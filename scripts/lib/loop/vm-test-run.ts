@@ -10,7 +10,19 @@ import { ensureImage } from '../image/build.ts';
 import { guestRecordsDir } from '../build/guest-kbuild.ts';
 import { requireRunning } from '../vm/instance.ts';
 import { testOnInstance } from './instance-run.ts';
-import { assemble, bootVm, buildModeFor, byoKernel, kvmClockCheck, newRunDir, pickAccel, startHostBuild } from './pipeline.ts';
+import {
+  assemble,
+  bootVm,
+  buildModeFor,
+  byoKernel,
+  kernelLabel,
+  kvmClockCheck,
+  newRunDir,
+  pickAccel,
+  startHostBuild,
+  withDebugKernel,
+  withSuite,
+} from './pipeline.ts';
 import { preflight } from '../host/preflight.ts';
 import { pruneHint } from './prune.ts';
 import { guestSpec } from '../vm/profile.ts';
@@ -30,6 +42,7 @@ import { settlesWithin } from '../core/wait.ts';
 import { mkdirPrivate } from '../core/disk.ts';
 
 export { newRunDir, pickAccel, bootVm } from './pipeline.ts';
+import { describeDebugKernel } from '../build/debug-kernel.ts';
 
 export interface RunOptions {
   log: (l: string) => void;
@@ -50,6 +63,7 @@ function dryRun(c: Config, rs: ResolvedSuite, accel: 'kvm' | 'tcg', note: string
       } as unknown as ImageInfo);
     const spec = guestSpec(c, shown, accel, 0, '<run-dir>');
     log(`plan: ${img ? `image ${img.dir} (cached)` : 'build the image first (not cached)'}; accel ${accel}${note ? ` (${note})` : ''}`);
+    if (c.debugKernel) for (const l of await describeDebugKernel(c)) log(l);
     log(
       `plan: suite ${rs.suite.file}: build ${rs.suite.modules.map((m) => m.dir).join(', ')}${rs.suite.apps.length ? ` and ${rs.suite.apps.map((a) => a.dir).join(', ')}` : ''}; upload ${rs.files.length} files; tests ${rs.selected.map((s) => s.test.name).join(', ')} (load ${rs.suite.load}); power off`,
     );
@@ -72,7 +86,7 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
   const log = o.log;
   // Bad input fails before anything starts.
   const rs = await resolveSuite(c0);
-  const c: Config = { ...c0, kernelArgs: [...c0.kernelArgs, ...rs.suite.kernelArgs] };
+  const c: Config = withSuite(c0, rs.suite);
   const rules = loadRules(splatRuleFiles(c));
   const { accel, note, probeKvm } = await pickAccel(c);
   if (c.dryRun) {
@@ -133,6 +147,7 @@ async function prepareRun(
 ): Promise<PreparedRun> {
   await preflight(log);
   const img = await ensureImage(c, log, { onBuilt: () => pruneHint(c, log) });
+  c = await withDebugKernel(c, log);
   const runDir = newRunDir(c);
   await mkdirPrivate(runDir);
   await mkdir(path.join(runDir, 'steps'), { recursive: true });
@@ -153,7 +168,7 @@ async function prepareRun(
     exitCode: 70,
     runDir,
     accel,
-    kernelVersion: byo ? `${byo.version} (--kernel-image)` : img.manifest.kernelVersion,
+    kernelVersion: byo ? kernelLabel(c, byo.version) : img.manifest.kernelVersion,
     imageKey: img.key,
     qemuVersion: await qemuVersion(),
     startedAt: new Date(started).toISOString(),

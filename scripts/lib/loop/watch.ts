@@ -10,7 +10,7 @@ import { onSignal } from '../core/errors.ts';
 import { connect, lookup, type InstanceState } from '../vm/instance.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { downInstance, testOnInstance, upInstance } from './instance-run.ts';
-import { newRunDir } from './pipeline.ts';
+import { newRunDir, withSuite } from './pipeline.ts';
 import { allChecks, flatChecks, writeReports, type RunReport } from '../verdict/report.ts';
 import { isBuildProduct } from '../suite/files.ts';
 import { srcPath } from '../suite/load.ts';
@@ -96,7 +96,7 @@ export async function watch(c0: Config, log: (l: string) => void, o: { once?: bo
   const name = c0.name;
   const first = await resolveSuite(c0);
   // The instance boots with the suite's kernel_args.
-  const c: Config = { ...c0, kernelArgs: [...c0.kernelArgs, ...first.suite.kernelArgs] };
+  const c: Config = withSuite(c0, first.suite);
   const root = first.suite.root;
   await upInstance(c, name, log).then(({ already }) => already && log(`watch: reusing instance ${name}`));
   const session = sessionKeeper();

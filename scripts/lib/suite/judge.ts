@@ -129,7 +129,7 @@ export const LEAK_KINDS = ['memcheck-leak', 'kmemleak'];
 /** How many log lines after a splat's first the source lookup reads: a kernel BUG's call trace follows its register dump. */
 const TRACE_LINES = 80;
 
-export function noSplatCheck(kernelLog: string, serial: string, rules: CompiledRules, sources?: Sources): Check & { splatId?: string } {
+export function noSplatCheck(kernelLog: string, serial: string, rules: CompiledRules, sources?: Sources): Check {
   const splats = [...findSplats(kernelLog, rules, 'dmesg'), ...findSplats(serial, rules, 'serial.log')];
   if (!splats.length) return { name: 'no-splat', ok: true, durationMs: 0 };
   const s = splats[0];

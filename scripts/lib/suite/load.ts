@@ -33,6 +33,8 @@ export interface Suite {
   setup: string[];
   load: 'per-test' | 'once';
   kernelArgs: string[];
+  /** memcheck: true, the suite's own --memcheck. */
+  memcheck: boolean;
   kernels?: string[];
   exclude: string[];
   /**
@@ -118,6 +120,7 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
     setup: s.setup,
     load: s.load,
     kernelArgs: Array.isArray(s.kernel_args) ? s.kernel_args : paramList(s.kernel_args),
+    memcheck: s.memcheck,
     kernels: s.kernels,
     exclude: s.exclude,
   };

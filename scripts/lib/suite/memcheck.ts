@@ -21,7 +21,13 @@ export async function layoutBeforeUnload(guest: Guest, m: LoadedModule, t: Timeo
 }
 
 /** After the last rmmod: the leaks of the unloaded modules, logged in the guest as LEAK_PREFIX lines. Returns how many. */
-export async function leakCheck(guest: Guest, layouts: readonly ModuleLayout[], modules: readonly LoadedModule[], t: Timeouts, record: Record): Promise<number> {
+export async function leakCheck(
+  guest: Guest,
+  layouts: readonly ModuleLayout[],
+  modules: readonly LoadedModule[],
+  t: Timeouts,
+  record: Record,
+): Promise<number> {
   if (!layouts.some((l) => l.sections.length)) return 0;
   const scan = await runStep(guest.session, leakScanStep(t));
   await record(scan);

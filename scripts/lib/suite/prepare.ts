@@ -95,7 +95,7 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
     }
     out.checks.push({ name: r.name, ok: true, durationMs: r.result.durationMs, message: line });
   }
-  if (suite.load === 'once') {
+  if (suite.load === 'once' && !c.failNth) {
     for (const m of out.modules) {
       const r = await runStep(session, insmodStep(m, m.params, c.timeouts));
       out.records.push(r);

@@ -65,6 +65,7 @@ export function legacySuite(c: Pick<Config, 'moduleDir' | 'appDir' | 'transcript
     setup: [],
     load: 'per-test',
     kernelArgs: [],
+    memcheck: false,
     exclude: [],
     mounts: [{ rel: 'kernel-module', abs: mod }, ...(app ? [{ rel: 'userapp', abs: app }] : [])],
   };

@@ -11,7 +11,10 @@ import { worstOf, type Check, type TestReport } from '../verdict/report.ts';
 import { buildChecks, type SuiteHostBuild } from './host-build.ts';
 import { prepareGuest, type Prepared } from './prepare.ts';
 import { runOneTest } from './run-test.ts';
+import { runFailNth } from './fail-nth.ts';
 import { fileSafe as safe, rmmodStep } from './test-plan.ts';
+import { layoutBeforeUnload, leakCheck } from './memcheck.ts';
+import type { ModuleLayout } from '../verdict/leaks.ts';
 import type { Guest, SuiteRunInput } from './types.ts';
 import { mkdirPrivate } from '../core/disk.ts';
 
@@ -77,8 +80,13 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
   const prep = await prepare(Boolean(i.reuse));
   before.push(...prep.checks);
   if (!prep.ok) return res;
-  const { untrusted, modules } = await runTests(i, res, prep, prepare, record);
-  res.untrusted = i.suite.load === 'once' && !untrusted ? await unloadOnce(i, res, modules, record) : untrusted;
+  if (c.failNth) {
+    const f = await runFailNth(i, res.guest, prep.modules, (r) => record('', r));
+    Object.assign(res, { tests: f.tests, kernelLog: f.kernelLog, untrusted: f.untrusted });
+  } else {
+    const { untrusted, modules } = await runTests(i, res, prep, prepare, record);
+    res.untrusted = i.suite.load === 'once' && !untrusted ? await unloadOnce(i, res, modules, record) : untrusted;
+  }
   const last = await res.guest.session.exec(['dmesg', '-c'], { timeoutMs: c.timeouts.command * 1000 }).catch(() => undefined);
   res.kernelLog += last?.stdout ?? '';
   await writeFile(path.join(i.runDir, 'dmesg.log'), res.kernelLog);
@@ -127,13 +135,17 @@ async function runTests(i: SuiteRunInput, res: SuiteRunResult, first: Prepared, 
 /** load: once: the modules come out in reverse order after the last test; a failed rmmod leaves the kernel untrusted. */
 async function unloadOnce(i: SuiteRunInput, res: SuiteRunResult, modules: Prepared['modules'], record: RecordStep): Promise<string | undefined> {
   let untrusted: string | undefined;
+  const layouts: ModuleLayout[] = [];
   for (const m of [...modules].reverse()) {
+    if (i.c.memcheck) layouts.push(await layoutBeforeUnload(res.guest, m, i.c.timeouts, (r) => record('', r)));
     const r = await runStep(res.guest.session, rmmodStep(m, i.c.timeouts));
     await record('', r);
     const evidence = r.ok ? undefined : tail(r.result.stderr, 10);
     res.after.push({ name: r.name, ok: r.ok, failure: r.failure, durationMs: r.result.durationMs, message: r.message, evidence });
     if (!r.ok) untrusted = `${r.name} failed`;
   }
+  // The leak lines go to the guest's console, where the run-wide splat check reads them.
+  if (i.c.memcheck && !untrusted) await leakCheck(res.guest, layouts, modules, i.c.timeouts, (r) => record('', r));
   return untrusted;
 }
 

@@ -56,6 +56,10 @@ export const suiteSchema = z
       .union([z.string(), z.array(z.string())])
       .optional()
       .describe('added to the guest kernel command line'),
+    memcheck: z
+      .boolean()
+      .default(false)
+      .describe('--memcheck for every run of this suite: SLUB debugging, the slab check after each test, the leak check at rmmod'),
     kernels: z
       .array(z.string().regex(/^[a-z0-9][a-z0-9.-]*$/))
       .min(1)

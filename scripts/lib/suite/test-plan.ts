@@ -93,6 +93,45 @@ export const kmsgStep = (lines: readonly string[], t: Timeouts): StepSpec => ({
   failure: 'internal',
 });
 
+/** --fail-nth: the guest's helper, built from its source (qemu/guest-tools/kmodvm-fail-nth.c), and failslab told to count GFP_KERNEL allocations. */
+export const failNthToolStep = (source: string, t: Timeouts): StepSpec => ({
+  name: 'fail-nth-tool',
+  argv: [
+    'sh',
+    '-c',
+    [
+      'mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug',
+      'test -e /proc/thread-self/fail-nth || { echo "this kernel has no fault injection (CONFIG_FAULT_INJECTION, CONFIG_FAILSLAB): run with --kernel debian-12-debug" >&2; exit 3; }',
+      'echo N > /sys/kernel/debug/failslab/ignore-gfp-wait',
+      'echo 2 > /sys/kernel/debug/failslab/verbose',
+      'printf "%s" "$1" > /tmp/kmodvm-fail-nth.c',
+      'gcc -O2 -o /tmp/kmodvm-fail-nth /tmp/kmodvm-fail-nth.c',
+      'dmesg -c > /dev/null',
+    ].join(' && '),
+    'sh',
+    source,
+  ],
+  timeoutMs: s(t.build),
+  failure: 'internal',
+});
+
+/** --fail-nth: one N: the load with its N-th allocation failed, rmmod when it loaded, the unnamed allocation sites, the kernel log. */
+export const failNthStep = (m: LoadedModule, n: number, params: readonly string[], t: Timeouts, marks: { traces: string; dmesg: string }): StepSpec => ({
+  name: `fail-nth ${m.name} N=${n}`,
+  argv: [
+    'sh',
+    '-c',
+    `n=$1 ko=$2 m=$3; shift 3; /tmp/kmodvm-fail-nth "$n" "$ko" "$@"; if [ $? = 0 ]; then rmmod "$m" || echo "kmodvm: rmmod $m failed"; fi; echo ${marks.traces}; grep -H '^ *[0-9][0-9]* 0x' /sys/kernel/debug/slab/*/alloc_traces; echo ${marks.dmesg}; dmesg -c; true`,
+    'sh',
+    String(n),
+    m.guestKo,
+    m.name,
+    ...params,
+  ],
+  timeoutMs: s(t.load),
+  failure: 'load',
+});
+
 export const insmodStep = (m: LoadedModule, params: readonly string[], t: Timeouts): StepSpec => ({
   name: `insmod ${m.name}`,
   argv: ['insmod', m.guestKo, ...params],

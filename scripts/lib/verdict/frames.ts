@@ -84,7 +84,7 @@ export function firstSource(lines: readonly string[], sources: Sources | undefin
       const source = sources[m[0]];
       if (!source) continue;
       const where = k === 0 ? 0 : inTrace ? 1 : freed ? 2 : 3;
-      found.push({ frame: m[0], source, rank: where * 2 + (source.rel.startsWith('/') ? 1 : 0) });
+      found.push({ frame: m[0], source, rank: (source.rel.startsWith('/') ? 4 : 0) + where });
     }
   });
   const best = found.reduce<(typeof found)[number] | undefined>((b, f) => (!b || f.rank < b.rank ? f : b), undefined);

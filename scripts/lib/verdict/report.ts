@@ -12,8 +12,10 @@ export interface Check {
   durationMs: number;
   message?: string;
   evidence?: string;
-  /** Source locations to annotate (compiler errors, the failing transcript line). */
+  /** Source locations to annotate (compiler errors, the failing transcript line, a kernel report's line). */
   annotations?: { file: string; line: number; col?: number; message: string }[];
+  /** A failed no-splat check: the splat's kind (its rule id in qemu/splat.json: kasan, lockdep, memcheck-leak, …). */
+  splatId?: string;
 }
 
 /** One test of a suite: its own checks, and its worst failure. */

@@ -96,8 +96,8 @@ export type Resumed = { vm: Vm; session: SshSession; how: 'resumed' | 'saved, th
 export type BootHow = 'booted' | Resumed['how'];
 
 /** The lean profile's own guest resumes from a snapshot; a KVM probe, your own kernel, the systemd profile and --no-resume boot. */
-export function resumable(c: Pick<Config, 'resume' | 'profile'>, o: { probeKvm?: boolean; byoInitrd?: string }): boolean {
-  return c.resume && c.profile === 'lean' && !o.byoInitrd && !o.probeKvm;
+export function resumable(c: Pick<Config, 'resume' | 'profile'> & { debugKernel?: string }, o: { probeKvm?: boolean; byoInitrd?: string }): boolean {
+  return c.resume && c.profile === 'lean' && !o.byoInitrd && !c.debugKernel && !o.probeKvm;
 }
 
 /** The snapshot key of spec on this host (its CPU counts under KVM). */

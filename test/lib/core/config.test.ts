@@ -108,3 +108,17 @@ t.test('--memcheck adds SLUB debugging to the guest kernel command line, once', 
   t.same(c.kernelArgs, ['slub_debug=FZPU', 'page_poison=1']);
   t.same(loadConfig([], {}, root).config.kernelArgs, [], 'not without it');
 });
+
+t.test('--kernel debian-12-debug: a debug kernel, booted on the debian-12 image, with memcheck on', async (t) => {
+  const c = loadConfig(['--kernel', 'debian-12-debug'], {}, root).config;
+  t.equal(c.debugKernel, 'debian-12-debug');
+  t.equal(c.recipe, 'qemu/kernels/debian-12.json', 'the image of the recipe’s `image`');
+  t.equal(c.memcheck, true);
+  t.same(c.kernelArgs, ['slub_debug=FZPU', 'page_poison=1']);
+  t.equal(loadConfig([], {}, root).config.debugKernel, '', 'not without it');
+  t.throws(
+    () => loadConfig(['--kernel', 'debian-12-debug', '--kernel-image', 'package.json', '--kernel-build-dir', 'scripts'], {}, root),
+    /`kernel` is a debug kernel, which kmodvm builds and boots itself/,
+  );
+  t.throws(() => loadConfig(['--kernel', 'debian-99'], {}, root), /the shipped kernels are debian-12, debian-12-cloud, debian-12-debug, debian-13/);
+});

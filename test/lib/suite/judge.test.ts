@@ -130,3 +130,27 @@ t.test("a failed insmod: no command run, its evidence is the test's kernel log",
 t.test('with load: once the first-load lines are never expected of a test', async (t) => {
   t.equal(judgeTest(evidence({ loads: [], unloads: [] }), { exitCode: 0, loadsHere: false }, rules).firstLoad, false);
 });
+
+t.test('a report with source lines: the line in the message and the evidence, and an annotation at it', async (t) => {
+  // The debug kernel's report of the planted use-after-free (test/fixtures/planted/6.1-debug/), with the source line the .ko gave.
+  const log = fx('planted/6.1-debug/use-after-free.dmesg.log');
+  const frame = /in (plant_use_after_free\+0x[0-9a-f]+\/0x[0-9a-f]+ \[planted\])/.exec(log)![1];
+  const sources = { [frame]: { file: '/src/planted/planted.c', rel: 'planted/planted.c', line: 59 } };
+  const j = judgeTest(evidence({ kernelLog: log, sources }), { exitCode: 0, loadsHere: true }, rules);
+  const splat = j.checks.find((c) => c.name === 'no-splat')!;
+  t.match(splat.message, /^kasan: BUG: KASAN: use-after-free in plant_use_after_free.* \(planted\/planted\.c:59\)$/);
+  t.match(splat.evidence, new RegExp(`\\nsource: planted/planted\\.c:59 \\(${frame.replace(/[[\]+.]/g, '\\$&')}\\)$`));
+  t.same(splat.annotations, [{ file: '/src/planted/planted.c', line: 59, message: splat.message!.replace(' (planted/planted.c:59)', '') }]);
+  t.ok(j.untrusted, 'a use after free leaves the kernel untrusted');
+});
+
+t.test('a leak found at rmmod fails the test but leaves the kernel trusted', async (t) => {
+  const j = judgeTest(evidence({ kernelLog: fx('planted/6.1-memcheck/leak.dmesg.log') }), { exitCode: 0, loadsHere: true }, rules);
+  const splat = j.checks.find((c) => c.name === 'no-splat')!;
+  t.equal(splat.failure, 'splat');
+  t.match(
+    splat.message,
+    /^memcheck-leak: kmodvm-memcheck: leak: 1 object of kmalloc-128 still allocated after rmmod planted, allocated at plant_leak\+0x1b\/0x3b \[planted\]/,
+  );
+  t.equal(j.untrusted, undefined);
+});

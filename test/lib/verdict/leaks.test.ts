@@ -30,7 +30,10 @@ t.test('the planted leak: one object of kmalloc-128, allocated in plant_leak, na
   t.equal(traces.length, 2, 'two sites the kernel could not name: ours, and one in another module init code, freed at boot');
   const leaks = findLeaks([layout], traces);
   t.equal(leaks.length, 1, 'the other bare address is not the module');
-  t.same({ ...leaks[0], offset: Number(leaks[0].offset) }, { module: 'planted', cache: 'kmalloc-128', count: 1, section: '.text.unlikely', offset: 0x114, detail: 'age=600 pid=148 cpus=0' });
+  t.same(
+    { ...leaks[0], offset: Number(leaks[0].offset) },
+    { module: 'planted', cache: 'kmalloc-128', count: 1, section: '.text.unlikely', offset: 0x114, detail: 'age=600 pid=148 cpus=0' },
+  );
   const line = leakLine(leaks[0], siteName(info, leaks[0].section, leaks[0].offset));
   t.ok(fx('leak.dmesg.log').includes(line), `the line the run wrote to the guest's kernel log: ${line}`);
 });

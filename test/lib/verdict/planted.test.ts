@@ -83,7 +83,10 @@ t.test('the slab check runs after rmmod, so the write after kfree is reported wi
   const freed = /Freed in (0x[0-9a-f]+) /.exec(log)?.[1];
   t.ok(freed, 'Freed in a bare address');
   const sections = parseSections(fx('planted.ko.readelf-S.txt'));
-  const info = { textSizes: new Map([...sections.values()].filter((x) => x.exec).map((x) => [x.name, x.size] as const)), functions: parseSymbols(fx('planted.ko.readelf-s.txt'), sections) };
+  const info = {
+    textSizes: new Map([...sections.values()].filter((x) => x.exec).map((x) => [x.name, x.size] as const)),
+    functions: parseSymbols(fx('planted.ko.readelf-s.txt'), sections),
+  };
   const layout = parseLayout('planted', fx('use-after-free.layout.stdout'), info.textSizes);
   const addr = BigInt(freed!);
   const sec = layout.sections.find((x) => addr >= x.start && addr < x.start + x.size);

@@ -116,7 +116,8 @@ static noinline void plant_refcount(void)
 {
 	refcount_t r = REFCOUNT_INIT(1);
 
-	refcount_dec(&r);
+	if (!refcount_dec_and_test(&r)) /* the last reference: 1 -> 0, as it should */
+		return;
 	refcount_dec(&r); /* PLANTED refcount */
 }
 
