@@ -4,13 +4,16 @@
 // where the test's log, the splat rules and the source lookup find it.
 import type { Timeouts } from '../core/config.ts';
 import { runStep, type StepRecord } from '../guest/steps.ts';
-import { findLeaks, leakLine, parseAllocTraces, parseLayout, type ModuleLayout } from '../verdict/leaks.ts';
+import { findLeaks, leakLine, newTraces, parseAllocTraces, parseLayout, type ModuleLayout, type TraceEntry } from '../verdict/leaks.ts';
 import { siteName } from '../build/ko-debug.ts';
 import { koInfoOnce } from './sources.ts';
 import { kmsgStep, leakScanStep, moduleLayoutStep, type LoadedModule } from './test-plan.ts';
 import type { Guest } from './types.ts';
 
 type Record = (r: StepRecord) => Promise<void>;
+
+/** Each guest's last leak scan. */
+const lastScan = new WeakMap<object, TraceEntry[]>();
 
 /** Before rmmod: the module's layout, with its section sizes from the host's .ko when there is one. */
 export async function layoutBeforeUnload(guest: Guest, m: LoadedModule, t: Timeouts, record: Record): Promise<ModuleLayout> {
@@ -31,7 +34,10 @@ export async function leakCheck(
   if (!layouts.some((l) => l.sections.length)) return 0;
   const scan = await runStep(guest.session, leakScanStep(t));
   await record(scan);
-  const leaks = findLeaks(layouts, parseAllocTraces(scan.result.stdout));
+  // A module reloaded at the same address would find an earlier test's leak again: only what this test added counts.
+  const traces = parseAllocTraces(scan.result.stdout);
+  const leaks = findLeaks(layouts, newTraces(lastScan.get(guest.session) ?? [], traces));
+  lastScan.set(guest.session, traces);
   if (!leaks.length) return 0;
   const lines: string[] = [];
   for (const l of leaks) {

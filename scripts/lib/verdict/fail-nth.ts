@@ -6,7 +6,7 @@
 // the module's error path: sites that were not there before this N.
 import type { Check } from './report.ts';
 import { findSplats, formatSplat, type CompiledRules } from './splat.ts';
-import { parseAllocTraces, type TraceEntry } from './leaks.ts';
+import { newTraces, parseAllocTraces, type TraceEntry } from './leaks.ts';
 
 export const TRACES_MARK = '@@kmodvm-traces';
 export const DMESG_MARK = '@@kmodvm-dmesg';
@@ -39,14 +39,22 @@ export function parseNth(n: number, stdout: string): NthOutcome {
 }
 
 const INJECTION = 'FAULT_INJECTION: forcing a failure';
+/** What the kernel says of an allocation that failed (warn_alloc): the expected sequel of an injected failure, not a bug. */
+const FAILED_ALLOC = /: (vmalloc error|page allocation failure): /;
+const expected = (l: string): boolean => l.includes(INJECTION) || FAILED_ALLOC.test(l);
 
-/** The kernel log without the injection's own reports (its line, its parameters, its stack dump), and those reports. */
+/**
+ * The kernel log without the injection's own reports (its line, its
+ * parameters, its stack dump) and the allocator's warnings that follow a
+ * failed allocation, and the injection reports. An allocation that asked for
+ * __GFP_NOWARN fails without a report.
+ */
 export function splitInjections(dmesg: string): { rest: string; injections: string[][] } {
   const lines = dmesg.split('\n');
   const rest: string[] = [];
   const injections: string[][] = [];
   for (let k = 0; k < lines.length; k++) {
-    if (!lines[k].includes(INJECTION)) {
+    if (!expected(lines[k])) {
       rest.push(lines[k]);
       continue;
     }
@@ -55,14 +63,14 @@ export function splitInjections(dmesg: string): { rest: string; injections: stri
     const end = lines.findIndex((l, j) => j > k && l.includes('</TASK>'));
     const stop = end > k && end - k < 120 ? end : Math.min(k + 1, lines.length - 1);
     for (let j = k + 1; j <= stop; j++) block.push(lines[j]);
-    injections.push(block);
+    if (lines[k].includes(INJECTION)) injections.push(block);
     k = stop;
   }
   return { rest: rest.join('\n'), injections };
 }
 
 /** The allocation machinery a failed allocation's trace starts with; the first frame past it is the caller that asked. */
-const MACHINERY = /^(\? )?(dump_stack\w*|should_fail\w*|should_failslab|fail_dump|slab_pre_alloc_hook\w*|kmem_cache_alloc\w*|__kmem_cache_alloc\w*|__kmalloc\w*|kmalloc\w*|kmemdup\w*|kstrdup\w*|kzalloc\w*|krealloc\w*|kvmalloc\w*|__do_kmalloc\w*|slab_alloc\w*)\+/;
+const MACHINERY = /^(dump_stack|should_fail|should_failslab|fail_dump|slab_pre_alloc_hook|kmem_cache_alloc|__kmem_cache_alloc|__kmalloc|kmalloc|kmemdup|kstrdup|kzalloc|krealloc|kvmalloc|__do_kmalloc|slab_alloc)[\w.]*\+/;
 
 /** Where the failed allocation was asked for: the first frame of its stack past the allocator. */
 export function injectionSite(block: readonly string[]): string | undefined {
@@ -70,23 +78,18 @@ export function injectionSite(block: readonly string[]): string | undefined {
   if (trace < 0) return undefined;
   for (const raw of block.slice(trace + 1)) {
     const l = raw.replace(/^\[[^\]]*\]\s*/, '').trim();
-    if (!l || l.startsWith('<') || MACHINERY.test(l)) continue;
-    return l.replace(/^\? /, '');
+    // "? f": a word on the stack the unwinder could not vouch for.
+    if (!l || l.startsWith('<') || l.startsWith('? ') || MACHINERY.test(l)) continue;
+    return l;
   }
   return undefined;
-}
-
-/** Allocation sites of code now gone that this N added (new, or more objects than before). */
-export function newTraces(before: readonly TraceEntry[], after: readonly TraceEntry[]): TraceEntry[] {
-  const had = new Map(before.map((t) => [`${t.cache}\0${t.addr}`, t.count]));
-  return after.filter((t) => t.count > (had.get(`${t.cache}\0${t.addr}`) ?? 0));
 }
 
 /** The checks of one N. */
 export function judgeNth(o: NthOutcome, before: readonly TraceEntry[], rules: CompiledRules, module: string): Check[] {
   const { rest, injections } = splitInjections(o.dmesg);
   const site = injections[0] && injectionSite(injections[0]);
-  const what = `N=${o.n}: the ${ordinal(o.n)} allocation of the load${site ? `, at ${site},` : ''} failed`;
+  const what = `N=${o.n}: the ${ordinal(o.n)} allocation of the load failed${site ? `, at ${site}` : injections.length ? '' : ' (silently: it asked for __GFP_NOWARN)'}`;
   const load: Check = {
     name: 'load',
     ok: true,

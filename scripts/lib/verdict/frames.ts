@@ -84,7 +84,9 @@ export function firstSource(lines: readonly string[], sources: Sources | undefin
       const source = sources[m[0]];
       if (!source) continue;
       const where = k === 0 ? 0 : inTrace ? 1 : freed ? 2 : 3;
-      found.push({ frame: m[0], source, rank: (source.rel.startsWith('/') ? 4 : 0) + where });
+      // "? f+0x…": a word on the stack the unwinder could not vouch for.
+      const unsure = line.slice(Math.max(0, m.index - 2), m.index) === '? ' ? 8 : 0;
+      found.push({ frame: m[0], source, rank: unsure + (source.rel.startsWith('/') ? 4 : 0) + where });
     }
   });
   const best = found.reduce<(typeof found)[number] | undefined>((b, f) => (!b || f.rank < b.rank ? f : b), undefined);

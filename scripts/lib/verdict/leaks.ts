@@ -86,6 +86,12 @@ export function parseAllocTraces(text: string): TraceEntry[] {
   return out;
 }
 
+/** The sites added since an earlier scan (new, or with more objects): a leak seen at an earlier rmmod is not this one's. */
+export function newTraces(before: readonly TraceEntry[], after: readonly TraceEntry[]): TraceEntry[] {
+  const had = new Map(before.map((t) => [`${t.cache}\0${t.addr}`, t.count]));
+  return after.filter((t) => t.count > (had.get(`${t.cache}\0${t.addr}`) ?? 0));
+}
+
 /** The live objects whose allocation site lies in one of the unloaded modules' sections. */
 export function findLeaks(layouts: readonly ModuleLayout[], traces: readonly TraceEntry[]): Leak[] {
   const out: Leak[] = [];
