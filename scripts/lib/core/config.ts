@@ -193,6 +193,10 @@ const configSchema = z.looseObject({
 /** --memcheck's boot parameters: red zones, poisoning, sanity checks and allocation traces for every cache, and freed pages poisoned. */
 export const MEMCHECK_KERNEL_ARGS = ['slub_debug=FZPU', 'page_poison=1'];
 
+/** The debug kernel's KASAN already guards red zones and freed memory: SLUB keeps only its allocation traces (U) there, for the leak check. */
+export const DEBUG_KERNEL_MEMCHECK_ARGS = ['slub_debug=U'];
+export const memcheckArgs = (c: Pick<Config, 'debugKernel'>): string[] => (c.debugKernel ? DEBUG_KERNEL_MEMCHECK_ARGS : MEMCHECK_KERNEL_ARGS);
+
 /** Validates and normalises a partial configuration over the defaults. Throws KmodvmError('usage'). */
 export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { timeouts?: Partial<Timeouts> }, base: Config): Config {
   const merged = { ...base, ...input, timeouts: { ...base.timeouts, ...(input.timeouts ?? {}) } };
@@ -210,8 +214,10 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
     c.memcheck = true;
     c.recipe ||= `qemu/kernels/${debug}.json`;
   }
-  if (c.failNth && !c.debugKernel) throw bad('failNth', "needs fault injection, which Debian's stock kernels do not have: add --kernel debian-12-debug", c.failNth);
-  if (c.memcheck && !MEMCHECK_KERNEL_ARGS.every((a) => c.kernelArgs.includes(a))) c.kernelArgs = [...c.kernelArgs, ...MEMCHECK_KERNEL_ARGS];
+  if (c.failNth && !c.debugKernel)
+    throw bad('failNth', "needs fault injection, which Debian's stock kernels do not have: add --kernel debian-12-debug", c.failNth);
+  const wanted = memcheckArgs(c);
+  if (c.memcheck && !wanted.every((a) => c.kernelArgs.includes(a))) c.kernelArgs = [...c.kernelArgs, ...wanted];
   if (!c.recipe) c.recipe = `qemu/kernels/${c.kernel}.json`;
   if (!existsSync(path.resolve(c.root, c.recipe))) {
     throw bad(

@@ -111,6 +111,22 @@ export async function benchWarm(b: Bench): Promise<void> {
   const makeRow = row('guest_build_make', 'warm `vm:test --build guest --no-replay` (make in the guest; once)');
   await timed(b, makeRow, ['--build', 'guest', '--no-replay'], 1, want('guest_build_make') || want('warm_vm_test_guest_build'));
   await timed(b, row('warm_vm_test_guest_build', "warm `vm:test --build guest` (kbuild's recorded commands replayed in the guest)"), ['--build', 'guest']);
+  await benchCheckers(b);
+}
+
+/** What the bug detection costs: warm vm:test with --memcheck (its own saved guest), and on the debug kernel (which boots every run). */
+async function benchCheckers(b: Bench): Promise<void> {
+  const { row, want, log } = b;
+  for (const [key, title, args] of [
+    ['warm_vm_test_memcheck', 'warm `vm:test --memcheck` (SLUB debugging, slab check, leak check at rmmod)', ['--memcheck']],
+    ['warm_vm_test_debug', 'warm `vm:test --kernel debian-12-debug` (the debug kernel, cached; it boots every run)', ['--kernel', 'debian-12-debug']],
+  ] as const) {
+    if (!want(key)) continue;
+    // Not counted: the first run saves the guest (--memcheck's command line is its own) or builds the debug kernel.
+    const first = await cli(b, 'test', ['--runs-dir', b.out, ...args], { timeout: 60 * 60_000 });
+    log(`${key}: warm-up run exited ${first.exitCode}`);
+    await timed(b, row(key, title), [...args]);
+  }
 }
 
 /** save to verdict: vm:watch on a copy of the sources, one-line changes. */

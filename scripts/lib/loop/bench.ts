@@ -27,6 +27,8 @@ export interface BenchResult {
     warm_vs_classic: number | null;
     guest_build_vs_classic: number | null;
     guest_make_vs_classic: number | null;
+    memcheck_vs_warm: number | null;
+    debug_kernel_vs_warm: number | null;
     cli_start_compiled_vs_tsx: number | null;
     ssh_true_compiled_vs_tsx: number | null;
   };
@@ -48,6 +50,8 @@ export function summarize(rows: readonly BenchRow[], runs: number, accel: string
       guest_build_vs_classic: ratio(medians_s.warm_vm_test_guest_build, medians_s.classic),
       // the first guest build of a module shape: make, no record to replay yet
       guest_make_vs_classic: ratio(medians_s.guest_build_make, medians_s.classic),
+      memcheck_vs_warm: ratio(medians_s.warm_vm_test_memcheck, medians_s.warm_vm_test),
+      debug_kernel_vs_warm: ratio(medians_s.warm_vm_test_debug, medians_s.warm_vm_test),
       cli_start_compiled_vs_tsx: ratio(medians_s.cli_start, medians_s.cli_start_tsx),
       ssh_true_compiled_vs_tsx: ratio(medians_s.ssh_true, medians_s.ssh_true_tsx),
     },

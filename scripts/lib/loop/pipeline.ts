@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { chooseAccel, hostFacts } from '../host/accel.ts';
-import { MEMCHECK_KERNEL_ARGS, splatRuleFiles, type Config } from '../core/config.ts';
+import { memcheckArgs, splatRuleFiles, type Config } from '../core/config.ts';
 import type { ImageInfo } from '../image/image.ts';
 import { chooseBuildMode, headersKdir, hostAppCompiler, hostHasCompiler } from '../build/hostbuild.ts';
 import { genericInitrd } from '../image/initrd.ts';
@@ -113,7 +113,7 @@ async function rejectedDrive(img: ImageInfo, stderr: string): Promise<KmodvmErro
 /** A run's config with its suite's: the suite's kernel_args, and its memcheck: true as --memcheck. */
 export function withSuite(c: Config, suite: { kernelArgs: string[]; memcheck: boolean }): Config {
   const memcheck = c.memcheck || suite.memcheck;
-  const extra = memcheck ? MEMCHECK_KERNEL_ARGS.filter((a) => !c.kernelArgs.includes(a)) : [];
+  const extra = memcheck ? memcheckArgs(c).filter((a) => !c.kernelArgs.includes(a)) : [];
   return { ...c, memcheck, kernelArgs: [...c.kernelArgs, ...suite.kernelArgs, ...extra] };
 }
 

@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runStep, type StepRecord } from '../guest/steps.ts';
 import { DMESG_MARK, TRACES_MARK, judgeNth, parseNth } from '../verdict/fail-nth.ts';
-import { parseAllocTraces, type TraceEntry } from '../verdict/leaks.ts';
+import { newTraces, parseAllocTraces, type TraceEntry } from '../verdict/leaks.ts';
+import { confirmTraces } from './memcheck.ts';
 import { worstOf, type Check, type TestReport } from '../verdict/report.ts';
 import { failNthStep, failNthToolStep, insmodStep, leakScanStep, rmmodStep, type LoadedModule } from './test-plan.ts';
 import type { Guest, SuiteRunInput } from './types.ts';
@@ -20,7 +21,14 @@ const testReport = (name: string, checks: Check[]): TestReport => {
   return { name, ok: !w, failure: w, durationMs: checks.reduce((a, c) => a + c.durationMs, 0), checks };
 };
 
-const stepCheck = (r: StepRecord): Check => ({ name: r.name, ok: r.ok, failure: r.failure, durationMs: r.result.durationMs, message: r.message, evidence: r.ok ? undefined : `${r.result.stdout}\n${r.result.stderr}`.trim() });
+const stepCheck = (r: StepRecord): Check => ({
+  name: r.name,
+  ok: r.ok,
+  failure: r.failure,
+  durationMs: r.result.durationMs,
+  message: r.message,
+  evidence: r.ok ? undefined : `${r.result.stdout}\n${r.result.stderr}`.trim(),
+});
 
 export interface FailNthResult {
   tests: TestReport[];
@@ -65,13 +73,29 @@ async function sweep(i: SuiteRunInput, guest: Guest, m: LoadedModule, record: Re
     if (!o.injected) {
       i.log(`fail-nth ${m.name}: the load makes ${n - 1} allocations; each failed in turn`);
       out.tests.push(
-        testReport(`fail-nth ${m.name} done`, [{ name: 'sweep', ok: true, durationMs: 0, message: `N=1..${n - 1}: every allocation of the load failed once; N=${n} was not reached` }]),
+        testReport(`fail-nth ${m.name} done`, [
+          { name: 'sweep', ok: true, durationMs: 0, message: `N=1..${n - 1}: every allocation of the load failed once; N=${n} was not reached` },
+        ]),
       );
       return undefined;
     }
+    const added = newTraces(before, o.traces);
+    // KASAN's quarantine holds what the error path freed: only what stays after the caches are shrunk is left behind.
+    if (added.length) {
+      const again = await confirmTraces(guest, [...new Set(added.map((x) => x.cache))], t, record);
+      const caches = new Set(added.map((x) => x.cache));
+      o.traces = [...o.traces.filter((x) => !caches.has(x.cache)), ...again];
+    }
     const checks = judgeNth(o, before, i.rules, m.name);
     out.tests.push(testReport(`fail-nth ${m.name} N=${n}`, checks));
-    i.log(`fail-nth ${m.name} N=${n}: ${checks.filter((c) => !c.ok).map((c) => c.message).join('; ') || checks[0].message}`);
+    i.log(
+      `fail-nth ${m.name} N=${n}: ${
+        checks
+          .filter((c) => !c.ok)
+          .map((c) => c.message)
+          .join('; ') || checks[0].message
+      }`,
+    );
     before = o.traces;
     const splat = checks.find((c) => c.name === 'no-splat' && !c.ok);
     if (splat) return splat.message;

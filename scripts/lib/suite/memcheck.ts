@@ -7,7 +7,7 @@ import { runStep, type StepRecord } from '../guest/steps.ts';
 import { findLeaks, leakLine, newTraces, parseAllocTraces, parseLayout, type ModuleLayout, type TraceEntry } from '../verdict/leaks.ts';
 import { siteName } from '../build/ko-debug.ts';
 import { koInfoOnce } from './sources.ts';
-import { kmsgStep, leakScanStep, moduleLayoutStep, type LoadedModule } from './test-plan.ts';
+import { confirmTracesStep, kmsgStep, leakScanStep, moduleLayoutStep, type LoadedModule } from './test-plan.ts';
 import type { Guest } from './types.ts';
 
 type Record = (r: StepRecord) => Promise<void>;
@@ -23,6 +23,13 @@ export async function layoutBeforeUnload(guest: Guest, m: LoadedModule, t: Timeo
   return parseLayout(m.name, r.result.stdout, info?.textSizes);
 }
 
+/** The named caches' unnamed sites again, after emptying KASAN's quarantine of them (confirmTracesStep). */
+export async function confirmTraces(guest: Guest, caches: readonly string[], t: Timeouts, record: Record): Promise<TraceEntry[]> {
+  const r = await runStep(guest.session, confirmTracesStep(caches, t));
+  await record(r);
+  return parseAllocTraces(r.result.stdout);
+}
+
 /** After the last rmmod: the leaks of the unloaded modules, logged in the guest as LEAK_PREFIX lines. Returns how many. */
 export async function leakCheck(
   guest: Guest,
@@ -36,8 +43,11 @@ export async function leakCheck(
   await record(scan);
   // A module reloaded at the same address would find an earlier test's leak again: only what this test added counts.
   const traces = parseAllocTraces(scan.result.stdout);
-  const leaks = findLeaks(layouts, newTraces(lastScan.get(guest.session) ?? [], traces));
+  const before = lastScan.get(guest.session) ?? [];
   lastScan.set(guest.session, traces);
+  const first = findLeaks(layouts, newTraces(before, traces));
+  if (!first.length) return 0;
+  const leaks = findLeaks(layouts, newTraces(before, await confirmTraces(guest, [...new Set(first.map((l) => l.cache))], t, record)));
   if (!leaks.length) return 0;
   const lines: string[] = [];
   for (const l of leaks) {

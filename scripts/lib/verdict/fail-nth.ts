@@ -70,7 +70,8 @@ export function splitInjections(dmesg: string): { rest: string; injections: stri
 }
 
 /** The allocation machinery a failed allocation's trace starts with; the first frame past it is the caller that asked. */
-const MACHINERY = /^(dump_stack|should_fail|should_failslab|fail_dump|slab_pre_alloc_hook|kmem_cache_alloc|__kmem_cache_alloc|__kmalloc|kmalloc|kmemdup|kstrdup|kzalloc|krealloc|kvmalloc|__do_kmalloc|slab_alloc)[\w.]*\+/;
+const MACHINERY =
+  /^(dump_stack|should_fail|should_failslab|fail_dump|slab_pre_alloc_hook|kmem_cache_alloc|__kmem_cache_alloc|__kmalloc|kmalloc|kmemdup|kstrdup|kzalloc|krealloc|kvmalloc|__do_kmalloc|slab_alloc)[\w.]*\+/;
 
 /** Where the failed allocation was asked for: the first frame of its stack past the allocator. */
 export function injectionSite(block: readonly string[]): string | undefined {
@@ -123,4 +124,4 @@ export function judgeNth(o: NthOutcome, before: readonly TraceEntry[], rules: Co
   return [load, splat, leak];
 }
 
-const ordinal = (n: number): string => `${n}${n % 100 >= 11 && n % 100 <= 13 ? 'th' : ['th', 'st', 'nd', 'rd'][n % 10] ?? 'th'}`;
+const ordinal = (n: number): string => `${n}${n % 100 >= 11 && n % 100 <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th')}`;

@@ -48,7 +48,11 @@ t.test('a splat that is not the injection’s fails the N; so do objects the err
   const leak = judgeNth(added, before, rules, 'netlink_simple_intf').find((c) => c.name === 'no-leak')!;
   t.equal(leak.ok, false);
   t.match(leak.message, /1 object of kmalloc-64 allocated at 0xffffffffa0009010, still allocated after the failed load/);
-  t.equal(judgeNth({ ...o, traces: before }, before, rules, 'netlink_simple_intf').find((c) => c.name === 'no-leak')!.ok, true, 'the baseline alone is no leak');
+  t.equal(
+    judgeNth({ ...o, traces: before }, before, rules, 'netlink_simple_intf').find((c) => c.name === 'no-leak')!.ok,
+    true,
+    'the baseline alone is no leak',
+  );
 });
 
 t.test('not reached: the load made fewer allocations than N', async (t) => {
