@@ -5,9 +5,10 @@
  * (/proc/thread-self/fail-nth, Documentation/fault-injection/). The file is
  * read and the parameters joined first, so only the load's own allocations
  * count: the loader's, then the module's init. Prints one line,
- *   fail-nth: N=3 injected init_module=-1 errno=12
+ *   fail-nth: N=3 injected init_module=-1 errno=12 left=0
  * "injected" or "not-reached" (the load made fewer than N allocations: the
- * sweep is done). Exits 0 when the module loaded, 1 when init_module
+ * sweep is done); left is what remained of N, so a load with a huge N counts
+ * the load's allocations. Exits 0 when the module loaded, 1 when init_module
  * failed, 2 on bad usage. Built in the guest by kmodvm --fail-nth.
  */
 #include <errno.h>
@@ -61,6 +62,6 @@ int main(int argc, char **argv)
 		strcpy(left, "?");
 	if (write(nth, "0", 1) < 0)
 		perror("fail-nth reset");
-	printf("fail-nth: N=%ld %s init_module=%ld errno=%d\n", n, atoi(left) == 0 ? "injected" : "not-reached", r, r ? e : 0);
+	printf("fail-nth: N=%ld %s init_module=%ld errno=%d left=%ld\n", n, atol(left) == 0 ? "injected" : "not-reached", r, r ? e : 0, atol(left));
 	return r ? 1 : 0;
 }

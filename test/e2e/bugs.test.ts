@@ -88,3 +88,40 @@ t.test('the debug kernel: ten of ten, each at the planted line', async (t) => {
   t.equal(got.abba.id, 'lockdep');
   t.equal(got['gfp-atomic'].id, 'sleep-in-atomic');
 });
+
+t.test(
+  '--fail-nth 40 on the netlink module (the demo suite, debug kernel): the last 40 allocations of its load, its init among them, fail in turn, and each error path is clean',
+  async (t) => {
+    const r = await execa('node', [path.join(root, 'bin/kmodvm.js'), 'test', '--kernel', 'debian-12-debug', '--fail-nth', '40', '--runs-dir', runs], {
+      cwd: root,
+      reject: false,
+      timeout: 45 * 60_000,
+    });
+    const runDir = /run directory: (\S+)/.exec(r.stderr)?.[1];
+    t.ok(runDir, `a run directory\n${r.stderr.split('\n').slice(-30).join('\n')}`);
+    const report = JSON.parse(readFileSync(path.join(runDir!, 'report.json'), 'utf8')) as { tests: TestReport[] };
+    const failed = report.tests
+      .filter((x) => !x.ok)
+      .map(
+        (x) =>
+          `${x.name}: ${x.checks
+            .filter((c) => !c.ok)
+            .map((c) => c.message)
+            .join('; ')}`,
+      );
+    t.same(failed, [], 'no splat and no leak on any error path');
+    t.equal(r.exitCode, 0, 'exit 0');
+    const done = report.tests.find((x) => x.name === 'fail-nth netlink_simple_intf done');
+    t.match(done?.checks[0].message, /^N=\d+\.\.\d+ of the load's \d+ allocations failed in turn; N=\d+ was not reached$/);
+    const ns = report.tests.filter((x) => /N=\d+$/.test(x.name)).length;
+    t.ok(ns >= 30 && ns <= 40, `${ns} error paths (the load's count varies by one or two between loads)`);
+    t.ok(
+      report.tests.some((x) => x.checks.some((c) => c.name === 'load' && /was refused/.test(c.message ?? ''))),
+      'some failed allocation makes the load fail: an error path was taken',
+    );
+    t.ok(
+      report.tests.some((x) => x.checks.some((c) => c.name === 'load' && /\[netlink_simple_intf\]/.test(c.message ?? ''))),
+      "and some of them are the module's own (a site in it)",
+    );
+  },
+);

@@ -222,7 +222,7 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
   if (!existsSync(path.resolve(c.root, c.recipe))) {
     throw bad(
       c.kernel !== 'debian-12' && c.recipe === `qemu/kernels/${c.kernel}.json` ? 'kernel' : 'recipe',
-      `names no recipe file (${c.recipe}); the shipped kernels are ${shippedKernels(c.root).join(', ')}`,
+      `names no recipe file (${c.recipe}); the shipped kernels are ${shippedKernels(c.root, { debug: true }).join(', ')}`,
       c.kernel !== 'debian-12' ? c.kernel : c.recipe,
     );
   }
@@ -250,7 +250,8 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
   return c;
 }
 
-export function shippedKernels(root: string): string[] {
+/** The names --kernel takes: the image recipes (qemu/kernels/), then with debug the debug kernels (qemu/debug-kernels/). */
+export function shippedKernels(root: string, o: { debug?: boolean } = {}): string[] {
   const names = (dir: string): string[] => {
     try {
       return readdirSync(path.join(root, dir))
@@ -260,7 +261,7 @@ export function shippedKernels(root: string): string[] {
       return [];
     }
   };
-  return [...names('qemu/kernels'), ...names('qemu/debug-kernels')].sort();
+  return [...names('qemu/kernels'), ...(o.debug ? names('qemu/debug-kernels') : [])].sort();
 }
 
 /** When kernel names a debug kernel (qemu/debug-kernels/<kernel>.json): the image it boots. Its full schema is checked where it is built (build/debug-recipe.ts). */

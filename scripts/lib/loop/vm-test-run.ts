@@ -32,7 +32,7 @@ import { qemuVersion, resumable, snapshotKeyHere } from '../vm/resume.ts';
 import { findSnapshot, resumingSpec, savingSpec, snapshotsDir } from '../vm/snapshot.ts';
 import { loadRules, type CompiledRules } from '../verdict/splat.ts';
 import type { SshSession } from '../guest/ssh.ts';
-import { noSplatCheck } from '../suite/judge.ts';
+import { failNthSplatCheck, noSplatCheck } from '../suite/judge.ts';
 import { buildTreeFor, lockTree } from '../suite/build-tree.ts';
 import { resolveSuite, type ResolvedSuite } from '../suite/resolve.ts';
 import { hostAppCompiler } from '../build/hostbuild.ts';
@@ -245,7 +245,7 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: Check[], rules
   await settlesWithin(g.vm!.waitExit(), 5000);
   await g.vm!.kill();
   const tail: Check[] = [{ name: 'poweroff', ok: true, durationMs: Date.now() - t1 }];
-  tail.push(noSplatCheck(r.kernelLog, await consoles(g.serials), rules));
+  tail.push((run.c.failNth ? failNthSplatCheck : noSplatCheck)(r.kernelLog, await consoles(g.serials), rules));
   return assemble(report, head, r, tail, run.started);
 }
 

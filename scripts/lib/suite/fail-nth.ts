@@ -1,6 +1,7 @@
 // --fail-nth K: each module's load with its N-th allocation made to fail, for
-// N = 1, 2, … until the load makes fewer than N allocations (or K), one after
-// another on the guest; the modules before it in the suite are loaded first
+// the last K allocations of the load (counted by a first load that fails
+// nothing: the module's own init makes the last ones, after the loader's),
+// one after another on the guest; the modules before it in the suite are loaded first
 // (it may use their symbols). Each N is a report of its own, judged by
 // verdict/fail-nth.ts: a splat or a leak on the error path fails it. A splat
 // ends the module's sweep: the kernel can no longer be trusted.
@@ -8,10 +9,10 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runStep, type StepRecord } from '../guest/steps.ts';
 import { DMESG_MARK, TRACES_MARK, judgeNth, parseNth } from '../verdict/fail-nth.ts';
-import { newTraces, parseAllocTraces, type TraceEntry } from '../verdict/leaks.ts';
+import { newTraces, type TraceEntry } from '../verdict/leaks.ts';
 import { confirmTraces } from './memcheck.ts';
 import { worstOf, type Check, type TestReport } from '../verdict/report.ts';
-import { failNthStep, failNthToolStep, insmodStep, leakScanStep, rmmodStep, type LoadedModule } from './test-plan.ts';
+import { failNthStep, failNthToolStep, insmodStep, rmmodStep, type LoadedModule } from './test-plan.ts';
 import type { Guest, SuiteRunInput } from './types.ts';
 
 type Record = (r: StepRecord) => Promise<void>;
@@ -55,14 +56,28 @@ export async function runFailNth(i: SuiteRunInput, guest: Guest, modules: readon
   return out;
 }
 
-/** One module's sweep; returns why the kernel is no longer trusted, if it is not. */
+/** A load with an N it never reaches: how many allocations the whole load makes (the loader's, then the init's). */
+const COUNTING_N = 1_000_000;
+
+/** One module's sweep over the last K allocations of its load; returns why the kernel is no longer trusted, if it is not. */
 async function sweep(i: SuiteRunInput, guest: Guest, m: LoadedModule, record: Record, out: FailNthResult): Promise<string | undefined> {
   const t = i.c.timeouts;
-  const scan = await runStep(guest.session, leakScanStep(t));
-  await record(scan);
-  let before: TraceEntry[] = parseAllocTraces(scan.result.stdout);
-  for (let n = 1; n <= i.c.failNth; n++) {
-    const r = await runStep(guest.session, failNthStep(m, n, m.params, t, { traces: TRACES_MARK, dmesg: DMESG_MARK }));
+  const marks = { traces: TRACES_MARK, dmesg: DMESG_MARK };
+  const count = await runStep(guest.session, failNthStep(m, COUNTING_N, m.params, t, marks));
+  await record(count);
+  const c = parseNth(COUNTING_N, count.result.stdout);
+  if (!count.ok || c.injected || c.left === undefined || !c.loaded) {
+    out.tests.push(
+      testReport(`fail-nth ${m.name}`, [{ ...stepCheck(count), ok: false, failure: 'load', message: `the counting load of ${m.name} failed: ${c.head}` }]),
+    );
+    return undefined;
+  }
+  const total = COUNTING_N - c.left;
+  const from = Math.max(1, total - i.c.failNth + 1);
+  i.log(`fail-nth ${m.name}: the load makes ${total} allocations; failing N=${from}..${total} in turn (the module's own init makes the last ones)`);
+  let before: TraceEntry[] = c.traces;
+  for (let n = from; n <= total + 1; n++) {
+    const r = await runStep(guest.session, failNthStep(m, n, m.params, t, marks));
     await record(r);
     if (!r.ok) {
       out.tests.push(testReport(`fail-nth ${m.name} N=${n}`, [stepCheck(r)]));
@@ -71,19 +86,15 @@ async function sweep(i: SuiteRunInput, guest: Guest, m: LoadedModule, record: Re
     const o = parseNth(n, r.result.stdout);
     out.kernelLog += o.dmesg;
     if (!o.injected) {
-      i.log(`fail-nth ${m.name}: the load makes ${n - 1} allocations; each failed in turn`);
-      out.tests.push(
-        testReport(`fail-nth ${m.name} done`, [
-          { name: 'sweep', ok: true, durationMs: 0, message: `N=1..${n - 1}: every allocation of the load failed once; N=${n} was not reached` },
-        ]),
-      );
+      const message = `N=${from}..${n - 1} of the load's ${total} allocations failed in turn; N=${n} was not reached`;
+      out.tests.push(testReport(`fail-nth ${m.name} done`, [{ name: 'sweep', ok: true, durationMs: 0, message }]));
       return undefined;
     }
     const added = newTraces(before, o.traces);
     // KASAN's quarantine holds what the error path freed: only what stays after the caches are shrunk is left behind.
     if (added.length) {
-      const again = await confirmTraces(guest, [...new Set(added.map((x) => x.cache))], t, record);
       const caches = new Set(added.map((x) => x.cache));
+      const again = await confirmTraces(guest, [...caches], t, record);
       o.traces = [...o.traces.filter((x) => !caches.has(x.cache)), ...again];
     }
     const checks = judgeNth(o, before, i.rules, m.name);
@@ -91,15 +102,16 @@ async function sweep(i: SuiteRunInput, guest: Guest, m: LoadedModule, record: Re
     i.log(
       `fail-nth ${m.name} N=${n}: ${
         checks
-          .filter((c) => !c.ok)
-          .map((c) => c.message)
+          .filter((x) => !x.ok)
+          .map((x) => x.message)
           .join('; ') || checks[0].message
       }`,
     );
     before = o.traces;
-    const splat = checks.find((c) => c.name === 'no-splat' && !c.ok);
+    const splat = checks.find((x) => x.name === 'no-splat' && !x.ok);
     if (splat) return splat.message;
   }
-  i.log(`fail-nth ${m.name}: stopped at N=${i.c.failNth} (--fail-nth); the load makes more allocations`);
+  const message = `the load made more allocations than the ${total} counted`;
+  out.tests.push(testReport(`fail-nth ${m.name} done`, [{ name: 'sweep', ok: false, failure: 'load', durationMs: 0, message }]));
   return undefined;
 }

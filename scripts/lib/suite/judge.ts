@@ -6,6 +6,7 @@ import { tail } from '../core/proc.ts';
 import type { Check } from '../verdict/report.ts';
 import { findSplats, formatSplat, unexpectedTaint, type CompiledRules } from '../verdict/splat.ts';
 import type { StepRecord } from '../guest/steps.ts';
+import { splitInjections } from '../verdict/fail-nth.ts';
 import { firstSource, type Sources } from '../verdict/frames.ts';
 import { formatMismatches, matchTranscript, type Transcript } from '../verdict/transcript.ts';
 
@@ -124,6 +125,11 @@ export function judgeTest(e: TestEvidence, x: TestExpect, rules: CompiledRules):
 }
 
 /** The run-wide splat check: the whole kernel log and the serial console. */
+/** The run-wide splat check of a --fail-nth run: the injections' own reports (and the allocator's warnings after them) on the console are what it asked for. */
+export function failNthSplatCheck(kernelLog: string, serial: string, rules: CompiledRules): Check {
+  return noSplatCheck(splitInjections(kernelLog).rest, splitInjections(serial).rest, rules);
+}
+
 /** The splat kinds of a leak found at unload: the test fails, the kernel stays trusted. */
 export const LEAK_KINDS = ['memcheck-leak', 'kmemleak'];
 /** How many log lines after a splat's first the source lookup reads: a kernel BUG's call trace follows its register dump. */

@@ -15,6 +15,8 @@ export interface NthOutcome {
   n: number;
   /** The N-th allocation was made, and failed; false: the load made fewer (the sweep is done). */
   injected: boolean;
+  /** What remained of N after the load: N minus the load's allocations, when not reached. */
+  left?: number;
   loaded: boolean;
   errno?: number;
   head: string;
@@ -26,12 +28,13 @@ export function parseNth(n: number, stdout: string): NthOutcome {
   const t = stdout.indexOf(`${TRACES_MARK}\n`);
   const d = stdout.indexOf(`${DMESG_MARK}\n`);
   const head = t < 0 ? stdout : stdout.slice(0, t);
-  const line = /fail-nth: N=\d+ (injected|not-reached) init_module=(-?\d+) errno=(\d+)/.exec(head);
+  const line = /fail-nth: N=\d+ (injected|not-reached) init_module=(-?\d+) errno=(\d+)(?: left=(\d+))?/.exec(head);
   return {
     n,
     injected: line?.[1] === 'injected',
     loaded: line?.[2] === '0',
     errno: line ? Number(line[3]) : undefined,
+    left: line?.[4] === undefined ? undefined : Number(line[4]),
     head: head.trim(),
     traces: t < 0 ? [] : parseAllocTraces(stdout.slice(t, d < 0 ? undefined : d)),
     dmesg: d < 0 ? '' : stdout.slice(d + DMESG_MARK.length + 1),
@@ -73,17 +76,22 @@ export function splitInjections(dmesg: string): { rest: string; injections: stri
 const MACHINERY =
   /^(dump_stack|should_fail|should_failslab|fail_dump|slab_pre_alloc_hook|kmem_cache_alloc|__kmem_cache_alloc|__kmalloc|kmalloc|kmemdup|kstrdup|kzalloc|krealloc|kvmalloc|__do_kmalloc|slab_alloc)[\w.]*\+/;
 
-/** Where the failed allocation was asked for: the first frame of its stack past the allocator. */
-export function injectionSite(block: readonly string[]): string | undefined {
+/** The frames of an injection's stack, past the allocator; "? f" (a word on the stack the unwinder could not vouch for) left out. */
+function callers(block: readonly string[]): string[] {
   const trace = block.findIndex((l) => l.includes('Call Trace:'));
-  if (trace < 0) return undefined;
-  for (const raw of block.slice(trace + 1)) {
-    const l = raw.replace(/^\[[^\]]*\]\s*/, '').trim();
-    // "? f": a word on the stack the unwinder could not vouch for.
-    if (!l || l.startsWith('<') || l.startsWith('? ') || MACHINERY.test(l)) continue;
-    return l;
-  }
-  return undefined;
+  if (trace < 0) return [];
+  return block
+    .slice(trace + 1)
+    .map((raw) => raw.replace(/^\[[^\]]*\]\s*/, '').trim())
+    .filter((l) => l && !l.startsWith('<') && !l.startsWith('? ') && !l.includes(': ') && !MACHINERY.test(l));
+}
+
+/** Where the failed allocation was asked for: the first frame of its stack past the allocator, and the first of a module, when it is another. */
+export function injectionSite(block: readonly string[]): string | undefined {
+  const frames = callers(block);
+  if (!frames.length) return undefined;
+  const mod = frames.find((f) => / \[\w+\]$/.test(f));
+  return mod && mod !== frames[0] ? `${frames[0]}, from ${mod}` : frames[0];
 }
 
 /** The checks of one N. */

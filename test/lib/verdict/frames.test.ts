@@ -36,8 +36,8 @@ t.test('frames: each once, only of the named modules; the faulting ones marked e
   t.notOk(moduleFrames(' f+0x3/0x9 [m]', new Set(['m']))[0].exact);
 });
 
-t.test('bare addresses: a module unloaded before the slab check printed its frames so', async (t) => {
+t.test('bare addresses: code the kernel can no longer name (here the init code freed after the load) prints so', async (t) => {
   const bare = bareAddresses(fx('6.1-memcheck/use-after-free.dmesg.log'));
-  t.ok(bare.length >= 2);
+  t.ok(bare.length >= 1);
   t.ok(bare.every((b) => /^0xffffffff[0-9a-f]{8}$/.test(b.text) && b.addr === BigInt(b.text)));
 });
