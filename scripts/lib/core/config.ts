@@ -190,8 +190,13 @@ const configSchema = z.looseObject({
   shard: z.string().refine((v) => v === '' || /^\d+\/\d+$/.test(v), 'must be I/N, e.g. 2/4'),
 });
 
-/** --memcheck's boot parameters: red zones, poisoning, sanity checks and allocation traces for every cache, and freed pages poisoned. */
-export const MEMCHECK_KERNEL_ARGS = ['slub_debug=FZPU', 'page_poison=1'];
+/**
+ * --memcheck's boot parameters: red zones, poisoning, sanity checks and
+ * allocation traces for every cache, and freed pages poisoned; and KFENCE's
+ * sampling, which Debian 13's kernel has built in but off (a kernel without
+ * KFENCE, such as Debian 12's, ignores it).
+ */
+export const MEMCHECK_KERNEL_ARGS = ['slub_debug=FZPU', 'page_poison=1', 'kfence.sample_interval=100'];
 
 /** The debug kernel's KASAN already guards red zones and freed memory: SLUB keeps only its allocation traces (U) there, for the leak check. */
 export const DEBUG_KERNEL_MEMCHECK_ARGS = ['slub_debug=U'];

@@ -105,7 +105,7 @@ t.test('numbers are digits only: --cpus 1e1 and --memory 0x400 are bad input, no
 t.test('--memcheck adds SLUB debugging to the guest kernel command line, once', async (t) => {
   const c = loadConfig(['--memcheck'], {}, root).config;
   t.equal(c.memcheck, true);
-  t.same(c.kernelArgs, ['slub_debug=FZPU', 'page_poison=1']);
+  t.same(c.kernelArgs, ['slub_debug=FZPU', 'page_poison=1', 'kfence.sample_interval=100']);
   t.same(loadConfig([], {}, root).config.kernelArgs, [], 'not without it');
 });
 
