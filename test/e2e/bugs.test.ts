@@ -114,7 +114,7 @@ t.test(
     const done = report.tests.find((x) => x.name === 'fail-nth netlink_simple_intf done');
     t.match(done?.checks[0].message, /^N=\d+\.\.\d+ of the load's \d+ allocations failed in turn; N=\d+ was not reached$/);
     const ns = report.tests.filter((x) => /N=\d+$/.test(x.name)).length;
-    t.ok(ns >= 30 && ns <= 40, `${ns} error paths (the load's count varies by one or two between loads)`);
+    t.ok(ns >= 30 && ns <= 80, `${ns} error paths (two loads need not make the same number of allocations)`);
     t.ok(
       report.tests.some((x) => x.checks.some((c) => c.name === 'load' && /was refused/.test(c.message ?? ''))),
       'some failed allocation makes the load fail: an error path was taken',
