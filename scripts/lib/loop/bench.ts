@@ -70,6 +70,8 @@ export function markdownTable(rows: readonly BenchRow[], r: BenchResult): string
     `| **warm / classic** | ${r.ratios.warm_vs_classic ?? 'n/a'} | |`,
     `| **guest build / classic** | ${r.ratios.guest_build_vs_classic ?? 'n/a'} | |`,
     `| guest build with make (first build of a module shape) / classic | ${r.ratios.guest_make_vs_classic ?? 'n/a'} | |`,
+    `| \`--memcheck\` / warm | ${r.ratios.memcheck_vs_warm ?? 'n/a'} | |`,
+    `| debug kernel / warm | ${r.ratios.debug_kernel_vs_warm ?? 'n/a'} | |`,
     `| CLI start, compiled / tsx | ${r.ratios.cli_start_compiled_vs_tsx ?? 'n/a'} | |`,
     `| \`kmodvm ssh -- true\`, compiled / tsx | ${r.ratios.ssh_true_compiled_vs_tsx ?? 'n/a'} | |`,
   ].join('\n');

@@ -12,6 +12,8 @@ import { formatMismatches, matchTranscript, type Transcript } from '../verdict/t
 
 /** Taint flag O: an out-of-tree module was loaded this boot. */
 export const TAINT_OOT = 1 << 12;
+/** Taint flag E: an unsigned module was loaded by a kernel that checks signatures. */
+export const TAINT_UNSIGNED = 1 << 13;
 
 export interface TestEvidence {
   /** insmod records, in load order (a load stops at the first failure). */
@@ -72,7 +74,9 @@ export function judgeTest(e: TestEvidence, x: TestExpect, rules: CompiledRules):
   if (e.run) checks.push(runCheck(e.run, x.exitCode, e.hangEvidence));
   checks.push(...e.unloads.map((r) => stepCheck(r, e.kernelLog)));
   if (e.run && !e.run.result.timedOut && x.transcript) {
-    const m = matchTranscript(x.transcript.parsed, { kernel: e.kernelLog, app: e.run.result.stdout }, { firstLoad });
+    // Taint E (an unsigned module was loaded) is set only by a kernel that checks signatures; one that does not never prints the signature line.
+    const checksSignatures = e.taintAfter === undefined || (e.taintAfter & TAINT_UNSIGNED) !== 0;
+    const m = matchTranscript(x.transcript.parsed, { kernel: e.kernelLog, app: e.run.result.stdout }, { firstLoad, checksSignatures });
     captures = m.captures;
     checks.push(
       m.ok

@@ -154,3 +154,23 @@ t.test('a leak found at rmmod fails the test but leaves the kernel trusted', asy
   );
   t.equal(j.untrusted, undefined);
 });
+
+t.test(
+  'a kernel that does not check module signatures (the debug kernel) never prints the signature line: the demo transcript still passes there',
+  async (t) => {
+    // The netlink demo on --kernel debian-12-debug (test/fixtures/debug-kernel/): taint 4096 after (O, no E).
+    const transcript = { parsed: parseTranscript(fx('../expected/netlink.transcript'), 'netlink.transcript'), file: 'netlink.transcript' };
+    const e = evidence({
+      loads: [rec('insmod netlink_simple_intf')],
+      unloads: [rec('rmmod netlink_simple_intf')],
+      run: rec('run', { stdout: fx('debug-kernel/netlink.stdout') }, 'app'),
+      kernelLog: fx('debug-kernel/netlink.dmesg.log'),
+      taintBefore: 0,
+      taintAfter: 4096,
+    });
+    const ok = judgeTest(e, { exitCode: 0, transcript, loadsHere: true }, rules);
+    t.ok(ok.checks.find((c) => c.name === 'transcript')?.ok, 'transcript matches without the signature line');
+    const signed = judgeTest({ ...e, taintAfter: 4096 | 8192 }, { exitCode: 0, transcript, loadsHere: true }, rules);
+    t.notOk(signed.checks.find((c) => c.name === 'transcript')?.ok, 'with taint E the kernel checked signatures, and the line is required');
+  },
+);
