@@ -11,16 +11,18 @@ import { runStep, type StepRecord } from '../guest/steps.ts';
 import { DMESG_MARK, TRACES_MARK, judgeNth, parseNth } from '../verdict/fail-nth.ts';
 import { newTraces, type TraceEntry } from '../verdict/leaks.ts';
 import { confirmTraces } from './memcheck.ts';
-import { worstOf, type Check, type TestReport } from '../verdict/report.ts';
+import { testReport, type Check, type TestReport } from '../verdict/report.ts';
 import { failNthStep, failNthToolStep, insmodStep, rmmodStep, type LoadedModule } from './test-plan.ts';
 import type { Guest, SuiteRunInput } from './types.ts';
 
 type Record = (r: StepRecord) => Promise<void>;
 
-const testReport = (name: string, checks: Check[]): TestReport => {
-  const w = worstOf(checks);
-  return { name, ok: !w, failure: w, durationMs: checks.reduce((a, c) => a + c.durationMs, 0), checks };
-};
+const reportOf = (name: string, checks: Check[]): TestReport =>
+  testReport(
+    name,
+    checks,
+    checks.reduce((a, c) => a + c.durationMs, 0),
+  );
 
 const stepCheck = (r: StepRecord): Check => ({
   name: r.name,
@@ -43,7 +45,7 @@ export async function runFailNth(i: SuiteRunInput, guest: Guest, modules: readon
   const tool = await runStep(guest.session, failNthToolStep(source, i.c.timeouts));
   await record(tool);
   if (!tool.ok) {
-    out.tests.push(testReport('fail-nth', [stepCheck(tool)]));
+    out.tests.push(reportOf('fail-nth', [stepCheck(tool)]));
     return out;
   }
   for (const [k, m] of modules.entries()) {
@@ -68,7 +70,7 @@ async function sweep(i: SuiteRunInput, guest: Guest, m: LoadedModule, record: Re
   const c = parseNth(COUNTING_N, count.result.stdout);
   if (!count.ok || c.injected || c.left === undefined || !c.loaded) {
     out.tests.push(
-      testReport(`fail-nth ${m.name}`, [{ ...stepCheck(count), ok: false, failure: 'load', message: `the counting load of ${m.name} failed: ${c.head}` }]),
+      reportOf(`fail-nth ${m.name}`, [{ ...stepCheck(count), ok: false, failure: 'load', message: `the counting load of ${m.name} failed: ${c.head}` }]),
     );
     return undefined;
   }
@@ -81,14 +83,14 @@ async function sweep(i: SuiteRunInput, guest: Guest, m: LoadedModule, record: Re
     const r = await runStep(guest.session, failNthStep(m, n, m.params, t, marks));
     await record(r);
     if (!r.ok) {
-      out.tests.push(testReport(`fail-nth ${m.name} N=${n}`, [stepCheck(r)]));
+      out.tests.push(reportOf(`fail-nth ${m.name} N=${n}`, [stepCheck(r)]));
       return `${r.name}: ${r.message ?? r.result.reason}`;
     }
     const o = parseNth(n, r.result.stdout);
     out.kernelLog += o.dmesg;
     if (!o.injected) {
       const message = `N=${from}..${n - 1} of the load's ${total} allocations failed in turn; N=${n} was not reached`;
-      out.tests.push(testReport(`fail-nth ${m.name} done`, [{ name: 'sweep', ok: true, durationMs: 0, message }]));
+      out.tests.push(reportOf(`fail-nth ${m.name} done`, [{ name: 'sweep', ok: true, durationMs: 0, message }]));
       return undefined;
     }
     const added = newTraces(before, o.traces);
@@ -99,7 +101,7 @@ async function sweep(i: SuiteRunInput, guest: Guest, m: LoadedModule, record: Re
       o.traces = [...o.traces.filter((x) => !caches.has(x.cache)), ...again];
     }
     const checks = judgeNth(o, before, i.rules, m.name);
-    out.tests.push(testReport(`fail-nth ${m.name} N=${n}`, checks));
+    out.tests.push(reportOf(`fail-nth ${m.name} N=${n}`, checks));
     i.log(
       `fail-nth ${m.name} N=${n}: ${
         checks
@@ -113,6 +115,6 @@ async function sweep(i: SuiteRunInput, guest: Guest, m: LoadedModule, record: Re
     if (splat) return splat.message;
   }
   const message = `the load made more than ${total + i.c.failNth} allocations, ${i.c.failNth} more than the ${total} counted`;
-  out.tests.push(testReport(`fail-nth ${m.name} done`, [{ name: 'sweep', ok: false, failure: 'load', durationMs: 0, message }]));
+  out.tests.push(reportOf(`fail-nth ${m.name} done`, [{ name: 'sweep', ok: false, failure: 'load', durationMs: 0, message }]));
   return undefined;
 }

@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { tail } from '../core/proc.ts';
 import { recordStep, runStep, type StepRecord } from '../guest/steps.ts';
-import { worstOf, type Check, type TestReport } from '../verdict/report.ts';
+import { testReport as report, type Check, type TestReport } from '../verdict/report.ts';
 import { buildChecks, type SuiteHostBuild } from './host-build.ts';
 import { prepareGuest, type Prepared } from './prepare.ts';
 import { runOneTest } from './run-test.ts';
@@ -147,9 +147,4 @@ async function unloadOnce(i: SuiteRunInput, res: SuiteRunResult, modules: Prepar
   // The leak lines go to the guest's console, where the run-wide splat check reads them.
   if (i.c.memcheck && !untrusted) await leakCheck(res.guest, layouts, modules, i.c.timeouts, (r) => record('', r));
   return untrusted;
-}
-
-function report(name: string, checks: Check[], durationMs: number, freshGuest?: string): TestReport {
-  const w = worstOf(checks);
-  return { name, ok: !w, failure: w, durationMs, checks, freshGuest };
 }

@@ -65,6 +65,11 @@ export function parseStateAfter(stdout: string): StateAfter {
   return { pid: /^\d+$/.test(pid) ? pid : undefined, ...rest };
 }
 
+/** debugfs, where SLUB's allocation traces and failslab live; the lean guest does not mount it. */
+const DEBUGFS = 'mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug';
+/** alloc_traces lines whose site is a bare address: code the kernel can no longer name. */
+const UNNAMED_SITES = "'^ *[0-9][0-9]* 0x'";
+
 /** --memcheck, before rmmod: where the module's text sections are (the leak check's ranges), and its core from /proc/modules. */
 export const moduleLayoutStep = (m: LoadedModule, t: Timeouts): StepSpec => ({
   name: `layout ${m.name}`,
@@ -76,11 +81,7 @@ export const moduleLayoutStep = (m: LoadedModule, t: Timeouts): StepSpec => ({
 /** --memcheck, after the last rmmod: the allocation sites of live objects that the kernel can no longer name (an unloaded module's). */
 export const leakScanStep = (t: Timeouts): StepSpec => ({
   name: 'leak-scan',
-  argv: [
-    'sh',
-    '-c',
-    "mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug; grep -H '^ *[0-9][0-9]* 0x' /sys/kernel/debug/slab/*/alloc_traces; true",
-  ],
+  argv: ['sh', '-c', `${DEBUGFS}; grep -H ${UNNAMED_SITES} /sys/kernel/debug/slab/*/alloc_traces; true`],
   timeoutMs: s(t.command),
   failure: 'internal',
 });
@@ -96,7 +97,7 @@ export const confirmTracesStep = (caches: readonly string[], t: Timeouts): StepS
   argv: [
     'sh',
     '-c',
-    'for c; do echo 1 > "/sys/kernel/slab/$c/shrink"; done 2>/dev/null; for c; do grep -H \'^ *[0-9][0-9]* 0x\' "/sys/kernel/debug/slab/$c/alloc_traces"; done; true',
+    `for c; do echo 1 > "/sys/kernel/slab/$c/shrink"; done 2>/dev/null; for c; do grep -H ${UNNAMED_SITES} "/sys/kernel/debug/slab/$c/alloc_traces"; done; true`,
     'sh',
     ...caches,
   ],
@@ -119,7 +120,7 @@ export const failNthToolStep = (source: string, t: Timeouts): StepSpec => ({
     'sh',
     '-c',
     [
-      'mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug',
+      DEBUGFS,
       'test -e /proc/thread-self/fail-nth || { echo "this kernel has no fault injection (CONFIG_FAULT_INJECTION, CONFIG_FAILSLAB): run with --kernel debian-12-debug" >&2; exit 3; }',
       'echo N > /sys/kernel/debug/failslab/ignore-gfp-wait',
       'echo 2 > /sys/kernel/debug/failslab/verbose',
@@ -140,7 +141,7 @@ export const failNthStep = (m: LoadedModule, n: number, params: readonly string[
   argv: [
     'sh',
     '-c',
-    `n=$1 ko=$2 m=$3; shift 3; /tmp/kmodvm-fail-nth "$n" "$ko" "$@"; if [ $? = 0 ]; then rmmod "$m" || echo "kmodvm: rmmod $m failed"; fi; echo ${marks.traces}; grep -H '^ *[0-9][0-9]* 0x' /sys/kernel/debug/slab/*/alloc_traces; echo ${marks.dmesg}; dmesg -c; true`,
+    `n=$1 ko=$2 m=$3; shift 3; /tmp/kmodvm-fail-nth "$n" "$ko" "$@"; if [ $? = 0 ]; then rmmod "$m" || echo "kmodvm: rmmod $m failed"; fi; echo ${marks.traces}; grep -H ${UNNAMED_SITES} /sys/kernel/debug/slab/*/alloc_traces; echo ${marks.dmesg}; dmesg -c; true`,
     'sh',
     String(n),
     m.guestKo,

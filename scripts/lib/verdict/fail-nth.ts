@@ -5,7 +5,7 @@
 // splat other than the injection's own report, or on objects left behind by
 // the module's error path: sites that were not there before this N.
 import type { Check } from './report.ts';
-import { findSplats, formatSplat, type CompiledRules } from './splat.ts';
+import { findSplats, formatSplat, strip, type CompiledRules } from './splat.ts';
 import { newTraces, parseAllocTraces, type TraceEntry } from './leaks.ts';
 
 export const TRACES_MARK = '@@kmodvm-traces';
@@ -82,7 +82,7 @@ function callers(block: readonly string[]): string[] {
   if (trace < 0) return [];
   return block
     .slice(trace + 1)
-    .map((raw) => raw.replace(/^\[[^\]]*\]\s*/, '').trim())
+    .map((raw) => strip(raw).trim())
     .filter((l) => l && !l.startsWith('<') && !l.startsWith('? ') && !l.includes(': ') && !MACHINERY.test(l));
 }
 

@@ -3,6 +3,8 @@
 // becomes a source line (build/ko-debug.ts), kept with the evidence as a
 // Sources map so a saved run is judged again the same way.
 
+import { strip } from './splat.ts';
+
 export interface Frame {
   /** As the kernel printed it: plant_leak+0xc/0x1b [planted]. */
   text: string;
@@ -77,7 +79,7 @@ export function firstSource(lines: readonly string[], sources: Sources | undefin
   let inTrace = false;
   let freed = false;
   lines.forEach((line, k) => {
-    const text = line.replace(/^\[[^\]]*\]\s*/, '');
+    const text = strip(line);
     if (/Call Trace:/.test(text)) inTrace = true;
     if (/^(Freed|Allocated) (in|by)/.test(text)) freed = text.startsWith('Freed');
     for (const m of [...line.slice(0, 4096).matchAll(FRAME), ...line.slice(0, 4096).matchAll(BARE)].sort((a, b) => a.index - b.index)) {

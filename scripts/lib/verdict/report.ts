@@ -73,6 +73,12 @@ export const FAILURE_RANK: readonly FailureClass[] = [
   'transcript',
 ];
 
+/** One test's report: its checks, and its worst failure. */
+export function testReport(name: string, checks: Check[], durationMs: number, freshGuest?: string): TestReport {
+  const w = worstOf(checks);
+  return { name, ok: !w, failure: w, durationMs, checks, freshGuest };
+}
+
 export function worstOf(checks: readonly Check[]): FailureClass | undefined {
   const bad = checks.filter((c) => !c.ok).map((c) => c.failure ?? 'internal');
   return FAILURE_RANK.find((f) => bad.includes(f));

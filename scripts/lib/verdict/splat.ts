@@ -76,7 +76,7 @@ export function loadRules(files: string[]): CompiledRules {
 
 // A printk record is at most 1 KiB (LOG_LINE_MAX); a longer line (a console flooded without newlines) is cut, so a project's own
 // patterns run on bounded input.
-const strip = (l: string): string =>
+export const strip = (l: string): string =>
   l
     .slice(0, 4096)
     .replace(/\r$/, '')

@@ -116,17 +116,17 @@ function clashOf(e: ExpectedLine, line: string, caps: Record<string, string>): s
 const around = (lines: string[], at: number): { index: number; text: string }[] =>
   lines.slice(Math.max(0, at - 2), at + 4).map((text, k) => ({ index: Math.max(0, at - 2) + k, text }));
 
+/** The first-load line a kernel prints only when it checks module signatures (CONFIG_MODULE_SIG, as Debian's do; not the debug kernel). */
+export const SIGNATURE_LINE = /module verification failed: signature and\/or required key missing/;
+
 /** Kernel lines printed only by the first out-of-tree module load of a boot. */
-export const FIRST_LOAD_ONLY = [/loading out-of-tree module taints kernel/, /module verification failed: signature and\/or required key missing/];
+export const FIRST_LOAD_ONLY = [/loading out-of-tree module taints kernel/, SIGNATURE_LINE];
 
 /**
  * Matches the actual output. With firstLoad false (the kernel already had an
  * out-of-tree module this boot, as in watch mode) the first-load-only lines
  * are not expected; on a fresh boot (the default) they are required.
  */
-/** The first-load line a kernel prints only when it checks module signatures (CONFIG_MODULE_SIG, as Debian's do; not the debug kernel). */
-export const SIGNATURE_LINE = /module verification failed: signature and\/or required key missing/;
-
 export function matchTranscript(
   t: Transcript,
   actual: { kernel: string; app: string },
