@@ -18,7 +18,7 @@ import { withProgress } from '../core/progress.ts';
 import { preflight } from '../host/preflight.ts';
 import { staleTemp } from '../image/build.ts';
 import { buildCommands, debugKernelKey, loadDebugRecipe, parseKconfig, unmetOptions, type DebugRecipe } from './debug-recipe.ts';
-import { BWRAP, sandboxArgv } from './sandbox.ts';
+import { runSandboxed } from './sandbox.ts';
 
 type Log = (l: string) => void;
 
@@ -112,9 +112,9 @@ export async function ensureDebugKernel(c: Config, log: Log): Promise<DebugKerne
 }
 
 async function step(c: Config, what: string, cmd: string, args: string[], o: { timeoutMs: number; writable: string; jail?: boolean }): Promise<string> {
-  const argv: [string, string[]] = o.jail === false ? [cmd, args] : [BWRAP, sandboxArgv(cmd, args, { writable: [o.writable], cwd: o.writable })];
   if (c.verbose) process.stderr.write(`$ ${shellJoin([cmd, ...args])}\n`);
-  const r = await run(argv[0], argv[1], { timeoutMs: o.timeoutMs, echo: c.verbose });
+  const ro = { timeoutMs: o.timeoutMs, echo: c.verbose };
+  const r = o.jail === false ? await run(cmd, args, ro) : await runSandboxed(cmd, args, { writable: [o.writable], cwd: o.writable }, ro);
   if (r.exitCode !== 0)
     throw new KmodvmError('image', `debug kernel: ${what} failed (${r.reason})`, {
       evidence: tail(`${r.stdout}\n${r.stderr}`, 25),

@@ -9,14 +9,14 @@ import { cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:
 import path from 'node:path';
 import { KmodvmError } from '../core/errors.ts';
 import { findTool } from '../host/preflight.ts';
-import { run, tail } from '../core/proc.ts';
+import { tail } from '../core/proc.ts';
 import { keepBuiltModSources, loadReplayPlan, replay, replayable } from './kbuild-replay.ts';
 import { compilerDiagnostics } from '../guest/steps.ts';
 export { exportHeaders, headersKdir, kernelGccMajor } from '../image/headers.ts';
 
 export type { BuildMode } from '../core/config.ts';
 import type { BuildMode } from '../core/config.ts';
-import { BWRAP, sandboxArgv } from './sandbox.ts';
+import { buildEnv, runSandboxed } from './sandbox.ts';
 
 export function chooseBuildMode(
   requested: BuildMode,
@@ -103,13 +103,18 @@ export async function hostMake(o: {
   copied?: boolean;
   /** The one directory the build may write (the suite's build tree); default outDir. */
   writable?: string;
+  /** What else it may read: the kernel tree (kbuildRoot). */
+  readable?: string[];
 }): Promise<HostBuild> {
   const niceness = o.niceness ?? 10;
   // Everything the module's Makefile and kbuild run on the host runs in the sandbox (sandbox.ts).
-  const jail = (cmd: string, args: string[], cwd?: string): [string, string[]] => [BWRAP, sandboxArgv(cmd, args, { writable: [o.writable ?? o.outDir], cwd })];
+  const readable = o.readable ?? [];
+  const jail = (cmd: string, args: string[], ro: { cwd?: string; timeoutMs: number }) =>
+    runSandboxed(cmd, args, { writable: [o.writable ?? o.outDir], readable, cwd: ro.cwd }, { timeoutMs: ro.timeoutMs });
   const stamp = path.join(o.outDir, '.kmodvm-sources');
   const shapeStamp = path.join(o.outDir, '.kmodvm-shape');
-  const salt = `${o.hashSalt}\0${o.makeArgs.join('\0')}`;
+  // Every input of the build is in its key: the make arguments and the environment kbuild reads.
+  const salt = [o.hashSalt, ...o.makeArgs, ...buildEnv().map(([k, v]) => `${k}=${v}`)].join('\0');
   const hash = await sourceHash(o.srcDir, salt);
   const shape = await shapeHash(o.srcDir, salt);
   // Without a named product (an app), make's exit status is the only witness.
@@ -126,13 +131,13 @@ export async function hostMake(o: {
       ? await loadReplayPlan(o.outDir)
       : undefined;
   const started = Date.now();
-  let r = plan ? await replay(plan, o.replayKdir!, o.timeoutMs, niceness, jail) : undefined;
+  let r = plan ? await replay(plan, o.replayKdir!, o.timeoutMs, { niceness, exec: jail }) : undefined;
   const replayed = r !== undefined && (r.exitCode === 0 || compilerDiagnostics(r.output).some((d) => d.severity !== 'warning'));
   if (!replayed) {
     await rm(shapeStamp, { force: true });
     // nice: the build runs while the guest boots on the same cores; the boot goes first
     // (niceness 0 on a guest that is already up: then the build is what is waited for).
-    const m = await run(...jail('nice', ['-n', String(niceness), 'make', '-C', o.outDir, ...o.makeArgs]), { timeoutMs: o.timeoutMs });
+    const m = await jail('nice', ['-n', String(niceness), 'make', '-C', o.outDir, ...o.makeArgs], { timeoutMs: o.timeoutMs });
     r = { ...m, output: m.stdout + m.stderr, skipped: 0, patched: 0 };
   }
   const skipped = (r!.skipped ? `, ${r!.skipped} up to date` : '') + (r!.patched ? `, ${r!.patched} patched: only its srcversion changed` : '');
@@ -146,6 +151,16 @@ export async function hostMake(o: {
     if (!replayed) await keepBuiltModSources(o.outDir);
   }
   return { ok: true, ko: product, durationMs, output };
+}
+
+/**
+ * The directory a build reads its kernel tree from: an image's exported
+ * headers are a tree of their own (…/headers, whose -amd64 and -common
+ * trees and linux-kbuild link to each other), any other kdir is itself.
+ */
+export function kbuildRoot(kdir: string): string {
+  const m = /^(.*\/headers)\/usr\/src\/linux-headers-[^/]+\/?$/.exec(kdir);
+  return m ? m[1] : kdir;
 }
 
 /** A failed make: the compiler's errors on the user's own files (make ran in the copy; a relative name there is the user's file), else make's tail. */
@@ -180,7 +195,7 @@ export async function guestCopy(ko: string, timeoutMs: number): Promise<string> 
   await mkdir(dir, { recursive: true });
   const tmp = `${out}.tmp-${process.pid}`;
   // strip reads an ELF file the module's build wrote: in the sandbox too, writing only beside it.
-  const r = await run(BWRAP, sandboxArgv('strip', ['--strip-debug', '-o', tmp, ko], { writable: [dir], tmp: false }), { timeoutMs });
+  const r = await runSandboxed('strip', ['--strip-debug', '-o', tmp, ko], { writable: [dir], readable: [path.dirname(ko)], tmp: false }, { timeoutMs });
   if (r.exitCode !== 0) {
     await rm(tmp, { force: true });
     return ko;
@@ -204,6 +219,7 @@ export async function hostBuildModule(o: {
     outDir: o.outDir,
     product: `${o.moduleName}.ko`,
     makeArgs: [`KDIR=${o.kdir}`],
+    readable: [kbuildRoot(o.kdir)],
     hashSalt: o.kdir,
     timeoutMs: o.timeoutMs,
     replayKdir: o.replay === false ? undefined : o.kdir,

@@ -176,11 +176,15 @@ export async function replay(
   plan: readonly string[],
   kdir: string,
   timeoutMs: number,
-  niceness = 10,
-  /** How a command runs: in the host build's sandbox (sandbox.ts); as it is only in tests. */
-  wrap: (cmd: string, args: string[], cwd: string) => [string, string[]] = (cmd, args) => [cmd, args],
+  o: {
+    niceness?: number;
+    /** How a command runs: in the host build's sandbox (sandbox.ts); as it is only in tests. */
+    exec?: (cmd: string, args: string[], o: { cwd: string; timeoutMs: number }) => Promise<RunResult>;
+  } = {},
 ): Promise<RunResult & { output: string; skipped: number; patched: number }> {
   const deadline = Date.now() + timeoutMs;
+  const exec = o.exec ?? ((cmd, args, ro) => run(cmd, args, ro));
+  const niceness = o.niceness ?? 10;
   let output = '';
   let last: RunResult | undefined;
   let skipped = 0;
@@ -200,8 +204,7 @@ export async function replay(
     }
     // kbuild's own recorded command line, run the way kbuild's `cmd` macro does: set -e, so a failed
     // compile stops before objtool and the link (which would otherwise reuse the old object).
-    const [bin, argv] = wrap('nice', ['-n', String(niceness), 'sh', '-e', '-c', cmd], kdir);
-    last = await run(bin, argv, { cwd: kdir, timeoutMs: Math.max(1000, deadline - Date.now()) });
+    last = await exec('nice', ['-n', String(niceness), 'sh', '-e', '-c', cmd], { cwd: kdir, timeoutMs: Math.max(1000, deadline - Date.now()) });
     output += last.stdout + last.stderr;
     if (last.exitCode !== 0) break;
     if (mod) await copyFile(mod.src, builtModSource(mod.src));

@@ -3,8 +3,8 @@
 // parsed, not trusted. Its section sizes place a leak's allocation site
 // (verdict/leaks.ts); its symbols and line tables turn a report's
 // func+off/size [module] into the module's source line.
-import { run } from '../core/proc.ts';
-import { BWRAP, sandboxArgv } from './sandbox.ts';
+import path from 'node:path';
+import { runSandboxed } from './sandbox.ts';
 
 export interface KoSymbol {
   name: string;
@@ -23,7 +23,7 @@ export interface KoInfo {
 const TIMEOUT_MS = 20_000;
 
 async function tool(cmd: string, args: string[], ko: string): Promise<string> {
-  const r = await run(BWRAP, sandboxArgv(cmd, args, { writable: [], tmp: false }), { timeoutMs: TIMEOUT_MS });
+  const r = await runSandboxed(cmd, args, { writable: [], readable: [path.dirname(ko)], tmp: false }, { timeoutMs: TIMEOUT_MS });
   if (r.exitCode !== 0) throw new Error(`${cmd} ${ko}: ${r.reason}: ${r.stderr.trim().split('\n')[0] ?? ''}`);
   return r.stdout;
 }

@@ -14,6 +14,8 @@ export interface RunOptions {
   input?: string | Buffer;
   /** Stream the child's output to ours as well as capturing it. */
   echo?: boolean;
+  /** Bytes the child reads on its fd 3 (bwrap's seccomp program). */
+  fd3?: Uint8Array;
 }
 
 /** Shell-quotes an argv for display (bash syntax, as zx prints it). */
@@ -26,6 +28,8 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
     throw new TypeError(`Expected the \`timeoutMs\` option to be a positive number, got ${opts.timeoutMs}`);
   }
   const started = Date.now();
+  const out = opts.echo ? (['pipe', 'inherit'] as const) : 'pipe';
+  const stdin = opts.input === undefined ? 'ignore' : 'pipe';
   const child = execa(cmd, [...args], {
     reject: false,
     timeout: opts.timeoutMs,
@@ -34,9 +38,8 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
     env: opts.env,
     extendEnv: true,
     input: opts.input,
-    stdin: opts.input === undefined ? 'ignore' : undefined,
-    stdout: opts.echo ? ['pipe', 'inherit'] : 'pipe',
-    stderr: opts.echo ? ['pipe', 'inherit'] : 'pipe',
+    // fd 0-2 as stdin/stdout/stderr would say, and fd 3 when asked for.
+    stdio: opts.fd3 ? [stdin, out, out, opts.fd3] : [stdin, out, out],
     stripFinalNewline: false,
     maxBuffer: 256 * 1024 * 1024,
   });

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import { guestCopy, hostMake, type HostBuild } from '../build/hostbuild.ts';
+import { guestCopy, hostMake, kbuildRoot, type HostBuild } from '../build/hostbuild.ts';
 import type { Check } from '../verdict/report.ts';
 import { hostPaths, srcPath, type Suite } from './load.ts';
 import { modulesFromOrder, type BuiltModule } from './modules-order.ts';
@@ -117,6 +117,7 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
       outDir: out,
       product: 'modules.order',
       makeArgs: [`KDIR=${i.kdir}`, ...extra],
+      readable: [kbuildRoot(i.kdir)],
       hashSalt: `${i.kdir}\0${shared}`,
       timeoutMs: i.timeoutMs,
       replayKdir: i.replay ? i.kdir : undefined,
