@@ -5,11 +5,12 @@
 // the guest boots. `auto` picks host when that compiler is on the host.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { KmodvmError } from '../core/errors.ts';
 import { findTool } from '../host/preflight.ts';
 import { tail } from '../core/proc.ts';
+import { copyInside, mkdirInside, readInside, replaceInside, UnsafePath } from '../core/tree-fs.ts';
 import { keepBuiltModSources, loadReplayPlan, replay, replayable } from './kbuild-replay.ts';
 import { compilerDiagnostics } from '../guest/steps.ts';
 export { exportHeaders, headersKdir, kernelGccMajor } from '../image/headers.ts';
@@ -103,35 +104,41 @@ export async function hostMake(o: {
   copied?: boolean;
   /** The one directory the build may write (the suite's build tree); default outDir. */
   writable?: string;
-  /** What else it may read: the kernel tree (kbuildRoot). */
+  /** What else it may read (the kernel tree, when it is not replayKdir's). */
   readable?: string[];
 }): Promise<HostBuild> {
   const niceness = o.niceness ?? 10;
-  // Everything the module's Makefile and kbuild run on the host runs in the sandbox (sandbox.ts).
+  // The tree the build may write: kmodvm reads and writes there only as core/tree-fs.ts does, never through what the build left.
+  const root = o.writable ?? o.outDir;
   const readable = o.readable ?? [];
+  // Everything the module's Makefile and kbuild run on the host runs in the sandbox (sandbox.ts).
   const jail = (cmd: string, args: string[], ro: { cwd?: string; timeoutMs: number }) =>
-    runSandboxed(cmd, args, { writable: [o.writable ?? o.outDir], readable, cwd: ro.cwd }, { timeoutMs: ro.timeoutMs });
+    runSandboxed(cmd, args, { writable: [root], readable, cwd: ro.cwd }, { timeoutMs: ro.timeoutMs });
   const stamp = path.join(o.outDir, '.kmodvm-sources');
   const shapeStamp = path.join(o.outDir, '.kmodvm-shape');
+  const readStamp = (f: string): Promise<string> =>
+    readInside(root, f, 4096).then(
+      (b) => b.toString('utf8'),
+      () => '',
+    );
   // Every input of the build is in its key: the make arguments and the environment kbuild reads.
   const salt = [o.hashSalt, ...o.makeArgs, ...buildEnv().map(([k, v]) => `${k}=${v}`)].join('\0');
   const hash = await sourceHash(o.srcDir, salt);
   const shape = await shapeHash(o.srcDir, salt);
   // Without a named product (an app), make's exit status is the only witness.
   const product = path.join(o.outDir, o.product ?? '.kmodvm-sources');
-  if (existsSync(product) && (await readFile(stamp, 'utf8').catch(() => '')) === hash) {
+  if (existsSync(product) && (await readStamp(stamp)) === hash) {
     return { ok: true, ko: product, durationMs: 0, output: 'sources unchanged since the last build: make not run\n' };
   }
   await rm(stamp, { force: true });
-  if (!o.copied)
-    await cp(o.srcDir, o.outDir, { recursive: true, preserveTimestamps: true, filter: (src) => !isProduct(src) && path.basename(src) !== o.product });
+  if (!o.copied) await copySources(o.srcDir, o.outDir, root, (rel) => !isProduct(rel) && path.basename(rel) !== o.product);
   // Only .c/.h contents changed since a kbuild here: replay its recorded commands.
   const plan =
-    o.replayKdir && existsSync(product) && (await readFile(shapeStamp, 'utf8').catch(() => '')) === shape && (await treeReplayable(o.srcDir))
+    o.replayKdir && existsSync(product) && (await readStamp(shapeStamp)) === shape && (await treeReplayable(o.srcDir))
       ? await loadReplayPlan(o.outDir)
       : undefined;
   const started = Date.now();
-  let r = plan ? await replay(plan, o.replayKdir!, o.timeoutMs, { niceness, exec: jail }) : undefined;
+  let r = plan ? await replay(plan, o.replayKdir!, o.timeoutMs, { root, niceness, exec: jail }) : undefined;
   const replayed = r !== undefined && (r.exitCode === 0 || compilerDiagnostics(r.output).some((d) => d.severity !== 'warning'));
   if (!replayed) {
     await rm(shapeStamp, { force: true });
@@ -145,13 +152,39 @@ export async function hostMake(o: {
   const output = how + r!.output.split(`${o.outDir}/`).join(`${o.srcDir}/`);
   const durationMs = Date.now() - started;
   if (r!.exitCode !== 0 || (o.product !== undefined && !existsSync(product))) return failedBuild(output, o.srcDir, r!.reason, durationMs);
-  await writeFile(stamp, hash);
-  if (o.replayKdir) {
-    await writeFile(shapeStamp, shape);
-    if (!replayed) await keepBuiltModSources(o.outDir);
+  try {
+    await replaceInside(root, stamp, hash);
+    if (o.replayKdir) {
+      await replaceInside(root, shapeStamp, shape);
+      if (!replayed) await keepBuiltModSources(root, o.outDir);
+    }
+  } catch (e) {
+    if (!(e instanceof UnsafePath)) throw e;
+    return {
+      ok: false,
+      durationMs,
+      output,
+      evidence: `make succeeded, but the build left ${e.message}\nnext: a Makefile must not replace the directories it builds in`,
+    };
   }
   return { ok: true, ko: product, durationMs, output };
 }
+
+/** Copies srcDir's regular files into outDir, keeping their times (make compares them), as new files: outDir may hold what an earlier build left. */
+async function copySources(srcDir: string, outDir: string, root: string, keep: (rel: string) => boolean): Promise<void> {
+  for (const e of await readdir(srcDir, { recursive: true, withFileTypes: true })) {
+    const from = path.join(e.parentPath, e.name);
+    const rel = path.relative(srcDir, from);
+    if (!e.isFile() || !keep(rel)) continue;
+    const to = path.join(outDir, rel);
+    await copyInside(root, from, to, SOURCE_MAX);
+    const s = await stat(from);
+    await utimes(to, s.atime, s.mtime);
+  }
+}
+
+/** The largest source file kmodvm copies. */
+const SOURCE_MAX = 256 * 2 ** 20;
 
 /**
  * The directory a build reads its kernel tree from: an image's exported
@@ -187,13 +220,16 @@ export const GUEST_COPY_DIR = '.kmodvm-guest';
  * decoding. Written beside and renamed, so a failed strip leaves no half file.
  * When strip fails (or is missing), the guest gets the full .ko.
  */
-export async function guestCopy(ko: string, timeoutMs: number): Promise<string> {
+export async function guestCopy(ko: string, timeoutMs: number, root = path.dirname(ko)): Promise<string> {
   const dir = path.join(path.dirname(ko), GUEST_COPY_DIR);
   const out = path.join(dir, path.basename(ko));
-  const [k, o] = await Promise.all([stat(ko), stat(out).catch(() => undefined)]);
-  if (o && o.mtimeMs >= k.mtimeMs) return out;
-  await mkdir(dir, { recursive: true });
+  // The build may have left a link where the copy's directory or the copy is: made as real ones, never followed.
+  await mkdirInside(root, dir);
+  const [k, o] = await Promise.all([lstat(ko), lstat(out).catch(() => undefined)]);
+  if (!k.isFile()) throw new UnsafePath(ko, 'is not a regular file: the build left something else where its module should be');
+  if (o?.isFile() && o.mtimeMs >= k.mtimeMs) return out;
   const tmp = `${out}.tmp-${process.pid}`;
+  await rm(tmp, { force: true });
   // strip reads an ELF file the module's build wrote: in the sandbox too, writing only beside it.
   const r = await runSandboxed('strip', ['--strip-debug', '-o', tmp, ko], { writable: [dir], readable: [path.dirname(ko)], tmp: false }, { timeoutMs });
   if (r.exitCode !== 0) {

@@ -4,10 +4,10 @@
 // link), as make would, without make's second of Makefile parsing and
 // compiler probes. Anything unexpected returns undefined: the caller runs
 // make. The parsing is pure; replay() runs the commands.
-import { copyFile, readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { run, type RunResult } from '../core/proc.ts';
-import { writeAtomic } from '../core/atomic.ts';
+import { copyInside, readInside, readRegular, replaceInside, UnsafePath } from '../core/tree-fs.ts';
 
 /** Undoes kbuild's make-cmd escaping in a .cmd file ("$" written as "$$", "#" as "$(pound)"). */
 export function unescapeMakeCmd(s: string): string {
@@ -55,13 +55,22 @@ export function replayPlan(o: { moduleDir: string; modulesOrder: string; modFile
   return out;
 }
 
+/** The most kmodvm reads of a .mod.c (a few KiB) and of a .mod.o or a .cmd file (a few tens). */
+const MOD_C_MAX = 4 * 2 ** 20;
+const MOD_O_MAX = 16 * 2 ** 20;
+
 /**
  * Reads what replayPlan needs from a built tree. at maps a path of the tree
  * (as kbuild wrote it) to where the file is read: a record of a guest build
  * kept on the host.
  */
 export async function loadReplayPlan(moduleDir: string, at: (p: string) => string = (p) => p): Promise<string[] | undefined> {
-  const read = (p: string): Promise<string | undefined> => readFile(at(p), 'utf8').catch(() => undefined);
+  // Files the build wrote: regular files only (a FIFO would hang the read), up to a size.
+  const read = (p: string): Promise<string | undefined> =>
+    readRegular(at(p), MOD_O_MAX).then(
+      (b) => b.toString('utf8'),
+      () => undefined,
+    );
   const modulesOrder = await read(path.join(moduleDir, 'modules.order'));
   if (modulesOrder === undefined) return undefined;
   const modFiles = new Map<string, string>();
@@ -151,23 +160,29 @@ export function patchSrcversion(obj: Buffer, c: { from: string; to: string }): B
 export const builtModSource = (src: string): string => path.join(path.dirname(src), `.${path.basename(src)}.kmodvm-built`);
 
 /** After a make in dir: each .mod.o there is from the .mod.c beside it; keep that for the next replay's patch. */
-export async function keepBuiltModSources(dir: string): Promise<void> {
-  for (const f of (await readdir(dir)).filter((n) => n.endsWith('.mod.c'))) await copyFile(path.join(dir, f), builtModSource(path.join(dir, f)));
+export async function keepBuiltModSources(root: string, dir: string): Promise<void> {
+  for (const f of (await readdir(dir)).filter((n) => n.endsWith('.mod.c'))) await keepBuilt(root, path.join(dir, f));
 }
 
-async function patchModObject(mod: { obj: string; src: string }): Promise<boolean> {
+/** Keeps the .mod.c a .mod.o came from; one that is not a regular file in the tree is not kept (its object is then compiled, never patched). */
+const keepBuilt = (root: string, src: string): Promise<void> =>
+  copyInside(root, src, builtModSource(src), MOD_C_MAX).catch((e) => (e instanceof UnsafePath ? rm(builtModSource(src), { force: true }) : Promise.reject(e)));
+
+async function patchModObject(root: string, mod: { obj: string; src: string }): Promise<boolean> {
   const missing = (): undefined => undefined;
+  const text = (b: Buffer): string => b.toString('utf8');
+  // The paths come from kbuild's .cmd files, which the build wrote: read and written only inside its tree.
   const [built, now, obj] = await Promise.all([
-    readFile(builtModSource(mod.src), 'utf8').catch(missing),
-    readFile(mod.src, 'utf8').catch(missing),
-    readFile(mod.obj).catch(missing),
+    readInside(root, builtModSource(mod.src), MOD_C_MAX).then(text, missing),
+    readInside(root, mod.src, MOD_C_MAX).then(text, missing),
+    readInside(root, mod.obj, MOD_O_MAX).catch(missing),
   ]);
   if (built === undefined || now === undefined || obj === undefined) return false;
   const change = srcversionChange(built, now);
   const out = change && patchSrcversion(obj, change);
   if (!out) return false;
-  await writeAtomic(mod.obj, out, { mode: 0o644 });
-  await copyFile(mod.src, builtModSource(mod.src));
+  await replaceInside(root, mod.obj, out);
+  await replaceInside(root, builtModSource(mod.src), now);
   return true;
 }
 
@@ -177,10 +192,12 @@ export async function replay(
   kdir: string,
   timeoutMs: number,
   o: {
+    /** The build tree the module's objects are in: kmodvm reads and writes only there, never through a link (core/tree-fs.ts). */
+    root: string;
     niceness?: number;
     /** How a command runs: in the host build's sandbox (sandbox.ts); as it is only in tests. */
     exec?: (cmd: string, args: string[], o: { cwd: string; timeoutMs: number }) => Promise<RunResult>;
-  } = {},
+  },
 ): Promise<RunResult & { output: string; skipped: number; patched: number }> {
   const deadline = Date.now() + timeoutMs;
   const exec = o.exec ?? ((cmd, args, ro) => run(cmd, args, ro));
@@ -192,12 +209,12 @@ export async function replay(
   for (const cmd of plan) {
     const mod = modObjectCommand(cmd);
     if (mod) {
-      const [o, c] = await Promise.all([mtime(mod.obj), mtime(mod.src)]);
-      if (o !== undefined && c !== undefined && o > c) {
+      const [objT, srcT] = await Promise.all([mtime(mod.obj), mtime(mod.src)]);
+      if (objT !== undefined && srcT !== undefined && objT > srcT) {
         skipped++;
         continue;
       }
-      if (await patchModObject(mod)) {
+      if (await patchModObject(o.root, mod)) {
         patched++;
         continue;
       }
@@ -207,7 +224,7 @@ export async function replay(
     last = await exec('nice', ['-n', String(niceness), 'sh', '-e', '-c', cmd], { cwd: kdir, timeoutMs: Math.max(1000, deadline - Date.now()) });
     output += last.stdout + last.stderr;
     if (last.exitCode !== 0) break;
-    if (mod) await copyFile(mod.src, builtModSource(mod.src));
+    if (mod) await keepBuilt(o.root, mod.src);
   }
   // Every command up to date or patched: nothing ran, nothing failed.
   const none: RunResult = { command: '', exitCode: 0, signal: undefined, timedOut: false, stdout: '', stderr: '', durationMs: 0, reason: 'exited 0' };

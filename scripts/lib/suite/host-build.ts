@@ -7,9 +7,10 @@
 // modules.order.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, stat, utimes } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { guestCopy, hostMake, kbuildRoot, type HostBuild } from '../build/hostbuild.ts';
+import { copyInside, readInside, UnsafePath } from '../core/tree-fs.ts';
 import type { Check } from '../verdict/report.ts';
 import { hostPaths, srcPath, type Suite } from './load.ts';
 import { modulesFromOrder, type BuiltModule } from './modules-order.ts';
@@ -32,18 +33,25 @@ export interface SuiteHostBuild {
   durationMs: number;
 }
 
-/** Copies the files into tree, keeping their times (make compares them); a file whose size and mtime match is left alone. */
+/**
+ * Copies the files into tree, keeping their times (make compares them); a
+ * file whose size and mtime match is left alone. The tree holds what the
+ * last build left: each file is written as a new one (core/tree-fs.ts), so a
+ * link the build put in its place is replaced, not written through.
+ */
 export async function syncTree(suite: Pick<Suite, 'root' | 'mounts'>, files: readonly string[], tree: string): Promise<void> {
   for (const f of files) {
     const from = srcPath(suite, f);
     const to = path.join(tree, f);
-    const [a, b] = await Promise.all([stat(from), stat(to).catch(() => undefined)]);
-    if (b && b.size === a.size && b.mtimeMs === a.mtimeMs) continue;
-    await mkdir(path.dirname(to), { recursive: true });
-    await copyFile(from, to);
+    const [a, b] = await Promise.all([stat(from), lstat(to).catch(() => undefined)]);
+    if (b?.isFile() && b.size === a.size && b.mtimeMs === a.mtimeMs) continue;
+    await copyInside(tree, from, to, SOURCE_MAX);
     await utimes(to, a.atime, a.mtime);
   }
 }
+
+/** The largest file of a suite kmodvm copies into its build tree. */
+const SOURCE_MAX = 1024 * 2 ** 20;
 
 /** A hash of the files outside every module and app dir (shared headers): their change rebuilds every dir. */
 async function sharedHash(suite: Pick<Suite, 'root' | 'mounts'>, files: readonly string[], dirs: readonly string[]): Promise<string> {
@@ -78,7 +86,13 @@ export async function hostBuildSuite(i: HostBuildInput): Promise<SuiteHostBuild>
   const t0 = Date.now();
   const { suite, tree } = i;
   await mkdir(tree, { recursive: true });
-  await syncTree(suite, i.files, tree);
+  await syncTree(suite, i.files, tree).catch(async (e) => {
+    if (!(e instanceof UnsafePath)) throw e;
+    // The last build turned a directory of its tree into a link: the tree is kmodvm's cache, made again from the sources.
+    await rm(tree, { recursive: true, force: true });
+    await mkdir(tree, { recursive: true });
+    await syncTree(suite, i.files, tree);
+  });
   const shared = await sharedHash(
     suite,
     i.files,
@@ -129,7 +143,16 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
   const d: DirBuild = { dir: m.dir, kind: 'module', build: b, modules: [] };
   made.dirs.push(d);
   if (!b.ok) return false;
-  const listed = modulesFromOrder(await readFile(path.join(out, 'modules.order'), 'utf8'), out);
+  // Written by the build: a regular file of a sane size, or the build failed (a FIFO would hang the read).
+  const order = await readInside(i.tree, path.join(out, 'modules.order'), 4 * 2 ** 20).then(
+    (b) => b.toString('utf8'),
+    (e: Error) => e,
+  );
+  if (order instanceof Error) {
+    d.build = { ...b, ok: false, evidence: `make succeeded, but kmodvm cannot read ${path.join(m.dir, 'modules.order')}: ${order.message}` };
+    return false;
+  }
+  const listed = modulesFromOrder(order, out);
   if (!listed.length) {
     const evidence = `make succeeded but ${path.join(m.dir, 'modules.order')} lists no module\nnext: does the Makefile build with obj-m, and pass M= the directory it is in?`;
     d.build = { ...b, ok: false, evidence };
@@ -137,11 +160,15 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
   }
   for (const bm of listed) {
     const hostKo = path.join(out, bm.ko);
-    if (!existsSync(hostKo)) {
-      d.build = { ...b, ok: false, evidence: `modules.order lists ${bm.ko}, which make did not write` };
+    if (!(await lstat(hostKo).catch(() => undefined))?.isFile()) {
+      d.build = { ...b, ok: false, evidence: `modules.order lists ${bm.ko}, which make did not write as a regular file` };
       return false;
     }
-    const copy = await guestCopy(hostKo, i.timeoutMs);
+    const copy = await guestCopy(hostKo, i.timeoutMs, i.tree).catch((e) => (e instanceof UnsafePath ? e : Promise.reject(e)));
+    if (copy instanceof UnsafePath) {
+      d.build = { ...b, ok: false, evidence: `make succeeded, but the build left ${copy.message}` };
+      return false;
+    }
     const guestRel = path.join(m.dir, bm.ko);
     d.modules.push({ ...bm, hostKo, guestRel });
     made.moduleParts.push({ localDir: path.dirname(copy), sub: path.dirname(guestRel), files: [path.basename(copy)] });

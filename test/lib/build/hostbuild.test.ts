@@ -122,3 +122,59 @@ t.test('a module tree with a `loop -> .` symlink is listed once, without followi
   symlinkSync('x.c', path.join(dir, 'alias.c'));
   t.same(await sourceFiles(dir), ['Makefile', 'alias.c', 'sub/y.h', 'x.c']);
 });
+
+t.test('kmodvm writes no stamp or kept source through a link the build left (#24: a stand-in ~/.profile was overwritten)', async (t) => {
+  const { hostMake, guestCopy, GUEST_COPY_DIR } = await import('../../../scripts/lib/build/hostbuild.ts');
+  const fs = await import('node:fs');
+  const home = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-standin-home-'));
+  const standIn = path.join(home, '.profile');
+  writeFileSync(standIn, 'export PATH\n');
+  const src = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-links-src-'));
+  const out = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-links-out-'));
+  // The Makefile runs in the sandbox, where standIn is not even visible; the links only name it.
+  writeFileSync(
+    path.join(src, 'Makefile'),
+    ['all:', '\techo built > product', `\tln -sf ${standIn} .kmodvm-shape`, `\tln -sf ${standIn} .kmodvm-sources`, `\tln -sf ${standIn} x.mod.c`, ''].join(
+      '\n',
+    ),
+  );
+  const kdir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-links-kdir-'));
+  const b = await hostMake({ srcDir: src, outDir: out, product: 'product', makeArgs: [], hashSalt: 'links', timeoutMs: 60_000, replayKdir: kdir });
+  t.equal(b.ok, true, b.evidence ?? b.output);
+  t.equal(fs.readFileSync(standIn, 'utf8'), 'export PATH\n', 'the stand-in is unchanged');
+  for (const f of ['.kmodvm-shape', '.kmodvm-sources']) t.ok(fs.lstatSync(path.join(out, f)).isFile(), `${f} is kmodvm's own regular file`);
+  t.notOk(fs.existsSync(path.join(out, '.x.mod.c.kmodvm-built')), 'a linked .mod.c is not kept (its object is compiled next time, never patched)');
+
+  // The guest copy's directory turned into a link to elsewhere: refused, nothing written there.
+  const ko = path.join(out, 'm.ko');
+  writeFileSync(ko, 'not an ELF file\n');
+  fs.symlinkSync(home, path.join(out, GUEST_COPY_DIR));
+  await t.rejects(guestCopy(ko, 30_000, out), { name: 'UnsafePath' });
+  t.same(fs.readdirSync(home), ['.profile'], 'nothing written in the linked directory');
+  // A module that is a link to a host file is not a module.
+  fs.rmSync(path.join(out, GUEST_COPY_DIR));
+  fs.rmSync(ko);
+  fs.symlinkSync(standIn, ko);
+  await t.rejects(guestCopy(ko, 30_000, out), { name: 'UnsafePath' });
+});
+
+t.test('syncTree replaces a link the last build left where a source goes, and refuses a linked directory', async (t) => {
+  const { syncTree } = await import('../../../scripts/lib/suite/host-build.ts');
+  const fs = await import('node:fs');
+  const home = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-sync-home-'));
+  const standIn = path.join(home, '.profile');
+  writeFileSync(standIn, 'export PATH\n');
+  const root = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-sync-src-'));
+  mkdirSync(path.join(root, 'module'));
+  writeFileSync(path.join(root, 'module/m.c'), 'int x;\n');
+  const tree = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-sync-tree-'));
+  mkdirSync(path.join(tree, 'module'));
+  fs.symlinkSync(standIn, path.join(tree, 'module/m.c'));
+  await syncTree({ root, mounts: [] }, ['module/m.c'], tree);
+  t.equal(fs.readFileSync(standIn, 'utf8'), 'export PATH\n', 'the stand-in is unchanged');
+  t.equal(fs.readFileSync(path.join(tree, 'module/m.c'), 'utf8'), 'int x;\n');
+  fs.rmSync(path.join(tree, 'module'), { recursive: true });
+  fs.symlinkSync(home, path.join(tree, 'module'));
+  await t.rejects(syncTree({ root, mounts: [] }, ['module/m.c'], tree), { name: 'UnsafePath' });
+  t.same(fs.readdirSync(home), ['.profile']);
+});

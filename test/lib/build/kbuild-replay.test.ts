@@ -93,18 +93,18 @@ t.test('the .mod.o compile is skipped while the .mod.o is newer than its .mod.c,
   writeFileSync(obj, '');
   utimesSync(src, 1000, 1000);
   utimesSync(obj, 2000, 2000);
-  const r1 = await replay(steps, d, 10_000);
+  const r1 = await replay(steps, d, 10_000, { root: d });
   t.equal(r1.exitCode, 0);
   t.equal(r1.skipped, 1);
   t.equal(readFileSync(log, 'utf8'), 'first\n', 'the .mod.o is newer: not compiled');
   utimesSync(src, 3000, 3000);
-  const r2 = await replay(steps, d, 10_000);
+  const r2 = await replay(steps, d, 10_000, { root: d });
   t.equal(r2.skipped, 0);
   t.match(readFileSync(log, 'utf8'), /first\nfirst\ncompiled -c -o /, 'modpost rewrote the .mod.c: compiled');
   rmSync(obj);
   utimesSync(src, 1000, 1000);
-  t.equal((await replay(steps, d, 10_000)).skipped, 0, 'no .mod.o yet: compiled');
-  const r4 = await replay(['false', 'echo never >> log'], d, 10_000);
+  t.equal((await replay(steps, d, 10_000, { root: d })).skipped, 0, 'no .mod.o yet: compiled');
+  const r4 = await replay(['false', 'echo never >> log'], d, 10_000, { root: d });
   t.equal(r4.exitCode, 1, 'the first failure stops the replay');
   t.notMatch(readFileSync(log, 'utf8'), /never/);
 });
@@ -169,19 +169,19 @@ t.test('replay patches the .mod.o when only the srcversion changed, and compiles
   };
   const compiles = (): number => (readFileSync(log, 'utf8').match(/compiled/g) ?? []).length;
   write(fakeModC('AAAAAAAAAAAAAAAAAAAAAAA'), 1000);
-  const first = await replay(plan, d, 30_000);
+  const first = await replay(plan, d, 30_000, { root: d });
   t.same([first.exitCode, first.patched, compiles()], [0, 0, 1], 'nothing to patch from: compiled');
   t.equal(readFileSync(builtModSource(src), 'utf8'), fakeModC('AAAAAAAAAAAAAAAAAAAAAAA'), 'the .mod.c it came from is kept');
 
   write(fakeModC('BBBBBBBBBBBBBBBBBBBBBBB'), Date.now() / 1000 + 10);
-  const second = await replay(plan, d, 30_000);
+  const second = await replay(plan, d, 30_000, { root: d });
   t.same([second.exitCode, second.patched, compiles()], [0, 1, 1], 'only the srcversion changed: patched, not compiled');
   const patched = readFileSync(obj);
-  await replay([`${cc} -g -O2 -c -o ${d}/fresh.mod.o ${src}`], d, 30_000);
+  await replay([`${cc} -g -O2 -c -o ${d}/fresh.mod.o ${src}`], d, 30_000, { root: d });
   t.same(patched, readFileSync(path.join(d, 'fresh.mod.o')), 'the patched object is the one gcc makes');
   t.equal(readFileSync(builtModSource(src), 'utf8'), fakeModC('BBBBBBBBBBBBBBBBBBBBBBB'), 'and the kept .mod.c follows');
 
   write(fakeModC('CCCCCCCCCCCCCCCCCCCCCCC', 'int more(void) { return 1; }'), Date.now() / 1000 + 20);
-  const third = await replay(plan, d, 30_000);
+  const third = await replay(plan, d, 30_000, { root: d });
   t.same([third.exitCode, third.patched, compiles()], [0, 0, 2], 'anything else changed: compiled');
 });

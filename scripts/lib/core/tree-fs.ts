@@ -1,0 +1,99 @@
+// Files in a tree that code under test has written (a host build's tree, a
+// suite's sources): it may have left a symlink, a FIFO or a device where a
+// file was, or turned a directory into a link to anywhere. kmodvm, outside
+// the sandbox, never follows one of those: it writes only regular files it
+// has just created, below directories that are real directories inside the
+// tree, and reads only regular files, up to a size.
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+
+export class UnsafePath extends Error {
+  constructor(
+    readonly file: string,
+    why: string,
+  ) {
+    super(`${file}: ${why}`);
+    this.name = 'UnsafePath';
+  }
+}
+
+/** Each directory from root down to dir (dir inside root) is a real directory, made where missing; never a link followed. */
+export async function mkdirInside(root: string, dir: string): Promise<void> {
+  const rel = path.relative(root, dir);
+  if (rel.startsWith('..') || path.isAbsolute(rel)) throw new UnsafePath(dir, `not inside ${root}`);
+  let at = root;
+  for (const part of rel ? rel.split(path.sep) : []) {
+    at = path.join(at, part);
+    const s = await lstat(at).catch(() => undefined);
+    if (!s) await mkdir(at).catch((e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? undefined : Promise.reject(e)));
+    const now = s ?? (await lstat(at));
+    if (now.isSymbolicLink()) throw new UnsafePath(at, 'is a symlink, not a directory: kmodvm does not write through it');
+    if (!now.isDirectory()) throw new UnsafePath(at, 'is not a directory');
+  }
+}
+
+/** p is inside root, and no directory between them is a link (or not a directory); what p itself is, is not looked at. */
+export async function assertInside(root: string, p: string): Promise<void> {
+  const rel = path.relative(root, p);
+  if (!rel || rel.startsWith('..') || path.isAbsolute(rel)) throw new UnsafePath(p, `not inside ${root}`);
+  let at = root;
+  for (const part of rel.split(path.sep).slice(0, -1)) {
+    at = path.join(at, part);
+    const s = await lstat(at);
+    if (s.isSymbolicLink()) throw new UnsafePath(at, 'is a symlink, not a directory: kmodvm does not go through it');
+    if (!s.isDirectory()) throw new UnsafePath(at, 'is not a directory');
+  }
+}
+
+/**
+ * Writes data to file as a new regular file, atomically: a temporary file
+ * beside it is created with O_EXCL | O_NOFOLLOW (so it is the file kmodvm
+ * made) and renamed over whatever was there, which is replaced, never
+ * opened: a link is replaced, not followed.
+ */
+export async function replaceInside(root: string, file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  await mkdirInside(root, path.dirname(file));
+  const tmp = `${file}.kmodvm-tmp-${process.pid}`;
+  await rm(tmp, { force: true });
+  const h = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+  try {
+    await h.writeFile(data);
+  } finally {
+    await h.close();
+  }
+  await rename(tmp, file).catch(async (e) => {
+    await rm(tmp, { force: true });
+    throw e;
+  });
+}
+
+/**
+ * A regular file's bytes, opened without following a link and without
+ * blocking on a FIFO, refused past maxBytes: a path code under test could
+ * have made anything of.
+ */
+export async function readRegular(file: string, maxBytes: number): Promise<Buffer> {
+  const h = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((e: NodeJS.ErrnoException) =>
+    Promise.reject(e.code === 'ELOOP' ? new UnsafePath(file, 'is a symlink: kmodvm does not read through it') : e),
+  );
+  try {
+    const s = await h.stat();
+    if (!s.isFile()) throw new UnsafePath(file, 'is not a regular file');
+    if (s.size > maxBytes) throw new UnsafePath(file, `is ${s.size} bytes, more than the ${maxBytes} kmodvm reads`);
+    return await h.readFile();
+  } finally {
+    await h.close();
+  }
+}
+
+/** readRegular of a file that must be inside root (assertInside). */
+export async function readInside(root: string, file: string, maxBytes: number): Promise<Buffer> {
+  await assertInside(root, file);
+  return readRegular(file, maxBytes);
+}
+
+/** Copies a regular file (read as readRegular does) to a new file inside root (as replaceInside writes). */
+export async function copyInside(root: string, from: string, to: string, maxBytes: number): Promise<void> {
+  await replaceInside(root, to, await readRegular(from, maxBytes));
+}
