@@ -248,9 +248,17 @@ export class SshSession {
    * Returns the paths sent, relative to remoteBase. skipUnchanged: leave out
    * the files this connection already sent with the same contents (the watch
    * loop's guest keeps its files between cycles); nothing to send, no exec.
+   * leftOut collects the files named but not sent (not a regular file inside
+   * its part's directory: upload.ts).
    */
-  async uploadTrees(remoteBase: string, parts: readonly UploadPart[], timeoutMs = 60_000, o: { skipUnchanged?: boolean } = {}): Promise<string[]> {
+  async uploadTrees(
+    remoteBase: string,
+    parts: readonly UploadPart[],
+    timeoutMs = 60_000,
+    o: { skipUnchanged?: boolean; leftOut?: string[] } = {},
+  ): Promise<string[]> {
     const staged = await stageTrees(remoteBase, parts);
+    o.leftOut?.push(...staged.leftOut);
     try {
       const sent = o.skipUnchanged ? staged.files.filter((f) => this.sentHashes.get(`${remoteBase}/${f}`) !== staged.hashes.get(f)) : staged.files;
       if (!sent.length) return sent;

@@ -2,7 +2,7 @@
 // members carry their full guest path, so the guest unpacks it with one
 // program at / (no sh, no mkdir: each program start is ~40 ms under TCG).
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -23,10 +23,14 @@ export interface Staged {
   files: string[];
   /** sha256 of each file's contents. */
   hashes: Map<string, string>;
+  /** Files named but not sent: not a regular file whose real path is inside its part's directory. */
+  leftOut: string[];
   /** A tar stream of some of the files, each named by its full guest path less the leading /. */
   tar(files: readonly string[], timeoutMs: number): Promise<Buffer>;
   cleanup(): Promise<void>;
 }
+
+const within = (root: string, p: string): boolean => p === root || p.startsWith(`${root}/`);
 
 /**
  * Lists the regular files of the parts (recursively, minus skip()) under a
@@ -44,11 +48,14 @@ export async function stageTrees(remoteBase: string, parts: readonly UploadPart[
   try {
     // Each file's path in the guest (relative to remoteBase) → its path in the stage.
     const staged = new Map<string, string>();
+    // Each file's part's directory (a later part wins).
+    const from = new Map<string, string>();
     for (const p of parts) {
       const add = (r: string): void => {
         const f = p.sub === '.' ? r : `${p.sub}/${r}`;
         staged.delete(f);
         staged.set(f, p.sub === '.' ? `_/${r}` : f);
+        from.set(f, p.localDir);
       };
       await mkdir(path.dirname(path.join(stage, p.sub === '.' ? '_' : p.sub)), { recursive: true });
       await symlink(path.resolve(p.localDir), path.join(stage, p.sub === '.' ? '_' : p.sub));
@@ -64,8 +71,20 @@ export async function stageTrees(remoteBase: string, parts: readonly UploadPart[
       if (p.files) p.files.filter((f) => !p.skip?.(f)).forEach(add);
       else await walk('');
     }
-    const files = [...staged.keys()];
     const inStage = (f: string): string => staged.get(f)!;
+    // tar -h follows links: each file must really be a regular file inside its part's directory (a host
+    // build's tree is written by the build, which may have left a link to a host file where a source was).
+    const leftOut: string[] = [];
+    const realDirs = new Map(await Promise.all(parts.map(async (p) => [p.localDir, await realpath(p.localDir)] as const)));
+    for (const f of [...staged.keys()]) {
+      const real = await realpath(path.join(stage, inStage(f))).catch(() => undefined);
+      const dir = realDirs.get(from.get(f)!)!;
+      if (!real || !within(dir, real) || !(await stat(real)).isFile()) {
+        staged.delete(f);
+        leftOut.push(f);
+      }
+    }
+    const files = [...staged.keys()];
     const hashes = new Map<string, string>();
     for (const f of files)
       hashes.set(
@@ -86,7 +105,7 @@ export async function stageTrees(remoteBase: string, parts: readonly UploadPart[
       if (r.exitCode !== 0) throw new Error(`upload: tar on the host failed: ${Buffer.from(r.stderr).toString().trim()}`);
       return Buffer.from(r.stdout);
     };
-    return { files, hashes, tar, cleanup };
+    return { files, hashes, leftOut, tar, cleanup };
   } catch (e) {
     await cleanup();
     throw e;

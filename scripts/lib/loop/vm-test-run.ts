@@ -155,6 +155,7 @@ async function prepareRun(
   if (note) log(note);
   log(`run directory: ${runDir}`);
   log(`suite: ${rs.suite.file}, ${rs.selected.length} of ${rs.suite.tests.length} tests`);
+  if (rs.linksLeftOut.length) log(`suite: symlinks left out of the upload and the reports: ${rs.linksLeftOut.join(', ')}`);
   // Bring your own kernel: built against its own tree on the host (where that tree is), booted with its initrd.
   const byo = c.kernelImage ? await byoKernel(c, img, runDir) : undefined;
   const build = buildModeFor(c, img, Boolean(byo));

@@ -2,8 +2,11 @@
 // guest. Left out: build products, what a .gitignore (the root's or a
 // subdirectory's) ignores, the suite's own exclude patterns, .git,
 // node_modules, the runs directory, and any ELF file (a binary in a source
-// tree was built from it). Symlinked directories are not followed.
-import { open, readFile, readdir, stat } from 'node:fs/promises';
+// tree was built from it). Symlinked directories are not followed, and a
+// symlinked file travels only when its real path is inside the root: a
+// `notes.txt -> ~/.ssh/id_ed25519` or `cfg -> .git/config` would otherwise
+// copy a host secret into the guest and into every report.
+import { open, readFile, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import ignore, { type Ignore } from 'ignore';
 
@@ -25,9 +28,24 @@ async function isElf(file: string): Promise<boolean> {
   }
 }
 
-/** The suite's source files, relative to root, sorted. `skipDirs` are absolute directories left out (the runs directory). */
-export async function suiteFiles(root: string, o: { exclude?: readonly string[]; skipDirs?: readonly string[] } = {}): Promise<string[]> {
+/** Whether p is root or below it (both real paths). */
+export const within = (root: string, p: string): boolean => p === root || p.startsWith(root.endsWith('/') ? root : `${root}/`);
+
+/**
+ * The suite's source files, relative to root, sorted. `skipDirs` are
+ * absolute directories left out (the runs directory). `linksLeftOut`
+ * collects the symlinks left out, each as "name -> target (why)".
+ */
+export async function suiteFiles(
+  root: string,
+  o: { exclude?: readonly string[]; skipDirs?: readonly string[]; linksLeftOut?: string[] } = {},
+): Promise<string[]> {
   const out: string[] = [];
+  const links: { r: string; target: string }[] = [];
+  const realRoot = await realpath(root);
+  const leaveOut = async (r: string, why: string): Promise<void> => {
+    o.linksLeftOut?.push(`${r} -> ${await readlink(path.join(root, r)).catch(() => '?')} (${why})`);
+  };
   const skip = new Set((o.skipDirs ?? []).map((d) => path.resolve(d)));
   const walk = async (rel: string, rules: { base: string; ig: Ignore }[]): Promise<void> => {
     const dir = path.join(root, rel);
@@ -47,11 +65,34 @@ export async function suiteFiles(root: string, o: { exclude?: readonly string[];
       } else if (e.isFile() || e.isSymbolicLink()) {
         if (isBuildProduct(r) || ignored(r, false)) continue;
         const st = await stat(path.join(root, r)).catch(() => undefined);
+        if (e.isSymbolicLink()) {
+          const real = await realpath(path.join(root, r)).catch(() => undefined);
+          if (!real || !st) {
+            await leaveOut(r, 'its target is missing');
+            continue;
+          }
+          if (!within(realRoot, real)) {
+            await leaveOut(r, 'it points outside the suite');
+            continue;
+          }
+          if (st.isDirectory()) {
+            await leaveOut(r, 'a directory: links to directories are not followed');
+            continue;
+          }
+          links.push({ r, target: path.relative(realRoot, real) });
+          continue;
+        }
         if (!st?.isFile() || (await isElf(path.join(root, r)))) continue;
         out.push(r);
       }
     }
   };
   await walk('', o.exclude?.length ? [{ base: '', ig: ignore().add([...o.exclude]) }] : []);
-  return out;
+  // A link travels when what it points at travels itself: not `cfg -> .git/config`, nor a link to an ignored file.
+  const travels = new Set(out);
+  for (const l of links) {
+    if (travels.has(l.target)) out.push(l.r);
+    else await leaveOut(l.r, `it points at ${l.target}, which does not travel`);
+  }
+  return out.sort();
 }

@@ -58,14 +58,16 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
   const { c, suite, session } = i;
   const out: Prepared = { ok: true, checks: [], records: [], modules: [] };
   const t0 = Date.now();
-  const sent = await session.uploadTrees(GUEST_WORK, uploadParts(i), c.timeouts.command * 1000, { skipUnchanged: i.reuse }).catch((e: Error) => e);
+  const leftOut: string[] = [];
+  const sent = await session.uploadTrees(GUEST_WORK, uploadParts(i), c.timeouts.command * 1000, { skipUnchanged: i.reuse, leftOut }).catch((e: Error) => e);
   if (sent instanceof Error) {
     // The guest side of the upload failed (a full disk, a dead connection): the VM's failure, not the module's.
     const evidence = `${sent.message}\nnext: the guest did not take the files; look at the serial console (serial.log) and run again`;
     out.checks.push({ name: 'upload', ok: false, failure: 'upload', durationMs: Date.now() - t0, message: sent.message, evidence });
     return { ...out, ok: false };
   }
-  out.checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: i.reuse ? `${sent.length} changed files` : `${sent.length} files` });
+  const left = leftOut.length ? `; left out, not a regular file inside its tree: ${leftOut.join(', ')}` : '';
+  out.checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: `${sent.length}${i.reuse ? ' changed' : ''} files${left}` });
   if (i.host) {
     const byDir = new Map(suite.modules.map((m) => [m.dir, m.params]));
     const tree = i.host.tree;

@@ -19,6 +19,8 @@ export interface ResolvedSuite {
   suite: Suite;
   selected: SelectedTest[];
   files: string[];
+  /** The symlinks of the suite that do not travel, each "name -> target (why)". */
+  linksLeftOut: string[];
 }
 
 /** The suite file a run without --suite takes. */
@@ -71,10 +73,17 @@ export function legacySuite(c: Pick<Config, 'moduleDir' | 'appDir' | 'transcript
   };
 }
 
-/** The files that travel, relative to the suite: the root's, or each mount's under its name. */
-export async function filesOf(suite: Suite, skipDirs: string[]): Promise<string[]> {
-  if (!suite.mounts) return suiteFiles(suite.root, { exclude: suite.exclude, skipDirs });
-  const parts = await Promise.all(suite.mounts.map(async (m) => (await suiteFiles(m.abs, { skipDirs })).map((f) => `${m.rel}/${f}`)));
+/** The files that travel, relative to the suite: the root's, or each mount's under its name (a mount is a root of its own). */
+export async function filesOf(suite: Suite, skipDirs: string[], linksLeftOut: string[] = []): Promise<string[]> {
+  if (!suite.mounts) return suiteFiles(suite.root, { exclude: suite.exclude, skipDirs, linksLeftOut });
+  const parts = await Promise.all(
+    suite.mounts.map(async (m) => {
+      const left: string[] = [];
+      const files = (await suiteFiles(m.abs, { skipDirs, linksLeftOut: left })).map((f) => `${m.rel}/${f}`);
+      linksLeftOut.push(...left.map((l) => `${m.rel}/${l}`));
+      return files;
+    }),
+  );
   return parts.flat();
 }
 
@@ -94,5 +103,7 @@ export async function resolveSuite(c: Config, cwd = process.cwd()): Promise<Reso
       });
     selected.push({ test, transcript: text === undefined ? undefined : parseTranscript(text, test.transcript.abs) });
   }
-  return { suite, selected, files: await filesOf(suite, [c.runsDir, c.cacheDir]) };
+  const linksLeftOut: string[] = [];
+  const files = await filesOf(suite, [c.runsDir, c.cacheDir], linksLeftOut);
+  return { suite, selected, files, linksLeftOut };
 }

@@ -1,0 +1,33 @@
+// The upload's staging: tar -h follows links, so only regular files whose
+// real path is inside their part's directory are sent; the rest are named.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { stageTrees } from '../../../scripts/lib/guest/upload.ts';
+
+t.test('a link a build left in its tree to a host file is not sent; a file and a link inside are', async (t) => {
+  const home = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-upload-home-'));
+  writeFileSync(path.join(home, 'id_ed25519'), 'PRIVATE KEY\n');
+  const tree = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-upload-tree-'));
+  mkdirSync(path.join(tree, 'drv/.kmodvm-guest'), { recursive: true });
+  writeFileSync(path.join(tree, 'drv/a.c'), 'int a;\n');
+  writeFileSync(path.join(tree, 'drv/.kmodvm-guest/a.ko'), 'ko\n');
+  symlinkSync(path.join(home, 'id_ed25519'), path.join(tree, 'drv/notes.txt'));
+  symlinkSync('a.c', path.join(tree, 'drv/alias.c'));
+  execFileSync('mkfifo', [path.join(tree, 'drv/fifo')]);
+  const staged = await stageTrees('/root/kmodvm', [
+    { localDir: tree, sub: '.', files: ['drv/a.c', 'drv/notes.txt', 'drv/alias.c', 'drv/fifo'] },
+    { localDir: path.join(tree, 'drv/.kmodvm-guest'), sub: 'drv', files: ['a.ko'] },
+  ]);
+  try {
+    t.same(staged.files, ['drv/a.c', 'drv/alias.c', 'drv/a.ko']);
+    t.same(staged.leftOut, ['drv/notes.txt', 'drv/fifo']);
+    const tar = await staged.tar(staged.files, 10_000);
+    t.notOk(tar.includes(Buffer.from('PRIVATE KEY')), 'the key is not in the stream');
+    t.ok(tar.includes(Buffer.from('int a;')));
+  } finally {
+    await staged.cleanup();
+  }
+});
