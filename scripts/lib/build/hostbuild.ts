@@ -104,7 +104,7 @@ export async function hostMake(o: {
   copied?: boolean;
   /** The one directory the build may write (the suite's build tree); default outDir. */
   writable?: string;
-  /** What else it may read (the kernel tree, when it is not replayKdir's). */
+  /** What else it may read: the kernel tree (kbuildRoot). */
   readable?: string[];
 }): Promise<HostBuild> {
   const niceness = o.niceness ?? 10;
@@ -116,25 +116,19 @@ export async function hostMake(o: {
     runSandboxed(cmd, args, { writable: [root], readable, cwd: ro.cwd }, { timeoutMs: ro.timeoutMs });
   const stamp = path.join(o.outDir, '.kmodvm-sources');
   const shapeStamp = path.join(o.outDir, '.kmodvm-shape');
-  const readStamp = (f: string): Promise<string> =>
-    readInside(root, f, 4096).then(
-      (b) => b.toString('utf8'),
-      () => '',
-    );
-  // Every input of the build is in its key: the make arguments and the environment kbuild reads.
-  const salt = [o.hashSalt, ...o.makeArgs, ...buildEnv().map(([k, v]) => `${k}=${v}`)].join('\0');
+  const salt = buildSalt(o.hashSalt, o.makeArgs);
   const hash = await sourceHash(o.srcDir, salt);
   const shape = await shapeHash(o.srcDir, salt);
   // Without a named product (an app), make's exit status is the only witness.
   const product = path.join(o.outDir, o.product ?? '.kmodvm-sources');
-  if (existsSync(product) && (await readStamp(stamp)) === hash) {
+  if (existsSync(product) && (await readStamp(root, stamp)) === hash) {
     return { ok: true, ko: product, durationMs: 0, output: 'sources unchanged since the last build: make not run\n' };
   }
   await rm(stamp, { force: true });
   if (!o.copied) await copySources(o.srcDir, o.outDir, root, (rel) => !isProduct(rel) && path.basename(rel) !== o.product);
   // Only .c/.h contents changed since a kbuild here: replay its recorded commands.
   const plan =
-    o.replayKdir && existsSync(product) && (await readStamp(shapeStamp)) === shape && (await treeReplayable(o.srcDir))
+    o.replayKdir && existsSync(product) && (await readStamp(root, shapeStamp)) === shape && (await treeReplayable(o.srcDir))
       ? await loadReplayPlan(o.outDir)
       : undefined;
   const started = Date.now();
@@ -152,22 +146,40 @@ export async function hostMake(o: {
   const output = how + r!.output.split(`${o.outDir}/`).join(`${o.srcDir}/`);
   const durationMs = Date.now() - started;
   if (r!.exitCode !== 0 || (o.product !== undefined && !existsSync(product))) return failedBuild(output, o.srcDir, r!.reason, durationMs);
-  try {
-    await replaceInside(root, stamp, hash);
-    if (o.replayKdir) {
-      await replaceInside(root, shapeStamp, shape);
-      if (!replayed) await keepBuiltModSources(root, o.outDir);
-    }
-  } catch (e) {
-    if (!(e instanceof UnsafePath)) throw e;
+  const left = await recordBuilt(root, o.outDir, { stamp: [stamp, hash], shape: o.replayKdir ? [shapeStamp, shape] : undefined, keepSources: !replayed });
+  if (left)
     return {
       ok: false,
       durationMs,
       output,
-      evidence: `make succeeded, but the build left ${e.message}\nnext: a Makefile must not replace the directories it builds in`,
+      evidence: `make succeeded, but the build left ${left.message}\nnext: a Makefile must not replace the directories it builds in`,
     };
-  }
   return { ok: true, ko: product, durationMs, output };
+}
+
+/** A stamp the last build wrote, '' when there is none (or the build left something else there). */
+const readStamp = (root: string, f: string): Promise<string> => readInside(root, f, 4096).then(String, () => '');
+
+/** Every input of a build is in its key: the make arguments and the environment kbuild reads. */
+const buildSalt = (salt: string, makeArgs: readonly string[]): string => [salt, ...makeArgs, ...buildEnv().map(([k, v]) => `${k}=${v}`)].join('\0');
+
+/** After a build: its stamps, and (for a replayable kbuild) its .mod.c sources kept; what the build left in the way, when it did. */
+async function recordBuilt(
+  root: string,
+  outDir: string,
+  r: { stamp: [string, string]; shape?: [string, string]; keepSources: boolean },
+): Promise<UnsafePath | undefined> {
+  try {
+    await replaceInside(root, ...r.stamp);
+    if (r.shape) {
+      await replaceInside(root, ...r.shape);
+      if (r.keepSources) await keepBuiltModSources(root, outDir);
+    }
+    return undefined;
+  } catch (e) {
+    if (e instanceof UnsafePath) return e;
+    throw e;
+  }
 }
 
 /** Copies srcDir's regular files into outDir, keeping their times (make compares them), as new files: outDir may hold what an earlier build left. */

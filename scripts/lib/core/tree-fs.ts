@@ -5,7 +5,7 @@
 // has just created, below directories that are real directories inside the
 // tree, and reads only regular files, up to a size.
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, realpath, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 export class UnsafePath extends Error {
@@ -97,3 +97,50 @@ export async function readInside(root: string, file: string, maxBytes: number): 
 export async function copyInside(root: string, from: string, to: string, maxBytes: number): Promise<void> {
   await replaceInside(root, to, await readRegular(from, maxBytes));
 }
+
+/**
+ * Writes a file whose name a suite gives (an expected transcript under
+ * --update): the real directory it lands in must be inside root (a link
+ * on the way is followed only while it stays inside), the directories
+ * missing are made there, and the file itself is opened with O_NOFOLLOW and
+ * must be a regular file. Returns the real path written.
+ */
+export async function writeUnder(root: string, file: string, data: string): Promise<string> {
+  const realRoot = await realpath(root);
+  // The nearest directory that exists, by its real path, then the rest made below it.
+  let have = path.dirname(file);
+  const missing: string[] = [];
+  while (!(await lstat(have).catch(() => undefined))) {
+    missing.unshift(path.basename(have));
+    have = path.dirname(have);
+  }
+  let dir = await realpath(have);
+  if (!inside(realRoot, dir)) throw new UnsafePath(file, `its directory is really ${dir}, outside ${realRoot}`);
+  for (const m of missing) {
+    dir = path.join(dir, m);
+    await mkdir(dir);
+  }
+  const real = path.join(dir, path.basename(file));
+  const h = await open(real, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644).catch((e: NodeJS.ErrnoException) =>
+    Promise.reject(
+      e.code === 'ELOOP' ? new UnsafePath(file, 'is a symlink: kmodvm does not write through it') : e.code === 'ENXIO' ? new UnsafePath(file, 'is a FIFO') : e,
+    ),
+  );
+  try {
+    if (!(await h.stat()).isFile()) throw new UnsafePath(file, 'is not a regular file');
+    await h.truncate(0);
+    await h.writeFile(data);
+  } finally {
+    await h.close();
+  }
+  return real;
+}
+
+/** A suite's file by its real path, only when that is inside root: a regular file, up to maxBytes. */
+export async function readUnder(root: string, file: string, maxBytes: number): Promise<Buffer> {
+  const [realRoot, real] = await Promise.all([realpath(root), realpath(file)]);
+  if (!inside(realRoot, real)) throw new UnsafePath(file, `is really ${real}, outside ${realRoot}`);
+  return readRegular(real, maxBytes);
+}
+
+const inside = (root: string, p: string): boolean => p === root || p.startsWith(root.endsWith('/') ? root : `${root}/`);

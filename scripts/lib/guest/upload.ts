@@ -33,6 +33,26 @@ export interface Staged {
 const within = (root: string, p: string): boolean => p === root || p.startsWith(`${root}/`);
 
 /**
+ * tar -h follows links: each file must really be a regular file inside its
+ * part's directory (a host build's tree is written by the build, which may
+ * have left a link to a host file where a source was). Drops the others
+ * from staged, and returns them.
+ */
+async function dropUnsafe(stage: string, staged: Map<string, string>, from: Map<string, string>): Promise<string[]> {
+  const leftOut: string[] = [];
+  const realDirs = new Map<string, string>();
+  for (const d of new Set(from.values())) realDirs.set(d, await realpath(d));
+  for (const [f, at] of [...staged]) {
+    const real = await realpath(path.join(stage, at)).catch(() => undefined);
+    if (!real || !within(realDirs.get(from.get(f)!)!, real) || !(await stat(real)).isFile()) {
+      staged.delete(f);
+      leftOut.push(f);
+    }
+  }
+  return leftOut;
+}
+
+/**
  * Lists the regular files of the parts (recursively, minus skip()) under a
  * staging directory of symlinks, one per part, which tar -h follows.
  * remoteBase must be a plain absolute path, sub a relative path of plain
@@ -72,18 +92,7 @@ export async function stageTrees(remoteBase: string, parts: readonly UploadPart[
       else await walk('');
     }
     const inStage = (f: string): string => staged.get(f)!;
-    // tar -h follows links: each file must really be a regular file inside its part's directory (a host
-    // build's tree is written by the build, which may have left a link to a host file where a source was).
-    const leftOut: string[] = [];
-    const realDirs = new Map(await Promise.all(parts.map(async (p) => [p.localDir, await realpath(p.localDir)] as const)));
-    for (const f of [...staged.keys()]) {
-      const real = await realpath(path.join(stage, inStage(f))).catch(() => undefined);
-      const dir = realDirs.get(from.get(f)!)!;
-      if (!real || !within(dir, real) || !(await stat(real)).isFile()) {
-        staged.delete(f);
-        leftOut.push(f);
-      }
-    }
+    const leftOut = await dropUnsafe(stage, staged, from);
     const files = [...staged.keys()];
     const hashes = new Map<string, string>();
     for (const f of files)

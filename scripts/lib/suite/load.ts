@@ -74,6 +74,9 @@ export function parseSuiteText(text: string, file: string): { suite: SuiteFile; 
   return { suite: value, where };
 }
 
+/** The largest expected transcript kmodvm reads. */
+export const TRANSCRIPT_MAX = 16 * 2 ** 20;
+
 /** Reads, validates and resolves a suite file. With update, a transcript may be missing (--update writes it). */
 export async function loadSuite(file: string, o: { update?: boolean } = {}): Promise<Suite> {
   const abs = path.resolve(file);

@@ -4,14 +4,14 @@
 // kmodvm.yaml (the netlink demo). Then --only and --shard, and each
 // selected test's transcript parsed, so bad input fails before anything boots.
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { readUnder } from '../core/tree-fs.ts';
 import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { posixJoin } from '../core/proc.ts';
 import { parseTranscript } from '../verdict/transcript.ts';
 import { suiteFiles } from './files.ts';
-import { loadSuite, type Suite } from './load.ts';
+import { loadSuite, type Suite, TRANSCRIPT_MAX } from './load.ts';
 import type { SelectedTest } from './run.ts';
 import { parseShard, selectTests } from './select.ts';
 
@@ -96,7 +96,9 @@ export async function resolveSuite(c: Config, cwd = process.cwd()): Promise<Reso
       selected.push({ test });
       continue;
     }
-    const text = await readFile(test.transcript.abs, 'utf8').catch(() => undefined);
+    // Only a file inside the suite: a transcript linked to a host file would be printed in every diff.
+    const root = suite.mounts ? path.dirname(test.transcript.abs) : suite.root;
+    const text = await readUnder(root, test.transcript.abs, TRANSCRIPT_MAX).then(String, () => undefined);
     if (text === undefined && !c.update)
       throw new KmodvmError('usage', `cannot read the transcript ${test.transcript.abs} (test ${test.name})`, {
         hint: 'write it, or run with --update to write it from the run',

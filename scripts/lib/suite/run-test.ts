@@ -6,6 +6,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileSize, readFrom } from '../core/disk.ts';
 import { tail } from '../core/proc.ts';
+import { readUnder, UnsafePath, writeUnder } from '../core/tree-fs.ts';
+import { KmodvmError } from '../core/errors.ts';
 import { runStep, type StepRecord } from '../guest/steps.ts';
 import type { ModuleLayout } from '../verdict/leaks.ts';
 import type { Check } from '../verdict/report.ts';
@@ -13,7 +15,7 @@ import { parseTranscript, type Transcript } from '../verdict/transcript.ts';
 import { judgeTest } from './judge.ts';
 import { layoutBeforeUnload, leakCheck } from './memcheck.ts';
 import { reportSources } from './sources.ts';
-import { srcPath, type SuiteTest } from './load.ts';
+import { srcPath, type SuiteTest, TRANSCRIPT_MAX } from './load.ts';
 import type { SavedTest } from './rejudge.ts';
 import {
   fileSafe as safe,
@@ -170,7 +172,9 @@ async function updateTranscript(
   modules: readonly LoadedModule[],
 ): Promise<{ parsed: Transcript; file: string }> {
   const file = test.transcript!.abs;
-  const old = await readFile(file, 'utf8').catch(() => undefined);
+  // The suite names the file: it is read and written only inside the suite (a --transcript given on the command line: its own directory).
+  const root = i.suite.mounts ? path.dirname(file) : i.suite.root;
+  const old = await readUnder(root, file, TRANSCRIPT_MAX).then(String, () => undefined);
   const text = transcriptFromRun({
     app,
     kernelLog: a.dmesg,
@@ -178,9 +182,14 @@ async function updateTranscript(
     shellPid: a.pid,
     header: `Expected transcript of test ${test.name}, written by kmodvm --update.\nCheck it, and put placeholders where the output varies (docs/transcript.md).`,
   });
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, text);
+  const real = await writeUnder(root, file, text).catch((e) => {
+    if (!(e instanceof UnsafePath)) throw e;
+    throw new KmodvmError('usage', `--update does not write ${test.transcript!.rel}: ${e.message}`, {
+      hint: `an expected transcript must be a regular file inside the suite (${root}); remove the link, or point transcript: elsewhere`,
+    });
+  });
+  const where = real === file ? test.transcript!.rel : `${test.transcript!.rel} (${real})`;
   const diff = transcriptDiff(test.transcript!.rel, old, text);
-  i.log(diff ? `update: wrote ${test.transcript!.rel}\n${diff}` : `update: ${test.transcript!.rel} unchanged`);
+  i.log(diff ? `update: wrote ${where}\n${diff}` : `update: ${where} unchanged`);
   return { parsed: parseTranscript(text, file), file };
 }

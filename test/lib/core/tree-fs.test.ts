@@ -55,3 +55,31 @@ t.test('a path outside the tree, a linked file and an oversized file are refused
   t.equal(readFileSync(path.join(tree, 'sub/deeper/big')).length, 200, 'missing directories are made as real ones');
   t.equal(readFileSync(standIn, 'utf8'), 'export PATH\n');
 });
+
+t.test('--update writes a transcript only inside the suite (#24: expected -> ~/.config/autostart got a .desktop file)', async (t) => {
+  const { writeUnder, readUnder } = await import('../../../scripts/lib/core/tree-fs.ts');
+  const fs = await import('node:fs');
+  const { tree: suite, standIn } = setup();
+  const autostart = path.join(path.dirname(standIn), 'autostart');
+  mkdirSync(autostart);
+  symlinkSync(autostart, path.join(suite, 'expected'));
+  await t.rejects(writeUnder(suite, path.join(suite, 'expected/evil.desktop'), '[Desktop Entry]\n'), { name: 'UnsafePath', message: /outside/ });
+  t.same(fs.readdirSync(autostart), [], 'nothing written in the linked directory');
+  await t.rejects(writeUnder(suite, path.join(suite, 'expected/new/deeper/x.txt'), 'x'), { name: 'UnsafePath' }, 'nor below it');
+  t.same(fs.readdirSync(autostart), []);
+
+  mkdirSync(path.join(suite, 'shared'));
+  symlinkSync('shared', path.join(suite, 'exp'));
+  const real = await writeUnder(suite, path.join(suite, 'exp/t1.txt'), 'hello\n');
+  t.equal(real, path.join(fs.realpathSync(suite), 'shared/t1.txt'), 'a link that stays inside is followed, and the real path returned for the log');
+  t.equal(fs.readFileSync(path.join(suite, 'shared/t1.txt'), 'utf8'), 'hello\n');
+  t.equal(await writeUnder(suite, path.join(suite, 'a/b/t2.txt'), 'x'), path.join(fs.realpathSync(suite), 'a/b/t2.txt'), 'missing directories are made');
+
+  symlinkSync(standIn, path.join(suite, 't3.txt'));
+  await t.rejects(writeUnder(suite, path.join(suite, 't3.txt'), 'x'), { name: 'UnsafePath', message: /symlink/ }, 'the file itself a link: refused');
+  t.equal(fs.readFileSync(standIn, 'utf8'), 'export PATH\n');
+  await t.rejects(readUnder(suite, path.join(suite, 't3.txt'), 1000), { name: 'UnsafePath' }, 'and not read either (it would be printed in a diff)');
+  execFileSync('mkfifo', [path.join(suite, 't4.txt')]);
+  await t.rejects(writeUnder(suite, path.join(suite, 't4.txt'), 'x'), { name: 'UnsafePath' }, 'a FIFO: refused at once');
+  t.equal(String(await readUnder(suite, path.join(suite, 'exp/t1.txt'), 1000)), 'hello\n');
+});

@@ -44,26 +44,31 @@ t.test('build products by name', async (t) => {
   for (const p of ['a.c', 'Makefile', 'Kbuild', 'order.txt', 'mod/x.h']) t.notOk(isBuildProduct(p), p);
 });
 
-t.test('a symlinked file travels only when its real path is inside the suite; the others are named (#24: notes.txt -> ~/.ssh/id_ed25519 reached the reports)', async (t) => {
-  const home = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-files-home-'));
-  writeFileSync(path.join(home, 'id_ed25519'), 'PRIVATE KEY\n');
-  const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-files-links-'));
-  mkdirSync(path.join(d, 'drv'));
-  mkdirSync(path.join(d, '.git'));
-  writeFileSync(path.join(d, 'drv/a.c'), 'int a;\n');
-  writeFileSync(path.join(d, '.git/config'), '[http] extraheader = AUTHORIZATION: basic x\n');
-  symlinkSync(path.join(home, 'id_ed25519'), path.join(d, 'notes.txt'));
-  symlinkSync('.git/config', path.join(d, 'cfg'));
-  symlinkSync('drv/a.c', path.join(d, 'alias.c'));
-  symlinkSync('missing.h', path.join(d, 'gone.h'));
-  symlinkSync(home, path.join(d, 'homedir'));
-  const linksLeftOut: string[] = [];
-  t.same(await suiteFiles(d, { linksLeftOut }), ['alias.c', 'drv/a.c'], 'only the link inside the suite (and not into .git, which does not travel either)');
-  t.same(
-    linksLeftOut.map((l) => l.split(' -> ')[0]).sort(),
-    ['cfg', 'gone.h', 'homedir', 'notes.txt'],
-    'each link left out is named',
-  );
-  t.match(linksLeftOut.find((l) => l.startsWith('notes.txt')), /id_ed25519 \(it points outside the suite\)/);
-  t.match(linksLeftOut.find((l) => l.startsWith('cfg')), /\.git\/config \(it points at \.git\/config, which does not travel\)/);
-});
+t.test(
+  'a symlinked file travels only when its real path is inside the suite; the others are named (#24: notes.txt -> ~/.ssh/id_ed25519 reached the reports)',
+  async (t) => {
+    const home = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-files-home-'));
+    writeFileSync(path.join(home, 'id_ed25519'), 'PRIVATE KEY\n');
+    const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-files-links-'));
+    mkdirSync(path.join(d, 'drv'));
+    mkdirSync(path.join(d, '.git'));
+    writeFileSync(path.join(d, 'drv/a.c'), 'int a;\n');
+    writeFileSync(path.join(d, '.git/config'), '[http] extraheader = AUTHORIZATION: basic x\n');
+    symlinkSync(path.join(home, 'id_ed25519'), path.join(d, 'notes.txt'));
+    symlinkSync('.git/config', path.join(d, 'cfg'));
+    symlinkSync('drv/a.c', path.join(d, 'alias.c'));
+    symlinkSync('missing.h', path.join(d, 'gone.h'));
+    symlinkSync(home, path.join(d, 'homedir'));
+    const linksLeftOut: string[] = [];
+    t.same(await suiteFiles(d, { linksLeftOut }), ['alias.c', 'drv/a.c'], 'only the link inside the suite (and not into .git, which does not travel either)');
+    t.same(linksLeftOut.map((l) => l.split(' -> ')[0]).sort(), ['cfg', 'gone.h', 'homedir', 'notes.txt'], 'each link left out is named');
+    t.match(
+      linksLeftOut.find((l) => l.startsWith('notes.txt')),
+      /id_ed25519 \(it points outside the suite\)/,
+    );
+    t.match(
+      linksLeftOut.find((l) => l.startsWith('cfg')),
+      /\.git\/config \(it points at \.git\/config, which does not travel\)/,
+    );
+  },
+);
