@@ -77,7 +77,8 @@ export async function recordFromFetched(base64: string, guestModuleDir: string, 
   try {
     const x = await run('tar', ['-x', '-f', '-', '-C', dir], { timeoutMs: 30_000, input: tar });
     if (x.exitCode !== 0) return undefined;
-    const plan = await loadReplayPlan(guestModuleDir, (p) => path.join(dir, path.relative(guestModuleDir, p)));
+    // The guest's files name the paths: one outside its module dir (/dev/zero, a host file) is not read.
+    const plan = await loadReplayPlan(guestModuleDir, { at: (p) => path.join(dir, path.relative(guestModuleDir, p)), root: dir });
     return plan ? { kdir, plan, tar } : undefined;
   } finally {
     await rm(dir, { recursive: true, force: true });

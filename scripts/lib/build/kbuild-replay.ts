@@ -7,7 +7,7 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { run, type RunResult } from '../core/proc.ts';
-import { copyInside, readInside, readRegular, replaceInside, UnsafePath } from '../core/tree-fs.ts';
+import { copyInside, readInside, replaceInside, UnsafePath } from '../core/tree-fs.ts';
 
 /** Undoes kbuild's make-cmd escaping in a .cmd file ("$" written as "$$", "#" as "$(pound)"). */
 export function unescapeMakeCmd(s: string): string {
@@ -62,15 +62,14 @@ const MOD_O_MAX = 16 * 2 ** 20;
 /**
  * Reads what replayPlan needs from a built tree. at maps a path of the tree
  * (as kbuild wrote it) to where the file is read: a record of a guest build
- * kept on the host.
+ * kept on the host. Every file read is a regular file inside root (the
+ * tree, or the record's directory), never a link out, a FIFO or a device:
+ * the paths come from files the build wrote.
  */
-export async function loadReplayPlan(moduleDir: string, at: (p: string) => string = (p) => p): Promise<string[] | undefined> {
-  // Files the build wrote: regular files only (a FIFO would hang the read), up to a size.
-  const read = (p: string): Promise<string | undefined> =>
-    readRegular(at(p), MOD_O_MAX).then(
-      (b) => b.toString('utf8'),
-      () => undefined,
-    );
+export async function loadReplayPlan(moduleDir: string, o: { at?: (p: string) => string; root?: string } = {}): Promise<string[] | undefined> {
+  const at = o.at ?? ((p: string) => p);
+  const root = o.root ?? moduleDir;
+  const read = (p: string): Promise<string | undefined> => readInside(root, at(p), MOD_O_MAX).then(String, () => undefined);
   const modulesOrder = await read(path.join(moduleDir, 'modules.order'));
   if (modulesOrder === undefined) return undefined;
   const modFiles = new Map<string, string>();

@@ -126,3 +126,20 @@ t.test('the fetch command lists only what kbuild wrote about the build', async (
   const list = await run('tar', ['-t', '-f', '-'], { timeoutMs: 10_000, input: Buffer.from(r.stdout, 'base64') });
   t.same(list.stdout.trim().split('\n'), ['./.m.o.cmd', './m.mod', './modules.order']);
 });
+
+t.test('a record whose files name paths outside the module dir reads none of them (#24: /dev/zero was read to 2 GiB)', async (t) => {
+  const secret = path.join(tmp(), 'host-secret.mod');
+  writeFileSync(secret, 'secret.o\n');
+  for (const [name, order] of [
+    ['a device', '/dev/zero\n'],
+    ['a host file', `${secret.replace(/\.mod$/, '.ko')}\n`],
+    ['a relative escape', '../../../../../dev/zero\n'],
+  ] as const) {
+    const d = tmp();
+    const m = path.join(d, GUEST_MODULE_DIR.slice(1));
+    mkdirSync(m, { recursive: true });
+    writeFileSync(path.join(m, 'modules.order'), order);
+    const b64 = Buffer.from((await import('node:child_process')).execFileSync('tar', ['-c', '-f', '-', '-C', m, '.'])).toString('base64');
+    t.equal(await recordFromFetched(b64, GUEST_MODULE_DIR, KDIR, os.tmpdir()), undefined, `${name}: no record`);
+  }
+});
