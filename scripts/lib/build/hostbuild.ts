@@ -104,7 +104,7 @@ export async function hostMake(o: {
   copied?: boolean;
   /** The one directory the build may write (the suite's build tree); default outDir. */
   writable?: string;
-  /** What else it may read: the kernel tree (kbuildRoot). */
+  /** What else it may read: the kernel tree (kbuildReadable). */
   readable?: string[];
 }): Promise<HostBuild> {
   const niceness = o.niceness ?? 10;
@@ -199,13 +199,18 @@ async function copySources(srcDir: string, outDir: string, root: string, keep: (
 const SOURCE_MAX = 256 * 2 ** 20;
 
 /**
- * The directory a build reads its kernel tree from: an image's exported
+ * The directories a build reads its kernel tree from: an image's exported
  * headers are a tree of their own (…/headers, whose -amd64 and -common
  * trees and linux-kbuild link to each other), any other kdir is itself.
+ * An image exported before its -amd64 Makefile included the -common tree
+ * by a relative path names it absolutely: that tree too.
  */
-export function kbuildRoot(kdir: string): string {
+export async function kbuildReadable(kdir: string): Promise<string[]> {
   const m = /^(.*\/headers)\/usr\/src\/linux-headers-[^/]+\/?$/.exec(kdir);
-  return m ? m[1] : kdir;
+  const root = m ? m[1] : kdir;
+  const mk = await readFile(path.join(kdir, 'Makefile'), 'utf8').catch(() => '');
+  const common = /^include (\/\S+)\/Makefile$/m.exec(mk)?.[1];
+  return common && !common.startsWith(`${root}/`) ? [root, common] : [root];
 }
 
 /** A failed make: the compiler's errors on the user's own files (make ran in the copy; a relative name there is the user's file), else make's tail. */
@@ -267,7 +272,7 @@ export async function hostBuildModule(o: {
     outDir: o.outDir,
     product: `${o.moduleName}.ko`,
     makeArgs: [`KDIR=${o.kdir}`],
-    readable: [kbuildRoot(o.kdir)],
+    readable: await kbuildReadable(o.kdir),
     hashSalt: o.kdir,
     timeoutMs: o.timeoutMs,
     replayKdir: o.replay === false ? undefined : o.kdir,

@@ -148,7 +148,7 @@ async function buildInto(c: Config, key: string, recipe: Recipe, tmp: string, lo
   }
   const kver = await bootFiles(rootfs, files, step, log);
   step('exporting the kbuild headers (for --build host)');
-  await exportHeaders(rootfs, final, tmp, kver);
+  await exportHeaders(rootfs, tmp, kver);
   const gccMajor = kernelGccMajor(await readFile(path.join(headersKdir(tmp, kver), 'include/generated/autoconf.h'), 'utf8').catch(() => ''));
   step("lean initrd (busybox, modules, the image's sshd + cpio)");
   const initScript = await readFile(path.join(c.root, 'qemu', 'initrd-init.sh'), 'utf8');

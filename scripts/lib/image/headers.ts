@@ -14,8 +14,8 @@ export function headersKdir(imageDir: string, kver: string): string {
   return path.join(imageDir, 'headers', 'usr/src', `linux-headers-${kver}`);
 }
 
-/** Copies the kbuild trees out of the rootfs, keeping their layout (their symlinks are relative), and points the -amd64 Makefile at the copied -common tree. */
-export async function exportHeaders(rootfs: string, finalImageDir: string, stagingImageDir: string, kver: string): Promise<void> {
+/** Copies the kbuild trees out of the rootfs, keeping their layout (their symlinks are relative), and points the -amd64 Makefile at the copied -common tree, by a relative path. */
+export async function exportHeaders(rootfs: string, stagingImageDir: string, kver: string): Promise<void> {
   const top = path.join(stagingImageDir, 'headers');
   const kdir = path.join(rootfs, 'usr/src', `linux-headers-${kver}`);
   const mk = await readFile(path.join(kdir, 'Makefile'), 'utf8');
@@ -27,6 +27,11 @@ export async function exportHeaders(rootfs: string, finalImageDir: string, stagi
     await cp(path.join(rootfs, t), path.join(top, t), { recursive: true, verbatimSymlinks: true });
   }
   if (common) {
-    await writeFile(path.join(top, 'usr/src', `linux-headers-${kver}`, 'Makefile'), mk.replace(common, path.join(finalImageDir, 'headers', common)));
+    // Relative (make -C runs it in its own directory): the tree works wherever it is, an imported image's too, and
+    // names nothing outside itself, so the build sandbox needs only this tree (build/hostbuild.ts kbuildReadable).
+    await writeFile(
+      path.join(top, 'usr/src', `linux-headers-${kver}`, 'Makefile'),
+      mk.replace(common, path.relative(path.join('/usr/src', `linux-headers-${kver}`), common)),
+    );
   }
 }

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import { guestCopy, hostMake, kbuildRoot, type HostBuild } from '../build/hostbuild.ts';
+import { guestCopy, hostMake, kbuildReadable, type HostBuild } from '../build/hostbuild.ts';
 import { copyInside, readInside, UnsafePath } from '../core/tree-fs.ts';
 import type { Check } from '../verdict/report.ts';
 import { hostPaths, srcPath, type Suite } from './load.ts';
@@ -131,7 +131,7 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
       outDir: out,
       product: 'modules.order',
       makeArgs: [`KDIR=${i.kdir}`, ...extra],
-      readable: [kbuildRoot(i.kdir)],
+      readable: await kbuildReadable(i.kdir),
       hashSalt: `${i.kdir}\0${shared}`,
       timeoutMs: i.timeoutMs,
       replayKdir: i.replay ? i.kdir : undefined,

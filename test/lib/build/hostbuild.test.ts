@@ -178,3 +178,22 @@ t.test('syncTree replaces a link the last build left where a source goes, and re
   await t.rejects(syncTree({ root, mounts: [] }, ['module/m.c'], tree), { name: 'UnsafePath' });
   t.same(fs.readdirSync(home), ['.profile']);
 });
+
+t.test("the build sandbox reads the image's whole headers tree, and the -common tree an older image's Makefile names absolutely", async (t) => {
+  const { kbuildReadable } = await import('../../../scripts/lib/build/hostbuild.ts');
+  const img = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-kreadable-'));
+  const kdir = path.join(img, 'headers/usr/src/linux-headers-6.1.0-57-amd64');
+  mkdirSync(kdir, { recursive: true });
+  // The -amd64 Makefile as exportHeaders writes it now, and as it wrote it before (the real line of a cached image).
+  writeFileSync(path.join(kdir, 'Makefile'), 'include ../linux-headers-6.1.0-57-common/Makefile\n');
+  t.same(await kbuildReadable(kdir), [path.join(img, 'headers')]);
+  writeFileSync(path.join(kdir, 'Makefile'), `include ${path.join(img, 'headers')}/usr/src/linux-headers-6.1.0-57-common/Makefile\n`);
+  t.same(await kbuildReadable(kdir), [path.join(img, 'headers')], 'inside the tree: nothing more');
+  writeFileSync(path.join(kdir, 'Makefile'), 'include /root/.cache/kmodvm/images/604710d6ef4c5561/headers/usr/src/linux-headers-6.1.0-57-common/Makefile\n');
+  t.same(
+    await kbuildReadable(kdir),
+    [path.join(img, 'headers'), '/root/.cache/kmodvm/images/604710d6ef4c5561/headers/usr/src/linux-headers-6.1.0-57-common'],
+    "an imported image's Makefile names the exporting cache's tree",
+  );
+  t.same(await kbuildReadable('/lib/modules/6.1.0-57-amd64/build-nowhere'), ['/lib/modules/6.1.0-57-amd64/build-nowhere'], 'any other kdir: itself');
+});
