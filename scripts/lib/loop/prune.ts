@@ -92,16 +92,49 @@ export async function prunePlan(c: Config): Promise<PrunePlan> {
     }
     return undefined;
   };
-  const snapshots = await Promise.all((await list(snapDir)).map(async (name) => ({ name, imageKey: await imageOf(name) })));
-  return planPrune({
-    imagesDir: imagesDir(c),
-    images: await list(imagesDir(c)),
-    recordsDir,
-    records: await list(recordsDir),
-    keep: await keptKeys(c),
-    snapshotsDir: snapDir,
-    snapshots,
-  });
+  const foreign: PruneItem[] = [];
+  const ours = async (dir: string, kind: keyof typeof MADE): Promise<string[]> => {
+    const out: string[] = [];
+    for (const n of await list(dir)) {
+      if (await madeByKmodvm(path.join(dir, n), n, kind)) out.push(n);
+      else foreign.push({ path: path.join(dir, n), why: `not made by kmodvm (${MADE[kind].what}): left alone` });
+    }
+    return out;
+  };
+  const images = await ours(imagesDir(c), 'image');
+  const records = await ours(recordsDir, 'record');
+  const snapshots = await Promise.all((await ours(snapDir, 'snapshot')).map(async (name) => ({ name, imageKey: await imageOf(name) })));
+  const plan = planPrune({ imagesDir: imagesDir(c), images, recordsDir, records, keep: await keptKeys(c), snapshotsDir: snapDir, snapshots });
+  return { ...plan, keep: [...plan.keep, ...foreign] };
+}
+
+const KEY = /^[0-9a-f]{16}$/;
+/**
+ * What kmodvm makes under each cache directory: its names (a key, a lock, a
+ * temporary directory of a build, a save or a prune) and the file each
+ * finished entry holds. Anything else (a wrong --cache-dir, a directory of
+ * your own) is never removed.
+ */
+const MADE = {
+  image: {
+    name: /^(?:[0-9a-f]{16}|\.[0-9a-f]{16}\.lock|\.tmp-(?:[0-9a-f]+|import|prune-.+)-\d+)$/,
+    marker: ['manifest.json'],
+    what: 'an image key with its manifest.json',
+  },
+  record: { name: /^(?:[0-9a-f]{16}|\.tmp-prune-.+-\d+)$/, marker: [], what: 'an image key' },
+  snapshot: {
+    name: /^(?:[0-9a-f]{16}(?:\.tmp-\d+)?|\.[0-9a-f]{16}\.lock|\.tmp-prune-.+-\d+)$/,
+    marker: ['meta.json', 'unusable.json'],
+    what: 'a guest key with its meta.json or unusable.json',
+  },
+} as const;
+
+async function madeByKmodvm(p: string, name: string, kind: keyof typeof MADE): Promise<boolean> {
+  const m = MADE[kind];
+  if (!m.name.test(name)) return false;
+  // A finished entry holds its marker; a lock, or a temporary directory, is known by its name alone.
+  if (!KEY.test(name) || !m.marker.length) return true;
+  return m.marker.some((f) => existsSync(path.join(p, f)));
 }
 
 /**

@@ -115,27 +115,38 @@ t.test('kept: every shipped recipe, the configured recipe of your own, and runni
   t.equal(keep.size, shipped + 2, "the shipped recipes, yours and the instance's");
 
   // the whole plan on that cache
-  for (const k of [d12, 'old1', '.tmp-99']) mkdirSync(path.join(cache, 'images', k), { recursive: true });
-  for (const k of [d12, 'old1']) mkdirSync(path.join(cache, 'kbuild-records', k, 'shape'), { recursive: true });
+  const old1 = '0123456789abcdef';
+  const tmp99 = `.tmp-${old1}-99`;
+  for (const k of [d12, old1, tmp99]) mkdirSync(path.join(cache, 'images', k), { recursive: true });
+  for (const k of [d12, old1]) writeFileSync(path.join(cache, 'images', k, 'manifest.json'), '{}');
+  for (const k of [d12, old1]) mkdirSync(path.join(cache, 'kbuild-records', k, 'shape'), { recursive: true });
+  const [snapNew, snapOld, snapUnusable, snapUnusableOld] = ['1111111111111111', '2222222222222222', '3333333333333333', '4444444444444444'];
   for (const [s, k, f] of [
-    ['snap-new', d12, 'meta.json'],
-    ['snap-old', 'old1', 'meta.json'],
-    ['snap-unusable', d12, 'unusable.json'],
-    ['snap-unusable-old', 'old1', 'unusable.json'],
+    [snapNew, d12, 'meta.json'],
+    [snapOld, old1, 'meta.json'],
+    [snapUnusable, d12, 'unusable.json'],
+    [snapUnusableOld, old1, 'unusable.json'],
   ]) {
     mkdirSync(path.join(cache, 'snapshots', s), { recursive: true });
     writeFileSync(path.join(cache, 'snapshots', s, f), JSON.stringify({ key: s, imageKey: k }));
   }
+  // What kmodvm did not make (#24: a wrong --cache-dir lost images/holiday-2024/): never removed.
+  mkdirSync(path.join(cache, 'images', 'holiday-2024'));
+  mkdirSync(path.join(cache, 'images', 'fedcba9876543210'));
+  mkdirSync(path.join(cache, 'snapshots', 'photos'));
+  mkdirSync(path.join(cache, 'kbuild-records', 'notes'));
   const plan = await prunePlan(c);
   t.same(
     plan.remove.map((r) => path.relative(cache, r.path)).sort(),
-    ['images/.tmp-99', 'images/old1', 'kbuild-records/old1', 'snapshots/snap-old', 'snapshots/snap-unusable-old'],
+    [`images/${tmp99}`, `images/${old1}`, `kbuild-records/${old1}`, `snapshots/${snapOld}`, `snapshots/${snapUnusableOld}`].sort(),
     'a kept image\'s "cannot save here" marker stays; a pruned image\'s goes',
   );
   t.same(
-    plan.keep.map((r) => path.relative(cache, r.path)),
-    [`images/${d12}`],
+    plan.keep.map((r) => path.relative(cache, r.path)).sort(),
+    [`images/${d12}`, 'images/fedcba9876543210', 'images/holiday-2024', 'kbuild-records/notes', 'snapshots/photos'].sort(),
+    'an image key without its manifest.json and names kmodvm does not make are kept',
   );
+  t.match(plan.keep.find((k) => k.path.endsWith('holiday-2024'))!.why, /not made by kmodvm/);
 });
 
 t.test('applying the plan removes each entry whole and counts the bytes', async (t) => {
