@@ -103,7 +103,7 @@ const refuse = (file: string, why: string, evidence?: string): KmodvmError =>
   });
 
 /** Before anything is extracted: every member a file, a directory or a symlink, under one image directory, with no absolute path and no `..`. */
-async function checkListing(file: string): Promise<string> {
+async function checkListing(file: string): Promise<{ key: string; names: string[]; links: Set<string> }> {
   const list = async (verbose: boolean) => {
     const r = await run('tar', ['--list', ...(verbose ? ['--verbose'] : []), '--zstd', '--file', path.resolve(file)], { timeoutMs: 10 * 60_000 });
     if (r.exitCode !== 0)
@@ -113,14 +113,60 @@ async function checkListing(file: string): Promise<string> {
       });
     return r.stdout.split('\n').filter(Boolean);
   };
-  const kinds = (await list(true)).filter((l) => !/^[-dl]/.test(l));
+  const verbose = await list(true);
+  const kinds = verbose.filter((l) => !/^[-dl]/.test(l));
   if (kinds.length)
     throw refuse(file, 'it holds members that are not files, directories or symlinks (hard links, devices, FIFOs)', kinds.slice(0, 10).join('\n'));
   const names = await list(false);
   const key = names[0]?.split('/')[0] ?? '';
   const bad = names.filter((n) => n.startsWith('/') || n.split('/').includes('..') || n.split('/')[0] !== key);
   if (!/^[0-9a-f]{16}$/.test(key) || bad.length) throw refuse(file, 'a member lies outside its one image directory', bad.slice(0, 10).join('\n'));
-  return key;
+  const links = new Set(verbose.flatMap((l) => /^l\S+\s+\S+\s+\d+\s+\S+\s+\S+\s(.+?) -> /.exec(l)?.[1] ?? []));
+  return { key, names, links };
+}
+
+/** Before the rest is extracted: every member is export.json, a directory, or a file or link export.json lists. */
+function checkMembers(file: string, a: { key: string; names: readonly string[]; links: Set<string> }, em: z.infer<typeof exportSchema>): void {
+  // A second export.json (or any member twice) would be written over the one whose fingerprint was checked.
+  const seen = new Set<string>();
+  const twice = a.names.filter((n) => seen.has(n) || !seen.add(n));
+  if (twice.length) throw refuse(file, 'it holds a member twice', twice.slice(0, 10).join('\n'));
+  const rel = (n: string): string => n.slice(a.key.length + 1);
+  const extra = a.names.filter(
+    (n) => !n.endsWith('/') && rel(n) && rel(n) !== 'export.json' && !Object.hasOwn(em.sha256, rel(n)) && !Object.hasOwn(em.links, rel(n)),
+  );
+  const links = extra.filter((n) => a.links.has(n));
+  if (links.length) throw refuse(file, 'its symlinks are not the ones its export.json lists inside the image', links.slice(0, 10).join('\n'));
+  if (extra.length) throw refuse(file, `${extra.length} file(s) are not covered by its checksums`, extra.map(rel).slice(0, 10).join('\n'));
+}
+
+/** Only `<key>/export.json`, out of the archive: the fingerprint is checked before anything else is written. */
+async function extractManifest(file: string, key: string, tmp: string): Promise<{ fp: string; em: z.infer<typeof exportSchema> }> {
+  const r = await run(
+    'tar',
+    [
+      '--extract',
+      '--zstd',
+      '--file',
+      path.resolve(file),
+      '--directory',
+      tmp,
+      '--no-same-owner',
+      '--no-same-permissions',
+      '--occurrence=1',
+      `${key}/export.json`,
+    ],
+    {
+      timeoutMs: 10 * 60_000,
+    },
+  );
+  const emFile = path.join(tmp, key, 'export.json');
+  const st = await lstat(emFile).catch(() => undefined);
+  if (r.exitCode !== 0 || !st?.isFile() || st.size > 64 * 2 ** 20) throw refuse(file, 'it has no export.json (an archive from kmodvm export has one)');
+  const text = await readFile(emFile);
+  const parsed = exportSchema.safeParse(JSON.parse(text.toString('utf8') || '{}'));
+  if (!parsed.success || parsed.data.key !== key) throw refuse(file, `its export.json is not a kmodvm ${EXPORT_FORMAT} manifest for image ${key}`);
+  return { fp: fingerprintOf(text), em: parsed.data };
 }
 
 /** After extracting: exactly the files the checksums cover, each matching, and only the listed symlinks, all pointing inside. */
@@ -152,28 +198,16 @@ async function checkTree(file: string, dir: string, em: z.infer<typeof exportSch
 
 export async function importImage(c: Config, file: string, log: (l: string) => void, o: { trust?: string } = {}): Promise<string> {
   if (!(await lstat(file).catch(() => undefined))?.isFile()) throw new KmodvmError('usage', `no such archive: ${file}`);
-  const key = await checkListing(file);
+  const listing = await checkListing(file);
+  const { key } = listing;
   await mkdirPrivate(imagesDir(c));
   const tmp = path.join(imagesDir(c), `.tmp-import-${process.pid}`);
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { mode: 0o700 });
   try {
-    const r = await run('tar', ['--extract', '--zstd', '--file', path.resolve(file), '--directory', tmp, '--no-same-owner', '--no-same-permissions'], {
-      timeoutMs: 30 * 60_000,
-    });
-    if (r.exitCode !== 0)
-      throw new KmodvmError('image', `${file} is not a readable kmodvm image archive (${r.reason})`, {
-        evidence: tail(r.stderr, 10),
-        hint: 'copy the archive again; it may be truncated',
-      });
-    const dir = path.join(tmp, key);
-    const emFile = path.join(dir, 'export.json');
-    const st = await lstat(emFile).catch(() => undefined);
-    if (!st?.isFile() || st.size > 64 * 2 ** 20) throw refuse(file, 'it has no export.json (an archive from kmodvm export has one)');
-    const text = await readFile(emFile);
-    const fp = fingerprintOf(text);
-    const parsed = exportSchema.safeParse(JSON.parse(text.toString('utf8') || '{}'));
-    if (!parsed.success || parsed.data.key !== key) throw refuse(file, `its export.json is not a kmodvm ${EXPORT_FORMAT} manifest for image ${key}`);
+    const { fp, em } = await extractManifest(file, key, tmp).catch((e) =>
+      e instanceof SyntaxError ? Promise.reject(refuse(file, 'its export.json is not JSON')) : Promise.reject(e),
+    );
     if (o.trust !== fp) {
       throw new KmodvmError(
         'usage',
@@ -183,13 +217,23 @@ export async function importImage(c: Config, file: string, log: (l: string) => v
         },
       );
     }
-    await checkTree(file, dir, parsed.data, log);
+    checkMembers(file, listing, em);
+    const r = await run('tar', ['--extract', '--zstd', '--file', path.resolve(file), '--directory', tmp, '--no-same-owner', '--no-same-permissions'], {
+      timeoutMs: 30 * 60_000,
+    });
+    if (r.exitCode !== 0)
+      throw new KmodvmError('image', `${file} is not a readable kmodvm image archive (${r.reason})`, {
+        evidence: tail(r.stderr, 10),
+        hint: 'copy the archive again; it may be truncated',
+      });
+    const dir = path.join(tmp, key);
+    await checkTree(file, dir, em, log);
     const final = path.join(imagesDir(c), key);
     await rm(final, { recursive: true, force: true });
     await rename(dir, final);
     await rekeySeat(final, log);
     await recordIntegrity(final, imageFileNames(final)); // tar kept the files' mtimes, not their inode times: recorded for this seat
-    log(`import: image ${key} (kernel ${parsed.data.manifest.kernelVersion}), fingerprint ${fp}, is ready in ${final}`);
+    log(`import: image ${key} (kernel ${em.manifest.kernelVersion}), fingerprint ${fp}, is ready in ${final}`);
     const { imageKey } = await import('./image.ts');
     if (imageKey(c).key !== key)
       log(`import: note: this checkout's recipe for ${c.kernel} wants image ${imageKey(c).key}; check out the teacher's revision to use ${key}`);

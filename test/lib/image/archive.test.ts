@@ -153,3 +153,28 @@ t.test('a member path with .. is refused before anything is extracted', async (t
 t.test('a symlink that export.json does not list, or that points out of the image, is refused', async (t) => {
   await refused(t, await tampered((dir) => symlinkSync('/etc', path.join(dir, 'headers/etc'))), /symlinks are not the ones/);
 });
+
+t.test('without --trust only export.json is extracted (#24: a 33 KB archive wrote 1 GiB before the fingerprint was checked)', async (t) => {
+  const teacher = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-teacher-'));
+  fakeImage(teacher);
+  const file = path.join(teacher, 'room.tar.zst');
+  await exportImage(cfg(teacher), file, () => undefined);
+  const tars: string[][] = [];
+  const proc = await import('../../../scripts/lib/core/proc.ts');
+  const { importImage: mockedImport } = await t.mockImport<typeof import('../../../scripts/lib/image/archive.ts')>('../../../scripts/lib/image/archive.ts', {
+    '../../../scripts/lib/core/proc.ts': {
+      ...proc,
+      run: (cmd: string, args: readonly string[], o: Parameters<typeof proc.run>[2]) => {
+        if (cmd === 'tar' && args.includes('--extract')) tars.push([...args]);
+        return proc.run(cmd, args, o);
+      },
+    },
+  });
+  const seat = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-seat-'));
+  await t.rejects(
+    mockedImport(cfg(seat), file, () => undefined),
+    { failure: 'usage', message: /told to trust it/ },
+  );
+  t.equal(tars.length, 1, 'one extraction');
+  t.match(tars[0].slice(-2), ['--occurrence=1', /^[0-9a-f]{16}\/export\.json$/], 'and only of export.json');
+});
