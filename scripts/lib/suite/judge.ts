@@ -118,11 +118,12 @@ export function judgeTest(e: TestEvidence, x: TestExpect, rules: CompiledRules):
         : { name: 'taint', ok: true, durationMs: 0, message: `tainted ${e.taintAfter}` },
     );
   }
-  const splat = noSplatCheck(e.kernelLog, e.serial, rules, e.sources);
+  // A hung step is what makes kmodvm ask the guest for a sysrq task dump (run-test.ts): only then is one in the log ours.
+  const hung = e.run?.result.timedOut || [...e.loads, ...e.unloads].some((r) => r.result.timedOut);
+  const splat = noSplatCheck(e.kernelLog, e.serial, rules, e.sources, { ownDump: hung });
   // A leak fails the test but leaves the kernel as sound as it was: the next test needs no fresh guest.
   if (!splat.ok && !LEAK_KINDS.includes(splat.splatId ?? '')) untrusted ??= splat.message?.trim();
   checks.push(splat);
-  const hung = e.run?.result.timedOut || [...e.loads, ...e.unloads].some((r) => r.result.timedOut);
   const stuck = e.unloads.find((r) => !r.ok);
   untrusted ??= hung ? 'a step hung' : stuck ? `${stuck.name} failed` : undefined;
   return { checks, captures, firstLoad, untrusted };
@@ -139,8 +140,8 @@ export const LEAK_KINDS = ['memcheck-leak', 'kmemleak'];
 /** How many log lines after a splat's first the source lookup reads: a kernel BUG's call trace follows its register dump. */
 const TRACE_LINES = 80;
 
-export function noSplatCheck(kernelLog: string, serial: string, rules: CompiledRules, sources?: Sources): Check {
-  const splats = [...findSplats(kernelLog, rules, 'dmesg'), ...findSplats(serial, rules, 'serial.log')];
+export function noSplatCheck(kernelLog: string, serial: string, rules: CompiledRules, sources?: Sources, o: { ownDump?: boolean } = {}): Check {
+  const splats = [...findSplats(kernelLog, rules, 'dmesg', o), ...findSplats(serial, rules, 'serial.log', o)];
   if (!splats.length) return { name: 'no-splat', ok: true, durationMs: 0 };
   const s = splats[0];
   const from = s.source === 'dmesg' ? kernelLog : serial;

@@ -97,11 +97,19 @@ t.test('real splats captured in the guest (test/splat-modules) are found and cla
 
 t.test('our own sysrq task dump after a hang is evidence, not a splat; a splat before it still counts', async (t) => {
   const dump = '[   30.1] sysrq: Show Blocked State\n[   30.2] task:app state:S\n[   30.3] Call Trace:\n[   30.3]  <TASK>\n[   30.4]  __schedule+0x34d/0xa00\n';
-  t.same(findSplats(dump, rules, 'dmesg'), []);
+  t.same(findSplats(dump, rules, 'dmesg', { ownDump: true }), []);
   const before = '[   20.0] WARNING: CPU: 0 PID: 1 at x.c:1 f+0x1/0x2\n' + dump;
   t.same(
-    findSplats(before, rules, 'dmesg').map((s) => s.id),
+    findSplats(before, rules, 'dmesg', { ownDump: true }).map((s) => s.id),
     ['warning'],
+  );
+});
+
+t.test('a sysrq line kmodvm did not ask for hides nothing (#24: the code under test can write it to /dev/kmsg)', async (t) => {
+  const forged = '[   10.0] sysrq: Show State\n[   11.0] BUG: kernel NULL pointer dereference, address: 0000000000000000\n';
+  t.same(
+    findSplats(forged, rules, 'dmesg').map((s) => s.id),
+    ['bug'],
   );
 });
 
