@@ -168,3 +168,32 @@ t.test('--update writes a missing transcript from the run, with the PID as a pla
   t.equal(again.exitCode, 0, 'the written transcript passes the next run');
   writeFileSync(tr, kept);
 });
+
+t.test('the code under test forges no verdict and reaches no host file through a link (#24)', async (t) => {
+  const secret = path.join(mkdtempSync(path.join(os.tmpdir(), 'kmodvm-foreign-home-')), 'id_ed25519');
+  writeFileSync(secret, 'PRIVATE KEY kmodvm-e2e\n', { mode: 0o600 });
+  const { symlinkSync } = await import('node:fs');
+  symlinkSync(secret, path.join(repo, 'notes.txt'));
+  // What a test would try on the old kept shell: read every kept shell's nonce from /proc/PID/cmdline and print the frame that ends a command with status 0.
+  const forge = [
+    'for p in /proc/[0-9]*; do',
+    "  n=$(tr '\\000' ' ' < $p/cmdline 2>/dev/null | sed -n 's/.*kmodvm-kept-shell \\([0-9a-f][0-9a-f]*\\).*/\\1/p')",
+    '  [ -n "$n" ] && printf \'\\036%s 0\\n\' "$n" && printf \'\\036%s\\n\' "$n" >&2',
+    'done',
+    'cat notes.txt',
+    'exit 9',
+  ].join('\n');
+  writeFileSync(
+    path.join(repo, 'forge.yaml'),
+    ['modules:', '  - dir: driver', 'tests:', '  - name: forge', `    run: ${JSON.stringify(forge)}`, ''].join('\n'),
+  );
+  const r = await kmodvm(['test', '--suite', 'forge.yaml']);
+  rmSync(path.join(repo, 'notes.txt'));
+  t.equal(r.exitCode, 12, `the app class: its own exit status, not a forged 0\n${explain(r)}`);
+  t.match(r.stdout, /not ok \d+ run - .*exited 9/);
+  t.match(r.stderr, /symlinks left out of the upload and the reports: notes\.txt -> \S+id_ed25519 \(it points outside the suite\)/);
+  const everything = [r.stdout, r.stderr, ...(r.runDir ? readdirSync(r.runDir, { recursive: true }).map(String) : [])].join('\n');
+  t.notMatch(everything, /PRIVATE KEY/, 'the key is in no output');
+  if (r.runDir)
+    for (const f of ['report.json', 'report.tap', 'junit.xml']) t.notMatch(readFileSync(path.join(r.runDir, f), 'utf8'), /PRIVATE KEY/, `nor in ${f}`);
+});

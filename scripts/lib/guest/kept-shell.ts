@@ -19,21 +19,24 @@ import { describeEnd, type RunResult } from '../core/end.ts';
 import { Capped, KEEP_BYTES, MarkerScan } from './collect.ts';
 
 /**
- * The guest side, run as `sh -c KEPT_SHELL kmodvm-kept-shell NONCE`: one
- * command line per input line, each in a subshell with stdin from /dev/null;
- * after it, "\x1e NONCE STATUS\n" on stdout and "\x1e NONCE\n" on stderr.
+ * The guest side, run as `sh -c KEPT_SHELL kmodvm-kept-shell`: the nonce is
+ * its first input line (never an argument: /proc/PID/cmdline is readable by
+ * every guest process, and a nonce read there forges a command's end); then
+ * one command line per input line, each in a subshell without the nonce and
+ * with stdin from /dev/null; after it, "\x1e NONCE STATUS\n" on stdout and
+ * "\x1e NONCE\n" on stderr.
  */
 export const KEPT_SHELL = [
-  'n=$1',
+  'IFS= read -r n || exit',
   'while IFS= read -r line; do',
-  '  (eval "$line") </dev/null',
+  '  (unset n; eval "$line") </dev/null',
   '  rc=$?',
   '  printf \'\\036%s %s\\n\' "$n" "$rc"',
   '  printf \'\\036%s\\n\' "$n" >&2',
   'done',
 ].join('\n');
 
-export const keptShellArgv = (nonce: string): string[] => ['sh', '-c', KEPT_SHELL, 'kmodvm-kept-shell', nonce];
+export const keptShellArgv = (): string[] => ['sh', '-c', KEPT_SHELL, 'kmodvm-kept-shell'];
 
 /** A command's end as an exec channel reports it: an exit code, or the signal that killed it (status 128 + n, as sh reports). */
 export function statusToEnd(status: number): { exitCode?: number; signal?: string } {
@@ -142,7 +145,8 @@ export class KeptShells {
   }
 
   private async start(): Promise<Kept> {
-    const ch = await this.open(keptShellArgv(this.nonce));
+    const ch = await this.open(keptShellArgv());
+    ch.write(`${this.nonce}\n`);
     const k: Kept = { ch, framer: new Framer(this.nonce), closed: false };
     ch.on('data', (d) => {
       k.framer.push('out', d);

@@ -15,6 +15,13 @@ export interface StepSpec {
   failure: FailureClass;
   /** Start the next step at the same time: it needs nothing from this one (each has its own channel, record and timeout). */
   withNext?: boolean;
+  /**
+   * The code under test runs here (a test's run line, a setup line, the
+   * module's Makefile in the guest): on an exec channel of its own, whose
+   * exit status sshd reports, never on a kept shell whose streams the later
+   * steps (rmmod, the taint, the kernel log) share.
+   */
+  untrusted?: boolean;
 }
 
 export interface StepRecord {
@@ -44,7 +51,8 @@ export async function recordStep(runDir: string, index: number, rec: StepRecord)
 }
 
 export async function runStep(session: SshSession, spec: StepSpec): Promise<StepRecord> {
-  return judge(spec, await session.execKept(spec.argv, { timeoutMs: spec.timeoutMs, cwd: spec.cwd }));
+  const o = { timeoutMs: spec.timeoutMs, cwd: spec.cwd };
+  return judge(spec, await (spec.untrusted ? session.exec(spec.argv, o) : session.execKept(spec.argv, o)));
 }
 
 /** Compiler diagnostics with guest paths rewritten to host paths. */

@@ -64,6 +64,7 @@ export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildRes
       argv: ['make', '-C', gdir, `KDIR=/lib/modules/${i.kver}/build`, ...(symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${symvers.join(' ')}`] : [])],
       timeoutMs: c.timeouts.build * 1000,
       failure: 'build',
+      untrusted: true,
     };
     i.log(`step ${name} (in the guest)`);
     const plan = i.records ? await guestBuildPlan(i.records.dir, m.abs, i.records.replay, gdir, `\0${symvers.join(' ')}`) : undefined;
@@ -90,7 +91,13 @@ export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildRes
   for (const a of suite.apps) {
     const name = `build-app${many(suite.apps.length) ? `:${a.dir}` : ''}`;
     i.log(`step ${name} (in the guest)`);
-    const rec = await runStep(session, { name, argv: ['make', '-C', `${GUEST_WORK}/${a.dir}`], timeoutMs: c.timeouts.build * 1000, failure: 'build' });
+    const rec = await runStep(session, {
+      name,
+      argv: ['make', '-C', `${GUEST_WORK}/${a.dir}`],
+      timeoutMs: c.timeouts.build * 1000,
+      failure: 'build',
+      untrusted: true,
+    });
     out.records.push(rec);
     out.checks.push(buildCheck(name, a.dir, rec, suite));
     if (!rec.ok) return { ...out, ok: false };

@@ -177,6 +177,7 @@ export const runStepSpec = (run: string, timeoutS: number): StepSpec => ({
   cwd: GUEST_WORK,
   timeoutMs: s(timeoutS),
   failure: 'app',
+  untrusted: true,
 });
 
 /** A setup command line, from the suite root. */
@@ -186,6 +187,7 @@ export const setupStep = (line: string, i: number, t: Timeouts): StepSpec => ({
   cwd: GUEST_WORK,
   timeoutMs: s(t.build),
   failure: 'app',
+  untrusted: true,
 });
 
 /** The parameters a module gets in a test: the test's own for it, else its dir's. */

@@ -136,10 +136,24 @@ t.test('exit statuses map to an exit code or a signal', async (t) => {
   t.same(statusToEnd(255), { exitCode: 255 }, '255 - 128 is no signal');
 });
 
-t.test('the guest side is one sh -c script with the nonce as its argument', async (t) => {
-  const argv = keptShellArgv('feed');
-  t.same([argv[0], argv[1], argv[2], argv[4]], ['sh', '-c', KEPT_SHELL, 'feed']);
-  t.match(KEPT_SHELL, /\(eval "\$line"\) <\/dev\/null/);
+t.test('the guest side is one sh -c script; the nonce is not among its arguments', async (t) => {
+  t.same(keptShellArgv(), ['sh', '-c', KEPT_SHELL, 'kmodvm-kept-shell']);
+  t.match(KEPT_SHELL, /\(unset n; eval "\$line"\) <\/dev\/null/);
+});
+
+t.test('a command cannot read the nonce, from $n or from the shell command lines, nor forge its end (#24)', async (t) => {
+  const { shells } = localShells();
+  t.teardown(() => shells.closeAll());
+  const warm = await shells.run('true', 5000);
+  t.equal(warm.exitCode, 0);
+  // What a test would try: the variable, then every kept shell's command line in /proc, then a frame with what it found.
+  const forged = await shells.run(
+    `printf '%s|' "$n"; for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -a kmodvm-kept-shell; done; printf '\\036%s 0\\n' "$n"; printf '\\036%s\\n' "$n" >&2; exit 9`,
+    5000,
+  );
+  t.equal(forged.exitCode, 9, 'its own exit status, not the forged 0');
+  t.match(forged.stdout, /^\|/, '$n is empty in the command');
+  t.notMatch(forged.stdout, /kmodvm-kept-shell [0-9a-f]{16}/, 'no command line holds the nonce');
 });
 
 t.test('the deadline covers opening a shell: a guest that never answers times the command out', async (t) => {

@@ -30,3 +30,19 @@ make[2]: *** [/usr/src/linux-headers-6.1.0-56-common/scripts/Makefile.build:250:
     },
   ]);
 });
+
+t.test(
+  "the code under test runs on an exec channel of its own, kmodvm's own steps on kept shells (#24: a test forged its exit code on the shared shell)",
+  async (t) => {
+    const { runStep } = await import('../../../scripts/lib/guest/steps.ts');
+    const { runStepSpec, setupStep, stateAfter } = await import('../../../scripts/lib/suite/test-plan.ts');
+    const used: string[] = [];
+    const session = {
+      exec: async () => (used.push('exec'), res({})),
+      execKept: async () => (used.push('kept'), res({})),
+    } as unknown as Parameters<typeof runStep>[0];
+    const timeouts = { boot: 1, build: 1, app: 1, command: 1 } as Parameters<typeof setupStep>[2];
+    for (const spec of [runStepSpec('./app', 5), setupStep('mkdir -p x', 0, timeouts), stateAfter(timeouts)]) await runStep(session, spec);
+    t.same(used, ['exec', 'exec', 'kept']);
+  },
+);
