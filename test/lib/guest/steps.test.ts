@@ -38,8 +38,14 @@ t.test(
     const { runStepSpec, setupStep, stateAfter } = await import('../../../scripts/lib/suite/test-plan.ts');
     const used: string[] = [];
     const session = {
-      exec: async () => (used.push('exec'), res({})),
-      execKept: async () => (used.push('kept'), res({})),
+      exec: async () => {
+        used.push('exec');
+        return res({});
+      },
+      execKept: async () => {
+        used.push('kept');
+        return res({});
+      },
     } as unknown as Parameters<typeof runStep>[0];
     const timeouts = { boot: 1, build: 1, app: 1, command: 1 } as Parameters<typeof setupStep>[2];
     for (const spec of [runStepSpec('./app', 5), setupStep('mkdir -p x', 0, timeouts), stateAfter(timeouts)]) await runStep(session, spec);
