@@ -45,10 +45,19 @@ export function knownKeys(schema: z.ZodType, at: readonly PropertyKey[]): string
 /** Parses text (YAML or JSON) and validates it; returns the value and a line finder for later errors. */
 export function parseData<S extends z.ZodType>(text: string, file: string, schema: S, hint: string): { value: z.infer<S>; where: Where } {
   const lc = new YAML.LineCounter();
-  const doc = YAML.parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const kind = file.endsWith('.json') ? 'JSON' : 'YAML';
+  // An alias bomb (yaml refuses past 100 aliases) or nesting too deep for the stack is bad input too, not a crash.
+  const guarded = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      throw dataError(file, undefined, '', `not valid ${kind}: ${(e as Error).message.split('\n')[0]}`, hint);
+    }
+  };
+  const doc = guarded(() => YAML.parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true }));
   if (doc.errors.length) {
     const e = doc.errors[0];
-    throw dataError(file, lc.linePos(e.pos[0]).line, '', `not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${e.message.split('\n')[0]}`, hint);
+    throw dataError(file, lc.linePos(e.pos[0]).line, '', `not valid ${kind}: ${e.message.split('\n')[0]}`, hint);
   }
   const where: Where = (at) => {
     // The deepest node that exists on the path: an unknown key's own line, a missing key's parent.
@@ -59,7 +68,7 @@ export function parseData<S extends z.ZodType>(text: string, file: string, schem
     }
     return undefined;
   };
-  const r = schema.safeParse(doc.toJS() ?? {});
+  const r = schema.safeParse(guarded(() => doc.toJS({ maxAliasCount: 100 })) ?? {});
   if (!r.success) {
     const issue = r.error.issues[0];
     const at = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]] : issue.path;
