@@ -145,8 +145,9 @@ export function toTapMatrix(runs: readonly { kernel: string; report: RunReport }
 const xml = (s: string): string =>
   s
     .replace(/[<>&"']/g, (ch) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[ch]!)
-    // XML 1.0 forbids most control characters.
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
+    // XML 1.0's Char: tab, newline, return, U+0020-U+D7FF, U+E000-U+FFFD and the planes above; so no other
+    // control character, no U+FFFE or U+FFFF, and no lone surrogate (the u flag matches one as a code point).
+    .replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, '');
 
 /** A suite test as one check: failed when any of its checks failed, with their evidence. */
 export function testAsCheck(t: TestReport): Check {

@@ -125,3 +125,18 @@ t.test('FAILURE_RANK names every class once', async (t) => {
   const { EXIT_CODES } = await import('../../../scripts/lib/core/errors.ts');
   t.same([...FAILURE_RANK].sort(), Object.keys(EXIT_CODES).sort());
 });
+
+t.test('junit.xml is well-formed XML whatever the guest printed (#24: U+FFFE and U+FFFF broke it), checked by a real parser', async (t) => {
+  const { SaxesParser } = await import('saxes');
+  const nasty = `a\u0000b\u0007c\u000bd\uFFFEe\uFFFFf\uD800g\uDFFFh <&>"' ü 😀 \t\n\r end`;
+  const checks: Check[] = [{ name: `run ${nasty}`, ok: false, failure: 'app', durationMs: 1, message: nasty, evidence: nasty }];
+  const r: RunReport = { ...verdictOf(checks), runDir: '/r', accel: 'tcg', startedAt: 'x', durationMs: 1, checks };
+  const junit = toJUnit(r);
+  const errors: string[] = [];
+  const p = new SaxesParser();
+  p.on('error', (e) => errors.push(e.message));
+  p.write(junit).close();
+  t.same(errors, [], 'no parse error');
+  t.match(junit, /ü 😀/, 'the characters XML allows stay');
+  t.match(junit, /&lt;&amp;&gt;&quot;&apos;/);
+});
