@@ -4,14 +4,16 @@
 // judge as in the run; with --transcript, against that transcript instead
 // of the test's own. The run's own checks (boot, build, upload, poweroff,
 // the run-wide splat check) are taken from report.json as they were.
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
+import { readRegular, readUnder } from '../core/tree-fs.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { allChecks, verdictOf, type RunReport, type TestReport } from '../verdict/report.ts';
 import type { CompiledRules } from '../verdict/splat.ts';
 import { judgeTest, type TestEvidence, type TestExpect } from './judge.ts';
 import { parseTranscript } from '../verdict/transcript.ts';
 import { fileSafe } from './test-plan.ts';
+import { TRANSCRIPT_MAX } from './load.ts';
 
 /** What a run keeps of each test to judge it again: the evidence, and what was expected. */
 export interface SavedTest {
@@ -19,27 +21,78 @@ export interface SavedTest {
   expect: { exitCode: number; transcriptFile?: string; loadsHere: boolean };
 }
 
+/**
+ * What kmodvm judge reads of a saved run, checked before use: a run
+ * directory may come from another machine (a CI artifact), so a malformed
+ * file is bad input (exit 2) naming it, never a crash.
+ */
+const stepSchema = z.looseObject({ name: z.string(), ok: z.boolean(), result: z.looseObject({}) });
+const savedSchema = z.object({
+  evidence: z.looseObject({
+    loads: z.array(stepSchema),
+    run: stepSchema.optional(),
+    unloads: z.array(stepSchema),
+    taintBefore: z.number().optional(),
+    taintAfter: z.number().optional(),
+    pid: z.string().optional(),
+    kernelLog: z.string(),
+    serial: z.string(),
+    hangEvidence: z.string().optional(),
+  }),
+  expect: z.object({ exitCode: z.number().int(), transcriptFile: z.string().optional(), loadsHere: z.boolean() }),
+});
+const reportSchema = z.looseObject({ tests: z.array(z.looseObject({ name: z.string() })).optional(), checks: z.array(z.looseObject({})) });
+
+async function readJson<S extends z.ZodType>(file: string, schema: S, missing: () => KmodvmError): Promise<z.infer<S>> {
+  const text = await readRegular(file, 256 * 2 ** 20).then(String, () => Promise.reject(missing()));
+  const bad = (why: string) => new KmodvmError('usage', `${file} is not a kmodvm run's file: ${why}`, { hint: 'pass a run directory as kmodvm wrote it' });
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw bad((e as Error).message);
+  }
+  const r = schema.safeParse(json);
+  if (!r.success) throw bad(`${r.error.issues[0].path.join('.') || '(top level)'}: ${r.error.issues[0].message}`);
+  return r.data;
+}
+
+/**
+ * The transcript a saved test names, read only from the current directory
+ * down (your checkout): a run directory from elsewhere must not make kmodvm
+ * read, and print in a diff, a file it names (#24).
+ */
+async function savedTranscript(trFile: string, given: boolean): Promise<string> {
+  const root = given ? path.dirname(path.resolve(trFile)) : process.cwd();
+  return readUnder(root, path.resolve(trFile), TRANSCRIPT_MAX).then(String, (e: Error) => {
+    throw new KmodvmError('usage', `cannot read the transcript ${trFile}: ${e.message}`, {
+      hint: given ? 'pass a regular file' : 'run kmodvm judge from the checkout the run was made in, or pass --transcript FILE',
+    });
+  });
+}
+
 export async function rejudge(runDir: string, rules: CompiledRules, o: { transcript?: string } = {}): Promise<RunReport> {
-  const report = JSON.parse(
-    await readFile(path.join(runDir, 'report.json'), 'utf8').catch(() => {
-      throw new KmodvmError('usage', `${runDir} has no report.json: not a run directory`, {
+  const report = (await readJson(
+    path.join(runDir, 'report.json'),
+    reportSchema,
+    () =>
+      new KmodvmError('usage', `${runDir} has no report.json: not a run directory`, {
         hint: 'pass a directory a vm:test run printed as "run directory:"',
-      });
-    }),
-  ) as RunReport;
+      }),
+  )) as unknown as RunReport;
   const tests: TestReport[] = [];
   for (const t of report.tests ?? []) {
     const file = path.join(runDir, 'tests', fileSafe(t.name), 'evidence.json');
-    const saved = JSON.parse(
-      await readFile(file, 'utf8').catch(() => {
-        throw new KmodvmError('usage', `${file} is missing: the run is older than kmodvm judge`, { hint: 'run vm:test again' });
-      }),
-    ) as SavedTest;
+    const saved = (await readJson(
+      file,
+      savedSchema,
+      () => new KmodvmError('usage', `${file} is missing: the run is older than kmodvm judge`, { hint: 'run vm:test again' }),
+    )) as unknown as SavedTest;
     const trFile = o.transcript ?? saved.expect.transcriptFile;
     const expect: TestExpect = {
       exitCode: saved.expect.exitCode,
       loadsHere: saved.expect.loadsHere,
-      transcript: trFile ? { parsed: parseTranscript(await readFile(trFile, 'utf8'), trFile), file: trFile } : undefined,
+      transcript: trFile ? { parsed: parseTranscript(await savedTranscript(trFile, o.transcript !== undefined), trFile), file: trFile } : undefined,
     };
     const j = judgeTest(saved.evidence, expect, rules);
     const failed = verdictOf(j.checks);

@@ -86,3 +86,25 @@ t.test('not a run directory, or a run without evidence: bad input', async (t) =>
   rmSync(path.join(d, 'tests/ctl-read/evidence.json'));
   await t.rejects(rejudge(d, rules), { failure: 'usage', message: /evidence\.json is missing/ });
 });
+
+t.test(
+  'a run directory from elsewhere is checked: a malformed file is bad input, and a transcript it names outside this checkout is not read (#24)',
+  async (t) => {
+    const d = runDir();
+    const ev = path.join(d, 'tests/ctl-read/evidence.json');
+    const saved = JSON.parse(readFileSync(ev, 'utf8')) as SavedTest;
+    const home = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-rejudge-home-'));
+    writeFileSync(path.join(home, 'id_ed25519'), 'PRIVATE KEY\n');
+    writeFileSync(ev, JSON.stringify({ ...saved, expect: { ...saved.expect, transcriptFile: path.join(home, 'id_ed25519') } }));
+    const e1 = await rejudge(d, rules).catch((e) => e);
+    t.equal(e1.failure, 'usage');
+    t.match(e1.message, /cannot read the transcript .*id_ed25519: .*outside/);
+    t.notMatch(`${e1.message}\n${e1.hint}`, /PRIVATE KEY/);
+    writeFileSync(ev, JSON.stringify({ ...saved, evidence: { ...saved.evidence, loads: 'not a list' } }));
+    await t.rejects(rejudge(d, rules), { failure: 'usage', message: /evidence\.json is not a kmodvm run's file: evidence\.loads/ });
+    writeFileSync(ev, '{"evidence": ');
+    await t.rejects(rejudge(d, rules), { failure: 'usage', message: /evidence\.json is not a kmodvm run's file/ });
+    writeFileSync(path.join(d, 'report.json'), '[]');
+    await t.rejects(rejudge(d, rules), { failure: 'usage', message: /report\.json is not a kmodvm run's file/ });
+  },
+);
