@@ -23,19 +23,37 @@ export function frame(type: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   return Buffer.concat([h, payload]);
 }
 
+/** The longest request line and frame the mux takes: an argv and a chunk of a stream are far smaller. */
+export const MAX_HEADER = 1024 * 1024;
+export const MAX_FRAME = 16 * 1024 * 1024;
+
+/** A request line: {"argv": [strings], "stdin": boolean}, or undefined. */
+export function parseRequest(line: string): { argv: string[]; stdin: boolean } | undefined {
+  try {
+    const r = JSON.parse(line) as { argv?: unknown; stdin?: unknown };
+    const ok = Array.isArray(r?.argv) && r.argv.length > 0 && r.argv.every((a) => typeof a === 'string') && typeof (r.stdin ?? false) === 'boolean';
+    return ok ? { argv: r.argv as string[], stdin: Boolean(r.stdin) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Splits a byte stream into frames; what is left waits for more bytes. Linear: it only ever cuts at the front. */
 export class Deframer {
   private buf: Buffer = Buffer.alloc(0);
-  push(chunk: Buffer, on: (type: number, payload: Buffer) => void): void {
+  /** False when a frame says it is longer than MAX_FRAME (the stream is then not ours to read). */
+  push(chunk: Buffer, on: (type: number, payload: Buffer) => void): boolean {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     let at = 0;
     while (this.buf.length - at >= 5) {
       const len = this.buf.readUInt32BE(at + 1);
+      if (len > MAX_FRAME) return false;
       if (this.buf.length - at < 5 + len) break;
       on(this.buf[at], this.buf.subarray(at + 5, at + 5 + len));
       at += 5 + len;
     }
     this.buf = this.buf.subarray(at);
+    return true;
   }
 }
 
@@ -49,15 +67,18 @@ export function serveMux(sock: string, exec: Exec): Promise<net.Server> {
     const stdin = new PassThrough();
     const deframer = new Deframer();
     const out = (type: number) => new PassThrough().on('data', (d: Buffer) => c.write(frame(type, d)));
+    const onFrame = (t: number, p: Buffer): unknown => (t === FRAME.stdin ? stdin.write(p) : t === FRAME.stdinEnd ? stdin.end() : undefined);
     c.on('data', (d: Buffer) => {
-      if (started) return deframer.push(d, (t, p) => (t === FRAME.stdin ? stdin.write(p) : t === FRAME.stdinEnd ? stdin.end() : undefined));
+      if (started) return deframer.push(d, onFrame) || c.destroy();
       header += d.toString('latin1');
       const nl = header.indexOf('\n');
-      if (nl < 0) return;
+      // A request that is not one line of JSON with an argv, or one past the cap, ends this connection, not the mux.
+      if (nl < 0) return header.length > MAX_HEADER ? c.destroy() : undefined;
+      const req = parseRequest(header.slice(0, nl));
+      if (!req) return c.destroy();
       started = true;
-      const req = JSON.parse(header.slice(0, nl)) as { argv: string[]; stdin: boolean };
       const rest = Buffer.from(header.slice(nl + 1), 'latin1');
-      if (rest.length) deframer.push(rest, (t, p) => (t === FRAME.stdin ? stdin.write(p) : t === FRAME.stdinEnd ? stdin.end() : undefined));
+      if (rest.length && !deframer.push(rest, onFrame)) return c.destroy();
       const stdout = out(FRAME.stdout);
       const stderr = out(FRAME.stderr);
       exec(req.argv, { stdin: req.stdin ? stdin : undefined, stdout, stderr })

@@ -53,3 +53,30 @@ t.test('no mux at the socket: undefined, and the caller connects itself', async 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-mux-'));
   t.equal(await muxExec(path.join(dir, 'none.sock'), ['true'], { stdout: sink().s, stderr: sink().s }), undefined);
 });
+
+t.test('a malformed request, an endless header or a frame past the cap ends that connection, never the mux (#24)', async (t) => {
+  const net = await import('node:net');
+  const { MAX_HEADER } = await import('../../../scripts/lib/vm/mux.ts');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-mux-bad-'));
+  const sock = path.join(dir, 'mux.sock');
+  const srv = await serveMux(sock, async (argv, io) => {
+    io.stdout.write(argv.join(' '));
+    return 0;
+  });
+  t.teardown(() => srv.close());
+  const closedAfter = (bytes: Buffer | string): Promise<void> =>
+    new Promise((resolve) => {
+      const c = net.connect(sock, () => c.write(bytes));
+      c.on('error', () => undefined);
+      c.on('close', () => resolve());
+    });
+  await closedAfter('not json\n');
+  await closedAfter('{"argv": "rm -rf /"}\n');
+  await closedAfter('{"argv": []}\n');
+  await closedAfter('x'.repeat(MAX_HEADER + 2));
+  await closedAfter(Buffer.concat([Buffer.from('{"argv":["cat"],"stdin":true}\n'), Buffer.from([FRAME.stdin, 0xff, 0xff, 0xff, 0xff])]));
+  const out = sink();
+  const err = sink();
+  t.equal(await muxExec(sock, ['echo', 'still', 'here'], { stdout: out.s, stderr: err.s }), 0, 'the mux still serves');
+  t.equal(out.text(), 'echo still here');
+});
