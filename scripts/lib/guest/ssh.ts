@@ -26,7 +26,8 @@ export interface ExecOptions {
   timeoutMs: number;
   /** Run in this guest directory. */
   cwd?: string;
-  stdin?: string | Buffer;
+  /** What the command reads: bytes, or a stream piped to it (an upload's tar). */
+  stdin?: string | Buffer | NodeJS.ReadableStream;
 }
 
 /** A remote command line from an argv: each argument quoted for the guest's shell. */
@@ -160,8 +161,9 @@ export class SshSession {
         channel.on('data', (d: Buffer) => stdout.push(d));
         channel.stderr.on('data', (d: Buffer) => stderr.push(d));
         channel.on('close', () => finish(code, sig));
-        if (o.stdin !== undefined) channel.end(o.stdin);
-        else channel.end();
+        if (o.stdin === undefined) channel.end();
+        else if (typeof o.stdin === 'string' || Buffer.isBuffer(o.stdin)) channel.end(o.stdin);
+        else o.stdin.pipe(channel);
       };
       (opened ? Promise.resolve(opened) : this.openChannel(command)).then(
         (ch) => onChannel(ch),
@@ -265,7 +267,8 @@ export class SshSession {
       const tar = await staged.tar(sent, timeoutMs);
       const spare = this.spareTar?.ch && !this.spareTar.closed ? this.spareTar.ch : undefined;
       if (spare) this.spareTar = undefined;
-      const r = await this.execOn(remoteCommand(UNTAR), { timeoutMs, stdin: tar }, spare);
+      const r = await this.execOn(remoteCommand(UNTAR), { timeoutMs, stdin: tar.stream }, spare);
+      await tar.done; // the host's tar failing is its own error, whatever the guest's tar then said
       if (r.exitCode !== 0) throw new Error(`upload to the guest's ${remoteBase} failed (${r.reason}): ${r.stderr.trim()}`);
       for (const f of sent) this.sentHashes.set(`${remoteBase}/${f}`, staged.hashes.get(f)!);
       return sent;

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 
 /** One host directory to upload, into <remote base>/<sub>. */
 export interface UploadPart {
@@ -18,6 +19,12 @@ export interface UploadPart {
 /** The guest's side of every upload: unpack stdin at /, files owned by the guest user. */
 export const UNTAR = ['tar', '-x', '--no-same-owner', '-f', '-', '-C', '/'];
 
+/** tar's output as it is written, and its end (rejected when tar failed on the host). */
+export interface TarStream {
+  stream: NodeJS.ReadableStream;
+  done: Promise<void>;
+}
+
 export interface Staged {
   /** The files, relative to the remote base, sorted per part. */
   files: string[];
@@ -26,7 +33,7 @@ export interface Staged {
   /** Files named but not sent: not a regular file whose real path is inside its part's directory. */
   leftOut: string[];
   /** A tar stream of some of the files, each named by its full guest path less the leading /. */
-  tar(files: readonly string[], timeoutMs: number): Promise<Buffer>;
+  tar(files: readonly string[], timeoutMs: number): Promise<TarStream>;
   cleanup(): Promise<void>;
 }
 
@@ -102,17 +109,27 @@ export async function stageTrees(remoteBase: string, parts: readonly UploadPart[
           .update(await readFile(path.join(stage, inStage(f))))
           .digest('hex'),
       );
-    const tar = async (some: readonly string[], timeoutMs: number): Promise<Buffer> => {
+    const tar = async (some: readonly string[], timeoutMs: number): Promise<TarStream> => {
       const { execa } = await import('execa'); // loaded on the first upload, not at start
-      const r = await execa('tar', ['-c', '-h', '-f', '-', '--format=gnu', `--transform=s,^\\(_/\\)\\?,${remoteBase.slice(1)}/,`, '--null', '-T', '-'], {
+      // Streamed, not buffered: a suite's 120 MB file once failed the upload at execa's buffer limit.
+      const p = execa('tar', ['-c', '-h', '-f', '-', '--format=gnu', `--transform=s,^\\(_/\\)\\?,${remoteBase.slice(1)}/,`, '--null', '-T', '-'], {
         input: some.map((f) => `${inStage(f)}\0`).join(''),
-        encoding: 'buffer',
+        buffer: { stdout: false, stderr: true },
         timeout: timeoutMs,
         reject: false,
         cwd: stage,
       });
-      if (r.exitCode !== 0) throw new Error(`upload: tar on the host failed: ${Buffer.from(r.stderr).toString().trim()}`);
-      return Buffer.from(r.stdout);
+      const done = p.then((r) => {
+        if (r.exitCode !== 0)
+          throw new Error(
+            `upload: tar on the host failed (${r.timedOut ? `timed out after ${timeoutMs} ms` : `exit ${r.exitCode}`}): ${String(r.stderr).trim()}`,
+          );
+      });
+      done.catch(() => undefined); // awaited by the caller; not an unhandled rejection meanwhile
+      // Held in a stream of our own from the first byte (execa's own drops what nobody reads before the channel opens); back-pressure holds tar.
+      const out = new PassThrough();
+      p.stdout.pipe(out);
+      return { stream: out, done };
     };
     return { files, hashes, leftOut, tar, cleanup };
   } catch (e) {

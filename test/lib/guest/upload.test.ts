@@ -24,9 +24,30 @@ t.test('a link a build left in its tree to a host file is not sent; a file and a
   try {
     t.same(staged.files, ['drv/a.c', 'drv/alias.c', 'drv/a.ko']);
     t.same(staged.leftOut, ['drv/notes.txt', 'drv/fifo']);
-    const tar = await staged.tar(staged.files, 10_000);
+    const t0 = await staged.tar(staged.files, 10_000);
+    const parts: Buffer[] = [];
+    for await (const c of t0.stream) parts.push(c as Buffer);
+    await t0.done;
+    const tar = Buffer.concat(parts);
     t.notOk(tar.includes(Buffer.from('PRIVATE KEY')), 'the key is not in the stream');
     t.ok(tar.includes(Buffer.from('int a;')));
+  } finally {
+    await staged.cleanup();
+  }
+});
+
+t.test('the tar is streamed: a 120 MB file goes up (#24: it failed at the buffer limit as an upload failure)', async (t) => {
+  const { truncateSync } = await import('node:fs');
+  const bigDir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-upload-big-'));
+  writeFileSync(path.join(bigDir, 'big.bin'), '');
+  truncateSync(path.join(bigDir, 'big.bin'), 120 * 2 ** 20);
+  const staged = await stageTrees('/root/kmodvm', [{ localDir: bigDir, sub: '.', files: ['big.bin'] }]);
+  try {
+    const { stream, done } = await staged.tar(staged.files, 60_000);
+    let bytes = 0;
+    for await (const c of stream) bytes += (c as Buffer).length;
+    await done;
+    t.ok(bytes > 120 * 2 ** 20, `${bytes} bytes streamed`);
   } finally {
     await staged.cleanup();
   }
