@@ -39,6 +39,27 @@ export interface Staged {
 
 const within = (root: string, p: string): boolean => p === root || p.startsWith(`${root}/`);
 
+/** tar -c of the staged paths, streamed (a suite's 120 MB file once failed the upload at execa's buffer limit). */
+async function tarStream(stage: string, remoteBase: string, paths: readonly string[], timeoutMs: number): Promise<TarStream> {
+  const { execa } = await import('execa'); // loaded on the first upload, not at start
+  const p = execa('tar', ['-c', '-h', '-f', '-', '--format=gnu', `--transform=s,^\\(_/\\)\\?,${remoteBase.slice(1)}/,`, '--null', '-T', '-'], {
+    input: paths.map((f) => `${f}\0`).join(''),
+    buffer: { stdout: false, stderr: true },
+    timeout: timeoutMs,
+    reject: false,
+    cwd: stage,
+  });
+  const done = p.then((r) => {
+    if (r.exitCode !== 0)
+      throw new Error(`upload: tar on the host failed (${r.timedOut ? `timed out after ${timeoutMs} ms` : `exit ${r.exitCode}`}): ${String(r.stderr).trim()}`);
+  });
+  done.catch(() => undefined); // awaited by the caller; not an unhandled rejection meanwhile
+  // Held in a stream of our own from the first byte (execa's own drops what nobody reads before the channel opens); back-pressure holds tar.
+  const out = new PassThrough();
+  p.stdout.pipe(out);
+  return { stream: out, done };
+}
+
 /**
  * tar -h follows links: each file must really be a regular file inside its
  * part's directory (a host build's tree is written by the build, which may
@@ -109,28 +130,7 @@ export async function stageTrees(remoteBase: string, parts: readonly UploadPart[
           .update(await readFile(path.join(stage, inStage(f))))
           .digest('hex'),
       );
-    const tar = async (some: readonly string[], timeoutMs: number): Promise<TarStream> => {
-      const { execa } = await import('execa'); // loaded on the first upload, not at start
-      // Streamed, not buffered: a suite's 120 MB file once failed the upload at execa's buffer limit.
-      const p = execa('tar', ['-c', '-h', '-f', '-', '--format=gnu', `--transform=s,^\\(_/\\)\\?,${remoteBase.slice(1)}/,`, '--null', '-T', '-'], {
-        input: some.map((f) => `${inStage(f)}\0`).join(''),
-        buffer: { stdout: false, stderr: true },
-        timeout: timeoutMs,
-        reject: false,
-        cwd: stage,
-      });
-      const done = p.then((r) => {
-        if (r.exitCode !== 0)
-          throw new Error(
-            `upload: tar on the host failed (${r.timedOut ? `timed out after ${timeoutMs} ms` : `exit ${r.exitCode}`}): ${String(r.stderr).trim()}`,
-          );
-      });
-      done.catch(() => undefined); // awaited by the caller; not an unhandled rejection meanwhile
-      // Held in a stream of our own from the first byte (execa's own drops what nobody reads before the channel opens); back-pressure holds tar.
-      const out = new PassThrough();
-      p.stdout.pipe(out);
-      return { stream: out, done };
-    };
+    const tar = (some: readonly string[], timeoutMs: number): Promise<TarStream> => tarStream(stage, remoteBase, some.map(inStage), timeoutMs);
     return { files, hashes, leftOut, tar, cleanup };
   } catch (e) {
     await cleanup();
