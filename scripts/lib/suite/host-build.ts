@@ -171,10 +171,21 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
     }
     const guestRel = path.join(m.dir, bm.ko);
     d.modules.push({ ...bm, hostKo, guestRel });
-    made.moduleParts.push({ localDir: path.dirname(copy), sub: path.dirname(guestRel), files: [path.basename(copy)] });
+    addModulePart(made.moduleParts, { localDir: path.dirname(copy), sub: path.dirname(guestRel), file: path.basename(copy) });
   }
   if (existsSync(path.join(out, 'Module.symvers'))) made.symvers.push(path.join(out, 'Module.symvers'));
   return true;
+}
+
+/**
+ * The guest copy of a module joins the upload part of its directory: one
+ * Makefile that builds two modules makes two copies in one directory, and
+ * one part per module staged the same directory twice (EEXIST at upload).
+ */
+export function addModulePart(parts: UploadPart[], m: { localDir: string; sub: string; file: string }): void {
+  const same = parts.find((p) => p.localDir === m.localDir && p.sub === m.sub);
+  if (same) same.files = [...(same.files ?? []), m.file];
+  else parts.push({ localDir: m.localDir, sub: m.sub, files: [m.file] });
 }
 
 /** One app dir: make with the host's static compiler; its new files go to the guest. */
