@@ -61,8 +61,12 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
   const leftOut: string[] = [];
   const sent = await session.uploadTrees(GUEST_WORK, uploadParts(i), c.timeouts.command * 1000, { skipUnchanged: i.reuse, leftOut }).catch((e: Error) => e);
   if (sent instanceof Error) {
-    // The guest side of the upload failed (a full disk, a dead connection): the VM's failure, not the module's.
-    const evidence = `${sent.message}\nnext: the guest did not take the files; look at the serial console (serial.log) and run again`;
+    // Staging and the host's tar throw before anything reaches the guest (their messages start "upload:", or are the
+    // file system's); the guest side failing (a full disk, a dead connection) is the VM's failure, not the module's.
+    const onHost = sent.message.startsWith('upload:') || 'code' in sent;
+    const evidence = onHost
+      ? `${sent.message}\nnext: this failed on the host, before anything reached the guest: the files named above are the ones to look at`
+      : `${sent.message}\nnext: the guest did not take the files; look at the serial console (serial.log) and run again`;
     out.checks.push({ name: 'upload', ok: false, failure: 'upload', durationMs: Date.now() - t0, message: sent.message, evidence });
     return { ...out, ok: false };
   }
