@@ -206,12 +206,15 @@ const SOURCE_MAX = 256 * 2 ** 20;
  * by a relative path names it absolutely: that tree too.
  */
 export async function kbuildReadable(kdir: string): Promise<string[]> {
-  const m = /^(.*\/headers)\/usr\/src\/linux-headers-[^/]+\/?$/.exec(kdir);
-  const root = m ? m[1] : kdir;
+  const root = headersRoot(kdir);
   const mk = await readFile(path.join(kdir, 'Makefile'), 'utf8').catch(() => '');
   const common = /^include (\/\S+)\/Makefile$/m.exec(mk)?.[1];
-  return common && !common.startsWith(`${root}/`) ? [root, common] : [root];
+  // The named tree's own headers root: its scripts/ links to ../../lib/linux-kbuild-*.
+  return common && !common.startsWith(`${root}/`) ? [root, headersRoot(common)] : [root];
 }
+
+/** An exported headers tree's top (…/headers), for a kernel tree inside one; any other tree is itself. */
+const headersRoot = (tree: string): string => /^(.*\/headers)\/usr\/src\/linux-headers-[^/]+\/?$/.exec(tree)?.[1] ?? tree;
 
 /** A failed make: the compiler's errors on the user's own files (make ran in the copy; a relative name there is the user's file), else make's tail. */
 function failedBuild(output: string, srcDir: string, reason: string, durationMs: number): HostBuild {

@@ -24,6 +24,7 @@ export { sha256File };
 import { run, tail } from '../core/proc.ts';
 import { findImage, imageFileNames, imagesDir, type Manifest } from './image.ts';
 import { mkdirPrivate } from '../core/disk.ts';
+import { relativeCommonInclude } from './headers.ts';
 import { rekeySeat } from './rekey.ts';
 
 export const EXPORT_FORMAT = 'kmodvm-image-export/2';
@@ -231,6 +232,7 @@ export async function importImage(c: Config, file: string, log: (l: string) => v
     const final = path.join(imagesDir(c), key);
     await rm(final, { recursive: true, force: true });
     await rename(dir, final);
+    if (await relativeCommonInclude(final)) log('import: the headers include their -common tree by a relative path now');
     await rekeySeat(final, log);
     await recordIntegrity(final, imageFileNames(final)); // tar kept the files' mtimes, not their inode times: recorded for this seat
     log(`import: image ${key} (kernel ${em.manifest.kernelVersion}), fingerprint ${fp}, is ready in ${final}`);

@@ -35,3 +35,22 @@ export async function exportHeaders(rootfs: string, stagingImageDir: string, kve
     );
   }
 }
+
+/**
+ * An image exported before the include was relative names the exporting
+ * machine's cache in its -amd64 Makefile: import makes it relative, so the
+ * tree works on the seat (the files were checked against export.json first).
+ */
+export async function relativeCommonInclude(imageDir: string): Promise<boolean> {
+  const src = path.join(imageDir, 'headers', 'usr/src');
+  let changed = false;
+  for (const d of await readdir(src).catch(() => [] as string[])) {
+    const mkFile = path.join(src, d, 'Makefile');
+    const mk = await readFile(mkFile, 'utf8').catch(() => '');
+    const abs = /^include (\/\S+\/headers\/usr\/src\/(linux-headers-[^/\s]+))\/Makefile$/m.exec(mk);
+    if (!abs) continue;
+    await writeFile(mkFile, mk.replace(abs[1], `../${abs[2]}`));
+    changed = true;
+  }
+  return changed;
+}
