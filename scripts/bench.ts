@@ -9,7 +9,7 @@ import { chooseAccel, hostFacts } from './lib/host/accel.ts';
 import { ensureImage } from './lib/image/build.ts';
 import { type BenchRow, markdownTable, summarize } from './lib/loop/bench.ts';
 import { benchCli } from './lib/loop/bench-cli.ts';
-import { type Bench, benchBoot, benchClassic, benchFloor, benchScale, benchWarm, benchWatch } from './lib/loop/bench-rows.ts';
+import { type Bench, benchBoot, benchClassic, benchFloor, benchSandbox, benchScale, benchWarm, benchWatch } from './lib/loop/bench-rows.ts';
 
 await main(async () => {
   const { config: c, own, help } = parseCommand('bench', process.argv.slice(2));
@@ -35,7 +35,7 @@ await main(async () => {
   };
 
   const b: Bench = { c, img, accel, out, runs, want, row, log };
-  for (const measure of [benchFloor, benchBoot, benchWarm, benchWatch, benchScale, benchClassic]) await measure(b);
+  for (const measure of [benchFloor, benchBoot, benchWarm, benchWatch, benchScale, benchClassic, benchSandbox]) await measure(b);
   await benchCli(c, runs, row, { want, log });
   const cold = row('cold_image_build', 'cold image build (from the image manifest, once)');
   cold.samples.push(img.manifest.buildSeconds);

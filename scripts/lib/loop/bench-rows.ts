@@ -8,6 +8,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { Config } from '../core/config.ts';
 import { run } from '../core/proc.ts';
+import { runSandboxed } from '../build/sandbox.ts';
 import { waitUntil } from '../core/wait.ts';
 import type { ImageInfo } from '../image/image.ts';
 import { genericInitrd } from '../image/initrd.ts';
@@ -201,4 +202,26 @@ export async function benchClassic(b: Bench): Promise<void> {
     b.row('classic', 'classic: `vm:test --profile systemd --build guest --no-replay` (systemd, stock initrd, compressed kernel, make in the guest)'),
     ['--profile', 'systemd', '--build', 'guest', '--no-replay'],
   );
+}
+
+/**
+ * The build sandbox's cost per process (bwrap, its own root, the seccomp
+ * filter): 20 sandboxed `true`s against 20 plain ones, each a sample. A
+ * watch cycle's host build starts about five (make or the replay's
+ * commands, and strip).
+ */
+export async function benchSandbox(b: Bench): Promise<void> {
+  if (!b.want('sandbox_20') && !b.want('plain_20')) return;
+  const sandboxed = b.row('sandbox_20', '20 processes in the build sandbox (bwrap, own root, seccomp)');
+  const plain = b.row('plain_20', '20 plain processes');
+  const writable = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-bench-sandbox-'));
+  for (let i = 0; i < b.runs; i++) {
+    let t = performance.now();
+    for (let j = 0; j < 20; j++) await runSandboxed('true', [], { writable: [writable] }, { timeoutMs: 10_000 });
+    sandboxed.samples.push((performance.now() - t) / 1000);
+    t = performance.now();
+    for (let j = 0; j < 20; j++) await run('true', [], { timeoutMs: 10_000 });
+    plain.samples.push((performance.now() - t) / 1000);
+  }
+  b.log(`sandbox: 20 sandboxed ${sandboxed.samples.map((x) => x.toFixed(3)).join(' ')}; 20 plain ${plain.samples.map((x) => x.toFixed(3)).join(' ')}`);
 }

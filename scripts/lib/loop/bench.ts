@@ -28,6 +28,7 @@ export interface BenchResult {
     guest_build_vs_classic: number | null;
     guest_make_vs_classic: number | null;
     memcheck_vs_warm: number | null;
+    sandbox_vs_plain_process: number | null;
     debug_kernel_vs_warm: number | null;
     cli_start_compiled_vs_tsx: number | null;
     ssh_true_compiled_vs_tsx: number | null;
@@ -51,6 +52,7 @@ export function summarize(rows: readonly BenchRow[], runs: number, accel: string
       // the first guest build of a module shape: make, no record to replay yet
       guest_make_vs_classic: ratio(medians_s.guest_build_make, medians_s.classic),
       memcheck_vs_warm: ratio(medians_s.warm_vm_test_memcheck, medians_s.warm_vm_test),
+      sandbox_vs_plain_process: ratio(medians_s.sandbox_20, medians_s.plain_20),
       debug_kernel_vs_warm: ratio(medians_s.warm_vm_test_debug, medians_s.warm_vm_test),
       cli_start_compiled_vs_tsx: ratio(medians_s.cli_start, medians_s.cli_start_tsx),
       ssh_true_compiled_vs_tsx: ratio(medians_s.ssh_true, medians_s.ssh_true_tsx),
@@ -72,6 +74,7 @@ export function markdownTable(rows: readonly BenchRow[], r: BenchResult): string
     `| guest build with make (first build of a module shape) / classic | ${r.ratios.guest_make_vs_classic ?? 'n/a'} | |`,
     `| \`--memcheck\` / warm | ${r.ratios.memcheck_vs_warm ?? 'n/a'} | |`,
     `| debug kernel / warm | ${r.ratios.debug_kernel_vs_warm ?? 'n/a'} | |`,
+    `| a sandboxed process / a plain one | ${r.ratios.sandbox_vs_plain_process ?? 'n/a'} | |`,
     `| CLI start, compiled / tsx | ${r.ratios.cli_start_compiled_vs_tsx ?? 'n/a'} | |`,
     `| \`kmodvm ssh -- true\`, compiled / tsx | ${r.ratios.ssh_true_compiled_vs_tsx ?? 'n/a'} | |`,
   ].join('\n');
