@@ -32,27 +32,28 @@ export interface SnapshotMeta {
 }
 
 /**
- * What a saved guest depends on: the image, QEMU's version and every part
- * of the command line that shapes the machine. Not the SSH port, the serial
- * log or the QMP socket, which a resumed QEMU may change. Under KVM the
+ * The fields of a guest spec a saved guest does not depend on: where the
+ * SSH port, the serial log and the QMP socket are (a resumed QEMU has its
+ * own), and what saving and resuming set themselves. Every other field,
+ * one added tomorrow too, is in the key: a field forgotten here makes a new
+ * key, never a resume of a guest saved without it.
+ */
+export const NOT_IN_KEY = ['sshPort', 'serialLog', 'qmpSocket', 'keepDiskWrites', 'incoming', 'incomingFd'] as const satisfies readonly (keyof VmSpec)[];
+
+/**
+ * What a saved guest depends on: the image, QEMU's version and the whole
+ * guest spec (as resumable: forkable()) less NOT_IN_KEY. Under KVM the
  * host's CPU too (-cpu host).
  */
 export function snapshotKey(spec: VmSpec, o: { imageKey: string; qemuVersion: string; hostCpu?: string }): string {
-  const f = forkable(spec);
-  const parts = {
-    v: 1,
-    imageKey: o.imageKey,
-    qemu: o.qemuVersion,
-    hostCpu: f.accel === 'kvm' ? (o.hostCpu ?? '') : '',
-    accel: f.accel,
-    cpus: f.cpus,
-    memoryMiB: f.memoryMiB,
-    kernel: f.kernel,
-    initrd: f.initrd,
-    cmdline: f.cmdline,
-    rootfs: f.rootfs,
-    bios: f.bios ?? '',
-  };
+  const f: Record<string, unknown> = { ...forkable(spec) };
+  for (const k of NOT_IN_KEY) delete f[k];
+  const guest = Object.fromEntries(
+    Object.entries(f)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : 1)),
+  );
+  const parts = { v: 2, imageKey: o.imageKey, qemu: o.qemuVersion, hostCpu: f.accel === 'kvm' ? (o.hostCpu ?? '') : '', guest };
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
 }
 

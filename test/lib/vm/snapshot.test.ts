@@ -26,6 +26,19 @@ t.test('the key follows the machine, not the run: port, console, QMP socket and 
   t.not(snapshotKey({ ...spec, accel: 'kvm' }, { ...ids, hostCpu: 'AMD EPYC' }), snapshotKey({ ...spec, accel: 'kvm' }, { ...ids, hostCpu: 'Intel Xeon' }));
 });
 
+t.test('the key is the whole guest spec less an explicit list: a field added to the guest record changes it (#23)', async (t) => {
+  const { NOT_IN_KEY } = await import('../../../scripts/lib/vm/snapshot.ts');
+  const k = snapshotKey(spec, ids);
+  t.not(snapshotKey({ ...spec, guestNet: true }, ids), k, 'guestNet, which the hand-made list had left out');
+  t.not(snapshotKey({ ...spec, devices: ['edu,id=edu0'] } as typeof spec, ids), k, 'a field the spec does not have yet (devices)');
+  for (const f of NOT_IN_KEY)
+    t.equal(
+      snapshotKey({ ...spec, [f]: f === 'incomingFd' ? 9 : f === 'keepDiskWrites' ? true : `/other/${f}` } as typeof spec, ids),
+      k,
+      `${f} leaves it alone`,
+    );
+});
+
 t.test("saving: SeaBIOS and vmgenid, the disk writes kept in the snapshot overlay, the console beside the run's", async (t) => {
   const s = savingSpec(spec, '/cache/snapshots/k.tmp-1', '/tmp/kmodvm-snap-x');
   t.equal(s.bios, undefined);
