@@ -229,11 +229,12 @@ export async function importImage(c: Config, file: string, log: (l: string) => v
       });
     const dir = path.join(tmp, key);
     await checkTree(file, dir, em, log);
+    // Made this seat's before it becomes the cache's image: a refused rekey leaves no image behind.
+    if (await relativeCommonInclude(dir)) log('import: the headers include their -common tree by a relative path now');
+    await rekeySeat(dir, log);
     const final = path.join(imagesDir(c), key);
     await rm(final, { recursive: true, force: true });
     await rename(dir, final);
-    if (await relativeCommonInclude(final)) log('import: the headers include their -common tree by a relative path now');
-    await rekeySeat(final, log);
     await recordIntegrity(final, imageFileNames(final)); // tar kept the files' mtimes, not their inode times: recorded for this seat
     log(`import: image ${key} (kernel ${em.manifest.kernelVersion}), fingerprint ${fp}, is ready in ${final}`);
     const { imageKey } = await import('./image.ts');

@@ -5,21 +5,37 @@
 // in shared-keys/ for the root file system's sshd (the systemd profile, your
 // own kernel): rewriting them inside the compressed ext4 image is left
 // (docs/image.md).
-import { chmod, mkdir, mkdtemp, rename, rm, stat, writeFile, copyFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { KmodvmError } from '../core/errors.ts';
 import { run } from '../core/proc.ts';
+import { mkdirInside, readRegular, replaceInside, UnsafePath } from '../core/tree-fs.ts';
 import { ed25519KeyPair, imageFiles, SHARED_KEYS } from './image.ts';
 import { listTree } from './initrd.ts';
+
+const KEY_MAX = 64 * 1024;
+
+/** A link in the archive's tree where a key goes: the archive is refused (exit 4), nothing written. */
+async function guard(f: () => Promise<void>): Promise<void> {
+  await f().catch((e) => {
+    if (!(e instanceof UnsafePath)) throw e;
+    throw new KmodvmError('image', `the archive is refused: ${e.message}`, {
+      hint: 'an image from kmodvm export has no such link; export it again on the machine you trust',
+    });
+  });
+}
 
 export async function rekeySeat(dir: string, log: (l: string) => void): Promise<void> {
   const files = imageFiles(dir);
   const shared = path.join(dir, SHARED_KEYS);
-  await mkdir(shared, { recursive: true, mode: 0o700 });
-  await copyFile(files.clientKey, path.join(shared, 'id_ed25519'));
-  await chmod(path.join(shared, 'id_ed25519'), 0o600);
-  await copyFile(files.hostPub, path.join(shared, 'host_ed25519.pub'));
+  // The image came in an archive: nothing is written through a link it holds (core/tree-fs.ts).
+  await guard(async () => {
+    await mkdirInside(dir, shared);
+    await chmod(shared, 0o700);
+    await replaceInside(dir, path.join(shared, 'id_ed25519'), await readRegular(files.clientKey, KEY_MAX), 0o600);
+    await replaceInside(dir, path.join(shared, 'host_ed25519.pub'), await readRegular(files.hostPub, KEY_MAX));
+  });
   const seat = `kmodvm-seat-${os.hostname()}`;
   const client = ed25519KeyPair(seat);
   const host = ed25519KeyPair(`${seat}-guest`);
@@ -29,11 +45,13 @@ export async function rekeySeat(dir: string, log: (l: string) => void): Promise<
     if (x.exitCode !== 0)
       throw new KmodvmError('image', `cannot unpack ${files.initrdLean} to give this seat its own keys (${x.reason})`, { evidence: x.stderr });
     if (!(await stat(path.join(work, 'usr/sbin/sshd')).catch(() => undefined))) throw new KmodvmError('image', `${files.initrdLean} has no early sshd`);
-    await mkdir(path.join(work, 'etc/ssh'), { recursive: true });
-    await mkdir(path.join(work, 'root/.ssh'), { recursive: true, mode: 0o700 });
-    await writeFile(path.join(work, 'etc/ssh/ssh_host_ed25519_key'), host.private, { mode: 0o600 });
-    await writeFile(path.join(work, 'etc/ssh/ssh_host_ed25519_key.pub'), `${host.public}\n`);
-    await writeFile(path.join(work, 'root/.ssh/authorized_keys'), `${client.public}\n`, { mode: 0o600 });
+    // The initrd came in the archive too: an etc/ssh that is a link to the host's /etc/ssh is refused, not written through.
+    await guard(async () => {
+      await replaceInside(work, path.join(work, 'etc/ssh/ssh_host_ed25519_key'), host.private, 0o600);
+      await replaceInside(work, path.join(work, 'etc/ssh/ssh_host_ed25519_key.pub'), `${host.public}\n`);
+      await replaceInside(work, path.join(work, 'root/.ssh/authorized_keys'), `${client.public}\n`, 0o600);
+      await chmod(path.join(work, 'root/.ssh'), 0o700);
+    });
     const out = `${files.initrdLean}.rekey`;
     const c = await run('cpio', ['--create', '--format=newc', '--quiet', '--owner=0:0', '-O', out], {
       cwd: work,
@@ -45,8 +63,10 @@ export async function rekeySeat(dir: string, log: (l: string) => void): Promise<
   } finally {
     await rm(work, { recursive: true, force: true });
   }
-  await writeFile(files.clientKey, client.private, { mode: 0o600 });
-  await writeFile(`${files.clientKey}.pub`, `${client.public}\n`);
-  await writeFile(files.hostPub, `${host.public}\n`);
+  await guard(async () => {
+    await replaceInside(dir, files.clientKey, client.private, 0o600);
+    await replaceInside(dir, `${files.clientKey}.pub`, `${client.public}\n`);
+    await replaceInside(dir, files.hostPub, `${host.public}\n`);
+  });
   log("import: this seat has its own SSH keys for the default (lean) guest; the systemd profile keeps the archive's (docs/image.md)");
 }

@@ -1,7 +1,7 @@
 // Export and import with the real tar and zstd, on a small image directory
 // laid out like a real one (the real one is 750 MiB).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -177,4 +177,25 @@ t.test('without --trust only export.json is extracted (#24: a 33 KB archive wrot
   );
   t.equal(tars.length, 1, 'one extraction');
   t.match(tars[0].slice(-2), ['--occurrence=1', /^[0-9a-f]{16}\/export\.json$/], 'and only of export.json');
+});
+
+t.test("the seat's new keys are not written through a link inside the archive's initrd (#24: etc/ssh -> the host's)", async (t) => {
+  const teacher = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-teacher-'));
+  const key = fakeImage(teacher);
+  const hostSsh = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-host-etc-ssh-'));
+  const tree = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-initrd-evil-'));
+  mkdirSync(path.join(tree, 'usr/sbin'), { recursive: true });
+  mkdirSync(path.join(tree, 'etc'));
+  writeFileSync(path.join(tree, 'usr/sbin/sshd'), 'sshd');
+  symlinkSync(hostSsh, path.join(tree, 'etc/ssh'));
+  execFileSync('sh', ['-c', `cd ${tree} && find . | sort | cpio --create --format=newc --quiet -O ${path.join(teacher, 'images', key, 'initrd-lean.cpio')}`]);
+  const file = path.join(teacher, 'room.tar.zst');
+  const fp = await exportImage(cfg(teacher), file, () => undefined);
+  const seat = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-seat-'));
+  await t.rejects(
+    importImage(cfg(seat), file, () => undefined, { trust: fp }),
+    { failure: 'image', message: /archive is refused: .*etc\/ssh.*symlink/ },
+  );
+  t.same(readdirSync(hostSsh), [], "nothing written into the host's directory");
+  t.notOk(existsSync(path.join(seat, 'images', key)), 'no image is left behind');
 });
