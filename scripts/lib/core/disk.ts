@@ -31,16 +31,21 @@ export const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} M
 /** A file's size so far, 0 when it is not there yet (a serial log before QEMU writes it). */
 export const fileSize = async (f: string): Promise<number> => (await stat(f).catch(() => undefined))?.size ?? 0;
 
-/** What a file holds from byte `at` on: what a log gained since fileSize() was read. */
-export async function readFrom(f: string, at: number): Promise<string> {
+/** The most readFrom() reads of what a log gained: a guest that floods its console is judged on the last 64 MiB. */
+export const READ_FROM_MAX = 64 * 2 ** 20;
+
+/** What a file holds from byte `at` on: what a log gained since fileSize() was read (its last READ_FROM_MAX bytes, with a note). */
+export async function readFrom(f: string, at: number, max = READ_FROM_MAX): Promise<string> {
   const h = await open(f, 'r').catch(() => undefined);
   if (!h) return '';
   try {
     const size = (await h.stat()).size;
     if (size <= at) return '';
-    const buf = Buffer.alloc(size - at);
-    const { bytesRead } = await h.read(buf, 0, buf.length, at);
-    return buf.subarray(0, bytesRead).toString('utf8');
+    const from = Math.max(at, size - max);
+    const buf = Buffer.alloc(size - from);
+    const { bytesRead } = await h.read(buf, 0, buf.length, from);
+    const note = from > at ? `[kmodvm: ${from - at} bytes of ${f} left out; the last ${max} follow]\n` : '';
+    return note + buf.subarray(0, bytesRead).toString('utf8');
   } finally {
     await h.close();
   }

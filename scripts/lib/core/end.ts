@@ -20,7 +20,8 @@ export interface RunResult {
  * '\''. Unlike bash's $'…' (what zx's quote() prints), dash understands it.
  */
 export function posixJoin(argv: readonly string[]): string {
-  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+  // A first word with = in it would be a variable assignment to the shell (A=1 cmd), not the command: quoted.
+  return argv.map((a, i) => (/^[\w@%+=:,./-]+$/.test(a) && !(i === 0 && a.includes('=')) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
 export function describeEnd(r: { exitCode?: number; signal?: string; timedOut: boolean; timeoutMs?: number; failedToStart?: string }): string {

@@ -16,7 +16,16 @@ export interface LockOptions {
   what: string;
 }
 
-const opts = (target: string) => ({ realpath: false, stale: 30_000, update: 5_000, lockfilePath: `${target}.lock` });
+const opts = (target: string) => ({
+  realpath: false,
+  stale: 30_000,
+  update: 5_000,
+  lockfilePath: `${target}.lock`,
+  // proper-lockfile's default throws from a timer (a crash, exit 70) when the lock was removed or taken over while held.
+  onCompromised: (e: Error) => {
+    process.stderr.write(`kmodvm: warning: ${target}.lock was removed or taken over while this run held it (${e.message}); another kmodvm may be using the same cache entry\n`);
+  },
+});
 
 // Loaded when a lock is first used, not at start: `kmodvm ssh` on an instance that is up takes none.
 const lockfile = async () => (await import('proper-lockfile')).default;
