@@ -12,11 +12,12 @@ const ALL = Object.keys(OPTIONS) as OptionName[];
 const spec = (n: string): OptionSpec => (OPTIONS as Record<string, OptionSpec>)[n];
 
 /** Reads the KMODVM_* variables that the option table names. */
-export function fromEnv(env: NodeJS.ProcessEnv): Partial<Config> {
+export function fromEnv(env: NodeJS.ProcessEnv, cwd = process.cwd()): Partial<Config> {
   const out: Record<string, unknown> = {};
   for (const n of ALL) {
     const o = spec(n);
-    if (o.env && o.field && env[o.env]) out[o.field] = env[o.env];
+    // A path from the environment, like one from a flag, is the user's: relative to where they are, not to kmodvm's install.
+    if (o.env && o.field && env[o.env]) out[o.field] = o.path ? path.resolve(cwd, env[o.env]!) : env[o.env];
   }
   return out as Partial<Config>;
 }
@@ -70,6 +71,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
     else if (s.negates) cli[s.field] = !v;
     else cli[s.field] = s.path && typeof v === 'string' && v ? path.resolve(cwd, v) : v;
   }
-  const config = validateConfig({ ...fromEnv(env), ...cli, ...o.set, timeouts: timeouts as Partial<Timeouts> }, defaultConfig(env, root, cwd));
+  const config = validateConfig({ ...fromEnv(env, cwd), ...cli, ...o.set, timeouts: timeouts as Partial<Timeouts> }, defaultConfig(env, root, cwd));
   return { config, help: Boolean(parsed.values.help), own, positionals: parsed.positionals };
 }

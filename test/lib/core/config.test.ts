@@ -122,3 +122,16 @@ t.test('--kernel debian-12-debug: a debug kernel, booted on the debian-12 image,
   );
   t.throws(() => loadConfig(['--kernel', 'debian-99'], {}, root), /the shipped kernels are debian-12, debian-12-cloud, debian-12-debug, debian-13/);
 });
+
+t.test(
+  "a relative --runs-dir, --cache-dir, --kernel-* or KMODVM_RUNS_DIR is the user's, from the current directory, not from the install (#23: runs landed in node_modules/kmodvm/myruns)",
+  async (t) => {
+    const { mkdtempSync } = await import('node:fs');
+    const os = await import('node:os');
+    const cwd = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-cwd-'));
+    const { config } = loadConfig(['--runs-dir', 'myruns', '--cache-dir', 'mycache'], {}, root, cwd);
+    t.equal(config.runsDir, path.join(cwd, 'myruns'));
+    t.equal(config.cacheDir, path.join(cwd, 'mycache'));
+    t.equal(loadConfig([], { KMODVM_RUNS_DIR: 'envruns' }, root, cwd).config.runsDir, path.join(cwd, 'envruns'));
+  },
+);
