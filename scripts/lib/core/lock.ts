@@ -23,7 +23,9 @@ const opts = (target: string) => ({
   lockfilePath: `${target}.lock`,
   // proper-lockfile's default throws from a timer (a crash, exit 70) when the lock was removed or taken over while held.
   onCompromised: (e: Error) => {
-    process.stderr.write(`kmodvm: warning: ${target}.lock was removed or taken over while this run held it (${e.message}); another kmodvm may be using the same cache entry\n`);
+    process.stderr.write(
+      `kmodvm: warning: ${target}.lock was removed or taken over while this run held it (${e.message}); another kmodvm may be using the same cache entry\n`,
+    );
   },
 });
 

@@ -113,8 +113,9 @@ async function rejectedDrive(img: ImageInfo, stderr: string): Promise<KmodvmErro
 /** A run's config with its suite's: the suite's kernel_args, and its memcheck: true as --memcheck. */
 export function withSuite(c: Config, suite: { kernelArgs: string[]; memcheck: boolean }): Config {
   const memcheck = c.memcheck || suite.memcheck;
-  const extra = memcheck ? memcheckArgs(c).filter((a) => !c.kernelArgs.includes(a)) : [];
-  return { ...c, memcheck, kernelArgs: [...c.kernelArgs, ...suite.kernelArgs, ...extra] };
+  // Idempotent: --reuse applies it on the way in and again on the instance (#23: the suite's kernel_args came twice).
+  const add = [...suite.kernelArgs, ...(memcheck ? memcheckArgs(c) : [])].filter((a, i, all) => !c.kernelArgs.includes(a) && all.indexOf(a) === i);
+  return { ...c, memcheck, kernelArgs: [...c.kernelArgs, ...add] };
 }
 
 /** --kernel NAME-debug: the debug kernel, built first when it is not cached, then booted as --kernel-image with its own tree and boot parameters. */
