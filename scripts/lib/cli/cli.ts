@@ -54,6 +54,9 @@ export function workflowCommands(lines: readonly string[]): void {
 export async function main(fn: () => Promise<number>): Promise<void> {
   quietOnClosedPipe(process.stdout);
   if (process.env.GITHUB_ACTIONS === 'true') {
+    // One stream: the runner reads stdout and stderr apart, so guest text on stderr could arrive after the fence is
+    // lifted on stdout for our own annotations. Children that inherit fd 2 (--verbose) are still apart: see README.
+    process.stderr.write = process.stdout.write.bind(process.stdout) as typeof process.stderr.write;
     stopCommands();
     process.on('exit', () => fence && process.stdout.write(`::${fence}::\n`));
   }

@@ -242,6 +242,16 @@ export function githubAnnotations(checks: readonly Check[], root: string): strin
     );
 }
 
+/** A table cell or heading of guest text: one line, no column break. */
+const cell = (s: string): string => s.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
+
+/** A code fence longer than any run of backticks in text, so guest output cannot close it and go on as Markdown. */
+export function codeFence(text: string): string {
+  let longest = 0;
+  for (const m of text.matchAll(/`+/g)) longest = Math.max(longest, m[0].length);
+  return '`'.repeat(Math.max(3, longest + 1));
+}
+
 /** Markdown for $GITHUB_STEP_SUMMARY: the verdict, a table of checks, the evidence of failures. */
 export function stepSummary(r: RunReport): string {
   const icon = (c: Check): string => (c.ok ? '✅' : '❌');
@@ -253,10 +263,10 @@ export function stepSummary(r: RunReport): string {
     '',
     '| | check | time | note |',
     '|---|---|---|---|',
-    ...flatChecks(r).map((c) => `| ${icon(c)} | ${c.name} | ${(c.durationMs / 1000).toFixed(2)} s | ${(c.message ?? '').replace(/\|/g, '\\|')} |`),
+    ...flatChecks(r).map((c) => `| ${icon(c)} | ${cell(c.name)} | ${(c.durationMs / 1000).toFixed(2)} s | ${cell(c.message ?? '')} |`),
     ...flatChecks(r)
       .filter((c) => !c.ok && c.evidence)
-      .flatMap((c) => ['', `### ${c.name}`, '', '```diff', c.evidence!, '```']),
+      .flatMap((c) => ['', `### ${cell(c.name)}`, '', `${codeFence(c.evidence!)}diff`, c.evidence!, codeFence(c.evidence!)]),
     '',
   ].join('\n');
 }

@@ -101,3 +101,24 @@ await main(async () => {
   await new Promise((r) => plain.on('close', r));
   t.notMatch(o2, /stop-commands|the real one/, 'elsewhere: no fence, and no annotations');
 });
+
+t.test('on GitHub Actions everything goes through stdout, in order, so nothing the guest printed arrives after the fence is lifted (#24 Low 11)', async (t) => {
+  const code = `import { log, main, workflowCommands } from ${JSON.stringify(path.join(root, 'scripts/lib/cli/cli.ts'))};
+await main(async () => {
+  log('::error::guest text on the log, just before our annotations');
+  workflowCommands(['::error title=kmodvm::ours']);
+  return 0;
+});`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, env: { ...process.env, GITHUB_ACTIONS: 'true' } });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  await new Promise((r) => child.on('close', r));
+  t.equal(err, '', 'nothing on stderr, which the runner would read apart');
+  t.same(activeCommands(out), ['::error title=kmodvm::ours'], out);
+});

@@ -140,3 +140,15 @@ t.test('junit.xml is well-formed XML whatever the guest printed (#24: U+FFFE and
   t.match(junit, /ü 😀/, 'the characters XML allows stay');
   t.match(junit, /&lt;&amp;&gt;&quot;&apos;/);
 });
+
+t.test("the step summary's code fence is longer than any backtick run in the evidence, and guest text stays in its table cell (#24 Low 11)", async (t) => {
+  const { codeFence } = await import('../../../scripts/lib/verdict/report.ts');
+  t.equal(codeFence('plain'), '```');
+  t.equal(codeFence('a ``` b ````` c'), '``````');
+  const evidence = '```\n# Injected heading\n[click](https://example.invalid)';
+  const checks: Check[] = [{ name: 'run', ok: false, failure: 'app', durationMs: 1, message: 'line one\n| col | break', evidence }];
+  const r: RunReport = { ...verdictOf(checks), runDir: '/r', accel: 'tcg', startedAt: 'x', durationMs: 1, checks };
+  const md = stepSummary(r);
+  t.match(md, /\n````diff\n```\n# Injected heading\n\[click\]\(https:\/\/example\.invalid\)\n````\n/, 'the evidence stays inside a longer fence');
+  t.match(md, /\| run \| 0\.00 s \| line one \\\| col \\\| break \|/, 'one table row');
+});
