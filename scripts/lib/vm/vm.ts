@@ -1,6 +1,6 @@
 // VM lifecycle: start QEMU, wait for SSH against a deadline while watching
 // that QEMU is alive, and kill it on every way out (exit, error, Ctrl-C).
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { readFrom } from '../core/disk.ts';
 import { waitUntil } from '../core/wait.ts';
@@ -51,6 +51,19 @@ function installReaper(): void {
   });
 }
 
+/** util-linux's setpriv, on every Debian and Ubuntu. */
+export const SETPRIV = '/usr/bin/setpriv';
+
+/**
+ * A QEMU that dies with kmodvm even when kmodvm is SIGKILLed (nothing of ours
+ * runs then to kill it): the kernel sends it SIGKILL when its parent goes
+ * (setpriv --pdeathsig, kept across the exec into QEMU). Not for a detached
+ * VM (vm:up), which outlives the command that started it.
+ */
+export function diesWithUs(cmd: string, args: readonly string[], have = existsSync(SETPRIV)): [string, string[]] {
+  return have ? [SETPRIV, ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, [...args]];
+}
+
 export class Vm {
   readonly args: string[];
   private child: ResultPromise | undefined;
@@ -88,7 +101,8 @@ export class Vm {
     // execa hands a number to spawn as that descriptor; its types name only the string values for fds past 2.
     const extra = fd === undefined ? [] : [fd as unknown as 'inherit'];
     // A detached QEMU writes stderr to a file: a pipe would break when we exit.
-    const child = execa(QEMU, this.args, {
+    const [cmd, args] = o.detached ? [QEMU, this.args] : diesWithUs(QEMU, this.args);
+    const child = execa(cmd, args, {
       reject: false,
       stdio: ['ignore', 'ignore', o.detached ? { file: o.detached.stderrFile } : 'pipe', ...extra],
       cleanup: !o.detached,
