@@ -5,7 +5,8 @@
 // (qemu/kernels/*.json), of the configured recipe (--recipe, which may be a
 // file of your own), and of every running instance.
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rename, rm } from 'node:fs/promises';
+import { lstat, readdir, readFile, rename, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { shippedKernels, type Config } from '../core/config.ts';
 import { imageKey, imagesDir } from '../image/image.ts';
@@ -14,6 +15,7 @@ import { diskBytes, mib } from '../core/disk.ts';
 import { guestRecordsRoot } from '../build/guest-kbuild.ts';
 import { snapshotsDir, UNUSABLE } from '../vm/snapshot.ts';
 import { pidAlive } from '../core/pid.ts';
+import { hostBuildsDir } from '../suite/build-tree.ts';
 
 export interface PruneItem {
   path: string;
@@ -81,7 +83,7 @@ export async function keptKeys(c: Config): Promise<Map<string, string>> {
 
 const list = async (dir: string): Promise<string[]> => (existsSync(dir) ? readdir(dir) : []);
 
-export async function prunePlan(c: Config): Promise<PrunePlan> {
+export async function prunePlan(c: Config, o: { tmpDir?: string } = {}): Promise<PrunePlan> {
   const recordsDir = guestRecordsRoot(c.cacheDir);
   const snapDir = snapshotsDir(c.cacheDir);
   // A saved guest names its image in meta.json; a guest that cannot be saved here, in unusable.json.
@@ -105,7 +107,34 @@ export async function prunePlan(c: Config): Promise<PrunePlan> {
   const records = await ours(recordsDir, 'record');
   const snapshots = await Promise.all((await ours(snapDir, 'snapshot')).map(async (name) => ({ name, imageKey: await imageOf(name) })));
   const plan = planPrune({ imagesDir: imagesDir(c), images, recordsDir, records, keep: await keptKeys(c), snapshotsDir: snapDir, snapshots });
-  return { ...plan, keep: [...plan.keep, ...foreign] };
+  return { ...plan, remove: [...plan.remove, ...(await leftovers(c, o.tmpDir ?? os.tmpdir()))], keep: [...plan.keep, ...foreign] };
+}
+
+const DAY_MS = 86_400_000;
+/** kmodvm's own temporary directories (an upload's stage, a saving guest's sockets, a fetched kbuild record, the bench's). */
+const TMP_NAMES = /^kmodvm-(upload|snap|record|bench-[a-z]+|floor)-[A-Za-z0-9]{6}$/;
+
+/**
+ * What runs leave behind that nothing else removes: build trees unused for
+ * 14 days (lockTree marks each use; the next run builds again), and kmodvm's
+ * temporary directories a killed run left in the temporary directory, a day
+ * old. A tree whose lock is held is another run's.
+ */
+async function leftovers(c: Config, tmpDir: string, now = Date.now()): Promise<PruneItem[]> {
+  const out: PruneItem[] = [];
+  const builds = hostBuildsDir(c.cacheDir);
+  for (const n of await list(builds)) {
+    const p = path.join(builds, n);
+    const st = await lstat(p).catch(() => undefined);
+    if (!st?.isDirectory() || !/^[0-9a-f]{16}$/.test(n) || existsSync(`${p}.lock`)) continue;
+    if (now - st.mtimeMs > 14 * DAY_MS) out.push({ path: p, why: `a suite's build tree unused for ${Math.floor((now - st.mtimeMs) / DAY_MS)} days` });
+  }
+  for (const n of await list(tmpDir)) {
+    const p = path.join(tmpDir, n);
+    const st = TMP_NAMES.test(n) ? await lstat(p).catch(() => undefined) : undefined;
+    if (st?.isDirectory() && st.uid === process.getuid?.() && now - st.mtimeMs > DAY_MS) out.push({ path: p, why: 'a temporary directory a killed run left' });
+  }
+  return out;
 }
 
 const KEY = /^[0-9a-f]{16}$/;

@@ -7,6 +7,7 @@
 // take turns: the tree is locked (proper-lockfile) from the build to the end
 // of the run's uploads.
 import { createHash } from 'node:crypto';
+import { utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { acquire } from '../core/lock.ts';
 import type { Suite } from './load.ts';
@@ -27,10 +28,14 @@ export function buildTreeFor(cacheDir: string, suite: Pick<Suite, 'root' | 'moun
 /** Takes the tree's lock, waiting for another run that holds it; returns the release. */
 export async function lockTree(tree: string, log: (l: string) => void, waitS = 1800): Promise<() => Promise<void>> {
   await mkdirPrivate(path.dirname(tree));
-  return acquire(path.dirname(tree), {
+  const release = await acquire(path.dirname(tree), {
     waitS,
     failure: 'setup',
     what: `the build tree ${tree}`,
     onWait: () => log(`build: another run is building this suite in ${tree}; waiting for it`),
   });
+  // Its last use, for vm:image prune (loop/prune.ts), which removes build trees unused for a while.
+  const now = new Date();
+  await utimes(path.dirname(tree), now, now);
+  return release;
 }

@@ -135,7 +135,7 @@ t.test('kept: every shipped recipe, the configured recipe of your own, and runni
   mkdirSync(path.join(cache, 'images', 'fedcba9876543210'));
   mkdirSync(path.join(cache, 'snapshots', 'photos'));
   mkdirSync(path.join(cache, 'kbuild-records', 'notes'));
-  const plan = await prunePlan(c);
+  const plan = await prunePlan(c, { tmpDir: mkdtempSync(path.join(os.tmpdir(), 'kmodvm-prune-tmp-')) });
   t.same(
     plan.remove.map((r) => path.relative(cache, r.path)).sort(),
     [`images/${tmp99}`, `images/${old1}`, `kbuild-records/${old1}`, `snapshots/${snapOld}`, `snapshots/${snapUnusableOld}`].sort(),
@@ -163,4 +163,33 @@ t.test('applying the plan removes each entry whole and counts the bytes', async 
   t.notOk(existsSync(old));
   t.same(readdirSync(path.join(cache, 'images')), ['keep'], 'nothing else touched, no .tmp-prune left');
   t.match(lines[0], new RegExp(`^removed ${old} \\(0 MiB\\): built from a recipe`));
+});
+
+t.test('leftovers go too: build trees unused for 14 days (not one in use), and temporary directories a killed run left (#24 Low 17)', async (t) => {
+  const { utimesSync } = await import('node:fs');
+  const cache = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-prune-left-'));
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-prune-tmpdir-'));
+  const { config: c } = loadConfig([], { KMODVM_CACHE_DIR: cache }, root);
+  const old = new Date(Date.now() - 20 * 86_400_000);
+  const mk = (p: string, when?: Date): void => {
+    mkdirSync(p, { recursive: true });
+    if (when) utimesSync(p, when, when);
+  };
+  mk(path.join(cache, 'host-builds', 'aaaaaaaaaaaaaaaa'), old);
+  mk(path.join(cache, 'host-builds', 'bbbbbbbbbbbbbbbb'));
+  mk(path.join(cache, 'host-builds', 'cccccccccccccccc'), old);
+  mk(path.join(cache, 'host-builds', 'cccccccccccccccc.lock'));
+  mk(path.join(tmp, 'kmodvm-upload-Ab3dE9'), old);
+  mk(path.join(tmp, 'kmodvm-upload-Zz9yX8'));
+  mk(path.join(tmp, 'kmodvm-something-else'), old);
+  mk(path.join(tmp, 'photos'), old);
+  const plan = await prunePlan(c, { tmpDir: tmp });
+  t.same(
+    plan.remove
+      .map((r) => r.path)
+      .filter((p) => p.includes('host-builds') || p.startsWith(tmp))
+      .sort(),
+    [path.join(cache, 'host-builds', 'aaaaaaaaaaaaaaaa'), path.join(tmp, 'kmodvm-upload-Ab3dE9')].sort(),
+    'the old unused tree and the old stage; not the fresh ones, the locked one, or names kmodvm does not make',
+  );
 });
