@@ -16,6 +16,7 @@ import type { RunReport } from '../verdict/report.ts';
 import { loadRules } from '../verdict/splat.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { failNthSplatCheck, noSplatCheck } from '../suite/judge.ts';
+import { askedForDump } from '../suite/run-test.ts';
 import { resolveSuite, type ResolvedSuite } from '../suite/resolve.ts';
 import { runSuite, type Guest } from '../suite/run.ts';
 import { waitUntil } from '../core/wait.ts';
@@ -233,7 +234,7 @@ export async function testOnInstance(
     if (!o.session || session !== o.session) session.close();
   }
   const serial = (await Promise.all(serials.map((x) => readFrom(x.file, x.from)))).join('\n');
-  const splat = (c.failNth ? failNthSplatCheck : noSplatCheck)(r.kernelLog, serial, rules);
+  const splat = (c.failNth ? failNthSplatCheck : noSplatCheck)(r.kernelLog, serial, rules, undefined, { ownDump: askedForDump(runDir) });
   assemble(report, [], r, [splat], started);
   const bad = r.untrusted ?? (splat.ok ? undefined : `no-splat: ${splat.message}`) ?? report.checks.find((x) => !x.ok && x.failure === 'timeout')?.name;
   return { report, needsReboot: bad, state: s };

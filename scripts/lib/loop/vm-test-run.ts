@@ -33,6 +33,7 @@ import { findSnapshot, resumingSpec, savingSpec, snapshotsDir } from '../vm/snap
 import { loadRules, type CompiledRules } from '../verdict/splat.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { failNthSplatCheck, noSplatCheck } from '../suite/judge.ts';
+import { askedForDump } from '../suite/run-test.ts';
 import { buildTreeFor, lockTree } from '../suite/build-tree.ts';
 import { resolveSuite, type ResolvedSuite } from '../suite/resolve.ts';
 import { hostAppCompiler } from '../build/hostbuild.ts';
@@ -246,7 +247,10 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: Check[], rules
   await settlesWithin(g.vm!.waitExit(), 5000);
   await g.vm!.kill();
   const tail: Check[] = [{ name: 'poweroff', ok: true, durationMs: Date.now() - t1 }];
-  tail.push((run.c.failNth ? failNthSplatCheck : noSplatCheck)(r.kernelLog, await consoles(g.serials), rules));
+  // A hung test made kmodvm ask for a sysrq task dump: only then is one in the run's log ours (judge.ts).
+  tail.push(
+    (run.c.failNth ? failNthSplatCheck : noSplatCheck)(r.kernelLog, await consoles(g.serials), rules, undefined, { ownDump: askedForDump(run.runDir) }),
+  );
   return assemble(report, head, r, tail, run.started);
 }
 

@@ -131,8 +131,8 @@ export function judgeTest(e: TestEvidence, x: TestExpect, rules: CompiledRules):
 
 /** The run-wide splat check: the whole kernel log and the serial console. */
 /** The run-wide splat check of a --fail-nth run: the injections' own reports (and the allocator's warnings after them) on the console are what it asked for. */
-export function failNthSplatCheck(kernelLog: string, serial: string, rules: CompiledRules): Check {
-  return noSplatCheck(splitInjections(kernelLog).rest, splitInjections(serial).rest, rules);
+export function failNthSplatCheck(kernelLog: string, serial: string, rules: CompiledRules, _sources?: Sources, o: { ownDump?: boolean } = {}): Check {
+  return noSplatCheck(splitInjections(kernelLog).rest, splitInjections(serial).rest, rules, undefined, o);
 }
 
 /** The splat kinds of a leak found at unload: the test fails, the kernel stays trusted. */

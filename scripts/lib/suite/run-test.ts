@@ -2,6 +2,7 @@
 // them, read the test's state and kernel log, and judge it (judge.ts). With
 // --update, a transcript that is missing or no longer matches is written
 // from the run. What it kept is evidence.json, for kmodvm judge.
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileSize, readFrom } from '../core/disk.ts';
@@ -151,10 +152,14 @@ async function judgeAndKeep(i: SuiteRunInput, sel: SelectedTest, modules: readon
   return { checks: judged.checks, captures: judged.captures, untrusted: judged.untrusted };
 }
 
+/** Where a hung step's sysrq dump is kept: its presence is the host's word that a task dump in the log is kmodvm's own. */
+export const SYSRQ_DUMP_FILE = 'sysrq-dump.log';
+export const askedForDump = (runDir: string): boolean => existsSync(path.join(runDir, SYSRQ_DUMP_FILE));
+
 /** What a hung command leaves: the guest's task states (sysrq w and t), and the console. */
 async function hangEvidence(i: SuiteRunInput, guest: Guest): Promise<string> {
   const dump = await guest.session.exec(['sh', '-c', 'echo w > /proc/sysrq-trigger; echo t > /proc/sysrq-trigger; dmesg'], { timeoutMs: 15_000 });
-  await writeFile(path.join(i.runDir, 'sysrq-dump.log'), dump.stdout);
+  await writeFile(path.join(i.runDir, SYSRQ_DUMP_FILE), dump.stdout);
   const console = (await readFile(guest.serialLog, 'utf8').catch(() => '')).split('\n').slice(-15).join('\n');
   return [
     dump.exitCode === 0
