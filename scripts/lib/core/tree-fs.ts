@@ -143,4 +143,5 @@ export async function readUnder(root: string, file: string, maxBytes: number): P
   return readRegular(real, maxBytes);
 }
 
-const inside = (root: string, p: string): boolean => p === root || p.startsWith(root.endsWith('/') ? root : `${root}/`);
+/** Whether p is root or below it (both real, absolute paths). */
+export const inside = (root: string, p: string): boolean => p === root || p.startsWith(root.endsWith('/') ? root : `${root}/`);

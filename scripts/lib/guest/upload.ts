@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, symlink } from '
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
+import { inside } from '../core/tree-fs.ts';
 
 /** One host directory to upload, into <remote base>/<sub>. */
 export interface UploadPart {
@@ -36,8 +37,6 @@ export interface Staged {
   tar(files: readonly string[], timeoutMs: number): Promise<TarStream>;
   cleanup(): Promise<void>;
 }
-
-const within = (root: string, p: string): boolean => p === root || p.startsWith(`${root}/`);
 
 /** tar -c of the staged paths, streamed (a suite's 120 MB file once failed the upload at execa's buffer limit). */
 async function tarStream(stage: string, remoteBase: string, paths: readonly string[], timeoutMs: number): Promise<TarStream> {
@@ -72,7 +71,7 @@ async function dropUnsafe(stage: string, staged: Map<string, string>, from: Map<
   for (const d of new Set(from.values())) realDirs.set(d, await realpath(d));
   for (const [f, at] of [...staged]) {
     const real = await realpath(path.join(stage, at)).catch(() => undefined);
-    if (!real || !within(realDirs.get(from.get(f)!)!, real) || !(await stat(real)).isFile()) {
+    if (!real || !inside(realDirs.get(from.get(f)!)!, real) || !(await stat(real)).isFile()) {
       staged.delete(f);
       leftOut.push(f);
     }

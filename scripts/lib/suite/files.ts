@@ -9,6 +9,7 @@
 import { open, readFile, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import ignore, { type Ignore } from 'ignore';
+import { inside } from '../core/tree-fs.ts';
 
 /** kbuild's and the toolchain's products, by name. */
 export const isBuildProduct = (rel: string): boolean =>
@@ -27,9 +28,6 @@ async function isElf(file: string): Promise<boolean> {
     await fh.close();
   }
 }
-
-/** Whether p is root or below it (both real paths). */
-export const within = (root: string, p: string): boolean => p === root || p.startsWith(root.endsWith('/') ? root : `${root}/`);
 
 /**
  * The suite's source files, relative to root, sorted. `skipDirs` are
@@ -71,7 +69,7 @@ export async function suiteFiles(
             await leaveOut(r, 'its target is missing');
             continue;
           }
-          if (!within(realRoot, real)) {
+          if (!inside(realRoot, real)) {
             await leaveOut(r, 'it points outside the suite');
             continue;
           }
