@@ -7,7 +7,7 @@
 // modules.order.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, realpath, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { guestCopy, hostMake, kbuildReadable, type HostBuild } from '../build/hostbuild.ts';
 import { copyInside, readInside, UnsafePath } from '../core/tree-fs.ts';
@@ -45,7 +45,8 @@ export async function syncTree(suite: Pick<Suite, 'root' | 'mounts'>, files: rea
     const to = path.join(tree, f);
     const [a, b] = await Promise.all([stat(from), lstat(to).catch(() => undefined)]);
     if (b?.isFile() && b.size === a.size && b.mtimeMs === a.mtimeMs) continue;
-    await copyInside(tree, from, to, SOURCE_MAX);
+    // A suite's own link (alias.c -> a.c) was checked by suiteFiles to stay inside it: its target is what is copied.
+    await copyInside(tree, await realpath(from), to, SOURCE_MAX);
     await utimes(to, a.atime, a.mtime);
   }
 }

@@ -170,7 +170,13 @@ t.test('syncTree replaces a link the last build left where a source goes, and re
   const tree = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-sync-tree-'));
   mkdirSync(path.join(tree, 'module'));
   fs.symlinkSync(standIn, path.join(tree, 'module/m.c'));
-  await syncTree({ root, mounts: [] }, ['module/m.c'], tree);
+  fs.symlinkSync('m.c', path.join(root, 'module/alias.c'));
+  await syncTree({ root, mounts: [] }, ['module/m.c', 'module/alias.c'], tree);
+  t.equal(
+    fs.readFileSync(path.join(tree, 'module/alias.c'), 'utf8'),
+    'int x;\n',
+    "the suite's own link inside it is copied as its target (the stranger trial met exit 70 here)",
+  );
   t.equal(fs.readFileSync(standIn, 'utf8'), 'export PATH\n', 'the stand-in is unchanged');
   t.equal(fs.readFileSync(path.join(tree, 'module/m.c'), 'utf8'), 'int x;\n');
   fs.rmSync(path.join(tree, 'module'), { recursive: true });
