@@ -5,12 +5,12 @@
 // the guest boots. `auto` picks host when that compiler is on the host.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
+import { lstat, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { KmodvmError } from '../core/errors.ts';
 import { findTool } from '../host/preflight.ts';
 import { tail } from '../core/proc.ts';
-import { copyInside, mkdirInside, readInside, replaceInside, UnsafePath } from '../core/tree-fs.ts';
+import { copySource, mkdirInside, readInside, replaceInside, UnsafePath } from '../core/tree-fs.ts';
 import { keepBuiltModSources, loadReplayPlan, replay, replayable } from './kbuild-replay.ts';
 import { compilerDiagnostics } from '../guest/steps.ts';
 export { exportHeaders, headersKdir, kernelGccMajor } from '../image/headers.ts';
@@ -188,15 +188,9 @@ async function copySources(srcDir: string, outDir: string, root: string, keep: (
     const from = path.join(e.parentPath, e.name);
     const rel = path.relative(srcDir, from);
     if (!e.isFile() || !keep(rel)) continue;
-    const to = path.join(outDir, rel);
-    await copyInside(root, from, to, SOURCE_MAX);
-    const s = await stat(from);
-    await utimes(to, s.atime, s.mtime);
+    await copySource(root, from, path.join(outDir, rel));
   }
 }
-
-/** The largest source file kmodvm copies. */
-const SOURCE_MAX = 256 * 2 ** 20;
 
 /**
  * The directories a build reads its kernel tree from: an image's exported

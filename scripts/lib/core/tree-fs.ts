@@ -5,7 +5,7 @@
 // has just created, below directories that are real directories inside the
 // tree, and reads only regular files, up to a size.
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, realpath, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, realpath, rename, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 
 export class UnsafePath extends Error {
@@ -91,6 +91,16 @@ export async function readRegular(file: string, maxBytes: number): Promise<Buffe
 export async function readInside(root: string, file: string, maxBytes: number): Promise<Buffer> {
   await assertInside(root, file);
   return readRegular(file, maxBytes);
+}
+
+/** The largest source file kmodvm copies into a build tree. */
+export const SOURCE_MAX = 1024 * 2 ** 20;
+
+/** A source file into a build tree (copyInside), keeping its times: make compares them. */
+export async function copySource(root: string, from: string, to: string): Promise<void> {
+  const s = await stat(from);
+  await copyInside(root, from, to, SOURCE_MAX);
+  await utimes(to, s.atime, s.mtime);
 }
 
 /** Copies a regular file (read as readRegular does) to a new file inside root (as replaceInside writes). */

@@ -7,10 +7,10 @@
 // modules.order.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, realpath, rm, stat, utimes } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { guestCopy, hostMake, kbuildReadable, type HostBuild } from '../build/hostbuild.ts';
-import { copyInside, readInside, UnsafePath } from '../core/tree-fs.ts';
+import { copySource, readInside, UnsafePath } from '../core/tree-fs.ts';
 import type { Check } from '../verdict/report.ts';
 import { hostPaths, srcPath, type Suite } from './load.ts';
 import { modulesFromOrder, type BuiltModule } from './modules-order.ts';
@@ -46,13 +46,9 @@ export async function syncTree(suite: Pick<Suite, 'root' | 'mounts'>, files: rea
     const [a, b] = await Promise.all([stat(from), lstat(to).catch(() => undefined)]);
     if (b?.isFile() && b.size === a.size && b.mtimeMs === a.mtimeMs) continue;
     // A suite's own link (alias.c -> a.c) was checked by suiteFiles to stay inside it: its target is what is copied.
-    await copyInside(tree, await realpath(from), to, SOURCE_MAX);
-    await utimes(to, a.atime, a.mtime);
+    await copySource(tree, await realpath(from), to);
   }
 }
-
-/** The largest file of a suite kmodvm copies into its build tree. */
-const SOURCE_MAX = 1024 * 2 ** 20;
 
 /** A hash of the files outside every module and app dir (shared headers): their change rebuilds every dir. */
 async function sharedHash(suite: Pick<Suite, 'root' | 'mounts'>, files: readonly string[], dirs: readonly string[]): Promise<string> {
