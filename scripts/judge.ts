@@ -1,14 +1,16 @@
 // kmodvm judge RUNDIR [--transcript FILE]: judge a saved run again, without a
 // VM (scripts/lib/suite/rejudge.ts). The same exit code as the run; with
 // --transcript, every test against that transcript instead of its own.
-import { log, main } from './lib/cli/cli.ts';
-import { splatRuleFiles } from './lib/core/config.ts';
-import { helpFor, parseCommand } from './lib/cli/commands.ts';
-import { KmodvmError } from './lib/core/errors.ts';
-import { loadRules } from './lib/verdict/splat.ts';
-import { rejudge } from './lib/suite/rejudge.ts';
-import { summary, toTap } from './lib/verdict/report.ts';
+
 import path from 'node:path';
+import { log, main } from './lib/cli/cli.ts';
+import { helpFor, parseCommand } from './lib/cli/commands.ts';
+import { splatRuleFiles } from './lib/core/config.ts';
+import { KmodvmError } from './lib/core/errors.ts';
+import { rejudge } from './lib/suite/rejudge.ts';
+import { loadRules } from './lib/verdict/splat.ts';
+import { summary } from './lib/verdict/summary.ts';
+import { toTap } from './lib/verdict/tap.ts';
 
 await main(async () => {
   const a = parseCommand('judge', process.argv.slice(2));

@@ -1,13 +1,16 @@
 // npm run lab:check -- N [--solution]: grades exercise N in the VM.
 // Exit 0 only on a full score.
+
+import path from 'node:path';
 import { log, main } from './lib/cli/cli.ts';
 import { helpFor, parseCommand } from './lib/cli/commands.ts';
-import { KmodvmError } from './lib/core/errors.ts';
 import { defaultRoot } from './lib/core/config.ts';
-import path from 'node:path';
+import { KmodvmError } from './lib/core/errors.ts';
 import { EXERCISES, findExercise, formatGrade, grade } from './lib/loop/lab.ts';
-import { allChecks, summary, writeReports } from './lib/verdict/report.ts';
 import { runVmTest } from './lib/loop/vm-test-run.ts';
+import { allChecks } from './lib/verdict/model.ts';
+import { summary } from './lib/verdict/summary.ts';
+import { writeReports } from './lib/verdict/write-reports.ts';
 
 await main(async () => {
   const argv = process.argv.slice(2);

@@ -1,6 +1,7 @@
 // kmodvm image build|info|key|verify|prune|export FILE|import FILE (npm run vm:image -- ...): the cached guest image.
-import { helpFor, parseCommand } from './lib/cli/commands.ts';
+
 import { log, main } from './lib/cli/cli.ts';
+import { helpFor, parseCommand } from './lib/cli/commands.ts';
 import type { Config } from './lib/core/config.ts';
 import { mib } from './lib/core/disk.ts';
 import { KmodvmError } from './lib/core/errors.ts';

@@ -1,12 +1,12 @@
 // kmodvm up | ssh | logs | status | down  (npm run vm:up ...; all but status take --name NAME)
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { log, main } from './lib/cli/cli.ts';
 import { type CommandName, helpFor, parseCommand, splitLeading } from './lib/cli/commands.ts';
 import { KmodvmError } from './lib/core/errors.ts';
 import { remoteCommand } from './lib/guest/ssh.ts';
 import { connect, listNames, lookup, requireRunning, uptime } from './lib/vm/instance.ts';
 import { MUX_SOCK, muxExec } from './lib/vm/mux.ts';
-import path from 'node:path';
 
 const [verb, ...rest] = process.argv.slice(2);
 

@@ -1,13 +1,17 @@
 // npm run vm:test / kmodvm test: from a fresh clone to a verdict. See README.md and docs/suite.md.
 import { appendFile } from 'node:fs/promises';
 import { log, main, workflowCommands } from './lib/cli/cli.ts';
-import type { Config } from './lib/core/config.ts';
 import { helpFor, parseCommand } from './lib/cli/commands.ts';
-import { flatChecks, githubAnnotations, stepSummary, summary, toTap, toTapMatrix, worstOf, writeReports, type RunReport } from './lib/verdict/report.ts';
+import type { Config } from './lib/core/config.ts';
 import { EXIT_CODES } from './lib/core/errors.ts';
+import { runVmTest } from './lib/loop/vm-test-run.ts';
 import { loadSuite } from './lib/suite/load.ts';
 import { defaultSuiteFile } from './lib/suite/resolve.ts';
-import { runVmTest } from './lib/loop/vm-test-run.ts';
+import { githubAnnotations, stepSummary } from './lib/verdict/github.ts';
+import { flatChecks, type RunReport, worstOf } from './lib/verdict/model.ts';
+import { summary } from './lib/verdict/summary.ts';
+import { toTap, toTapMatrix } from './lib/verdict/tap.ts';
+import { writeReports } from './lib/verdict/write-reports.ts';
 
 /** The kernels to run on: --kernel or KMODVM_KERNEL when given, else the suite's kernels:, else the default. */
 async function kernelsFor(c: Config, argv: string[]): Promise<string[]> {

@@ -2,8 +2,9 @@
 // into the middle of rootfs.qcow2 are found before QEMU boots (exit 4, the
 // image named), and a header zeroed behind an unchanged size and mtime is
 // found when QEMU refuses the drive (exit 4, not 5). vm:image verify says so too.
-import { closeSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, openSync, readdirSync, statSync, utimesSync, writeSync } from 'node:fs';
+
 import { randomBytes } from 'node:crypto';
+import { closeSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, openSync, readdirSync, statSync, utimesSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';

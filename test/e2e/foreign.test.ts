@@ -4,7 +4,7 @@
 // modules in two dirs (one uses the other's exported symbol), a multi-file
 // module, a header shared by module and app, a shell test, parameters.
 // Never skipped: a VM that cannot run fails these tests with the tool's words.
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';

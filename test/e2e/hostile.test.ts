@@ -8,13 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { loadConfig } from '../../scripts/lib/core/flags.ts';
-import { ensureImage } from '../../scripts/lib/image/build.ts';
+import type { SshSession } from '../../scripts/lib/guest/ssh.ts';
+import { chooseAccel, hostFacts } from '../../scripts/lib/host/accel.ts';
 import { preflight } from '../../scripts/lib/host/preflight.ts';
-import { findSplats, formatSplat, loadRules, unexpectedTaint } from '../../scripts/lib/verdict/splat.ts';
+import { ensureImage } from '../../scripts/lib/image/build.ts';
 import { bootVm } from '../../scripts/lib/loop/pipeline.ts';
 import { isBuildProduct } from '../../scripts/lib/suite/files.ts';
-import { chooseAccel, hostFacts } from '../../scripts/lib/host/accel.ts';
-import type { SshSession } from '../../scripts/lib/guest/ssh.ts';
+import { findSplats, formatSplat, loadRules, unexpectedTaint } from '../../scripts/lib/verdict/splat.ts';
 import type { Vm } from '../../scripts/lib/vm/vm.ts';
 
 const root = new URL('../../', import.meta.url).pathname;

@@ -2,8 +2,9 @@
 // network is restricted, so 10.0.2.2 (the host's 127.0.0.1) answers nothing,
 // while the forwarded SSH port keeps working. With --guest-net, the same
 // connection reaches the listener: the test can tell the two apart.
-import net from 'node:net';
+
 import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';

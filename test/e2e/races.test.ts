@@ -1,7 +1,7 @@
 // Races between processes on one instance (issue 18.4): two `kmodvm up` of
 // one name at once boot one QEMU, and `status`, `ssh` and `down` during a
 // boot that has not written state.json yet leave it alone.
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';

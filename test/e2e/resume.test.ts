@@ -5,17 +5,17 @@
 // the next run saves a new one. Private instance names keep it apart from a
 // developer's own VMs; the snapshot is the image's, in the usual cache.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
 import { loadConfig } from '../../scripts/lib/core/flags.ts';
-import net from 'node:net';
+import { INTEGRITY, recordIntegrity } from '../../scripts/lib/core/integrity.ts';
 import { findImage, imageKey } from '../../scripts/lib/image/image.ts';
 import { guestSpec } from '../../scripts/lib/vm/profile.ts';
 import { qemuVersion, resumeOrSave } from '../../scripts/lib/vm/resume.ts';
 import { snapshotsDir } from '../../scripts/lib/vm/snapshot.ts';
-import { INTEGRITY, recordIntegrity } from '../../scripts/lib/core/integrity.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const tsx = path.join(root, 'node_modules/.bin/tsx');

@@ -1,7 +1,7 @@
 // The real thing: vm:test boots the guest (TCG on CI), builds, loads, runs
 // and judges. Never skipped: if the VM cannot run, these tests fail and the
 // tool's own error (exit code, evidence, next step) is in the failure.
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';

@@ -1,12 +1,11 @@
 // The workflow and the action can't run here, so they are validated against
 // GitHub's own schemas (@actions/workflow-parser) and checked for the
 // commands the README documents.
-import { readFileSync } from 'node:fs';
-import t from 'tap';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import t from 'tap';
 
 const root = new URL('../../', import.meta.url).pathname;
 const validate = (files: string[]) =>

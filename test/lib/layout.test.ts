@@ -2,7 +2,7 @@
 // point one way, from the CLI down to the core. Every import (static or
 // dynamic, types too) of a folder may name its own folder or one below it,
 // and there is no import cycle at all.
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import ts from 'typescript';

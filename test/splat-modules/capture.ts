@@ -4,8 +4,8 @@
 import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { chooseAccel, hostFacts } from '../../scripts/lib/host/accel.ts';
 import { loadConfig } from '../../scripts/lib/core/flags.ts';
+import { chooseAccel, hostFacts } from '../../scripts/lib/host/accel.ts';
 import { ensureImage } from '../../scripts/lib/image/build.ts';
 import { bootVm } from '../../scripts/lib/loop/vm-test-run.ts';
 

@@ -5,7 +5,7 @@
 // becomes the cache entry with one rename. What stays is the bzImage, the
 // kbuild tree after `make clean` (what external modules need: the config,
 // Module.symvers, headers, scripts) and kernel.json.
-import { cp, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { cp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { writeAtomic as atomicWrite } from '../core/atomic.ts';
@@ -17,7 +17,7 @@ import { run, shellJoin, tail } from '../core/proc.ts';
 import { withProgress } from '../core/progress.ts';
 import { preflight } from '../host/preflight.ts';
 import { staleTemp } from '../image/build.ts';
-import { buildCommands, debugKernelKey, loadDebugRecipe, parseKconfig, unmetOptions, type DebugRecipe } from './debug-recipe.ts';
+import { buildCommands, type DebugRecipe, debugKernelKey, loadDebugRecipe, parseKconfig, unmetOptions } from './debug-recipe.ts';
 import { runSandboxed } from './sandbox.ts';
 
 type Log = (l: string) => void;

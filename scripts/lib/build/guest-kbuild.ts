@@ -12,12 +12,12 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { shapeHash, treeReplayable } from './hostbuild.ts';
-import { loadReplayPlan } from './kbuild-replay.ts';
+import { z } from 'zod';
 import { run } from '../core/proc.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { compilerDiagnostics, GUEST_WORK, judge, runStep, type StepRecord, type StepSpec } from '../guest/steps.ts';
-import { z } from 'zod';
+import { shapeHash, treeReplayable } from './hostbuild.ts';
+import { loadReplayPlan } from './kbuild-replay.ts';
 
 /** Where the guest builds the module. */
 export const GUEST_MODULE_DIR = `${GUEST_WORK}/kernel-module`;

@@ -8,14 +8,15 @@ import { existsSync } from 'node:fs';
 import { lstat, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { KmodvmError } from '../core/errors.ts';
-import { findTool } from '../host/preflight.ts';
 import { tail } from '../core/proc.ts';
 import { copySource, mkdirInside, readInside, replaceInside, UnsafePath } from '../core/tree-fs.ts';
-import { keepBuiltModSources, loadReplayPlan, replay, replayable } from './kbuild-replay.ts';
 import { compilerDiagnostics } from '../guest/steps.ts';
-export { exportHeaders, headersKdir, kernelGccMajor } from '../image/headers.ts';
+import { findTool } from '../host/preflight.ts';
+import { keepBuiltModSources, loadReplayPlan, replay, replayable } from './kbuild-replay.ts';
 
 export type { BuildMode } from '../core/config.ts';
+export { exportHeaders, headersKdir, kernelGccMajor } from '../image/headers.ts';
+
 import type { BuildMode } from '../core/config.ts';
 import { buildEnv, runSandboxed } from './sandbox.ts';
 

@@ -6,7 +6,7 @@
 // make. The parsing is pure; replay() runs the commands.
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { run, type RunResult } from '../core/proc.ts';
+import { type RunResult, run } from '../core/proc.ts';
 import { copyInside, readInside, replaceInside, UnsafePath } from '../core/tree-fs.ts';
 
 /** Undoes kbuild's make-cmd escaping in a .cmd file ("$" written as "$$", "#" as "$(pound)"). */

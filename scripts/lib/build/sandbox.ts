@@ -12,7 +12,7 @@
 // never run unconfined.
 import { lstatSync, readlinkSync } from 'node:fs';
 import { execaSync } from 'execa';
-import { run, type RunOptions, type RunResult } from '../core/proc.ts';
+import { type RunOptions, type RunResult, run } from '../core/proc.ts';
 import { seccompProgram } from './seccomp.ts';
 
 export const BWRAP = 'bwrap';

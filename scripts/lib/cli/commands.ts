@@ -3,8 +3,8 @@
 // parser come from here; it takes no flag that is not in its list.
 import type { Config } from '../core/config.ts';
 import { type Cli, loadConfig } from '../core/flags.ts';
-import { setShowCommands } from './cli.ts';
 import { type Group, OPTIONS, type OptionSpec } from '../core/options.ts';
+import { setShowCommands } from './cli.ts';
 
 export interface Command {
   /** The script in scripts/ and the arguments it is given first. */

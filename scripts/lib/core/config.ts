@@ -2,7 +2,7 @@
 // and asserted in test/lib/core/config.test.ts. Sources, later wins: defaults,
 // environment (KMODVM_*), command-line flags. validateConfig() rejects bad
 // values before anything starts, naming the field.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';

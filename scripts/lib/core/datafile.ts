@@ -2,8 +2,9 @@
 // zx's YAML, which reads JSON too, keeping line numbers, and validated with
 // a zod schema that also gives their TypeScript types. An error names the
 // file, the line and the field, and exits 2 (usage).
-import { YAML } from 'zx';
+
 import type { z } from 'zod';
+import { YAML } from 'zx';
 import { KmodvmError } from './errors.ts';
 
 export type Where = (at: readonly PropertyKey[]) => number | undefined;

@@ -3,7 +3,7 @@
 // its own list from the one option table (options.ts); any other flag is bad
 // input.
 import path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { type Config, defaultConfig, defaultRoot, type Timeouts, validateConfig } from './config.ts';
 import { KmodvmError } from './errors.ts';
 import { OPTIONS, type OptionName, type OptionSpec } from './options.ts';

@@ -3,8 +3,8 @@
 // helper for every cache two runs may meet in: an image build, a snapshot
 // save, an instance's boot, a suite's build tree.
 import path from 'node:path';
-import { KmodvmError, type FailureClass } from './errors.ts';
 import { mkdirPrivate } from './disk.ts';
+import { type FailureClass, KmodvmError } from './errors.ts';
 
 export interface LockOptions {
   /** How long to wait for another holder. */

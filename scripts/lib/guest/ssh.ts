@@ -1,10 +1,10 @@
 // One ssh2 connection per run, reused for every step (a fresh handshake costs
 // about 0.5 s under TCG). Key-only auth; the guest's host key is pinned.
 import ssh2, { type Client, type ClientChannel } from 'ssh2';
-import { KeptShells } from './kept-shell.ts';
 import { describeEnd, posixJoin, type RunResult } from '../core/end.ts';
-import { stageTrees, UNTAR, type UploadPart } from './upload.ts';
 import { Capped } from './collect.ts';
+import { KeptShells } from './kept-shell.ts';
+import { stageTrees, UNTAR, type UploadPart } from './upload.ts';
 
 export type { UploadPart } from './upload.ts';
 

@@ -6,8 +6,8 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Config } from '../core/config.ts';
 import { writeJsonAtomic } from '../core/atomic.ts';
+import type { Config } from '../core/config.ts';
 import { waitUntil } from '../core/wait.ts';
 
 export interface ProbeMemo {

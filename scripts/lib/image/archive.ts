@@ -21,10 +21,11 @@ import { KmodvmError } from '../core/errors.ts';
 import { recordIntegrity, sha256File } from '../core/integrity.ts';
 
 export { sha256File };
-import { run, tail } from '../core/proc.ts';
-import { findImage, imageFileNames, imagesDir, type Manifest } from './image.ts';
+
 import { mkdirPrivate } from '../core/disk.ts';
+import { run, tail } from '../core/proc.ts';
 import { relativeCommonInclude } from './headers.ts';
+import { findImage, imageFileNames, imagesDir, type Manifest } from './image.ts';
 import { rekeySeat } from './rekey.ts';
 
 export const EXPORT_FORMAT = 'kmodvm-image-export/2';

@@ -5,21 +5,20 @@
 // rename, and a second process waits, then takes the image the first built.
 import { chmod, copyFile, cp, mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { withLock } from '../core/lock.ts';
 import type { Config } from '../core/config.ts';
-import { diskBytes, mib } from '../core/disk.ts';
+import { diskBytes, mib, mkdirPrivate } from '../core/disk.ts';
 import { KmodvmError } from '../core/errors.ts';
+import { recordIntegrity } from '../core/integrity.ts';
+import { withLock } from '../core/lock.ts';
+import { pidAlive } from '../core/pid.ts';
 import { run, shellJoin, tail } from '../core/proc.ts';
 import { withProgress } from '../core/progress.ts';
 import { hasPasswordlessSudo } from '../host/preflight.ts';
 import { exportHeaders, headersKdir, kernelGccMajor } from './headers.ts';
-import { ed25519KeyPair, findImage, imageFileNames, imageFiles, imageKey, imagesDir, type ImageInfo, type Manifest } from './image.ts';
+import { ed25519KeyPair, findImage, type ImageInfo, imageFileNames, imageFiles, imageKey, imagesDir, type Manifest } from './image.ts';
 import { buildInitrd } from './initrd.ts';
 import { BUILDER_VERSION, guestLinks, initramfsToolsFiles, mmdebstrapArgs, type Recipe, withLoginShell } from './recipe.ts';
 import { extractVmlinux } from './vmlinux.ts';
-import { recordIntegrity } from '../core/integrity.ts';
-import { mkdirPrivate } from '../core/disk.ts';
-import { pidAlive } from '../core/pid.ts';
 
 type Log = (l: string) => void;
 

@@ -9,9 +9,10 @@
 // /dev, /run and /tmp. The files come out of the image's own tree with the
 // image's own tar (symlinks resolved inside it), so the binaries and the
 // libraries are the image's. lddPaths() is pure.
+
+import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { existsSync } from 'node:fs';
 import { KmodvmError } from '../core/errors.ts';
 import { run } from '../core/proc.ts';
 

@@ -3,16 +3,17 @@
 // renamed into place, so an interrupted build never looks valid):
 //   rootfs.qcow2 (ext4, zstd-compressed)  vmlinux  vmlinuz  initrd.img  initrd-lean.cpio
 //   id_ed25519 (0600)  id_ed25519.pub  host_ed25519.pub  manifest.json
-import { readFile } from 'node:fs/promises';
+
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { Config } from '../core/config.ts';
-import { KmodvmError } from '../core/errors.ts';
-import { shellJoin } from '../core/proc.ts';
-import { loadRecipe, recipeHash, recipeInputs, type Recipe } from './recipe.ts';
 import { privateDir } from '../core/disk.ts';
+import { KmodvmError } from '../core/errors.ts';
 import { checkIntegrity, readIntegrity, recordIntegrity } from '../core/integrity.ts';
+import { shellJoin } from '../core/proc.ts';
+import { loadRecipe, type Recipe, recipeHash, recipeInputs } from './recipe.ts';
 
 export interface Manifest {
   key: string;

@@ -1,11 +1,11 @@
 // The lean initrd: Debian's busybox-static, the few modules the root disk
 // needs (in dependency order from modules.dep) and qemu/initrd-init.sh,
 // archived by GNU cpio. resolveLoadOrder() is pure.
-import { copyFile, mkdir, readFile, writeFile, chmod, readdir, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { stageEarlySshd } from './early-sshd.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { run } from '../core/proc.ts';
+import { stageEarlySshd } from './early-sshd.ts';
 
 /** modules.dep: "kernel/a/b.ko: kernel/c.ko kernel/d.ko" → map path → deps. */
 export function parseModulesDep(text: string): Map<string, string[]> {

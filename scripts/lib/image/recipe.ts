@@ -2,7 +2,7 @@
 // cache key; mmdebstrapArgs() turns it into an argument list. Pure but for
 // loadRecipe() and the file reads in recipeInputs().
 import { createHash } from 'node:crypto';
-import { lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { fieldName, parseData } from '../core/datafile.ts';

@@ -1,14 +1,15 @@
 // The bench's rows, one function per figure, each measured as users run it
 // (the compiled CLI) and in this one run. The runner is scripts/bench.ts;
 // the pure parts (medians, ratios, the table) are bench.ts.
-import { appendFile, cp, mkdtemp, readFile } from 'node:fs/promises';
+
 import { existsSync } from 'node:fs';
+import { appendFile, cp, mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { runSandboxed } from '../build/sandbox.ts';
 import type { Config } from '../core/config.ts';
 import { run } from '../core/proc.ts';
-import { runSandboxed } from '../build/sandbox.ts';
 import { waitUntil } from '../core/wait.ts';
 import type { ImageInfo } from '../image/image.ts';
 import { genericInitrd } from '../image/initrd.ts';

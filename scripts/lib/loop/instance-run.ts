@@ -1,30 +1,31 @@
 // Instances that stay up: boot detached (vm:up), run the test steps on one
 // (vm:test --reuse, vm:watch), power it down (vm:down).
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { splatRuleFiles, type Config } from '../core/config.ts';
-import { fileSize, readFrom } from '../core/disk.ts';
-import { KmodvmError, setCrashDir } from '../core/errors.ts';
-import { guestRecordsDir } from '../build/guest-kbuild.ts';
-import { findImage, type ImageInfo } from '../image/image.ts';
-import { ensureImage } from '../image/build.ts';
-import { connect, instanceDir, isQemuAlive, lockInstance, lookup, writeState, type InstanceState } from '../vm/instance.ts';
-import { assemble, bootVm, buildModeFor, byoKernel, kernelLabel, kvmClockCheck, pickAccel, startHostBuild, withDebugKernel, withSuite } from './pipeline.ts';
-import { preflight } from '../host/preflight.ts';
-import { pruneHint } from './prune.ts';
-import type { RunReport } from '../verdict/report.ts';
-import { loadRules } from '../verdict/splat.ts';
-import type { SshSession } from '../guest/ssh.ts';
-import { failNthSplatCheck, noSplatCheck } from '../suite/judge.ts';
-import { askedForDump } from '../suite/run-test.ts';
-import { resolveSuite, type ResolvedSuite } from '../suite/resolve.ts';
-import { runSuite, type Guest } from '../suite/run.ts';
-import { waitUntil } from '../core/wait.ts';
-import { mkdirPrivate } from '../core/disk.ts';
-import { sshKeys } from '../vm/profile.ts';
+
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { guestRecordsDir } from '../build/guest-kbuild.ts';
+import { type Config, splatRuleFiles } from '../core/config.ts';
+import { fileSize, mkdirPrivate, readFrom } from '../core/disk.ts';
+import { KmodvmError, setCrashDir } from '../core/errors.ts';
+import { waitUntil } from '../core/wait.ts';
+import type { SshSession } from '../guest/ssh.ts';
+import { preflight } from '../host/preflight.ts';
+import { ensureImage } from '../image/build.ts';
+import { findImage, type ImageInfo } from '../image/image.ts';
+import { failNthSplatCheck, noSplatCheck } from '../suite/judge.ts';
+import { type ResolvedSuite, resolveSuite } from '../suite/resolve.ts';
+import { runSuite } from '../suite/run.ts';
+import { askedForDump } from '../suite/run-test.ts';
+import type { Guest } from '../suite/types.ts';
+import type { RunReport } from '../verdict/model.ts';
+import { loadRules } from '../verdict/splat.ts';
+import { connect, type InstanceState, instanceDir, isQemuAlive, lockInstance, lookup, writeState } from '../vm/instance.ts';
 import { MUX_PID } from '../vm/mux.ts';
+import { sshKeys } from '../vm/profile.ts';
+import { assemble, bootVm, buildModeFor, byoKernel, kernelLabel, kvmClockCheck, pickAccel, startHostBuild, withDebugKernel, withSuite } from './pipeline.ts';
+import { pruneHint } from './prune.ts';
 
 /** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */
 export async function upInstance(c: Config, name: string, log: (l: string) => void): Promise<{ state: InstanceState; already: boolean }> {

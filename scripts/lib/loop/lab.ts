@@ -1,7 +1,7 @@
 // The teaching lab's grader: which sources an exercise uses, and how a run's
 // checks become graded lines, a score and a hint. Pure; scripts/lab-check.ts
 // runs it.
-import type { Check } from '../verdict/report.ts';
+import type { CheckResult } from '../verdict/model.ts';
 
 export interface Exercise {
   n: number;
@@ -45,14 +45,14 @@ export interface Grade {
 }
 
 /** The checks named `name`, or `name <module>` (insmod, rmmod), exist and all passed. */
-const passed = (checks: readonly Check[], name: string): boolean => {
+const passed = (checks: readonly CheckResult[], name: string): boolean => {
   const mine = checks.filter((c) => c.name === name || c.name.startsWith(`${name} `) || c.name.startsWith(`${name}:`));
   return mine.length > 0 && mine.every((c) => c.ok);
 };
-const failed = (checks: readonly Check[], name: string): boolean => checks.some((c) => (c.name === name || c.name.startsWith(`${name} `)) && !c.ok);
+const failed = (checks: readonly CheckResult[], name: string): boolean => checks.some((c) => (c.name === name || c.name.startsWith(`${name} `)) && !c.ok);
 
 /** One line per check a student cares about, a score, and hints that name the likely mistake. */
-export function grade(checks: readonly Check[]): Grade {
+export function grade(checks: readonly CheckResult[]): Grade {
   const lines = [
     { what: 'built', ok: passed(checks, 'build-module') && passed(checks, 'build-app') },
     { what: 'loaded', ok: passed(checks, 'insmod') },

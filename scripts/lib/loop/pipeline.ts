@@ -6,26 +6,26 @@
 import { existsSync } from 'node:fs';
 import { readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
-import { chooseAccel, hostFacts } from '../host/accel.ts';
-import { memcheckArgs, splatRuleFiles, type Config } from '../core/config.ts';
-import type { ImageInfo } from '../image/image.ts';
+import { ensureDebugKernel } from '../build/debug-kernel.ts';
 import { chooseBuildMode, headersKdir, hostAppCompiler, hostHasCompiler } from '../build/hostbuild.ts';
-import { genericInitrd } from '../image/initrd.ts';
-import { memoFile, readMemo, serialSpeaks, writeMemo } from '../host/kvm-probe.ts';
-import { guestSpec, sshKeys } from '../vm/profile.ts';
-import { allChecks, verdictOf, type Check, type RunReport } from '../verdict/report.ts';
-import { qemuVersion, resumable, resumeOrSave, type BootHow, type Resumed } from '../vm/resume.ts';
-import type { VmSpec } from '../vm/qemu-args.ts';
-import { crashedBeforeInit, loadRules } from '../verdict/splat.ts';
+import { sandboxUsable } from '../build/sandbox.ts';
+import { type Config, memcheckArgs, splatRuleFiles } from '../core/config.ts';
+import { KmodvmError } from '../core/errors.ts';
 import type { SshSession } from '../guest/ssh.ts';
+import { chooseAccel, hostFacts } from '../host/accel.ts';
+import { memoFile, readMemo, serialSpeaks, writeMemo } from '../host/kvm-probe.ts';
+import type { ImageInfo } from '../image/image.ts';
+import { verifyImage } from '../image/image.ts';
+import { genericInitrd } from '../image/initrd.ts';
 import { hostBuildSuite, type SuiteHostBuild } from '../suite/host-build.ts';
 import type { ResolvedSuite } from '../suite/resolve.ts';
 import type { runSuite } from '../suite/run.ts';
-import { SSHD_READY_MARKER, freePort, isPortInUse, Vm } from '../vm/vm.ts';
-import { sandboxUsable } from '../build/sandbox.ts';
-import { KmodvmError } from '../core/errors.ts';
-import { verifyImage } from '../image/image.ts';
-import { ensureDebugKernel } from '../build/debug-kernel.ts';
+import { allChecks, type CheckResult, type RunReport, verdictOf } from '../verdict/model.ts';
+import { crashedBeforeInit, loadRules } from '../verdict/splat.ts';
+import { guestSpec, sshKeys } from '../vm/profile.ts';
+import type { VmSpec } from '../vm/qemu-args.ts';
+import { type BootHow, qemuVersion, type Resumed, resumable, resumeOrSave } from '../vm/resume.ts';
+import { freePort, isPortInUse, SSHD_READY_MARKER, Vm } from '../vm/vm.ts';
 
 export function newRunDir(c: Config, now = new Date()): string {
   return path.join(c.runsDir, `${now.toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
@@ -200,7 +200,13 @@ export function buildModeFor(c: Config, img: ImageInfo, byo: boolean): { mode: '
 }
 
 /** The report of a run: its own checks before and after the suite's tests, and the verdict over all of them. */
-export function assemble(report: RunReport, head: Check[], r: Awaited<ReturnType<typeof runSuite>> | undefined, tail: Check[], started: number): RunReport {
+export function assemble(
+  report: RunReport,
+  head: CheckResult[],
+  r: Awaited<ReturnType<typeof runSuite>> | undefined,
+  tail: CheckResult[],
+  started: number,
+): RunReport {
   report.checks = [...head, ...(r?.before ?? []), ...(r?.after ?? []), ...tail];
   report.testsAt = head.length + (r?.before.length ?? 0);
   report.tests = r?.tests;
@@ -209,7 +215,7 @@ export function assemble(report: RunReport, head: Check[], r: Awaited<ReturnType
 }
 
 /** As virtme-ng does: a guest that really runs under KVM uses kvm-clock. */
-export async function kvmClockCheck(session: SshSession): Promise<Check> {
+export async function kvmClockCheck(session: SshSession): Promise<CheckResult> {
   const cs = (await session.exec(['cat', '/sys/devices/system/clocksource/clocksource0/current_clocksource'], { timeoutMs: 10_000 })).stdout.trim();
   return cs === 'kvm-clock'
     ? { name: 'kvm', ok: true, durationMs: 0, message: 'clocksource kvm-clock' }

@@ -8,14 +8,14 @@ import { existsSync } from 'node:fs';
 import { lstat, readdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { shippedKernels, type Config } from '../core/config.ts';
-import { imageKey, imagesDir } from '../image/image.ts';
-import { listNames, lookup } from '../vm/instance.ts';
-import { diskBytes, mib } from '../core/disk.ts';
 import { guestRecordsRoot } from '../build/guest-kbuild.ts';
-import { snapshotsDir, UNUSABLE } from '../vm/snapshot.ts';
+import { type Config, shippedKernels } from '../core/config.ts';
+import { diskBytes, mib } from '../core/disk.ts';
 import { pidAlive } from '../core/pid.ts';
+import { imageKey, imagesDir } from '../image/image.ts';
 import { hostBuildsDir } from '../suite/build-tree.ts';
+import { listNames, lookup } from '../vm/instance.ts';
+import { snapshotsDir, UNUSABLE } from '../vm/snapshot.ts';
 
 export interface PruneItem {
   path: string;

@@ -3,12 +3,30 @@
 // suite/'s; this file only puts them in order for a throwaway guest.
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { splatRuleFiles, type Config } from '../core/config.ts';
-import { KmodvmError, setCrashDir } from '../core/errors.ts';
-import { findImage, type ImageInfo } from '../image/image.ts';
-import { ensureImage } from '../image/build.ts';
 import { guestRecordsDir } from '../build/guest-kbuild.ts';
+import { hostAppCompiler } from '../build/hostbuild.ts';
+import { type Config, splatRuleFiles } from '../core/config.ts';
+import { mkdirPrivate } from '../core/disk.ts';
+import { KmodvmError, setCrashDir } from '../core/errors.ts';
+import { settlesWithin } from '../core/wait.ts';
+import type { SshSession } from '../guest/ssh.ts';
+import { preflight } from '../host/preflight.ts';
+import { ensureImage } from '../image/build.ts';
+import { findImage, type ImageInfo } from '../image/image.ts';
+import { buildTreeFor, lockTree } from '../suite/build-tree.ts';
+import { failNthSplatCheck, noSplatCheck } from '../suite/judge.ts';
+import { type ResolvedSuite, resolveSuite } from '../suite/resolve.ts';
+import { runSuite } from '../suite/run.ts';
+import { askedForDump } from '../suite/run-test.ts';
+import type { Guest } from '../suite/types.ts';
+import type { CheckResult, RunReport } from '../verdict/model.ts';
+import { type CompiledRules, loadRules } from '../verdict/splat.ts';
 import { requireRunning } from '../vm/instance.ts';
+import { guestSpec } from '../vm/profile.ts';
+import type { VmSpec } from '../vm/qemu-args.ts';
+import { qemuVersion, resumable, snapshotKeyHere } from '../vm/resume.ts';
+import { findSnapshot, resumingSpec, savingSpec, snapshotsDir } from '../vm/snapshot.ts';
+import { Vm } from '../vm/vm.ts';
 import { testOnInstance } from './instance-run.ts';
 import {
   assemble,
@@ -23,26 +41,10 @@ import {
   withDebugKernel,
   withSuite,
 } from './pipeline.ts';
-import { preflight } from '../host/preflight.ts';
 import { pruneHint } from './prune.ts';
-import { guestSpec } from '../vm/profile.ts';
-import type { VmSpec } from '../vm/qemu-args.ts';
-import type { Check, RunReport } from '../verdict/report.ts';
-import { qemuVersion, resumable, snapshotKeyHere } from '../vm/resume.ts';
-import { findSnapshot, resumingSpec, savingSpec, snapshotsDir } from '../vm/snapshot.ts';
-import { loadRules, type CompiledRules } from '../verdict/splat.ts';
-import type { SshSession } from '../guest/ssh.ts';
-import { failNthSplatCheck, noSplatCheck } from '../suite/judge.ts';
-import { askedForDump } from '../suite/run-test.ts';
-import { buildTreeFor, lockTree } from '../suite/build-tree.ts';
-import { resolveSuite, type ResolvedSuite } from '../suite/resolve.ts';
-import { hostAppCompiler } from '../build/hostbuild.ts';
-import { runSuite, type Guest } from '../suite/run.ts';
-import { Vm } from '../vm/vm.ts';
-import { settlesWithin } from '../core/wait.ts';
-import { mkdirPrivate } from '../core/disk.ts';
 
-export { newRunDir, pickAccel, bootVm } from './pipeline.ts';
+export { bootVm, newRunDir, pickAccel } from './pipeline.ts';
+
 import { describeDebugKernel } from '../build/debug-kernel.ts';
 
 export interface RunOptions {
@@ -182,7 +184,7 @@ async function prepareRun(
 }
 
 /** Boots (or resumes) the first guest; its checks: boot, and on KVM the clock. A boot failure is a failed check, not a throw. */
-async function bootFirst(run: PreparedRun, g: Guests, o: { probeKvm: boolean; rules: CompiledRules; log: (l: string) => void }): Promise<Check[]> {
+async function bootFirst(run: PreparedRun, g: Guests, o: { probeKvm: boolean; rules: CompiledRules; log: (l: string) => void }): Promise<CheckResult[]> {
   const { c, img, runDir, report } = run;
   try {
     const b = await bootVm(c, img, report.accel as 'kvm' | 'tcg', runDir, o.log, { probeKvm: o.probeKvm, byoInitrd: run.byo?.initrd });
@@ -191,7 +193,7 @@ async function bootFirst(run: PreparedRun, g: Guests, o: { probeKvm: boolean; ru
     g.count = 1;
     g.serials.push(b.vm.spec.serialLog);
     Object.assign(report, { bootToSshMs: b.bootMs, accel: b.accel, bootHow: b.how });
-    const head: Check[] = [
+    const head: CheckResult[] = [
       {
         name: 'boot',
         ok: true,
@@ -209,7 +211,7 @@ async function bootFirst(run: PreparedRun, g: Guests, o: { probeKvm: boolean; ru
 }
 
 /** The suite on the guest (a fresh one after a test that broke the kernel), then power-off and the last splat check. */
-async function testAndPowerOff(run: PreparedRun, g: Guests, head: Check[], rules: CompiledRules, log: (l: string) => void): Promise<RunReport> {
+async function testAndPowerOff(run: PreparedRun, g: Guests, head: CheckResult[], rules: CompiledRules, log: (l: string) => void): Promise<RunReport> {
   const { c, rs, img, runDir, report } = run;
   const fresh = async (): Promise<Guest> => {
     g.session?.close();
@@ -246,7 +248,7 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: Check[], rules
   g.session = undefined;
   await settlesWithin(g.vm!.waitExit(), 5000);
   await g.vm!.kill();
-  const tail: Check[] = [{ name: 'poweroff', ok: true, durationMs: Date.now() - t1 }];
+  const tail: CheckResult[] = [{ name: 'poweroff', ok: true, durationMs: Date.now() - t1 }];
   // A hung test made kmodvm ask for a sysrq task dump: only then is one in the run's log ours (judge.ts).
   tail.push(
     (run.c.failNth ? failNthSplatCheck : noSplatCheck)(r.kernelLog, await consoles(g.serials), rules, undefined, { ownDump: askedForDump(run.runDir) }),
@@ -258,7 +260,7 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: Check[], rules
 const consoles = async (files: string[]): Promise<string> => (await Promise.all(files.map((f) => readFile(f, 'utf8').catch(() => '')))).join('\n');
 
 /** A splat on the console of a run that stopped early (a boot that crashed, a wrong clock source). */
-async function serialSplats(files: string[], rules: CompiledRules): Promise<Check[]> {
+async function serialSplats(files: string[], rules: CompiledRules): Promise<CheckResult[]> {
   const c = noSplatCheck('', await consoles(files), rules);
   return c.ok ? [] : [c];
 }

@@ -7,14 +7,15 @@ import path from 'node:path';
 import chokidar from 'chokidar';
 import type { Config } from '../core/config.ts';
 import { onSignal } from '../core/errors.ts';
-import { connect, lookup, type InstanceState } from '../vm/instance.ts';
 import type { SshSession } from '../guest/ssh.ts';
-import { downInstance, testOnInstance, upInstance } from './instance-run.ts';
-import { newRunDir, withSuite } from './pipeline.ts';
-import { allChecks, flatChecks, writeReports, type RunReport } from '../verdict/report.ts';
 import { isBuildProduct } from '../suite/files.ts';
 import { srcPath } from '../suite/load.ts';
 import { resolveSuite } from '../suite/resolve.ts';
+import { allChecks, flatChecks, type RunReport } from '../verdict/model.ts';
+import { writeReports } from '../verdict/write-reports.ts';
+import { connect, type InstanceState, lookup } from '../vm/instance.ts';
+import { downInstance, testOnInstance, upInstance } from './instance-run.ts';
+import { newRunDir, withSuite } from './pipeline.ts';
 
 /** Collects changed paths and fires once they have been quiet for `ms`. */
 export function debouncer(ms: number, fire: (paths: string[]) => void): (p: string) => void {

@@ -9,9 +9,9 @@
 import { createHash } from 'node:crypto';
 import { utimes } from 'node:fs/promises';
 import path from 'node:path';
+import { mkdirPrivate } from '../core/disk.ts';
 import { acquire } from '../core/lock.ts';
 import type { Suite } from './load.ts';
-import { mkdirPrivate } from '../core/disk.ts';
 
 export const hostBuildsDir = (cacheDir: string): string => path.join(cacheDir, 'host-builds');
 

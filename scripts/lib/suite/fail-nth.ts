@@ -8,23 +8,23 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runStep, type StepRecord } from '../guest/steps.ts';
-import { DMESG_MARK, TRACES_MARK, judgeNth, parseNth } from '../verdict/fail-nth.ts';
+import { DMESG_MARK, judgeNth, parseNth, TRACES_MARK } from '../verdict/fail-nth.ts';
 import { newTraces, type TraceEntry } from '../verdict/leaks.ts';
+import { type CheckResult, type TestReport, testReport } from '../verdict/model.ts';
 import { confirmTraces } from './memcheck.ts';
-import { testReport, type Check, type TestReport } from '../verdict/report.ts';
-import { failNthStep, failNthToolStep, insmodStep, rmmodStep, type LoadedModule } from './test-plan.ts';
+import { failNthStep, failNthToolStep, insmodStep, type LoadedModule, rmmodStep } from './test-plan.ts';
 import type { Guest, SuiteRunInput } from './types.ts';
 
 type Record = (r: StepRecord) => Promise<void>;
 
-const reportOf = (name: string, checks: Check[]): TestReport =>
+const reportOf = (name: string, checks: CheckResult[]): TestReport =>
   testReport(
     name,
     checks,
     checks.reduce((a, c) => a + c.durationMs, 0),
   );
 
-const stepCheck = (r: StepRecord): Check => ({
+const stepCheck = (r: StepRecord): CheckResult => ({
   name: r.name,
   ok: r.ok,
   failure: r.failure,

@@ -6,7 +6,7 @@
 // symlinked file travels only when its real path is inside the root: a
 // `notes.txt -> ~/.ssh/id_ed25519` or `cfg -> .git/config` would otherwise
 // copy a host secret into the guest and into every report.
-import { open, readFile, readdir, readlink, realpath, stat } from 'node:fs/promises';
+import { open, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import ignore, { type Ignore } from 'ignore';
 import { inside } from '../core/tree-fs.ts';

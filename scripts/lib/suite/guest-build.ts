@@ -5,12 +5,12 @@
 // recorded commands when only .c/.h contents changed (guest-kbuild.ts).
 // Then each app dir is made with the guest's compiler.
 import path from 'node:path';
-import type { Config } from '../core/config.ts';
 import { buildModuleInGuest, guestBuildPlan } from '../build/guest-kbuild.ts';
+import type { Config } from '../core/config.ts';
 import { tail } from '../core/proc.ts';
-import type { Check } from '../verdict/report.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { compilerDiagnostics, GUEST_WORK, runStep, type StepRecord, type StepSpec } from '../guest/steps.ts';
+import type { CheckResult } from '../verdict/model.ts';
 import { hostPaths, type Suite } from './load.ts';
 import { modulesFromOrder } from './modules-order.ts';
 import type { LoadedModule } from './test-plan.ts';
@@ -26,14 +26,14 @@ export interface GuestBuildInput {
 
 export interface GuestBuildResult {
   ok: boolean;
-  checks: Check[];
+  checks: CheckResult[];
   records: StepRecord[];
   modules: LoadedModule[];
 }
 
 /** A failed guest build's check: the compiler's errors at the host's paths, as annotations too. */
-function buildCheck(name: string, dir: string, rec: StepRecord, suite: Suite): Check {
-  const check: Check = {
+function buildCheck(name: string, dir: string, rec: StepRecord, suite: Suite): CheckResult {
+  const check: CheckResult = {
     name,
     ok: rec.ok,
     failure: rec.failure,

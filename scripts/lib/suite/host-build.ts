@@ -9,12 +9,12 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { guestCopy, hostMake, kbuildReadable, type HostBuild } from '../build/hostbuild.ts';
+import { guestCopy, type HostBuild, hostMake, kbuildReadable } from '../build/hostbuild.ts';
 import { copySource, readInside, UnsafePath } from '../core/tree-fs.ts';
-import type { Check } from '../verdict/report.ts';
-import { hostPaths, srcPath, type Suite } from './load.ts';
-import { modulesFromOrder, type BuiltModule } from './modules-order.ts';
 import type { UploadPart } from '../guest/upload.ts';
+import type { CheckResult } from '../verdict/model.ts';
+import { hostPaths, type Suite, srcPath } from './load.ts';
+import { type BuiltModule, modulesFromOrder } from './modules-order.ts';
 
 export interface DirBuild {
   dir: string;
@@ -226,7 +226,7 @@ async function appProducts(tree: string, dir: string, sources: readonly string[]
 }
 
 /** One check per built dir. */
-export function buildChecks(b: SuiteHostBuild, where = 'on the host'): Check[] {
+export function buildChecks(b: SuiteHostBuild, where = 'on the host'): CheckResult[] {
   const many = (k: 'module' | 'app'): boolean => b.dirs.filter((d) => d.kind === k).length > 1;
   return b.dirs.map((d) => {
     const name = `build-${d.kind}${many(d.kind) ? `:${d.dir}` : ''}`;

@@ -3,11 +3,11 @@
 // the taint flags around it and the expected transcript. Re-judging a saved
 // run is calling it again with the same records.
 import { tail } from '../core/proc.ts';
-import type { Check } from '../verdict/report.ts';
-import { findSplats, formatSplat, unexpectedTaint, type CompiledRules } from '../verdict/splat.ts';
 import type { StepRecord } from '../guest/steps.ts';
 import { splitInjections } from '../verdict/fail-nth.ts';
 import { firstSource, type Sources } from '../verdict/frames.ts';
+import type { CheckResult } from '../verdict/model.ts';
+import { type CompiledRules, findSplats, formatSplat, unexpectedTaint } from '../verdict/splat.ts';
 import { formatMismatches, matchTranscript, type Transcript } from '../verdict/transcript.ts';
 
 /** Taint flag O: an out-of-tree module was loaded this boot. */
@@ -42,13 +42,13 @@ export interface TestExpect {
 }
 
 export interface JudgedTest {
-  checks: Check[];
+  checks: CheckResult[];
   captures?: Record<string, string>;
   firstLoad: boolean;
   untrusted?: string;
 }
 
-const stepCheck = (r: StepRecord, kernelLog: string): Check => ({
+const stepCheck = (r: StepRecord, kernelLog: string): CheckResult => ({
   name: r.name,
   ok: r.ok,
   failure: r.failure,
@@ -57,7 +57,7 @@ const stepCheck = (r: StepRecord, kernelLog: string): Check => ({
   ...(r.ok ? {} : { evidence: `${tail(`${r.result.stdout}\n${r.result.stderr}`, 10)}\nkernel log of this test, last lines:\n${tail(kernelLog, 15)}` }),
 });
 
-function runCheck(r: StepRecord, want: number, hang?: string): Check {
+function runCheck(r: StepRecord, want: number, hang?: string): CheckResult {
   const base = { name: 'run', durationMs: r.result.durationMs };
   const out = (): string => `stdout, last lines:\n${tail(r.result.stdout, 12)}\nstderr, last lines:\n${tail(r.result.stderr, 12)}`;
   if (r.result.timedOut)
@@ -68,7 +68,7 @@ function runCheck(r: StepRecord, want: number, hang?: string): Check {
 }
 
 export function judgeTest(e: TestEvidence, x: TestExpect, rules: CompiledRules): JudgedTest {
-  const checks: Check[] = e.loads.map((r) => stepCheck(r, e.kernelLog));
+  const checks: CheckResult[] = e.loads.map((r) => stepCheck(r, e.kernelLog));
   const firstLoad = x.loadsHere && (e.taintBefore === undefined || (e.taintBefore & TAINT_OOT) === 0);
   let captures: Record<string, string> | undefined;
   if (e.run) checks.push(runCheck(e.run, x.exitCode, e.hangEvidence));
@@ -131,7 +131,7 @@ export function judgeTest(e: TestEvidence, x: TestExpect, rules: CompiledRules):
 
 /** The run-wide splat check: the whole kernel log and the serial console. */
 /** The run-wide splat check of a --fail-nth run: the injections' own reports (and the allocator's warnings after them) on the console are what it asked for. */
-export function failNthSplatCheck(kernelLog: string, serial: string, rules: CompiledRules, _sources?: Sources, o: { ownDump?: boolean } = {}): Check {
+export function failNthSplatCheck(kernelLog: string, serial: string, rules: CompiledRules, _sources?: Sources, o: { ownDump?: boolean } = {}): CheckResult {
   return noSplatCheck(splitInjections(kernelLog).rest, splitInjections(serial).rest, rules, undefined, o);
 }
 
@@ -140,7 +140,7 @@ export const LEAK_KINDS = ['memcheck-leak', 'kmemleak'];
 /** How many log lines after a splat's first the source lookup reads: a kernel BUG's call trace follows its register dump. */
 const TRACE_LINES = 80;
 
-export function noSplatCheck(kernelLog: string, serial: string, rules: CompiledRules, sources?: Sources, o: { ownDump?: boolean } = {}): Check {
+export function noSplatCheck(kernelLog: string, serial: string, rules: CompiledRules, sources?: Sources, o: { ownDump?: boolean } = {}): CheckResult {
   const splats = [...findSplats(kernelLog, rules, 'dmesg', o), ...findSplats(serial, rules, 'serial.log', o)];
   if (!splats.length) return { name: 'no-splat', ok: true, durationMs: 0 };
   const s = splats[0];

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dataError, fieldName, parseData, type Where } from '../core/datafile.ts';
 import { KmodvmError } from '../core/errors.ts';
-import { suiteSchema, type SuiteFile } from './schema.ts';
+import { type SuiteFile, suiteSchema } from './schema.ts';
 
 export interface SuiteModuleDir {
   dir: string;

@@ -2,12 +2,13 @@
 // read before its rmmod, the allocation sites of live objects after the last
 // one (verdict/leaks.ts), and any leak written into the guest's kernel log,
 // where the test's log, the splat rules and the source lookup find it.
+
+import { siteName } from '../build/ko-debug.ts';
 import type { Timeouts } from '../core/config.ts';
 import { runStep, type StepRecord } from '../guest/steps.ts';
-import { findLeaks, leakLine, newTraces, parseAllocTraces, parseLayout, type ModuleLayout, type TraceEntry } from '../verdict/leaks.ts';
-import { siteName } from '../build/ko-debug.ts';
+import { findLeaks, leakLine, type ModuleLayout, newTraces, parseAllocTraces, parseLayout, type TraceEntry } from '../verdict/leaks.ts';
 import { koInfoOnce } from './sources.ts';
-import { confirmTracesStep, kmsgStep, leakScanStep, moduleLayoutStep, type LoadedModule } from './test-plan.ts';
+import { confirmTracesStep, kmsgStep, type LoadedModule, leakScanStep, moduleLayoutStep } from './test-plan.ts';
 import type { Guest } from './types.ts';
 
 type Record = (r: StepRecord) => Promise<void>;

@@ -3,13 +3,13 @@
 // an earlier cycle left loaded, run the setup commands, and with
 // `load: once` load the modules. Run again on every fresh guest.
 import type { Config } from '../core/config.ts';
-import type { Check } from '../verdict/report.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { GUEST_WORK, runStep, type StepRecord } from '../guest/steps.ts';
+import type { CheckResult } from '../verdict/model.ts';
 import { guestBuildSuite } from './guest-build.ts';
 import type { SuiteHostBuild } from './host-build.ts';
 import type { Suite } from './load.ts';
-import { insmodStep, setupStep, type LoadedModule } from './test-plan.ts';
+import { insmodStep, type LoadedModule, setupStep } from './test-plan.ts';
 
 export interface PrepareInput {
   c: Config;
@@ -27,12 +27,12 @@ export interface PrepareInput {
 
 export interface Prepared {
   ok: boolean;
-  checks: Check[];
+  checks: CheckResult[];
   records: StepRecord[];
   modules: LoadedModule[];
 }
 
-const failedCheck = (r: StepRecord): Check => ({
+const failedCheck = (r: StepRecord): CheckResult => ({
   name: r.name,
   ok: false,
   failure: r.failure,

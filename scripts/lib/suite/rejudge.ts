@@ -6,14 +6,14 @@
 // the run-wide splat check) are taken from report.json as they were.
 import path from 'node:path';
 import { z } from 'zod';
-import { readRegular, readUnder } from '../core/tree-fs.ts';
 import { KmodvmError } from '../core/errors.ts';
-import { allChecks, verdictOf, type RunReport, type TestReport } from '../verdict/report.ts';
+import { readRegular, readUnder } from '../core/tree-fs.ts';
+import { allChecks, type RunReport, type TestReport, verdictOf } from '../verdict/model.ts';
 import type { CompiledRules } from '../verdict/splat.ts';
-import { judgeTest, type TestEvidence, type TestExpect } from './judge.ts';
 import { parseTranscript } from '../verdict/transcript.ts';
-import { fileSafe } from './test-plan.ts';
+import { judgeTest, type TestEvidence, type TestExpect } from './judge.ts';
 import { TRANSCRIPT_MAX } from './load.ts';
+import { fileSafe } from './test-plan.ts';
 
 /** What a run keeps of each test to judge it again: the evidence, and what was expected. */
 export interface SavedTest {

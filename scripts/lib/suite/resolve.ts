@@ -5,15 +5,15 @@
 // selected test's transcript parsed, so bad input fails before anything boots.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { readUnder } from '../core/tree-fs.ts';
 import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { posixJoin } from '../core/proc.ts';
+import { readUnder } from '../core/tree-fs.ts';
 import { parseTranscript } from '../verdict/transcript.ts';
 import { suiteFiles } from './files.ts';
 import { loadSuite, type Suite, TRANSCRIPT_MAX } from './load.ts';
-import type { SelectedTest } from './run.ts';
 import { parseShard, selectTests } from './select.ts';
+import type { SelectedTest } from './types.ts';
 
 export interface ResolvedSuite {
   suite: Suite;

@@ -6,35 +6,35 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileSize, readFrom } from '../core/disk.ts';
+import { KmodvmError } from '../core/errors.ts';
 import { tail } from '../core/proc.ts';
 import { readUnder, UnsafePath, writeUnder } from '../core/tree-fs.ts';
-import { KmodvmError } from '../core/errors.ts';
 import { runStep, type StepRecord } from '../guest/steps.ts';
 import type { ModuleLayout } from '../verdict/leaks.ts';
-import type { Check } from '../verdict/report.ts';
+import type { CheckResult } from '../verdict/model.ts';
 import { parseTranscript, type Transcript } from '../verdict/transcript.ts';
 import { judgeTest } from './judge.ts';
+import { type SuiteTest, srcPath, TRANSCRIPT_MAX } from './load.ts';
 import { layoutBeforeUnload, leakCheck } from './memcheck.ts';
-import { reportSources } from './sources.ts';
-import { srcPath, type SuiteTest, TRANSCRIPT_MAX } from './load.ts';
 import type { SavedTest } from './rejudge.ts';
+import { reportSources } from './sources.ts';
 import {
-  fileSafe as safe,
   insmodStep,
+  type LoadedModule,
   paramsFor,
   parseStateAfter,
   parseStateBefore,
   rmmodStep,
   runStepSpec,
+  fileSafe as safe,
   stateAfter,
   stateBefore,
-  type LoadedModule,
 } from './test-plan.ts';
 import type { Guest, SelectedTest, SuiteRunInput } from './types.ts';
 import { transcriptDiff, transcriptFromRun } from './update.ts';
 
 export interface OneTest {
-  checks: Check[];
+  checks: CheckResult[];
   captures?: Record<string, string>;
   untrusted?: string;
   kernelLog: string;

@@ -5,33 +5,30 @@
 // flag, a failed rmmod, a hang) hands the next test a fresh guest.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { mkdirPrivate } from '../core/disk.ts';
 import { tail } from '../core/proc.ts';
 import { recordStep, runStep, type StepRecord } from '../guest/steps.ts';
-import { testReport as report, type Check, type TestReport } from '../verdict/report.ts';
-import { buildChecks, type SuiteHostBuild } from './host-build.ts';
-import { prepareGuest, type Prepared } from './prepare.ts';
-import { runOneTest } from './run-test.ts';
-import { runFailNth } from './fail-nth.ts';
-import { fileSafe as safe, rmmodStep } from './test-plan.ts';
-import { layoutBeforeUnload, leakCheck } from './memcheck.ts';
 import type { ModuleLayout } from '../verdict/leaks.ts';
+import { type CheckResult, testReport as report, type TestReport } from '../verdict/model.ts';
+import { runFailNth } from './fail-nth.ts';
+import { buildChecks, type SuiteHostBuild } from './host-build.ts';
+import { layoutBeforeUnload, leakCheck } from './memcheck.ts';
+import { type Prepared, prepareGuest } from './prepare.ts';
+import { runOneTest } from './run-test.ts';
+import { rmmodStep, fileSafe as safe } from './test-plan.ts';
 import type { Guest, SuiteRunInput } from './types.ts';
-import { mkdirPrivate } from '../core/disk.ts';
-
-export type { TestReport } from '../verdict/report.ts';
-export type { Guest, SelectedTest, SuiteRunInput } from './types.ts';
 
 export interface SuiteRunResult {
-  before: Check[];
+  before: CheckResult[];
   tests: TestReport[];
-  after: Check[];
+  after: CheckResult[];
   kernelLog: string;
   untrusted?: string;
   guest: Guest;
 }
 
 /** The build: the host's result as checks; under KVM a failed host build goes to the guest. */
-async function hostResult(i: SuiteRunInput): Promise<{ checks: Check[]; host?: SuiteHostBuild; failed: boolean }> {
+async function hostResult(i: SuiteRunInput): Promise<{ checks: CheckResult[]; host?: SuiteHostBuild; failed: boolean }> {
   if (!i.hostBuild) return { checks: [], failed: false };
   const hb = await i.hostBuild;
   await writeFile(path.join(i.runDir, 'host-build.log'), [`tree: ${hb.tree}`, ...hb.dirs.map((d) => `== ${d.kind} ${d.dir}\n${d.build.output}`)].join('\n'));
@@ -59,7 +56,7 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
   await mkdirPrivate(i.runDir);
   await mkdir(path.join(i.runDir, 'steps'), { recursive: true });
   const built = await hostResult(i);
-  const before: Check[] = [...built.checks];
+  const before: CheckResult[] = [...built.checks];
   const res: SuiteRunResult = { before, tests: [], after: [], kernelLog: '', guest: i.guest };
   if (built.failed) return res;
   const prepare = async (reuse: boolean): Promise<Prepared> => {

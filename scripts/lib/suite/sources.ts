@@ -2,8 +2,8 @@
 // test (verdict/frames.ts) looked up in its host-built .ko (build/ko-debug.ts).
 // A module built in the guest has no .ko on the host, and no lines.
 import path from 'node:path';
-import { koInfo, siteName, sourceLines, type KoInfo } from '../build/ko-debug.ts';
-import { bareAddresses, moduleFrames, type Frame, type Sources } from '../verdict/frames.ts';
+import { type KoInfo, koInfo, siteName, sourceLines } from '../build/ko-debug.ts';
+import { bareAddresses, type Frame, moduleFrames, type Sources } from '../verdict/frames.ts';
 import type { ModuleLayout } from '../verdict/leaks.ts';
 import type { LoadedModule } from './test-plan.ts';
 

@@ -4,9 +4,10 @@
 // longer name (code since unloaded), then the kernel log. An N fails on a
 // splat other than the injection's own report, or on objects left behind by
 // the module's error path: sites that were not there before this N.
-import type { Check } from './report.ts';
-import { findSplats, formatSplat, strip, type CompiledRules } from './splat.ts';
+
 import { newTraces, parseAllocTraces, type TraceEntry } from './leaks.ts';
+import type { CheckResult } from './model.ts';
+import { type CompiledRules, findSplats, formatSplat, strip } from './splat.ts';
 
 export const TRACES_MARK = '@@kmodvm-traces';
 export const DMESG_MARK = '@@kmodvm-dmesg';
@@ -95,18 +96,18 @@ export function injectionSite(block: readonly string[]): string | undefined {
 }
 
 /** The checks of one N. */
-export function judgeNth(o: NthOutcome, before: readonly TraceEntry[], rules: CompiledRules, module: string): Check[] {
+export function judgeNth(o: NthOutcome, before: readonly TraceEntry[], rules: CompiledRules, module: string): CheckResult[] {
   const { rest, injections } = splitInjections(o.dmesg);
   const site = injections[0] && injectionSite(injections[0]);
   const what = `N=${o.n}: the ${ordinal(o.n)} allocation of the load failed${site ? `, at ${site}` : injections.length ? '' : ' (silently: it asked for __GFP_NOWARN)'}`;
-  const load: Check = {
+  const load: CheckResult = {
     name: 'load',
     ok: true,
     durationMs: 0,
     message: `${what}; ${module} ${o.loaded ? 'loaded anyway' : `was refused (errno ${o.errno})`}`,
   };
   const splats = findSplats(rest, rules, 'dmesg');
-  const splat: Check = splats.length
+  const splat: CheckResult = splats.length
     ? {
         name: 'no-splat',
         ok: false,
@@ -118,7 +119,7 @@ export function judgeNth(o: NthOutcome, before: readonly TraceEntry[], rules: Co
       }
     : { name: 'no-splat', ok: true, durationMs: 0 };
   const left = newTraces(before, o.traces);
-  const leak: Check = left.length
+  const leak: CheckResult = left.length
     ? {
         name: 'no-leak',
         ok: false,

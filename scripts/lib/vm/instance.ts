@@ -3,14 +3,14 @@
 // state.json, written atomically; an instance whose QEMU is gone is stale
 // and is cleaned up with a note.
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
+import { writeJsonAtomic } from '../core/atomic.ts';
 import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
-import { writeJsonAtomic } from '../core/atomic.ts';
-import { SshSession } from '../guest/ssh.ts';
 import { acquire, isLocked } from '../core/lock.ts';
-import { z } from 'zod';
+import { SshSession } from '../guest/ssh.ts';
 
 /** state.json: written by vm:up once the instance is up; read with this schema, so a damaged one is stale, not a crash. */
 export const instanceStateSchema = z.object({

@@ -10,6 +10,7 @@ import type { ImageInfo } from '../image/image.ts';
 import { QBOOT, type RunAccel, type VmSpec } from './qemu-args.ts';
 
 export type { Profile } from '../core/config.ts';
+
 import type { Profile } from '../core/config.ts';
 
 export function bootFiles(

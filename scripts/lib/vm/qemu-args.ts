@@ -1,6 +1,7 @@
 // QEMU's command line, from small pure functions that each return a fresh
 // string[] and never touch their input. buildQemuArgs() only concatenates.
 import type { RunAccel } from '../host/accel.ts';
+
 export type { RunAccel } from '../host/accel.ts';
 
 export interface VmSpec {

@@ -3,8 +3,9 @@
 // QMP is kept up (qemu-qmp, node-qmp: unmaintained for years), and the
 // protocol is one JSON object per line, so this stays small. parseQmpLines()
 // is pure.
-import net from 'node:net';
+
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { waitUntil } from '../core/wait.ts';
 
 export interface QmpReply {

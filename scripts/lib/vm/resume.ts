@@ -4,14 +4,19 @@
 // RNG (QEMU's VM generation ID: "crng reseeded due to virtual machine fork")
 // and gets the host's time. A snapshot that will not resume is removed and
 // the run boots. resumable() and resumedCommand() are pure; docs/resume.md.
-import { readFile } from 'node:fs/promises';
+
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
+import { withLock } from '../core/lock.ts';
 import { posixJoin } from '../core/proc.ts';
-import { Qmp } from './qmp.ts';
+import { sh } from '../core/sh.ts';
+import { settlesWithin } from '../core/wait.ts';
+import type { SshSession } from '../guest/ssh.ts';
 import type { VmSpec } from './qemu-args.ts';
+import { Qmp } from './qmp.ts';
 import {
   findSnapshot,
   markUnusable,
@@ -24,11 +29,7 @@ import {
   takeSnapshot,
   UNUSABLE,
 } from './snapshot.ts';
-import type { SshSession } from '../guest/ssh.ts';
 import { isPortInUse, QEMU, Vm } from './vm.ts';
-import { settlesWithin } from '../core/wait.ts';
-import { sh } from '../core/sh.ts';
-import { withLock } from '../core/lock.ts';
 
 /** What a resumed guest prints on its console once its clock is set. */
 export const RESUMED_MARKER = 'kmodvm-init: resumed from a snapshot';

@@ -11,15 +11,14 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from '
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { mkdirPrivate, privateDir } from '../core/disk.ts';
 import { KmodvmError } from '../core/errors.ts';
-import { run } from '../core/proc.ts';
-import { Qmp } from './qmp.ts';
-import type { VmSpec } from './qemu-args.ts';
-import { SSHD_READY_MARKER, Vm } from './vm.ts';
-import { settlesWithin, waitUntil } from '../core/wait.ts';
-import { privateDir } from '../core/disk.ts';
 import { checkIntegrity, readIntegrity, recordIntegrity } from '../core/integrity.ts';
-import { mkdirPrivate } from '../core/disk.ts';
+import { run } from '../core/proc.ts';
+import { settlesWithin, waitUntil } from '../core/wait.ts';
+import type { VmSpec } from './qemu-args.ts';
+import { Qmp } from './qmp.ts';
+import { SSHD_READY_MARKER, Vm } from './vm.ts';
 
 export const SNAPSHOT_FD = 3;
 export interface SnapshotMeta {

@@ -2,14 +2,14 @@
 // that QEMU is alive, and kill it on every way out (exit, error, Ctrl-C).
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { readFrom } from '../core/disk.ts';
-import { waitUntil } from '../core/wait.ts';
 import net from 'node:net';
 import { execa, type ResultPromise } from 'execa';
+import { readFrom } from '../core/disk.ts';
 import { KmodvmError, onSignalCleanup } from '../core/errors.ts';
 import { shellJoin, tail } from '../core/proc.ts';
-import { buildQemuArgs, type VmSpec } from './qemu-args.ts';
+import { waitUntil } from '../core/wait.ts';
 import { HostKeyMismatch, SshSession } from '../guest/ssh.ts';
+import { buildQemuArgs, type VmSpec } from './qemu-args.ts';
 
 export const QEMU = 'qemu-system-x86_64';
 /** What qemu/guest/sbin/kmodvm-init prints once sshd listens. */

@@ -1,12 +1,12 @@
 // The debug kernel's recipe and its kconfig check, against the shipped recipe and the
 // .config that `make tinyconfig`, merge_config.sh with the fragment and `make olddefconfig`
 // really made from Debian's linux-source-6.1 (test/fixtures/debug-kernel/).
-import { readFileSync, mkdtempSync, writeFileSync, cpSync, mkdirSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { KmodvmError } from '../../../scripts/lib/core/errors.ts';
 import { buildCommands, debugKernelKey, loadDebugRecipe, parseKconfig, unmetOptions } from '../../../scripts/lib/build/debug-recipe.ts';
+import { KmodvmError } from '../../../scripts/lib/core/errors.ts';
 
 const root = new URL('../../..', import.meta.url).pathname;
 const finalConfig = readFileSync(new URL('../../fixtures/debug-kernel/6.1-tinyconfig-fragment.config', import.meta.url), 'utf8');

@@ -1,8 +1,8 @@
-import t from 'tap';
 import { readFileSync } from 'node:fs';
+import t from 'tap';
 import { COMMANDS, type CommandName, commandsHelp, helpFor, parseCommand, splitLeading } from '../../../scripts/lib/cli/commands.ts';
-import { OPTIONS } from '../../../scripts/lib/core/options.ts';
 import { KmodvmError } from '../../../scripts/lib/core/errors.ts';
+import { OPTIONS } from '../../../scripts/lib/core/options.ts';
 
 const names = Object.keys(COMMANDS) as CommandName[];
 

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import t from 'tap';
 import { defaultCacheDir, defaultConfig } from '../../../scripts/lib/core/config.ts';
-import { loadConfig } from '../../../scripts/lib/core/flags.ts';
 import { KmodvmError } from '../../../scripts/lib/core/errors.ts';
+import { loadConfig } from '../../../scripts/lib/core/flags.ts';
 
 const root = new URL('../../../', import.meta.url).pathname.replace(/\/$/, '');
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EXIT_CODES, KmodvmError, VM_FAILURES, exitCodeOf, formatError } from '../../../scripts/lib/core/errors.ts';
+import { EXIT_CODES, exitCodeOf, formatError, KmodvmError, VM_FAILURES } from '../../../scripts/lib/core/errors.ts';
 
 t.test('every failure class has its own exit code, and a VM failure differs from a test failure', async (t) => {
   const codes = Object.values(EXIT_CODES);

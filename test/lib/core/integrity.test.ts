@@ -1,7 +1,7 @@
-import t from 'tap';
 import { closeSync, mkdtempSync, openSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import t from 'tap';
 import { checkIntegrity, readIntegrity, recordIntegrity } from '../../../scripts/lib/core/integrity.ts';
 
 /** Overwrites bytes in the middle of a file, as a bad disk or a careless dd would: same size. */

@@ -1,9 +1,9 @@
-import t from 'tap';
 import { mkdtemp, readdir, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { settlesWithin, waitUntil } from '../../../scripts/lib/core/wait.ts';
+import t from 'tap';
 import { writeAtomic, writeJsonAtomic } from '../../../scripts/lib/core/atomic.ts';
+import { settlesWithin, waitUntil } from '../../../scripts/lib/core/wait.ts';
 
 t.test('waitUntil gives the first value the check returns', async (t) => {
   let n = 0;

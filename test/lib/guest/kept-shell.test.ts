@@ -2,7 +2,7 @@
 // the guest) over a child's pipes in place of an ssh2 channel.
 import { spawn } from 'node:child_process';
 import t from 'tap';
-import { Framer, KEPT_SHELL, KeptShells, keptShellArgv, statusToEnd, type ShellChannel } from '../../../scripts/lib/guest/kept-shell.ts';
+import { Framer, KEPT_SHELL, KeptShells, keptShellArgv, type ShellChannel, statusToEnd } from '../../../scripts/lib/guest/kept-shell.ts';
 
 function localShells(): { shells: KeptShells; opened: () => number } {
   let n = 0;

@@ -1,12 +1,12 @@
 // An in-process ssh2 Server on 127.0.0.1, as in ssh2's own tests: exec is
 // answered with canned output and exit codes. No guest boots here.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import t from 'tap';
 import ssh2 from 'ssh2';
-import { remoteCommand, SshSession, HostKeyMismatch } from '../../../scripts/lib/guest/ssh.ts';
+import t from 'tap';
+import { HostKeyMismatch, remoteCommand, SshSession } from '../../../scripts/lib/guest/ssh.ts';
 
 const host = ssh2.utils.generateKeyPairSync('ed25519');
 const other = ssh2.utils.generateKeyPairSync('ed25519');

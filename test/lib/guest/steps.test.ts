@@ -1,6 +1,6 @@
 import t from 'tap';
-import { compilerDiagnostics, judge, mapGuestPaths, type StepSpec } from '../../../scripts/lib/guest/steps.ts';
 import type { ExecResult } from '../../../scripts/lib/guest/ssh.ts';
+import { compilerDiagnostics, judge, mapGuestPaths, type StepSpec } from '../../../scripts/lib/guest/steps.ts';
 import { execResult } from '../../helpers/exec-result.ts';
 
 const res = (o: Partial<ExecResult> = {}): ExecResult => execResult({ durationMs: 1, ...o });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { REQUIREMENTS, decide, findTool, missingRequirements } from '../../../scripts/lib/host/preflight.ts';
+import { decide, findTool, missingRequirements, REQUIREMENTS } from '../../../scripts/lib/host/preflight.ts';
 
 const qemu = REQUIREMENTS.filter((r) => r.probe === 'qemu-system-x86_64');
 const two = REQUIREMENTS.filter((r) => ['qemu-system-x86_64', 'mmdebstrap'].includes(r.probe));

@@ -5,9 +5,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { exportImage, importImage, verifyChecksums } from '../../../scripts/lib/image/archive.ts';
-import type { KmodvmError } from '../../../scripts/lib/core/errors.ts';
 import { defaultConfig, validateConfig } from '../../../scripts/lib/core/config.ts';
+import type { KmodvmError } from '../../../scripts/lib/core/errors.ts';
+import { exportImage, importImage, verifyChecksums } from '../../../scripts/lib/image/archive.ts';
 import { ed25519KeyPair, imageKey } from '../../../scripts/lib/image/image.ts';
 
 const root = new URL('../../../', import.meta.url).pathname.replace(/\/$/, '');

@@ -1,7 +1,7 @@
-import t from 'tap';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import t from 'tap';
 import { defaultConfig } from '../../../scripts/lib/core/config.ts';
 import { staleTemp, withImageLock } from '../../../scripts/lib/image/build.ts';
 

@@ -1,8 +1,8 @@
-import t from 'tap';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
+import t from 'tap';
 import { loadConfig } from '../../../scripts/lib/core/flags.ts';
 import { ed25519KeyPair, findImage, imageKey, keyPairUsable } from '../../../scripts/lib/image/image.ts';
 

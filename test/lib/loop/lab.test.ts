@@ -1,8 +1,8 @@
 import t from 'tap';
 import { EXERCISES, findExercise, formatGrade, grade } from '../../../scripts/lib/loop/lab.ts';
-import type { Check } from '../../../scripts/lib/verdict/report.ts';
+import type { CheckResult } from '../../../scripts/lib/verdict/model.ts';
 
-const ok = (name: string): Check => ({ name, ok: true, durationMs: 0 });
+const ok = (name: string): CheckResult => ({ name, ok: true, durationMs: 0 });
 const all = ['build-module', 'build-app', 'insmod', 'app', 'rmmod', 'transcript', 'taint', 'no-splat'].map(ok);
 
 t.test('a full pass scores 5/5 with no hint', async (t) => {

@@ -5,8 +5,8 @@ import path from 'node:path';
 import t from 'tap';
 import { loadConfig } from '../../../scripts/lib/core/flags.ts';
 import { imageKey } from '../../../scripts/lib/image/image.ts';
-import { writeState } from '../../../scripts/lib/vm/instance.ts';
 import { applyPrune, keptKeys, planPrune, prunePlan } from '../../../scripts/lib/loop/prune.ts';
+import { writeState } from '../../../scripts/lib/vm/instance.ts';
 
 const root = path.join(import.meta.dirname, '../../..');
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { debouncer, verdictScreen } from '../../../scripts/lib/loop/watch.ts';
-import type { RunReport } from '../../../scripts/lib/verdict/report.ts';
+import type { RunReport } from '../../../scripts/lib/verdict/model.ts';
 
 t.test('saves in quick succession make one run with every changed path', async (t) => {
   const fired: string[][] = [];

@@ -4,12 +4,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import type { ExecResult } from '../../../scripts/lib/guest/ssh.ts';
-import { execResult } from '../../helpers/exec-result.ts';
-import { loadRules } from '../../../scripts/lib/verdict/splat.ts';
 import type { StepRecord } from '../../../scripts/lib/guest/steps.ts';
 import { judgeTest, type TestEvidence } from '../../../scripts/lib/suite/judge.ts';
 import { parseStateAfter, parseStateBefore } from '../../../scripts/lib/suite/test-plan.ts';
+import { loadRules } from '../../../scripts/lib/verdict/splat.ts';
 import { parseTranscript } from '../../../scripts/lib/verdict/transcript.ts';
+import { execResult } from '../../helpers/exec-result.ts';
 
 const root = new URL('../../../', import.meta.url).pathname;
 const fx = (f: string): string => readFileSync(path.join(root, 'test/fixtures', f), 'utf8');

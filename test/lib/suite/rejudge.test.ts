@@ -5,10 +5,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { loadRules } from '../../../scripts/lib/verdict/splat.ts';
 import { rejudge, type SavedTest } from '../../../scripts/lib/suite/rejudge.ts';
 import { parseStateAfter, parseStateBefore } from '../../../scripts/lib/suite/test-plan.ts';
-import type { RunReport } from '../../../scripts/lib/verdict/report.ts';
+import type { RunReport } from '../../../scripts/lib/verdict/model.ts';
+import { loadRules } from '../../../scripts/lib/verdict/splat.ts';
 
 const root = new URL('../../../', import.meta.url).pathname;
 const fx = (f: string): string => readFileSync(path.join(root, 'test/fixtures', f), 'utf8');

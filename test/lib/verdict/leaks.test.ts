@@ -3,7 +3,7 @@
 // module's sections read before rmmod, alloc_traces after it, and the .ko's own tables.
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { parseSections, parseSymbols, siteName, type KoInfo } from '../../../scripts/lib/build/ko-debug.ts';
+import { type KoInfo, parseSections, parseSymbols, siteName } from '../../../scripts/lib/build/ko-debug.ts';
 import { findLeaks, leakLine, newTraces, parseAllocTraces, parseLayout } from '../../../scripts/lib/verdict/leaks.ts';
 
 const fx = (f: string): string => readFileSync(new URL(`../../fixtures/planted/6.1-memcheck/${f}`, import.meta.url), 'utf8');

@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
-import t from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import t from 'tap';
 import { EXIT_CODES, KmodvmError } from '../../../scripts/lib/core/errors.ts';
 import { compileRules, crashedBeforeInit, findSplats, formatSplat, loadRules, taintLetters, unexpectedTaint } from '../../../scripts/lib/verdict/splat.ts';
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import t from 'tap';
 import { defaultConfig } from '../../../scripts/lib/core/config.ts';
 import {
+  type InstanceState,
   isBooting,
   isQemuAlive,
   listNames,
@@ -12,7 +13,6 @@ import {
   uptime,
   validateName,
   writeState,
-  type InstanceState,
 } from '../../../scripts/lib/vm/instance.ts';
 
 const cfg = () => ({ ...defaultConfig({}, '/repo'), cacheDir: mkdtempSync(path.join(os.tmpdir(), 'kmodvm-inst-')) });

@@ -1,8 +1,8 @@
-import t from 'tap';
 import { mkdtempSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
+import t from 'tap';
 import { Deframer, FRAME, frame, muxExec, serveMux } from '../../../scripts/lib/vm/mux.ts';
 
 const sink = () => {

@@ -1,9 +1,9 @@
-import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import t from 'tap';
 import { parseQmpLines, Qmp } from '../../../scripts/lib/vm/qmp.ts';
 
 // A real session with QEMU 7.2 (-machine none): greeting, qmp_capabilities,

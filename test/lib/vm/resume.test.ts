@@ -1,10 +1,10 @@
-import t from 'tap';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import t from 'tap';
 import { resumable, resumedCommand, resumeOrSave } from '../../../scripts/lib/vm/resume.ts';
-import { ids, spec } from '../../helpers/snapshot-spec.ts';
 import { findSnapshot, snapshotKey, snapshotsDir, UNUSABLE } from '../../../scripts/lib/vm/snapshot.ts';
+import { ids, spec } from '../../helpers/snapshot-spec.ts';
 
 t.test("only the lean profile's own guest resumes", async (t) => {
   t.equal(resumable({ resume: true, profile: 'lean' }, {}), true);

@@ -1,12 +1,12 @@
-import t from 'tap';
 import { existsSync, truncateSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { buildQemuArgs } from '../../../scripts/lib/vm/qemu-args.ts';
-import { ids, spec } from '../../helpers/snapshot-spec.ts';
-import { findSnapshot, forkable, removeSnapshot, resumingSpec, savingSpec, snapshotKey, snapshotsDir } from '../../../scripts/lib/vm/snapshot.ts';
+import t from 'tap';
 import { recordIntegrity } from '../../../scripts/lib/core/integrity.ts';
+import { buildQemuArgs } from '../../../scripts/lib/vm/qemu-args.ts';
+import { findSnapshot, forkable, removeSnapshot, resumingSpec, savingSpec, snapshotKey, snapshotsDir } from '../../../scripts/lib/vm/snapshot.ts';
+import { ids, spec } from '../../helpers/snapshot-spec.ts';
 
 t.test('the key follows the machine, not the run: port, console, QMP socket and firmware leave it alone', async (t) => {
   const k = snapshotKey(spec, ids);
