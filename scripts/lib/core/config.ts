@@ -84,7 +84,7 @@ export interface Config {
   name: string;
   /** vm:test on this running instance instead of a fresh boot. Default '' (hermetic). Flag --reuse NAME. */
   reuse: string;
-  /** SLUB's debugging on the stock kernel (MEMCHECK_KERNEL_ARGS) and a check of every slab after each test: a write past an object or after kfree is a splat (issue 17). Default false. Flag --memcheck. */
+  /** SLUB's debugging on the stock kernel (suite/checks/slab-check.ts, leak-check.ts) and a check of every slab after each test: a write past an object or after kfree is a splat (issue 17). Default false. Flag --memcheck. */
   memcheck: boolean;
   /** --fail-nth K: instead of the tests, each module's load with its Nth allocation failed, N = 1..K (needs fault injection: a debug kernel). Default 0 (off). */
   failNth: number;
@@ -190,18 +190,6 @@ const configSchema = z.looseObject({
   shard: z.string().refine((v) => v === '' || /^\d+\/\d+$/.test(v), 'must be I/N, e.g. 2/4'),
 });
 
-/**
- * --memcheck's boot parameters: red zones, poisoning, sanity checks and
- * allocation traces for every cache, and freed pages poisoned; and KFENCE's
- * sampling, which Debian 13's kernel has built in but off (a kernel without
- * KFENCE, such as Debian 12's, ignores it).
- */
-export const MEMCHECK_KERNEL_ARGS = ['slub_debug=FZPU', 'page_poison=1', 'kfence.sample_interval=100'];
-
-/** The debug kernel's KASAN already guards red zones and freed memory: SLUB keeps only its allocation traces (U) there, for the leak check. */
-export const DEBUG_KERNEL_MEMCHECK_ARGS = ['slub_debug=U'];
-export const memcheckArgs = (c: Pick<Config, 'debugKernel'>): string[] => (c.debugKernel ? DEBUG_KERNEL_MEMCHECK_ARGS : MEMCHECK_KERNEL_ARGS);
-
 /** Validates and normalises a partial configuration over the defaults. Throws KmodvmError('usage'). */
 export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { timeouts?: Partial<Timeouts> }, base: Config): Config {
   const merged = { ...base, ...input, timeouts: { ...base.timeouts, ...(input.timeouts ?? {}) } };
@@ -211,19 +199,33 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
     const got = i.path.reduce<unknown>((o, k) => (o as Record<PropertyKey, unknown>)?.[k], merged);
     throw bad(i.path.join('.'), i.message, got);
   }
-  const c = r.data as unknown as Config;
-  const debug = debugKernelImage(c.root, c.kernel);
-  if (debug) {
-    if (c.kernelImage) throw bad('kernel', `is a debug kernel, which kmodvm builds and boots itself; --kernel-image brings another`, c.kernel);
-    c.debugKernel = c.kernel;
-    c.memcheck = true;
-    c.recipe ||= `qemu/kernels/${debug}.json`;
+  const v = r.data as unknown as Config;
+  const debug = debugKernelImage(v.root, v.kernel);
+  if (debug && v.kernelImage) throw bad('kernel', `is a debug kernel, which kmodvm builds and boots itself; --kernel-image brings another`, v.kernel);
+  for (const k of ['cacheDir', 'runsDir', 'recipe'] as const) {
+    if (typeof v[k] !== 'string' || (v[k] === '' && k !== 'recipe')) throw bad(k, 'must be a non-empty path', v[k]);
   }
+  const abs = (p: string): string => (p ? path.resolve(v.root, p) : p);
+  // What follows from the fields is computed here, into a new object: the input is never written.
+  const c: Config = {
+    ...v,
+    debugKernel: debug ? v.kernel : '',
+    memcheck: v.memcheck || Boolean(debug),
+    recipe: v.recipe || `qemu/kernels/${debug ?? v.kernel}.json`,
+    kernelImage: abs(v.kernelImage),
+    kernelBuildDir: abs(v.kernelBuildDir),
+    kernelInitrd: abs(v.kernelInitrd),
+    cacheDir: path.resolve(v.root, v.cacheDir),
+    runsDir: path.resolve(v.root, v.runsDir),
+  };
+  checkBetweenFields(c);
+  return deepFreeze(c);
+}
+
+/** The rules between fields, on the computed configuration. Throws KmodvmError('usage'). */
+function checkBetweenFields(c: Config): void {
   if (c.failNth && !c.debugKernel)
     throw bad('failNth', "needs fault injection, which Debian's stock kernels do not have: add --kernel debian-12-debug", c.failNth);
-  const wanted = memcheckArgs(c);
-  if (c.memcheck && !wanted.every((a) => c.kernelArgs.includes(a))) c.kernelArgs = [...c.kernelArgs, ...wanted];
-  if (!c.recipe) c.recipe = `qemu/kernels/${c.kernel}.json`;
   if (!existsSync(path.resolve(c.root, c.recipe))) {
     throw bad(
       c.kernel !== 'debian-12' && c.recipe === `qemu/kernels/${c.kernel}.json` ? 'kernel' : 'recipe',
@@ -232,10 +234,7 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
     );
   }
   for (const k of ['kernelImage', 'kernelBuildDir', 'kernelInitrd'] as const) {
-    if (c[k]) {
-      c[k] = path.resolve(c.root, c[k]);
-      if (!existsSync(c[k])) throw bad(k, 'names no file or directory', c[k]);
-    }
+    if (c[k] && !existsSync(c[k])) throw bad(k, 'names no file or directory', c[k]);
   }
   if (Boolean(c.kernelImage) !== Boolean(c.kernelBuildDir))
     throw bad(c.kernelImage ? 'kernelBuildDir' : 'kernelImage', 'is needed too: --kernel-image and --kernel-build-dir go together', '');
@@ -246,13 +245,15 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
   if ((c.appDir || c.transcript) && !c.moduleDir)
     throw bad(c.appDir ? 'appDir' : 'transcript', 'goes with --module-dir (or write the test in a suite file)', c.appDir || c.transcript);
   if (c.moduleDir && c.suite) throw bad('suite', 'and --module-dir exclude each other: --module-dir makes a one-test suite of its own', c.suite);
-  if (c.shard && !/^\d+\/\d+$/.test(c.shard)) throw bad('shard', 'must be I/N, e.g. 2/4', c.shard);
-  for (const k of ['cacheDir', 'runsDir', 'recipe'] as const) {
-    if (typeof c[k] !== 'string' || c[k] === '') throw bad(k, 'must be a non-empty path', c[k]);
+}
+
+/** Frozen all the way down: options and plans are read, never written. */
+export function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+    Object.freeze(v);
   }
-  c.cacheDir = path.resolve(c.root, c.cacheDir);
-  c.runsDir = path.resolve(c.root, c.runsDir);
-  return c;
+  return v;
 }
 
 /** The names --kernel takes: the image recipes (qemu/kernels/), then with debug the debug kernels (qemu/debug-kernels/). */

@@ -6,6 +6,12 @@ import path from 'node:path';
 import type { FailureClass } from '../core/errors.ts';
 import type { ExecResult, SshSession } from './ssh.ts';
 
+/** A running guest as the suite's steps see it: its SSH session and its serial console's file. */
+export interface Guest {
+  session: SshSession;
+  serialLog: string;
+}
+
 export interface StepSpec {
   name: string;
   argv: string[];

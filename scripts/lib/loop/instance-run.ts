@@ -11,20 +11,22 @@ import { fileSize, mkdirPrivate, readFrom } from '../core/disk.ts';
 import { KmodvmError, setCrashDir } from '../core/errors.ts';
 import { waitUntil } from '../core/wait.ts';
 import type { SshSession } from '../guest/ssh.ts';
+import type { Guest } from '../guest/steps.ts';
 import { preflight } from '../host/preflight.ts';
 import { ensureImage } from '../image/build.ts';
 import { findImage, type ImageInfo } from '../image/image.ts';
-import { failNthSplatCheck, noSplatCheck } from '../suite/judge.ts';
-import { type ResolvedSuite, resolveSuite } from '../suite/resolve.ts';
+import { failNthSplatCheck, noSplatCheck } from '../suite/checks/no-splat.ts';
+import { makeChecks } from '../suite/checks/registry.ts';
+import { resolveSuite } from '../suite/resolve.ts';
 import { runSuite } from '../suite/run.ts';
 import { askedForDump } from '../suite/run-test.ts';
-import type { Guest } from '../suite/types.ts';
 import type { RunReport } from '../verdict/model.ts';
 import { loadRules } from '../verdict/splat.ts';
 import { connect, type InstanceState, instanceDir, isQemuAlive, lockInstance, lookup, writeState } from '../vm/instance.ts';
 import { MUX_PID } from '../vm/mux.ts';
 import { sshKeys } from '../vm/profile.ts';
-import { assemble, bootVm, buildModeFor, byoKernel, kernelLabel, kvmClockCheck, pickAccel, startHostBuild, withDebugKernel, withSuite } from './pipeline.ts';
+import { assemble, bootVm, buildModeFor, byoKernel, kernelLabel, kvmClockCheck, pickAccel, startHostBuild, withDebugKernel } from './pipeline.ts';
+import { planRun, type RunPlan } from './plan.ts';
 import { pruneHint } from './prune.ts';
 
 /** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */
@@ -183,11 +185,11 @@ export async function testOnInstance(
   s0: InstanceState,
   runDir: string,
   log: (l: string) => void,
-  o: { session?: SshSession; resolved?: ResolvedSuite } = {},
+  o: { session?: SshSession; plan?: RunPlan } = {},
 ): Promise<InstanceRun> {
   const started = Date.now();
-  const rs = o.resolved ?? (await resolveSuite(c0));
-  const c: Config = withSuite(c0, rs.suite);
+  const plan = o.plan ?? planRun(c0, await resolveSuite(c0));
+  const { options: c, suite: rs } = plan;
   const rules = loadRules(splatRuleFiles(c));
   await mkdirPrivate(runDir);
   await mkdir(path.join(runDir, 'steps'), { recursive: true });
@@ -222,6 +224,7 @@ export async function testOnInstance(
       runDir,
       kver: s.kernelVersion,
       rules,
+      checks: makeChecks(plan.checks),
       hostBuild,
       guestRecords: { dir: guestRecordsDir(c.cacheDir, s.imageKey), replay: c.replay },
       guestFallback: s.accel === 'kvm',

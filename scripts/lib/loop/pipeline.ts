@@ -9,7 +9,7 @@ import path from 'node:path';
 import { ensureDebugKernel } from '../build/debug-kernel.ts';
 import { chooseBuildMode, headersKdir, hostAppCompiler, hostHasCompiler } from '../build/hostbuild.ts';
 import { sandboxUsable } from '../build/sandbox.ts';
-import { type Config, memcheckArgs, splatRuleFiles } from '../core/config.ts';
+import { type Config, splatRuleFiles } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { chooseAccel, hostFacts } from '../host/accel.ts';
@@ -108,14 +108,6 @@ async function rejectedDrive(img: ImageInfo, stderr: string): Promise<KmodvmErro
     evidence: stderr.trim().split('\n').slice(-5).join('\n'),
     hint: `delete it and build again: rm -rf ${img.dir} (or npm run vm:image -- build --force)`,
   });
-}
-
-/** A run's config with its suite's: the suite's kernel_args, and its memcheck: true as --memcheck. */
-export function withSuite(c: Config, suite: { kernelArgs: string[]; memcheck: boolean }): Config {
-  const memcheck = c.memcheck || suite.memcheck;
-  // Idempotent: --reuse applies it on the way in and again on the instance (#23: the suite's kernel_args came twice).
-  const add = [...suite.kernelArgs, ...(memcheck ? memcheckArgs(c) : [])].filter((a, i, all) => !c.kernelArgs.includes(a) && all.indexOf(a) === i);
-  return { ...c, memcheck, kernelArgs: [...c.kernelArgs, ...add] };
 }
 
 /** --kernel NAME-debug: the debug kernel, built first when it is not cached, then booted as --kernel-image with its own tree and boot parameters. */

@@ -10,15 +10,16 @@ import { mkdirPrivate } from '../core/disk.ts';
 import { KmodvmError, setCrashDir } from '../core/errors.ts';
 import { settlesWithin } from '../core/wait.ts';
 import type { SshSession } from '../guest/ssh.ts';
+import type { Guest } from '../guest/steps.ts';
 import { preflight } from '../host/preflight.ts';
 import { ensureImage } from '../image/build.ts';
 import { findImage, type ImageInfo } from '../image/image.ts';
 import { buildTreeFor, lockTree } from '../suite/build-tree.ts';
-import { failNthSplatCheck, noSplatCheck } from '../suite/judge.ts';
+import { failNthSplatCheck, noSplatCheck } from '../suite/checks/no-splat.ts';
+import { makeChecks } from '../suite/checks/registry.ts';
 import { type ResolvedSuite, resolveSuite } from '../suite/resolve.ts';
 import { runSuite } from '../suite/run.ts';
 import { askedForDump } from '../suite/run-test.ts';
-import type { Guest } from '../suite/types.ts';
 import type { CheckResult, RunReport } from '../verdict/model.ts';
 import { type CompiledRules, loadRules } from '../verdict/splat.ts';
 import { requireRunning } from '../vm/instance.ts';
@@ -28,19 +29,8 @@ import { qemuVersion, resumable, snapshotKeyHere } from '../vm/resume.ts';
 import { findSnapshot, resumingSpec, savingSpec, snapshotsDir } from '../vm/snapshot.ts';
 import { Vm } from '../vm/vm.ts';
 import { testOnInstance } from './instance-run.ts';
-import {
-  assemble,
-  bootVm,
-  buildModeFor,
-  byoKernel,
-  kernelLabel,
-  kvmClockCheck,
-  newRunDir,
-  pickAccel,
-  startHostBuild,
-  withDebugKernel,
-  withSuite,
-} from './pipeline.ts';
+import { assemble, bootVm, buildModeFor, byoKernel, kernelLabel, kvmClockCheck, newRunDir, pickAccel, startHostBuild, withDebugKernel } from './pipeline.ts';
+import { planRun, type RunPlan } from './plan.ts';
 import { pruneHint } from './prune.ts';
 
 export { bootVm, newRunDir, pickAccel } from './pipeline.ts';
@@ -88,8 +78,8 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
   const started = Date.now();
   const log = o.log;
   // Bad input fails before anything starts.
-  const rs = await resolveSuite(c0);
-  const c: Config = withSuite(c0, rs.suite);
+  const plan = planRun(c0, await resolveSuite(c0));
+  const { options: c, suite: rs } = plan;
   const rules = loadRules(splatRuleFiles(c));
   const { accel, note, probeKvm } = await pickAccel(c);
   if (c.dryRun) {
@@ -100,11 +90,11 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
     const state = await requireRunning(c, c.reuse, log);
     const runDir = newRunDir(c);
     log(`run directory: ${runDir} (on instance ${c.reuse})`);
-    const r = await testOnInstance(c, state, runDir, log, { resolved: rs });
+    const r = await testOnInstance(c, state, runDir, log, { plan });
     if (r.needsReboot) log(`instance ${c.reuse}: the kernel can no longer be trusted (${r.needsReboot}); restart it before the next run`);
     return r.report;
   }
-  const run = await prepareRun(c, rs, accel, note, started, log);
+  const run = await prepareRun(plan, accel, note, started, log);
   const g: Guests = { serials: [], count: 0 };
   try {
     const head = await bootFirst(run, g, { probeKvm, rules, log });
@@ -120,6 +110,8 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
 
 /** What a throwaway run has set up before its guest boots. */
 interface PreparedRun {
+  plan: RunPlan;
+  /** The plan's options, with the debug kernel's image and arguments when it boots one. */
   c: Config;
   rs: ResolvedSuite;
   img: ImageInfo;
@@ -140,14 +132,9 @@ interface Guests {
 }
 
 /** Host set-up: preflight, image, run directory, build mode, the kept build tree, and the host build started in the background. */
-async function prepareRun(
-  c: Config,
-  rs: ResolvedSuite,
-  accel: 'kvm' | 'tcg',
-  note: string | undefined,
-  started: number,
-  log: (l: string) => void,
-): Promise<PreparedRun> {
+async function prepareRun(plan: RunPlan, accel: 'kvm' | 'tcg', note: string | undefined, started: number, log: (l: string) => void): Promise<PreparedRun> {
+  const rs = plan.suite;
+  let c = plan.options;
   await preflight(log);
   const img = await ensureImage(c, log, { onBuilt: () => pruneHint(c, log) });
   c = await withDebugKernel(c, log);
@@ -180,7 +167,7 @@ async function prepareRun(
     checks: [],
     suite: rs.suite.file,
   };
-  return { c, rs, img, runDir, started, byo, hostBuild, releaseTree, report };
+  return { plan, c, rs, img, runDir, started, byo, hostBuild, releaseTree, report };
 }
 
 /** Boots (or resumes) the first guest; its checks: boot, and on KVM the clock. A boot failure is a failed check, not a throw. */
@@ -234,6 +221,7 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: CheckResult[],
     runDir,
     kver: img.manifest.kernelVersion,
     rules,
+    checks: makeChecks(run.plan.checks),
     hostBuild: run.hostBuild,
     guestRecords: { dir: guestRecordsDir(c.cacheDir, img.key), replay: c.replay },
     guestFallback: report.accel === 'kvm' && !run.byo,

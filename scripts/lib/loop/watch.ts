@@ -15,7 +15,8 @@ import { allChecks, flatChecks, type RunReport } from '../verdict/model.ts';
 import { writeReports } from '../verdict/write-reports.ts';
 import { connect, type InstanceState, lookup } from '../vm/instance.ts';
 import { downInstance, testOnInstance, upInstance } from './instance-run.ts';
-import { newRunDir, withSuite } from './pipeline.ts';
+import { newRunDir } from './pipeline.ts';
+import { planRun } from './plan.ts';
 
 /** Collects changed paths and fires once they have been quiet for `ms`. */
 export function debouncer(ms: number, fire: (paths: string[]) => void): (p: string) => void {
@@ -97,7 +98,7 @@ export async function watch(c0: Config, log: (l: string) => void, o: { once?: bo
   const name = c0.name;
   const first = await resolveSuite(c0);
   // The instance boots with the suite's kernel_args.
-  const c: Config = withSuite(c0, first.suite);
+  const c = planRun(c0, first).options;
   const root = first.suite.root;
   await upInstance(c, name, log).then(({ already }) => already && log(`watch: reusing instance ${name}`));
   const session = sessionKeeper();

@@ -7,13 +7,14 @@
 // ends the module's sweep: the kernel can no longer be trusted.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Guest } from '../guest/steps.ts';
 import { runStep, type StepRecord } from '../guest/steps.ts';
 import { DMESG_MARK, judgeNth, parseNth, TRACES_MARK } from '../verdict/fail-nth.ts';
 import { newTraces, type TraceEntry } from '../verdict/leaks.ts';
 import { type CheckResult, type TestReport, testReport } from '../verdict/model.ts';
-import { confirmTraces } from './memcheck.ts';
+import { confirmTraces } from './checks/leak-check.ts';
 import { failNthStep, failNthToolStep, insmodStep, type LoadedModule, rmmodStep } from './test-plan.ts';
-import type { Guest, SuiteRunInput } from './types.ts';
+import type { SuiteRunInput } from './types.ts';
 
 type Record = (r: StepRecord) => Promise<void>;
 

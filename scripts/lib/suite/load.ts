@@ -35,6 +35,8 @@ export interface Suite {
   kernelArgs: string[];
   /** memcheck: true, the suite's own --memcheck. */
   memcheck: boolean;
+  /** checks: the settings that turn checks on, by check id (checks/registry.ts). */
+  checks: Record<string, unknown>;
   kernels?: string[];
   exclude: string[];
   /**
@@ -124,6 +126,7 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
     load: s.load,
     kernelArgs: Array.isArray(s.kernel_args) ? s.kernel_args : paramList(s.kernel_args),
     memcheck: s.memcheck,
+    checks: s.checks,
     kernels: s.kernels,
     exclude: s.exclude,
   };

@@ -11,14 +11,17 @@ import { readRegular, readUnder } from '../core/tree-fs.ts';
 import { allChecks, type RunReport, type TestReport, verdictOf } from '../verdict/model.ts';
 import type { CompiledRules } from '../verdict/splat.ts';
 import { parseTranscript } from '../verdict/transcript.ts';
-import { judgeTest, type TestEvidence, type TestExpect } from './judge.ts';
+import type { TestEvidence, TestExpect } from './checks/check.ts';
+import { baseChecks, checksNamed } from './checks/registry.ts';
+import { judgeTest } from './judge.ts';
 import { TRANSCRIPT_MAX } from './load.ts';
 import { fileSafe } from './test-plan.ts';
 
 /** What a run keeps of each test to judge it again: the evidence, and what was expected. */
 export interface SavedTest {
   evidence: TestEvidence;
-  expect: { exitCode: number; transcriptFile?: string; loadsHere: boolean };
+  /** checks: the run's check ids and the suite's settings (a run older than them: the base checks). */
+  expect: { exitCode: number; transcriptFile?: string; loadsHere: boolean; checks?: string[]; settings?: Record<string, unknown> };
 }
 
 /**
@@ -39,7 +42,13 @@ const savedSchema = z.object({
     serial: z.string(),
     hangEvidence: z.string().optional(),
   }),
-  expect: z.object({ exitCode: z.number().int(), transcriptFile: z.string().optional(), loadsHere: z.boolean() }),
+  expect: z.object({
+    exitCode: z.number().int(),
+    transcriptFile: z.string().optional(),
+    loadsHere: z.boolean(),
+    checks: z.array(z.string()).optional(),
+    settings: z.record(z.string(), z.unknown()).optional(),
+  }),
 });
 const reportSchema = z.looseObject({ tests: z.array(z.looseObject({ name: z.string() })).optional(), checks: z.array(z.looseObject({})) });
 
@@ -94,7 +103,8 @@ export async function rejudge(runDir: string, rules: CompiledRules, o: { transcr
       loadsHere: saved.expect.loadsHere,
       transcript: trFile ? { parsed: parseTranscript(await savedTranscript(trFile, o.transcript !== undefined), trFile), file: trFile } : undefined,
     };
-    const j = judgeTest(saved.evidence, expect, rules);
+    const checks = saved.expect.checks ? checksNamed(saved.expect.checks, saved.expect.settings) : baseChecks();
+    const j = judgeTest(saved.evidence, expect, rules, checks);
     const failed = verdictOf(j.checks);
     tests.push({ ...t, checks: j.checks, captures: j.captures, ok: failed.verdict === 'pass', failure: failed.failure });
   }

@@ -68,6 +68,7 @@ export function legacySuite(c: Pick<Config, 'moduleDir' | 'appDir' | 'transcript
     load: 'per-test',
     kernelArgs: [],
     memcheck: false,
+    checks: {},
     exclude: [],
     mounts: [{ rel: 'kernel-module', abs: mod }, ...(app ? [{ rel: 'userapp', abs: app }] : [])],
   };

@@ -9,13 +9,13 @@ import { fileSize, readFrom } from '../core/disk.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { tail } from '../core/proc.ts';
 import { readUnder, UnsafePath, writeUnder } from '../core/tree-fs.ts';
+import type { Guest } from '../guest/steps.ts';
 import { runStep, type StepRecord } from '../guest/steps.ts';
 import type { ModuleLayout } from '../verdict/leaks.ts';
 import type { CheckResult } from '../verdict/model.ts';
 import { parseTranscript, type Transcript } from '../verdict/transcript.ts';
 import { judgeTest } from './judge.ts';
 import { type SuiteTest, srcPath, TRANSCRIPT_MAX } from './load.ts';
-import { layoutBeforeUnload, leakCheck } from './memcheck.ts';
 import type { SavedTest } from './rejudge.ts';
 import { reportSources } from './sources.ts';
 import {
@@ -30,7 +30,7 @@ import {
   stateAfter,
   stateBefore,
 } from './test-plan.ts';
-import type { Guest, SelectedTest, SuiteRunInput } from './types.ts';
+import type { SelectedTest, SuiteRunInput } from './types.ts';
 import { transcriptDiff, transcriptFromRun } from './update.ts';
 
 export interface OneTest {
@@ -64,7 +64,13 @@ export async function runOneTest(
   const serialFrom = await fileSize(guest.serialLog);
   const steps = await loadRunUnload(i, guest, test, modules, record);
   // The debug kernel's KASAN reports a bad write as it happens: no slab walk needed.
-  const post = await runStep(guest.session, stateAfter(c.timeouts, { memcheck: c.memcheck && !c.debugKernel }));
+  const post = await runStep(
+    guest.session,
+    stateAfter(
+      c.timeouts,
+      i.checks.flatMap((k) => k.afterTest ?? []),
+    ),
+  );
   await record(post);
   const a = parseStateAfter(post.result.stdout);
   const serial = await readFrom(guest.serialLog, serialFrom);
@@ -111,15 +117,21 @@ async function loadRunUnload(i: SuiteRunInput, guest: Guest, test: SuiteTest, mo
     if (run.result.timedOut) hang = await hangEvidence(i, guest);
   }
   const unloads: StepRecord[] = [];
-  const layouts: ModuleLayout[] = [];
+  const env = { guest, timeouts: c.timeouts, record, layouts: [] as ModuleLayout[] };
   for (const m of modules.slice(0, perTest ? loaded : 0).reverse()) {
-    if (c.memcheck) layouts.push(await layoutBeforeUnload(guest, m, c.timeouts, record));
+    for (const k of i.checks) await k.beforeUnload?.(env, m);
     const r = await runStep(s, rmmodStep(m, c.timeouts));
     await record(r);
     unloads.push(r);
   }
-  if (c.memcheck && unloads.length && unloads.every((r) => r.ok)) await leakCheck(guest, layouts, modules, c.timeouts, record);
-  return { loads, run, unloads, hang, layouts };
+  if (unloads.length)
+    for (const k of i.checks)
+      await k.afterUnload?.(
+        env,
+        modules,
+        unloads.every((r) => r.ok),
+      );
+  return { loads, run, unloads, hang, layouts: env.layouts };
 }
 
 type Evidence = SavedTest['evidence'];
@@ -137,7 +149,7 @@ async function judgeAndKeep(i: SuiteRunInput, sel: SelectedTest, modules: readon
     writeFile(path.join(dir, 'stderr'), run?.result.stderr ?? ''),
   ]);
   const judge = (transcript?: { parsed: Transcript; file: string }): ReturnType<typeof judgeTest> =>
-    judgeTest(evidence, { exitCode: test.exitCode, transcript, loadsHere: perTest }, i.rules);
+    judgeTest(evidence, { exitCode: test.exitCode, transcript, loadsHere: perTest }, i.rules, i.checks);
   const existing = sel.transcript && test.transcript ? { parsed: sel.transcript, file: test.transcript.abs } : undefined;
   let judged = judge(existing);
   // --update rewrites a transcript that is missing or no longer matches, as snapshot tools do; one that matches stays as written.
@@ -147,7 +159,7 @@ async function judgeAndKeep(i: SuiteRunInput, sel: SelectedTest, modules: readon
   const transcriptFile = test.transcript && (existing || i.update) ? test.transcript.abs : undefined;
   await writeFile(
     path.join(dir, 'evidence.json'),
-    `${JSON.stringify({ evidence, expect: { exitCode: test.exitCode, transcriptFile, loadsHere: perTest } } satisfies SavedTest)}\n`,
+    `${JSON.stringify({ evidence, expect: { exitCode: test.exitCode, transcriptFile, loadsHere: perTest, checks: i.checks.map((k) => k.id), settings: i.suite.checks } } satisfies SavedTest)}\n`,
   );
   return { checks: judged.checks, captures: judged.captures, untrusted: judged.untrusted };
 }

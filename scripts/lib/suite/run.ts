@@ -7,16 +7,16 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { mkdirPrivate } from '../core/disk.ts';
 import { tail } from '../core/proc.ts';
+import type { Guest } from '../guest/steps.ts';
 import { recordStep, runStep, type StepRecord } from '../guest/steps.ts';
 import type { ModuleLayout } from '../verdict/leaks.ts';
 import { type CheckResult, testReport as report, type TestReport } from '../verdict/model.ts';
 import { runFailNth } from './fail-nth.ts';
 import { buildChecks, type SuiteHostBuild } from './host-build.ts';
-import { layoutBeforeUnload, leakCheck } from './memcheck.ts';
 import { type Prepared, prepareGuest } from './prepare.ts';
 import { runOneTest } from './run-test.ts';
 import { rmmodStep, fileSafe as safe } from './test-plan.ts';
-import type { Guest, SuiteRunInput } from './types.ts';
+import type { SuiteRunInput } from './types.ts';
 
 export interface SuiteRunResult {
   before: CheckResult[];
@@ -132,9 +132,9 @@ async function runTests(i: SuiteRunInput, res: SuiteRunResult, first: Prepared, 
 /** load: once: the modules come out in reverse order after the last test; a failed rmmod leaves the kernel untrusted. */
 async function unloadOnce(i: SuiteRunInput, res: SuiteRunResult, modules: Prepared['modules'], record: RecordStep): Promise<string | undefined> {
   let untrusted: string | undefined;
-  const layouts: ModuleLayout[] = [];
+  const env = { guest: res.guest, timeouts: i.c.timeouts, record: (r: StepRecord) => record('', r), layouts: [] as ModuleLayout[] };
   for (const m of [...modules].reverse()) {
-    if (i.c.memcheck) layouts.push(await layoutBeforeUnload(res.guest, m, i.c.timeouts, (r) => record('', r)));
+    for (const k of i.checks) await k.beforeUnload?.(env, m);
     const r = await runStep(res.guest.session, rmmodStep(m, i.c.timeouts));
     await record('', r);
     const evidence = r.ok ? undefined : tail(r.result.stderr, 10);
@@ -142,6 +142,6 @@ async function unloadOnce(i: SuiteRunInput, res: SuiteRunResult, modules: Prepar
     if (!r.ok) untrusted = `${r.name} failed`;
   }
   // The leak lines go to the guest's console, where the run-wide splat check reads them.
-  if (i.c.memcheck && !untrusted) await leakCheck(res.guest, layouts, modules, i.c.timeouts, (r) => record('', r));
+  for (const k of i.checks) await k.afterUnload?.(env, modules, !untrusted);
   return untrusted;
 }

@@ -4,6 +4,7 @@
 // (test/lib/suite/schema.test.ts keeps the two equal). Every path is
 // relative to the suite root, the directory that holds the file.
 import { z } from 'zod';
+import { checksSetting } from './checks/registry.ts';
 
 /** insmod parameters: one string split at whitespace, or a list (for a value with spaces). */
 const params = z.union([z.string(), z.array(z.string())]).describe('insmod parameters: "a=1 b=2", or a list ["name=a b", "debug=1"] for values with spaces');
@@ -60,6 +61,7 @@ export const suiteSchema = z
       .boolean()
       .default(false)
       .describe('--memcheck for every run of this suite: SLUB debugging, the slab check after each test, the leak check at rmmod'),
+    checks: checksSetting.default({}),
     kernels: z
       .array(z.string().regex(/^[a-z0-9][a-z0-9.-]*$/))
       .min(1)

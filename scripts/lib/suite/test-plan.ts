@@ -36,12 +36,11 @@ export const stateBefore = (t: Timeouts): StepSpec => ({
 });
 
 /** After a test: the PID the command ran as (then forgotten), the taint flags, the test's kernel log (cleared). It is also the next test's state before. */
-/** --memcheck: SLUB checks every object of every cache now (red zones, poison), so a write past an object or after kfree is reported before the verdict. */
-export const VALIDATE_SLABS = 'for f in /sys/kernel/slab/*/validate; do echo 1 > "$f"; done 2>/dev/null';
 
-export const stateAfter = (t: Timeouts, o: { memcheck?: boolean } = {}): StepSpec => ({
+/** After the test: the checks' own shell first (their afterTest), then the pid, the taint and the kernel log. */
+export const stateAfter = (t: Timeouts, checksFirst: readonly string[] = []): StepSpec => ({
   name: 'state-after',
-  argv: ['sh', '-c', `${o.memcheck ? `${VALIDATE_SLABS}; ` : ''}p=; read -r p < ${PID_FILE}; : > ${PID_FILE}; echo "$p"; ${READ_TAINT}; dmesg -c`],
+  argv: ['sh', '-c', `${checksFirst.map((s) => `${s}; `).join('')}p=; read -r p < ${PID_FILE}; : > ${PID_FILE}; echo "$p"; ${READ_TAINT}; dmesg -c`],
   timeoutMs: s(t.command),
   failure: 'internal',
 });

@@ -1,19 +1,15 @@
 // The shapes shared by the suite's runner (run.ts) and its per-test part (run-test.ts).
 import type { Config } from '../core/config.ts';
-import type { SshSession } from '../guest/ssh.ts';
+import type { Guest } from '../guest/steps.ts';
 import type { CompiledRules } from '../verdict/splat.ts';
 import type { Transcript } from '../verdict/transcript.ts';
+import type { Check } from './checks/check.ts';
 import type { SuiteHostBuild } from './host-build.ts';
 import type { Suite, SuiteTest } from './load.ts';
 
 export interface SelectedTest {
   test: SuiteTest;
   transcript?: Transcript;
-}
-
-export interface Guest {
-  session: SshSession;
-  serialLog: string;
 }
 
 export interface SuiteRunInput {
@@ -25,6 +21,8 @@ export interface SuiteRunInput {
   runDir: string;
   kver: string;
   rules: CompiledRules;
+  /** The run's checks (checks/registry.ts makeChecks), in report order. */
+  checks: readonly Check[];
   /** The host build, started while the guest came up; none: build in the guest. */
   hostBuild?: Promise<SuiteHostBuild>;
   guestRecords?: { dir: string; replay: boolean };

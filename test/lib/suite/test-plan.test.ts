@@ -1,4 +1,5 @@
 import t from 'tap';
+import { VALIDATE_SLABS } from '../../../scripts/lib/suite/checks/slab-check.ts';
 import { insmodStep, paramsFor, parseStateAfter, rmmodStep, runStepSpec, setupStep, stateAfter } from '../../../scripts/lib/suite/test-plan.ts';
 
 const T = { boot: 1, build: 600, load: 60, app: 60, command: 60 };
@@ -30,6 +31,6 @@ t.test('a state read with no PID yet (the command never ran), or none at all', a
 
 t.test("with --memcheck the state read after a test validates every slab first, so its reports land in that test's kernel log", async (t) => {
   const timeouts = { boot: 1, build: 1, load: 1, app: 1, command: 1 };
-  t.match(stateAfter(timeouts, { memcheck: true }).argv[2], /^for f in \/sys\/kernel\/slab\/\*\/validate; do echo 1 > "\$f"; done 2>\/dev\/null; .*dmesg -c$/);
+  t.match(stateAfter(timeouts, [VALIDATE_SLABS]).argv[2], /^for f in \/sys\/kernel\/slab\/\*\/validate; do echo 1 > "\$f"; done 2>\/dev\/null; .*dmesg -c$/);
   t.notMatch(stateAfter(timeouts).argv[2], /validate/);
 });
