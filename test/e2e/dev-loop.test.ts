@@ -14,8 +14,8 @@ const root = new URL('../../', import.meta.url).pathname;
 const tsx = path.join(root, 'node_modules/.bin/tsx');
 const name = `e2e-${process.pid}`;
 const cli = (verb: string, args: string[], input?: string) =>
-  execa(tsx, [path.join(root, 'scripts/vm-instance.ts'), verb, ...args], { reject: false, cwd: root, timeout: 20 * 60_000, input });
-const vmTest = (args: string[]) => execa(tsx, [path.join(root, 'scripts/vm-test.ts'), ...args], { reject: false, cwd: root, timeout: 20 * 60_000 });
+  execa(tsx, [path.join(root, 'scripts/kmodvm.ts'), verb, ...args], { reject: false, cwd: root, timeout: 20 * 60_000, input });
+const vmTest = (args: string[]) => execa(tsx, [path.join(root, 'scripts/kmodvm.ts'), 'test', ...args], { reject: false, cwd: root, timeout: 20 * 60_000 });
 
 t.teardown(async () => {
   await cli('down', ['--name', name]);
@@ -99,7 +99,8 @@ t.test('vm:watch: a save runs the loop and prints the verdict; a broken save pri
   const w = execa(
     tsx,
     [
-      path.join(root, 'scripts/vm-watch.ts'),
+      path.join(root, 'scripts/kmodvm.ts'),
+      'watch',
       '--name',
       name,
       '--module-dir',

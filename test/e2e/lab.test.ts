@@ -8,7 +8,11 @@ import { EXERCISES } from '../../scripts/lib/loop/lab.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const check = (args: string[]) =>
-  execa(path.join(root, 'node_modules/.bin/tsx'), [path.join(root, 'scripts/lab-check.ts'), ...args], { reject: false, cwd: root, timeout: 20 * 60_000 });
+  execa(path.join(root, 'node_modules/.bin/tsx'), [path.join(root, 'scripts/kmodvm.ts'), 'lab-check', ...args], {
+    reject: false,
+    cwd: root,
+    timeout: 20 * 60_000,
+  });
 
 for (const e of EXERCISES) {
   t.test(`exercise ${e.n}: the solution scores 5/5`, async (t) => {

@@ -22,9 +22,9 @@ const tsx = path.join(root, 'node_modules/.bin/tsx');
 const runsDir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-resume-'));
 const names = [`e2e-resume-a-${process.pid}`, `e2e-resume-b-${process.pid}`];
 const cli = (verb: string, args: string[]) =>
-  execa(tsx, [path.join(root, 'scripts/vm-instance.ts'), verb, ...args], { reject: false, cwd: root, timeout: 20 * 60_000 });
+  execa(tsx, [path.join(root, 'scripts/kmodvm.ts'), verb, ...args], { reject: false, cwd: root, timeout: 20 * 60_000 });
 const vmTest = (args: string[]) =>
-  execa(tsx, [path.join(root, 'scripts/vm-test.ts'), '--runs-dir', runsDir, ...args], { reject: false, cwd: root, timeout: 20 * 60_000 });
+  execa(tsx, [path.join(root, 'scripts/kmodvm.ts'), 'test', '--runs-dir', runsDir, ...args], { reject: false, cwd: root, timeout: 20 * 60_000 });
 t.teardown(async () => {
   for (const n of names) await cli('down', ['--name', n]);
 });

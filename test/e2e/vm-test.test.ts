@@ -14,7 +14,11 @@ const tsx = path.join(root, 'node_modules/.bin/tsx');
 const runsDir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-runs-'));
 
 async function vmTest(args: string[]) {
-  const r = await execa(tsx, [path.join(root, 'scripts/vm-test.ts'), '--runs-dir', runsDir, ...args], { reject: false, cwd: root, timeout: 40 * 60_000 });
+  const r = await execa(tsx, [path.join(root, 'scripts/kmodvm.ts'), 'test', '--runs-dir', runsDir, ...args], {
+    reject: false,
+    cwd: root,
+    timeout: 40 * 60_000,
+  });
   const runDir = /run directory: (\S+)/.exec(r.stderr)?.[1];
   return { ...r, runDir };
 }
@@ -146,7 +150,7 @@ t.test('--profile systemd, the classic boot for drivers that need udev or system
 
 t.test('bring your own kernel: the debian-12 kernel and its tree, booted on the debian-13 image', async (t) => {
   // A real kernel other than the image's own (6.12): 6.1, with its own initrd and kbuild tree.
-  const key = (await execa(tsx, [path.join(root, 'scripts/vm-image.ts'), 'build', '--kernel', 'debian-12'], { cwd: root })).stdout.trim();
+  const key = (await execa(tsx, [path.join(root, 'scripts/kmodvm.ts'), 'image', 'build', '--kernel', 'debian-12'], { cwd: root })).stdout.trim();
   const kdir = path.join(key, 'headers/usr/src', readdirSync(path.join(key, 'headers/usr/src')).find((d) => d.endsWith('-amd64'))!);
   const byoArgs = [
     '--kernel',
@@ -168,7 +172,7 @@ t.test('bring your own kernel: the debian-12 kernel and its tree, booted on the 
   t.match(readFileSync(path.join(r.runDir!, 'dmesg.log'), 'utf8'), /Linux version 6\.1\./, 'the guest ran the 6.1 kernel');
   // vm:up boots the same way (pipeline.ts's bootVm): your kernel with its initrd, not silently the image's own.
   const inst = (cmd: string, args: string[]) =>
-    execa(tsx, [path.join(root, 'scripts/vm-instance.ts'), cmd, '--name', 'e2e-byo', ...args], { reject: false, cwd: root, timeout: 10 * 60_000 });
+    execa(tsx, [path.join(root, 'scripts/kmodvm.ts'), cmd, '--name', 'e2e-byo', ...args], { reject: false, cwd: root, timeout: 10 * 60_000 });
   const up = await inst('up', byoArgs);
   t.equal(up.exitCode, 0, `vm:up --kernel-image\n${up.stderr.split('\n').slice(-15).join('\n')}`);
   const uname = await inst('ssh', ['uname', '-r']);

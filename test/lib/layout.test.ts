@@ -98,3 +98,42 @@ t.test('every package the tool imports is a runtime dependency (an installed kmo
   }
   t.same([...missing], [], 'imported by the tool, listed in dependencies');
 });
+
+t.test('entry scripts are a few lines and import only cli, loop and core; no module of scripts/lib runs on import', async (t) => {
+  const scripts = new URL('../../scripts/', import.meta.url).pathname;
+  const entries = readdirSync(scripts).filter((f) => f.endsWith('.ts'));
+  t.ok(entries.includes('kmodvm.ts'), 'the one CLI entry');
+  for (const f of entries) {
+    const text = readFileSync(path.join(scripts, f), 'utf8');
+    const code = text.split('\n').filter((l) => l.trim() && !l.trim().startsWith('//'));
+    t.ok(code.length <= 25, `${f}: ${code.length} lines of code`);
+    for (const m of text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) {
+      const layer = m[1].match(/^\.\/lib\/([^/]+)\//)?.[1];
+      t.ok(layer && ['cli', 'loop', 'core'].includes(layer), `${f} imports ${m[1]}`);
+    }
+  }
+  const running: string[] = [];
+  for (const f of files) {
+    const sf = ts.createSourceFile(f, readFileSync(path.join(lib, f), 'utf8'), ts.ScriptTarget.Latest, true);
+    for (const st of sf.statements) {
+      // A top-level statement that does something: a call or an await outside any declaration.
+      if (ts.isExpressionStatement(st) && (ts.isAwaitExpression(st.expression) || ts.isCallExpression(st.expression)))
+        running.push(`${f}: ${st.getText().slice(0, 60)}`);
+    }
+  }
+  t.same(running, [], 'a module of scripts/lib only declares; the entry script runs it');
+});
+
+t.test('no two files of scripts/ share a name (hostbuild and host-build, two judges, two fail-nths were confusing)', async (t) => {
+  const scripts = new URL('../../scripts/', import.meta.url).pathname;
+  // A command's module is named by its verb (cli/commands/ssh.ts is `kmodvm ssh`): the folder says what it is.
+  const all = (readdirSync(scripts, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts') && !f.startsWith('lib/cli/commands/'));
+  const key = (f: string): string => path.basename(f, '.ts').replace(/-/g, '');
+  const seen = new Map<string, string>();
+  const twins: string[] = [];
+  for (const f of all) {
+    if (seen.has(key(f))) twins.push(`${seen.get(key(f))} and ${f}`);
+    seen.set(key(f), f);
+  }
+  t.same(twins, [], 'each file name once');
+});

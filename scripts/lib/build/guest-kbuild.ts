@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { run } from '../core/proc.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { compilerDiagnostics, GUEST_WORK, judge, runStep, type StepRecord, type StepSpec } from '../guest/steps.ts';
-import { shapeHash, treeReplayable } from './hostbuild.ts';
+import { shapeHash, treeReplayable } from './host-kbuild.ts';
 import { loadReplayPlan } from './kbuild-replay.ts';
 
 /** Where the guest builds the module. */

@@ -25,7 +25,7 @@ const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /**
  * The host variables a build gets (every other one is cleared): the locale,
  * and what kbuild itself reads from the environment. They are part of a
- * host build's key (hostbuild.ts), so changing one rebuilds.
+ * host build's key (host-kbuild.ts), so changing one rebuilds.
  */
 export const BUILD_ENV = [
   'LANG',

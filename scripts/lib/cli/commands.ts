@@ -1,15 +1,18 @@
-// Every command, once: what it does, its positionals, and its options picked
-// from the one option table (core/options.ts) plus its own. Its help and its
-// parser come from here; it takes no flag that is not in its list.
+// Every command, once: what it does, its positionals, its options picked
+// from the one option table (core/options.ts) plus its own, and the module
+// that runs it (cli/commands/<name>.ts, loaded when it is the one asked for,
+// so `kmodvm ssh` starts without the pipeline). Its help and its parser come
+// from here; it takes no flag that is not in its list.
 import type { Config } from '../core/config.ts';
+import { KmodvmError } from '../core/errors.ts';
 import { type Cli, loadConfig } from '../core/flags.ts';
 import { type Group, OPTIONS, type OptionSpec } from '../core/options.ts';
-import { setShowCommands } from './cli.ts';
+import { main, setShowCommands } from './cli.ts';
+import type { CommandRun } from './commands/invocation.ts';
 
 export interface Command {
-  /** The script in scripts/ and the arguments it is given first. */
-  script: string;
-  fixed?: string[];
+  /** The module that runs it; a literal import, so the bundler makes each command a chunk of its own. */
+  load: () => Promise<{ run: CommandRun }>;
   npm?: string;
   args?: string;
   about: string;
@@ -40,49 +43,56 @@ const RUN = ['splat-rules', 'memcheck', 'fail-nth', 'cache-dir', 'runs-dir', ...
 
 export const COMMANDS = {
   test: {
-    script: 'vm-test.ts',
+    load: () => import('./commands/test.ts'),
     npm: 'npm run vm:test --',
     about: 'build, load and judge the suite (./kmodvm.yaml, or --suite FILE) in a fresh guest',
     options: [...SUITE, ...GUEST, 'reuse', ...BUILD, ...RUN],
   },
   up: {
-    script: 'vm-instance.ts',
-    fixed: ['up'],
+    load: () => import('./commands/up.ts'),
     npm: 'npm run vm:up --',
     about: 'boot an instance that stays up, to SSH into',
     options: ['name', ...GUEST, 'cache-dir', 'boot-timeout', 'verbose', 'help'],
   },
   ssh: {
-    script: 'vm-instance.ts',
-    fixed: ['ssh'],
+    load: () => import('./commands/ssh.ts'),
     npm: 'npm run vm:ssh --',
     about: 'a shell on the instance, or one command',
     options: ['name', 'cache-dir', 'help'],
     tail: '[--] [COMMAND ARG...]',
   },
   logs: {
-    script: 'vm-instance.ts',
-    fixed: ['logs'],
+    load: () => import('./commands/logs.ts'),
     npm: 'npm run vm:logs --',
     about: "the instance's serial console",
     options: ['name', 'cache-dir', 'follow', 'help'],
     own: { follow: { type: 'boolean', short: 'f', group: 'command', help: 'keep printing what it adds' } },
   },
   mux: {
-    script: 'vm-mux.ts',
+    load: () => import('./commands/mux.ts'),
     about: '(started by up) keeps one SSH connection to the instance, so ssh -- CMD needs no handshake',
     options: ['name', 'cache-dir', 'help'],
   },
-  status: { script: 'vm-instance.ts', fixed: ['status'], npm: 'npm run vm:status --', about: 'the running instances', options: ['cache-dir', 'help'] },
-  down: { script: 'vm-instance.ts', fixed: ['down'], npm: 'npm run vm:down --', about: 'power an instance off', options: ['name', 'cache-dir', 'help'] },
+  status: {
+    load: () => import('./commands/status.ts'),
+    npm: 'npm run vm:status --',
+    about: 'the running instances',
+    options: ['cache-dir', 'help'],
+  },
+  down: {
+    load: () => import('./commands/down.ts'),
+    npm: 'npm run vm:down --',
+    about: 'power an instance off',
+    options: ['name', 'cache-dir', 'help'],
+  },
   watch: {
-    script: 'vm-watch.ts',
+    load: () => import('./commands/watch.ts'),
     npm: 'npm run vm:watch --',
     about: 'rebuild and rerun the suite on every save, on a kept instance',
     options: ['name', ...SUITE.filter((o) => o !== 'shard' && o !== 'update'), ...GUEST, ...BUILD, ...RUN.filter((o) => o !== 'dry-run')],
   },
   image: {
-    script: 'vm-image.ts',
+    load: () => import('./commands/image.ts'),
     npm: 'npm run vm:image --',
     args: 'build|info|key|verify|prune|export FILE|import FILE',
     about: 'the cached guest image: build it (--force: again), show it, its key, verify its files, prune old ones, export or import it',
@@ -93,7 +103,7 @@ export const COMMANDS = {
     },
   },
   judge: {
-    script: 'judge.ts',
+    load: () => import('./commands/judge.ts'),
     npm: 'npm run judge --',
     args: 'RUNDIR',
     about: 'judge a saved run again, without a VM; the same exit code as the run',
@@ -101,7 +111,7 @@ export const COMMANDS = {
     own: { transcript: { type: 'string', arg: 'FILE', group: 'command', help: 'judge every test against this transcript instead of its own' } },
   },
   bench: {
-    script: 'bench.ts',
+    load: () => import('./commands/bench.ts'),
     npm: 'npm run bench --',
     about: 'every figure, measured in this one run, as medians and ratios (runs/bench-<time>/)',
     options: ['runs', 'rows', 'kernel', 'accel', 'memory', 'cpus', 'cache-dir', 'runs-dir', 'verbose', 'help'],
@@ -110,8 +120,13 @@ export const COMMANDS = {
       rows: { type: 'string', arg: 'KEY,KEY', group: 'command', help: 'measure only these rows (e.g. floor,boot_to_ssh)' },
     },
   },
+  preflight: {
+    load: () => import('./commands/preflight.ts'),
+    about: "check the host's tools, and install a missing one through apt when root or passwordless sudo allows (else print the command)",
+    options: ['help'],
+  },
   'lab-check': {
-    script: 'lab-check.ts',
+    load: () => import('./commands/lab-check.ts'),
     npm: 'npm run lab:check --',
     args: 'N',
     about: 'grade lab exercise N in the VM; exit 0 only on a full score',
@@ -179,7 +194,7 @@ export function parseCommand(name: CommandName, argv: string[], env: NodeJS.Proc
  * leading options that are the command's, and everything after them, which
  * stays intact (`kmodvm ssh --name x ls -l`). A `--` ends the options.
  */
-export function splitLeading(name: CommandName, argv: string[]): { opts: string[]; rest: string[] } {
+export function splitLeading(name: CommandName, argv: readonly string[]): { opts: string[]; rest: string[] } {
   const c: Command = COMMANDS[name];
   let i = 0;
   while (i < argv.length) {
@@ -191,4 +206,25 @@ export function splitLeading(name: CommandName, argv: string[]): { opts: string[
     i += optionOf(c, n).type === 'string' && !m[2] ? 2 : 1;
   }
   return { opts: argv.slice(0, i), rest: argv.slice(i) };
+}
+
+/** `kmodvm COMMAND ARGS...`: the command from the table, run with its own parser; help and a wrong command are answered here. */
+export async function runCli(argv: readonly string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  await main(async () => {
+    if (!name || name === '--help' || name === '-h' || name === 'help') {
+      process.stdout.write(`${commandsHelp()}\n`);
+      return name ? 0 : 2;
+    }
+    if (!Object.hasOwn(COMMANDS, name)) throw new KmodvmError('usage', `no command "${name}"`, { hint: 'run kmodvm --help for the commands' });
+    const n = name as CommandName;
+    const c: Command = COMMANDS[n];
+    const own = c.tail ? splitLeading(n, rest).opts : rest;
+    if (own.some((a) => a === '--help' || a === '-h')) {
+      process.stdout.write(`${helpFor(n)}\n`);
+      return 0;
+    }
+    const { run } = await c.load();
+    return run({ argv: rest, parse: (a = rest, set) => parseCommand(n, [...a], process.env, set), split: (a) => splitLeading(n, [...a]) });
+  });
 }

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { KmodvmError } from './errors.ts';
 
 export type Accel = 'auto' | 'kvm' | 'tcg';
-/** Where the modules are built (hostbuild.ts). */
+/** Where the modules are built (host-kbuild.ts). */
 export type BuildMode = 'auto' | 'host' | 'guest';
 /** How the guest boots (profile.ts). */
 export type Profile = 'lean' | 'systemd';

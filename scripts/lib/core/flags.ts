@@ -38,6 +38,8 @@ export interface Cli {
   /** The command's own options (those without a Config field), as parsed. */
   own: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];
+  /** The Config fields the command line or the environment gave (not defaults): e.g. whether a kernel was asked for. */
+  given: ReadonlySet<string>;
 }
 
 export interface LoadOptions {
@@ -71,6 +73,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
     else if (s.negates) cli[s.field] = !v;
     else cli[s.field] = s.path && typeof v === 'string' && v ? path.resolve(cwd, v) : v;
   }
-  const config = validateConfig({ ...fromEnv(env, cwd), ...cli, ...o.set, timeouts: timeouts as Partial<Timeouts> }, defaultConfig(env, root, cwd));
-  return { config, help: Boolean(parsed.values.help), own, positionals: parsed.positionals };
+  const given = { ...fromEnv(env, cwd), ...cli };
+  const config = validateConfig({ ...given, ...o.set, timeouts: timeouts as Partial<Timeouts> }, defaultConfig(env, root, cwd));
+  return { config, help: Boolean(parsed.values.help), own, positionals: parsed.positionals, given: new Set(Object.keys(given)) };
 }

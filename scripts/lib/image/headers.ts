@@ -28,7 +28,7 @@ export async function exportHeaders(rootfs: string, stagingImageDir: string, kve
   }
   if (common) {
     // Relative (make -C runs it in its own directory): the tree works wherever it is, an imported image's too, and
-    // names nothing outside itself, so the build sandbox needs only this tree (build/hostbuild.ts kbuildReadable).
+    // names nothing outside itself, so the build sandbox needs only this tree (build/host-kbuild.ts kbuildReadable).
     await writeFile(
       path.join(top, 'usr/src', `linux-headers-${kver}`, 'Makefile'),
       mk.replace(common, path.relative(path.join('/usr/src', `linux-headers-${kver}`), common)),

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { execa } from 'execa';
 import type { Config } from '../core/config.ts';
-import type { BenchRow } from './bench.ts';
+import type { BenchRow } from './bench-table.ts';
 
 type Row = (key: string, label: string) => BenchRow;
 
@@ -24,7 +24,7 @@ export async function benchCli(c: Config, runs: number, row: Row, o: { want: (k:
   const startTsx = row('cli_start_tsx', 'CLI start: the same through tsx (how every command started before)');
   if (o.want('cli_start')) {
     await sample(start, runs, [bin, 'status', '--cache-dir', c.cacheDir], c);
-    await sample(startTsx, runs, tsx('vm-instance.ts', 'status', '--cache-dir', c.cacheDir), c);
+    await sample(startTsx, runs, tsx('kmodvm.ts', 'status', '--cache-dir', c.cacheDir), c);
   }
   const ssh = row('ssh_true', '`kmodvm ssh -- true` on a running instance (compiled)');
   const sshTsx = row('ssh_true_tsx', '`kmodvm ssh -- true` through tsx');
@@ -43,7 +43,7 @@ export async function benchCli(c: Config, runs: number, row: Row, o: { want: (k:
     await sample(ssh, 1, [bin, 'ssh', '--name', name, '--cache-dir', c.cacheDir, '--', 'true'], c); // the first connection warms the guest's sshd
     ssh.samples.length = 0;
     await sample(ssh, runs, [bin, 'ssh', '--name', name, '--cache-dir', c.cacheDir, '--', 'true'], c);
-    await sample(sshTsx, runs, tsx('vm-instance.ts', 'ssh', '--name', name, '--cache-dir', c.cacheDir, '--', 'true'), c);
+    await sample(sshTsx, runs, tsx('kmodvm.ts', 'ssh', '--name', name, '--cache-dir', c.cacheDir, '--', 'true'), c);
   } finally {
     await execa(process.execPath, [bin, 'down', '--name', name, '--cache-dir', c.cacheDir], { reject: false, timeout: 60_000 });
   }

@@ -1,5 +1,5 @@
 // The bench's rows, one function per figure, each measured as users run it
-// (the compiled CLI) and in this one run. The runner is scripts/bench.ts;
+// (the compiled CLI) and in this one run. The runner is cli/commands/bench.ts;
 // the pure parts (medians, ratios, the table) are bench.ts.
 
 import { existsSync } from 'node:fs';
@@ -15,8 +15,8 @@ import type { ImageInfo } from '../image/image.ts';
 import { genericInitrd } from '../image/initrd.ts';
 import { accelArgs, baseArgs, consoleArgs, firmwareArgs, kernelArgs, QBOOT, sizeArgs } from '../vm/qemu-args.ts';
 import { QEMU } from '../vm/vm.ts';
-import type { BenchRow } from './bench.ts';
 import { benchSuite } from './bench-suite.ts';
+import type { BenchRow } from './bench-table.ts';
 import { bootVm } from './pipeline.ts';
 
 export interface Bench {

@@ -1,5 +1,5 @@
 // The teaching lab's grader: which sources an exercise uses, and how a run's
-// checks become graded lines, a score and a hint. Pure; scripts/lab-check.ts
+// checks become graded lines, a score and a hint. Pure; cli/commands/lab-check.ts
 // runs it.
 import type { CheckResult } from '../verdict/model.ts';
 

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDebugKernel } from '../build/debug-kernel.ts';
-import { chooseBuildMode, headersKdir, hostAppCompiler, hostHasCompiler } from '../build/hostbuild.ts';
+import { chooseBuildMode, headersKdir, hostAppCompiler, hostHasCompiler } from '../build/host-kbuild.ts';
 import { sandboxUsable } from '../build/sandbox.ts';
 import { type Config, splatRuleFiles } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';

@@ -4,7 +4,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { guestRecordsDir } from '../build/guest-kbuild.ts';
-import { hostAppCompiler } from '../build/hostbuild.ts';
+import { hostAppCompiler } from '../build/host-kbuild.ts';
 import { type Config, splatRuleFiles } from '../core/config.ts';
 import { mkdirPrivate } from '../core/disk.ts';
 import { KmodvmError, setCrashDir } from '../core/errors.ts';
@@ -237,7 +237,7 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: CheckResult[],
   await settlesWithin(g.vm!.waitExit(), 5000);
   await g.vm!.kill();
   const tail: CheckResult[] = [{ name: 'poweroff', ok: true, durationMs: Date.now() - t1 }];
-  // A hung test made kmodvm ask for a sysrq task dump: only then is one in the run's log ours (judge.ts).
+  // A hung test made kmodvm ask for a sysrq task dump: only then is one in the run's log ours (suite/judge-test.ts).
   tail.push(
     (run.c.failNth ? failNthSplatCheck : noSplatCheck)(r.kernelLog, await consoles(g.serials), rules, undefined, { ownDump: askedForDump(run.runDir) }),
   );

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { guestCopy, type HostBuild, hostMake, kbuildReadable } from '../build/hostbuild.ts';
+import { guestCopy, type HostBuild, hostMake, kbuildReadable } from '../build/host-kbuild.ts';
 import { copySource, readInside, UnsafePath } from '../core/tree-fs.ts';
 import type { UploadPart } from '../guest/upload.ts';
 import type { CheckResult } from '../verdict/model.ts';

@@ -13,7 +13,7 @@ import type { CompiledRules } from '../verdict/splat.ts';
 import { parseTranscript } from '../verdict/transcript.ts';
 import type { TestEvidence, TestExpect } from './checks/check.ts';
 import { baseChecks, checksNamed } from './checks/registry.ts';
-import { judgeTest } from './judge.ts';
+import { judgeTest } from './judge-test.ts';
 import { TRANSCRIPT_MAX } from './load.ts';
 import { fileSafe } from './test-plan.ts';
 

@@ -1,5 +1,5 @@
 // One test of a suite on a guest: load the modules, run the command, unload
-// them, read the test's state and kernel log, and judge it (judge.ts). With
+// them, read the test's state and kernel log, and judge it (judge-test.ts). With
 // --update, a transcript that is missing or no longer matches is written
 // from the run. What it kept is evidence.json, for kmodvm judge.
 import { existsSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { runStep, type StepRecord } from '../guest/steps.ts';
 import type { ModuleLayout } from '../verdict/leaks.ts';
 import type { CheckResult } from '../verdict/model.ts';
 import { parseTranscript, type Transcript } from '../verdict/transcript.ts';
-import { judgeTest } from './judge.ts';
+import { judgeTest } from './judge-test.ts';
 import { type SuiteTest, srcPath, TRANSCRIPT_MAX } from './load.ts';
 import type { SavedTest } from './rejudge.ts';
 import { reportSources } from './sources.ts';

@@ -11,7 +11,7 @@ import type { Guest } from '../guest/steps.ts';
 import { recordStep, runStep, type StepRecord } from '../guest/steps.ts';
 import type { ModuleLayout } from '../verdict/leaks.ts';
 import { type CheckResult, testReport as report, type TestReport } from '../verdict/model.ts';
-import { runFailNth } from './fail-nth.ts';
+import { runFailNth } from './fail-nth-sweep.ts';
 import { buildChecks, type SuiteHostBuild } from './host-build.ts';
 import { type Prepared, prepareGuest } from './prepare.ts';
 import { runOneTest } from './run-test.ts';

@@ -1,5 +1,5 @@
 // --fail-nth, pure: what one N of the sweep gave, and its verdict. The guest
-// step (suite/fail-nth.ts) loads the module with its N-th allocation failed,
+// step (suite/fail-nth-sweep.ts) loads the module with its N-th allocation failed,
 // unloads it when it loaded, lists the allocation sites the kernel can no
 // longer name (code since unloaded), then the kernel log. An N fails on a
 // splat other than the injection's own report, or on objects left behind by

@@ -137,7 +137,7 @@ MODULE_INFO(srcversion, "${srcversion}");
 `;
 
 t.test('patching the srcversion into the old .mod.o gives the bytes gcc gives for the new .mod.c', async (t) => {
-  const { hostAppCompiler } = await import('../../../scripts/lib/build/hostbuild.ts');
+  const { hostAppCompiler } = await import('../../../scripts/lib/build/host-kbuild.ts');
   const cc = hostAppCompiler(undefined);
   if (!cc) return t.fail('no C compiler on the host: the suite needs gcc (preflight installs it)');
   const { execFileSync } = await import('node:child_process');
@@ -157,7 +157,7 @@ t.test('patching the srcversion into the old .mod.o gives the bytes gcc gives fo
 });
 
 t.test('replay patches the .mod.o when only the srcversion changed, and compiles it otherwise', async (t) => {
-  const { hostAppCompiler } = await import('../../../scripts/lib/build/hostbuild.ts');
+  const { hostAppCompiler } = await import('../../../scripts/lib/build/host-kbuild.ts');
   const cc = hostAppCompiler(undefined);
   if (!cc) return t.fail('no C compiler on the host: the suite needs gcc (preflight installs it)');
   const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-srcv-replay-'));

@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { chooseBuildMode, hostMake } from '../../../scripts/lib/build/hostbuild.ts';
+import { chooseBuildMode, hostMake } from '../../../scripts/lib/build/host-kbuild.ts';
 import { buildEnv, sandboxArgv, sandboxUsable } from '../../../scripts/lib/build/sandbox.ts';
 import { KmodvmError } from '../../../scripts/lib/core/errors.ts';
 

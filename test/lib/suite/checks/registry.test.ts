@@ -6,7 +6,8 @@ t.test('every check is listed once, with an id of its own and a line of what it 
   const ids = CHECKS.map((c) => c.id);
   t.same([...new Set(ids)], ids);
   for (const c of CHECKS) t.ok(c.about.length > 10, `${c.id} says what it does`);
-  for (const c of CHECKS) t.equal(c.create({ choice: { memcheck: true, debugKernel: false }, setting: 1 as never }).id, c.id, `${c.id} makes a check of its id`);
+  for (const c of CHECKS)
+    t.equal(c.create({ choice: { memcheck: true, debugKernel: false }, setting: 1 as never }).id, c.id, `${c.id} makes a check of its id`);
 });
 
 t.test("kernelArgsOf: each argument once, slub_debug's flags combined in the checks' order", async (t) => {

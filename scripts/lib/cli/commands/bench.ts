@@ -1,22 +1,18 @@
-// npm run bench [-- --runs N]: medians over N runs of every figure, measured
+// kmodvm bench (npm run bench): medians over N runs of every figure, measured
 // in this one run; writes bench.md and bench.json into runs/bench-<time>/.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { log, main } from './lib/cli/cli.ts';
-import { helpFor, parseCommand } from './lib/cli/commands.ts';
-import { KmodvmError } from './lib/core/errors.ts';
-import { chooseAccel, hostFacts } from './lib/host/accel.ts';
-import { ensureImage } from './lib/image/build.ts';
-import { type BenchRow, markdownTable, summarize } from './lib/loop/bench.ts';
-import { benchCli } from './lib/loop/bench-cli.ts';
-import { type Bench, benchBoot, benchClassic, benchFloor, benchSandbox, benchScale, benchWarm, benchWatch } from './lib/loop/bench-rows.ts';
+import { KmodvmError } from '../../core/errors.ts';
+import { chooseAccel, hostFacts } from '../../host/accel.ts';
+import { ensureImage } from '../../image/build.ts';
+import { benchCli } from '../../loop/bench-cli.ts';
+import { type Bench, benchBoot, benchClassic, benchFloor, benchSandbox, benchScale, benchWarm, benchWatch } from '../../loop/bench-rows.ts';
+import { type BenchRow, markdownTable, summarize } from '../../loop/bench-table.ts';
+import { log } from '../cli.ts';
+import type { Invocation } from './invocation.ts';
 
-await main(async () => {
-  const { config: c, own, help } = parseCommand('bench', process.argv.slice(2));
-  if (help) {
-    process.stdout.write(`${helpFor('bench')}\n`);
-    return 0;
-  }
+export async function run(i: Invocation): Promise<number> {
+  const { config: c, own } = i.parse();
   const runs = own.runs === undefined ? 5 : Number(own.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > 100 || !/^\d+$/.test(String(own.runs ?? 5)))
     throw new KmodvmError('usage', `--runs must be a whole number from 1 to 100, got ${JSON.stringify(own.runs)}`, { hint: 'kmodvm bench --runs 3' });
@@ -45,4 +41,4 @@ await main(async () => {
   await writeFile(path.join(out, 'bench.json'), JSON.stringify(result, null, 2) + '\n');
   process.stdout.write(`${md}\n\n${path.join(out, 'bench.json')}\n`);
   return 0;
-});
+}

@@ -6,7 +6,7 @@ import t from 'tap';
 import type { ExecResult } from '../../../scripts/lib/guest/ssh.ts';
 import type { StepRecord } from '../../../scripts/lib/guest/steps.ts';
 import type { TestEvidence } from '../../../scripts/lib/suite/checks/check.ts';
-import { judgeTest } from '../../../scripts/lib/suite/judge.ts';
+import { judgeTest } from '../../../scripts/lib/suite/judge-test.ts';
 import { parseStateAfter, parseStateBefore } from '../../../scripts/lib/suite/test-plan.ts';
 import { loadRules } from '../../../scripts/lib/verdict/splat.ts';
 import { parseTranscript } from '../../../scripts/lib/verdict/transcript.ts';

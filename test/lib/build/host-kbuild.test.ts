@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { chooseBuildMode, kernelGccMajor, sourceFiles } from '../../../scripts/lib/build/hostbuild.ts';
+import { chooseBuildMode, kernelGccMajor, sourceFiles } from '../../../scripts/lib/build/host-kbuild.ts';
 
 t.test("the kernel's gcc comes from its autoconf.h", async (t) => {
   // The line as it stands in Debian's linux-headers-6.1.0-56-amd64.
@@ -31,7 +31,7 @@ t.test('the source hash ignores build products and changes with any source byte'
   const { mkdtempSync, writeFileSync } = await import('node:fs');
   const os = await import('node:os');
   const path = await import('node:path');
-  const { sourceHash } = await import('../../../scripts/lib/build/hostbuild.ts');
+  const { sourceHash } = await import('../../../scripts/lib/build/host-kbuild.ts');
   const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-src-'));
   writeFileSync(path.join(d, 'a.c'), 'int x;\n');
   writeFileSync(path.join(d, 'Kbuild'), 'obj-m := a.o\n');
@@ -48,7 +48,7 @@ t.test('the app builds on the host as a static binary; unchanged sources skip ma
   const { cpSync, mkdtempSync, readFileSync, appendFileSync } = await import('node:fs');
   const os = await import('node:os');
   const path = await import('node:path');
-  const { hostBuildApp, hostAppCompiler } = await import('../../../scripts/lib/build/hostbuild.ts');
+  const { hostBuildApp, hostAppCompiler } = await import('../../../scripts/lib/build/host-kbuild.ts');
   const cc = hostAppCompiler(undefined);
   if (!cc) return t.fail('no C compiler on the host: the suite needs gcc (preflight installs it)');
   const src = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-app-src-'));
@@ -77,7 +77,7 @@ t.test('the guest gets the module without its debug sections; the host keeps the
   const os = await import('node:os');
   const path = await import('node:path');
   const { execFileSync } = await import('node:child_process');
-  const { guestCopy, GUEST_COPY_DIR, hostAppCompiler } = await import('../../../scripts/lib/build/hostbuild.ts');
+  const { guestCopy, GUEST_COPY_DIR, hostAppCompiler } = await import('../../../scripts/lib/build/host-kbuild.ts');
   const cc = hostAppCompiler(undefined);
   if (!cc) return t.fail('no C compiler on the host: the suite needs gcc (preflight installs it)');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-strip-'));
@@ -124,7 +124,7 @@ t.test('a module tree with a `loop -> .` symlink is listed once, without followi
 });
 
 t.test('kmodvm writes no stamp or kept source through a link the build left (#24: a stand-in ~/.profile was overwritten)', async (t) => {
-  const { hostMake, guestCopy, GUEST_COPY_DIR } = await import('../../../scripts/lib/build/hostbuild.ts');
+  const { hostMake, guestCopy, GUEST_COPY_DIR } = await import('../../../scripts/lib/build/host-kbuild.ts');
   const fs = await import('node:fs');
   const home = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-standin-home-'));
   const standIn = path.join(home, '.profile');
@@ -186,7 +186,7 @@ t.test('syncTree replaces a link the last build left where a source goes, and re
 });
 
 t.test("the build sandbox reads the image's whole headers tree, and the -common tree an older image's Makefile names absolutely", async (t) => {
-  const { kbuildReadable } = await import('../../../scripts/lib/build/hostbuild.ts');
+  const { kbuildReadable } = await import('../../../scripts/lib/build/host-kbuild.ts');
   const img = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-kreadable-'));
   const kdir = path.join(img, 'headers/usr/src/linux-headers-6.1.0-57-amd64');
   mkdirSync(kdir, { recursive: true });

@@ -1,5 +1,5 @@
 // The benchmark's pure parts: medians, ratios, the table. The runner is
-// scripts/bench.ts. This is a benchmark, not a test: nothing fails on a time.
+// cli/commands/bench.ts. This is a benchmark, not a test: nothing fails on a time.
 export interface BenchRow {
   key: string;
   label: string;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { type BenchRow, markdownTable, median, summarize } from '../../../scripts/lib/loop/bench.ts';
+import { type BenchRow, markdownTable, median, summarize } from '../../../scripts/lib/loop/bench-table.ts';
 
 t.test('medians of odd, even and empty sample sets', async (t) => {
   t.equal(median([3, 1, 2]), 2);

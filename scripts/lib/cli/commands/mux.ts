@@ -1,22 +1,18 @@
 // kmodvm mux --name NAME: started by `kmodvm up`, detached; keeps one SSH
 // connection to the instance and serves `kmodvm ssh -- CMD` over a unix
-// socket in its directory (scripts/lib/vm/mux.ts). It ends when the
-// instance's QEMU does, or on SIGTERM (vm:down).
+// socket in its directory (vm/mux.ts). It ends when the instance's QEMU
+// does, or on SIGTERM (vm:down).
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { log, main } from './lib/cli/cli.ts';
-import { helpFor, parseCommand } from './lib/cli/commands.ts';
-import { waitUntil } from './lib/core/wait.ts';
-import { remoteCommand } from './lib/guest/ssh.ts';
-import { connect, isQemuAlive, requireRunning } from './lib/vm/instance.ts';
-import { MUX_PID, MUX_SOCK, serveMux } from './lib/vm/mux.ts';
+import { waitUntil } from '../../core/wait.ts';
+import { remoteCommand } from '../../guest/ssh.ts';
+import { connect, isQemuAlive, requireRunning } from '../../vm/instance.ts';
+import { MUX_PID, MUX_SOCK, serveMux } from '../../vm/mux.ts';
+import { log } from '../cli.ts';
+import type { Invocation } from './invocation.ts';
 
-await main(async () => {
-  const { config, help } = parseCommand('mux', process.argv.slice(2));
-  if (help) {
-    process.stdout.write(`${helpFor('mux')}\n`);
-    return 0;
-  }
+export async function run(i: Invocation): Promise<number> {
+  const { config } = i.parse();
   const state = await requireRunning(config, config.name, log);
   const session = await connect(state);
   const sock = path.join(state.dir, MUX_SOCK);
@@ -31,4 +27,4 @@ await main(async () => {
   session.close();
   await rm(sock, { force: true });
   return 0;
-});
+}

@@ -1,16 +1,17 @@
-// kmodvm image build|info|key|verify|prune|export FILE|import FILE (npm run vm:image -- ...): the cached guest image.
+// kmodvm image build|info|key|verify|prune|export FILE|import FILE (npm run
+// vm:image): the cached guest image.
 
-import { log, main } from './lib/cli/cli.ts';
-import { helpFor, parseCommand } from './lib/cli/commands.ts';
-import type { Config } from './lib/core/config.ts';
-import { mib } from './lib/core/disk.ts';
-import { KmodvmError } from './lib/core/errors.ts';
-import type { Cli } from './lib/core/flags.ts';
-import { preflight } from './lib/host/preflight.ts';
-import { exportImage, importImage } from './lib/image/archive.ts';
-import { buildImage, ensureImage } from './lib/image/build.ts';
-import { findImage, imageKey, verifyImage } from './lib/image/image.ts';
-import { applyPrune, pruneHint, prunePlan } from './lib/loop/prune.ts';
+import type { Config } from '../../core/config.ts';
+import { mib } from '../../core/disk.ts';
+import { KmodvmError } from '../../core/errors.ts';
+import type { Cli } from '../../core/flags.ts';
+import { preflight } from '../../host/preflight.ts';
+import { exportImage, importImage } from '../../image/archive.ts';
+import { buildImage, ensureImage } from '../../image/build.ts';
+import { findImage, imageKey, verifyImage } from '../../image/image.ts';
+import { applyPrune, pruneHint, prunePlan } from '../../loop/prune.ts';
+import { log } from '../cli.ts';
+import type { Invocation } from './invocation.ts';
 
 async function build(config: Config, own: Cli['own']): Promise<number> {
   await preflight(log);
@@ -69,13 +70,9 @@ async function archive(cmd: 'export' | 'import', config: Config, file: string | 
   return 0;
 }
 
-await main(async () => {
-  const { config, positionals, help, own } = parseCommand('image', process.argv.slice(2));
+export async function run(i: Invocation): Promise<number> {
+  const { config, positionals, own } = i.parse();
   const [cmd = 'info', file] = positionals;
-  if (help) {
-    process.stdout.write(`${helpFor('image')}\n`);
-    return 0;
-  }
   if (cmd === 'key') {
     process.stdout.write(`${imageKey(config).key}\n`);
     return 0;
@@ -88,4 +85,4 @@ await main(async () => {
   throw new KmodvmError('usage', `unknown vm:image command ${JSON.stringify(cmd)}`, {
     hint: 'use build, info, key, verify, prune, export FILE or import FILE',
   });
-});
+}
