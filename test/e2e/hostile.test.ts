@@ -12,7 +12,7 @@ import type { SshSession } from '../../scripts/lib/guest/ssh.ts';
 import { chooseAccel, hostFacts } from '../../scripts/lib/host/accel.ts';
 import { preflight } from '../../scripts/lib/host/preflight.ts';
 import { ensureImage } from '../../scripts/lib/image/build.ts';
-import { bootVm } from '../../scripts/lib/loop/pipeline.ts';
+import { bootVm } from '../../scripts/lib/loop/boot.ts';
 import { isBuildProduct } from '../../scripts/lib/suite/files.ts';
 import { findSplats, formatSplat, loadRules, unexpectedTaint } from '../../scripts/lib/verdict/splat.ts';
 import type { Vm } from '../../scripts/lib/vm/vm.ts';

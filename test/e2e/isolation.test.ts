@@ -12,7 +12,7 @@ import { loadConfig } from '../../scripts/lib/core/flags.ts';
 import { chooseAccel, hostFacts } from '../../scripts/lib/host/accel.ts';
 import { preflight } from '../../scripts/lib/host/preflight.ts';
 import { ensureImage } from '../../scripts/lib/image/build.ts';
-import { bootVm } from '../../scripts/lib/loop/pipeline.ts';
+import { bootVm } from '../../scripts/lib/loop/boot.ts';
 
 const log = (l: string): void => {
   t.comment(l);

@@ -32,8 +32,8 @@ t.test('the workflow runs the same commands as the README, through the repo acti
   const action = read('action.yml');
   t.match(wf, /uses: \.\//, "the workflow uses this repository's action, so the two share one definition");
   t.match(wf, /run: npm test/);
-  t.match(action, /scripts\/vm-test\.ts/, 'the action runs vm:test');
-  t.match(action, /scripts\/preflight\.ts/, 'host packages come from the preflight, not a separate list');
+  t.match(action, /scripts\/kmodvm\.ts test /, 'the action runs vm:test');
+  t.match(action, /scripts\/kmodvm\.ts preflight/, 'host packages come from the preflight, not a separate list');
   t.match(action, /KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS\+="static_node=kvm"/);
   t.match(action, /udevadm trigger --name-match=kvm/);
   t.match(action, /actions\/cache@v4[\s\S]*key: kmodvm-image-\$\{\{ inputs\.kernel \}\}-\$\{\{ env\.KMODVM_IMAGE_KEY \}\}/);

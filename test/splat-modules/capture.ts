@@ -7,7 +7,7 @@ import path from 'node:path';
 import { loadConfig } from '../../scripts/lib/core/flags.ts';
 import { chooseAccel, hostFacts } from '../../scripts/lib/host/accel.ts';
 import { ensureImage } from '../../scripts/lib/image/build.ts';
-import { bootVm } from '../../scripts/lib/loop/vm-test-run.ts';
+import { bootVm } from '../../scripts/lib/loop/boot.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const { config } = loadConfig([]);

@@ -7,17 +7,13 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { BuildMode } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { tail } from '../core/proc.ts';
 import { copySource, mkdirInside, readInside, replaceInside, UnsafePath } from '../core/tree-fs.ts';
 import { compilerDiagnostics } from '../guest/steps.ts';
 import { findTool } from '../host/preflight.ts';
 import { keepBuiltModSources, loadReplayPlan, replay, replayable } from './kbuild-replay.ts';
-
-export type { BuildMode } from '../core/config.ts';
-export { exportHeaders, headersKdir, kernelGccMajor } from '../image/headers.ts';
-
-import type { BuildMode } from '../core/config.ts';
 import { buildEnv, runSandboxed } from './sandbox.ts';
 
 export function chooseBuildMode(

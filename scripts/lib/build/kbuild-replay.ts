@@ -6,7 +6,8 @@
 // make. The parsing is pure; replay() runs the commands.
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { type RunResult, run } from '../core/proc.ts';
+import type { RunResult } from '../core/end.ts';
+import { run } from '../core/proc.ts';
 import { copyInside, readInside, replaceInside, UnsafePath } from '../core/tree-fs.ts';
 
 /** Undoes kbuild's make-cmd escaping in a .cmd file ("$" written as "$$", "#" as "$(pound)"). */

@@ -12,7 +12,8 @@
 // never run unconfined.
 import { lstatSync, readlinkSync } from 'node:fs';
 import { execaSync } from 'execa';
-import { type RunOptions, type RunResult, run } from '../core/proc.ts';
+import type { RunResult } from '../core/end.ts';
+import { type RunOptions, run } from '../core/proc.ts';
 import { seccompProgram } from './seccomp.ts';
 
 export const BWRAP = 'bwrap';

@@ -3,7 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { currentCrashDir, EXIT_CODES, exitCodeOf, formatError, installSignalHandling } from '../core/errors.ts';
+import { currentCrashDir, EXIT_CODES, exitCodeOf, formatError } from '../core/errors.ts';
+import { installSignalHandling } from '../core/signals.ts';
 
 let showCommands = false;
 

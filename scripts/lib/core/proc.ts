@@ -4,8 +4,6 @@ import { execa } from 'execa';
 import { quote } from 'zx/core';
 import { describeEnd, type RunResult } from './end.ts';
 
-export { describeEnd, posixJoin, type RunResult } from './end.ts';
-
 export interface RunOptions {
   /** Kill the child after this many ms (SIGTERM, then SIGKILL 2 s later). */
   timeoutMs: number;

@@ -6,8 +6,6 @@ import { Capped } from './collect.ts';
 import { KeptShells } from './kept-shell.ts';
 import { stageTrees, UNTAR, type UploadPart } from './upload.ts';
 
-export type { UploadPart } from './upload.ts';
-
 export interface ConnectOptions {
   host?: string;
   port: number;

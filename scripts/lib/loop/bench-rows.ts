@@ -17,7 +17,7 @@ import { accelArgs, baseArgs, consoleArgs, firmwareArgs, kernelArgs, QBOOT, size
 import { QEMU } from '../vm/vm.ts';
 import { benchSuite } from './bench-suite.ts';
 import type { BenchRow } from './bench-table.ts';
-import { bootVm } from './pipeline.ts';
+import { bootVm } from './boot.ts';
 
 export interface Bench {
   c: Config;

@@ -25,7 +25,11 @@ import { loadRules } from '../verdict/splat.ts';
 import { connect, type InstanceState, instanceDir, isQemuAlive, lockInstance, lookup, writeState } from '../vm/instance.ts';
 import { MUX_PID } from '../vm/mux.ts';
 import { sshKeys } from '../vm/profile.ts';
-import { assemble, bootVm, buildModeFor, byoKernel, kernelLabel, kvmClockCheck, pickAccel, startHostBuild, withDebugKernel } from './pipeline.ts';
+import { assemble } from './assemble.ts';
+import { bootVm, kvmClockCheck } from './boot.ts';
+import { buildModeFor, startHostBuild } from './build-start.ts';
+import { byoKernel, kernelLabel, withDebugKernel } from './kernel-choice.ts';
+import { pickAccel } from './pick-accel.ts';
 import { planRun, type RunPlan } from './plan.ts';
 import { pruneHint } from './prune.ts';
 

@@ -3,6 +3,7 @@
 // suite/'s; this file only puts them in order for a throwaway guest.
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { describeDebugKernel } from '../build/debug-kernel.ts';
 import { guestRecordsDir } from '../build/guest-kbuild.ts';
 import { hostAppCompiler } from '../build/host-kbuild.ts';
 import { type Config, splatRuleFiles } from '../core/config.ts';
@@ -28,50 +29,55 @@ import type { VmSpec } from '../vm/qemu-args.ts';
 import { qemuVersion, resumable, snapshotKeyHere } from '../vm/resume.ts';
 import { findSnapshot, resumingSpec, savingSpec, snapshotsDir } from '../vm/snapshot.ts';
 import { Vm } from '../vm/vm.ts';
+import { assemble, newRunDir } from './assemble.ts';
+import { bootVm, kvmClockCheck } from './boot.ts';
+import { buildModeFor, startHostBuild } from './build-start.ts';
 import { testOnInstance } from './instance-run.ts';
-import { assemble, bootVm, buildModeFor, byoKernel, kernelLabel, kvmClockCheck, newRunDir, pickAccel, startHostBuild, withDebugKernel } from './pipeline.ts';
+import { byoKernel, kernelLabel, withDebugKernel } from './kernel-choice.ts';
+import { pickAccel } from './pick-accel.ts';
 import { planRun, type RunPlan } from './plan.ts';
 import { pruneHint } from './prune.ts';
-
-export { bootVm, newRunDir, pickAccel } from './pipeline.ts';
-
-import { describeDebugKernel } from '../build/debug-kernel.ts';
 
 export interface RunOptions {
   log: (l: string) => void;
 }
 
-function dryRun(c: Config, rs: ResolvedSuite, accel: 'kvm' | 'tcg', note: string | undefined, probeKvm: boolean, log: (l: string) => void): Promise<void> {
-  return (async () => {
-    const img = await findImage(c);
-    const shown =
-      img ??
-      ({
-        vmlinux: '<cache>/vmlinux',
-        vmlinuz: '<cache>/vmlinuz',
-        initrdLean: '<cache>/initrd-lean.cpio',
-        initrdStock: '<cache>/initrd.img',
-        rootfs: '<cache>/rootfs.qcow2',
-        cmdline: [],
-      } as unknown as ImageInfo);
-    const spec = guestSpec(c, shown, accel, 0, '<run-dir>');
-    log(`plan: ${img ? `image ${img.dir} (cached)` : 'build the image first (not cached)'}; accel ${accel}${note ? ` (${note})` : ''}`);
-    if (c.debugKernel) for (const l of await describeDebugKernel(c)) log(l);
-    log(
-      `plan: suite ${rs.suite.file}: build ${rs.suite.modules.map((m) => m.dir).join(', ')}${rs.suite.apps.length ? ` and ${rs.suite.apps.map((a) => a.dir).join(', ')}` : ''}; upload ${rs.files.length} files; tests ${rs.selected.map((s) => s.test.name).join(', ')} (load ${rs.suite.load}); power off`,
-    );
-    const show = (v: VmSpec): void => log(new Vm(v).commandLine().replace("'hostfwd=tcp:127.0.0.1:0-:22'", "'hostfwd=tcp:127.0.0.1:<free port>-:22'"));
-    if (img && resumable(c, { probeKvm, byoInitrd: c.kernelImage || undefined })) {
-      const key = await snapshotKeyHere(spec, { imageKey: img.key, qemuVersion: await qemuVersion() });
-      const saved = await findSnapshot(c.cacheDir, key);
-      const dir = saved ?? path.join(snapshotsDir(c.cacheDir), key);
-      log(`plan: ${saved ? `resume the guest saved in ${dir}` : `boot once and save the guest as ${dir}, then resume it (docs/resume.md)`}`);
-      if (!saved) show(savingSpec(spec, `${dir}.tmp-<pid>`, '<tmp>'));
-      show(resumingSpec(spec, dir));
-    } else {
-      show(spec);
-    }
-  })();
+/** The image a dry run shows: the cached one, or placeholders for the one the run would build. */
+async function shownImage(c: Config): Promise<{ img?: ImageInfo; shown: ImageInfo }> {
+  const img = await findImage(c);
+  const placeholder = {
+    vmlinux: '<cache>/vmlinux',
+    vmlinuz: '<cache>/vmlinuz',
+    initrdLean: '<cache>/initrd-lean.cpio',
+    initrdStock: '<cache>/initrd.img',
+    rootfs: '<cache>/rootfs.qcow2',
+    cmdline: [],
+  } as unknown as ImageInfo;
+  return { img, shown: img ?? placeholder };
+}
+
+/** --dry-run: the plan and the exact QEMU command lines, and nothing run. */
+async function dryRun(plan: RunPlan, accel: 'kvm' | 'tcg', note: string | undefined, probeKvm: boolean, log: (l: string) => void): Promise<void> {
+  const { options: c, suite: rs } = plan;
+  const { img, shown } = await shownImage(c);
+  const spec = guestSpec(c, shown, accel, 0, '<run-dir>');
+  log(`plan: ${img ? `image ${img.dir} (cached)` : 'build the image first (not cached)'}; accel ${accel}${note ? ` (${note})` : ''}`);
+  if (c.debugKernel) for (const l of await describeDebugKernel(c)) log(l);
+  log(
+    `plan: suite ${rs.suite.file}: build ${rs.suite.modules.map((m) => m.dir).join(', ')}${rs.suite.apps.length ? ` and ${rs.suite.apps.map((a) => a.dir).join(', ')}` : ''}; upload ${rs.files.length} files; tests ${rs.selected.map((s) => s.test.name).join(', ')} (load ${rs.suite.load}); power off`,
+  );
+  log(`plan: checks ${plan.checks.ids.join(', ')}${plan.mode === 'fail-nth' ? `; instead of the tests, --fail-nth ${c.failNth} on each module's load` : ''}`);
+  const show = (v: VmSpec): void => log(new Vm(v).commandLine().replace("'hostfwd=tcp:127.0.0.1:0-:22'", "'hostfwd=tcp:127.0.0.1:<free port>-:22'"));
+  if (img && resumable(c, { probeKvm, byoInitrd: c.kernelImage || undefined })) {
+    const key = await snapshotKeyHere(spec, { imageKey: img.key, qemuVersion: await qemuVersion() });
+    const saved = await findSnapshot(c.cacheDir, key);
+    const dir = saved ?? path.join(snapshotsDir(c.cacheDir), key);
+    log(`plan: ${saved ? `resume the guest saved in ${dir}` : `boot once and save the guest as ${dir}, then resume it (docs/resume.md)`}`);
+    if (!saved) show(savingSpec(spec, `${dir}.tmp-<pid>`, '<tmp>'));
+    show(resumingSpec(spec, dir));
+  } else {
+    show(spec);
+  }
 }
 
 export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
@@ -79,11 +85,11 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
   const log = o.log;
   // Bad input fails before anything starts.
   const plan = planRun(c0, await resolveSuite(c0));
-  const { options: c, suite: rs } = plan;
+  const c = plan.options;
   const rules = loadRules(splatRuleFiles(c));
   const { accel, note, probeKvm } = await pickAccel(c);
   if (c.dryRun) {
-    await dryRun(c, rs, accel, note, probeKvm, log);
+    await dryRun(plan, accel, note, probeKvm, log);
     return { verdict: 'pass', exitCode: 0, runDir: '', accel, startedAt: new Date(started).toISOString(), durationMs: 0, checks: [] };
   }
   if (c.reuse) {

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import chokidar from 'chokidar';
 import type { Config } from '../core/config.ts';
-import { onSignal } from '../core/errors.ts';
+import { onSignal } from '../core/signals.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { isBuildProduct } from '../suite/files.ts';
 import { srcPath } from '../suite/load.ts';
@@ -14,8 +14,8 @@ import { resolveSuite } from '../suite/resolve.ts';
 import { allChecks, flatChecks, type RunReport } from '../verdict/model.ts';
 import { writeReports } from '../verdict/write-reports.ts';
 import { connect, type InstanceState, lookup } from '../vm/instance.ts';
+import { newRunDir } from './assemble.ts';
 import { downInstance, testOnInstance, upInstance } from './instance-run.ts';
-import { newRunDir } from './pipeline.ts';
 import { planRun } from './plan.ts';
 
 /** Collects changed paths and fires once they have been quiet for `ms`. */

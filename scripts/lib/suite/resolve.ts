@@ -6,8 +6,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../core/config.ts';
+import { posixJoin } from '../core/end.ts';
 import { KmodvmError } from '../core/errors.ts';
-import { posixJoin } from '../core/proc.ts';
 import { readUnder } from '../core/tree-fs.ts';
 import { parseTranscript } from '../verdict/transcript.ts';
 import { suiteFiles } from './files.ts';

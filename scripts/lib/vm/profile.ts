@@ -5,13 +5,10 @@
 // "classic" row).
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Config } from '../core/config.ts';
+import type { Config, Profile } from '../core/config.ts';
+import type { RunAccel } from '../host/accel.ts';
 import type { ImageInfo } from '../image/image.ts';
-import { QBOOT, type RunAccel, type VmSpec } from './qemu-args.ts';
-
-export type { Profile } from '../core/config.ts';
-
-import type { Profile } from '../core/config.ts';
+import { QBOOT, type VmSpec } from './qemu-args.ts';
 
 export function bootFiles(
   profile: Profile,

@@ -2,8 +2,6 @@
 // string[] and never touch their input. buildQemuArgs() only concatenates.
 import type { RunAccel } from '../host/accel.ts';
 
-export type { RunAccel } from '../host/accel.ts';
-
 export interface VmSpec {
   accel: RunAccel;
   cpus: number;

@@ -16,7 +16,8 @@ import {
   recordFromFetched,
   saveRecord,
 } from '../../../scripts/lib/build/guest-kbuild.ts';
-import { posixJoin, run } from '../../../scripts/lib/core/proc.ts';
+import { posixJoin } from '../../../scripts/lib/core/end.ts';
+import { run } from '../../../scripts/lib/core/proc.ts';
 
 const fx = (n: string): string => readFileSync(path.join(import.meta.dirname, '../../fixtures/guest-kbuild-6.1', n), 'utf8');
 const KDIR = '/usr/src/linux-headers-6.1.0-56-amd64';

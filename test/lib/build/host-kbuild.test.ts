@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { chooseBuildMode, kernelGccMajor, sourceFiles } from '../../../scripts/lib/build/host-kbuild.ts';
+import { chooseBuildMode, sourceFiles } from '../../../scripts/lib/build/host-kbuild.ts';
+import { kernelGccMajor } from '../../../scripts/lib/image/headers.ts';
 
 t.test("the kernel's gcc comes from its autoconf.h", async (t) => {
   // The line as it stands in Debian's linux-headers-6.1.0-56-amd64.

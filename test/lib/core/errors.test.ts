@@ -15,10 +15,3 @@ t.test('an error is rendered with its evidence and next step; an unknown error i
   t.equal(exitCodeOf(new Error('x')), 70);
   t.match(formatError(new Error('boom')), /^error \[internal\]: boom/);
 });
-
-t.test('signals exit as a shell reports them: 128 + the signal number', async (t) => {
-  const { SIGNAL_EXIT } = await import('../../../scripts/lib/core/errors.ts');
-  const os = await import('node:os');
-  for (const [sig, code] of Object.entries(SIGNAL_EXIT)) t.equal(code, 128 + os.constants.signals[sig as 'SIGINT'], sig);
-  t.same(SIGNAL_EXIT, { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 });
-});

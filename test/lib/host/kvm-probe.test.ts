@@ -4,7 +4,7 @@ import path from 'node:path';
 import t from 'tap';
 import { defaultConfig, validateConfig } from '../../../scripts/lib/core/config.ts';
 import { hostId, memoFile, readMemo, serialSpeaks, writeMemo } from '../../../scripts/lib/host/kvm-probe.ts';
-import { pickAccel } from '../../../scripts/lib/loop/vm-test-run.ts';
+import { pickAccel } from '../../../scripts/lib/loop/pick-accel.ts';
 
 const root = new URL('../../../', import.meta.url).pathname.replace(/\/$/, '');
 const cfg = (accel: 'auto' | 'kvm' | 'tcg' = 'auto') =>

@@ -1,0 +1,54 @@
+// Where a run's modules are built, and the host build started while the
+// guest comes up.
+import { existsSync } from 'node:fs';
+import { chooseBuildMode, hostAppCompiler, hostHasCompiler } from '../build/host-kbuild.ts';
+import { sandboxUsable } from '../build/sandbox.ts';
+import type { Config } from '../core/config.ts';
+import { KmodvmError } from '../core/errors.ts';
+import { headersKdir } from '../image/headers.ts';
+import type { ImageInfo } from '../image/image.ts';
+import { hostBuildSuite, type SuiteHostBuild } from '../suite/host-build.ts';
+import type { ResolvedSuite } from '../suite/resolve.ts';
+
+/** Where the module is built for this image: the host when it has the kernel's compiler and the image's headers. */
+export function buildModeFor(c: Config, img: ImageInfo, byo: boolean): { mode: 'host' | 'guest'; why: string; kdir: string } {
+  const kdir = byo ? c.kernelBuildDir : headersKdir(img.dir, img.manifest.kernelVersion);
+  const sandbox = sandboxUsable();
+  if (byo && !sandbox.ok)
+    throw new KmodvmError('setup', `--kernel-image builds the modules on the host, in a sandbox, and ${sandbox.why}`, {
+      hint: 'install bubblewrap (apt-get install bubblewrap) on a host that allows user namespaces',
+    });
+  if (byo) return { mode: 'host', why: `--kernel-build-dir ${c.kernelBuildDir}`, kdir };
+  return {
+    ...chooseBuildMode(c.build, {
+      gccMajor: img.manifest.kernelGccMajor,
+      hostHasCompiler: hostHasCompiler(img.manifest.kernelGccMajor),
+      headers: existsSync(kdir),
+      sandbox,
+    }),
+    kdir,
+  };
+}
+
+/** The host build of a suite, started while the guest comes up; undefined when the build is the guest's. */
+export function startHostBuild(
+  c: Config,
+  img: ImageInfo,
+  rs: ResolvedSuite,
+  tree: string,
+  o: { kdir: string; mode: 'host' | 'guest'; niceness?: number },
+): Promise<SuiteHostBuild> | undefined {
+  if (o.mode !== 'host') return undefined;
+  const p = hostBuildSuite({
+    suite: rs.suite,
+    files: rs.files,
+    tree,
+    kdir: o.kdir,
+    cc: hostAppCompiler(img.manifest.kernelGccMajor),
+    timeoutMs: c.timeouts.build * 1000,
+    replay: c.replay,
+    niceness: o.niceness,
+  });
+  p.catch(() => undefined);
+  return p;
+}

@@ -1,0 +1,34 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ensureDebugKernel } from '../build/debug-kernel.ts';
+import type { Config } from '../core/config.ts';
+import type { ImageInfo } from '../image/image.ts';
+import { genericInitrd } from '../image/initrd.ts';
+
+/** --kernel NAME-debug: the debug kernel, built first when it is not cached, then booted as --kernel-image with its own tree and boot parameters. */
+export async function withDebugKernel(c: Config, log: (l: string) => void): Promise<Config> {
+  if (!c.debugKernel || c.kernelImage) return c;
+  const k = await ensureDebugKernel(c, log);
+  log(`kernel: the debug kernel ${k.name} (${k.version}, ${k.dir})`);
+  return { ...c, kernelImage: k.bzImage, kernelBuildDir: k.buildDir, kernelArgs: [...c.kernelArgs, ...k.kernelArgs] };
+}
+
+/** What the report says the kernel was. */
+export const kernelLabel = (c: Config, byoVersion: string): string => `${byoVersion} (${c.debugKernel ? `debug kernel ${c.debugKernel}` : '--kernel-image'})`;
+
+/** --kernel-image: the initrd to boot it with, and its version as its build tree says. */
+export async function byoKernel(c: Config, img: ImageInfo, runDir: string): Promise<{ initrd: string; version: string }> {
+  const uts = await readFile(path.join(c.kernelBuildDir, 'include/generated/utsrelease.h'), 'utf8').catch(() => '');
+  const version =
+    /UTS_RELEASE "([^"]+)"/.exec(uts)?.[1] ??
+    (await readFile(path.join(c.kernelBuildDir, 'include/config/kernel.release'), 'utf8').catch(() => 'unknown')).trim();
+  if (c.kernelInitrd) return { initrd: c.kernelInitrd, version };
+  const out = path.join(runDir, 'initrd-generic.cpio');
+  await genericInitrd({
+    leanInitrd: img.initrdLean,
+    initScript: await readFile(path.join(c.root, 'qemu/initrd-init.sh'), 'utf8'),
+    work: path.join(runDir, 'initrd-generic'),
+    out,
+  });
+  return { initrd: out, version };
+}
