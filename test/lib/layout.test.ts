@@ -137,3 +137,22 @@ t.test('no two files of scripts/ share a name (hostbuild and host-build, two jud
   }
   t.same(twins, [], 'each file name once');
 });
+
+t.test('at most 10 functions take the whole options (Config) or the whole RunPlan; the rest take the fields they read (#23)', async (t) => {
+  const whole = /^(Readonly<)?(Config|RunPlan)>?$/;
+  const takers: string[] = [];
+  for (const f of files) {
+    const sf = ts.createSourceFile(f, readFileSync(path.join(lib, f), 'utf8'), ts.ScriptTarget.Latest, true);
+    const visit = (n: ts.Node): void => {
+      if (ts.isFunctionLike(n) && n.parameters.some((p) => p.type && whole.test(p.type.getText())))
+        takers.push(`${f}:${sf.getLineAndCharacterOfPosition(n.getStart()).line + 1}`);
+      ts.forEachChild(n, visit);
+    };
+    visit(sf);
+  }
+  t.ok(takers.length <= 10, `${takers.length}: ${takers.join(', ')}`);
+  t.ok(
+    takers.every((x) => /^(loop|core\/config\.ts)/.test(x)),
+    'only the composition (loop/) and the options themselves (core/config.ts)',
+  );
+});

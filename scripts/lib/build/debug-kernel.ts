@@ -61,7 +61,7 @@ async function found(dir: string, r: DebugRecipe): Promise<DebugKernel | undefin
 }
 
 /** The recipe, its key and its cache dir; the preflight for its build tools first. */
-export async function debugKernelPlan(c: Config, log: Log): Promise<{ r: DebugRecipe; key: string; dir: string }> {
+export async function debugKernelPlan(c: Pick<Config, 'cacheDir' | 'debugKernel' | 'root'>, log: Log): Promise<{ r: DebugRecipe; key: string; dir: string }> {
   const r = loadDebugRecipe(c.root, c.debugKernel);
   await preflight(log, r.hostPackages);
   const key = debugKernelKey(r, await compilerVersion());
@@ -69,7 +69,7 @@ export async function debugKernelPlan(c: Config, log: Log): Promise<{ r: DebugRe
 }
 
 /** What --dry-run says about the debug kernel: cached, or the commands and configuration it will build. */
-export async function describeDebugKernel(c: Config): Promise<string[]> {
+export async function describeDebugKernel(c: Pick<Config, 'cacheDir' | 'debugKernel' | 'root'>): Promise<string[]> {
   const r = loadDebugRecipe(c.root, c.debugKernel);
   const key = debugKernelKey(r, await compilerVersion());
   const dir = path.join(kernelsDir(c), `${r.name}-${key}`);
@@ -88,7 +88,7 @@ export async function describeDebugKernel(c: Config): Promise<string[]> {
 }
 
 /** The cached debug kernel, built first when there is none (about 9 minutes on 2 cores). */
-export async function ensureDebugKernel(c: Config, log: Log): Promise<DebugKernel> {
+export async function ensureDebugKernel(c: Pick<Config, 'cacheDir' | 'debugKernel' | 'mirror' | 'root' | 'verbose'>, log: Log): Promise<DebugKernel> {
   const { r, key, dir } = await debugKernelPlan(c, log);
   const have = await found(dir, r);
   if (have) return have;
@@ -111,7 +111,13 @@ export async function ensureDebugKernel(c: Config, log: Log): Promise<DebugKerne
   });
 }
 
-async function step(c: Config, what: string, cmd: string, args: string[], o: { timeoutMs: number; writable: string; jail?: boolean }): Promise<string> {
+async function step(
+  c: Pick<Config, 'verbose'>,
+  what: string,
+  cmd: string,
+  args: string[],
+  o: { timeoutMs: number; writable: string; jail?: boolean },
+): Promise<string> {
   if (c.verbose) process.stderr.write(`$ ${shellJoin([cmd, ...args])}\n`);
   const ro = { timeoutMs: o.timeoutMs, echo: c.verbose };
   const r = o.jail === false ? await run(cmd, args, ro) : await runSandboxed(cmd, args, { writable: [o.writable], cwd: o.writable }, ro);
@@ -124,7 +130,7 @@ async function step(c: Config, what: string, cmd: string, args: string[], o: { t
 }
 
 /** Debian's source package, extracted (not installed) by mmdebstrap: the tarball in it, unpacked. Returns the kernel tree. */
-async function fetchSource(c: Config, r: DebugRecipe, tmp: string, log: Log): Promise<string> {
+async function fetchSource(c: Pick<Config, 'mirror' | 'verbose'>, r: DebugRecipe, tmp: string, log: Log): Promise<string> {
   const pkg = path.join(tmp, 'pkg');
   const args = ['--variant=extract', '--mode=auto', `--include=${r.sourcePackage}`, r.suite, pkg, ...(c.mirror ? [c.mirror] : [])];
   log(`debug kernel: fetching ${r.sourcePackage} from Debian ${r.suite} (mmdebstrap --variant=extract)`);
@@ -135,7 +141,7 @@ async function fetchSource(c: Config, r: DebugRecipe, tmp: string, log: Log): Pr
   return path.join(tmp, r.sourcePackage);
 }
 
-async function buildInto(c: Config, r: DebugRecipe, key: string, tmp: string, log: Log): Promise<void> {
+async function buildInto(c: Pick<Config, 'mirror' | 'verbose'>, r: DebugRecipe, key: string, tmp: string, log: Log): Promise<void> {
   const t0 = Date.now();
   const src = await fetchSource(c, r, tmp, log);
   const tree = path.join(tmp, TREE);
@@ -175,7 +181,7 @@ async function buildInto(c: Config, r: DebugRecipe, key: string, tmp: string, lo
 }
 
 /** `make clean` keeps what external modules need; the kernel's own C sources and its documentation are not among it. */
-async function slim(c: Config, tree: string): Promise<void> {
+async function slim(c: Pick<Config, 'verbose'>, tree: string): Promise<void> {
   await step(c, 'make clean', 'make', ['-C', tree, 'ARCH=x86_64', 'clean'], { timeoutMs: 10 * 60_000, writable: tree });
   await rm(path.join(tree, 'Documentation'), { recursive: true, force: true });
   await step(

@@ -223,7 +223,26 @@ export function validateConfig(input: Partial<Omit<Config, 'timeouts'>> & { time
 }
 
 /** The rules between fields, on the computed configuration. Throws KmodvmError('usage'). */
-function checkBetweenFields(c: Config): void {
+function checkBetweenFields(
+  c: Pick<
+    Config,
+    | 'failNth'
+    | 'debugKernel'
+    | 'root'
+    | 'recipe'
+    | 'kernel'
+    | 'kernelImage'
+    | 'kernelBuildDir'
+    | 'kernelInitrd'
+    | 'build'
+    | 'profile'
+    | 'splatRules'
+    | 'appDir'
+    | 'transcript'
+    | 'moduleDir'
+    | 'suite'
+  >,
+): void {
   if (c.failNth && !c.debugKernel)
     throw bad('failNth', "needs fault injection, which Debian's stock kernels do not have: add --kernel debian-12-debug", c.failNth);
   if (!existsSync(path.resolve(c.root, c.recipe))) {
@@ -286,6 +305,6 @@ function debugKernelImage(root: string, kernel: string): string | undefined {
 }
 
 /** The splat rule files for a run: the shipped ones, then the project's own. */
-export function splatRuleFiles(c: Config): string[] {
+export function splatRuleFiles(c: Pick<Config, 'root' | 'splatRules'>): string[] {
   return [path.join(c.root, 'qemu/splat.json'), ...(c.splatRules ? [path.resolve(c.root, c.splatRules)] : [])];
 }

@@ -21,14 +21,14 @@ export function hostId(): string {
   return `${os.hostname()} ${os.release()}`;
 }
 
-export const memoFile = (c: Config): string => path.join(c.cacheDir, 'kvm-probe.json');
+export const memoFile = (c: Pick<Config, 'cacheDir'>): string => path.join(c.cacheDir, 'kvm-probe.json');
 
-export async function readMemo(c: Config): Promise<ProbeMemo | undefined> {
+export async function readMemo(c: Pick<Config, 'cacheDir'>): Promise<ProbeMemo | undefined> {
   const m = JSON.parse(await readFile(memoFile(c), 'utf8').catch(() => 'null')) as ProbeMemo | null;
   return m && m.host === hostId() ? m : undefined;
 }
 
-export async function writeMemo(c: Config, kvmWorks: boolean): Promise<void> {
+export async function writeMemo(c: Pick<Config, 'cacheDir'>, kvmWorks: boolean): Promise<void> {
   await mkdir(c.cacheDir, { recursive: true });
   await writeJsonAtomic(memoFile(c), { host: hostId(), kvmWorks, checkedAt: new Date().toISOString() } satisfies ProbeMemo);
 }

@@ -72,7 +72,7 @@ export const linkInside = (rel: string, target: string): boolean =>
     .split('/')
     .includes('..');
 
-export async function exportImage(c: Config, file: string, log: (l: string) => void): Promise<string> {
+export async function exportImage(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>, file: string, log: (l: string) => void): Promise<string> {
   const img = await findImage(c);
   if (!img) throw new KmodvmError('image', 'no image is built for this recipe yet', { hint: 'build it first: npm run vm:image -- build' });
   const tree = await treeEntries(img.dir);
@@ -198,7 +198,12 @@ async function checkTree(file: string, dir: string, em: z.infer<typeof exportSch
     });
 }
 
-export async function importImage(c: Config, file: string, log: (l: string) => void, o: { trust?: string } = {}): Promise<string> {
+export async function importImage(
+  c: Pick<Config, 'cacheDir' | 'kernel' | 'recipe' | 'root'>,
+  file: string,
+  log: (l: string) => void,
+  o: { trust?: string } = {},
+): Promise<string> {
   if (!(await lstat(file).catch(() => undefined))?.isFile()) throw new KmodvmError('usage', `no such archive: ${file}`);
   const listing = await checkListing(file);
   const { key } = listing;

@@ -20,6 +20,9 @@ import { buildInitrd } from './initrd.ts';
 import { BUILDER_VERSION, guestLinks, initramfsToolsFiles, mmdebstrapArgs, type Recipe, withLoginShell } from './recipe.ts';
 import { extractVmlinux } from './vmlinux.ts';
 
+/** What an image build reads of the run's options. */
+type BuildOptions = Pick<Config, 'cacheDir' | 'mirror' | 'recipe' | 'root' | 'verbose'>;
+
 type Log = (l: string) => void;
 
 /** A temporary build or import directory whose process is gone: `.tmp-<key>-<pid>` or `.tmp-import-<pid>`. */
@@ -29,14 +32,18 @@ export function staleTemp(name: string, alive: (pid: number) => boolean = pidAli
 }
 
 /** Holds the image key's lock while fn runs; waits up to waitS for another build of the same key. */
-export async function withImageLock<T>(c: Config, key: string, log: Log, fn: () => Promise<T>, waitS = 3600): Promise<T> {
+export async function withImageLock<T>(c: Pick<Config, 'cacheDir'>, key: string, log: Log, fn: () => Promise<T>, waitS = 3600): Promise<T> {
   await mkdirPrivate(imagesDir(c));
   const onWait = (): void => log(`image: another kmodvm is building image ${key}; waiting for it`);
   return withLock(path.join(imagesDir(c), `.${key}`), { waitS, failure: 'image', what: `image ${key}`, onWait }, fn);
 }
 
 /** The cached image, built first when there is none. onBuilt runs after a build (the loop's prune hint). */
-export async function ensureImage(c: Config, log: (l: string) => void, o: { onBuilt?: () => Promise<void> } = {}): Promise<ImageInfo> {
+export async function ensureImage(
+  c: BuildOptions & Pick<Config, 'kernel'>,
+  log: (l: string) => void,
+  o: { onBuilt?: () => Promise<void> } = {},
+): Promise<ImageInfo> {
   const found = await findImage(c);
   if (found) return found;
   if (process.getuid?.() !== 0) {
@@ -82,7 +89,13 @@ export async function ensureImage(c: Config, log: (l: string) => void, o: { onBu
  * the new image go to the user who ran sudo, or they could not read their
  * own key (it was EACCES on id_ed25519, exit 70).
  */
-export async function handToSudoUser(c: Config, imageDir: string, log: Log, env = process.env, uid = process.getuid?.()): Promise<string | undefined> {
+export async function handToSudoUser(
+  c: Pick<Config, 'cacheDir'>,
+  imageDir: string,
+  log: Log,
+  env = process.env,
+  uid = process.getuid?.(),
+): Promise<string | undefined> {
   if (uid !== 0 || !env.SUDO_UID || env.SUDO_UID === '0' || !/^\d+$/.test(env.SUDO_UID)) return undefined;
   const owner = `${env.SUDO_UID}:${/^\d+$/.test(env.SUDO_GID ?? '') ? env.SUDO_GID : env.SUDO_UID}`;
   const a = await run('chown', [owner, ...(await madeForUser(c.cacheDir, Number(env.SUDO_UID))), imagesDir(c)], { timeoutMs: 60_000 });
@@ -105,7 +118,7 @@ async function madeForUser(cacheDir: string, uid: number): Promise<string[]> {
 }
 
 /** Builds the image for the current recipe, under its key's lock; when another process built it meanwhile, that one is taken. */
-export async function buildImage(c: Config, log: Log, o: { onBuilt?: () => Promise<void>; force?: boolean } = {}): Promise<ImageInfo> {
+export async function buildImage(c: BuildOptions, log: Log, o: { onBuilt?: () => Promise<void>; force?: boolean } = {}): Promise<ImageInfo> {
   const { key, recipe } = imageKey(c);
   return withImageLock(c, key, log, async () => {
     if (!o.force) {
@@ -129,7 +142,7 @@ export async function buildImage(c: Config, log: Log, o: { onBuilt?: () => Promi
   });
 }
 
-async function buildInto(c: Config, key: string, recipe: Recipe, tmp: string, log: Log): Promise<ImageInfo> {
+async function buildInto(c: BuildOptions, key: string, recipe: Recipe, tmp: string, log: Log): Promise<ImageInfo> {
   const started = Date.now();
   const final = path.join(imagesDir(c), key);
   const files = imageFiles(tmp);
@@ -191,7 +204,7 @@ async function buildInto(c: Config, key: string, recipe: Recipe, tmp: string, lo
 }
 
 /** The keys (a client key for root's authorized_keys, the guest's host key, pinned by the client) and the two mmdebstrap overlays. */
-async function stageOverlays(c: Config, key: string, recipe: Recipe, tmp: string): Promise<{ essential: string; custom: string }> {
+async function stageOverlays(c: Pick<Config, 'root'>, key: string, recipe: Recipe, tmp: string): Promise<{ essential: string; custom: string }> {
   const files = imageFiles(tmp);
   const qemuDir = path.join(c.root, 'qemu');
   const client = ed25519KeyPair(`kmodvm-${key}`);

@@ -88,17 +88,17 @@ export async function verifyImage(dir: string): Promise<string[]> {
   return checkIntegrity(dir, rec, { all: true });
 }
 
-export function imageKey(c: Config): { key: string; recipe: Recipe } {
+export function imageKey(c: Pick<Config, 'recipe' | 'root'>): { key: string; recipe: Recipe } {
   const recipe = loadRecipe(path.resolve(c.root, c.recipe));
   return { key: recipeHash(recipeInputs(path.join(c.root, 'qemu'), recipe)), recipe };
 }
 
-export function imagesDir(c: Config): string {
+export function imagesDir(c: Pick<Config, 'cacheDir'>): string {
   return path.join(c.cacheDir, 'images');
 }
 
 /** The cached image for the current recipe, or undefined. A directory without manifest.json is not an image. */
-export async function findImage(c: Config): Promise<ImageInfo | undefined> {
+export async function findImage(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>): Promise<ImageInfo | undefined> {
   const { key } = imageKey(c);
   const dir = path.join(imagesDir(c), key);
   if (!existsSync(path.join(dir, 'manifest.json'))) return undefined;

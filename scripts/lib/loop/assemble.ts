@@ -3,7 +3,7 @@ import type { Config } from '../core/config.ts';
 import type { runSuite } from '../suite/run.ts';
 import { allChecks, type CheckResult, type RunReport, verdictOf } from '../verdict/model.ts';
 
-export function newRunDir(c: Config, now = new Date()): string {
+export function newRunDir(c: Pick<Config, 'runsDir'>, now = new Date()): string {
   return path.join(c.runsDir, `${now.toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
 }
 

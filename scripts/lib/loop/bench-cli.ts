@@ -8,7 +8,7 @@ import type { BenchRow } from './bench-table.ts';
 
 type Row = (key: string, label: string) => BenchRow;
 
-async function sample(r: BenchRow, runs: number, argv: string[], c: Config): Promise<void> {
+async function sample(r: BenchRow, runs: number, argv: string[], c: Pick<Config, 'cacheDir' | 'root'>): Promise<void> {
   for (let i = 0; i < runs; i++) {
     const t0 = process.hrtime.bigint();
     const p = await execa(process.execPath, argv, { reject: false, cwd: c.root, timeout: 60_000, env: { KMODVM_CACHE_DIR: c.cacheDir } });
@@ -17,7 +17,12 @@ async function sample(r: BenchRow, runs: number, argv: string[], c: Config): Pro
 }
 
 /** The CLI-start rows and, with an instance up, the ssh rows. */
-export async function benchCli(c: Config, runs: number, row: Row, o: { want: (k: string) => boolean; log: (l: string) => void }): Promise<void> {
+export async function benchCli(
+  c: Pick<Config, 'accel' | 'cacheDir' | 'root'>,
+  runs: number,
+  row: Row,
+  o: { want: (k: string) => boolean; log: (l: string) => void },
+): Promise<void> {
   const bin = path.join(c.root, 'bin/kmodvm.js');
   const tsx = (script: string, ...a: string[]): string[] => ['--import', 'tsx', path.join(c.root, 'scripts', script), ...a];
   const start = row('cli_start', 'CLI start: `kmodvm status` (compiled, bin/kmodvm.js), no instance up');

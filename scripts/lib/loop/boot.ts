@@ -20,7 +20,10 @@ import { freePort, isPortInUse, SSHD_READY_MARKER, Vm } from '../vm/vm.ts';
  * remembered; a guest kernel that crashed in its own boot boots once more.
  */
 export async function bootVm(
-  c: Config,
+  c: Pick<
+    Config,
+    'cacheDir' | 'cpus' | 'debugKernel' | 'guestNet' | 'kernelArgs' | 'kernelImage' | 'memoryMiB' | 'profile' | 'resume' | 'root' | 'splatRules' | 'timeouts'
+  >,
   img: ImageInfo,
   accel: 'kvm' | 'tcg',
   runDir: string,
@@ -94,7 +97,7 @@ async function rejectedDrive(img: ImageInfo, stderr: string): Promise<KmodvmErro
 
 /** resumeOrSave for a run or an instance: the image's keys, the boot timeout, and a guest kernel crash before our init retried as a boot. */
 export async function resumeGuest(
-  c: Config,
+  c: Pick<Config, 'cacheDir' | 'root' | 'splatRules' | 'timeouts'>,
   img: ImageInfo,
   spec: VmSpec,
   log: (l: string) => void,

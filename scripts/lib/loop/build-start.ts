@@ -11,7 +11,7 @@ import { hostBuildSuite, type SuiteHostBuild } from '../suite/host-build.ts';
 import type { ResolvedSuite } from '../suite/resolve.ts';
 
 /** Where the module is built for this image: the host when it has the kernel's compiler and the image's headers. */
-export function buildModeFor(c: Config, img: ImageInfo, byo: boolean): { mode: 'host' | 'guest'; why: string; kdir: string } {
+export function buildModeFor(c: Pick<Config, 'build' | 'kernelBuildDir'>, img: ImageInfo, byo: boolean): { mode: 'host' | 'guest'; why: string; kdir: string } {
   const kdir = byo ? c.kernelBuildDir : headersKdir(img.dir, img.manifest.kernelVersion);
   const sandbox = sandboxUsable();
   if (byo && !sandbox.ok)
@@ -32,7 +32,7 @@ export function buildModeFor(c: Config, img: ImageInfo, byo: boolean): { mode: '
 
 /** The host build of a suite, started while the guest comes up; undefined when the build is the guest's. */
 export function startHostBuild(
-  c: Config,
+  c: Pick<Config, 'replay' | 'timeouts'>,
   img: ImageInfo,
   rs: ResolvedSuite,
   tree: string,

@@ -103,7 +103,7 @@ async function bootInstance(c0: Config, name: string, log: (l: string) => void):
  * until it listens: then `kmodvm ssh -- CMD` needs no SSH handshake. It ends
  * with the QEMU. A mux that does not come up costs nothing: ssh connects itself.
  */
-async function startMux(c: Config, name: string, dir: string, log: (l: string) => void): Promise<void> {
+async function startMux(c: Pick<Config, 'cacheDir' | 'root'>, name: string, dir: string, log: (l: string) => void): Promise<void> {
   const child = spawn(process.execPath, [path.join(c.root, 'bin/kmodvm.js'), 'mux', '--name', name, '--cache-dir', c.cacheDir], {
     detached: true,
     stdio: 'ignore',
@@ -156,7 +156,7 @@ export interface InstanceRun {
 }
 
 /** The instance's image, which must be the current recipe's. */
-async function instanceImage(c: Config, s: InstanceState): Promise<ImageInfo> {
+async function instanceImage(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>, s: InstanceState): Promise<ImageInfo> {
   const img = await findImage(c);
   if (!img || img.key !== s.imageKey)
     throw new KmodvmError('boot', `instance ${s.name} runs image ${s.imageKey}, not the current recipe's`, {

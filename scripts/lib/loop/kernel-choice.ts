@@ -14,10 +14,15 @@ export async function withDebugKernel(c: Config, log: (l: string) => void): Prom
 }
 
 /** What the report says the kernel was. */
-export const kernelLabel = (c: Config, byoVersion: string): string => `${byoVersion} (${c.debugKernel ? `debug kernel ${c.debugKernel}` : '--kernel-image'})`;
+export const kernelLabel = (c: Pick<Config, 'debugKernel'>, byoVersion: string): string =>
+  `${byoVersion} (${c.debugKernel ? `debug kernel ${c.debugKernel}` : '--kernel-image'})`;
 
 /** --kernel-image: the initrd to boot it with, and its version as its build tree says. */
-export async function byoKernel(c: Config, img: ImageInfo, runDir: string): Promise<{ initrd: string; version: string }> {
+export async function byoKernel(
+  c: Pick<Config, 'kernelBuildDir' | 'kernelInitrd' | 'root'>,
+  img: ImageInfo,
+  runDir: string,
+): Promise<{ initrd: string; version: string }> {
   const uts = await readFile(path.join(c.kernelBuildDir, 'include/generated/utsrelease.h'), 'utf8').catch(() => '');
   const version =
     /UTS_RELEASE "([^"]+)"/.exec(uts)?.[1] ??

@@ -3,7 +3,10 @@ import { chooseAccel, hostFacts } from '../host/accel.ts';
 import { memoFile, readMemo } from '../host/kvm-probe.ts';
 
 /** accel auto, with what this host taught us before: a KVM that hangs guests is not tried again. */
-export async function pickAccel(c: Config, facts = hostFacts()): Promise<{ accel: 'kvm' | 'tcg'; note?: string; probeKvm: boolean }> {
+export async function pickAccel(
+  c: Pick<Config, 'accel' | 'cacheDir'>,
+  facts = hostFacts(),
+): Promise<{ accel: 'kvm' | 'tcg'; note?: string; probeKvm: boolean }> {
   const chosen = chooseAccel(c.accel, facts);
   if (c.accel !== 'auto' || chosen.accel !== 'kvm') return { ...chosen, probeKvm: false };
   const memo = await readMemo(c);

@@ -66,11 +66,11 @@ export function planPrune(o: {
 }
 
 /** The image keys to keep, and why: the shipped recipes, the configured one, the running instances. */
-export async function keptKeys(c: Config): Promise<Map<string, string>> {
+export async function keptKeys(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>): Promise<Map<string, string>> {
   const keep = new Map<string, string>();
   for (const k of shippedKernels(c.root)) {
     const recipe = `qemu/kernels/${k}.json`;
-    keep.set(imageKey({ ...c, recipe }).key, `the image of ${recipe}`);
+    keep.set(imageKey({ root: c.root, recipe }).key, `the image of ${recipe}`);
   }
   const own = imageKey(c).key;
   if (!keep.has(own)) keep.set(own, `the image of ${c.recipe}`);
@@ -83,7 +83,7 @@ export async function keptKeys(c: Config): Promise<Map<string, string>> {
 
 const list = async (dir: string): Promise<string[]> => (existsSync(dir) ? readdir(dir) : []);
 
-export async function prunePlan(c: Config, o: { tmpDir?: string } = {}): Promise<PrunePlan> {
+export async function prunePlan(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>, o: { tmpDir?: string } = {}): Promise<PrunePlan> {
   const recordsDir = guestRecordsRoot(c.cacheDir);
   const snapDir = snapshotsDir(c.cacheDir);
   // A saved guest names its image in meta.json; a guest that cannot be saved here, in unusable.json.
@@ -120,7 +120,7 @@ const TMP_NAMES = /^kmodvm-(upload|snap|record|bench-[a-z]+|floor)-[A-Za-z0-9]{6
  * temporary directories a killed run left in the temporary directory, a day
  * old. A tree whose lock is held is another run's.
  */
-async function leftovers(c: Config, tmpDir: string, now = Date.now()): Promise<PruneItem[]> {
+async function leftovers(c: Pick<Config, 'cacheDir'>, tmpDir: string, now = Date.now()): Promise<PruneItem[]> {
   const out: PruneItem[] = [];
   const builds = hostBuildsDir(c.cacheDir);
   for (const n of await list(builds)) {
@@ -185,7 +185,7 @@ export async function applyPrune(plan: PrunePlan, log: (l: string) => void): Pro
 }
 
 /** After an image build: how many older images no recipe of this checkout builds (npm run vm:image -- prune removes them). */
-export async function pruneHint(c: Config, log: (l: string) => void): Promise<void> {
+export async function pruneHint(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>, log: (l: string) => void): Promise<void> {
   const stale = (await prunePlan(c)).remove.filter((r) => path.dirname(r.path) === imagesDir(c));
   if (stale.length)
     log(

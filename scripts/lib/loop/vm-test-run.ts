@@ -43,7 +43,7 @@ export interface RunOptions {
 }
 
 /** The image a dry run shows: the cached one, or placeholders for the one the run would build. */
-async function shownImage(c: Config): Promise<{ img?: ImageInfo; shown: ImageInfo }> {
+async function shownImage(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>): Promise<{ img?: ImageInfo; shown: ImageInfo }> {
   const img = await findImage(c);
   const placeholder = {
     vmlinux: '<cache>/vmlinux',

@@ -80,7 +80,11 @@ function sessionKeeper(): { get: (state: InstanceState) => Promise<SshSession>; 
 }
 
 /** The changed paths that count: files the suite uploads, the suite file, and its transcripts (read afresh: the suite may have changed). */
-async function countingChanges(c0: Config, paths: string[], log: (l: string) => void): Promise<string[]> {
+async function countingChanges(
+  c0: Pick<Config, 'appDir' | 'cacheDir' | 'moduleDir' | 'only' | 'root' | 'runsDir' | 'shard' | 'suite' | 'transcript' | 'update'>,
+  paths: string[],
+  log: (l: string) => void,
+): Promise<string[]> {
   const rs = await resolveSuite(c0).catch((e: Error) => {
     log(`watch: ${e.message}`);
     return undefined;
@@ -135,7 +139,7 @@ export async function watch(c0: Config, log: (l: string) => void, o: { once?: bo
 
 /** Watches the suite root until Ctrl-C; each settled burst of saves runs onSave, one at a time. Gives a wait for the cycle in flight. */
 async function watchUntilInterrupted(
-  c: Config,
+  c: Pick<Config, 'runsDir'>,
   first: Awaited<ReturnType<typeof resolveSuite>>,
   log: (l: string) => void,
   onSave: (paths: string[], savedAt: number) => Promise<void>,

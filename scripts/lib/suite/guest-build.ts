@@ -16,7 +16,7 @@ import { modulesFromOrder } from './modules-order.ts';
 import type { LoadedModule } from './test-plan.ts';
 
 export interface GuestBuildInput {
-  c: Config;
+  c: Pick<Config, 'timeouts'>;
   suite: Suite;
   session: SshSession;
   kver: string;

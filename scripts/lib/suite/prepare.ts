@@ -12,7 +12,7 @@ import type { Suite } from './load.ts';
 import { insmodStep, type LoadedModule, setupStep } from './test-plan.ts';
 
 export interface PrepareInput {
-  c: Config;
+  c: Pick<Config, 'timeouts' | 'failNth' | 'root'>;
   suite: Suite;
   session: SshSession;
   files: readonly string[];

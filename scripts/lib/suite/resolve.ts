@@ -88,7 +88,10 @@ export async function filesOf(suite: Suite, skipDirs: string[], linksLeftOut: st
   return parts.flat();
 }
 
-export async function resolveSuite(c: Config, cwd = process.cwd()): Promise<ResolvedSuite> {
+export async function resolveSuite(
+  c: Pick<Config, 'appDir' | 'cacheDir' | 'moduleDir' | 'only' | 'root' | 'runsDir' | 'shard' | 'suite' | 'transcript' | 'update'>,
+  cwd = process.cwd(),
+): Promise<ResolvedSuite> {
   const suite = c.moduleDir ? legacySuite(c) : await loadSuite(c.suite || defaultSuiteFile(c, cwd), { update: c.update });
   const tests = selectTests(suite.tests, { only: c.only, shard: c.shard ? parseShard(c.shard) : undefined });
   const selected: SelectedTest[] = [];

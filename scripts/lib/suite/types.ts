@@ -13,7 +13,7 @@ export interface SelectedTest {
 }
 
 export interface SuiteRunInput {
-  c: Config;
+  c: Pick<Config, 'timeouts' | 'failNth' | 'root'>;
   suite: Suite;
   tests: readonly SelectedTest[];
   files: readonly string[];

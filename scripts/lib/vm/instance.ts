@@ -36,8 +36,8 @@ export function validateName(name: string): string {
   return name;
 }
 
-export const instancesDir = (c: Config): string => path.join(c.cacheDir, 'instances');
-export const instanceDir = (c: Config, name: string): string => path.join(instancesDir(c), validateName(name));
+export const instancesDir = (c: Pick<Config, 'cacheDir'>): string => path.join(c.cacheDir, 'instances');
+export const instanceDir = (c: Pick<Config, 'cacheDir'>, name: string): string => path.join(instancesDir(c), validateName(name));
 
 /** Whether pid is a live QEMU (not just any process that reused the pid). */
 export function isQemuAlive(pid: number): boolean {
@@ -61,7 +61,7 @@ export async function writeState(s: InstanceState): Promise<void> {
 type ReadState = { state: InstanceState } | { bad: string } | undefined;
 
 /** The instance's state.json: undefined when there is none, { bad } when it cannot be trusted (truncated, hand-edited, another instance's directory). */
-export async function readState(c: Config, name: string): Promise<ReadState> {
+export async function readState(c: Pick<Config, 'cacheDir'>, name: string): Promise<ReadState> {
   const f = path.join(instanceDir(c, name), 'state.json');
   if (!existsSync(f)) return undefined;
   let raw: unknown;
@@ -77,20 +77,20 @@ export async function readState(c: Config, name: string): Promise<ReadState> {
   return { state: r.data };
 }
 
-const lockTarget = (c: Config, name: string): string => path.join(instancesDir(c), `.${validateName(name)}`);
+const lockTarget = (c: Pick<Config, 'cacheDir'>, name: string): string => path.join(instancesDir(c), `.${validateName(name)}`);
 
 /** Holds the instance's lock (vm:up, from the first file to state.json): a second vm:up of the name waits, and nobody takes a booting instance's files for stale ones. */
-export async function lockInstance(c: Config, name: string, waitS: number): Promise<() => Promise<void>> {
+export async function lockInstance(c: Pick<Config, 'cacheDir'>, name: string, waitS: number): Promise<() => Promise<void>> {
   return acquire(lockTarget(c, name), { waitS, failure: 'boot', what: `instance ${name}` });
 }
 
 /** Whether a vm:up of this name holds the lock right now. */
-export const isBooting = (c: Config, name: string): Promise<boolean> => isLocked(lockTarget(c, name));
+export const isBooting = (c: Pick<Config, 'cacheDir'>, name: string): Promise<boolean> => isLocked(lockTarget(c, name));
 
 export type Lookup = { state: InstanceState; alive: true } | { state?: InstanceState; alive: false; staleNote?: string; booting?: boolean };
 
 /** The named instance; a stale one (QEMU gone, or a state.json that cannot be trusted) has its own directory removed, and the note says so. */
-export async function lookup(c: Config, name: string, o: { holdingLock?: boolean } = {}): Promise<Lookup> {
+export async function lookup(c: Pick<Config, 'cacheDir'>, name: string, o: { holdingLock?: boolean } = {}): Promise<Lookup> {
   const dir = instanceDir(c, name);
   const first = await readState(c, name);
   // An instance that is up has written its state.json, so it is not booting (and the lock is not read: ssh starts faster).
@@ -114,11 +114,11 @@ export async function lookup(c: Config, name: string, o: { holdingLock?: boolean
 }
 
 /** The instances' names (their directories; the dot-files are locks). */
-export async function listNames(c: Config): Promise<string[]> {
+export async function listNames(c: Pick<Config, 'cacheDir'>): Promise<string[]> {
   return (await readdir(instancesDir(c)).catch(() => [] as string[])).filter((n) => !n.startsWith('.')).sort();
 }
 
-export async function requireRunning(c: Config, name: string, log: (l: string) => void): Promise<InstanceState> {
+export async function requireRunning(c: Pick<Config, 'cacheDir'>, name: string, log: (l: string) => void): Promise<InstanceState> {
   const l = await lookup(c, name);
   if (l.alive) return l.state;
   if (l.staleNote) log(l.staleNote);

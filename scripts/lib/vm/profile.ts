@@ -31,7 +31,14 @@ export function sshKeys(
 }
 
 /** The VM for a run: its files go in dir (serial.log, qmp.sock). With --kernel-image, byoInitrd is the initrd for that kernel. */
-export function guestSpec(c: Config, img: ImageInfo, accel: RunAccel, sshPort: number, dir: string, byoInitrd?: string): VmSpec {
+export function guestSpec(
+  c: Pick<Config, 'cpus' | 'guestNet' | 'kernelArgs' | 'kernelImage' | 'memoryMiB' | 'profile'>,
+  img: ImageInfo,
+  accel: RunAccel,
+  sshPort: number,
+  dir: string,
+  byoInitrd?: string,
+): VmSpec {
   const files = c.kernelImage && byoInitrd ? { kernel: c.kernelImage, initrd: byoInitrd, cmdline: img.cmdline } : bootFiles(c.profile, img);
   return {
     accel,

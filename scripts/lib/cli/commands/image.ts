@@ -13,7 +13,7 @@ import { applyPrune, pruneHint, prunePlan } from '../../loop/prune.ts';
 import { log } from '../cli.ts';
 import type { Invocation } from './invocation.ts';
 
-async function build(config: Config, own: Cli['own']): Promise<number> {
+async function build(config: Pick<Config, 'cacheDir' | 'kernel' | 'mirror' | 'recipe' | 'root' | 'verbose'>, own: Cli['own']): Promise<number> {
   await preflight(log);
   const onBuilt = () => pruneHint(config, log);
   const img = own.force ? await buildImage(config, log, { onBuilt, force: true }) : await ensureImage(config, log, { onBuilt });
@@ -21,7 +21,7 @@ async function build(config: Config, own: Cli['own']): Promise<number> {
   return 0;
 }
 
-async function info(config: Config): Promise<number> {
+async function info(config: Pick<Config, 'cacheDir' | 'recipe' | 'root'>): Promise<number> {
   const img = await findImage(config);
   if (!img) {
     log(`no image for recipe ${imageKey(config).key} yet; npm run vm:test builds it`);
@@ -32,7 +32,7 @@ async function info(config: Config): Promise<number> {
   return 0;
 }
 
-async function verify(config: Config): Promise<number> {
+async function verify(config: Pick<Config, 'cacheDir' | 'recipe' | 'root'>): Promise<number> {
   const img = await findImage(config).catch((e: KmodvmError) => {
     log(e.message);
     return undefined;
@@ -48,7 +48,7 @@ async function verify(config: Config): Promise<number> {
   return 0;
 }
 
-async function prune(config: Config): Promise<number> {
+async function prune(config: Pick<Config, 'cacheDir' | 'dryRun' | 'recipe' | 'root'>): Promise<number> {
   const plan = await prunePlan(config);
   for (const k of plan.keep) log(`keep ${k.path}: ${k.why}`);
   if (!plan.remove.length) {
@@ -63,7 +63,12 @@ async function prune(config: Config): Promise<number> {
   return 0;
 }
 
-async function archive(cmd: 'export' | 'import', config: Config, file: string | undefined, own: Cli['own']): Promise<number> {
+async function archive(
+  cmd: 'export' | 'import',
+  config: Pick<Config, 'cacheDir' | 'kernel' | 'recipe' | 'root'>,
+  file: string | undefined,
+  own: Cli['own'],
+): Promise<number> {
   if (!file) throw new KmodvmError('usage', `vm:image ${cmd} needs a FILE`, { hint: `npm run vm:image -- ${cmd} kmodvm-image.tar.zst` });
   if (cmd === 'export') await exportImage(config, file, log);
   else await importImage(config, file, log, { trust: typeof own.trust === 'string' ? own.trust : undefined });
