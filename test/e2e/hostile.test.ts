@@ -14,7 +14,8 @@ import { preflight } from '../../scripts/lib/host/preflight.ts';
 import { ensureImage } from '../../scripts/lib/image/build.ts';
 import { bootVm } from '../../scripts/lib/loop/boot.ts';
 import { isBuildProduct } from '../../scripts/lib/suite/files.ts';
-import { findSplats, formatSplat, loadRules, unexpectedTaint } from '../../scripts/lib/verdict/splat.ts';
+import { findSplats, formatSplat, loadRules } from '../../scripts/lib/verdict/splat.ts';
+import { unexpectedTaint } from '../../scripts/lib/verdict/taint-flags.ts';
 import type { Vm } from '../../scripts/lib/vm/vm.ts';
 
 const root = new URL('../../', import.meta.url).pathname;

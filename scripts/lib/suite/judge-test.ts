@@ -7,11 +7,9 @@ import { tail } from '../core/proc.ts';
 import type { StepRecord } from '../guest/steps.ts';
 import type { CheckResult } from '../verdict/model.ts';
 import type { CompiledRules } from '../verdict/splat.ts';
+import { TAINT_OOT } from '../verdict/taint-flags.ts';
 import type { Check, JudgeContext, TestEvidence, TestExpect } from './checks/check.ts';
 import { baseChecks } from './checks/registry.ts';
-
-/** Taint flag O: an out-of-tree module was loaded this boot. */
-export const TAINT_OOT = 1 << 12;
 
 export interface JudgedTest {
   checks: CheckResult[];

@@ -123,19 +123,6 @@ export function formatSplat(s: Splat): string {
   return [`${s.id} in ${s.source} line ${s.lineNo}:`, ...s.excerpt.map((l) => `  ${l}`)].join('\n');
 }
 
-/** Taint flags, bit → letter, as in Documentation/admin-guide/tainted-kernels.rst. */
-export const TAINT_LETTERS = 'PFSRMBUDAWCIOELKXTN';
-
-export function taintLetters(mask: number): string[] {
-  return [...TAINT_LETTERS].filter((_, bit) => (mask & (1 << bit)) !== 0);
-}
-
-/** New taint flags, other than the expected O (out-of-tree) and E (unsigned). */
-export function unexpectedTaint(before: number, after: number, allowed = ['O', 'E']): string[] {
-  const prior = new Set(taintLetters(before));
-  return taintLetters(after).filter((l) => !prior.has(l) && !allowed.includes(l));
-}
-
 /**
  * A splat in the guest kernel's own boot, before our init printed anything:
  * not the code under test (nothing of it is loaded yet) but the platform. One

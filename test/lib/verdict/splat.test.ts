@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { EXIT_CODES, KmodvmError } from '../../../scripts/lib/core/errors.ts';
-import { compileRules, crashedBeforeInit, findSplats, formatSplat, loadRules, taintLetters, unexpectedTaint } from '../../../scripts/lib/verdict/splat.ts';
+import { compileRules, crashedBeforeInit, findSplats, formatSplat, loadRules } from '../../../scripts/lib/verdict/splat.ts';
 
 const fx = (p: string): string => readFileSync(new URL(`../../fixtures/${p}`, import.meta.url), 'utf8');
 const rules = loadRules([new URL('../../../qemu/splat.json', import.meta.url).pathname]);
@@ -66,13 +66,6 @@ t.test(
     t.equal(ok.allow.length, 1, 'a project file with only an allow-list is fine');
   },
 );
-
-t.test('taint: O and E are expected, anything new is named by letter', async (t) => {
-  t.same(taintLetters(12288), ['O', 'E']);
-  t.same(unexpectedTaint(0, 12288), []);
-  t.same(unexpectedTaint(0, 12288 | (1 << 9) | (1 << 7)), ['D', 'W']);
-  t.same(unexpectedTaint(1 << 9, 1 << 9), [], 'a flag already set before is not new');
-});
 
 t.test('real splats captured in the guest (test/splat-modules) are found and classified', async (t) => {
   const first = (f: string): { id: string; line: string; text: string } => {

@@ -1,6 +1,6 @@
 // The kernel's taint flags: a test may add O (out of tree) and E (unsigned)
 // and nothing else. A new flag fails the test and leaves the kernel untrusted.
-import { unexpectedTaint } from '../../verdict/splat.ts';
+import { unexpectedTaint } from '../../verdict/taint-flags.ts';
 import type { CheckRoom } from './check.ts';
 
 export const taint: CheckRoom = {

@@ -1,11 +1,9 @@
 // The expected transcript (docs/transcript.md): the kernel log and the
 // command's output against the test's transcript:, with its captures.
 import type { CheckResult } from '../../verdict/model.ts';
+import { TAINT_UNSIGNED } from '../../verdict/taint-flags.ts';
 import { formatMismatches, matchTranscript, type Transcript } from '../../verdict/transcript.ts';
 import type { CheckRoom, Judgement, TestEvidence } from './check.ts';
-
-/** Taint flag E: an unsigned module was loaded by a kernel that checks signatures. */
-export const TAINT_UNSIGNED = 1 << 13;
 
 export function transcriptJudgement(e: TestEvidence, tr: { parsed: Transcript; file: string }, o: { firstLoad: boolean; loadsHere: boolean }): Judgement {
   // Taint E is set only by a kernel that checks signatures; one that does not never prints the signature line.
