@@ -8,6 +8,7 @@ import { GUEST_WORK, runStep, type StepRecord } from '../guest/steps.ts';
 import type { CheckResult } from '../verdict/model.ts';
 import { guestBuildSuite } from './guest-build.ts';
 import type { SuiteHostBuild } from './host-build.ts';
+import { loadInTreeDeps } from './in-tree-deps.ts';
 import type { Suite } from './load.ts';
 import { insmodStep, type LoadedModule, setupStep } from './test-plan.ts';
 
@@ -30,6 +31,8 @@ export interface Prepared {
   checks: CheckResult[];
   records: StepRecord[];
   modules: LoadedModule[];
+  /** The in-tree modules kmodvm loaded for them (in-tree-deps.ts), to remove after the run. */
+  deps: string[];
 }
 
 const failedCheck = (r: StepRecord): CheckResult => ({
@@ -56,7 +59,7 @@ function uploadParts(i: PrepareInput) {
 
 export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
   const { c, suite, session } = i;
-  const out: Prepared = { ok: true, checks: [], records: [], modules: [] };
+  const out: Prepared = { ok: true, checks: [], records: [], modules: [], deps: [] };
   const t0 = Date.now();
   const leftOut: string[] = [];
   const sent = await session.uploadTrees(GUEST_WORK, uploadParts(i), c.timeouts.command * 1000, { skipUnchanged: i.reuse, leftOut }).catch((e: Error) => e);
@@ -91,6 +94,9 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
       timeoutMs: c.timeouts.load * 1000,
     });
   }
+  const deps = await loadInTreeDeps(session, out.modules, c.timeouts);
+  Object.assign(out, { deps: deps.loaded, checks: [...out.checks, ...deps.checks], records: [...out.records, ...deps.records] });
+  if (!deps.ok) return { ...out, ok: false };
   for (const [k, line] of suite.setup.entries()) {
     i.log(`step setup[${k}]`);
     const r = await runStep(session, setupStep(line, k, c.timeouts));

@@ -13,6 +13,7 @@ import type { ModuleLayout } from '../verdict/leaks.ts';
 import { type CheckResult, testReport as report, type TestReport } from '../verdict/model.ts';
 import { runFailNth } from './fail-nth-sweep.ts';
 import { buildChecks, type SuiteHostBuild } from './host-build.ts';
+import { unloadInTreeDeps } from './in-tree-deps.ts';
 import { type Prepared, prepareGuest } from './prepare.ts';
 import { runOneTest } from './run-test.ts';
 import { rmmodStep, fileSafe as safe } from './test-plan.ts';
@@ -81,8 +82,10 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
     const f = await runFailNth(i, res.guest, prep.modules, (r) => record('', r));
     Object.assign(res, { tests: f.tests, kernelLog: f.kernelLog, untrusted: f.untrusted });
   } else {
-    const { untrusted, modules } = await runTests(i, res, prep, prepare, record);
-    res.untrusted = i.suite.load === 'once' && !untrusted ? await unloadOnce(i, res, modules, record) : untrusted;
+    const { untrusted, last } = await runTests(i, res, prep, prepare, record);
+    res.untrusted = i.suite.load === 'once' && !untrusted ? await unloadOnce(i, res, last.modules, record) : untrusted;
+    // The kernel's own modules the suite needed come out after the suite's, unless the kernel is no longer to be trusted.
+    if (!res.untrusted) res.after.push(...(await unloadInTreeDeps(res.guest.session, last.deps, c.timeouts, (r) => record('', r))));
   }
   const last = await res.guest.session.exec(['dmesg', '-c'], { timeoutMs: c.timeouts.command * 1000 }).catch(() => undefined);
   res.kernelLog += last?.stdout ?? '';
@@ -126,7 +129,7 @@ async function runTests(i: SuiteRunInput, res: SuiteRunResult, first: Prepared, 
     carried = t.taintAfter === undefined ? undefined : { taint: t.taintAfter };
     res.tests.push({ ...report(sel.test.name, t.checks, t.durationMs, freshGuest), captures: t.captures });
   }
-  return { untrusted, modules: prep.modules };
+  return { untrusted, last: prep };
 }
 
 /** load: once: the modules come out in reverse order after the last test; a failed rmmod leaves the kernel untrusted. */

@@ -1,0 +1,116 @@
+// A suite's in-tree dependencies (#25): before the suite's own modules load,
+// each built module's `depends=` (modinfo) names the modules it needs; those
+// that are not the suite's own are the kernel's, and modprobe loads them, in
+// order, with their own dependencies. After the run they come out in
+// reverse, those kmodvm loaded only. The TAP shows each as its own step.
+import type { Timeouts } from '../core/config.ts';
+import type { SshSession } from '../guest/ssh.ts';
+import { runStep, type StepRecord, type StepSpec } from '../guest/steps.ts';
+import type { CheckResult } from '../verdict/model.ts';
+import type { LoadedModule } from './test-plan.ts';
+
+const ms = (s: number): number => Math.round(s * 1000);
+/** The kernel writes module names with _ where a file name may have -. */
+const norm = (n: string): string => n.replace(/-/g, '_');
+
+/** Each module's depends= line and whether each named module is already in the kernel: `KO<TAB>deps` lines, then `loaded NAME` lines. */
+export const dependsStep = (modules: readonly LoadedModule[], t: Timeouts): StepSpec => ({
+  name: 'in-tree dependencies',
+  argv: [
+    'sh',
+    '-c',
+    'for k do printf "%s\\t" "$k"; modinfo -F depends "$k" || echo; done; ls /sys/module | sed "s/^/loaded /"',
+    'sh',
+    ...modules.map((m) => m.guestKo),
+  ],
+  timeoutMs: ms(t.command),
+  failure: 'load',
+});
+
+export interface InTreeDep {
+  name: string;
+  /** The suite's modules that need it. */
+  neededBy: string[];
+  /** In the kernel already (built in, or loaded at boot): kmodvm neither loads nor removes it. */
+  present: boolean;
+}
+
+/** The in-tree modules the suite's modules need, in the order they are first named; the suite's own are left out. */
+export function parseDepends(stdout: string, modules: readonly Pick<LoadedModule, 'name' | 'guestKo'>[]): InTreeDep[] {
+  const own = new Set(modules.map((m) => norm(m.name)));
+  const byKo = new Map(modules.map((m) => [m.guestKo, m.name]));
+  const loaded = new Set<string>();
+  const out: InTreeDep[] = [];
+  for (const line of stdout.split('\n')) {
+    if (line.startsWith('loaded ')) {
+      loaded.add(norm(line.slice(7).trim()));
+      continue;
+    }
+    const [ko, deps = ''] = line.split('\t');
+    const by = byKo.get(ko);
+    if (!by) continue;
+    for (const d of deps
+      .split(',')
+      .map((x) => norm(x.trim()))
+      .filter(Boolean)) {
+      if (own.has(d)) continue;
+      const seen = out.find((x) => x.name === d);
+      if (seen) seen.neededBy.push(by);
+      else out.push({ name: d, neededBy: [by], present: false });
+    }
+  }
+  return out.map((d) => ({ ...d, present: loaded.has(d.name) }));
+}
+
+export const modprobeStep = (d: InTreeDep, t: Timeouts): StepSpec => ({
+  name: `modprobe ${d.name}`,
+  argv: ['modprobe', d.name],
+  timeoutMs: ms(t.load),
+  failure: 'load',
+});
+export const modprobeRemoveStep = (name: string, t: Timeouts): StepSpec => ({
+  name: `modprobe -r ${name}`,
+  argv: ['modprobe', '-r', name],
+  timeoutMs: ms(t.load),
+  failure: 'load',
+});
+
+const resultOf = (r: StepRecord, message?: string): CheckResult => ({
+  name: r.name,
+  ok: r.ok,
+  failure: r.failure,
+  durationMs: r.result.durationMs,
+  message: message ?? r.message,
+  evidence: r.ok ? undefined : `${r.result.stdout}\n${r.result.stderr}`.trim().split('\n').slice(-10).join('\n'),
+});
+
+/** Loads what the modules need from the kernel. ok false: a dependency the kernel lacks, named with the modules that need it. */
+export async function loadInTreeDeps(session: SshSession, modules: readonly LoadedModule[], t: Timeouts) {
+  const out = { ok: true, checks: [] as CheckResult[], records: [] as StepRecord[], loaded: [] as string[] };
+  if (!modules.length) return out;
+  const probe = await runStep(session, dependsStep(modules, t));
+  out.records.push(probe);
+  if (!probe.ok) return { ...out, ok: false, checks: [resultOf(probe)] };
+  for (const d of parseDepends(probe.result.stdout, modules).filter((x) => !x.present)) {
+    const r = await runStep(session, modprobeStep(d, t));
+    out.records.push(r);
+    const why = r.ok
+      ? `for ${d.neededBy.join(', ')}`
+      : `${d.neededBy.join(', ')} need${d.neededBy.length > 1 ? '' : 's'} ${d.name}, which this kernel does not provide (modprobe: ${r.result.stderr.trim().split('\n').at(-1) ?? r.message})`;
+    out.checks.push(resultOf(r, why));
+    if (!r.ok) return { ...out, ok: false };
+    out.loaded.push(d.name);
+  }
+  return out;
+}
+
+/** After the run: what loadInTreeDeps loaded, in reverse. A dependency still in use (a reference the suite's module leaked) fails. */
+export async function unloadInTreeDeps(session: SshSession, loaded: readonly string[], t: Timeouts, record: (r: StepRecord) => Promise<void>) {
+  const checks: CheckResult[] = [];
+  for (const name of [...loaded].reverse()) {
+    const r = await runStep(session, modprobeRemoveStep(name, t));
+    await record(r);
+    checks.push(resultOf(r));
+  }
+  return checks;
+}
