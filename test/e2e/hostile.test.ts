@@ -22,7 +22,7 @@ const root = new URL('../../', import.meta.url).pathname;
 const W = '/root/kmodvm';
 const moduleDir = process.env.KMODVM_HOSTILE_MODULE_DIR ?? path.join(root, 'kernel-module');
 const { config } = loadConfig(['--runs-dir', mkdtempSync(path.join(os.tmpdir(), 'kmodvm-hostile-'))]);
-const rules = loadRules([path.join(root, 'qemu/splat.json')]);
+const rules = loadRules([path.join(root, 'rules/splat.json')]);
 const log = (l: string): void => {
   t.comment(l);
 };

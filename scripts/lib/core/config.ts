@@ -72,7 +72,7 @@ export interface Config {
   debugKernel: string;
   /** An initrd for it that loads virtio and ext4 if they are modules. Default: a busybox initrd without modules (they must be built in). Flag --kernel-initrd. */
   kernelInitrd: string;
-  /** Extra splat rules (patterns and allow-list) merged over qemu/splat.json. Default none. Flag --splat-rules FILE. */
+  /** Extra splat rules (patterns and allow-list) merged over rules/splat.json. Default none. Flag --splat-rules FILE. */
   splatRules: string;
   /** Replay kbuild's recorded commands when only .c/.h contents changed since a kbuild of the same module shape (host: the last build in the tree; guest: a record kept per image, scripts/lib/build/guest-kbuild.ts). Default true. Env KMODVM_REPLAY=0, flag --no-replay: always run make. */
   replay: boolean;
@@ -306,5 +306,5 @@ function debugKernelImage(root: string, kernel: string): string | undefined {
 
 /** The splat rule files for a run: the shipped ones, then the project's own. */
 export function splatRuleFiles(c: Pick<Config, 'root' | 'splatRules'>): string[] {
-  return [path.join(c.root, 'qemu/splat.json'), ...(c.splatRules ? [path.resolve(c.root, c.splatRules)] : [])];
+  return [path.join(c.root, 'rules/splat.json'), ...(c.splatRules ? [path.resolve(c.root, c.splatRules)] : [])];
 }

@@ -98,7 +98,7 @@ export const OPTIONS = {
     group: 'run',
     field: 'splatRules',
     path: true,
-    help: 'extra splat patterns and allow-list over qemu/splat.json',
+    help: 'extra splat patterns and allow-list over rules/splat.json',
   },
   'cache-dir': { type: 'string', arg: 'DIR', group: 'run', field: 'cacheDir', path: true, help: 'the cache (default $KMODVM_CACHE_DIR, else ~/.cache/kmodvm)' },
   'runs-dir': {

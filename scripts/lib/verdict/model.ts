@@ -12,7 +12,7 @@ export interface CheckResult {
   evidence?: string;
   /** Source locations to annotate (compiler errors, the failing transcript line, a kernel report's line). */
   annotations?: { file: string; line: number; col?: number; message: string }[];
-  /** A failed no-splat check: the splat's kind (its rule id in qemu/splat.json: kasan, lockdep, memcheck-leak, …). */
+  /** A failed no-splat check: the splat's kind (its rule id in rules/splat.json: kasan, lockdep, memcheck-leak, …). */
   splatId?: string;
 }
 

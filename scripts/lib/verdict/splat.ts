@@ -1,4 +1,4 @@
-// Kernel splat detection: patterns are data (qemu/splat.json), with an
+// Kernel splat detection: patterns are data (rules/splat.json), with an
 // allow-list a project can extend. Lines are scanned without printk
 // timestamps; a hit is quoted with the lines that follow it (the trace).
 import { readFileSync } from 'node:fs';
@@ -22,7 +22,7 @@ export interface Splat {
   excerpt: string[];
 }
 
-const HINT = 'fix the splat rules file: patterns is a list of { id, regex }, allow a list of regexes (qemu/splat.json, docs/transcript.md)';
+const HINT = 'fix the splat rules file: patterns is a list of { id, regex }, allow a list of regexes (rules/splat.json, docs/transcript.md)';
 
 function regexError(s: string): string {
   try {

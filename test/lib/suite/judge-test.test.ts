@@ -14,7 +14,7 @@ import { execResult } from '../../helpers/exec-result.ts';
 
 const root = new URL('../../../', import.meta.url).pathname;
 const fx = (f: string): string => readFileSync(path.join(root, 'test/fixtures', f), 'utf8');
-const rules = loadRules([path.join(root, 'qemu/splat.json')]);
+const rules = loadRules([path.join(root, 'rules/splat.json')]);
 const res = (o: Partial<ExecResult> = {}): ExecResult => execResult({ durationMs: 5, ...o });
 const rec = (name: string, o: Partial<ExecResult> = {}, failure: StepRecord['failure'] = 'load'): StepRecord => {
   const r = res(o);

@@ -12,7 +12,7 @@ import { loadRules } from '../../../scripts/lib/verdict/splat.ts';
 
 const root = new URL('../../../', import.meta.url).pathname;
 const fx = (f: string): string => readFileSync(path.join(root, 'test/fixtures', f), 'utf8');
-const rules = loadRules([path.join(root, 'qemu/splat.json')]);
+const rules = loadRules([path.join(root, 'rules/splat.json')]);
 const res = (stdout = '', exitCode = 0) => ({
   command: 'x',
   exitCode,

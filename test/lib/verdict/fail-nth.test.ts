@@ -7,7 +7,7 @@ import { parseAllocTraces } from '../../../scripts/lib/verdict/leaks.ts';
 import { loadRules } from '../../../scripts/lib/verdict/splat.ts';
 
 const fx = (f: string): string => readFileSync(new URL(`../../fixtures/fail-nth/${f}`, import.meta.url), 'utf8');
-const rules = loadRules([new URL('../../../qemu/splat.json', import.meta.url).pathname]);
+const rules = loadRules([new URL('../../../rules/splat.json', import.meta.url).pathname]);
 
 t.test('N=9: the module loader’s vmalloc failed; its injection report and the allocator’s warning are not splats', async (t) => {
   const o = parseNth(9, fx('netlink-N9.stdout'));

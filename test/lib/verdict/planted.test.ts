@@ -11,7 +11,7 @@ import { bareAddresses, moduleFrames } from '../../../scripts/lib/verdict/frames
 import { parseLayout } from '../../../scripts/lib/verdict/leaks.ts';
 import { findSplats, loadRules } from '../../../scripts/lib/verdict/splat.ts';
 
-const rules = loadRules([new URL('../../../qemu/splat.json', import.meta.url).pathname]);
+const rules = loadRules([new URL('../../../rules/splat.json', import.meta.url).pathname]);
 const log = (bug: string): string => readFileSync(new URL(`../../fixtures/planted/6.1-stock/${bug}.dmesg.log`, import.meta.url), 'utf8');
 const source = readFileSync(new URL('../../planted-bugs/planted/planted.c', import.meta.url), 'utf8');
 

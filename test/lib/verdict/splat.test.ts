@@ -7,7 +7,7 @@ import { EXIT_CODES, KmodvmError } from '../../../scripts/lib/core/errors.ts';
 import { compileRules, crashedBeforeInit, findSplats, formatSplat, loadRules } from '../../../scripts/lib/verdict/splat.ts';
 
 const fx = (p: string): string => readFileSync(new URL(`../../fixtures/${p}`, import.meta.url), 'utf8');
-const rules = loadRules([new URL('../../../qemu/splat.json', import.meta.url).pathname]);
+const rules = loadRules([new URL('../../../rules/splat.json', import.meta.url).pathname]);
 
 t.test('a real clean boot and run has no splat', async (t) => {
   t.same(findSplats(fx('pass-tcg-6.1/serial.log'), rules, 'serial.log'), []);
@@ -44,7 +44,7 @@ t.test(
       writeFileSync(path.join(dir, name), text);
       return path.join(dir, name);
     };
-    const shipped = fileURLToPath(new URL('../../../qemu/splat.json', import.meta.url));
+    const shipped = fileURLToPath(new URL('../../../rules/splat.json', import.meta.url));
     const fails = (f: string, re: RegExp): void => {
       try {
         loadRules([shipped, f]);
@@ -114,7 +114,7 @@ t.test('a project extends the patterns and the allow-list with its own file', as
     path.join(d, 'splat.json'),
     JSON.stringify({ patterns: [{ id: 'my-driver', regex: 'mydrv: FIFO overrun' }], allow: ['WARNING: .* at drivers/known/quirk\\.c'] }),
   );
-  const merged = loadRules([new URL('../../../qemu/splat.json', import.meta.url).pathname, path.join(d, 'splat.json')]);
+  const merged = loadRules([new URL('../../../rules/splat.json', import.meta.url).pathname, path.join(d, 'splat.json')]);
   t.same(
     findSplats('[ 1.0] mydrv: FIFO overrun on rx\n', merged, 'x').map((s) => s.id),
     ['my-driver'],

@@ -1,4 +1,4 @@
-// No splat: the splat rules (qemu/splat.json and the suite's --splat-rules)
+// No splat: the splat rules (rules/splat.json and the suite's --splat-rules)
 // over the test's kernel log and serial console, with the source line of the
 // first module frame. Every memory check reports through it: SLUB's and
 // KASAN's reports, and the leak check's lines, are splats. Also the run-wide
