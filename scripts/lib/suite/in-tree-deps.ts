@@ -4,6 +4,7 @@
 // order, with their own dependencies. After the run they come out in
 // reverse, those kmodvm loaded only. The TAP shows each as its own step.
 import type { Timeouts } from '../core/config.ts';
+import { readInside } from '../core/tree-fs.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { runStep, type StepRecord, type StepSpec } from '../guest/steps.ts';
 import type { CheckResult } from '../verdict/model.ts';
@@ -84,10 +85,32 @@ const resultOf = (r: StepRecord, message?: string): CheckResult => ({
   evidence: r.ok ? undefined : `${r.result.stdout}\n${r.result.stderr}`.trim().split('\n').slice(-10).join('\n'),
 });
 
+/** The depends kbuild wrote into a module's .mod.c (`MODULE_INFO(depends, "a,b")`); undefined when it wrote none. */
+export function modCDepends(text: string): string[] | undefined {
+  const m = /^MODULE_INFO\(depends, "([^"]*)"\);$/m.exec(text);
+  return m ? m[1].split(',').map(norm).filter(Boolean) : undefined;
+}
+
+/**
+ * Whether the host build already says no module needs the kernel's: each
+ * .mod.c beside its .ko names only the suite's own, so no guest step is
+ * needed (the edit loop pays nothing). Read inside the build tree only.
+ */
+async function hostSaysNone(modules: readonly LoadedModule[]): Promise<boolean> {
+  const own = new Set(modules.map((m) => norm(m.name)));
+  for (const m of modules) {
+    if (!m.host) return false;
+    const text = await readInside(m.host.tree, m.host.ko.replace(/\.ko$/, '.mod.c'), 1 << 20).then(String, () => undefined);
+    const deps = text === undefined ? undefined : modCDepends(text);
+    if (!deps || deps.some((d) => !own.has(d))) return false;
+  }
+  return true;
+}
+
 /** Loads what the modules need from the kernel. ok false: a dependency the kernel lacks, named with the modules that need it. */
 export async function loadInTreeDeps(session: SshSession, modules: readonly LoadedModule[], t: Timeouts) {
   const out = { ok: true, checks: [] as CheckResult[], records: [] as StepRecord[], loaded: [] as string[] };
-  if (!modules.length) return out;
+  if (!modules.length || (await hostSaysNone(modules))) return out;
   const probe = await runStep(session, dependsStep(modules, t));
   out.records.push(probe);
   if (!probe.ok) return { ...out, ok: false, checks: [resultOf(probe)] };

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { dependsStep, modprobeRemoveStep, modprobeStep, parseDepends } from '../../../scripts/lib/suite/in-tree-deps.ts';
+import { dependsStep, modCDepends, modprobeRemoveStep, modprobeStep, parseDepends } from '../../../scripts/lib/suite/in-tree-deps.ts';
 
 const fx = readFileSync(new URL('../../fixtures/in-tree-deps/uas-alauda-stub.stdout', import.meta.url), 'utf8');
 const k = '/lib/modules/6.1.0-57-amd64/kernel/drivers';
@@ -45,4 +45,11 @@ t.test('the guest commands: one probe for every module, modprobe and modprobe -r
   t.same(modprobeStep({ name: 'usbcore', neededBy: ['a'], present: false }, timeouts).argv, ['modprobe', 'usbcore']);
   t.same(modprobeRemoveStep('usbcore', timeouts).argv, ['modprobe', '-r', 'usbcore']);
   t.equal(modprobeStep({ name: 'x', neededBy: [], present: false }, timeouts).failure, 'load');
+});
+
+t.test("kbuild's own record of a host build's depends (.mod.c), so a module that needs nothing costs no guest step", async (t) => {
+  const read = (f: string): string => readFileSync(new URL(`../../fixtures/${f}`, import.meta.url), 'utf8');
+  t.same(modCDepends(read('in-tree-deps/delta.mod.c')), ['usb_common']);
+  t.same(modCDepends(read('kbuild-6.1/netlink_simple_intf.mod.c.txt')), [], 'the netlink demo needs nothing');
+  t.equal(modCDepends('int x;'), undefined, 'no depends line: ask the guest');
 });
