@@ -49,7 +49,7 @@ t.test('the guest commands: one probe for every module, modprobe and modprobe -r
 
 t.test("kbuild's own record of a host build's depends (.mod.c), so a module that needs nothing costs no guest step", async (t) => {
   const read = (f: string): string => readFileSync(new URL(`../../fixtures/${f}`, import.meta.url), 'utf8');
-  t.same(modCDepends(read('in-tree-deps/delta.mod.c')), ['usb_common']);
+  t.same(modCDepends(read('in-tree-deps/delta.mod.c.txt')), ['usb_common']);
   t.same(modCDepends(read('kbuild-6.1/netlink_simple_intf.mod.c.txt')), [], 'the netlink demo needs nothing');
   t.equal(modCDepends('int x;'), undefined, 'no depends line: ask the guest');
 });
