@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import type { DeviceDecl } from './device-decl.ts';
 import { KmodvmError } from './errors.ts';
 
 export type Accel = 'auto' | 'kvm' | 'tcg';
@@ -52,6 +53,8 @@ export interface Config {
   update: boolean;
   /** Added to the guest kernel command line (the suite's kernel_args). Default none. */
   kernelArgs: string[];
+  /** The suite's devices, its own and its tests' (set by the plan, loop/plan.ts; vm/devices.ts). Default none. */
+  devices: readonly DeviceDecl[];
   /** A one-test suite without a suite file: the module directory. Default '' (use the suite). Flag --module-dir. */
   moduleDir: string;
   /** With --module-dir: the user app directory, whose one program the test runs. Default '' (no app). Flag --app-dir. */
@@ -129,6 +132,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot(),
     shard: '',
     update: false,
     kernelArgs: [],
+    devices: [],
     moduleDir: '',
     appDir: '',
     transcript: '',

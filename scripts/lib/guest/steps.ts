@@ -10,6 +10,8 @@ import type { ExecResult, SshSession } from './ssh.ts';
 export interface Guest {
   session: SshSession;
   serialLog: string;
+  /** QEMU's QMP socket, through which the suite's hot devices are plugged (suite/devices-plug.ts). */
+  qmpSocket?: string;
 }
 
 export interface StepSpec {

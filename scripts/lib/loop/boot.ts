@@ -13,6 +13,24 @@ import type { VmSpec } from '../vm/qemu-args.ts';
 import { type BootHow, qemuVersion, type Resumed, resumable, resumeOrSave } from '../vm/resume.ts';
 import { freePort, isPortInUse, SSHD_READY_MARKER, Vm } from '../vm/vm.ts';
 
+/** What a boot reads of the options. */
+type BootConfig = Pick<
+  Config,
+  | 'cacheDir'
+  | 'cpus'
+  | 'debugKernel'
+  | 'devices'
+  | 'guestNet'
+  | 'kernelArgs'
+  | 'kernelImage'
+  | 'memoryMiB'
+  | 'profile'
+  | 'resume'
+  | 'root'
+  | 'splatRules'
+  | 'timeouts'
+>;
+
 /**
  * Boots a VM, or resumes it from a snapshot, and returns it with an SSH
  * session: the one boot policy of vm:test, vm:up (detached) and bench. A port
@@ -20,10 +38,7 @@ import { freePort, isPortInUse, SSHD_READY_MARKER, Vm } from '../vm/vm.ts';
  * remembered; a guest kernel that crashed in its own boot boots once more.
  */
 export async function bootVm(
-  c: Pick<
-    Config,
-    'cacheDir' | 'cpus' | 'debugKernel' | 'guestNet' | 'kernelArgs' | 'kernelImage' | 'memoryMiB' | 'profile' | 'resume' | 'root' | 'splatRules' | 'timeouts'
-  >,
+  c: BootConfig,
   img: ImageInfo,
   accel: 'kvm' | 'tcg',
   runDir: string,

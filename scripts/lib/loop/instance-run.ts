@@ -215,7 +215,7 @@ export async function testOnInstance(
     s = (await upInstance(c, s.name, log)).state;
     session = await connect(s);
     serials.push({ file: s.serialLog, from: 0 });
-    return { session, serialLog: s.serialLog };
+    return { session, serialLog: s.serialLog, qmpSocket: path.join(s.dir, 'qmp.sock') };
   };
   let r: Awaited<ReturnType<typeof runSuite>>;
   try {
@@ -224,7 +224,7 @@ export async function testOnInstance(
       suite: rs.suite,
       tests: rs.selected,
       files: rs.files,
-      guest: { session, serialLog: s.serialLog },
+      guest: { session, serialLog: s.serialLog, qmpSocket: path.join(s.dir, 'qmp.sock') },
       runDir,
       kver: s.kernelVersion,
       rules,

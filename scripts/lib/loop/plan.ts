@@ -24,11 +24,17 @@ export interface RunPlan {
  */
 export function planRun(o: Readonly<Config>, rs: ResolvedSuite): RunPlan {
   const memcheck = o.memcheck || rs.suite.memcheck;
-  const checks: CheckPlan = { choice: { memcheck, debugKernel: Boolean(o.debugKernel) }, settings: rs.suite.checks };
+  const lifecycle = [rs.suite.lifecycle, ...rs.suite.tests.map((t) => t.lifecycle)].flatMap((l) =>
+    Object.entries(l ?? {})
+      .filter(([, v]) => v)
+      .map(([k]) => k),
+  );
+  const checks: CheckPlan = { choice: { memcheck, debugKernel: Boolean(o.debugKernel), lifecycle: [...new Set(lifecycle)] }, settings: rs.suite.checks };
   const wanted = [...rs.suite.kernelArgs, ...kernelArgsOf(makeChecks(checks))];
   const kernelArgs = [...o.kernelArgs, ...wanted.filter((a, i) => !o.kernelArgs.includes(a) && wanted.indexOf(a) === i)];
   return deepFreeze({
-    options: { ...o, memcheck, kernelArgs },
+    // Every device the suite names, its tests' too: the guest gets root ports for the hot ones, the cold ones at boot.
+    options: { ...o, memcheck, kernelArgs, devices: [...rs.suite.devices, ...rs.suite.tests.flatMap((t) => t.devices ?? [])] },
     suite: rs,
     checks: { ...checks, ids: checkIds(checks) },
     mode: o.failNth ? 'fail-nth' : 'tests',

@@ -216,14 +216,14 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: CheckResult[],
     g.vm = b.vm;
     g.session = b.session;
     g.serials.push(b.vm.spec.serialLog);
-    return { session: b.session, serialLog: b.vm.spec.serialLog };
+    return { session: b.session, serialLog: b.vm.spec.serialLog, qmpSocket: b.vm.spec.qmpSocket };
   };
   const r = await runSuite({
     c,
     suite: rs.suite,
     tests: rs.selected,
     files: rs.files,
-    guest: { session: g.session!, serialLog: g.vm!.spec.serialLog },
+    guest: { session: g.session!, serialLog: g.vm!.spec.serialLog, qmpSocket: g.vm!.spec.qmpSocket },
     runDir,
     kver: img.manifest.kernelVersion,
     rules,

@@ -7,6 +7,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dataError, fieldName, parseData, type Where } from '../core/datafile.ts';
 import { KmodvmError } from '../core/errors.ts';
+import { loadDeviceForms } from '../vm/device-forms.ts';
+import { type DeviceDecl, declOf } from '../vm/devices.ts';
+import type { Lifecycle } from './checks/check.ts';
 import { type SuiteFile, suiteSchema } from './schema.ts';
 
 export interface SuiteModuleDir {
@@ -23,6 +26,10 @@ export interface SuiteTest {
   timeoutS?: number;
   /** insmod parameters by module name, replacing the dir's. */
   params?: Record<string, string[]>;
+  /** Devices hot-plugged for this test only. */
+  devices?: DeviceDecl[];
+  /** Its lifecycle checks; the suite's when it names none. */
+  lifecycle?: Lifecycle;
 }
 export interface Suite {
   file: string;
@@ -39,6 +46,9 @@ export interface Suite {
   checks: Record<string, unknown>;
   kernels?: string[];
   exclude: string[];
+  /** The suite's own devices, present for every test (vm/devices.ts). */
+  devices: DeviceDecl[];
+  lifecycle?: Lifecycle;
   /**
    * A --module-dir suite: its dirs live anywhere on the host, and appear in
    * the suite (and the guest) under fixed names. Without mounts, the root's
@@ -96,6 +106,8 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
       throw usage(abs, where([kind, i, 'dir']), `${kind}[${i}].dir`, `${d} has no Makefile`);
     return d;
   };
+  const seenIds = new Map<string, string>();
+  const devices = decls(abs, where, s.devices, ['devices'], seenIds, false);
   const tests = s.tests.map((t, i): SuiteTest => {
     const tr = t.transcript ? { rel: t.transcript, abs: path.resolve(root, t.transcript) } : undefined;
     if (tr && !o.update && !existsSync(tr.abs)) {
@@ -114,6 +126,8 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
       exitCode: t.exit_code,
       timeoutS: t.timeout,
       params: t.params && Object.fromEntries(Object.entries(t.params).map(([k, v]) => [k.replace(/-/g, '_'), paramList(v)])),
+      devices: t.devices && decls(abs, where, t.devices, ['tests', i, 'devices'], seenIds, true),
+      lifecycle: t.lifecycle,
     };
   });
   return {
@@ -129,5 +143,35 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
     checks: s.checks,
     kernels: s.kernels,
     exclude: s.exclude,
+    devices,
+    lifecycle: s.lifecycle,
   };
+}
+
+/** Every suite and test device id, with the field that first named it. */
+type SeenIds = Map<string, string>;
+
+/** The devices of one list: each a -device spec with a unique id; a test's own must be hot-pluggable (a PCI short form). */
+function decls(file: string, where: Where, specs: readonly string[], at: (string | number)[], seen: SeenIds, perTest: boolean): DeviceDecl[] {
+  const forms = loadDeviceForms();
+  return specs.map((spec, k) => {
+    const field = fieldName([...at, k]);
+    const d = declOf(spec);
+    if (typeof d === 'string') throw usage(file, where([...at, k]), field, d, 'write it as QEMU -device takes it, with an id: edu,id=edu0 (docs/devices.md)');
+    const other = seen.get(d.id);
+    if (other) throw usage(file, where([...at, k]), field, `duplicate device id ${d.id} (also ${other})`);
+    seen.set(d.id, field);
+    const form = Object.hasOwn(forms, d.driver) ? forms[d.driver] : undefined;
+    if (perTest && (form?.bus !== 'pci' || form.controller || d.props.some(([p]) => p === 'bus')))
+      throw usage(
+        file,
+        where([...at, k]),
+        field,
+        `${d.driver} cannot be hot-plugged for one test: a test's own devices are PCI short forms (${Object.keys(forms)
+          .filter((f) => forms[f].bus === 'pci' && !forms[f].controller)
+          .join(', ')})`,
+        "put it in the suite's devices:, which are there from boot (docs/devices.md)",
+      );
+    return { ...d, where: { file, line: where([...at, k]), field } };
+  });
 }

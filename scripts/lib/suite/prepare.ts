@@ -6,6 +6,7 @@ import type { Config } from '../core/config.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { GUEST_WORK, runStep, type StepRecord } from '../guest/steps.ts';
 import type { CheckResult } from '../verdict/model.ts';
+import type { GuestDevices } from './devices-plug.ts';
 import { guestBuildSuite } from './guest-build.ts';
 import type { SuiteHostBuild } from './host-build.ts';
 import { loadInTreeDeps } from './in-tree-deps.ts';
@@ -23,6 +24,8 @@ export interface PrepareInput {
   guestRecords?: { dir: string; replay: boolean };
   /** The guest already has files of this suite (a kept instance): send only what changed, unload leftovers. */
   reuse?: boolean;
+  /** The guest's hot devices: the suite's own are plugged first. */
+  devices?: GuestDevices;
   log: (l: string) => void;
 }
 
@@ -33,6 +36,7 @@ export interface Prepared {
   modules: LoadedModule[];
   /** The in-tree modules kmodvm loaded for them (in-tree-deps.ts), to remove after the run. */
   deps: string[];
+  devices?: GuestDevices;
 }
 
 const failedCheck = (r: StepRecord): CheckResult => ({
@@ -57,9 +61,9 @@ function uploadParts(i: PrepareInput) {
   return [{ localDir: suite.root, sub: '.', files: i.files }];
 }
 
-export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
-  const { c, suite, session } = i;
-  const out: Prepared = { ok: true, checks: [], records: [], modules: [], deps: [] };
+/** The suite's files into the guest: a failure on the host (staging, tar) is told apart from the guest not taking them. */
+async function upload(i: PrepareInput): Promise<CheckResult> {
+  const { c, session } = i;
   const t0 = Date.now();
   const leftOut: string[] = [];
   const sent = await session.uploadTrees(GUEST_WORK, uploadParts(i), c.timeouts.command * 1000, { skipUnchanged: i.reuse, leftOut }).catch((e: Error) => e);
@@ -70,11 +74,22 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
     const evidence = onHost
       ? `${sent.message}\nnext: this failed on the host, before anything reached the guest: the files named above are the ones to look at`
       : `${sent.message}\nnext: the guest did not take the files; look at the serial console (serial.log) and run again`;
-    out.checks.push({ name: 'upload', ok: false, failure: 'upload', durationMs: Date.now() - t0, message: sent.message, evidence });
-    return { ...out, ok: false };
+    return { name: 'upload', ok: false, failure: 'upload', durationMs: Date.now() - t0, message: sent.message, evidence };
   }
   const left = leftOut.length ? `; left out, not a regular file inside its tree: ${leftOut.join(', ')}` : '';
-  out.checks.push({ name: 'upload', ok: true, durationMs: Date.now() - t0, message: `${sent.length}${i.reuse ? ' changed' : ''} files${left}` });
+  return { name: 'upload', ok: true, durationMs: Date.now() - t0, message: `${sent.length}${i.reuse ? ' changed' : ''} files${left}` };
+}
+
+export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
+  const { c, suite, session } = i;
+  const out: Prepared = { ok: true, checks: [], records: [], modules: [], deps: [], devices: i.devices };
+  // The suite's devices are there before anything loads: a driver loaded once probes them at insmod.
+  const plugged = (await i.devices?.plug(suite.devices.map((d) => d.id))) ?? [];
+  out.checks.push(...plugged);
+  if (plugged.some((x) => !x.ok)) return { ...out, ok: false };
+  const up = await upload(i);
+  out.checks.push(up);
+  if (!up.ok) return { ...out, ok: false };
   if (i.host) {
     const byDir = new Map(suite.modules.map((m) => [m.dir, m.params]));
     const tree = i.host.tree;

@@ -10,6 +10,7 @@ import { posixJoin } from '../core/end.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { readUnder } from '../core/tree-fs.ts';
 import { parseTranscript } from '../verdict/transcript.ts';
+import { checkDevicesWithQemu } from '../vm/device-check.ts';
 import { suiteFiles } from './files.ts';
 import { loadSuite, type Suite, TRANSCRIPT_MAX } from './load.ts';
 import { parseShard, selectTests } from './select.ts';
@@ -70,6 +71,7 @@ export function legacySuite(c: Pick<Config, 'moduleDir' | 'appDir' | 'transcript
     memcheck: false,
     checks: {},
     exclude: [],
+    devices: [],
     mounts: [{ rel: 'kernel-module', abs: mod }, ...(app ? [{ rel: 'userapp', abs: app }] : [])],
   };
 }
@@ -93,6 +95,9 @@ export async function resolveSuite(
   cwd = process.cwd(),
 ): Promise<ResolvedSuite> {
   const suite = c.moduleDir ? legacySuite(c) : await loadSuite(c.suite || defaultSuiteFile(c, cwd), { update: c.update });
+  const devices = [...suite.devices, ...suite.tests.flatMap((t) => t.devices ?? [])];
+  const refused = devices.length ? await checkDevicesWithQemu(devices) : undefined;
+  if (refused) throw refused;
   const tests = selectTests(suite.tests, { only: c.only, shard: c.shard ? parseShard(c.shard) : undefined });
   const selected: SelectedTest[] = [];
   for (const test of tests) {

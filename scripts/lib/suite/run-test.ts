@@ -14,8 +14,10 @@ import { runStep, type StepRecord } from '../guest/steps.ts';
 import type { ModuleLayout } from '../verdict/leaks.ts';
 import type { CheckResult } from '../verdict/model.ts';
 import { parseTranscript, type Transcript } from '../verdict/transcript.ts';
+import type { GuestEnv } from './checks/check.ts';
 import { judgeTest } from './judge-test.ts';
 import { type SuiteTest, srcPath, TRANSCRIPT_MAX } from './load.ts';
+import type { Prepared } from './prepare.ts';
 import type { SavedTest } from './rejudge.ts';
 import { reportSources } from './sources.ts';
 import {
@@ -47,11 +49,12 @@ export async function runOneTest(
   i: SuiteRunInput,
   guest: Guest,
   sel: SelectedTest,
-  modules: readonly LoadedModule[],
+  prep: Pick<Prepared, 'modules' | 'devices'>,
   record: (r: StepRecord) => Promise<void>,
   carried?: { taint?: number },
 ): Promise<OneTest> {
   const { c, test } = { c: i.c, test: sel.test };
+  const modules = prep.modules;
   const t0 = Date.now();
   let b: { taint?: number; dmesg: string } = { taint: carried?.taint, dmesg: '' };
   if (!carried) {
@@ -61,8 +64,13 @@ export async function runOneTest(
   }
   const unknown = Object.keys(test.params ?? {}).filter((k) => !modules.some((m) => m.name === k));
   if (unknown.length) return unknownParams(i, test, modules, unknown, b);
+  // The test's own devices go in before its modules load, and come out after they are unloaded.
+  const plugged = await testDevices(test, prep, 'plug');
+  if (plugged.some((x) => !x.ok))
+    return { checks: plugged, kernelLog: '', logBefore: b.dmesg, durationMs: Date.now() - t0, taintAfter: b.taint, untrusted: 'a device did not plug' };
   const serialFrom = await fileSize(guest.serialLog);
-  const steps = await loadRunUnload(i, guest, test, modules, record);
+  const steps = await loadRunUnload(i, guest, test, prep, record);
+  const unplugged = await testDevices(test, prep, 'unplug');
   // The debug kernel's KASAN reports a bad write as it happens: no slab walk needed.
   const post = await runStep(
     guest.session,
@@ -74,14 +82,28 @@ export async function runOneTest(
   await record(post);
   const a = parseStateAfter(post.result.stdout);
   const serial = await readFrom(guest.serialLog, serialFrom);
-  const { loads, run, unloads, hang } = steps;
+  const { loads, run, unloads, hang, checkSteps } = steps;
   const sources = await reportSources(a.dmesg, modules, (rel) => srcPath(i.suite, rel), steps.layouts).catch((e: Error) => {
     i.log(`note: no source lines for this test's kernel reports: ${e.message}`);
     return undefined;
   });
-  const evidence = { loads, run, unloads, taintBefore: b.taint, taintAfter: a.taint, pid: a.pid, kernelLog: a.dmesg, serial, hangEvidence: hang, sources };
+  const kept = { taintBefore: b.taint, taintAfter: a.taint, pid: a.pid, kernelLog: a.dmesg, serial, hangEvidence: hang, sources };
+  const evidence = { loads, run, unloads, ...kept, steps: checkSteps };
   const judged = await judgeAndKeep(i, sel, modules, evidence, a);
-  return { ...judged, kernelLog: a.dmesg, logBefore: b.dmesg, durationMs: Date.now() - t0, taintAfter: a.taint };
+  const stuck = unplugged.find((x) => !x.ok)?.name;
+  const untrusted = judged.untrusted ?? (stuck && `${stuck} failed`);
+  const checks = [...plugged, ...judged.checks, ...unplugged];
+  return { ...judged, checks, untrusted, kernelLog: a.dmesg, logBefore: b.dmesg, durationMs: Date.now() - t0, taintAfter: a.taint };
+}
+
+/** Plugs or unplugs the test's own devices (suite/devices-plug.ts). */
+async function testDevices(test: SuiteTest, prep: Pick<Prepared, 'devices'>, what: 'plug' | 'unplug'): Promise<CheckResult[]> {
+  const own = test.devices?.map((d) => d.id) ?? [];
+  if (!own.length || !prep.devices) return [];
+  if (what === 'plug') return prep.devices.plug(own);
+  const out: CheckResult[] = [];
+  for (const id of own) if (prep.devices.plugged().has(id)) out.push(await prep.devices.unplug(id));
+  return out;
 }
 
 /** A test whose params name a module the suite does not build: a usage failure, before anything is loaded. */
@@ -97,8 +119,15 @@ function unknownParams(i: SuiteRunInput, test: SuiteTest, modules: readonly Load
 }
 
 /** insmod in order (per-test loading), the run line when every module loaded, rmmod in reverse; a hung run line leaves its evidence. */
-async function loadRunUnload(i: SuiteRunInput, guest: Guest, test: SuiteTest, modules: readonly LoadedModule[], record: (r: StepRecord) => Promise<void>) {
+async function loadRunUnload(
+  i: SuiteRunInput,
+  guest: Guest,
+  test: SuiteTest,
+  prep: Pick<Prepared, 'modules' | 'devices'>,
+  record: (r: StepRecord) => Promise<void>,
+) {
   const { c } = i;
+  const modules = prep.modules;
   const s = guest.session;
   const perTest = i.suite.load === 'per-test';
   const loads: StepRecord[] = [];
@@ -117,7 +146,19 @@ async function loadRunUnload(i: SuiteRunInput, guest: Guest, test: SuiteTest, mo
     if (run.result.timedOut) hang = await hangEvidence(i, guest);
   }
   const unloads: StepRecord[] = [];
-  const env = { guest, timeouts: c.timeouts, record, layouts: [] as ModuleLayout[] };
+  const checkSteps: Record<string, CheckResult[]> = {};
+  const env: GuestEnv = {
+    guest,
+    timeouts: c.timeouts,
+    record,
+    layouts: [] as ModuleLayout[],
+    devices: prep.devices,
+    lifecycle: test.lifecycle ?? i.suite.lifecycle,
+    params: (m) => paramsFor(m, test.params),
+    report: (id, r) => {
+      checkSteps[id] = [...(checkSteps[id] ?? []), r];
+    },
+  };
   for (const m of modules.slice(0, perTest ? loaded : 0).reverse()) {
     for (const k of i.checks) await k.beforeUnload?.(env, m);
     const r = await runStep(s, rmmodStep(m, c.timeouts));
@@ -131,7 +172,7 @@ async function loadRunUnload(i: SuiteRunInput, guest: Guest, test: SuiteTest, mo
         modules,
         unloads.every((r) => r.ok),
       );
-  return { loads, run, unloads, hang, layouts: env.layouts };
+  return { loads, run, unloads, hang, layouts: env.layouts, checkSteps };
 }
 
 type Evidence = SavedTest['evidence'];

@@ -11,6 +11,9 @@ import type { Guest } from '../guest/steps.ts';
 import { recordStep, runStep, type StepRecord } from '../guest/steps.ts';
 import type { ModuleLayout } from '../verdict/leaks.ts';
 import { type CheckResult, testReport as report, type TestReport } from '../verdict/model.ts';
+import { loadDeviceForms } from '../vm/device-forms.ts';
+import { type DevicePlan, planDevices } from '../vm/devices.ts';
+import { GuestDevices } from './devices-plug.ts';
 import { runFailNth } from './fail-nth-sweep.ts';
 import { buildChecks, type SuiteHostBuild } from './host-build.ts';
 import { unloadInTreeDeps } from './in-tree-deps.ts';
@@ -60,8 +63,10 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
   const before: CheckResult[] = [...built.checks];
   const res: SuiteRunResult = { before, tests: [], after: [], kernelLog: '', guest: i.guest };
   if (built.failed) return res;
+  const plans = devicePlans(i);
   const prepare = async (reuse: boolean): Promise<Prepared> => {
     const p = await prepareGuest({
+      devices: plans.length ? new GuestDevices(res.guest, plans, c.timeouts, (r) => record('', r)) : undefined,
       c,
       suite: i.suite,
       session: res.guest.session,
@@ -91,6 +96,12 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
   res.kernelLog += last?.stdout ?? '';
   await writeFile(path.join(i.runDir, 'dmesg.log'), res.kernelLog);
   return res;
+}
+
+/** The plan of the suite's devices, the same as the guest's (vm/profile.ts guestSpec: the same declarations in the same order give the same ports). */
+function devicePlans(i: SuiteRunInput): DevicePlan[] {
+  const decls = [...i.suite.devices, ...i.suite.tests.flatMap((t) => t.devices ?? [])];
+  return decls.length ? planDevices(decls, loadDeviceForms(i.c.root), i.runDir).plans : [];
 }
 
 type RecordStep = (prefix: string, r: StepRecord) => Promise<void>;
@@ -123,7 +134,7 @@ async function runTests(i: SuiteRunInput, res: SuiteRunResult, first: Prepared, 
       }
     }
     i.log(`test ${sel.test.name}`);
-    const t = await runOneTest(i, res.guest, sel, prep.modules, (r) => record(sel.test.name, r), carried);
+    const t = await runOneTest(i, res.guest, sel, prep, (r) => record(sel.test.name, r), carried);
     res.kernelLog += t.logBefore + t.kernelLog;
     untrusted = t.untrusted;
     carried = t.taintAfter === undefined ? undefined : { taint: t.taintAfter };

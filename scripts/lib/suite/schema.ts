@@ -24,6 +24,20 @@ const appDir = z.strictObject({
   dir: relPath.describe('a directory built with make (on the host with CC="gcc-N -static", or in the guest)'),
 });
 
+/** A QEMU -device spec with an id: a short form (qemu/devices.json) gets its backend from kmodvm; any other is passed as written. */
+const devices = z
+  .array(z.string().min(1).max(500))
+  .describe('QEMU devices by -device syntax, each with an id: edu,id=edu0; nvme,id=scratch; any other spec is passed to QEMU as written (docs/devices.md)');
+
+/** The lifecycle checks over the devices the suite's modules bound (docs/devices.md). */
+export const lifecycleSchema = z
+  .strictObject({
+    unbind_bind: z.boolean().optional().describe("each bound device unbound and bound again through its driver's sysfs files, before the modules' rmmod"),
+    hot_unplug: z.boolean().optional().describe('each bound hot-plugged device unplugged and plugged again through QMP, and bound again'),
+    reload: z.number().int().min(1).max(100).optional().describe('the modules unloaded and loaded again this many times before their last rmmod'),
+  })
+  .describe("probe/remove lifecycle checks; a test's own replaces the suite's");
+
 const testName = z.string().regex(/^[A-Za-z0-9][\w.:@+-]{0,79}$/, 'must be 1-80 letters, digits or ._:@+- and start with a letter or digit');
 
 const test = z.strictObject({
@@ -35,6 +49,8 @@ const test = z.strictObject({
   exit_code: z.number().int().min(0).max(255).default(0).describe('the exit code the command must end with'),
   timeout: z.number().positive().max(86400).optional().describe('seconds the command may run (default: the app timeout, 60)'),
   params: z.record(z.string(), params).optional().describe("insmod parameters for this test, by module name, replacing the module dir's"),
+  devices: devices.optional().describe('devices hot-plugged before this test and unplugged after it (PCI short forms only)'),
+  lifecycle: lifecycleSchema.optional(),
 });
 
 export const suiteSchema = z
@@ -62,6 +78,8 @@ export const suiteSchema = z
       .default(false)
       .describe('--memcheck for every run of this suite: SLUB debugging, the slab check after each test, the leak check at rmmod'),
     checks: checksSetting.default({}),
+    devices: devices.default([]),
+    lifecycle: lifecycleSchema.optional(),
     kernels: z
       .array(z.string().regex(/^[a-z0-9][a-z0-9.-]*$/))
       .min(1)
@@ -70,6 +88,14 @@ export const suiteSchema = z
     exclude: z.array(z.string().min(1)).default([]).describe('gitignore-style patterns the upload leaves out, besides build products, .gitignore and .git'),
   })
   .superRefine((s, ctx) => {
+    if (s.load === 'once')
+      for (const [at, l] of [[['lifecycle'], s.lifecycle] as const, ...s.tests.map((t, i) => [['tests', i, 'lifecycle'], t.lifecycle] as const)])
+        if (l)
+          ctx.addIssue({
+            code: 'custom',
+            path: [...at],
+            message: "the lifecycle checks run around each test's rmmod: they need load: per-test",
+          });
     const seen = new Map<string, number>();
     s.tests.forEach((t, i) => {
       if (t.params && s.load === 'once')

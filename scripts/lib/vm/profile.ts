@@ -8,6 +8,8 @@ import path from 'node:path';
 import type { Config, Profile } from '../core/config.ts';
 import type { RunAccel } from '../host/accel.ts';
 import type { ImageInfo } from '../image/image.ts';
+import { loadDeviceForms } from './device-forms.ts';
+import { planDevices } from './devices.ts';
 import { QBOOT, type VmSpec } from './qemu-args.ts';
 
 export function bootFiles(
@@ -32,13 +34,14 @@ export function sshKeys(
 
 /** The VM for a run: its files go in dir (serial.log, qmp.sock). With --kernel-image, byoInitrd is the initrd for that kernel. */
 export function guestSpec(
-  c: Pick<Config, 'cpus' | 'guestNet' | 'kernelArgs' | 'kernelImage' | 'memoryMiB' | 'profile'>,
+  c: Pick<Config, 'cpus' | 'devices' | 'guestNet' | 'kernelArgs' | 'kernelImage' | 'memoryMiB' | 'profile' | 'root'>,
   img: ImageInfo,
   accel: RunAccel,
   sshPort: number,
   dir: string,
   byoInitrd?: string,
 ): VmSpec {
+  const dev = c.devices.length ? planDevices(c.devices, loadDeviceForms(c.root), dir) : undefined;
   const files = c.kernelImage && byoInitrd ? { kernel: c.kernelImage, initrd: byoInitrd, cmdline: img.cmdline } : bootFiles(c.profile, img);
   return {
     accel,
@@ -55,5 +58,6 @@ export function guestSpec(
     guestNet: c.guestNet,
     serialLog: path.join(dir, 'serial.log'),
     qmpSocket: path.join(dir, 'qmp.sock'),
+    devices: dev && { args: dev.args, key: dev.key, scratch: dev.plans.filter((p) => !p.hot && p.scratch).map((p) => p.scratch!) },
   };
 }

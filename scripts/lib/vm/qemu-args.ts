@@ -26,6 +26,8 @@ export interface VmSpec {
   guestNet?: boolean;
   /** Firmware. qboot (QEMU's minimal BIOS) starts the kernel about 0.7 s sooner than SeaBIOS under TCG. Default: QEMU's own. */
   bios?: string;
+  /** The suite's cold devices and kmodvm's root ports for its hot ones (vm/devices.ts): their arguments, and what the saved guest is keyed by (never a path). */
+  devices?: { args: readonly string[]; key: readonly string[]; scratch?: readonly { file: string; bytes: number }[] };
 }
 
 /** Where Debian's and Ubuntu's qemu-system-data put qboot. */
@@ -90,6 +92,10 @@ export function consoleArgs(s: Pick<VmSpec, 'serialLog' | 'qmpSocket'>): string[
   return ['-serial', `file:${escapeOptValue(s.serialLog)}`, '-qmp', `unix:${escapeOptValue(s.qmpSocket)},server=on,wait=off`];
 }
 
+export function deviceArgs(s: Pick<VmSpec, 'devices'>): string[] {
+  return [...(s.devices?.args ?? [])];
+}
+
 export function buildQemuArgs(s: VmSpec): string[] {
   return [
     ...baseArgs(),
@@ -100,6 +106,7 @@ export function buildQemuArgs(s: VmSpec): string[] {
     ...driveArgs(s),
     ...netArgs(s),
     ...forkArgs(s),
+    ...deviceArgs(s),
     ...consoleArgs(s),
   ];
 }

@@ -12,8 +12,12 @@ export interface QmpReply {
   return?: unknown;
   error?: { class: string; desc: string };
   event?: string;
+  data?: Record<string, unknown>;
   QMP?: unknown;
 }
+
+/** The most events kept for waitEvent(): a few commands' worth. */
+const EVENTS_KEPT = 200;
 
 /** Splits a buffer into whole JSON lines; the rest waits for more bytes. */
 export function parseQmpLines(buf: string): { messages: QmpReply[]; rest: string } {
@@ -36,6 +40,8 @@ export class Qmp {
   private buf = '';
   private waiting: { resolve: (r: QmpReply) => void; reject: (e: Error) => void }[] = [];
   private closed: Error | undefined;
+  private events: QmpReply[] = [];
+  private eventWaiters = new Set<() => void>();
 
   private constructor(
     private readonly sock: net.Socket,
@@ -46,11 +52,19 @@ export class Qmp {
       const { messages, rest } = parseQmpLines(this.buf + d);
       this.buf = rest;
       // Events are not replies: the greeting, and returns and errors answer commands in order.
-      for (const m of messages) if (m.event === undefined) this.waiting.shift()?.resolve(m);
+      for (const m of messages) {
+        if (m.event === undefined) this.waiting.shift()?.resolve(m);
+        else {
+          this.events.push(m);
+          if (this.events.length > EVENTS_KEPT) this.events.shift();
+          for (const w of [...this.eventWaiters]) w();
+        }
+      }
     });
     const end = (e: Error): void => {
       this.closed ??= e;
       for (const w of this.waiting.splice(0)) w.reject(e);
+      for (const w of [...this.eventWaiters]) w();
     };
     sock.on('error', end);
     sock.on('close', () => end(new QmpError('QMP connection closed (QEMU exited?)')));
@@ -116,6 +130,35 @@ export class Qmp {
     const r = await reply;
     if (r.error) throw new QmpError(`${command}: ${r.error.class}: ${r.error.desc}`);
     return r.return as T;
+  }
+
+  /**
+   * The first event named so (since connect) that match accepts, taken from
+   * the kept ones; rejects at the deadline or when the connection ends.
+   */
+  waitEvent(name: string, match: (data: Record<string, unknown>) => boolean, ms: number): Promise<QmpReply> {
+    return new Promise((resolve, reject) => {
+      const done = (): void => {
+        this.eventWaiters.delete(look);
+        clearTimeout(timer);
+      };
+      const look = (): void => {
+        const i = this.events.findIndex((e) => e.event === name && match(e.data ?? {}));
+        if (i >= 0) {
+          done();
+          resolve(this.events.splice(i, 1)[0]);
+        } else if (this.closed) {
+          done();
+          reject(this.closed);
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new QmpError(`QMP: no ${name} event within ${ms} ms`));
+      }, ms);
+      this.eventWaiters.add(look);
+      look();
+    });
   }
 
   close(): void {

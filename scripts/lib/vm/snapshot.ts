@@ -47,6 +47,8 @@ export const NOT_IN_KEY = ['sshPort', 'serialLog', 'qmpSocket', 'keepDiskWrites'
 export function snapshotKey(spec: VmSpec, o: { imageKey: string; qemuVersion: string; hostCpu?: string }): string {
   const f: Record<string, unknown> = { ...forkable(spec) };
   for (const k of NOT_IN_KEY) delete f[k];
+  // The devices' arguments name the run's scratch files; their key names the devices.
+  f.devices = spec.devices?.key.length ? spec.devices.key : undefined;
   const guest = Object.fromEntries(
     Object.entries(f)
       .filter(([, v]) => v !== undefined)

@@ -1,5 +1,6 @@
 // VM lifecycle: start QEMU, wait for SSH against a deadline while watching
 // that QEMU is alive, and kill it on every way out (exit, error, Ctrl-C).
+
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -10,6 +11,7 @@ import { shellJoin, tail } from '../core/proc.ts';
 import { onSignalCleanup } from '../core/signals.ts';
 import { waitUntil } from '../core/wait.ts';
 import { HostKeyMismatch, SshSession } from '../guest/ssh.ts';
+import { makeScratchSync } from './hotplug.ts';
 import { buildQemuArgs, type VmSpec } from './qemu-args.ts';
 
 export const QEMU = 'qemu-system-x86_64';
@@ -95,6 +97,8 @@ export class Vm {
    */
   start(o: { detached?: { stderrFile: string } } = {}): void {
     installReaper();
+    // The cold devices' scratch drives, made before QEMU opens them (vm/devices.ts).
+    for (const f of this.spec.devices?.scratch ?? []) makeScratchSync(f);
     // A resumed VM reads its migration stream from an inherited descriptor (-incoming fd:N).
     const incoming = this.spec.incoming;
     if (incoming && this.spec.incomingFd !== 3) throw new Error('an incoming migration stream is passed as fd 3');

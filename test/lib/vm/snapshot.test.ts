@@ -30,7 +30,13 @@ t.test('the key is the whole guest spec less an explicit list: a field added to 
   const { NOT_IN_KEY } = await import('../../../scripts/lib/vm/snapshot.ts');
   const k = snapshotKey(spec, ids);
   t.not(snapshotKey({ ...spec, guestNet: true }, ids), k, 'guestNet, which the hand-made list had left out');
-  t.not(snapshotKey({ ...spec, devices: ['edu,id=edu0'] } as typeof spec, ids), k, 'a field the spec does not have yet (devices)');
+  const cold = (dir: string): typeof spec => ({
+    ...spec,
+    devices: { args: ['-blockdev', `driver=file,filename=${dir}/device-u.img`], key: ['usb-storage,id=u'] },
+  });
+  t.not(snapshotKey(cold('/run/a'), ids), k, 'the cold devices (#25)');
+  t.equal(snapshotKey(cold('/run/a'), ids), snapshotKey(cold('/run/b'), ids), 'by their specs, not by the run directory their arguments name');
+  t.equal(snapshotKey({ ...spec, devices: { args: [], key: [] } }, ids), k, 'no devices: the plain guest');
   for (const f of NOT_IN_KEY)
     t.equal(
       snapshotKey({ ...spec, [f]: f === 'incomingFd' ? 9 : f === 'keepDiskWrites' ? true : `/other/${f}` } as typeof spec, ids),

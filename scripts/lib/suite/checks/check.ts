@@ -12,6 +12,7 @@ import type { ModuleLayout } from '../../verdict/leaks.ts';
 import type { CheckResult } from '../../verdict/model.ts';
 import type { CompiledRules } from '../../verdict/splat.ts';
 import type { Transcript } from '../../verdict/transcript.ts';
+import type { GuestDevices } from '../devices-plug.ts';
 import type { LoadedModule } from '../test-plan.ts';
 
 /** What the guest returned for one test: the record the checks judge, kept as evidence.json for kmodvm judge. */
@@ -32,6 +33,8 @@ export interface TestEvidence {
   hangEvidence?: string;
   /** The source lines of the modules' frames in the kernel log (suite/sources.ts). */
   sources?: Sources;
+  /** What the checks' own guest steps found, by check id (GuestEnv.report), for their judgement. */
+  steps?: Record<string, CheckResult[]>;
 }
 
 /** What the suite expects of one test. */
@@ -60,6 +63,13 @@ export interface Judgement {
   captures?: Record<string, string>;
 }
 
+/** A test's lifecycle checks (the suite file's lifecycle:, schema.ts). */
+export interface Lifecycle {
+  unbind_bind?: boolean;
+  hot_unplug?: boolean;
+  reload?: number;
+}
+
 /** What a check's guest steps are given. */
 export interface GuestEnv {
   guest: Guest;
@@ -67,6 +77,14 @@ export interface GuestEnv {
   record: (r: StepRecord) => Promise<void>;
   /** The test's modules' layouts a check read before their rmmod: the source lookup names addresses in an unloaded module with them. */
   layouts: ModuleLayout[];
+  /** The guest's hot devices (suite/devices-plug.ts), when the suite names any. */
+  devices?: GuestDevices;
+  /** The test's lifecycle checks (its own, else the suite's). */
+  lifecycle?: Lifecycle;
+  /** The insmod parameters of a module in this test. */
+  params?: (m: LoadedModule) => string[];
+  /** Keeps a result of a check's guest step in the test's evidence, where its judge() finds it. */
+  report?: (checkId: string, r: CheckResult) => void;
 }
 
 /** One check of a run, made for that run by its room's create(): any state it keeps is its own. */
@@ -90,6 +108,8 @@ export interface Check {
 export interface CheckChoice {
   memcheck: boolean;
   debugKernel: boolean;
+  /** The lifecycle options the suite or any of its tests turns on (unbind_bind, hot_unplug, reload). */
+  lifecycle?: readonly string[];
 }
 
 /** A check's registration: its id, when a run has it, its setting under the suite's checks:, and how to make it. */

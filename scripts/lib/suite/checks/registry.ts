@@ -4,14 +4,28 @@
 import { z } from 'zod';
 import type { Check, CheckChoice, CheckRoom } from './check.ts';
 import { exitCode } from './exit-code.ts';
+import { hotUnplug } from './hot-unplug.ts';
 import { leakCheck } from './leak-check.ts';
 import { logRate } from './log-rate.ts';
 import { noSplat } from './no-splat.ts';
+import { reload } from './reload.ts';
 import { slabCheck } from './slab-check.ts';
 import { taint } from './taint.ts';
 import { transcriptMatch } from './transcript-match.ts';
+import { unbindBind } from './unbind-bind.ts';
 
-export const CHECKS: readonly CheckRoom<never>[] = [exitCode, transcriptMatch, taint, noSplat, slabCheck, leakCheck, logRate] as CheckRoom<never>[];
+export const CHECKS: readonly CheckRoom<never>[] = [
+  exitCode,
+  transcriptMatch,
+  unbindBind,
+  hotUnplug,
+  reload,
+  taint,
+  noSplat,
+  slabCheck,
+  leakCheck,
+  logRate,
+] as CheckRoom<never>[];
 
 /** The suite's `checks:` object: a key per check that takes a setting. */
 export const checksSetting = z
@@ -48,9 +62,14 @@ export function kernelArgsOf(checks: readonly Pick<Check, 'kernelArgs'>[]): stri
   return out;
 }
 
+/** Every lifecycle option: a saved run's checks are named by their ids, so any of them may be made. */
+const LIFECYCLE_ALL = ['unbind_bind', 'hot_unplug', 'reload'];
+
 /** The checks of a saved run by their ids (kmodvm judge): a check this kmodvm does not know is left out. */
 export const checksNamed = (ids: readonly string[], settings: Readonly<Record<string, unknown>> = {}): Check[] =>
-  CHECKS.filter((r) => ids.includes(r.id)).map((r) => r.create({ choice: { memcheck: false, debugKernel: false }, setting: settings[r.id] as never }));
+  CHECKS.filter((r) => ids.includes(r.id)).map((r) =>
+    r.create({ choice: { memcheck: false, debugKernel: false, lifecycle: LIFECYCLE_ALL }, setting: settings[r.id] as never }),
+  );
 
 /** The checks of a run without --memcheck or settings: what a test is judged by at least. */
-export const baseChecks = (): Check[] => makeChecks({ choice: { memcheck: false, debugKernel: false }, settings: {} });
+export const baseChecks = (): Check[] => makeChecks({ choice: { memcheck: false, debugKernel: false, lifecycle: LIFECYCLE_ALL }, settings: {} });
