@@ -89,3 +89,28 @@ t.test('parseSuiteText alone: kernel_args and kernels', async (t) => {
   t.equal(suite.kernel_args, 'quiet slub_debug=FZ');
   t.same(suite.kernels, ['debian-12', 'debian-13']);
 });
+
+t.test('devices and lifecycle (#25): bad input names the file, the line and the field', async (t) => {
+  const head = 'modules:\n  - dir: drv\n';
+  await fails(t, `${head}devices:\n  - edu\ntests:\n  - name: a\n    run: x\n`, /4: devices\[0\]: every device needs an id/);
+  await fails(
+    t,
+    `${head}devices:\n  - edu,id=e0\ntests:\n  - name: a\n    run: x\n    devices: ["edu,id=e0"]\n`,
+    /8: tests\[0\]\.devices\[0\]: duplicate device id e0 \(also devices\[0\]\)/,
+  );
+  await fails(
+    t,
+    `${head}tests:\n  - name: a\n    run: x\n    devices: ["usb-kbd,id=k"]\n`,
+    /6: tests\[0\]\.devices\[0\]: usb-kbd cannot be hot-plugged for one test/,
+  );
+  await fails(t, `${head}load: once\nlifecycle: {unbind_bind: true}\ntests:\n  - name: a\n    run: x\n`, /4: lifecycle: .*need load: per-test/);
+  await fails(
+    t,
+    `${head}lifecycle: {unbind: true}\ntests:\n  - name: a\n    run: x\n`,
+    /3: lifecycle\.unbind: unknown field \(known: unbind_bind, hot_unplug, reload\)/,
+  );
+  const s = await loadSuite(repo(`${head}devices: ["edu,id=e0"]\nlifecycle: {reload: 2}\ntests:\n  - name: a\n    run: x\n    devices: ["nvme,id=n0"]\n`));
+  t.match(s.devices, [{ driver: 'edu', id: 'e0', where: { line: 3, field: 'devices[0]' } }]);
+  t.match(s.tests[0].devices, [{ driver: 'nvme', id: 'n0' }]);
+  t.same(s.lifecycle, { reload: 2 });
+});
