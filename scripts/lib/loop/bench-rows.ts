@@ -114,6 +114,17 @@ export async function benchWarm(b: Bench): Promise<void> {
   await timed(b, makeRow, ['--build', 'guest', '--no-replay'], 1, want('guest_build_make') || want('warm_vm_test_guest_build'));
   await timed(b, row('warm_vm_test_guest_build', "warm `vm:test --build guest` (kbuild's recorded commands replayed in the guest)"), ['--build', 'guest']);
   await benchCheckers(b);
+  await benchDevices(b);
+}
+
+/** A driver and its device (#25): warm vm:test of the edu demo's probe test, its edu hot-plugged into the resumed guest (the guest with root ports is saved by a warm-up run). */
+async function benchDevices(b: Bench): Promise<void> {
+  const key = 'warm_vm_test_edu';
+  if (!b.want(key)) return;
+  const args = ['--suite', path.join(b.c.root, 'examples/edu/kmodvm.yaml'), '--only', 'probe'];
+  const first = await cli(b, 'test', ['--runs-dir', b.out, ...args], { timeout: 20 * 60_000 });
+  b.log(`${key}: warm-up run exited ${first.exitCode}`);
+  await timed(b, b.row(key, 'warm `vm:test` of examples/edu --only probe (resume, edu hot-plugged, the driver probes it)'), args);
 }
 
 /** What the bug detection costs: warm vm:test with --memcheck (its own saved guest), and on the debug kernel (which boots every run). */
