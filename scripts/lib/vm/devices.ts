@@ -96,6 +96,12 @@ export function declOf(spec: string): DeviceDecl | string {
   const id = p.props.find(([k]) => k === 'id')?.[1];
   if (id === undefined) return 'every device needs an id (edu,id=edu0): tests, lifecycle checks and kmodvm-device name it';
   if (!ID_RE.test(id) || id.startsWith('kmodvm')) return `id "${id}" must be a letter and up to 31 letters, digits or _.-, and not start with kmodvm`;
+  // The suite is someone else's code: no property names a host file for QEMU to read (romfile=/etc/shadow would
+  // put it in guest memory), nor one of kmodvm's own backends (net0 is the SSH forward's).
+  for (const [k, v] of p.props) {
+    if (v.includes('/') || (k === 'romfile' && v !== '')) return `${k}=${v}: a device may not name a host file (docs/devices.md)`;
+    if (v === 'net0' || (k !== 'id' && v.startsWith('kmodvm'))) return `${k}=${v}: that is one of kmodvm's own backends`;
+  }
   return { spec, driver: p.driver, id, props: p.props };
 }
 

@@ -24,6 +24,9 @@ t.test('a -device spec: the driver, its properties, a doubled comma a literal on
   t.match(declOf('edu'), /needs an id/);
   t.match(declOf('edu,id=kmodvm-port0'), /not start with kmodvm/);
   t.match(declOf('edu,id=0bad'), /must be a letter/);
+  t.match(declOf('e1000e,id=n,romfile=/etc/shadow'), /may not name a host file/, "the suite's code names no host file for QEMU to read");
+  t.match(declOf('virtio-net-pci,id=n,netdev=net0'), /kmodvm's own backends/, "nor kmodvm's SSH forward");
+  t.type(declOf('virtio-net-pci,id=n,romfile='), 'object', 'an empty romfile (no option ROM) is fine');
 });
 
 t.test('PCI short forms are hot: root ports in fours, device_add into them, the backend first', async (t) => {
