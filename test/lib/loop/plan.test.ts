@@ -5,8 +5,20 @@ import { planRun } from '../../../scripts/lib/loop/plan.ts';
 import type { ResolvedSuite } from '../../../scripts/lib/suite/resolve.ts';
 
 const root = new URL('../../../', import.meta.url).pathname.replace(/\/$/, '');
-const suiteWith = (s: { kernelArgs?: string[]; memcheck?: boolean; checks?: Record<string, unknown> }): ResolvedSuite =>
-  ({ suite: { kernelArgs: [], memcheck: false, checks: {}, ...s }, selected: [], files: [], linksLeftOut: [] }) as unknown as ResolvedSuite;
+const suiteWith = (s: {
+  kernelArgs?: string[];
+  memcheck?: boolean;
+  checks?: Record<string, unknown>;
+  devices?: unknown[];
+  tests?: unknown[];
+  lifecycle?: unknown;
+}): ResolvedSuite =>
+  ({
+    suite: { kernelArgs: [], memcheck: false, checks: {}, devices: [], tests: [], ...s },
+    selected: [],
+    files: [],
+    linksLeftOut: [],
+  }) as unknown as ResolvedSuite;
 
 t.test("a suite's kernel_args come once, however often the suite is planned (#23: --reuse applied it twice)", async (t) => {
   const c = validateConfig({}, defaultConfig({}, root));
@@ -50,4 +62,19 @@ t.test('a plan is frozen all the way down, and planning leaves the options as th
   t.throws(() => (p.options.kernelArgs as string[]).push('y'));
   t.same(c.kernelArgs, [], 'the options are not written');
   t.ok(Object.isFrozen(c), 'the options are frozen too');
+});
+
+t.test("the guest gets the suite's devices and its tests' own; the lifecycle options anywhere make their checks", async (t) => {
+  const edu = { spec: 'edu,id=e0', driver: 'edu', id: 'e0', props: [['id', 'e0']] };
+  const nvme = { spec: 'nvme,id=n0', driver: 'nvme', id: 'n0', props: [['id', 'n0']] };
+  const p = planRun(
+    defaultConfig(),
+    suiteWith({ devices: [edu], tests: [{ name: 'a', devices: [nvme], lifecycle: { hot_unplug: true } }], lifecycle: { reload: 2 } }),
+  );
+  t.same(
+    p.options.devices.map((d) => d.id),
+    ['e0', 'n0'],
+  );
+  t.same([...p.checks.choice.lifecycle!].sort(), ['hot_unplug', 'reload']);
+  t.ok(p.checks.ids.includes('hot-unplug') && p.checks.ids.includes('reload') && !p.checks.ids.includes('unbind-bind'));
 });
