@@ -7,8 +7,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dataError, fieldName, parseData, type Where } from '../core/datafile.ts';
 import { KmodvmError } from '../core/errors.ts';
-import { loadDeviceForms } from '../vm/device-forms.ts';
-import { type DeviceDecl, declOf } from '../vm/devices.ts';
+import { loadDeviceForms, refusedDrivers } from '../vm/device-forms.ts';
+import { type DeviceDecl, declOf, refusedDriver } from '../vm/devices.ts';
 import type { Lifecycle } from './checks/check.ts';
 import { type SuiteFile, suiteSchema } from './schema.ts';
 
@@ -158,6 +158,14 @@ function decls(file: string, where: Where, specs: readonly string[], at: (string
     const field = fieldName([...at, k]);
     const d = declOf(spec);
     if (typeof d === 'string') throw usage(file, where([...at, k]), field, d, 'write it as QEMU -device takes it, with an id: edu,id=edu0 (docs/devices.md)');
+    if (refusedDriver(d.driver, refusedDrivers()))
+      throw usage(
+        file,
+        where([...at, k]),
+        field,
+        `${d.driver} reaches the host itself (its devices, files or sockets): a suite may not name it`,
+        'docs/security.md says what a suite can reach',
+      );
     const other = seen.get(d.id);
     if (other) throw usage(file, where([...at, k]), field, `duplicate device id ${d.id} (also ${other})`);
     seen.set(d.id, field);

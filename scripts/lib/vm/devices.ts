@@ -15,6 +15,7 @@ const backend = z.enum(['drive', 'netdev', 'memdev', 'canbus', 'chardev']);
 
 export const deviceFormsSchema = z.strictObject({
   $comment: z.string().optional(),
+  refused: z.strictObject({ $comment: z.string().optional(), patterns: z.array(z.string().min(1)) }),
   forms: z.record(
     z.string().regex(/^[a-z0-9][\w-]*$/),
     z.strictObject({
@@ -27,6 +28,10 @@ export const deviceFormsSchema = z.strictObject({
   ),
 });
 export type DeviceForms = z.output<typeof deviceFormsSchema>['forms'];
+
+/** Whether a driver name is one the suite may not name (qemu/devices.json refused: a trailing * is a prefix). Pure. */
+export const refusedDriver = (driver: string, patterns: readonly string[]): boolean =>
+  patterns.some((p) => (p.endsWith('*') ? driver.startsWith(p.slice(0, -1)) : driver === p));
 export type DeviceForm = DeviceForms[string];
 
 export interface QmpCall {

@@ -103,6 +103,12 @@ t.test('devices and lifecycle (#25): bad input names the file, the line and the 
     `${head}tests:\n  - name: a\n    run: x\n    devices: ["usb-kbd,id=k"]\n`,
     /6: tests\[0\]\.devices\[0\]: usb-kbd cannot be hot-plugged for one test/,
   );
+  await fails(
+    t,
+    `${head}devices:\n  - vhost-vsock-pci,id=v,guest-cid=3\ntests:\n  - name: a\n    run: x\n`,
+    /4: devices\[0\]: vhost-vsock-pci reaches the host itself/,
+  );
+  await fails(t, `${head}devices:\n  - usb-host,id=h\ntests:\n  - name: a\n    run: x\n`, /4: devices\[0\]: usb-host reaches the host itself/);
   await fails(t, `${head}load: once\nlifecycle: {unbind_bind: true}\ntests:\n  - name: a\n    run: x\n`, /4: lifecycle: .*need load: per-test/);
   await fails(
     t,
