@@ -5,6 +5,7 @@
 import { type Config, deepFreeze } from '../core/config.ts';
 import type { CheckPlan } from '../suite/checks/registry.ts';
 import { checkIds, kernelArgsOf, makeChecks } from '../suite/checks/registry.ts';
+import { allDevices } from '../suite/load.ts';
 import type { ResolvedSuite } from '../suite/resolve.ts';
 
 export interface RunPlan {
@@ -34,7 +35,7 @@ export function planRun(o: Readonly<Config>, rs: ResolvedSuite): RunPlan {
   const kernelArgs = [...o.kernelArgs, ...wanted.filter((a, i) => !o.kernelArgs.includes(a) && wanted.indexOf(a) === i)];
   return deepFreeze({
     // Every device the suite names, its tests' too: the guest gets root ports for the hot ones, the cold ones at boot.
-    options: { ...o, memcheck, kernelArgs, devices: [...rs.suite.devices, ...rs.suite.tests.flatMap((t) => t.devices ?? [])] },
+    options: { ...o, memcheck, kernelArgs, devices: allDevices(rs.suite) },
     suite: rs,
     checks: { ...checks, ids: checkIds(checks) },
     mode: o.failNth ? 'fail-nth' : 'tests',

@@ -57,6 +57,9 @@ export interface Suite {
   mounts?: { rel: string; abs: string }[];
 }
 
+/** Every device the suite names, its own and then its tests', in order: the guest's ports and the runner's plugging are planned from this one list, so they agree. */
+export const allDevices = (s: Pick<Suite, 'devices' | 'tests'>): DeviceDecl[] => [...s.devices, ...s.tests.flatMap((t) => t.devices ?? [])];
+
 /** Where a suite path is on the host. */
 export function srcPath(s: Pick<Suite, 'root' | 'mounts'>, rel: string): string {
   const m = s.mounts?.find((x) => rel === x.rel || rel.startsWith(`${x.rel}/`));

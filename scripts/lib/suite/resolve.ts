@@ -12,7 +12,7 @@ import { readUnder } from '../core/tree-fs.ts';
 import { parseTranscript } from '../verdict/transcript.ts';
 import { checkDevicesWithQemu } from '../vm/device-check.ts';
 import { suiteFiles } from './files.ts';
-import { loadSuite, type Suite, TRANSCRIPT_MAX } from './load.ts';
+import { allDevices, loadSuite, type Suite, TRANSCRIPT_MAX } from './load.ts';
 import { parseShard, selectTests } from './select.ts';
 import type { SelectedTest } from './types.ts';
 
@@ -95,7 +95,7 @@ export async function resolveSuite(
   cwd = process.cwd(),
 ): Promise<ResolvedSuite> {
   const suite = c.moduleDir ? legacySuite(c) : await loadSuite(c.suite || defaultSuiteFile(c, cwd), { update: c.update });
-  const devices = [...suite.devices, ...suite.tests.flatMap((t) => t.devices ?? [])];
+  const devices = allDevices(suite);
   const refused = devices.length ? await checkDevicesWithQemu(devices) : undefined;
   if (refused) throw refused;
   const tests = selectTests(suite.tests, { only: c.only, shard: c.shard ? parseShard(c.shard) : undefined });

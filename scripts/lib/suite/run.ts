@@ -17,6 +17,7 @@ import { GuestDevices } from './devices-plug.ts';
 import { runFailNth } from './fail-nth-sweep.ts';
 import { buildChecks, type SuiteHostBuild } from './host-build.ts';
 import { unloadInTreeDeps } from './in-tree-deps.ts';
+import { allDevices } from './load.ts';
 import { type Prepared, prepareGuest } from './prepare.ts';
 import { runOneTest } from './run-test.ts';
 import { rmmodStep, fileSafe as safe } from './test-plan.ts';
@@ -100,7 +101,7 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
 
 /** The plan of the suite's devices, the same as the guest's (vm/profile.ts guestSpec: the same declarations in the same order give the same ports). */
 function devicePlans(i: SuiteRunInput): DevicePlan[] {
-  const decls = [...i.suite.devices, ...i.suite.tests.flatMap((t) => t.devices ?? [])];
+  const decls = allDevices(i.suite);
   return decls.length ? planDevices(decls, loadDeviceForms(i.c.root), i.runDir).plans : [];
 }
 
