@@ -5,7 +5,7 @@
 // has just created, below directories that are real directories inside the
 // tree, and reads only regular files, up to a size.
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, realpath, rename, rm, stat, utimes } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, realpath, rename, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 
 export class UnsafePath extends Error {
@@ -96,16 +96,21 @@ export async function readInside(root: string, file: string, maxBytes: number): 
 /** The largest source file kmodvm copies into a build tree. */
 export const SOURCE_MAX = 1024 * 2 ** 20;
 
-/** A source file into a build tree (copyInside), keeping its times: make compares them. */
+/** The mode a copied source gets: its permission bits, never set-id or sticky (a suite's shell test stays executable). */
+export const sourceMode = (mode: number): number => mode & 0o755;
+
+/** A source file into a build tree (copyInside), keeping its times (make compares them) and its execute bits. */
 export async function copySource(root: string, from: string, to: string): Promise<void> {
   const s = await stat(from);
-  await copyInside(root, from, to, SOURCE_MAX);
+  await copyInside(root, from, to, SOURCE_MAX, sourceMode(s.mode));
+  // Exactly these bits, whatever the umask: syncTree compares them. `to` is the regular file just renamed in, in a locked tree.
+  await chmod(to, sourceMode(s.mode));
   await utimes(to, s.atime, s.mtime);
 }
 
 /** Copies a regular file (read as readRegular does) to a new file inside root (as replaceInside writes). */
-export async function copyInside(root: string, from: string, to: string, maxBytes: number): Promise<void> {
-  await replaceInside(root, to, await readRegular(from, maxBytes));
+export async function copyInside(root: string, from: string, to: string, maxBytes: number, mode?: number): Promise<void> {
+  await replaceInside(root, to, await readRegular(from, maxBytes), mode);
 }
 
 /**

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { guestCopy, type HostBuild, hostMake, kbuildReadable } from '../build/host-kbuild.ts';
-import { copySource, readInside, UnsafePath } from '../core/tree-fs.ts';
+import { copySource, readInside, sourceMode, UnsafePath } from '../core/tree-fs.ts';
 import type { UploadPart } from '../guest/upload.ts';
 import type { CheckResult } from '../verdict/model.ts';
 import { hostPaths, type Suite, srcPath } from './load.ts';
@@ -44,7 +44,7 @@ export async function syncTree(suite: Pick<Suite, 'root' | 'mounts'>, files: rea
     const from = srcPath(suite, f);
     const to = path.join(tree, f);
     const [a, b] = await Promise.all([stat(from), lstat(to).catch(() => undefined)]);
-    if (b?.isFile() && b.size === a.size && b.mtimeMs === a.mtimeMs) continue;
+    if (b?.isFile() && b.size === a.size && b.mtimeMs === a.mtimeMs && (b.mode & 0o777) === sourceMode(a.mode)) continue;
     // A suite's own link (alias.c -> a.c) was checked by suiteFiles to stay inside it: its target is what is copied.
     await copySource(tree, await realpath(from), to);
   }

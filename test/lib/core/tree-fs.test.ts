@@ -83,3 +83,14 @@ t.test('--update writes a transcript only inside the suite (#24: expected -> ~/.
   await t.rejects(writeUnder(suite, path.join(suite, 't4.txt'), 'x'), { name: 'UnsafePath' }, 'a FIFO: refused at once');
   t.equal(String(await readUnder(suite, path.join(suite, 'exp/t1.txt'), 1000)), 'hello\n');
 });
+
+t.test("a copied source keeps its execute bits, never set-id: a suite's shell test stays runnable when the host builds", async (t) => {
+  const { copySource } = await import('../../../scripts/lib/core/tree-fs.ts');
+  const { chmodSync, mkdtempSync, statSync, writeFileSync } = await import('node:fs');
+  const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-mode-'));
+  writeFileSync(path.join(d, 'check.sh'), '#!/bin/sh\ntrue\n');
+  chmodSync(path.join(d, 'check.sh'), 0o4775);
+  mkdirSync(path.join(d, 'tree'));
+  await copySource(path.join(d, 'tree'), path.join(d, 'check.sh'), path.join(d, 'tree/test/check.sh'));
+  t.equal(statSync(path.join(d, 'tree/test/check.sh')).mode & 0o7777, 0o755);
+});
