@@ -55,6 +55,14 @@ $bb mount -t sysfs sys $r/sys
 $bb mount -t tmpfs tmpfs $r/run
 $bb mount -t tmpfs tmpfs $r/tmp
 $bb mkdir -p $r/run/sshd
+# A kernel's own modules carried in the initrd (the debug kernel's): its
+# /lib/modules/<version> in the guest's root, on a tmpfs (the root disk's
+# writes are thrown away anyway; switch_root would empty the initrd's copy).
+for d in /lib/modules/*; do
+  [ -d "$d" ] || continue
+  $bb mkdir -p "$r$d" && $bb mount -t tmpfs -o mode=0755 tmpfs "$r$d" && $bb cp -a "$d/." "$r$d/" \
+    || echo "kmodvm-initrd: cannot install $d" > /dev/console
+done
 $bb hostname kmodvm
 wait "$netpid"
 if [ -n "$early" ]; then

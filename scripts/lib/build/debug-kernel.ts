@@ -17,7 +17,17 @@ import { run, shellJoin, tail } from '../core/proc.ts';
 import { withProgress } from '../core/progress.ts';
 import { preflight } from '../host/preflight.ts';
 import { staleTemp } from '../image/build.ts';
-import { buildCommands, type DebugRecipe, debugKernelKey, loadDebugRecipe, parseKconfig, unmetOptions } from './debug-recipe.ts';
+import { listTree } from '../image/initrd.ts';
+import {
+  buildCommands,
+  type DebugRecipe,
+  debugKernelKey,
+  installCommand,
+  loadDebugRecipe,
+  MODULES_ROOT,
+  parseKconfig,
+  unmetOptions,
+} from './debug-recipe.ts';
 import { runSandboxed } from './sandbox.ts';
 
 type Log = (l: string) => void;
@@ -32,6 +42,8 @@ export interface DebugKernel {
   buildSeconds: number;
   /** The recipe's boot parameters. */
   kernelArgs: string[];
+  /** The kernel's own modules as a newc cpio of lib/modules/<version>/, appended to the guest's initrd. */
+  modulesCpio: string;
 }
 
 interface Manifest {
@@ -47,6 +59,10 @@ interface Manifest {
 
 export const kernelsDir = (c: Pick<Config, 'cacheDir'>): string => path.join(c.cacheDir, 'kernels');
 const TREE = 'build';
+const MODULES_CPIO = 'modules.cpio';
+
+/** The debug kernel's modules cpio, beside its kbuild tree (what --kernel NAME-debug sets as kernelBuildDir). */
+export const modulesCpioOf = (buildDir: string): string => path.join(path.dirname(buildDir), MODULES_CPIO);
 
 async function compilerVersion(): Promise<string> {
   const r = await run('gcc', ['-dumpfullversion'], { timeoutMs: 10_000 });
@@ -57,7 +73,8 @@ async function found(dir: string, r: DebugRecipe): Promise<DebugKernel | undefin
   const m = (await readFile(path.join(dir, 'kernel.json'), 'utf8').then(JSON.parse, () => undefined)) as Manifest | undefined;
   if (!m || m.name !== r.name) return undefined;
   const { name, version, buildSeconds } = m;
-  return { name, dir, bzImage: path.join(dir, 'bzImage'), buildDir: path.join(dir, TREE), version, buildSeconds, kernelArgs: r.kernelArgs };
+  const modulesCpio = modulesCpioOf(path.join(dir, TREE));
+  return { name, dir, bzImage: path.join(dir, 'bzImage'), buildDir: path.join(dir, TREE), version, buildSeconds, kernelArgs: r.kernelArgs, modulesCpio };
 }
 
 /** The recipe, its key and its cache dir; the preflight for its build tools first. */
@@ -165,6 +182,7 @@ async function buildInto(c: Pick<Config, 'mirror' | 'verbose'>, r: DebugRecipe, 
   );
   await cp(path.join(tree, 'arch/x86/boot/bzImage'), path.join(tmp, 'bzImage'));
   const version = (await readFile(path.join(tree, 'include/config/kernel.release'), 'utf8')).trim();
+  await packModules(c, tree, path.join(tmp, MODULES_CPIO));
   await slim(c, tree);
   const manifest: Manifest = {
     name: r.name,
@@ -178,6 +196,20 @@ async function buildInto(c: Pick<Config, 'mirror' | 'verbose'>, r: DebugRecipe, 
   };
   await atomicWrite(path.join(tmp, 'kernel.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   log(`debug kernel: ${version} built in ${manifest.buildSeconds} s`);
+}
+
+/** The kernel's own modules (the fixtures' test doubles, the subsystem cores), installed with depmod, then one cpio for the initrd. */
+async function packModules(c: Pick<Config, 'verbose'>, tree: string, out: string): Promise<void> {
+  const [make, args] = installCommand(tree);
+  await step(c, 'make modules_install', make, args, { timeoutMs: 10 * 60_000, writable: tree });
+  const root = path.join(tree, MODULES_ROOT);
+  // modules_install's build and source links name this host's tree: nothing the guest may follow.
+  for (const d of await readdir(path.join(root, 'lib/modules')))
+    for (const l of ['build', 'source']) await rm(path.join(root, 'lib/modules', d, l), { force: true });
+  const files = await listTree(root);
+  const r = await run('cpio', ['--create', '--format=newc', '--quiet', '--owner=0:0', '-O', out], { cwd: root, input: `${files.join('\n')}\n`, timeoutMs: 120_000 });
+  if (r.exitCode !== 0) throw new KmodvmError('image', `debug kernel: packing its modules failed (${r.reason})`, { evidence: r.stderr });
+  await rm(root, { recursive: true, force: true });
 }
 
 /** `make clean` keeps what external modules need; the kernel's own C sources and its documentation are not among it. */

@@ -10,7 +10,7 @@ import { parseData } from '../core/datafile.ts';
 import { KmodvmError } from '../core/errors.ts';
 
 /** Bumped when the debug-kernel build changes what it produces. */
-export const DEBUG_KERNEL_BUILDER = 1;
+export const DEBUG_KERNEL_BUILDER = 2;
 
 const requirement = z.strictObject({ probe: z.string().min(1), pkg: z.string().min(1), why: z.string().min(1) });
 
@@ -95,4 +95,12 @@ export function buildCommands(r: DebugRecipe, o: { tree: string; fragmentFile: s
     make('olddefconfig'),
     make(`-j${o.jobs}`, 'bzImage', 'modules'),
   ];
+}
+
+/** Where the kernel's own modules are installed, inside the tree (the sandbox's one writable dir); `lib/modules/<version>/` under it. */
+export const MODULES_ROOT = '.kmodvm-modules';
+
+/** The kernel's modules, installed stripped with their modules.dep (depmod), for the guest's /lib/modules/<version>. */
+export function installCommand(tree: string): [string, string[]] {
+  return ['make', ['-C', tree, 'ARCH=x86_64', `INSTALL_MOD_PATH=${path.join(tree, MODULES_ROOT)}`, 'INSTALL_MOD_STRIP=1', 'modules_install']];
 }

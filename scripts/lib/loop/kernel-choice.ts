@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ensureDebugKernel } from '../build/debug-kernel.ts';
+import { ensureDebugKernel, modulesCpioOf } from '../build/debug-kernel.ts';
 import type { Config } from '../core/config.ts';
 import type { ImageInfo } from '../image/image.ts';
 import { genericInitrd } from '../image/initrd.ts';
@@ -19,7 +19,7 @@ export const kernelLabel = (c: Pick<Config, 'debugKernel'>, byoVersion: string):
 
 /** --kernel-image: the initrd to boot it with, and its version as its build tree says. */
 export async function byoKernel(
-  c: Pick<Config, 'kernelBuildDir' | 'kernelInitrd' | 'root'>,
+  c: Pick<Config, 'debugKernel' | 'kernelBuildDir' | 'kernelInitrd' | 'root'>,
   img: ImageInfo,
   runDir: string,
 ): Promise<{ initrd: string; version: string }> {
@@ -35,5 +35,8 @@ export async function byoKernel(
     work: path.join(runDir, 'initrd-generic'),
     out,
   });
+  // The debug kernel's own modules (fixtures, subsystem cores): a second newc archive, which the kernel unpacks over the first;
+  // the initrd's /init copies lib/modules/<version> into the guest's root.
+  if (c.debugKernel) await appendFile(out, await readFile(modulesCpioOf(c.kernelBuildDir)));
   return { initrd: out, version };
 }

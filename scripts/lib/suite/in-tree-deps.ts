@@ -11,6 +11,10 @@ import type { CheckResult } from '../verdict/model.ts';
 import type { LoadedModule } from './test-plan.ts';
 
 const ms = (s: number): number => Math.round(s * 1000);
+
+/** Which kernels have which modules: what a load failure over a missing in-tree module says next. */
+export const missingModuleHint = (): string =>
+  "the debian-12 and debian-13 images carry their kernel's whole module tree; Debian's cloud kernel (--kernel debian-12-cloud) builds fewer subsystems, and the debug kernel only those docs/devices.md lists";
 /** The kernel writes module names with _ where a file name may have -. */
 const norm = (n: string): string => n.replace(/-/g, '_');
 
@@ -119,7 +123,7 @@ export async function loadInTreeDeps(session: SshSession, modules: readonly Load
     out.records.push(r);
     const why = r.ok
       ? `for ${d.neededBy.join(', ')}`
-      : `${d.neededBy.join(', ')} need${d.neededBy.length > 1 ? '' : 's'} ${d.name}, which this kernel does not provide (modprobe: ${r.result.stderr.trim().split('\n').at(-1) ?? r.message})`;
+      : `${d.neededBy.join(', ')} need${d.neededBy.length > 1 ? '' : 's'} ${d.name}, which this kernel does not provide (modprobe: ${r.result.stderr.trim().split('\n').at(-1) ?? r.message}); ${missingModuleHint()}`;
     out.checks.push(resultOf(r, why));
     if (!r.ok) return { ...out, ok: false };
     out.loaded.push(d.name);

@@ -10,6 +10,7 @@ import { KmodvmError } from '../core/errors.ts';
 import { loadDeviceForms, refusedDrivers } from '../vm/device-forms.ts';
 import { type DeviceDecl, declOf, refusedDriver } from '../vm/devices.ts';
 import type { Lifecycle } from './checks/check.ts';
+import { type Fixture, loadFixtureTable, resolveFixtures } from './fixtures.ts';
 import { type SuiteFile, suiteSchema } from './schema.ts';
 
 export interface SuiteModuleDir {
@@ -48,6 +49,8 @@ export interface Suite {
   exclude: string[];
   /** The suite's own devices, present for every test (vm/devices.ts). */
   devices: DeviceDecl[];
+  /** The kernel's test doubles, set up before the modules load (fixtures.ts). */
+  fixtures: Fixture[];
   lifecycle?: Lifecycle;
   /**
    * A --module-dir suite: its dirs live anywhere on the host, and appear in
@@ -147,6 +150,7 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
     kernels: s.kernels,
     exclude: s.exclude,
     devices,
+    fixtures: resolveFixtures(s.fixtures, loadFixtureTable(), abs, where),
     lifecycle: s.lifecycle,
   };
 }

@@ -9,6 +9,7 @@ import type { CheckResult } from '../verdict/model.ts';
 import type { GuestDevices } from './devices-plug.ts';
 import { guestBuildSuite } from './guest-build.ts';
 import type { SuiteHostBuild } from './host-build.ts';
+import { type Fixture, loadFixtures } from './fixtures.ts';
 import { loadInTreeDeps } from './in-tree-deps.ts';
 import type { Suite } from './load.ts';
 import { insmodStep, type LoadedModule, setupStep } from './test-plan.ts';
@@ -36,6 +37,8 @@ export interface Prepared {
   modules: LoadedModule[];
   /** The in-tree modules kmodvm loaded for them (in-tree-deps.ts), to remove after the run. */
   deps: string[];
+  /** The fixtures set up for them (fixtures.ts), to take down after the run. */
+  fixtures: Fixture[];
   devices?: GuestDevices;
 }
 
@@ -82,7 +85,7 @@ async function upload(i: PrepareInput): Promise<CheckResult> {
 
 export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
   const { c, suite, session } = i;
-  const out: Prepared = { ok: true, checks: [], records: [], modules: [], deps: [], devices: i.devices };
+  const out: Prepared = { ok: true, checks: [], records: [], modules: [], deps: [], fixtures: [], devices: i.devices };
   // The suite's devices are there before anything loads: a driver loaded once probes them at insmod.
   const plugged = (await i.devices?.plug(suite.devices.map((d) => d.id))) ?? [];
   out.checks.push(...plugged);
@@ -109,6 +112,10 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
       timeoutMs: c.timeouts.load * 1000,
     });
   }
+  // The kernel's test doubles first: the suite's modules may bind to them, or need what they load.
+  const fx = await loadFixtures(session, suite.fixtures, c.timeouts, Boolean(i.reuse));
+  Object.assign(out, { fixtures: fx.loaded, checks: [...out.checks, ...fx.checks], records: [...out.records, ...fx.records] });
+  if (!fx.ok) return { ...out, ok: false };
   const deps = await loadInTreeDeps(session, out.modules, c.timeouts);
   Object.assign(out, { deps: deps.loaded, checks: [...out.checks, ...deps.checks], records: [...out.records, ...deps.records] });
   if (!deps.ok) return { ...out, ok: false };

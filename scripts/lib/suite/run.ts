@@ -16,6 +16,7 @@ import { type DevicePlan, planDevices } from '../vm/devices.ts';
 import { GuestDevices } from './devices-plug.ts';
 import { runFailNth } from './fail-nth-sweep.ts';
 import { buildChecks, type SuiteHostBuild } from './host-build.ts';
+import { unloadFixtures } from './fixtures.ts';
 import { unloadInTreeDeps } from './in-tree-deps.ts';
 import { allDevices } from './load.ts';
 import { type Prepared, prepareGuest } from './prepare.ts';
@@ -92,6 +93,7 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
     res.untrusted = i.suite.load === 'once' && !untrusted ? await unloadOnce(i, res, last.modules, record) : untrusted;
     // The kernel's own modules the suite needed come out after the suite's, unless the kernel is no longer to be trusted.
     if (!res.untrusted) res.after.push(...(await unloadInTreeDeps(res.guest.session, last.deps, c.timeouts, (r) => record('', r))));
+    if (!res.untrusted) res.after.push(...(await unloadFixtures(res.guest.session, last.fixtures, c.timeouts, (r) => record('', r))));
   }
   const last = await res.guest.session.exec(['dmesg', '-c'], { timeoutMs: c.timeouts.command * 1000 }).catch(() => undefined);
   res.kernelLog += last?.stdout ?? '';

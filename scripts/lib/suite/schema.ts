@@ -79,6 +79,17 @@ export const suiteSchema = z
       .describe('--memcheck for every run of this suite: SLUB debugging, the slab check after each test, the leak check at rmmod'),
     checks: checksSetting.default({}),
     devices: devices.default([]),
+    fixtures: z
+      .array(
+        z.union([
+          z.string().min(1).max(500),
+          z.strictObject({ name: z.string().min(1).max(80), params: params.optional() }),
+        ]),
+      )
+      .default([])
+      .describe(
+        "the kernel's own test doubles, modprobed with parameters before the suite's modules and removed after: \"i2c-stub chip_addr=0x50\", scsi_debug, null_blk, mac80211_hwsim, dummy_hcd, gadget-acm, vivid, vcan, uinput (qemu/fixtures.json, docs/devices.md)",
+      ),
     lifecycle: lifecycleSchema.optional(),
     kernels: z
       .array(z.string().regex(/^[a-z0-9][a-z0-9.-]*$/))

@@ -145,15 +145,27 @@ export const failNthStep = (m: LoadedModule, n: number, params: readonly string[
     String(n),
     m.guestKo,
     m.name,
-    ...params,
+    ...params.map(kernelParam),
   ],
   timeoutMs: s(t.load),
   failure: 'load',
 });
 
+/**
+ * One parameter as the kernel's parser reads it (kernel/params.c next_arg):
+ * insmod and modprobe join their arguments with spaces, so a value with a
+ * space is quoted, `name="a b"`, or the kernel reads two parameters (#29.6).
+ */
+export function kernelParam(p: string): string {
+  if (!/\s/.test(p)) return p;
+  const eq = p.indexOf('=');
+  if (eq < 0 || p[eq + 1] === '"') return p;
+  return `${p.slice(0, eq)}="${p.slice(eq + 1)}"`;
+}
+
 export const insmodStep = (m: LoadedModule, params: readonly string[], t: Timeouts): StepSpec => ({
   name: `insmod ${m.name}`,
-  argv: ['insmod', m.guestKo, ...params],
+  argv: ['insmod', m.guestKo, ...params.map(kernelParam)],
   timeoutMs: s(t.load),
   failure: 'load',
 });

@@ -5,7 +5,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { buildCommands, debugKernelKey, loadDebugRecipe, parseKconfig, unmetOptions } from '../../../scripts/lib/build/debug-recipe.ts';
+import { buildCommands, debugKernelKey, installCommand, loadDebugRecipe, parseKconfig, unmetOptions } from '../../../scripts/lib/build/debug-recipe.ts';
 import { KmodvmError } from '../../../scripts/lib/core/errors.ts';
 
 const root = new URL('../../..', import.meta.url).pathname;
@@ -55,6 +55,8 @@ t.test('the build: the base config, the fragment merged, olddefconfig, then bzIm
       'make -C /k/build ARCH=x86_64 -j2 bzImage modules',
     ],
   );
+  const [make, args] = installCommand('/k/build');
+  t.equal([make, ...args].join(' '), 'make -C /k/build ARCH=x86_64 INSTALL_MOD_PATH=/k/build/.kmodvm-modules INSTALL_MOD_STRIP=1 modules_install');
 });
 
 t.test('the key changes with the fragment and with the host compiler', async (t) => {

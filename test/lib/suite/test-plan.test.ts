@@ -1,6 +1,6 @@
 import t from 'tap';
 import { VALIDATE_SLABS } from '../../../scripts/lib/suite/checks/slab-check.ts';
-import { insmodStep, paramsFor, parseStateAfter, rmmodStep, runStepSpec, setupStep, stateAfter } from '../../../scripts/lib/suite/test-plan.ts';
+import { insmodStep, kernelParam, paramsFor, parseStateAfter, rmmodStep, runStepSpec, setupStep, stateAfter } from '../../../scripts/lib/suite/test-plan.ts';
 
 const T = { boot: 1, build: 600, load: 60, app: 60, command: 60 };
 const m = { name: 'bebop_core', guestKo: '/root/kmodvm/driver/.kmodvm-guest/bebop_core.ko', params: ['debug=1'] };
@@ -33,4 +33,11 @@ t.test("with --memcheck the state read after a test validates every slab first, 
   const timeouts = { boot: 1, build: 1, load: 1, app: 1, command: 1 };
   t.match(stateAfter(timeouts, [VALIDATE_SLABS]).argv[2], /^for f in \/sys\/kernel\/slab\/\*\/validate; do echo 1 > "\$f"; done 2>\/dev\/null; .*dmesg -c$/);
   t.notMatch(stateAfter(timeouts).argv[2], /validate/);
+});
+
+t.test('a parameter with a space is quoted for the kernel: insmod joins its arguments (#29.6)', async (t) => {
+  t.equal(kernelParam('card_label=Cam One'), 'card_label="Cam One"');
+  t.equal(kernelParam('card_label="Cam One"'), 'card_label="Cam One"', 'already quoted: as it is');
+  t.equal(kernelParam('debug=1'), 'debug=1');
+  t.equal(kernelParam('exclusive_caps=1,1'), 'exclusive_caps=1,1');
 });
