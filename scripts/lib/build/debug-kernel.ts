@@ -18,16 +18,7 @@ import { withProgress } from '../core/progress.ts';
 import { preflight } from '../host/preflight.ts';
 import { staleTemp } from '../image/build.ts';
 import { listTree } from '../image/initrd.ts';
-import {
-  buildCommands,
-  type DebugRecipe,
-  debugKernelKey,
-  installCommand,
-  loadDebugRecipe,
-  MODULES_ROOT,
-  parseKconfig,
-  unmetOptions,
-} from './debug-recipe.ts';
+import { buildCommands, type DebugRecipe, debugKernelKey, installCommand, loadDebugRecipe, MODULES_ROOT, parseKconfig, unmetOptions } from './debug-recipe.ts';
 import { runSandboxed } from './sandbox.ts';
 
 type Log = (l: string) => void;
@@ -207,7 +198,11 @@ async function packModules(c: Pick<Config, 'verbose'>, tree: string, out: string
   for (const d of await readdir(path.join(root, 'lib/modules')))
     for (const l of ['build', 'source']) await rm(path.join(root, 'lib/modules', d, l), { force: true });
   const files = await listTree(root);
-  const r = await run('cpio', ['--create', '--format=newc', '--quiet', '--owner=0:0', '-O', out], { cwd: root, input: `${files.join('\n')}\n`, timeoutMs: 120_000 });
+  const r = await run('cpio', ['--create', '--format=newc', '--quiet', '--owner=0:0', '-O', out], {
+    cwd: root,
+    input: `${files.join('\n')}\n`,
+    timeoutMs: 120_000,
+  });
   if (r.exitCode !== 0) throw new KmodvmError('image', `debug kernel: packing its modules failed (${r.reason})`, { evidence: r.stderr });
   await rm(root, { recursive: true, force: true });
 }

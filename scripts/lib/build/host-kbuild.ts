@@ -252,6 +252,16 @@ export async function guestCopy(ko: string, timeoutMs: number, root = path.dirna
 }
 
 /** The module, built by kbuild on the host against kdir (the image's exported headers). */
+/**
+ * The kernel tree, under each name upstream Makefiles read it by (KDIR;
+ * lttng's KERNELDIR; v4l2loopback's and jool's KERNEL_DIR; KSRC;
+ * KERNEL_SRC), so none needs a shim (#29.8). KERNELRELEASE is not among
+ * them: kbuild sets it itself, and a Makefile's `ifneq ($(KERNELRELEASE),)`
+ * would take the outer make for kbuild's.
+ */
+export const KDIR_NAMES = ['KDIR', 'KERNELDIR', 'KERNEL_DIR', 'KSRC', 'KERNEL_SRC'] as const;
+export const kdirArgs = (kdir: string): string[] => KDIR_NAMES.map((n) => `${n}=${kdir}`);
+
 export async function hostBuildModule(o: {
   moduleDir: string;
   outDir: string;
@@ -265,7 +275,7 @@ export async function hostBuildModule(o: {
     srcDir: o.moduleDir,
     outDir: o.outDir,
     product: `${o.moduleName}.ko`,
-    makeArgs: [`KDIR=${o.kdir}`],
+    makeArgs: kdirArgs(o.kdir),
     readable: await kbuildReadable(o.kdir),
     hashSalt: o.kdir,
     timeoutMs: o.timeoutMs,

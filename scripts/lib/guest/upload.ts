@@ -41,7 +41,7 @@ export interface Staged {
 /** tar -c of the staged paths, streamed (a suite's 120 MB file once failed the upload at execa's buffer limit). */
 async function tarStream(stage: string, remoteBase: string, paths: readonly string[], timeoutMs: number): Promise<TarStream> {
   const { execa } = await import('execa'); // loaded on the first upload, not at start
-  const p = execa('tar', ['-c', '-h', '-f', '-', '--format=gnu', `--transform=s,^\\(_/\\)\\?,${remoteBase.slice(1)}/,`, '--null', '-T', '-'], {
+  const p = execa('tar', ['-c', '-h', '-f', '-', '--format=gnu', `--transform=s,^_[0-9]*/,${remoteBase.slice(1)}/,`, '--null', '-T', '-'], {
     input: paths.map((f) => `${f}\0`).join(''),
     buffer: { stdout: false, stderr: true },
     timeout: timeoutMs,
@@ -97,15 +97,18 @@ export async function stageTrees(remoteBase: string, parts: readonly UploadPart[
     const staged = new Map<string, string>();
     // Each file's part's directory (a later part wins).
     const from = new Map<string, string>();
-    for (const p of parts) {
+    for (const [k, p] of parts.entries()) {
+      // Each part has its own stage root _K (two parts may share a sub: a module dir "." and the suite root);
+      // tar's --transform takes _K/ off, so _K/<sub>/<file> lands at <remoteBase>/<sub>/<file>.
+      const link = p.sub === '.' ? `_${k}` : `_${k}/${p.sub}`;
       const add = (r: string): void => {
         const f = p.sub === '.' ? r : `${p.sub}/${r}`;
         staged.delete(f);
-        staged.set(f, p.sub === '.' ? `_/${r}` : f);
+        staged.set(f, `${link}/${r}`);
         from.set(f, p.localDir);
       };
-      await mkdir(path.dirname(path.join(stage, p.sub === '.' ? '_' : p.sub)), { recursive: true });
-      await symlink(path.resolve(p.localDir), path.join(stage, p.sub === '.' ? '_' : p.sub));
+      await mkdir(path.dirname(path.join(stage, link)), { recursive: true });
+      await symlink(path.resolve(p.localDir), path.join(stage, link));
       const walk = async (rel: string): Promise<void> => {
         for (const n of (await readdir(path.join(p.localDir, rel))).sort()) {
           const r = rel ? `${rel}/${n}` : n;

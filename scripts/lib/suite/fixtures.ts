@@ -30,7 +30,7 @@ export const fixtureTableSchema = z.strictObject({
       about: z.string().min(1),
       required: z.array(z.string().regex(/^\w+$/)).default([]),
       also: z.array(moduleName).default([]),
-      then: z.array(argv).default([]),
+      setup: z.array(argv).default([]),
       undo: z.array(argv).default([]),
     }),
   ),
@@ -43,7 +43,7 @@ export interface Fixture {
   module: string;
   params: string[];
   also: string[];
-  then: string[][];
+  setup: string[][];
   undo: string[][];
 }
 
@@ -83,8 +83,9 @@ export function resolveFixtures(entries: readonly FixtureEntry[], table: Fixture
     const badParam = params.find((p) => !PARAM.test(p));
     if (badParam) throw bad(`${JSON.stringify(badParam)} is not a module parameter (name=value)`);
     const missing = f.required.filter((r) => !params.some((p) => p.split('=')[0] === r));
-    if (missing.length) throw bad(`${found} needs ${missing.map((m) => `${m}=`).join(' ')} (for example: ${found} ${missing.map((m) => `${m}=0x50`).join(' ')})`);
-    return { name: found, module: f.module, params, also: f.also, then: f.then, undo: f.undo };
+    if (missing.length)
+      throw bad(`${found} needs ${missing.map((m) => `${m}=`).join(' ')} (for example: ${found} ${missing.map((m) => `${m}=0x50`).join(' ')})`);
+    return { name: found, module: f.module, params, also: f.also, setup: f.setup, undo: f.undo };
   });
 }
 
@@ -96,7 +97,7 @@ export function fixtureSteps(f: Fixture, t: Timeouts): StepSpec[] {
   return [
     step(['modprobe', f.module, ...f.params].join(' '), ['modprobe', f.module, ...f.params.map(kernelParam)]),
     ...(f.also.length ? [step(`modprobe -a ${f.also.join(' ')}`, ['modprobe', '-a', ...f.also])] : []),
-    ...f.then.map((a, k) => step(`then[${k}]`, a)),
+    ...f.setup.map((a, k) => step(`setup[${k}]`, a)),
   ];
 }
 
@@ -128,7 +129,11 @@ export async function loadFixtures(session: SshSession, fixtures: readonly Fixtu
       const r = await runStep(session, s);
       out.records.push(r);
       const said = r.result.stderr.trim().split('\n').at(-1) ?? '';
-      const why = r.ok ? f.params.join(' ') || undefined : k === 0 ? `this kernel has no ${f.module} for the fixture ${f.name} (modprobe: ${said}); ${missingModuleHint()}` : undefined;
+      const why = r.ok
+        ? f.params.join(' ') || undefined
+        : k === 0
+          ? `this kernel has no ${f.module} for the fixture ${f.name} (modprobe: ${said}); ${missingModuleHint()}`
+          : undefined;
       out.checks.push(checkOf(r, why));
       if (!r.ok) {
         // What came up of this fixture goes down again with the others.

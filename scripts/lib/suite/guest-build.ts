@@ -6,6 +6,7 @@
 // Then each app dir is made with the guest's compiler.
 import path from 'node:path';
 import { buildModuleInGuest, guestBuildPlan } from '../build/guest-kbuild.ts';
+import { kdirArgs } from '../build/host-kbuild.ts';
 import type { Config } from '../core/config.ts';
 import { tail } from '../core/proc.ts';
 import type { SshSession } from '../guest/ssh.ts';
@@ -61,7 +62,7 @@ export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildRes
     const name = `build-module${many(suite.modules.length) ? `:${m.dir}` : ''}`;
     const spec: StepSpec = {
       name,
-      argv: ['make', '-C', gdir, `KDIR=/lib/modules/${i.kver}/build`, ...(symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${symvers.join(' ')}`] : [])],
+      argv: ['make', '-C', gdir, ...kdirArgs(`/lib/modules/${i.kver}/build`), ...(symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${symvers.join(' ')}`] : [])],
       timeoutMs: c.timeouts.build * 1000,
       failure: 'build',
       untrusted: true,

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { guestCopy, type HostBuild, hostMake, kbuildReadable } from '../build/host-kbuild.ts';
+import { guestCopy, type HostBuild, hostMake, KDIR_NAMES, kbuildReadable, kdirArgs } from '../build/host-kbuild.ts';
 import { copySource, readInside, sourceMode, UnsafePath } from '../core/tree-fs.ts';
 import type { UploadPart } from '../guest/upload.ts';
 import type { CheckResult } from '../verdict/model.ts';
@@ -127,7 +127,7 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
       srcDir: m.abs,
       outDir: out,
       product: 'modules.order',
-      makeArgs: [`KDIR=${i.kdir}`, ...extra],
+      makeArgs: [...kdirArgs(i.kdir), ...extra],
       readable: await kbuildReadable(i.kdir),
       hashSalt: `${i.kdir}\0${shared}`,
       timeoutMs: i.timeoutMs,
@@ -232,7 +232,7 @@ export function buildChecks(b: SuiteHostBuild, where = 'on the host'): CheckResu
     const name = `build-${d.kind}${many(d.kind) ? `:${d.dir}` : ''}`;
     const what = d.modules.length ? ` (${d.modules.map((m) => m.name).join(', ')})` : '';
     return d.build.ok
-      ? { name, ok: true, durationMs: d.build.durationMs, message: `${where}${what}` }
+      ? { name, ok: true, durationMs: d.build.durationMs, message: `${where}${what}${d.kind === 'module' ? `; make got ${KDIR_NAMES.join(', ')}` : ''}` }
       : {
           name,
           ok: false,

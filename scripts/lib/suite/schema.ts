@@ -80,15 +80,10 @@ export const suiteSchema = z
     checks: checksSetting.default({}),
     devices: devices.default([]),
     fixtures: z
-      .array(
-        z.union([
-          z.string().min(1).max(500),
-          z.strictObject({ name: z.string().min(1).max(80), params: params.optional() }),
-        ]),
-      )
+      .array(z.union([z.string().min(1).max(500), z.strictObject({ name: z.string().min(1).max(80), params: params.optional() })]))
       .default([])
       .describe(
-        "the kernel's own test doubles, modprobed with parameters before the suite's modules and removed after: \"i2c-stub chip_addr=0x50\", scsi_debug, null_blk, mac80211_hwsim, dummy_hcd, gadget-acm, vivid, vcan, uinput (qemu/fixtures.json, docs/devices.md)",
+        'the kernel\'s own test doubles, modprobed with parameters before the suite\'s modules and removed after: "i2c-stub chip_addr=0x50", scsi_debug, null_blk, mac80211_hwsim, dummy_hcd, gadget-acm, vivid, vcan, uinput (qemu/fixtures.json, docs/devices.md)',
       ),
     lifecycle: lifecycleSchema.optional(),
     kernels: z

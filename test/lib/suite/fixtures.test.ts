@@ -28,8 +28,14 @@ t.test('a fixture with its parameters: modprobe with them (quoted for the kernel
       ['modprobe', '-a', 'i2c_dev'],
     ],
   );
-  t.same(fixtureSteps(vcan, timeouts).map((s) => s.argv.join(' ')), ['modprobe vcan', 'ip link add dev vcan0 type vcan', 'ip link set vcan0 up']);
-  t.same(fixtureRemoveSteps(vcan, timeouts).map((s) => s.argv.join(' ')), ['ip link del vcan0', 'modprobe -r vcan']);
+  t.same(
+    fixtureSteps(vcan, timeouts).map((s) => s.argv.join(' ')),
+    ['modprobe vcan', 'ip link add dev vcan0 type vcan', 'ip link set vcan0 up'],
+  );
+  t.same(
+    fixtureRemoveSteps(vcan, timeouts).map((s) => s.argv.join(' ')),
+    ['ip link del vcan0', 'modprobe -r vcan'],
+  );
   t.same(fixtureRemoveSteps(stub, timeouts).at(-1)?.argv, ['modprobe', '-r', 'i2c_dev', 'i2c_stub'], 'what it also loaded comes out first');
   for (const s of fixtureSteps(stub, timeouts)) t.equal(s.failure, 'load');
 });
@@ -40,7 +46,12 @@ t.test('params in the object form, a list for a value with a space', async (t) =
 });
 
 t.test('a name with _ for - (or the other way) is the same fixture', async (t) => {
-  t.equal(fixturesOf(`${head}fixtures: [i2c_stub chip_addr=0x50, null-blk]\n`).map((f) => f.name).join(' '), 'i2c-stub null_blk');
+  t.equal(
+    fixturesOf(`${head}fixtures: [i2c_stub chip_addr=0x50, null-blk]\n`)
+      .map((f) => f.name)
+      .join(' '),
+    'i2c-stub null_blk',
+  );
 });
 
 t.test('bad input: exit 2, naming the file, the line and the entry', async (t) => {
