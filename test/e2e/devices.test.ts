@@ -50,6 +50,11 @@ t.test('the edu demo: probe, MSI, DMA, remove under an open file, and the lifecy
     test('hot-unplug').checks.some((c) => c.name === 'hot-unplug edu0' && c.ok),
     'hot-unplug edu0: unplugged, plugged, bound again',
   );
+  t.match(
+    test('held-rmmod').checks.find((c) => c.name === 'held-rmmod edu')?.message ?? '',
+    /rmmod refused while \/dev\/edu0 was held open/,
+    'rmmod while a shell held /dev/edu0 open: refused, then the test’s own rmmod went through',
+  );
 });
 
 t.test("the planted remove-path bug (bug=1) is caught by unbind_bind, at the driver's line", async (t) => {

@@ -34,6 +34,14 @@ export const lifecycleSchema = z
   .strictObject({
     unbind_bind: z.boolean().optional().describe("each bound device unbound and bound again through its driver's sysfs files, before the modules' rmmod"),
     hot_unplug: z.boolean().optional().describe('each bound hot-plugged device unplugged and plugged again through QMP, and bound again'),
+    held_rmmod: z
+      .string()
+      .min(1)
+      .max(4000)
+      .optional()
+      .describe(
+        'a command line (sh -c, from the suite root) that holds a device of the module open, such as "exec 3</dev/edu0; exec sleep 600": rmmod while it holds it (refused as in use, or done), then the holder ended and its close run',
+      ),
     reload: z.number().int().min(1).max(100).optional().describe('the modules unloaded and loaded again this many times before their last rmmod'),
   })
   .describe("probe/remove lifecycle checks; a test's own replaces the suite's");

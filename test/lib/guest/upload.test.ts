@@ -53,24 +53,30 @@ t.test('the tar is streamed: a 120 MB file goes up (#24: it failed at the buffer
   }
 });
 
-t.test("a module dir that is the suite root (dir: ., as Debian's v4l2loopback-dkms is laid out): the root and the module's copy share the sub '.'", async (t) => {
-  const tree = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-upload-dot-'));
-  mkdirSync(path.join(tree, '.kmodvm-guest'));
-  writeFileSync(path.join(tree, 'v4l2loopback.c'), 'int v;\n');
-  writeFileSync(path.join(tree, '.kmodvm-guest/v4l2loopback.ko'), 'stripped ko\n');
-  const staged = await stageTrees('/root/kmodvm', [
-    { localDir: tree, sub: '.', files: ['v4l2loopback.c'] },
-    { localDir: path.join(tree, '.kmodvm-guest'), sub: '.', files: ['v4l2loopback.ko'] },
-  ]);
-  try {
-    t.same(staged.files, ['v4l2loopback.c', 'v4l2loopback.ko']);
-    const { stream, done } = await staged.tar(staged.files, 10_000);
-    const parts: Buffer[] = [];
-    for await (const c of stream) parts.push(c as Buffer);
-    await done;
-    const list = execFileSync('tar', ['-t', '-f', '-'], { input: Buffer.concat(parts) }).toString().trim().split('\n');
-    t.same(list, ['root/kmodvm/v4l2loopback.c', 'root/kmodvm/v4l2loopback.ko'], 'both land in the suite root, the stage roots taken off');
-  } finally {
-    await staged.cleanup();
-  }
-});
+t.test(
+  "a module dir that is the suite root (dir: ., as Debian's v4l2loopback-dkms is laid out): the root and the module's copy share the sub '.'",
+  async (t) => {
+    const tree = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-upload-dot-'));
+    mkdirSync(path.join(tree, '.kmodvm-guest'));
+    writeFileSync(path.join(tree, 'v4l2loopback.c'), 'int v;\n');
+    writeFileSync(path.join(tree, '.kmodvm-guest/v4l2loopback.ko'), 'stripped ko\n');
+    const staged = await stageTrees('/root/kmodvm', [
+      { localDir: tree, sub: '.', files: ['v4l2loopback.c'] },
+      { localDir: path.join(tree, '.kmodvm-guest'), sub: '.', files: ['v4l2loopback.ko'] },
+    ]);
+    try {
+      t.same(staged.files, ['v4l2loopback.c', 'v4l2loopback.ko']);
+      const { stream, done } = await staged.tar(staged.files, 10_000);
+      const parts: Buffer[] = [];
+      for await (const c of stream) parts.push(c as Buffer);
+      await done;
+      const list = execFileSync('tar', ['-t', '-f', '-'], { input: Buffer.concat(parts) })
+        .toString()
+        .trim()
+        .split('\n');
+      t.same(list, ['root/kmodvm/v4l2loopback.c', 'root/kmodvm/v4l2loopback.ko'], 'both land in the suite root, the stage roots taken off');
+    } finally {
+      await staged.cleanup();
+    }
+  },
+);

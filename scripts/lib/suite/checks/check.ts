@@ -68,6 +68,8 @@ export interface Lifecycle {
   unbind_bind?: boolean;
   hot_unplug?: boolean;
   reload?: number;
+  /** The holder's command line: rmmod while it holds a device open (held-rmmod.ts). */
+  held_rmmod?: string;
 }
 
 /** What a check's guest steps are given. */
@@ -108,7 +110,7 @@ export interface Check {
 export interface CheckChoice {
   memcheck: boolean;
   debugKernel: boolean;
-  /** The lifecycle options the suite or any of its tests turns on (unbind_bind, hot_unplug, reload). */
+  /** The lifecycle options the suite or any of its tests turns on (unbind_bind, hot_unplug, held_rmmod, reload). */
   lifecycle?: readonly string[];
 }
 

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { Check, CheckChoice, CheckRoom } from './check.ts';
 import { exitCode } from './exit-code.ts';
+import { heldRmmod } from './held-rmmod.ts';
 import { hotUnplug } from './hot-unplug.ts';
 import { leakCheck } from './leak-check.ts';
 import { logRate } from './log-rate.ts';
@@ -19,6 +20,7 @@ export const CHECKS: readonly CheckRoom<never>[] = [
   transcriptMatch,
   unbindBind,
   hotUnplug,
+  heldRmmod,
   reload,
   taint,
   noSplat,
@@ -63,7 +65,7 @@ export function kernelArgsOf(checks: readonly Pick<Check, 'kernelArgs'>[]): stri
 }
 
 /** Every lifecycle option: a saved run's checks are named by their ids, so any of them may be made. */
-const LIFECYCLE_ALL = ['unbind_bind', 'hot_unplug', 'reload'];
+const LIFECYCLE_ALL = ['unbind_bind', 'hot_unplug', 'held_rmmod', 'reload'];
 
 /** The checks of a saved run by their ids (kmodvm judge): a check this kmodvm does not know is left out. */
 export const checksNamed = (ids: readonly string[], settings: Readonly<Record<string, unknown>> = {}): Check[] =>
