@@ -6,6 +6,7 @@ import type { Config } from '../core/config.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { GUEST_WORK, runStep, type StepRecord } from '../guest/steps.ts';
 import type { CheckResult } from '../verdict/model.ts';
+import type { DeviceChannel } from './device-channel.ts';
 import type { GuestDevices } from './devices-plug.ts';
 import { type Fixture, loadFixtures } from './fixtures.ts';
 import { guestBuildSuite } from './guest-build.ts';
@@ -40,6 +41,8 @@ export interface Prepared {
   /** The fixtures set up for them (fixtures.ts), to take down after the run. */
   fixtures: Fixture[];
   devices?: GuestDevices;
+  /** The guest's kmodvm-device requests (device-channel.ts), when it has hot devices. */
+  channel?: DeviceChannel;
 }
 
 const failedCheck = (r: StepRecord): CheckResult => ({

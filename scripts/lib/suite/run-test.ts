@@ -49,7 +49,7 @@ export async function runOneTest(
   i: SuiteRunInput,
   guest: Guest,
   sel: SelectedTest,
-  prep: Pick<Prepared, 'modules' | 'devices'>,
+  prep: Pick<Prepared, 'modules' | 'devices' | 'channel'>,
   record: (r: StepRecord) => Promise<void>,
   carried?: { taint?: number },
 ): Promise<OneTest> {
@@ -69,8 +69,11 @@ export async function runOneTest(
   if (plugged.some((x) => !x.ok))
     return { checks: plugged, kernelLog: '', logBefore: b.dmesg, durationMs: Date.now() - t0, taintAfter: b.taint, untrusted: 'a device did not plug' };
   const serialFrom = await fileSize(guest.serialLog);
+  await prep.channel?.drain();
   const steps = await loadRunUnload(i, guest, test, prep, record);
-  const unplugged = await testDevices(test, prep, 'unplug');
+  // What the test asked for with kmodvm-device, in its report; a suite device it unplugged is plugged again for the next.
+  const asked = (await prep.channel?.drain()) ?? [];
+  const unplugged = [...(await testDevices(test, prep, 'unplug')), ...((await prep.channel?.restore(i.suite.devices.map((d) => d.id))) ?? [])];
   // The debug kernel's KASAN reports a bad write as it happens: no slab walk needed.
   const post = await runStep(
     guest.session,
@@ -92,7 +95,7 @@ export async function runOneTest(
   const judged = await judgeAndKeep(i, sel, modules, evidence, a);
   const stuck = unplugged.find((x) => !x.ok)?.name;
   const untrusted = judged.untrusted ?? (stuck && `${stuck} failed`);
-  const checks = [...plugged, ...judged.checks, ...unplugged];
+  const checks = [...plugged, ...asked, ...judged.checks, ...unplugged];
   return { ...judged, checks, untrusted, kernelLog: a.dmesg, logBefore: b.dmesg, durationMs: Date.now() - t0, taintAfter: a.taint };
 }
 

@@ -13,6 +13,8 @@ import type { ModuleLayout } from '../verdict/leaks.ts';
 import { type CheckResult, testReport as report, type TestReport } from '../verdict/model.ts';
 import { loadDeviceForms } from '../vm/device-forms.ts';
 import { type DevicePlan, planDevices } from '../vm/devices.ts';
+import { deviceSocketOf } from '../vm/qemu-args.ts';
+import { DeviceChannel } from './device-channel.ts';
 import { GuestDevices } from './devices-plug.ts';
 import { runFailNth } from './fail-nth-sweep.ts';
 import { unloadFixtures } from './fixtures.ts';
@@ -80,8 +82,11 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
       log: i.log,
     });
     for (const r of p.records) await record('', r);
-    return p;
+    channel?.close();
+    channel = p.ok ? await openChannel(i, res.guest, p.devices, plans) : undefined;
+    return { ...p, channel };
   };
+  let channel: DeviceChannel | undefined;
   const prep = await prepare(Boolean(i.reuse));
   before.push(...prep.checks);
   if (!prep.ok) return res;
@@ -95,10 +100,26 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
     if (!res.untrusted) res.after.push(...(await unloadInTreeDeps(res.guest.session, last.deps, c.timeouts, (r) => record('', r))));
     if (!res.untrusted) res.after.push(...(await unloadFixtures(res.guest.session, last.fixtures, c.timeouts, (r) => record('', r))));
   }
+  channel?.close();
   const last = await res.guest.session.exec(['dmesg', '-c'], { timeoutMs: c.timeouts.command * 1000 }).catch(() => undefined);
   res.kernelLog += last?.stdout ?? '';
   await writeFile(path.join(i.runDir, 'dmesg.log'), res.kernelLog);
   return res;
+}
+
+/** kmodvm-device's host end, for a guest with hot devices: its socket is beside the QMP socket (an instance that was started without them has none). */
+async function openChannel(
+  i: SuiteRunInput,
+  guest: Guest,
+  devices: GuestDevices | undefined,
+  plans: readonly DevicePlan[],
+): Promise<DeviceChannel | undefined> {
+  const hot = new Set(plans.filter((p) => p.hot).map((p) => p.decl.id));
+  if (!devices || !hot.size || !guest.qmpSocket) return undefined;
+  return DeviceChannel.open(deviceSocketOf(guest.qmpSocket), devices, hot, i.c.timeouts.command * 1000).catch((e: Error) => {
+    i.log(`note: kmodvm-device has no host end in this guest (${e.message}); start the instance again from the suite's directory`);
+    return undefined;
+  });
 }
 
 /** The plan of the suite's devices, the same as the guest's (vm/profile.ts guestSpec: the same declarations in the same order give the same ports). */

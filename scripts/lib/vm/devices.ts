@@ -59,11 +59,22 @@ export interface DeviceSet {
   args: string[];
   /** What the saved guest is keyed by: the cold specs and the number of ports, never a path. */
   key: string[];
+  /** Whether the guest has kmodvm's device-request port (kmodvm-device, suite/device-channel.ts): with any hot device. */
+  channel: boolean;
 }
 
 export const SCRATCH_BYTES = 64 * 2 ** 20;
 export const CANBUS_ID = 'kmodvm-canbus';
 const USB_BUS_ID = 'kmodvm-usb';
+/** kmodvm's virtio-serial port for the guest's kmodvm-device requests, and its chardev (qemu-args.ts gives its socket). */
+export const CHANNEL_CHARDEV = 'kmodvm-devchan';
+export const CHANNEL_PORT = 'org.kmodvm.device';
+const channelArgs = (): string[] => [
+  '-device',
+  'virtio-serial-pci,id=kmodvm-vser',
+  '-device',
+  `virtserialport,bus=kmodvm-vser.0,chardev=${CHANNEL_CHARDEV},name=${CHANNEL_PORT}`,
+];
 
 /** Splits a -device spec at its commas (QEMU writes a literal comma twice); undefined when it is not driver[,key=value]*. */
 export function parseDeviceSpec(spec: string): { driver: string; props: [string, string][] } | string {
@@ -222,8 +233,8 @@ export function planDevices(decls: readonly DeviceDecl[], forms: DeviceForms, di
     plans.push({ decl: d, form, hot: false, plug: [], unplugBackend: [], scratch });
   }
   const ports = portCount(hot);
-  if (ports) key.push(`ports=${ports}`);
-  return { plans, args: [...rootPortArgs(ports), ...args], key };
+  if (ports) key.push(`ports=${ports}`, 'channel');
+  return { plans, args: [...rootPortArgs(ports), ...(ports ? channelArgs() : []), ...args], key, channel: ports > 0 };
 }
 
 /** The property names a `-device NAME,help` listing gives (QEMU 7.2: "  addr=<int32>  - …"). */

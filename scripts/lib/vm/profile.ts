@@ -58,6 +58,6 @@ export function guestSpec(
     guestNet: c.guestNet,
     serialLog: path.join(dir, 'serial.log'),
     qmpSocket: path.join(dir, 'qmp.sock'),
-    devices: dev && { args: dev.args, key: dev.key, scratch: dev.plans.filter((p) => !p.hot && p.scratch).map((p) => p.scratch!) },
+    devices: dev && { args: dev.args, key: dev.key, channel: dev.channel, scratch: dev.plans.filter((p) => !p.hot && p.scratch).map((p) => p.scratch!) },
   };
 }

@@ -1,6 +1,8 @@
 // QEMU's command line, from small pure functions that each return a fresh
 // string[] and never touch their input. buildQemuArgs() only concatenates.
+import path from 'node:path';
 import type { RunAccel } from '../host/accel.ts';
+import { CHANNEL_CHARDEV } from './devices.ts';
 
 export interface VmSpec {
   accel: RunAccel;
@@ -27,7 +29,7 @@ export interface VmSpec {
   /** Firmware. qboot (QEMU's minimal BIOS) starts the kernel about 0.7 s sooner than SeaBIOS under TCG. Default: QEMU's own. */
   bios?: string;
   /** The suite's cold devices and kmodvm's root ports for its hot ones (vm/devices.ts): their arguments, and what the saved guest is keyed by (never a path). */
-  devices?: { args: readonly string[]; key: readonly string[]; scratch?: readonly { file: string; bytes: number }[] };
+  devices?: { args: readonly string[]; key: readonly string[]; scratch?: readonly { file: string; bytes: number }[]; channel?: boolean };
 }
 
 /** Where Debian's and Ubuntu's qemu-system-data put qboot. */
@@ -92,8 +94,12 @@ export function consoleArgs(s: Pick<VmSpec, 'serialLog' | 'qmpSocket'>): string[
   return ['-serial', `file:${escapeOptValue(s.serialLog)}`, '-qmp', `unix:${escapeOptValue(s.qmpSocket)},server=on,wait=off`];
 }
 
-export function deviceArgs(s: Pick<VmSpec, 'devices'>): string[] {
-  return [...(s.devices?.args ?? [])];
+/** The socket of kmodvm's device-request port: beside the QMP socket (a run's, or a saved guest's own). */
+export const deviceSocketOf = (qmpSocket: string): string => path.join(path.dirname(qmpSocket), 'device.sock');
+
+export function deviceArgs(s: Pick<VmSpec, 'devices' | 'qmpSocket'>): string[] {
+  const chan = s.devices?.channel ? ['-chardev', `socket,id=${CHANNEL_CHARDEV},path=${escapeOptValue(deviceSocketOf(s.qmpSocket))},server=on,wait=off`] : [];
+  return [...chan, ...(s.devices?.args ?? [])];
 }
 
 export function buildQemuArgs(s: VmSpec): string[] {

@@ -3,6 +3,7 @@ import t from 'tap';
 import { loadDeviceForms } from '../../../scripts/lib/vm/device-forms.ts';
 import { type DeviceDecl, declOf, helpProps, parseDeviceSpec, planDevices, portCount } from '../../../scripts/lib/vm/devices.ts';
 import { portAddress } from '../../../scripts/lib/vm/hotplug.ts';
+import { deviceArgs } from '../../../scripts/lib/vm/qemu-args.ts';
 
 const forms = loadDeviceForms();
 const decl = (s: string): DeviceDecl => {
@@ -32,7 +33,13 @@ t.test('a -device spec: the driver, its properties, a doubled comma a literal on
 t.test('PCI short forms are hot: root ports in fours, device_add into them, the backend first', async (t) => {
   const s = planDevices([decl('edu,id=e0'), decl('nvme,id=n0'), decl('e1000e,id=net1')], forms, '/run/x');
   t.equal(portCount(3), 4);
-  t.same(s.key, ['ports=4'], 'the saved guest is keyed by the number of ports only: every hot set shares it');
+  t.same(s.key, ['ports=4', 'channel'], 'the saved guest is keyed by the number of ports only (and the device-request port): every hot set shares it');
+  t.equal(s.channel, true);
+  t.ok(s.args.includes('virtserialport,bus=kmodvm-vser.0,chardev=kmodvm-devchan,name=org.kmodvm.device'), "kmodvm-device's port, with the hot devices");
+  t.same(deviceArgs({ devices: s, qmpSocket: '/run/x/qmp.sock' }).slice(0, 2), [
+    '-chardev',
+    'socket,id=kmodvm-devchan,path=/run/x/device.sock,server=on,wait=off',
+  ]);
   t.equal(s.args.filter((a) => a.startsWith('pcie-root-port')).length, 4);
   const nvme = s.plans.find((p) => p.decl.id === 'n0')!;
   t.ok(nvme.hot);
