@@ -9,6 +9,8 @@ export interface Exercise {
   transcript: string;
   starter: { moduleDir: string; appDir: string };
   solution: { moduleDir: string; appDir: string };
+  /** An exercise that is a suite (its devices, several tests): the starter's kmodvm.yaml and the solution's; transcript is then unused. */
+  suite?: { starter: string; solution: string };
 }
 
 const ex = (n: number, slug: string, title: string, o: { starterApp?: string; solutionModule?: string; solutionApp?: string } = {}): Exercise => ({
@@ -31,6 +33,11 @@ export const EXERCISES: readonly Exercise[] = [
     starterApp: 'docs/lab/exercises/4-genetlink/userapp',
     solutionApp: 'docs/lab/exercises/4-genetlink/userapp',
   }),
+  // A PCI driver with its device: a suite. The solution is kmodvm's own edu demo, whose suite has these tests and more.
+  {
+    ...ex(5, 'edu', "The edu PCI driver's interrupt handler and remove path"),
+    suite: { starter: 'docs/lab/exercises/5-edu/kmodvm.yaml', solution: 'examples/edu/kmodvm.yaml' },
+  },
 ];
 
 export function findExercise(n: number): Exercise | undefined {
@@ -76,6 +83,12 @@ export function grade(checks: readonly CheckResult[]): Grade {
     hints.push(
       "the listeners got no event: multicast it to the group with nlmsg_multicast(), and declare the kernel socket's groups (netlink_kernel_cfg.groups).",
     );
+  if (/EDU_IOC_\w+: Connection timed out/.test(text))
+    hints.push(
+      "the device's interrupt was never handled: edu_irq() must read EDU_IRQ_STATUS, write those bits to EDU_IRQ_ACK, and complete the waiter (fact_done, dma_done).",
+    );
+  if (/__msi_domain_free_irqs|free_irq_vectors/.test(text) && /edu_remove/.test(text))
+    hints.push('remove() freed the interrupt vectors with the handler still registered: call free_irq(edu->irq, edu) before pci_free_irq_vectors().');
   if (/Operation not supported/.test(text)) hints.push("the kernel answered EOPNOTSUPP: the command's handler does not build and send its reply yet.");
   if (failed(checks, 'insmod')) hints.push("the module did not load: the kernel's reason is in the evidence above (dmesg).");
   if (failed(checks, 'transcript') && hints.length === 0)

@@ -84,3 +84,25 @@ t.test('every exercise names its transcript, starter and solution', async (t) =>
     t.not(e.starter.moduleDir, e.solution.moduleDir);
   }
 });
+
+t.test('exercise 5 (edu): the two mistakes of the starter each get their hint', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  // The kernel's warning when remove() frees the MSI vectors under a registered handler: a real lab:check 5 of the starter.
+  const splat = readFileSync(new URL('../../fixtures/lab/edu-starter-remove.dmesg', import.meta.url), 'utf8');
+  const g = grade([
+    ...all.filter((c) => !['app', 'no-splat', 'transcript'].includes(c.name)),
+    { name: 'run', ok: false, failure: 'app', durationMs: 0, evidence: 'edu-app: EDU_IOC_FACT: Connection timed out' },
+    { name: 'transcript', ok: false, failure: 'transcript', durationMs: 0 },
+    { name: 'no-splat', ok: false, failure: 'splat', durationMs: 0, evidence: splat },
+  ]);
+  t.equal(g.score, 3);
+  t.ok(
+    g.hints.some((h) => /edu_irq\(\) must read EDU_IRQ_STATUS/.test(h)),
+    'the handler',
+  );
+  t.ok(
+    g.hints.some((h) => /call free_irq\(edu->irq, edu\) before pci_free_irq_vectors/.test(h)),
+    'the remove path',
+  );
+  t.equal(findExercise(5)?.suite?.starter, 'docs/lab/exercises/5-edu/kmodvm.yaml');
+});

@@ -24,7 +24,10 @@ export async function run(i: Invocation): Promise<number> {
   const src = solution ? e.solution : e.starter;
   const opts = argv.filter((a) => a !== first.positionals[0] && a !== '--solution');
   const at = (p: string): string => path.resolve(defaultRoot(), p);
-  const { config } = i.parse(opts, { moduleDir: at(src.moduleDir), appDir: at(src.appDir), transcript: at(e.transcript) });
+  const given = e.suite
+    ? { suite: at(solution ? e.suite.solution : e.suite.starter) }
+    : { moduleDir: at(src.moduleDir), appDir: at(src.appDir), transcript: at(e.transcript) };
+  const { config } = i.parse(opts, given);
   const r = await runVmTest(config, { log: () => undefined });
   await writeReports(r);
   log(summary(r));
