@@ -113,7 +113,7 @@ t.test('devices and lifecycle (#25): bad input names the file, the line and the 
   await fails(
     t,
     `${head}lifecycle: {unbind: true}\ntests:\n  - name: a\n    run: x\n`,
-    /3: lifecycle\.unbind: unknown field \(known: unbind_bind, hot_unplug, reload\)/,
+    /3: lifecycle\.unbind: unknown field \(known: unbind_bind, hot_unplug, held_rmmod, reload\)/,
   );
   const s = await loadSuite(repo(`${head}devices: ["edu,id=e0"]\nlifecycle: {reload: 2}\ntests:\n  - name: a\n    run: x\n    devices: ["nvme,id=n0"]\n`));
   t.match(s.devices, [{ driver: 'edu', id: 'e0', where: { line: 3, field: 'devices[0]' } }]);

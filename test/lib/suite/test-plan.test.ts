@@ -18,7 +18,7 @@ t.test("the user's run line reaches sh -c as it is, from the suite root, after i
 
 t.test("insmod with params (the test's own for a module replace the dir's), rmmod by name", async (t) => {
   t.same(insmodStep(m, paramsFor(m, undefined), T).argv, ['insmod', m.guestKo, 'debug=1']);
-  t.same(insmodStep(m, paramsFor(m, { bebop_core: ['name=rock steady'] }), T).argv, ['insmod', m.guestKo, 'name=rock steady']);
+  t.same(insmodStep(m, paramsFor(m, { bebop_core: ['name=rock steady'] }), T).argv, ['insmod', m.guestKo, 'name="rock steady"']);
   t.same(paramsFor(m, { other: ['x=1'] }), ['debug=1']);
   t.same(rmmodStep(m, T).argv, ['rmmod', 'bebop_core']);
   t.same(setupStep('mkdir -p /tmp/x && echo ok', 0, T).argv, ['sh', '-c', 'mkdir -p /tmp/x && echo ok']);
