@@ -4,7 +4,7 @@
 // so `kmodvm ssh` starts without the pipeline). Its help and its parser come
 // from here; it takes no flag that is not in its list.
 import type { Config } from '../core/config.ts';
-import { KmodvmError } from '../core/errors.ts';
+import { EXIT_CODES, KmodvmError, VM_FAILURES } from '../core/errors.ts';
 import { type Cli, loadConfig } from '../core/flags.ts';
 import { type Group, OPTIONS, type OptionSpec } from '../core/options.ts';
 import { main, setShowCommands } from './cli.ts';
@@ -168,8 +168,17 @@ export function helpFor(name: CommandName): string {
   return [
     ...head,
     ...body,
-    'Exit codes: README.md "Exit codes" (0 pass; 1, 10-15 the code under test; 2 bad input; 3-6 the host, image, VM or upload; 70 kmodvm).',
+    exitCodesLine(),
   ].join('\n');
+}
+
+/** The exit codes' line of every --help, from the table itself (#29.18: it once said 10-15, and there is no 15). */
+export function exitCodesLine(): string {
+  const span = (codes: number[]): string => (codes.length > 1 ? `${Math.min(...codes)}-${Math.max(...codes)}` : String(codes[0]));
+  const entries = Object.entries(EXIT_CODES) as [keyof typeof EXIT_CODES, number][];
+  const code = entries.filter(([k, v]) => v >= 10 && v < 70 && !VM_FAILURES.has(k)).map(([, v]) => v);
+  const vm = entries.filter(([k]) => VM_FAILURES.has(k)).map(([, v]) => v);
+  return `Exit codes: README.md "Exit codes" (0 pass; ${EXIT_CODES.transcript}, ${span(code)} the code under test; ${EXIT_CODES.usage} bad input; ${span(vm)} the host, image, VM or upload; ${EXIT_CODES.internal} kmodvm).`;
 }
 
 /** The top-level help: one line per command. */

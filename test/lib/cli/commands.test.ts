@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { COMMANDS, type CommandName, commandsHelp, helpFor, parseCommand, splitLeading } from '../../../scripts/lib/cli/commands.ts';
+import { COMMANDS, type CommandName, commandsHelp, exitCodesLine, helpFor, parseCommand, splitLeading } from '../../../scripts/lib/cli/commands.ts';
 import { KmodvmError } from '../../../scripts/lib/core/errors.ts';
 import { OPTIONS } from '../../../scripts/lib/core/options.ts';
 
@@ -47,4 +47,11 @@ t.test('ssh: the leading options are its own, the guest command stays intact', a
   t.same(splitLeading('ssh', ['--name=x', '--', '--help']), { opts: ['--name=x'], rest: ['--help'] });
   t.same(splitLeading('ssh', ['uname', '-r']), { opts: [], rest: ['uname', '-r'] });
   t.same(splitLeading('ssh', ['--kernel', 'x']), { opts: [], rest: ['--kernel', 'x'] }, "a flag ssh does not take starts the guest's command");
+});
+
+t.test('the exit codes of --help come from the table: 10-14 for the code under test (#29.18: it said 10-15)', async (t) => {
+  t.equal(
+    exitCodesLine(),
+    'Exit codes: README.md "Exit codes" (0 pass; 1, 10-14 the code under test; 2 bad input; 3-6 the host, image, VM or upload; 70 kmodvm).',
+  );
 });
