@@ -93,6 +93,8 @@ export async function hostMake(o: {
   srcDir: string;
   outDir: string;
   product?: string;
+  /** A product make may not write (modules.order may land below the dir): its absence is not a failure, and ko is undefined. */
+  productOptional?: boolean;
   makeArgs: string[];
   hashSalt: string;
   timeoutMs: number;
@@ -142,7 +144,7 @@ export async function hostMake(o: {
   const how = replayed ? `kbuild's recorded commands replayed (${plan!.length}${skipped}); make not run\n` : '';
   const output = how + r!.output.split(`${o.outDir}/`).join(`${o.srcDir}/`);
   const durationMs = Date.now() - started;
-  if (r!.exitCode !== 0 || (o.product !== undefined && !existsSync(product))) return failedBuild(output, o.srcDir, r!.reason, durationMs);
+  if (r!.exitCode !== 0 || (o.product !== undefined && !o.productOptional && !existsSync(product))) return failedBuild(output, o.srcDir, r!.reason, durationMs);
   const left = await recordBuilt(root, o.outDir, { stamp: [stamp, hash], shape: o.replayKdir ? [shapeStamp, shape] : undefined, keepSources: !replayed });
   if (left)
     return {
@@ -151,7 +153,7 @@ export async function hostMake(o: {
       output,
       evidence: `make succeeded, but the build left ${left.message}\nnext: a Makefile must not replace the directories it builds in`,
     };
-  return { ok: true, ko: product, durationMs, output };
+  return { ok: true, ko: existsSync(product) ? product : undefined, durationMs, output };
 }
 
 /** A stamp the last build wrote, '' when there is none (or the build left something else there). */

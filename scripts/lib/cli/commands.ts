@@ -165,11 +165,7 @@ export function helpFor(name: CommandName): string {
     byGroup.set(o.group, [...(byGroup.get(o.group) ?? []), `  ${flag.padEnd(30)} ${o.help}${env}`]);
   }
   const body = (Object.keys(GROUPS) as Group[]).filter((g) => byGroup.has(g)).flatMap((g) => [`${GROUPS[g]}:`, ...(byGroup.get(g) ?? [])]);
-  return [
-    ...head,
-    ...body,
-    exitCodesLine(),
-  ].join('\n');
+  return [...head, ...body, exitCodesLine()].join('\n');
 }
 
 /** The exit codes' line of every --help, from the table itself (#29.18: it once said 10-15, and there is no 15). */

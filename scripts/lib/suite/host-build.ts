@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { glob } from 'zx';
 import { guestCopy, type HostBuild, hostMake, KDIR_NAMES, kbuildReadable, kdirArgs } from '../build/host-kbuild.ts';
 import { copySource, readInside, sourceMode, UnsafePath } from '../core/tree-fs.ts';
 import type { UploadPart } from '../guest/upload.ts';
@@ -21,6 +22,10 @@ export interface DirBuild {
   kind: 'module' | 'app';
   build: HostBuild;
   modules: (BuiltModule & { hostKo: string; guestRel: string })[];
+  /** The modules.order used, relative to the dir: at its top, or below it (#29.9: lttng builds with M=$(PWD)/src). */
+  order?: string;
+  /** What the check says instead of "does not build", when make succeeded. */
+  message?: string;
 }
 export interface SuiteHostBuild {
   ok: boolean;
@@ -127,6 +132,7 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
       srcDir: m.abs,
       outDir: out,
       product: 'modules.order',
+      productOptional: true,
       makeArgs: [...kdirArgs(i.kdir), ...extra],
       readable: await kbuildReadable(i.kdir),
       hashSalt: `${i.kdir}\0${shared}`,
@@ -140,23 +146,32 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
   const d: DirBuild = { dir: m.dir, kind: 'module', build: b, modules: [] };
   made.dirs.push(d);
   if (!b.ok) return false;
+  const found = await findOrder(out);
+  if (!found) {
+    const evidence = `make succeeded (exit 0), but wrote no modules.order in ${m.dir} or below it (kmodvm looked in ${m.dir}/ and its subdirectories, 4 deep)\nnext: does the Makefile pass M= a directory of this tree to the kernel's make, and build obj-m?`;
+    d.build = { ...b, ok: false, evidence };
+    d.message = `make succeeded but wrote no modules.order in ${m.dir}`;
+    return false;
+  }
+  d.order = found;
+  const orderDir = path.join(out, path.dirname(found));
   // Written by the build: a regular file of a sane size, or the build failed (a FIFO would hang the read).
-  const order = await readInside(i.tree, path.join(out, 'modules.order'), 4 * 2 ** 20).then(
+  const order = await readInside(i.tree, path.join(out, found), 4 * 2 ** 20).then(
     (b) => b.toString('utf8'),
     (e: Error) => e,
   );
   if (order instanceof Error) {
-    d.build = { ...b, ok: false, evidence: `make succeeded, but kmodvm cannot read ${path.join(m.dir, 'modules.order')}: ${order.message}` };
+    d.build = { ...b, ok: false, evidence: `make succeeded, but kmodvm cannot read ${path.join(m.dir, found)}: ${order.message}` };
     return false;
   }
-  const listed = modulesFromOrder(order, out);
+  const listed = modulesFromOrder(order, orderDir);
   if (!listed.length) {
-    const evidence = `make succeeded but ${path.join(m.dir, 'modules.order')} lists no module\nnext: does the Makefile build with obj-m, and pass M= the directory it is in?`;
+    const evidence = `make succeeded but ${path.join(m.dir, found)} lists no module\nnext: does the Makefile build with obj-m, and pass M= the directory it is in?`;
     d.build = { ...b, ok: false, evidence };
     return false;
   }
   for (const bm of listed) {
-    const hostKo = path.join(out, bm.ko);
+    const hostKo = path.join(orderDir, bm.ko);
     if (!(await lstat(hostKo).catch(() => undefined))?.isFile()) {
       d.build = { ...b, ok: false, evidence: `modules.order lists ${bm.ko}, which make did not write as a regular file` };
       return false;
@@ -166,12 +181,19 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
       d.build = { ...b, ok: false, evidence: `make succeeded, but the build left ${copy.message}` };
       return false;
     }
-    const guestRel = path.join(m.dir, bm.ko);
+    const guestRel = path.join(m.dir, path.dirname(found), bm.ko);
     d.modules.push({ ...bm, hostKo, guestRel });
     addModulePart(made.moduleParts, { localDir: path.dirname(copy), sub: path.dirname(guestRel), file: path.basename(copy) });
   }
   if (existsSync(path.join(out, 'Module.symvers'))) made.symvers.push(path.join(out, 'Module.symvers'));
   return true;
+}
+
+/** The modules.order kbuild wrote for a dir: at its top, else the shallowest below it (not in kmodvm's own dirs). */
+export async function findOrder(out: string): Promise<string | undefined> {
+  if ((await lstat(path.join(out, 'modules.order')).catch(() => undefined))?.isFile()) return 'modules.order';
+  const below = await glob('**/modules.order', { cwd: out, deep: 4, onlyFiles: true, followSymbolicLinks: false, ignore: ['**/.kmodvm-*/**'] });
+  return below.sort((a, b) => a.split('/').length - b.split('/').length || a.localeCompare(b))[0];
 }
 
 /**
@@ -230,7 +252,9 @@ export function buildChecks(b: SuiteHostBuild, where = 'on the host'): CheckResu
   const many = (k: 'module' | 'app'): boolean => b.dirs.filter((d) => d.kind === k).length > 1;
   return b.dirs.map((d) => {
     const name = `build-${d.kind}${many(d.kind) ? `:${d.dir}` : ''}`;
-    const what = d.modules.length ? ` (${d.modules.map((m) => m.name).join(', ')})` : '';
+    const what = d.modules.length
+      ? ` (${d.modules.map((m) => m.name).join(', ')}${d.order && d.order !== 'modules.order' ? `, from ${d.dir}/${d.order}` : ''})`
+      : '';
     return d.build.ok
       ? { name, ok: true, durationMs: d.build.durationMs, message: `${where}${what}${d.kind === 'module' ? `; make got ${KDIR_NAMES.join(', ')}` : ''}` }
       : {
@@ -238,8 +262,9 @@ export function buildChecks(b: SuiteHostBuild, where = 'on the host'): CheckResu
           ok: false,
           failure: 'build' as const,
           durationMs: d.build.durationMs,
-          message: `the ${d.kind} in ${d.dir} does not build (${where})`,
-          evidence: d.build.evidence && `${d.build.evidence}\nnext: fix the code, or try --build guest to build it inside the VM`,
+          message: d.message ? `${d.message} (${where})` : `the ${d.kind} in ${d.dir} does not build (${where})`,
+          evidence:
+            d.build.evidence && (d.message ? d.build.evidence : `${d.build.evidence}\nnext: fix the code, or try --build guest to build it inside the VM`),
           annotations: d.build.annotations,
         };
   });
