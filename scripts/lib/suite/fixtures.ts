@@ -129,8 +129,9 @@ export async function loadFixtures(session: SshSession, fixtures: readonly Fixtu
       const r = await runStep(session, s);
       out.records.push(r);
       const said = r.result.stderr.trim().split('\n').at(-1) ?? '';
+      // The step's name has the parameters already; a failed load says what the kernel lacks.
       const why = r.ok
-        ? f.params.join(' ') || undefined
+        ? undefined
         : k === 0
           ? `this kernel has no ${f.module} for the fixture ${f.name} (modprobe: ${said}); ${missingModuleHint()}`
           : undefined;
