@@ -116,16 +116,32 @@ t.test("Debian's v4l2loopback-dkms on the stock kernel: videodev modprobed, /dev
 t.test('on the debug kernel: the edu demo with its lifecycle checks, the fixtures, and v4l2loopback', async (t) => {
   const edu = await runSuite(path.join(root, 'examples/edu/kmodvm.yaml'), ['--kernel', 'debian-12-debug']);
   t.equal(edu.exitCode, 0, `the edu demo passes on the debug kernel\n${edu.out}`);
+  // The planted remove-path bug (bug=1: the handler left registered) on the debug kernel, caught by unbind_bind at the driver's line.
+  const dir = path.join(work, 'edu-planted');
+  cpSync(path.join(root, 'examples/edu'), dir, { recursive: true });
+  const planted = readFileSync(path.join(dir, 'kmodvm.yaml'), 'utf8').replace(
+    /^tests:\n/m,
+    'tests:\n  - name: planted\n    run: ./app/edu-app fact 3\n    params: {edu: "bug=1"}\n    lifecycle: {unbind_bind: true}\n',
+  );
+  writeFileSync(path.join(dir, 'planted.yaml'), planted);
+  const line =
+    readFileSync(path.join(dir, 'driver/edu.c'), 'utf8')
+      .split('\n')
+      .findIndex((l) => l.includes('/* PLANTED')) + 1;
+  const bug = await runSuite(path.join(dir, 'planted.yaml'), ['--kernel', 'debian-12-debug', '--only', 'planted']);
+  t.equal(bug.exitCode, 13, `a splat on the debug kernel\n${bug.out}`);
+  const splat = bug.report.tests[0]?.checks.find((c: Check) => c.name === 'no-splat' && !c.ok);
+  t.match(splat?.message ?? '', new RegExp(`\\(driver/edu\\.c:${line}\\)`), `the report points at edu.c:${line}`);
   const fx = await runSuite(fixtureSuite(), ['--kernel', 'debian-12-debug']);
   // The debug kernel builds no wireless stack (docs/devices.md): that one fixture is a load failure that says so.
   t.equal(fx.exitCode, 11, `mac80211_hwsim is not in the debug kernel\n${fx.out}`);
   const hwsim = fx.checks.find((c) => c.name.startsWith('fixture mac80211_hwsim: modprobe'));
   t.match(hwsim?.message ?? '', /this kernel has no mac80211_hwsim .*docs\/devices\.md/);
-  const dir = path.dirname(fixtureSuite());
-  const file = path.join(dir, 'kmodvm.yaml');
+  const fxDir = path.dirname(fixtureSuite());
+  const file = path.join(fxDir, 'kmodvm.yaml');
   writeFileSync(file, readFileSync(file, 'utf8').replace('  - mac80211_hwsim radios=2\n', ''));
-  writeFileSync(path.join(dir, 'check.sh'), readFileSync(path.join(dir, 'check.sh'), 'utf8').replace(/^echo "mac80211_hwsim.*\n/m, ''));
-  const tr = path.join(dir, 'expected/fixtures.transcript');
+  writeFileSync(path.join(fxDir, 'check.sh'), readFileSync(path.join(fxDir, 'check.sh'), 'utf8').replace(/^echo "mac80211_hwsim.*\n/m, ''));
+  const tr = path.join(fxDir, 'expected/fixtures.transcript');
   writeFileSync(tr, readFileSync(tr, 'utf8').replace('mac80211_hwsim: 2 radios\n', ''));
   const fx2 = await runSuite(file, ['--kernel', 'debian-12-debug']);
   t.equal(fx2.exitCode, 0, `the other fixtures pass on the debug kernel\n${fx2.out}`);
