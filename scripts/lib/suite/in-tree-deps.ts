@@ -95,29 +95,55 @@ export function modCDepends(text: string): string[] | undefined {
   return m ? m[1].split(',').map(norm).filter(Boolean) : undefined;
 }
 
-/**
- * Whether the host build already says no module needs the kernel's: each
- * .mod.c beside its .ko names only the suite's own, so no guest step is
- * needed (the edit loop pays nothing). Read inside the build tree only.
- */
-async function hostSaysNone(modules: readonly LoadedModule[]): Promise<boolean> {
-  const own = new Set(modules.map((m) => norm(m.name)));
+/** Each module's depends= as the host build wrote it (.mod.c beside each .ko, read inside the build tree); undefined when one has none to read. */
+async function hostDepends(modules: readonly LoadedModule[]): Promise<Map<string, string[]> | undefined> {
+  const out = new Map<string, string[]>();
   for (const m of modules) {
-    if (!m.host) return false;
+    if (!m.host) return undefined;
     const text = await readInside(m.host.tree, m.host.ko.replace(/\.ko$/, '.mod.c'), 1 << 20).then(String, () => undefined);
     const deps = text === undefined ? undefined : modCDepends(text);
-    if (!deps || deps.some((d) => !own.has(d))) return false;
+    if (!deps) return undefined;
+    out.set(norm(m.name), deps);
   }
-  return true;
+  return out;
 }
 
-/** Loads what the modules need from the kernel. ok false: a dependency the kernel lacks, named with the modules that need it. */
+/** Each module's whole depends= from the guest's probe (the suite's own among them), by module name. */
+export function dependsByModule(stdout: string, modules: readonly Pick<LoadedModule, 'name' | 'guestKo'>[]): Map<string, string[]> {
+  const byKo = new Map(modules.map((m) => [m.guestKo, norm(m.name)]));
+  const out = new Map<string, string[]>();
+  for (const line of stdout.split('\n')) {
+    const [ko, deps = ''] = line.split('\t');
+    const name = byKo.get(ko);
+    if (name && !line.startsWith('loaded '))
+      out.set(
+        name,
+        deps
+          .split(',')
+          .map((x) => norm(x.trim()))
+          .filter(Boolean),
+      );
+  }
+  return out;
+}
+
+/**
+ * Loads what the modules need from the kernel. ok false: a dependency the
+ * kernel lacks, named with the modules that need it. `depends` is each
+ * module's depends= (for the load order, load-order.ts). When the host
+ * build says no module needs the kernel's, no guest step is run (the edit
+ * loop pays nothing).
+ */
 export async function loadInTreeDeps(session: SshSession, modules: readonly LoadedModule[], t: Timeouts) {
-  const out = { ok: true, checks: [] as CheckResult[], records: [] as StepRecord[], loaded: [] as string[] };
-  if (!modules.length || (await hostSaysNone(modules))) return out;
+  const out = { ok: true, checks: [] as CheckResult[], records: [] as StepRecord[], loaded: [] as string[], depends: new Map<string, string[]>() };
+  if (!modules.length) return out;
+  const own = new Set(modules.map((m) => norm(m.name)));
+  const host = await hostDepends(modules);
+  if (host && [...host.values()].every((deps) => deps.every((d) => own.has(d)))) return { ...out, depends: host };
   const probe = await runStep(session, dependsStep(modules, t));
   out.records.push(probe);
   if (!probe.ok) return { ...out, ok: false, checks: [resultOf(probe)] };
+  out.depends = dependsByModule(probe.result.stdout, modules);
   for (const d of parseDepends(probe.result.stdout, modules).filter((x) => !x.present)) {
     const r = await runStep(session, modprobeStep(d, t));
     out.records.push(r);

@@ -13,6 +13,7 @@ import { guestBuildSuite } from './guest-build.ts';
 import type { SuiteHostBuild } from './host-build.ts';
 import { loadInTreeDeps } from './in-tree-deps.ts';
 import type { Suite } from './load.ts';
+import { orderByDepends } from './load-order.ts';
 import { insmodStep, type LoadedModule, setupStep } from './test-plan.ts';
 
 export interface PrepareInput {
@@ -122,6 +123,21 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
   const deps = await loadInTreeDeps(session, out.modules, c.timeouts);
   Object.assign(out, { deps: deps.loaded, checks: [...out.checks, ...deps.checks], records: [...out.records, ...deps.records] });
   if (!deps.ok) return { ...out, ok: false };
+  // The suite's own modules load in their dependency order (modules.order breaking ties), and unload in reverse.
+  const ordered = orderByDepends(out.modules, deps.depends);
+  if (!ordered.ok) {
+    const message = `the suite's modules depend on each other in a cycle: ${ordered.cycle.join(' -> ')}`;
+    out.checks.push({
+      name: 'load order',
+      ok: false,
+      failure: 'load',
+      durationMs: 0,
+      message,
+      evidence: 'next: one of them must not need the other (their depends=, from modinfo)',
+    });
+    return { ...out, ok: false };
+  }
+  out.modules = ordered.modules;
   for (const [k, line] of suite.setup.entries()) {
     i.log(`step setup[${k}]`);
     const r = await runStep(session, setupStep(line, k, c.timeouts));
