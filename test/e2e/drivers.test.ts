@@ -97,6 +97,15 @@ t.test('the fixtures on the stock kernel: each set up before the module, the mod
   );
 });
 
+t.test("the suite's own modules in dependency order, not modules.order's (#29.2): provider before user, user out first", async (t) => {
+  const dir = path.join(work, 'order-suite');
+  cpSync(path.join(root, 'test/e2e/fixtures/order-suite'), dir, { recursive: true });
+  const r = await runSuite(path.join(dir, 'kmodvm.yaml'));
+  t.equal(r.exitCode, 0, r.out);
+  const names = (r.report.tests[0]?.checks ?? []).map((c: Check) => c.name).filter((n: string) => /^(insmod|rmmod) /.test(n));
+  t.same(names, ['insmod provider', 'insmod user', 'rmmod user', 'rmmod provider']);
+});
+
 const v4l = { suite: '' };
 
 t.test("Debian's v4l2loopback-dkms on the stock kernel: videodev modprobed, /dev/video7 with its card label", async (t) => {

@@ -16,7 +16,11 @@ t.test("lttng's shape: modules.order is not a dependency order; each loads after
     ]),
   );
   t.ok(r.ok);
-  if (r.ok) t.same(r.modules.map((m) => m.name), ['lttng_clock', 'lttng_lib_ring_buffer', 'lttng_tracer', 'lttng_probe_sched', 'lttng_probe_irq']);
+  if (r.ok)
+    t.same(
+      r.modules.map((m) => m.name),
+      ['lttng_clock', 'lttng_lib_ring_buffer', 'lttng_tracer', 'lttng_probe_sched', 'lttng_probe_irq'],
+    );
 });
 
 t.test("a dependency on the kernel's own module does not move anything; without depends the order is the given one", async (t) => {
@@ -25,7 +29,14 @@ t.test("a dependency on the kernel's own module does not move anything; without 
 });
 
 t.test('a cycle is named, module by module', async (t) => {
-  const r = orderByDepends(mods('a', 'b', 'c'), new Map([['a', ['b']], ['b', ['c']], ['c', ['a']]]));
+  const r = orderByDepends(
+    mods('a', 'b', 'c'),
+    new Map([
+      ['a', ['b']],
+      ['b', ['c']],
+      ['c', ['a']],
+    ]),
+  );
   t.same(r, { ok: false, cycle: ['a', 'b', 'c', 'a'] });
 });
 
