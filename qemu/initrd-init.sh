@@ -68,6 +68,13 @@ wait "$netpid"
 if [ -n "$early" ]; then
   # /dev (with /dev/pts, where sshd makes its ptys) is shared with the sessions' root.
   $bb mount -o rbind /dev $r/dev
+  # The kernel's module autoload (request_module: netfilter matches, crypto,
+  # a protocol family) runs /sbin/modprobe in PID 1's root, this initrd's:
+  # a helper runs the Debian root's modprobe there instead (#29.11), found on
+  # the helper's PATH (the root's /sbin is kmodvm's own, without modprobe).
+  printf '#!/bin/busybox sh\nexec /bin/busybox chroot /newroot modprobe "$@"\n' > /bin/kmodvm-modprobe
+  $bb chmod 755 /bin/kmodvm-modprobe
+  echo /bin/kmodvm-modprobe > /proc/sys/kernel/modprobe
   mark start
   i=0
   while [ ! -e /run/sshd.pid ]; do

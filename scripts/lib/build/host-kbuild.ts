@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type { BuildMode } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
@@ -96,6 +97,8 @@ export async function hostMake(o: {
   /** A product make may not write (modules.order may land below the dir): its absence is not a failure, and ko is undefined. */
   productOptional?: boolean;
   makeArgs: string[];
+  /** make -jN: for kbuild (parallel-safe), not for an app's own Makefile. Not part of the key: it changes no product. */
+  jobs?: number;
   hashSalt: string;
   timeoutMs: number;
   replayKdir?: string;
@@ -137,7 +140,8 @@ export async function hostMake(o: {
     await rm(shapeStamp, { force: true });
     // nice: the build runs while the guest boots on the same cores; the boot goes first
     // (niceness 0 on a guest that is already up: then the build is what is waited for).
-    const m = await jail('nice', ['-n', String(niceness), 'make', '-C', o.outDir, ...o.makeArgs], { timeoutMs: o.timeoutMs });
+    const j = o.jobs && o.jobs > 1 ? [`-j${o.jobs}`] : [];
+    const m = await jail('nice', ['-n', String(niceness), 'make', ...j, '-C', o.outDir, ...o.makeArgs], { timeoutMs: o.timeoutMs });
     r = { ...m, output: m.stdout + m.stderr, skipped: 0, patched: 0 };
   }
   const skipped = (r!.skipped ? `, ${r!.skipped} up to date` : '') + (r!.patched ? `, ${r!.patched} patched: only its srcversion changed` : '');
@@ -278,6 +282,7 @@ export async function hostBuildModule(o: {
     outDir: o.outDir,
     product: `${o.moduleName}.ko`,
     makeArgs: kdirArgs(o.kdir),
+    jobs: os.availableParallelism(),
     readable: await kbuildReadable(o.kdir),
     hashSalt: o.kdir,
     timeoutMs: o.timeoutMs,

@@ -17,7 +17,7 @@ import { modulesFromOrder } from './modules-order.ts';
 import type { LoadedModule } from './test-plan.ts';
 
 export interface GuestBuildInput {
-  c: Pick<Config, 'timeouts'>;
+  c: Pick<Config, 'timeouts' | 'cpus'>;
   suite: Suite;
   session: SshSession;
   kver: string;
@@ -62,7 +62,14 @@ export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildRes
     const name = `build-module${many(suite.modules.length) ? `:${m.dir}` : ''}`;
     const spec: StepSpec = {
       name,
-      argv: ['make', '-C', gdir, ...kdirArgs(`/lib/modules/${i.kver}/build`), ...(symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${symvers.join(' ')}`] : [])],
+      argv: [
+        'make',
+        `-j${c.cpus}`,
+        '-C',
+        gdir,
+        ...kdirArgs(`/lib/modules/${i.kver}/build`),
+        ...(symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${symvers.join(' ')}`] : []),
+      ],
       timeoutMs: c.timeouts.build * 1000,
       failure: 'build',
       untrusted: true,

@@ -17,7 +17,7 @@ import { orderByDepends } from './load-order.ts';
 import { insmodStep, type LoadedModule, setupStep } from './test-plan.ts';
 
 export interface PrepareInput {
-  c: Pick<Config, 'timeouts' | 'failNth' | 'root'>;
+  c: Pick<Config, 'timeouts' | 'failNth' | 'root' | 'cpus'>;
   suite: Suite;
   session: SshSession;
   files: readonly string[];

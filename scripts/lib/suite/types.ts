@@ -13,7 +13,7 @@ export interface SelectedTest {
 }
 
 export interface SuiteRunInput {
-  c: Pick<Config, 'timeouts' | 'failNth' | 'root'>;
+  c: Pick<Config, 'timeouts' | 'failNth' | 'root' | 'cpus'>;
   suite: Suite;
   tests: readonly SelectedTest[];
   files: readonly string[];

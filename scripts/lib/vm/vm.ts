@@ -15,7 +15,7 @@ import { makeScratchSync } from './hotplug.ts';
 import { buildQemuArgs, type VmSpec } from './qemu-args.ts';
 
 export const QEMU = 'qemu-system-x86_64';
-/** What qemu/guest/sbin/kmodvm-init prints once sshd listens. */
+/** What qemu/guest/usr/sbin/kmodvm-init prints once sshd listens. */
 export const SSHD_READY_MARKER = 'kmodvm-init: sshd-started';
 
 /** A free TCP port on 127.0.0.1, chosen by the kernel. */

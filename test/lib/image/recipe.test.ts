@@ -89,3 +89,12 @@ t.test("the overlay's symlinks come from qemu/guest-links.json (npm pack drops s
     ),
   );
 });
+
+t.test(
+  "the image overlay has no top-level bin, sbin or lib: sync-in's tar would put a real directory in place of Debian's merged-/usr link (it left /sbin without modprobe, #29.11)",
+  async (t) => {
+    const { existsSync } = await import('node:fs');
+    const root = new URL('../../../', import.meta.url).pathname;
+    for (const d of ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32']) t.notOk(existsSync(`${root}qemu/guest/${d}`), `qemu/guest/${d}`);
+  },
+);
