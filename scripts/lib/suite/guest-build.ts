@@ -13,7 +13,7 @@ import type { SshSession } from '../guest/ssh.ts';
 import { compilerDiagnostics, GUEST_WORK, runStep, type StepRecord, type StepSpec } from '../guest/steps.ts';
 import type { CheckResult } from '../verdict/model.ts';
 import { hostPaths, type Suite } from './load.ts';
-import { modulesFromOrder } from './modules-order.ts';
+import { loads, modulesFromOrder } from './modules-order.ts';
 import type { LoadedModule } from './test-plan.ts';
 
 export interface GuestBuildInput {
@@ -69,13 +69,17 @@ export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildRes
         gdir,
         ...kdirArgs(`/lib/modules/${i.kver}/build`),
         ...(symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${symvers.join(' ')}`] : []),
+        ...(m.make ?? []),
+        ...(m.target ? [m.target] : []),
       ],
       timeoutMs: c.timeouts.build * 1000,
       failure: 'build',
       untrusted: true,
     };
     i.log(`step ${name} (in the guest)`);
-    const plan = i.records ? await guestBuildPlan(i.records.dir, m.abs, i.records.replay, gdir, `\0${symvers.join(' ')}`) : undefined;
+    const plan = i.records
+      ? await guestBuildPlan(i.records.dir, m.abs, i.records.replay, gdir, `\0${symvers.join(' ')}\0${(m.make ?? []).join('\0')}\0${m.target ?? ''}`)
+      : undefined;
     const rec = plan ? await buildModuleInGuest(session, spec, plan, i.log) : await runStep(session, spec);
     out.records.push(rec);
     out.checks.push(buildCheck(name, m.dir, rec, suite));
@@ -93,7 +97,7 @@ export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildRes
       });
       return { ...out, ok: false };
     }
-    out.modules.push(...listed.map((bm) => ({ name: bm.name, guestKo: `${gdir}/${bm.ko}`, params: m.params })));
+    out.modules.push(...listed.filter((bm) => loads(bm.name, m)).map((bm) => ({ name: bm.name, guestKo: `${gdir}/${bm.ko}`, params: m.params })));
     symvers.push(`${gdir}/Module.symvers`);
   }
   for (const a of suite.apps) {

@@ -136,7 +136,7 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
       productOptional: true,
       // kbuild builds a dir's objects in parallel: lttng's cold build was 297 s serial, 249 s with -j2 (#29.17).
       jobs: os.availableParallelism(),
-      makeArgs: [...kdirArgs(i.kdir), ...extra],
+      makeArgs: [...kdirArgs(i.kdir), ...extra, ...(m.make ?? []), ...(m.target ? [m.target] : [])],
       readable: await kbuildReadable(i.kdir),
       hashSalt: `${i.kdir}\0${shared}`,
       timeoutMs: i.timeoutMs,

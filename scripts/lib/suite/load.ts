@@ -17,6 +17,12 @@ export interface SuiteModuleDir {
   dir: string;
   abs: string;
   params: string[];
+  /** More make arguments (NAME=value), and the target. */
+  make?: string[];
+  target?: string;
+  /** Which of the dir's modules load: only those matching load (when given), none matching skip. */
+  load?: string[];
+  skip?: string[];
 }
 export interface SuiteTest {
   name: string;
@@ -139,7 +145,15 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
   return {
     file: abs,
     root,
-    modules: s.modules.map((m, i) => ({ dir: m.dir, abs: dirOf('modules', i, m.dir), params: paramList(m.params) })),
+    modules: s.modules.map((m, i) => ({
+      dir: m.dir,
+      abs: dirOf('modules', i, m.dir),
+      params: paramList(m.params),
+      make: m.make,
+      target: m.target,
+      load: m.load,
+      skip: m.skip,
+    })),
     apps: s.apps.map((a, i) => ({ dir: a.dir, abs: dirOf('apps', i, a.dir) })),
     tests,
     setup: s.setup,

@@ -25,3 +25,14 @@ export function modulesFromOrder(text: string, modDir: string): BuiltModule[] {
   }
   return out;
 }
+
+/** A module name against a name or glob (* any run of characters, ? one), as the kernel writes names (_ for -). */
+export function nameMatches(name: string, pattern: string): boolean {
+  const norm = (s: string): string => s.replace(/-/g, '_');
+  const re = new RegExp(`^${[...norm(pattern)].map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('')}$`);
+  return re.test(norm(name));
+}
+
+/** Whether a module of a dir loads: one its `load:` names (all, without it), and none its `skip:` names (#29.10). */
+export const loads = (name: string, dir: { load?: readonly string[]; skip?: readonly string[] }): boolean =>
+  (!dir.load || dir.load.some((p) => nameMatches(name, p))) && !(dir.skip ?? []).some((p) => nameMatches(name, p));

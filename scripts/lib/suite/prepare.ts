@@ -14,6 +14,7 @@ import type { SuiteHostBuild } from './host-build.ts';
 import { loadInTreeDeps } from './in-tree-deps.ts';
 import type { Suite } from './load.ts';
 import { orderByDepends } from './load-order.ts';
+import { loads } from './modules-order.ts';
 import { insmodStep, type LoadedModule, setupStep } from './test-plan.ts';
 
 export interface PrepareInput {
@@ -98,10 +99,13 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
   out.checks.push(up);
   if (!up.ok) return { ...out, ok: false };
   if (i.host) {
-    const byDir = new Map(suite.modules.map((m) => [m.dir, m.params]));
+    const byDir = new Map(suite.modules.map((m) => [m.dir, m]));
     const tree = i.host.tree;
+    // Each dir's load:/skip: choose which of its built modules load (#29.10).
     out.modules = i.host.dirs.flatMap((d) =>
-      d.modules.map((m) => ({ name: m.name, guestKo: `${GUEST_WORK}/${m.guestRel}`, params: byDir.get(d.dir) ?? [], host: { ko: m.hostKo, tree } })),
+      d.modules
+        .filter((m) => loads(m.name, byDir.get(d.dir) ?? {}))
+        .map((m) => ({ name: m.name, guestKo: `${GUEST_WORK}/${m.guestRel}`, params: byDir.get(d.dir)?.params ?? [], host: { ko: m.hostKo, tree } })),
     );
   } else {
     const g = await guestBuildSuite({ c, suite, session, kver: i.kver, records: i.guestRecords, log: i.log });

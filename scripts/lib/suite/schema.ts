@@ -15,9 +15,26 @@ const relPath = z
   .min(1)
   .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), { message: 'must be a path inside the suite root (relative, without ..)' });
 
+const makeVar = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, 'must be a make variable assignment, NAME=value');
+const moduleGlob = z.string().regex(/^[\w*?-]{1,80}$/, 'must be a module name or a glob of one (* and ?)');
+
 const moduleDir = z.strictObject({
   dir: relPath.describe('a directory whose Makefile takes KDIR; every module its modules.order lists is loaded'),
   params: params.optional(),
+  make: z
+    .array(makeVar)
+    .max(64)
+    .optional()
+    .describe(
+      'more make arguments, NAME=value each, on the host and in the guest: a dkms.conf MAKE[0]="make CONFIG_X=m KCPPFLAGS=-DY" is make: [CONFIG_X=m, KCPPFLAGS=-DY]',
+    ),
+  target: z
+    .string()
+    .regex(/^[\w./-]{1,80}$/, 'must be a make target name')
+    .optional()
+    .describe('the make target (the Makefile\'s default when absent): a dkms.conf MAKE[0]="make all" is target: all'),
+  load: z.array(moduleGlob).min(1).optional().describe('only these of the modules the dir builds are loaded: names or globs (xt_*)'),
+  skip: z.array(moduleGlob).optional().describe('these of the modules the dir builds are not loaded: names or globs'),
 });
 
 const appDir = z.strictObject({

@@ -23,3 +23,17 @@ t.test('6.2 and later list the .o, relative; before 5.4 a kernel/ prefix; severa
   t.same(modulesFromOrder('kernel//m/x.ko\n', '/m'), [{ name: 'x', ko: 'x.ko' }]);
   t.same(modulesFromOrder('\n/elsewhere/y.ko\na.o\na.o\n', '/m'), [{ name: 'a', ko: 'a.ko' }], 'outside the dir and repeats left out');
 });
+
+t.test('load: and skip: pick which built modules load, by name or glob, - and _ alike (#29.10)', async (t) => {
+  const { loads, nameMatches } = await import('../../../scripts/lib/suite/modules-order.ts');
+  t.ok(nameMatches('xt_CHAOS', 'xt_*'));
+  t.ok(nameMatches('xt_DNETMAP', 'xt-DNETMAP'));
+  t.notOk(nameMatches('compat_xtables', 'xt_*'));
+  t.ok(nameMatches('a.b', 'a.b') && !nameMatches('axb', 'a.b'), 'a dot is a dot');
+  const dir = { load: ['xt_*', 'compat_xtables'], skip: ['xt_CHAOS'] };
+  t.same(
+    ['compat_xtables', 'xt_CHAOS', 'xt_DNETMAP', 'xt_ipp2p', 'other'].filter((n) => loads(n, dir)),
+    ['compat_xtables', 'xt_DNETMAP', 'xt_ipp2p'],
+  );
+  t.ok(loads('anything', {}), 'without load: or skip:, every module loads');
+});

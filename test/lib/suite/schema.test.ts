@@ -54,7 +54,11 @@ t.test('a good suite resolves its paths and defaults', async (t) => {
 });
 
 t.test('bad files: the line and the field', async (t) => {
-  await fails(t, 'modules:\n  - dir: drv\n    parms: x=1\ntests:\n  - name: a\n    run: x\n', /3: modules\[0\]\.parms: unknown field \(known: dir, params\)/);
+  await fails(
+    t,
+    'modules:\n  - dir: drv\n    parms: x=1\ntests:\n  - name: a\n    run: x\n',
+    /3: modules\[0\]\.parms: unknown field \(known: dir, params, make, target, load, skip\)/,
+  );
   await fails(t, 'modules:\n  - dir: drv\ntests:\n  - name: a\n    run: x\n    exit_code: "zero"\n', /6: tests\[0\]\.exit_code: /);
   await fails(t, 'modules:\n  - dir: nope\ntests:\n  - name: a\n    run: x\n', /2: modules\[0\]\.dir: no directory /);
   await fails(t, 'modules:\n  - dir: t\ntests:\n  - name: a\n    run: x\n', /2: modules\[0\]\.dir: .* has no Makefile/);
@@ -119,4 +123,18 @@ t.test('devices and lifecycle (#25): bad input names the file, the line and the 
   t.match(s.devices, [{ driver: 'edu', id: 'e0', where: { line: 3, field: 'devices[0]' } }]);
   t.match(s.tests[0].devices, [{ driver: 'nvme', id: 'n0' }]);
   t.same(s.lifecycle, { reload: 2 });
+});
+
+t.test('make:, target:, load: and skip: (#29.3, #29.10): bad values name the line and field', async (t) => {
+  await fails(
+    t,
+    'modules:\n  - dir: drv\n    make: [-j8]\ntests:\n  - name: a\n    run: x\n',
+    /3: modules\[0\]\.make\[0\]: must be a make variable assignment/,
+  );
+  await fails(t, 'modules:\n  - dir: drv\n    target: "all; rm"\ntests:\n  - name: a\n    run: x\n', /3: modules\[0\]\.target: must be a make target name/);
+  await fails(
+    t,
+    'modules:\n  - dir: drv\n    skip: ["../x"]\ntests:\n  - name: a\n    run: x\n',
+    /3: modules\[0\]\.skip\[0\]: must be a module name or a glob/,
+  );
 });
