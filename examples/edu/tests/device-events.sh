@@ -4,6 +4,10 @@
 kmodvm-device unplug edu0
 [ -e /dev/edu0 ] && echo "/dev/edu0 is still there" || echo "/dev/edu0 is gone"
 kmodvm-device plug edu0
+# plug answers once the guest's PCI bus shows the device; the driver's probe
+# may still be running (a second, on the debug kernel): wait for its node.
+n=0
+while [ ! -e /dev/edu0 ] && [ "$n" -lt 500 ]; do n=$((n + 1)); sleep 0.02; done
 ./app/edu-app fact 3
 # Only the two verbs, and only the suite's own device ids: the host refuses
 # the rest, even written to the port by hand.
