@@ -1,4 +1,5 @@
-import { chmod, lstat, mkdir, open, readdir, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, lstat, mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Bytes on disk under p (allocated blocks, so a sparse file counts what it uses), like du. */
@@ -49,4 +50,20 @@ export async function readFrom(f: string, at: number, max = READ_FROM_MAX): Prom
   } finally {
     await h.close();
   }
+}
+
+/** The Cache Directory Tagging Specification's signature (bford.info/cachedir): tar --exclude-caches and backup tools honour it. */
+export const CACHEDIR_SIGNATURE = 'Signature: 8a477f597d28d172789f06886806bc55';
+
+/** Tags a directory of kmodvm's own output (the runs directory) so no later upload, backup or tar takes it; written once. */
+export async function tagCacheDir(dir: string): Promise<void> {
+  const tag = path.join(dir, 'CACHEDIR.TAG');
+  if (existsSync(tag)) return;
+  await writeFile(tag, `${CACHEDIR_SIGNATURE}\n# kmodvm's run directories: not sources. See https://bford.info/cachedir/\n`).catch(() => undefined);
+}
+
+/** Whether a directory carries that tag. */
+export async function isTaggedCacheDir(dir: string): Promise<boolean> {
+  const text = await readFile(path.join(dir, 'CACHEDIR.TAG'), 'utf8').catch(() => '');
+  return text.startsWith(CACHEDIR_SIGNATURE);
 }

@@ -7,7 +7,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { guestRecordsDir } from '../build/guest-kbuild.ts';
 import { type Config, splatRuleFiles } from '../core/config.ts';
-import { fileSize, mkdirPrivate, readFrom } from '../core/disk.ts';
+import { fileSize, mkdirPrivate, readFrom, tagCacheDir } from '../core/disk.ts';
 import { KmodvmError, setCrashDir } from '../core/errors.ts';
 import { waitUntil } from '../core/wait.ts';
 import type { SshSession } from '../guest/ssh.ts';
@@ -196,6 +196,7 @@ export async function testOnInstance(
   const { options: c, suite: rs } = plan;
   const rules = loadRules(splatRuleFiles(c));
   await mkdirPrivate(runDir);
+  await tagCacheDir(path.dirname(runDir));
   await mkdir(path.join(runDir, 'steps'), { recursive: true });
   setCrashDir(runDir);
   let s = s0;

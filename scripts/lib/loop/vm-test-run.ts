@@ -7,7 +7,7 @@ import { describeDebugKernel } from '../build/debug-kernel.ts';
 import { guestRecordsDir } from '../build/guest-kbuild.ts';
 import { hostAppCompiler } from '../build/host-kbuild.ts';
 import { type Config, splatRuleFiles } from '../core/config.ts';
-import { mkdirPrivate } from '../core/disk.ts';
+import { mkdirPrivate, tagCacheDir } from '../core/disk.ts';
 import { KmodvmError, setCrashDir } from '../core/errors.ts';
 import { settlesWithin } from '../core/wait.ts';
 import type { SshSession } from '../guest/ssh.ts';
@@ -146,6 +146,7 @@ async function prepareRun(plan: RunPlan, accel: 'kvm' | 'tcg', note: string | un
   c = await withDebugKernel(c, log);
   const runDir = newRunDir(c);
   await mkdirPrivate(runDir);
+  await tagCacheDir(path.dirname(runDir));
   await mkdir(path.join(runDir, 'steps'), { recursive: true });
   setCrashDir(runDir);
   if (note) log(note);

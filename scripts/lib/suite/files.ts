@@ -9,6 +9,7 @@
 import { open, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import ignore, { type Ignore } from 'ignore';
+import { isTaggedCacheDir } from '../core/disk.ts';
 import { inside } from '../core/tree-fs.ts';
 
 /** kbuild's and the toolchain's products, by name. */
@@ -58,7 +59,8 @@ export async function suiteFiles(
     for (const e of entries) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) {
-        if (ALWAYS.includes(e.name) || skip.has(path.join(root, r)) || ignored(r, true)) continue;
+        // kmodvm's own runs directories (any run's, tagged CACHEDIR.TAG), not only this run's.
+        if (ALWAYS.includes(e.name) || skip.has(path.join(root, r)) || ignored(r, true) || (await isTaggedCacheDir(path.join(root, r)))) continue;
         await walk(r, here);
       } else if (e.isFile() || e.isSymbolicLink()) {
         if (isBuildProduct(r) || ignored(r, false)) continue;
