@@ -30,6 +30,8 @@ export interface BenchResult {
     memcheck_vs_warm: number | null;
     sandbox_vs_plain_process: number | null;
     debug_kernel_vs_warm: number | null;
+    /** #25's bar: a warm run with a hot-plugged device, over a plain warm run (target ≤ 1.5). */
+    devices_vs_warm: number | null;
     cli_start_compiled_vs_tsx: number | null;
     ssh_true_compiled_vs_tsx: number | null;
   };
@@ -54,6 +56,7 @@ export function summarize(rows: readonly BenchRow[], runs: number, accel: string
       memcheck_vs_warm: ratio(medians_s.warm_vm_test_memcheck, medians_s.warm_vm_test),
       sandbox_vs_plain_process: ratio(medians_s.sandbox_20, medians_s.plain_20),
       debug_kernel_vs_warm: ratio(medians_s.warm_vm_test_debug, medians_s.warm_vm_test),
+      devices_vs_warm: ratio(medians_s.warm_vm_test_edu, medians_s.warm_vm_test),
       cli_start_compiled_vs_tsx: ratio(medians_s.cli_start, medians_s.cli_start_tsx),
       ssh_true_compiled_vs_tsx: ratio(medians_s.ssh_true, medians_s.ssh_true_tsx),
     },
@@ -74,6 +77,7 @@ export function markdownTable(rows: readonly BenchRow[], r: BenchResult): string
     `| guest build with make (first build of a module shape) / classic | ${r.ratios.guest_make_vs_classic ?? 'n/a'} | |`,
     `| \`--memcheck\` / warm | ${r.ratios.memcheck_vs_warm ?? 'n/a'} | |`,
     `| debug kernel / warm | ${r.ratios.debug_kernel_vs_warm ?? 'n/a'} | |`,
+    `| resume + a hot-plugged device (edu) / warm | ${r.ratios.devices_vs_warm ?? 'n/a'} | |`,
     `| a sandboxed process / a plain one | ${r.ratios.sandbox_vs_plain_process ?? 'n/a'} | |`,
     `| CLI start, compiled / tsx | ${r.ratios.cli_start_compiled_vs_tsx ?? 'n/a'} | |`,
     `| \`kmodvm ssh -- true\`, compiled / tsx | ${r.ratios.ssh_true_compiled_vs_tsx ?? 'n/a'} | |`,
