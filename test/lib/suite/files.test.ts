@@ -73,14 +73,17 @@ t.test(
   },
 );
 
-t.test("any directory of kmodvm's runs (tagged CACHEDIR.TAG) is left out, not only this run's: a runs/ in the suite root cost 489 files and 4 s of upload", async (t) => {
-  const { tagCacheDir } = await import('../../../scripts/lib/core/disk.ts');
-  const root = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-files-runs-'));
-  mkdirSync(path.join(root, 'drv'));
-  writeFileSync(path.join(root, 'drv/a.c'), 'int a;\n');
-  mkdirSync(path.join(root, 'old-runs/2026-12-03T07-20-21-235Z-10290'), { recursive: true });
-  writeFileSync(path.join(root, 'old-runs/2026-12-03T07-20-21-235Z-10290/report.json'), '{}\n');
-  t.ok((await suiteFiles(root)).includes('old-runs/2026-12-03T07-20-21-235Z-10290/report.json'), 'untagged: a directory like any other');
-  await tagCacheDir(path.join(root, 'old-runs'));
-  t.same(await suiteFiles(root), ['drv/a.c']);
-});
+t.test(
+  "any directory of kmodvm's runs (tagged CACHEDIR.TAG) is left out, not only this run's: a runs/ in the suite root cost 489 files and 4 s of upload",
+  async (t) => {
+    const { tagCacheDir } = await import('../../../scripts/lib/core/disk.ts');
+    const root = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-files-runs-'));
+    mkdirSync(path.join(root, 'drv'));
+    writeFileSync(path.join(root, 'drv/a.c'), 'int a;\n');
+    mkdirSync(path.join(root, 'old-runs/2026-12-03T07-20-21-235Z-10290'), { recursive: true });
+    writeFileSync(path.join(root, 'old-runs/2026-12-03T07-20-21-235Z-10290/report.json'), '{}\n');
+    t.ok((await suiteFiles(root)).includes('old-runs/2026-12-03T07-20-21-235Z-10290/report.json'), 'untagged: a directory like any other');
+    await tagCacheDir(path.join(root, 'old-runs'));
+    t.same(await suiteFiles(root), ['drv/a.c']);
+  },
+);
