@@ -15,7 +15,7 @@ import { dataError, parseData, type Where } from '../core/datafile.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { runStep, type StepRecord, type StepSpec } from '../guest/steps.ts';
 import type { CheckResult } from '../verdict/model.ts';
-import { missingModuleHint } from './in-tree-deps.ts';
+import { missingModuleHint, resultOf } from './in-tree-deps.ts';
 import { kernelParam } from './test-plan.ts';
 
 const moduleName = z.string().regex(/^[a-z0-9_]+$/, 'must be a module name as the kernel writes it (a-z, 0-9, _)');
@@ -108,15 +108,6 @@ export function fixtureRemoveSteps(f: Fixture, t: Timeouts): StepSpec[] {
   return [...f.undo.map((a, k) => step(`undo[${k}]`, a)), step(`modprobe -r ${mods.join(' ')}`, ['modprobe', '-r', ...mods])];
 }
 
-const checkOf = (r: StepRecord, message?: string): CheckResult => ({
-  name: r.name,
-  ok: r.ok,
-  failure: r.failure,
-  durationMs: r.result.durationMs,
-  message: message ?? r.message,
-  evidence: r.ok ? undefined : `${r.result.stdout}\n${r.result.stderr}`.trim().split('\n').slice(-10).join('\n'),
-});
-
 /** Sets the fixtures up, in order. On a kept guest (reuse) what an earlier cycle left is taken down first, quietly. */
 export async function loadFixtures(session: SshSession, fixtures: readonly Fixture[], t: Timeouts, reuse: boolean) {
   const out = { ok: true, checks: [] as CheckResult[], records: [] as StepRecord[], loaded: [] as Fixture[] };
@@ -135,7 +126,7 @@ export async function loadFixtures(session: SshSession, fixtures: readonly Fixtu
         : k === 0
           ? `this kernel has no ${f.module} for the fixture ${f.name} (modprobe: ${said}); ${missingModuleHint()}`
           : undefined;
-      out.checks.push(checkOf(r, why));
+      out.checks.push(resultOf(r, why));
       if (!r.ok) {
         // What came up of this fixture goes down again with the others.
         if (k > 0) out.loaded.push(f);
@@ -154,7 +145,7 @@ export async function unloadFixtures(session: SshSession, loaded: readonly Fixtu
     for (const s of fixtureRemoveSteps(f, t)) {
       const r = await runStep(session, s);
       await record(r);
-      checks.push(checkOf(r));
+      checks.push(resultOf(r));
     }
   return checks;
 }

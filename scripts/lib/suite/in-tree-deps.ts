@@ -80,7 +80,8 @@ export const modprobeRemoveStep = (name: string, t: Timeouts): StepSpec => ({
   failure: 'load',
 });
 
-const resultOf = (r: StepRecord, message?: string): CheckResult => ({
+/** A guest step's record as a check: its name, verdict and time, a message, and the output's last lines when it failed. */
+export const resultOf = (r: StepRecord, message?: string): CheckResult => ({
   name: r.name,
   ok: r.ok,
   failure: r.failure,
