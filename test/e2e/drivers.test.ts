@@ -156,4 +156,11 @@ t.test('on the debug kernel: the edu demo with its lifecycle checks, the fixture
   t.equal(fx2.exitCode, 0, `the other fixtures pass on the debug kernel\n${fx2.out}`);
   const v = await runSuite(v4l.suite || (await v4l2loopbackSuite()), ['--kernel', 'debian-12-debug']);
   t.equal(v.exitCode, 0, `v4l2loopback passes on the debug kernel\n${v.out}`);
+  // A sound driver against the debug kernel, which builds no ALSA: modpost's undefined symbols name the option (#25.7).
+  const sound = path.join(work, 'sound-suite');
+  cpSync(path.join(root, 'test/e2e/fixtures/sound-suite'), sound, { recursive: true });
+  const snd = await runSuite(path.join(sound, 'kmodvm.yaml'), ['--kernel', 'debian-12-debug']);
+  t.equal(snd.exitCode, 10, `a build failure\n${snd.out}`);
+  const b = snd.checks.find((c) => c.name === 'build-module');
+  t.match(b?.message ?? '', /needs what this kernel is built without \(CONFIG_SND\)/);
 });

@@ -19,6 +19,7 @@ import { preflight } from '../host/preflight.ts';
 import { staleTemp } from '../image/build.ts';
 import { listTree } from '../image/initrd.ts';
 import { buildCommands, type DebugRecipe, debugKernelKey, installCommand, loadDebugRecipe, MODULES_ROOT, parseKconfig, unmetOptions } from './debug-recipe.ts';
+import { EXPORTS_MAP, exportMap } from './kernel-exports.ts';
 import { runSandboxed } from './sandbox.ts';
 
 type Log = (l: string) => void;
@@ -174,6 +175,12 @@ async function buildInto(c: Pick<Config, 'mirror' | 'verbose'>, r: DebugRecipe, 
   await cp(path.join(tree, 'arch/x86/boot/bzImage'), path.join(tmp, 'bzImage'));
   const version = (await readFile(path.join(tree, 'include/config/kernel.release'), 'utf8')).trim();
   await packModules(c, tree, path.join(tmp, MODULES_CPIO));
+  // While the sources are here: what a module may need that this kernel does not build, by symbol (kernel-exports.ts).
+  const map = await exportMap(tree).catch((e: Error) => {
+    log(`debug kernel: no map of the symbols it leaves out (${e.message}); a module's undefined symbols will not name their options`);
+    return undefined;
+  });
+  if (map) await atomicWrite(path.join(tree, EXPORTS_MAP), `${JSON.stringify(map)}\n`);
   await slim(c, tree);
   const manifest: Manifest = {
     name: r.name,

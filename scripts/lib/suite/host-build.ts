@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { glob } from 'zx';
 import { guestCopy, type HostBuild, hostMake, KDIR_NAMES, kbuildReadable, kdirArgs } from '../build/host-kbuild.ts';
+import { missingConfigHint } from '../build/kernel-exports.ts';
 import { copySource, readInside, sourceMode, UnsafePath } from '../core/tree-fs.ts';
 import type { UploadPart } from '../guest/upload.ts';
 import type { CheckResult } from '../verdict/model.ts';
@@ -148,7 +149,15 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
   );
   const d: DirBuild = { dir: m.dir, kind: 'module', build: b, modules: [] };
   made.dirs.push(d);
-  if (!b.ok) return false;
+  if (!b.ok) {
+    // Undefined symbols the kernel could export with an option it is built without: name the option (#25.7).
+    const hint = await missingConfigHint(i.kdir, b.output, 'this kernel');
+    if (hint) {
+      d.build = { ...b, evidence: `${b.evidence ?? ''}\n${hint}`.trim() };
+      d.message = `the module in ${m.dir} needs what this kernel is built without (${[...new Set([...hint.matchAll(/needs (CONFIG_\w+)/g)].map((x) => x[1]))].join(', ')})`;
+    }
+    return false;
+  }
   const found = await findOrder(out);
   if (!found) {
     const evidence = `make succeeded (exit 0), but wrote no modules.order in ${m.dir} or below it (kmodvm looked in ${m.dir}/ and its subdirectories, 4 deep)\nnext: does the Makefile pass M= a directory of this tree to the kernel's make, and build obj-m?`;
