@@ -15,6 +15,7 @@ import { copySource, mkdirInside, readInside, replaceInside, UnsafePath } from '
 import { compilerDiagnostics } from '../guest/steps.ts';
 import { findTool } from '../host/preflight.ts';
 import { keepBuiltModSources, loadReplayPlan, replay, replayable } from './kbuild-replay.ts';
+import { kdirArgs } from './kdir-args.ts';
 import { buildEnv, runSandboxed } from './sandbox.ts';
 
 export function chooseBuildMode(
@@ -84,13 +85,8 @@ export async function treeReplayable(dir: string): Promise<boolean> {
   return replayable(texts);
 }
 
-/**
- * Runs make on a copy of srcDir in outDir, never writing into srcDir. When
- * outDir already holds the product built from the same sources (a watch cycle
- * where only the other half changed), make is not run: a kbuild make with
- * nothing to do still costs seconds.
- */
-export async function hostMake(o: {
+/** What hostMake is given. */
+export interface HostMakeOptions {
   srcDir: string;
   outDir: string;
   product?: string;
@@ -108,7 +104,15 @@ export async function hostMake(o: {
   writable?: string;
   /** What else it may read: the kernel tree (kbuildReadable). */
   readable?: string[];
-}): Promise<HostBuild> {
+}
+
+/**
+ * Runs make on a copy of srcDir in outDir, never writing into srcDir. When
+ * outDir already holds the product built from the same sources (a watch cycle
+ * where only the other half changed), make is not run: a kbuild make with
+ * nothing to do still costs seconds.
+ */
+export async function hostMake(o: HostMakeOptions): Promise<HostBuild> {
   const niceness = o.niceness ?? 10;
   // The tree the build may write: kmodvm reads and writes there only as core/tree-fs.ts does, never through what the build left.
   const root = o.writable ?? o.outDir;
@@ -258,16 +262,6 @@ export async function guestCopy(ko: string, timeoutMs: number, root = path.dirna
 }
 
 /** The module, built by kbuild on the host against kdir (the image's exported headers). */
-/**
- * The kernel tree, under each name upstream Makefiles read it by (KDIR;
- * lttng's KERNELDIR; v4l2loopback's and jool's KERNEL_DIR; KSRC;
- * KERNEL_SRC), so none needs a shim (#29.8). KERNELRELEASE is not among
- * them: kbuild sets it itself, and a Makefile's `ifneq ($(KERNELRELEASE),)`
- * would take the outer make for kbuild's.
- */
-export const KDIR_NAMES = ['KDIR', 'KERNELDIR', 'KERNEL_DIR', 'KSRC', 'KERNEL_SRC'] as const;
-export const kdirArgs = (kdir: string): string[] => KDIR_NAMES.map((n) => `${n}=${kdir}`);
-
 export async function hostBuildModule(o: {
   moduleDir: string;
   outDir: string;

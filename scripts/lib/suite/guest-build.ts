@@ -6,7 +6,7 @@
 // Then each app dir is made with the guest's compiler.
 import path from 'node:path';
 import { buildModuleInGuest, guestBuildPlan } from '../build/guest-kbuild.ts';
-import { kdirArgs } from '../build/host-kbuild.ts';
+import { kdirArgs } from '../build/kdir-args.ts';
 import type { Config } from '../core/config.ts';
 import { tail } from '../core/proc.ts';
 import type { SshSession } from '../guest/ssh.ts';

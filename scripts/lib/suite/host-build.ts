@@ -11,7 +11,8 @@ import { lstat, mkdir, readdir, readFile, realpath, rm, stat } from 'node:fs/pro
 import os from 'node:os';
 import path from 'node:path';
 import { glob } from 'zx';
-import { guestCopy, type HostBuild, hostMake, KDIR_NAMES, kbuildReadable, kdirArgs } from '../build/host-kbuild.ts';
+import { guestCopy, type HostBuild, hostMake, kbuildReadable } from '../build/host-kbuild.ts';
+import { KDIR_NAMES, kdirArgs } from '../build/kdir-args.ts';
 import { missingConfigHint } from '../build/kernel-exports.ts';
 import { copySource, readInside, sourceMode, UnsafePath } from '../core/tree-fs.ts';
 import type { UploadPart } from '../guest/upload.ts';
@@ -149,39 +150,10 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
   );
   const d: DirBuild = { dir: m.dir, kind: 'module', build: b, modules: [] };
   made.dirs.push(d);
-  if (!b.ok) {
-    // Undefined symbols the kernel could export with an option it is built without: name the option (#25.7).
-    const hint = await missingConfigHint(i.kdir, b.output, 'this kernel');
-    if (hint) {
-      d.build = { ...b, evidence: `${b.evidence ?? ''}\n${hint}`.trim() };
-      d.message = `the module in ${m.dir} needs what this kernel is built without (${[...new Set([...hint.matchAll(/needs (CONFIG_\w+)/g)].map((x) => x[1]))].join(', ')})`;
-    }
-    return false;
-  }
-  const found = await findOrder(out);
-  if (!found) {
-    const evidence = `make succeeded (exit 0), but wrote no modules.order in ${m.dir} or below it (kmodvm looked in ${m.dir}/ and its subdirectories, 4 deep)\nnext: does the Makefile pass M= a directory of this tree to the kernel's make, and build obj-m?`;
-    d.build = { ...b, ok: false, evidence };
-    d.message = `make succeeded but wrote no modules.order in ${m.dir}`;
-    return false;
-  }
-  d.order = found;
-  const orderDir = path.join(out, path.dirname(found));
-  // Written by the build: a regular file of a sane size, or the build failed (a FIFO would hang the read).
-  const order = await readInside(i.tree, path.join(out, found), 4 * 2 ** 20).then(
-    (b) => b.toString('utf8'),
-    (e: Error) => e,
-  );
-  if (order instanceof Error) {
-    d.build = { ...b, ok: false, evidence: `make succeeded, but kmodvm cannot read ${path.join(m.dir, found)}: ${order.message}` };
-    return false;
-  }
-  const listed = modulesFromOrder(order, orderDir);
-  if (!listed.length) {
-    const evidence = `make succeeded but ${path.join(m.dir, found)} lists no module\nnext: does the Makefile build with obj-m, and pass M= the directory it is in?`;
-    d.build = { ...b, ok: false, evidence };
-    return false;
-  }
+  if (!b.ok) return failedDir(i, m, d);
+  const got = await listedModules(i, m, d);
+  if (!got) return false;
+  const { found, orderDir, listed } = got;
   for (const bm of listed) {
     const hostKo = path.join(orderDir, bm.ko);
     if (!(await lstat(hostKo).catch(() => undefined))?.isFile()) {
@@ -199,6 +171,51 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
   }
   if (existsSync(path.join(out, 'Module.symvers'))) made.symvers.push(path.join(out, 'Module.symvers'));
   return true;
+}
+
+/** A dir that did not build: when its undefined symbols are ones the kernel could export with an option it is built without, name the option (#25.7). */
+async function failedDir(i: HostBuildInput, m: Suite['modules'][number], d: DirBuild): Promise<false> {
+  const b = d.build;
+  const hint = await missingConfigHint(i.kdir, b.output, 'this kernel');
+  if (hint) {
+    d.build = { ...b, evidence: `${b.evidence ?? ''}\n${hint}`.trim() };
+    d.message = `the module in ${m.dir} needs what this kernel is built without (${[...new Set([...hint.matchAll(/needs (CONFIG_\w+)/g)].map((x) => x[1]))].join(', ')})`;
+  }
+  return false;
+}
+
+/** The modules a built dir's modules.order lists (found at its top or below it, #29.9), or undefined with the dir's failure said. */
+async function listedModules(i: HostBuildInput, m: Suite['modules'][number], d: DirBuild) {
+  const b = d.build;
+  const out = path.join(i.tree, m.dir);
+  const found = await findOrder(out);
+  if (!found) {
+    const evidence = `make succeeded (exit 0), but wrote no modules.order in ${m.dir} or below it (kmodvm looked in ${m.dir}/ and its subdirectories, 4 deep)\nnext: does the Makefile pass M= a directory of this tree to the kernel's make, and build obj-m?`;
+    d.build = { ...b, ok: false, evidence };
+    d.message = `make succeeded but wrote no modules.order in ${m.dir}`;
+    return undefined;
+  }
+  d.order = found;
+  const orderDir = path.join(out, path.dirname(found));
+  // Written by the build: a regular file of a sane size, or the build failed (a FIFO would hang the read).
+  const order = await readInside(i.tree, path.join(out, found), 4 * 2 ** 20).then(
+    (x) => x.toString('utf8'),
+    (e: Error) => e,
+  );
+  if (order instanceof Error) {
+    d.build = { ...b, ok: false, evidence: `make succeeded, but kmodvm cannot read ${path.join(m.dir, found)}: ${order.message}` };
+    return undefined;
+  }
+  const listed = modulesFromOrder(order, orderDir);
+  if (!listed.length) {
+    d.build = {
+      ...b,
+      ok: false,
+      evidence: `make succeeded but ${path.join(m.dir, found)} lists no module\nnext: does the Makefile build with obj-m, and pass M= the directory it is in?`,
+    };
+    return undefined;
+  }
+  return { found, orderDir, listed };
 }
 
 /** The modules.order kbuild wrote for a dir: at its top, else the shallowest below it (not in kmodvm's own dirs). */

@@ -145,15 +145,7 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
   return {
     file: abs,
     root,
-    modules: s.modules.map((m, i) => ({
-      dir: m.dir,
-      abs: dirOf('modules', i, m.dir),
-      params: paramList(m.params),
-      make: m.make,
-      target: m.target,
-      load: m.load,
-      skip: m.skip,
-    })),
+    modules: s.modules.map((m, i) => ({ ...m, abs: dirOf('modules', i, m.dir), params: paramList(m.params) })),
     apps: s.apps.map((a, i) => ({ dir: a.dir, abs: dirOf('apps', i, a.dir) })),
     tests,
     setup: s.setup,

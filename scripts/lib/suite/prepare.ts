@@ -88,6 +88,42 @@ async function upload(i: PrepareInput): Promise<CheckResult> {
   return { name: 'upload', ok: true, durationMs: Date.now() - t0, message: `${sent.length}${i.reuse ? ' changed' : ''} files${left}` };
 }
 
+/** The host build's modules, those each dir's load:/skip: choose (#29.10), with their dir's parameters. */
+function hostModules(suite: Suite, host: SuiteHostBuild): LoadedModule[] {
+  const byDir = new Map(suite.modules.map((m) => [m.dir, m]));
+  return host.dirs.flatMap((d) =>
+    d.modules
+      .filter((m) => loads(m.name, byDir.get(d.dir) ?? {}))
+      .map((m) => ({ name: m.name, guestKo: `${GUEST_WORK}/${m.guestRel}`, params: byDir.get(d.dir)?.params ?? [], host: { ko: m.hostKo, tree: host.tree } })),
+  );
+}
+
+/**
+ * What the kernel gives the suite's modules, before they load: the
+ * fixtures first (the modules may bind to them, or need what they load),
+ * then the in-tree dependencies; then the modules in their dependency
+ * order (modules.order breaking ties; they unload in reverse). False when
+ * one of these failed, said in out.checks.
+ */
+async function kernelSide(i: PrepareInput, out: Prepared): Promise<boolean> {
+  const { c, suite, session } = i;
+  const fx = await loadFixtures(session, suite.fixtures, c.timeouts, Boolean(i.reuse));
+  Object.assign(out, { fixtures: fx.loaded, checks: [...out.checks, ...fx.checks], records: [...out.records, ...fx.records] });
+  if (!fx.ok) return false;
+  const deps = await loadInTreeDeps(session, out.modules, c.timeouts);
+  Object.assign(out, { deps: deps.loaded, checks: [...out.checks, ...deps.checks], records: [...out.records, ...deps.records] });
+  if (!deps.ok) return false;
+  const ordered = orderByDepends(out.modules, deps.depends);
+  if (!ordered.ok) {
+    const message = `the suite's modules depend on each other in a cycle: ${ordered.cycle.join(' -> ')}`;
+    const evidence = 'next: one of them must not need the other (their depends=, from modinfo)';
+    out.checks.push({ name: 'load order', ok: false, failure: 'load', durationMs: 0, message, evidence });
+    return false;
+  }
+  out.modules = ordered.modules;
+  return true;
+}
+
 export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
   const { c, suite, session } = i;
   const out: Prepared = { ok: true, checks: [], records: [], modules: [], deps: [], fixtures: [], devices: i.devices };
@@ -99,14 +135,7 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
   out.checks.push(up);
   if (!up.ok) return { ...out, ok: false };
   if (i.host) {
-    const byDir = new Map(suite.modules.map((m) => [m.dir, m]));
-    const tree = i.host.tree;
-    // Each dir's load:/skip: choose which of its built modules load (#29.10).
-    out.modules = i.host.dirs.flatMap((d) =>
-      d.modules
-        .filter((m) => loads(m.name, byDir.get(d.dir) ?? {}))
-        .map((m) => ({ name: m.name, guestKo: `${GUEST_WORK}/${m.guestRel}`, params: byDir.get(d.dir)?.params ?? [], host: { ko: m.hostKo, tree } })),
-    );
+    out.modules = hostModules(suite, i.host);
   } else {
     const g = await guestBuildSuite({ c, suite, session, kver: i.kver, records: i.guestRecords, log: i.log });
     out.checks.push(...g.checks);
@@ -120,28 +149,7 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
       timeoutMs: c.timeouts.load * 1000,
     });
   }
-  // The kernel's test doubles first: the suite's modules may bind to them, or need what they load.
-  const fx = await loadFixtures(session, suite.fixtures, c.timeouts, Boolean(i.reuse));
-  Object.assign(out, { fixtures: fx.loaded, checks: [...out.checks, ...fx.checks], records: [...out.records, ...fx.records] });
-  if (!fx.ok) return { ...out, ok: false };
-  const deps = await loadInTreeDeps(session, out.modules, c.timeouts);
-  Object.assign(out, { deps: deps.loaded, checks: [...out.checks, ...deps.checks], records: [...out.records, ...deps.records] });
-  if (!deps.ok) return { ...out, ok: false };
-  // The suite's own modules load in their dependency order (modules.order breaking ties), and unload in reverse.
-  const ordered = orderByDepends(out.modules, deps.depends);
-  if (!ordered.ok) {
-    const message = `the suite's modules depend on each other in a cycle: ${ordered.cycle.join(' -> ')}`;
-    out.checks.push({
-      name: 'load order',
-      ok: false,
-      failure: 'load',
-      durationMs: 0,
-      message,
-      evidence: 'next: one of them must not need the other (their depends=, from modinfo)',
-    });
-    return { ...out, ok: false };
-  }
-  out.modules = ordered.modules;
+  if (!(await kernelSide(i, out))) return { ...out, ok: false };
   for (const [k, line] of suite.setup.entries()) {
     i.log(`step setup[${k}]`);
     const r = await runStep(session, setupStep(line, k, c.timeouts));
