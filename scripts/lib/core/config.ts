@@ -2,12 +2,13 @@
 // and asserted in test/lib/core/config.test.ts. Sources, later wins: defaults,
 // environment (KMODVM_*), command-line flags. validateConfig() rejects bad
 // values before anything starts, naming the field.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { DeviceDecl } from './device-decl.ts';
 import { KmodvmError } from './errors.ts';
+import { shippedKernels } from './shipped-kernels.ts';
 
 export type Accel = 'auto' | 'kvm' | 'tcg';
 /** Where the modules are built (host-kbuild.ts). */
@@ -91,6 +92,13 @@ export interface Config {
   memcheck: boolean;
   /** --fail-nth K: instead of the tests, each module's load with its Nth allocation failed, N = 1..K (needs fault injection: a debug kernel). Default 0 (off). */
   failNth: number;
+  /** Flake hunting (suite/repeat.ts): runs of each test, default 1 (--repeat N); stop at the first failed run, default false (--until-fail); the order's seed, '' the suite's order, 'random' or digits (--shuffle[=SEED]); every run on one guest, default false: a fresh one each (--same-guest). */
+  repeat: number;
+  untilFail: boolean;
+  shuffle: string;
+  sameGuest: boolean;
+  /** Rerun what failed in this run directory (its repro.json, loop/repro.ts). Default ''. Flag --repro RUNDIR. */
+  repro: string;
   /** Let the guest reach the host's network and services (QEMU's user network without restrict=on). Default false: the guest reaches nothing outside it; only the forwarded SSH port comes in. Flag --guest-net. */
   guestNet: boolean;
   /** Print the plan and the exact QEMU command, run nothing. Default false. Flag --dry-run. */
@@ -154,6 +162,11 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot(),
     guestNet: false,
     memcheck: false,
     failNth: 0,
+    repeat: 1,
+    untilFail: false,
+    shuffle: '',
+    sameGuest: false,
+    repro: '',
     timeouts: { boot: 180, build: 600, load: 60, app: 60, command: 60 },
   };
 }
@@ -185,6 +198,8 @@ const configSchema = z.looseObject({
   resume: yesNo,
   memoryMiB: wholeNumber(256, 65536),
   failNth: wholeNumber(0, 100000),
+  repeat: wholeNumber(1, 1000),
+  shuffle: z.string().refine((v) => v === '' || v === 'random' || /^\d{1,10}$/.test(v), 'must be a seed (digits), or --shuffle alone for a random one'),
   cpus: wholeNumber(1, 64),
   timeouts: z.object({ boot: seconds, build: seconds, load: seconds, app: seconds, command: seconds }),
   name: z.string().regex(instanceName, 'must be 1-32 letters, digits, _ or -'),
@@ -277,20 +292,6 @@ export function deepFreeze<T>(v: T): T {
     Object.freeze(v);
   }
   return v;
-}
-
-/** The names --kernel takes: the image recipes (qemu/kernels/), then with debug the debug kernels (qemu/debug-kernels/). */
-export function shippedKernels(root: string, o: { debug?: boolean } = {}): string[] {
-  const names = (dir: string): string[] => {
-    try {
-      return readdirSync(path.join(root, dir))
-        .filter((f) => f.endsWith('.json'))
-        .map((f) => f.slice(0, -5));
-    } catch {
-      return [];
-    }
-  };
-  return [...names('qemu/kernels'), ...(o.debug ? names('qemu/debug-kernels') : [])].sort();
 }
 
 /** When kernel names a debug kernel (qemu/debug-kernels/<kernel>.json): the image it boots. Its full schema is checked where it is built (build/debug-recipe.ts). */

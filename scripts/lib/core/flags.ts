@@ -52,12 +52,26 @@ export interface LoadOptions {
   set?: Partial<Config>;
 }
 
+/** A string option that may be given bare (OptionSpec.optional) gets its default value written in: `--shuffle` becomes `--shuffle=random`; `--shuffle 7` stays. */
+export function withOptionalValues(argv: readonly string[], names: readonly string[], extra: Record<string, OptionSpec> = {}): string[] {
+  const out: string[] = [];
+  for (let k = 0; k < argv.length; k++) {
+    const a = argv[k];
+    if (a === '--') return [...out, ...argv.slice(k)];
+    const n = a.startsWith('--') ? a.slice(2) : '';
+    const o = n && names.includes(n) ? (extra[n] ?? spec(n)) : undefined;
+    const next = argv[k + 1];
+    out.push(o?.optional && (next === undefined || next.startsWith('-') || !/^\d+$/.test(next)) ? `${a}=${o.optional}` : a);
+  }
+  return out;
+}
+
 /** Builds the configuration from argv and env. A flag the command does not take is a usage error. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, root = defaultRoot(), cwd = process.cwd(), o: LoadOptions = {}): Cli {
   const names = o.names ?? ALL;
   let parsed: { values: Record<string, string | boolean | (string | boolean)[] | undefined>; positionals: string[] };
   try {
-    parsed = parseArgs({ args: argv, options: parseOptions(names, o.extra), allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: withOptionalValues(argv, names, o.extra), options: parseOptions(names, o.extra), allowPositionals: true, strict: true });
   } catch (e) {
     throw new KmodvmError('usage', (e as Error).message, { hint: o.hint ?? 'run with --help for the flags' });
   }

@@ -20,6 +20,8 @@ export interface OptionSpec {
   env?: string;
   /** Paths the user typed are relative to the current directory. */
   path?: boolean;
+  /** The value of a string option given bare (--shuffle alone means --shuffle=random). */
+  optional?: string;
 }
 
 export const OPTIONS = {
@@ -126,6 +128,31 @@ export const OPTIONS = {
     group: 'run',
     field: 'failNth',
     help: 'instead of the tests, load each module with its Nth allocation failed, N = 1..K (debug kernel; docs/debug-kernel.md)',
+  },
+  repeat: {
+    type: 'string',
+    arg: 'N',
+    group: 'suite',
+    field: 'repeat',
+    help: 'run each chosen test N times, each after the first on a fresh resumed guest; a test that passes and fails is flaky',
+  },
+  'until-fail': { type: 'boolean', group: 'suite', field: 'untilFail', help: 'stop at the first failed test run' },
+  shuffle: {
+    type: 'string',
+    arg: '[=SEED]',
+    group: 'suite',
+    field: 'shuffle',
+    optional: 'random',
+    help: 'run the tests (and their repeats) in a shuffled order; the seed is printed',
+  },
+  'same-guest': { type: 'boolean', group: 'suite', field: 'sameGuest', help: 'with --repeat: every run on the same guest' },
+  repro: {
+    type: 'string',
+    arg: 'RUNDIR',
+    group: 'suite',
+    field: 'repro',
+    path: true,
+    help: "rerun exactly the tests that failed in RUNDIR (a run directory, CI's included), as they ran",
   },
   'dry-run': { type: 'boolean', group: 'run', field: 'dryRun', help: 'print the plan and the exact commands; run nothing' },
   verbose: { type: 'boolean', short: 'v', group: 'run', field: 'verbose', help: 'print the exact QEMU and mmdebstrap commands as they run' },

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Config } from '../core/config.ts';
+import { flakyCheck, passRates } from '../suite/repeat.ts';
 import type { runSuite } from '../suite/run.ts';
 import { allChecks, type CheckResult, type RunReport, verdictOf } from '../verdict/model.ts';
 
@@ -15,7 +16,11 @@ export function assemble(
   tail: CheckResult[],
   started: number,
 ): RunReport {
-  report.checks = [...head, ...(r?.before ?? []), ...(r?.after ?? []), ...tail];
+  // Under --repeat or --shuffle: each test's pass rate, in a check of its own after the tests (suite/repeat.ts).
+  const repeated = r && (r.tests.some((t) => t.base) || report.seed !== undefined);
+  if (repeated) report.passRates = passRates(r.tests);
+  const rates = report.passRates ? [flakyCheck(report.passRates, { seed: report.seed, stoppedAt: r?.stoppedAt })] : [];
+  report.checks = [...head, ...(r?.before ?? []), ...rates, ...(r?.after ?? []), ...tail];
   report.testsAt = head.length + (r?.before.length ?? 0);
   report.tests = r?.tests;
   report.captures = r?.tests.find((t) => t.captures)?.captures;

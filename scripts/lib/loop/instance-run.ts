@@ -17,7 +17,7 @@ import { ensureImage } from '../image/build.ts';
 import { findImage, type ImageInfo } from '../image/image.ts';
 import { failNthSplatCheck, noSplatCheck } from '../suite/checks/no-splat.ts';
 import { makeChecks } from '../suite/checks/registry.ts';
-import { resolveSuite } from '../suite/resolve.ts';
+import { type ResolvedSuite, resolveSuite } from '../suite/resolve.ts';
 import { runSuite } from '../suite/run.ts';
 import { askedForDump } from '../suite/run-test.ts';
 import type { RunReport } from '../verdict/model.ts';
@@ -165,7 +165,7 @@ async function instanceImage(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>, s:
   return img;
 }
 
-const instanceReport = (s: InstanceState, runDir: string, started: number, suite: string): RunReport => ({
+const instanceReport = (s: InstanceState, runDir: string, started: number, rs: Pick<ResolvedSuite, 'suite' | 'seed'>): RunReport => ({
   verdict: 'fail',
   exitCode: 70,
   runDir,
@@ -175,7 +175,8 @@ const instanceReport = (s: InstanceState, runDir: string, started: number, suite
   startedAt: new Date(started).toISOString(),
   durationMs: 0,
   checks: [],
-  suite,
+  suite: rs.suite.file,
+  seed: rs.seed,
 });
 
 /**
@@ -207,7 +208,7 @@ export async function testOnInstance(
   const serialFrom = await fileSize(s.serialLog);
   // vm:watch keeps one connection across cycles (a handshake is ~0.3 s under TCG); otherwise one per run.
   let session = o.session ?? (await connect(s));
-  const report = instanceReport(s, runDir, started, rs.suite.file);
+  const report = instanceReport(s, runDir, started, rs);
   const serials: { file: string; from: number }[] = [{ file: s.serialLog, from: serialFrom }];
   const fresh = async (why: string): Promise<Guest> => {
     log(`instance ${s.name}: restarting it fresh (${why})`);
@@ -236,6 +237,7 @@ export async function testOnInstance(
       reuse: true,
       fresh,
       update: c.update,
+      repeat: { sameGuest: true, untilFail: c.untilFail },
       log,
     });
     session = r.guest.session;

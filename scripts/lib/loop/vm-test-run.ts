@@ -18,6 +18,7 @@ import { findImage, type ImageInfo } from '../image/image.ts';
 import { buildTreeFor, lockTree } from '../suite/build-tree.ts';
 import { failNthSplatCheck, noSplatCheck } from '../suite/checks/no-splat.ts';
 import { makeChecks } from '../suite/checks/registry.ts';
+import { runName } from '../suite/repeat.ts';
 import { type ResolvedSuite, resolveSuite } from '../suite/resolve.ts';
 import { runSuite } from '../suite/run.ts';
 import { askedForDump } from '../suite/run-test.ts';
@@ -64,7 +65,7 @@ async function dryRun(plan: RunPlan, accel: 'kvm' | 'tcg', note: string | undefi
   log(`plan: ${img ? `image ${img.dir} (cached)` : 'build the image first (not cached)'}; accel ${accel}${note ? ` (${note})` : ''}`);
   if (c.debugKernel) for (const l of await describeDebugKernel(c)) log(l);
   log(
-    `plan: suite ${rs.suite.file}: build ${rs.suite.modules.map((m) => m.dir).join(', ')}${rs.suite.apps.length ? ` and ${rs.suite.apps.map((a) => a.dir).join(', ')}` : ''}; upload ${rs.files.length} files; tests ${rs.selected.map((s) => s.test.name).join(', ')} (load ${rs.suite.load}); power off`,
+    `plan: suite ${rs.suite.file}: build ${rs.suite.modules.map((m) => m.dir).join(', ')}${rs.suite.apps.length ? ` and ${rs.suite.apps.map((a) => a.dir).join(', ')}` : ''}; upload ${rs.files.length} files; tests ${rs.selected.map((s) => (s.run ? runName(s.test.name, s.run.k, s.run.of) : s.test.name)).join(', ')} (load ${rs.suite.load}); power off`,
   );
   log(`plan: checks ${plan.checks.ids.join(', ')}${plan.mode === 'fail-nth' ? `; instead of the tests, --fail-nth ${c.failNth} on each module's load` : ''}`);
   const show = (v: VmSpec): void => log(new Vm(v).commandLine().replace("'hostfwd=tcp:127.0.0.1:0-:22'", "'hostfwd=tcp:127.0.0.1:<free port>-:22'"));
@@ -114,6 +115,14 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
   }
 }
 
+/** "3 of 8 tests", and under --repeat or --shuffle how many runs in which order. */
+function runsWords(rs: ResolvedSuite): string {
+  const tests = new Set(rs.selected.map((s) => s.test.name)).size;
+  const runs = rs.selected.length > tests ? `, ${rs.selected.length} runs` : '';
+  const order = rs.seed === undefined ? '' : `, shuffled with seed ${rs.seed} (--shuffle=${rs.seed} repeats this order)`;
+  return `${tests} of ${rs.suite.tests.length} tests${runs}${order}`;
+}
+
 /** What a throwaway run has set up before its guest boots. */
 interface PreparedRun {
   plan: RunPlan;
@@ -151,7 +160,7 @@ async function prepareRun(plan: RunPlan, accel: 'kvm' | 'tcg', note: string | un
   setCrashDir(runDir);
   if (note) log(note);
   log(`run directory: ${runDir}`);
-  log(`suite: ${rs.suite.file}, ${rs.selected.length} of ${rs.suite.tests.length} tests`);
+  log(`suite: ${rs.suite.file}, ${runsWords(rs)}`);
   if (rs.linksLeftOut.length) log(`suite: symlinks left out of the upload and the reports: ${rs.linksLeftOut.join(', ')}`);
   // Bring your own kernel: built against its own tree on the host (where that tree is), booted with its initrd.
   const byo = c.kernelImage ? await byoKernel(c, img, runDir) : undefined;
@@ -173,6 +182,7 @@ async function prepareRun(plan: RunPlan, accel: 'kvm' | 'tcg', note: string | un
     durationMs: 0,
     checks: [],
     suite: rs.suite.file,
+    seed: rs.seed,
   };
   return { plan, c, rs, img, runDir, started, byo, hostBuild, releaseTree, report };
 }
@@ -234,6 +244,7 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: CheckResult[],
     guestFallback: report.accel === 'kvm' && !run.byo,
     fresh,
     update: c.update,
+    repeat: { sameGuest: c.sameGuest, untilFail: c.untilFail },
     log,
   });
   const session = r.guest.session;

@@ -13,6 +13,7 @@ import { parseTranscript } from '../verdict/transcript.ts';
 import { checkDevicesWithQemu } from '../vm/device-check.ts';
 import { suiteFiles } from './files.ts';
 import { allDevices, loadSuite, type Suite, TRANSCRIPT_MAX } from './load.ts';
+import { expandRuns, shuffleSeed } from './repeat.ts';
 import { parseShard, selectTests } from './select.ts';
 import type { SelectedTest } from './types.ts';
 
@@ -22,6 +23,8 @@ export interface ResolvedSuite {
   files: string[];
   /** The symlinks of the suite that do not travel, each "name -> target (why)". */
   linksLeftOut: string[];
+  /** --shuffle's seed, when the runs are shuffled (suite/repeat.ts). */
+  seed?: number;
 }
 
 /** The suite file a run without --suite takes. */
@@ -92,7 +95,8 @@ export async function filesOf(suite: Suite, skipDirs: string[], linksLeftOut: st
 }
 
 export async function resolveSuite(
-  c: Pick<Config, 'appDir' | 'cacheDir' | 'moduleDir' | 'only' | 'root' | 'runsDir' | 'shard' | 'suite' | 'transcript' | 'update'>,
+  c: Pick<Config, 'appDir' | 'cacheDir' | 'moduleDir' | 'only' | 'root' | 'runsDir' | 'shard' | 'suite' | 'transcript' | 'update'> &
+    Partial<Pick<Config, 'repeat' | 'shuffle'>>,
   cwd = process.cwd(),
 ): Promise<ResolvedSuite> {
   const suite = c.moduleDir ? legacySuite(c) : await loadSuite(c.suite || defaultSuiteFile(c, cwd), { update: c.update });
@@ -117,5 +121,6 @@ export async function resolveSuite(
   }
   const linksLeftOut: string[] = [];
   const files = await filesOf(suite, [c.runsDir, c.cacheDir], linksLeftOut);
-  return { suite, selected, files, linksLeftOut };
+  const seed = shuffleSeed(c.shuffle ?? '');
+  return { suite, selected: expandRuns(selected, { repeat: c.repeat ?? 1, seed }), files, linksLeftOut, seed };
 }

@@ -22,6 +22,7 @@ import { buildChecks, type SuiteHostBuild } from './host-build.ts';
 import { unloadInTreeDeps } from './in-tree-deps.ts';
 import { allDevices } from './load.ts';
 import { type Prepared, prepareGuest } from './prepare.ts';
+import { runName } from './repeat.ts';
 import { runOneTest } from './run-test.ts';
 import { rmmodStep, fileSafe as safe } from './test-plan.ts';
 import type { SuiteRunInput } from './types.ts';
@@ -33,6 +34,8 @@ export interface SuiteRunResult {
   kernelLog: string;
   untrusted?: string;
   guest: Guest;
+  /** --until-fail stopped the runs here. */
+  stoppedAt?: string;
 }
 
 /** The build: the host's result as checks; under KVM a failed host build goes to the guest. */
@@ -130,29 +133,33 @@ function devicePlans(i: SuiteRunInput): DevicePlan[] {
 
 type RecordStep = (prefix: string, r: StepRecord) => Promise<void>;
 
-/** Each selected test in order; after a test that broke the kernel, the next one gets a fresh guest, prepared again. */
+/** Each selected test in order; after a test that broke the kernel, the next one gets a fresh guest, prepared again; so does each --repeat run after the first (unless --same-guest). */
 async function runTests(i: SuiteRunInput, res: SuiteRunResult, first: Prepared, prepare: (reuse: boolean) => Promise<Prepared>, record: RecordStep) {
   let prep = first;
   let untrusted: string | undefined;
   // The last test's state after is the next one's state before, on the same guest.
   let carried: { taint?: number } | undefined;
-  for (const sel of i.tests) {
+  for (const [at, sel0] of i.tests.entries()) {
+    const sel = sel0.run ? { ...sel0, test: { ...sel0.test, name: runName(sel0.test.name, sel0.run.k, sel0.run.of) } } : sel0;
+    const base = sel0.run ? sel0.test.name : undefined;
     let freshGuest: string | undefined;
-    if (untrusted && i.fresh) {
-      i.log(`test ${sel.test.name}: a fresh guest first (${untrusted})`);
-      freshGuest = untrusted;
-      res.guest = await i.fresh(untrusted);
+    const why = untrusted ?? (sel.run && at > 0 && !i.repeat?.sameGuest ? '--repeat: each run on its own guest' : undefined);
+    if (why && i.fresh) {
+      i.log(`test ${sel.test.name}: a fresh guest first (${why})`);
+      freshGuest = why;
+      res.guest = await i.fresh(why);
       carried = undefined;
       prep = await prepare(false);
       if (!prep.ok) {
-        res.tests.push(
-          report(
+        res.tests.push({
+          ...report(
             sel.test.name,
             prep.checks.filter((x) => !x.ok),
             0,
             freshGuest,
           ),
-        );
+          base,
+        });
         untrusted = 'the fresh guest could not be prepared';
         continue;
       }
@@ -162,7 +169,13 @@ async function runTests(i: SuiteRunInput, res: SuiteRunResult, first: Prepared, 
     res.kernelLog += t.logBefore + t.kernelLog;
     untrusted = t.untrusted;
     carried = t.taintAfter === undefined ? undefined : { taint: t.taintAfter };
-    res.tests.push({ ...report(sel.test.name, t.checks, t.durationMs, freshGuest), captures: t.captures });
+    const done = { ...report(sel.test.name, t.checks, t.durationMs, freshGuest), captures: t.captures, base };
+    res.tests.push(done);
+    if (i.repeat?.untilFail && !done.ok) {
+      res.stoppedAt = `${sel.test.name}, ${at + 1} of ${i.tests.length} runs`;
+      i.log(`stopped at the first failure (--until-fail): ${res.stoppedAt}`);
+      break;
+    }
   }
   return { untrusted, last: prep };
 }

@@ -10,6 +10,8 @@ import type { Suite, SuiteTest } from './load.ts';
 export interface SelectedTest {
   test: SuiteTest;
   transcript?: Transcript;
+  /** Under --repeat: this is run k of the test's `of` (suite/repeat.ts). */
+  run?: { k: number; of: number };
 }
 
 export interface SuiteRunInput {
@@ -32,5 +34,7 @@ export interface SuiteRunInput {
   /** A fresh guest in place of one the last test left untrusted. */
   fresh?: (why: string) => Promise<Guest>;
   update?: boolean;
+  /** --repeat's runs after the first on the same guest (--same-guest); --until-fail. */
+  repeat?: { sameGuest: boolean; untilFail: boolean };
   log: (l: string) => void;
 }

@@ -42,6 +42,19 @@ export function stepSummary(r: RunReport): string {
     '| | check | time | note |',
     '|---|---|---|---|',
     ...flatChecks(r).map((c) => `| ${icon(c)} | ${cell(c.name)} | ${(c.durationMs / 1000).toFixed(2)} s | ${cell(c.message ?? '')} |`),
+    ...(r.passRates
+      ? [
+          '',
+          `### pass rates${r.seed === undefined ? '' : ` (shuffled, seed ${r.seed})`}`,
+          '',
+          '| | test | passed | rate |',
+          '|---|---|---|---|',
+          ...r.passRates.map(
+            (p) =>
+              `| ${p.flaky ? '⚠️ flaky' : p.passed === p.runs ? '✅' : '❌'} | ${cell(p.name)} | ${p.passed} of ${p.runs} | ${Math.round((100 * p.passed) / p.runs)} % |`,
+          ),
+        ]
+      : []),
     ...flatChecks(r)
       .filter((c) => !c.ok && c.evidence)
       .flatMap((c) => ['', `### ${cell(c.name)}`, '', `${codeFence(c.evidence!)}diff`, c.evidence!, codeFence(c.evidence!)]),

@@ -25,6 +25,18 @@ export interface TestReport {
   checks: CheckResult[];
   captures?: Record<string, string>;
   freshGuest?: string;
+  /** Under --repeat: the test's own name (this report's is `name#k`). */
+  base?: string;
+}
+
+/** Under --repeat: one test's runs counted (suite/repeat.ts). */
+export interface PassRate {
+  name: string;
+  runs: number;
+  passed: number;
+  flaky: boolean;
+  /** The worst failure of its failed runs. */
+  failure?: FailureClass;
 }
 
 export interface RunReport {
@@ -49,6 +61,9 @@ export interface RunReport {
   /** The suite file run. */
   suite?: string;
   captures?: Record<string, string>;
+  /** Under --repeat or --shuffle: each test's pass rate, and the seed of the order. */
+  passRates?: PassRate[];
+  seed?: number;
 }
 
 /**

@@ -18,6 +18,10 @@ export function summary(r: RunReport): string {
           : ''
       }`,
     );
+  if (r.passRates)
+    lines.push(
+      `pass rates: ${r.passRates.map((p) => `${p.name} ${p.passed}/${p.runs}${p.flaky ? ' (flaky)' : ''}`).join(', ')}${r.seed === undefined ? '' : `; seed ${r.seed}`}`,
+    );
   for (const c of flatChecks(r).filter((x) => !x.ok)) {
     lines.push(`failed: ${c.name}: ${c.message ?? ''}`);
     if (c.evidence) lines.push(...c.evidence.split('\n').map((l) => `  ${l}`));

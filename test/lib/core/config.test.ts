@@ -2,7 +2,7 @@ import path from 'node:path';
 import t from 'tap';
 import { defaultCacheDir, defaultConfig } from '../../../scripts/lib/core/config.ts';
 import { KmodvmError } from '../../../scripts/lib/core/errors.ts';
-import { loadConfig } from '../../../scripts/lib/core/flags.ts';
+import { loadConfig, withOptionalValues } from '../../../scripts/lib/core/flags.ts';
 
 const root = new URL('../../../', import.meta.url).pathname.replace(/\/$/, '');
 
@@ -133,3 +133,14 @@ t.test(
     t.equal(loadConfig([], { KMODVM_RUNS_DIR: 'envruns' }, root, cwd).config.runsDir, path.join(cwd, 'envruns'));
   },
 );
+
+t.test('--shuffle alone is --shuffle=random; with digits after it, they are its seed; --repeat is 1..1000', async (t) => {
+  t.equal(loadConfig(['--shuffle'], {}, root).config.shuffle, 'random');
+  t.equal(loadConfig(['--shuffle', '--repeat', '3'], {}, root).config.shuffle, 'random');
+  t.equal(loadConfig(['--shuffle', '17'], {}, root).config.shuffle, '17');
+  t.equal(loadConfig(['--shuffle=17'], {}, root).config.shuffle, '17');
+  t.equal(loadConfig(['--repeat', '3'], {}, root).config.repeat, 3);
+  t.throws(() => loadConfig(['--repeat', '0'], {}, root), /repeat/);
+  t.throws(() => loadConfig(['--shuffle=abc'], {}, root), /shuffle/);
+  t.same(withOptionalValues(['--', '--shuffle'], ['shuffle']), ['--', '--shuffle'], 'after -- nothing is a flag');
+});

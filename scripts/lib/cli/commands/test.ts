@@ -1,7 +1,10 @@
 // kmodvm test (npm run vm:test): from a fresh clone to a verdict, on each of
 // the suite's kernels. See README.md and docs/suite.md.
 import { appendFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../../core/config.ts';
 import { EXIT_CODES } from '../../core/errors.ts';
+import { kmodvmVersion, readRepro, reproConfig, reproDrift, reproOf, sha256Of, writeRepro } from '../../loop/repro.ts';
 import { runVmTest } from '../../loop/vm-test-run.ts';
 import { loadSuite } from '../../suite/load.ts';
 import { defaultSuiteFile } from '../../suite/resolve.ts';
@@ -13,8 +16,14 @@ import { writeReports } from '../../verdict/write-reports.ts';
 import { log, workflowCommands } from '../cli.ts';
 import type { Invocation } from './invocation.ts';
 
-async function publish(r: RunReport, root: string): Promise<void> {
+async function publish(r: RunReport, c: Parameters<typeof reproOf>[0]): Promise<void> {
+  const root = c.root;
   await writeReports(r);
+  // A failed run leaves the way to run it again (loop/repro.ts).
+  if (r.verdict === 'fail' && r.runDir) {
+    await writeRepro(r.runDir, reproOf(c, r, process.cwd()));
+    log(`reproduce: sh ${path.join(r.runDir, 'reproduce.sh')} (or kmodvm test --repro ${r.runDir}) reruns what failed`);
+  }
   log(summary(r));
   if (process.env.GITHUB_ACTIONS === 'true') {
     workflowCommands(githubAnnotations(flatChecks(r), root));
@@ -22,23 +31,36 @@ async function publish(r: RunReport, root: string): Promise<void> {
   }
 }
 
-/** The kernels to run on: --kernel or KMODVM_KERNEL when given, else the suite's kernels:, else the default. */
-async function kernelsFor(i: Invocation): Promise<string[]> {
-  const { config: c, given } = i.parse();
-  if (given.has('kernel') || c.moduleDir) return [c.kernel];
+/** The kernels to run on: --kernel or KMODVM_KERNEL when given (or --repro's), else the suite's kernels:, else the default. */
+async function kernelsFor(i: Invocation, set: Partial<Config>): Promise<string[]> {
+  const { config: c, given } = i.parse(undefined, set);
+  if (given.has('kernel') || c.moduleDir || set.kernel) return [c.kernel];
   const s = await loadSuite(c.suite || defaultSuiteFile(c, process.cwd()), { update: c.update });
   return s.kernels ?? [c.kernel];
 }
 
+/** --repro RUNDIR: the failed run's fields, and what differs here from it. */
+async function reproFields(c: Pick<Config, 'repro' | 'root'>): Promise<{ set: Partial<Config>; drift: (r: RunReport) => string[] }> {
+  if (!c.repro) return { set: {}, drift: () => [] };
+  const x = await readRepro(c.repro);
+  const set = reproConfig(x, c.repro, process.cwd());
+  log(`reproducing ${c.repro}: ${x.tests.length ? x.tests.join(', ') : 'its tests'} on ${x.kernel}${x.failure ? `, which failed with ${x.failure}` : ''}`);
+  const here = (imageKey?: string) => ({ kmodvm: kmodvmVersion(c.root), suiteSha256: sha256Of(set.suite!), imageKey });
+  for (const l of reproDrift(x, here())) log(`note: ${l}`);
+  return { set, drift: (r) => reproDrift(x, here(r.imageKey)).filter((l) => l.startsWith('the image')) };
+}
+
 export async function run(i: Invocation): Promise<number> {
-  const { config } = i.parse();
-  const kernels = await kernelsFor(i);
-  const on = (kernel: string) => (kernel === config.kernel ? config : i.parse(undefined, { kernel }).config);
+  const { set, drift } = await reproFields(i.parse().config);
+  const { config } = i.parse(undefined, set);
+  const kernels = await kernelsFor(i, set);
+  const on = (kernel: string) => (kernel === config.kernel ? config : i.parse(undefined, { ...set, kernel }).config);
   if (kernels.length === 1) {
     const r = await runVmTest(on(kernels[0]), { log });
     if (config.dryRun) return 0;
     process.stdout.write(toTap(r));
-    await publish(r, config.root);
+    await publish(r, config);
+    for (const l of drift(r)) log(`note: ${l}`);
     return r.exitCode;
   }
   // kernels: [a, b]: the suite on each, one after another; the worst exit code.
@@ -46,7 +68,7 @@ export async function run(i: Invocation): Promise<number> {
   for (const k of kernels) {
     log(`kernel ${k}: the suite's matrix, ${runs.length + 1} of ${kernels.length}`);
     const r = await runVmTest(on(k), { log });
-    if (!config.dryRun) await publish(r, config.root);
+    if (!config.dryRun) await publish(r, on(k));
     runs.push({ kernel: k, report: r });
   }
   if (config.dryRun) return 0;

@@ -1,0 +1,90 @@
+// #26.4 and #26.5 end to end: flake hunting and the reproducer, on a suite
+// whose flake has a known rate (test/e2e/fixtures/flaky-suite: on one guest
+// every third run of `count` fails; a fresh guest starts counting again), so
+// this test is not flaky itself. --repeat on one guest reports the test
+// flaky with its pass rate; the same on fresh guests passes (each run really
+// is on its own guest); --until-fail stops at the first failure; a failed
+// run's reproduce.sh, run from another copy of the repository as a run
+// downloaded from CI would be, fails again with the same class. Never skipped.
+import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import t from 'tap';
+
+const root = new URL('../../', import.meta.url).pathname;
+const work = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-flaky-'));
+const repo = path.join(work, 'repo');
+cpSync(path.join(root, 'test/e2e/fixtures/flaky-suite'), repo, { recursive: true });
+const bin = path.join(root, 'bin/kmodvm.js');
+
+async function kmodvm(args: string[], cwd = repo) {
+  const r = await execa('node', [bin, ...args], { cwd, reject: false, timeout: 20 * 60_000 });
+  const runDir = /run directory: (\S+)/.exec(r.stderr)?.[1];
+  const report = runDir ? JSON.parse(readFileSync(path.join(runDir, 'report.json'), 'utf8')) : undefined;
+  return { ...r, runDir, report, out: `${r.stdout}\n${r.stderr.split('\n').slice(-30).join('\n')}` };
+}
+
+let failedRun: string | undefined;
+
+t.test("--repeat 10 on one guest: count passes 7 of 10 and is flaky; the run fails with the runs' class; each run is a report of its own", async (t) => {
+  const r = await kmodvm(['test', '--only', 'count', '--repeat', '10', '--same-guest']);
+  t.equal(r.exitCode, 12, r.out);
+  t.same(r.report.passRates, [{ name: 'count', runs: 10, passed: 7, flaky: true, failure: 'app' }]);
+  t.same(
+    r.report.tests.filter((x: { ok: boolean }) => !x.ok).map((x: { name: string }) => x.name),
+    ['count#3', 'count#6', 'count#9'],
+  );
+  const rep = r.report.checks.find((x: { name: string }) => x.name === 'repeat');
+  t.match(rep, { ok: false, failure: 'app', message: 'flaky: count (7/10)' });
+  t.match(r.stderr, /pass rates: count 7\/10 \(flaky\)/);
+  t.equal((readFileSync(path.join(r.runDir!, 'junit.xml'), 'utf8').match(/<testcase [^>]*name="test count#/g) ?? []).length, 10, 'ten JUnit cases');
+  t.match(readFileSync(path.join(r.runDir!, 'reproduce.sh'), 'utf8'), /--repro "\$run_dir"/);
+  failedRun = r.runDir;
+});
+
+t.test('--repeat 3 on fresh guests: every run starts again at 1, so all pass, each after the first on its own guest', async (t) => {
+  const r = await kmodvm(['test', '--only', 'count', '--repeat', '3']);
+  t.equal(r.exitCode, 0, r.out);
+  t.same(r.report.passRates, [{ name: 'count', runs: 3, passed: 3, flaky: false }]);
+  t.same(
+    r.report.tests.map((x: { freshGuest?: string }) => Boolean(x.freshGuest)),
+    [false, true, true],
+  );
+});
+
+t.test('--until-fail stops at the first failed run and says where', async (t) => {
+  const r = await kmodvm(['test', '--only', 'count', '--repeat', '10', '--same-guest', '--until-fail']);
+  t.equal(r.exitCode, 12, r.out);
+  t.equal(r.report.tests.length, 3);
+  t.match(r.report.checks.find((x: { name: string }) => x.name === 'repeat').evidence, /stopped at the first failure \(--until-fail\): count#3, 3 of 10 runs/);
+});
+
+t.test('reproduce.sh of the failed run, from another copy of the repository (a CI download): the same tests, the same failure class', async (t) => {
+  t.ok(failedRun, 'the first test left a failed run');
+  const other = path.join(work, 'elsewhere');
+  cpSync(path.join(root, 'test/e2e/fixtures/flaky-suite'), other, { recursive: true });
+  const downloaded = path.join(work, 'download');
+  cpSync(failedRun!, downloaded, { recursive: true });
+  const r = await execa('sh', [path.join(downloaded, 'reproduce.sh')], { cwd: other, reject: false, env: { KMODVM: `node ${bin}` }, timeout: 20 * 60_000 });
+  t.equal(r.exitCode, 12, r.stderr.split('\n').slice(-20).join('\n'));
+  t.match(r.stderr, /reproducing .*download: count on debian-12, which failed with app/);
+  const runDir = /run directory: (\S+)/.exec(r.stderr)?.[1];
+  t.match(runDir, new RegExp(`^${other}/runs/`), 'the rerun is in the copy it ran from');
+  const report = JSON.parse(readFileSync(path.join(runDir!, 'report.json'), 'utf8'));
+  t.same(report.passRates, [{ name: 'count', runs: 10, passed: 7, flaky: true, failure: 'app' }]);
+});
+
+t.test('--shuffle=SEED gives one order every time, and prints it; bad input is exit 2 before anything boots', async (t) => {
+  const order = async (seed: string) => /tests (\S.*) \(load/.exec((await kmodvm(['test', '--repeat', '3', `--shuffle=${seed}`, '--dry-run'])).stderr)?.[1];
+  const a = await order('11');
+  t.equal(await order('11'), a);
+  t.not(await order('12'), a);
+  t.equal(a?.split(', ').length, 6);
+  const notRun = await kmodvm(['test', '--repro', work]);
+  t.equal(notRun.exitCode, 2, notRun.out);
+  t.match(notRun.stderr, /not a failed run's directory/);
+  const zero = await kmodvm(['test', '--repeat', '0']);
+  t.equal(zero.exitCode, 2, zero.out);
+  t.match(zero.stderr, /repeat/);
+});
