@@ -9,7 +9,7 @@ import ts from 'typescript';
 
 const lib = new URL('../../scripts/lib/', import.meta.url).pathname;
 /** From the bottom up. A folder may import its own and those before it. */
-export const LAYERS = ['core', 'host', 'image', 'guest', 'vm', 'build', 'verdict', 'suite', 'loop', 'cli'];
+export const LAYERS = ['core', 'host', 'image', 'guest', 'vm', 'build', 'verdict', 'debug', 'suite', 'loop', 'cli'];
 
 const files = (readdirSync(lib, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).sort();
 const importsOf = (f: string): string[] =>

@@ -83,7 +83,16 @@ const kindOf = (p: string): 'dir' | 'link' | undefined => {
 export function sandboxArgv(
   cmd: string,
   args: readonly string[],
-  o: { writable: readonly string[]; readable?: readonly string[]; cwd?: string; tmp?: boolean; seccompFd?: number; env?: [string, string][] },
+  o: {
+    writable: readonly string[];
+    readable?: readonly string[];
+    cwd?: string;
+    tmp?: boolean;
+    seccompFd?: number;
+    env?: [string, string][];
+    /** A session of its own (default), so it cannot push input into our terminal; an interactive gdb keeps ours, for Ctrl-C. */
+    newSession?: boolean;
+  },
 ): string[] {
   const tmp = o.tmp !== false && o.writable[0] && `${o.writable[0]}/.kmodvm-tmp`;
   const env = o.env ?? buildEnv();
@@ -110,7 +119,7 @@ export function sandboxArgv(
     String(o.seccompFd ?? SECCOMP_FD),
     '--unshare-all',
     '--die-with-parent',
-    '--new-session',
+    ...(o.newSession === false ? [] : ['--new-session']),
     ...(o.cwd ? ['--chdir', o.cwd] : []),
     '--',
     cmd,

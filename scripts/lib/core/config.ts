@@ -8,6 +8,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { DeviceDecl } from './device-decl.ts';
 import { KmodvmError } from './errors.ts';
+import { deepFreeze } from './freeze.ts';
 import { shippedKernels } from './shipped-kernels.ts';
 
 export type Accel = 'auto' | 'kvm' | 'tcg';
@@ -99,6 +100,9 @@ export interface Config {
   sameGuest: boolean;
   /** Rerun what failed in this run directory (its repro.json, loop/repro.ts). Default ''. Flag --repro RUNDIR. */
   repro: string;
+  /** gdb on this test after its modules load (suite/gdb-step.ts), at the terminal or running the script gdbBatch. Default '' (none). Flags --gdb TEST, --batch FILE. */
+  gdb: string;
+  gdbBatch: string;
   /** Let the guest reach the host's network and services (QEMU's user network without restrict=on). Default false: the guest reaches nothing outside it; only the forwarded SSH port comes in. Flag --guest-net. */
   guestNet: boolean;
   /** Print the plan and the exact QEMU command, run nothing. Default false. Flag --dry-run. */
@@ -167,6 +171,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot(),
     shuffle: '',
     sameGuest: false,
     repro: '',
+    gdb: '',
+    gdbBatch: '',
     timeouts: { boot: 180, build: 600, load: 60, app: 60, command: 60 },
   };
 }
@@ -246,6 +252,8 @@ function checkBetweenFields(
   c: Pick<
     Config,
     | 'failNth'
+    | 'gdb'
+    | 'gdbBatch'
     | 'debugKernel'
     | 'root'
     | 'recipe'
@@ -262,6 +270,7 @@ function checkBetweenFields(
     | 'suite'
   >,
 ): void {
+  if (c.gdbBatch && !c.gdb) throw bad('gdbBatch', 'goes with --gdb TEST: the script runs when that test has loaded its modules', c.gdbBatch);
   if (c.failNth && !c.debugKernel)
     throw bad('failNth', "needs fault injection, which Debian's stock kernels do not have: add --kernel debian-12-debug", c.failNth);
   if (!existsSync(path.resolve(c.root, c.recipe))) {
@@ -283,15 +292,6 @@ function checkBetweenFields(
   if ((c.appDir || c.transcript) && !c.moduleDir)
     throw bad(c.appDir ? 'appDir' : 'transcript', 'goes with --module-dir (or write the test in a suite file)', c.appDir || c.transcript);
   if (c.moduleDir && c.suite) throw bad('suite', 'and --module-dir exclude each other: --module-dir makes a one-test suite of its own', c.suite);
-}
-
-/** Frozen all the way down: options and plans are read, never written. */
-export function deepFreeze<T>(v: T): T {
-  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
-    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
-    Object.freeze(v);
-  }
-  return v;
 }
 
 /** When kernel names a debug kernel (qemu/debug-kernels/<kernel>.json): the image it boots. Its full schema is checked where it is built (build/debug-recipe.ts). */

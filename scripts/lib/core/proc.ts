@@ -14,6 +14,10 @@ export interface RunOptions {
   echo?: boolean;
   /** Bytes the child reads on its fd 3 (bwrap's seccomp program). */
   fd3?: Uint8Array;
+  /** The child has our terminal (an interactive gdb): nothing is captured. */
+  terminal?: boolean;
+  /** Ends the child early (SIGTERM, then SIGKILL), as its timeout would. */
+  signal?: AbortSignal;
 }
 
 /** Shell-quotes an argv for display (bash syntax, as zx prints it). */
@@ -32,17 +36,24 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
     reject: false,
     timeout: opts.timeoutMs,
     forceKillAfterDelay: 2000,
+    cancelSignal: opts.signal,
     cwd: opts.cwd,
     env: opts.env,
     extendEnv: true,
     input: opts.input,
     // fd 0-2 as stdin/stdout/stderr would say, and fd 3 when asked for.
-    stdio: opts.fd3 ? [stdin, out, out, opts.fd3] : [stdin, out, out],
+    stdio: opts.terminal
+      ? opts.fd3
+        ? ['inherit', 'inherit', 'inherit', opts.fd3]
+        : ['inherit', 'inherit', 'inherit']
+      : opts.fd3
+        ? [stdin, out, out, opts.fd3]
+        : [stdin, out, out],
     stripFinalNewline: false,
     maxBuffer: 256 * 1024 * 1024,
   });
   const r = await child;
-  const failedToStart = r.failed && r.exitCode === undefined && !r.timedOut && !r.signal ? (r.originalMessage ?? r.shortMessage) : undefined;
+  const failedToStart = r.failed && r.exitCode === undefined && !r.timedOut && !r.signal && !r.isCanceled ? (r.originalMessage ?? r.shortMessage) : undefined;
   return {
     command: shellJoin([cmd, ...args]),
     exitCode: r.exitCode,

@@ -9,6 +9,18 @@ type Sig = keyof typeof SIGNAL_EXIT;
 const cleanups = new Set<(sig: Sig) => void>();
 const graceful = new Map<Sig, Set<() => void>>();
 let signalsInstalled = false;
+let sigintHeld = 0;
+
+/** Ctrl-C goes to a child at our terminal (an interactive gdb) until the returned release is called; SIGTERM and SIGHUP still end kmodvm. */
+export function holdSigint(): () => void {
+  installSignalHandling();
+  sigintHeld++;
+  let released = false;
+  return () => {
+    if (!released) sigintHeld--;
+    released = true;
+  };
+}
 
 /**
  * One handler for SIGINT, SIGTERM and SIGHUP for the whole process: the
@@ -22,6 +34,8 @@ export function installSignalHandling(): void {
   signalsInstalled = true;
   for (const sig of Object.keys(SIGNAL_EXIT) as Sig[]) {
     process.on(sig, () => {
+      // While an interactive gdb has the terminal, Ctrl-C is gdb's (it stops the guest), not the end of kmodvm.
+      if (sig === 'SIGINT' && sigintHeld > 0) return;
       for (const f of cleanups) f(sig);
       const g = graceful.get(sig);
       if (g?.size) {

@@ -32,6 +32,7 @@ import { byoKernel, kernelLabel, withDebugKernel } from './kernel-choice.ts';
 import { pickAccel } from './pick-accel.ts';
 import { planRun, type RunPlan } from './plan.ts';
 import { pruneHint } from './prune.ts';
+import { runFlags } from './run-flags.ts';
 
 /** Boots a detached instance and returns once SSH is ready. An instance already up is returned as it is. */
 export async function upInstance(c: Config, name: string, log: (l: string) => void): Promise<{ state: InstanceState; already: boolean }> {
@@ -236,8 +237,7 @@ export async function testOnInstance(
       guestFallback: s.accel === 'kvm',
       reuse: true,
       fresh,
-      update: c.update,
-      repeat: { sameGuest: true, untilFail: c.untilFail },
+      ...runFlags(c, { instance: true }),
       log,
     });
     session = r.guest.session;

@@ -2,7 +2,8 @@
 // and the suite give one frozen RunPlan, made once before anything starts.
 // Nothing downstream changes it. The checks it names (suite/checks/) decide
 // what the kernel command line gets and what each test is judged by.
-import { type Config, deepFreeze } from '../core/config.ts';
+import type { Config } from '../core/config.ts';
+import { deepFreeze } from '../core/freeze.ts';
 import type { CheckPlan } from '../suite/checks/registry.ts';
 import { checkIds, kernelArgsOf, makeChecks } from '../suite/checks/registry.ts';
 import { allDevices } from '../suite/load.ts';

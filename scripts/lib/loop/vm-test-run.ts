@@ -38,6 +38,7 @@ import { byoKernel, kernelLabel, withDebugKernel } from './kernel-choice.ts';
 import { pickAccel } from './pick-accel.ts';
 import { planRun, type RunPlan } from './plan.ts';
 import { pruneHint } from './prune.ts';
+import { runFlags } from './run-flags.ts';
 
 export interface RunOptions {
   log: (l: string) => void;
@@ -243,8 +244,7 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: CheckResult[],
     guestRecords: { dir: guestRecordsDir(c.cacheDir, img.key), replay: c.replay },
     guestFallback: report.accel === 'kvm' && !run.byo,
     fresh,
-    update: c.update,
-    repeat: { sameGuest: c.sameGuest, untilFail: c.untilFail },
+    ...runFlags(c, { instance: false }),
     log,
   });
   const session = r.guest.session;

@@ -12,6 +12,7 @@ import { readUnder } from '../core/tree-fs.ts';
 import { parseTranscript } from '../verdict/transcript.ts';
 import { checkDevicesWithQemu } from '../vm/device-check.ts';
 import { suiteFiles } from './files.ts';
+import { checkGdbAsk } from './gdb-step.ts';
 import { allDevices, loadSuite, type Suite, TRANSCRIPT_MAX } from './load.ts';
 import { expandRuns, shuffleSeed } from './repeat.ts';
 import { parseShard, selectTests } from './select.ts';
@@ -96,7 +97,7 @@ export async function filesOf(suite: Suite, skipDirs: string[], linksLeftOut: st
 
 export async function resolveSuite(
   c: Pick<Config, 'appDir' | 'cacheDir' | 'moduleDir' | 'only' | 'root' | 'runsDir' | 'shard' | 'suite' | 'transcript' | 'update'> &
-    Partial<Pick<Config, 'repeat' | 'shuffle'>>,
+    Partial<Pick<Config, 'repeat' | 'shuffle' | 'gdb' | 'gdbBatch'>>,
   cwd = process.cwd(),
 ): Promise<ResolvedSuite> {
   const suite = c.moduleDir ? legacySuite(c) : await loadSuite(c.suite || defaultSuiteFile(c, cwd), { update: c.update });
@@ -104,6 +105,7 @@ export async function resolveSuite(
   const refused = devices.length ? await checkDevicesWithQemu(devices) : undefined;
   if (refused) throw refused;
   const tests = selectTests(suite.tests, { only: c.only, shard: c.shard ? parseShard(c.shard) : undefined });
+  checkGdbAsk(c.gdb ?? '', c.gdbBatch ?? '', suite.tests, tests, Boolean(process.stdin.isTTY));
   const selected: SelectedTest[] = [];
   for (const test of tests) {
     if (!test.transcript) {

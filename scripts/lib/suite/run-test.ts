@@ -15,6 +15,7 @@ import type { ModuleLayout } from '../verdict/leaks.ts';
 import type { CheckResult } from '../verdict/model.ts';
 import { parseTranscript, type Transcript } from '../verdict/transcript.ts';
 import type { GuestEnv } from './checks/check.ts';
+import { attachGdb, gdbWanted } from './gdb-step.ts';
 import { judgeTest } from './judge-test.ts';
 import { type SuiteTest, srcPath, TRANSCRIPT_MAX } from './load.ts';
 import type { Prepared } from './prepare.ts';
@@ -95,7 +96,7 @@ export async function runOneTest(
   const judged = await judgeAndKeep(i, sel, modules, evidence, a);
   const stuck = unplugged.find((x) => !x.ok)?.name;
   const untrusted = judged.untrusted ?? (stuck && `${stuck} failed`);
-  const checks = [...plugged, ...asked, ...judged.checks, ...unplugged];
+  const checks = [...plugged, ...asked, ...judged.checks, ...(steps.gdb ? [steps.gdb] : []), ...unplugged];
   return { ...judged, checks, untrusted, kernelLog: a.dmesg, logBefore: b.dmesg, durationMs: Date.now() - t0, taintAfter: a.taint };
 }
 
@@ -143,13 +144,17 @@ async function loadRunUnload(
   const loaded = loads.filter((r) => r.ok).length;
   let run: StepRecord | undefined;
   let hang: string | undefined;
+  const checkSteps: Record<string, CheckResult[]> = {};
+  let gdbResult: CheckResult | undefined;
   if (loaded === loads.length) {
-    run = await runStep(s, runStepSpec(test.run, test.timeoutS ?? c.timeouts.app));
+    // --gdb TEST: gdb attaches with the loaded modules' symbols; the command runs when gdb lets the guest go; unloading waits for gdb's end.
+    const gdb = i.gdb && gdbWanted(i.gdb.test, test.name) ? await attachGdb(i, i.gdb, guest, test.name, modules) : undefined;
+    run = await runStep(s, runStepSpec(test.run, gdb?.appTimeoutS ?? test.timeoutS ?? c.timeouts.app));
     await record(run);
     if (run.result.timedOut) hang = await hangEvidence(i, guest);
+    gdbResult = await gdb?.finish();
   }
   const unloads: StepRecord[] = [];
-  const checkSteps: Record<string, CheckResult[]> = {};
   const env: GuestEnv = {
     guest,
     timeouts: c.timeouts,
@@ -175,7 +180,7 @@ async function loadRunUnload(
         modules,
         unloads.every((r) => r.ok),
       );
-  return { loads, run, unloads, hang, layouts: env.layouts, checkSteps };
+  return { loads, run, unloads, hang, layouts: env.layouts, checkSteps, gdb: gdbResult };
 }
 
 type Evidence = SavedTest['evidence'];

@@ -14,6 +14,13 @@ export interface SelectedTest {
   run?: { k: number; of: number };
 }
 
+/** What --gdb asked for (suite/gdb-step.ts): the test, gdb's batch script (none: the user's terminal), the kernel tree with its vmlinux. */
+export interface GdbAsk {
+  test: string;
+  batch?: string;
+  kernelTree?: string;
+}
+
 export interface SuiteRunInput {
   c: Pick<Config, 'timeouts' | 'failNth' | 'root' | 'cpus'>;
   suite: Suite;
@@ -34,6 +41,8 @@ export interface SuiteRunInput {
   /** A fresh guest in place of one the last test left untrusted. */
   fresh?: (why: string) => Promise<Guest>;
   update?: boolean;
+  /** --gdb TEST (suite/gdb-step.ts). */
+  gdb?: GdbAsk;
   /** --repeat's runs after the first on the same guest (--same-guest); --until-fail. */
   repeat?: { sameGuest: boolean; untilFail: boolean };
   log: (l: string) => void;

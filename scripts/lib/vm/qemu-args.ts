@@ -91,10 +91,21 @@ export function netArgs(s: Pick<VmSpec, 'sshPort' | 'guestNet'>): string[] {
 }
 
 export function consoleArgs(s: Pick<VmSpec, 'serialLog' | 'qmpSocket'>): string[] {
-  return ['-serial', `file:${escapeOptValue(s.serialLog)}`, '-qmp', `unix:${escapeOptValue(s.qmpSocket)},server=on,wait=off`];
+  return [
+    '-serial',
+    `file:${escapeOptValue(s.serialLog)}`,
+    '-qmp',
+    `unix:${escapeOptValue(s.qmpSocket)},server=on,wait=off`,
+    // QEMU's gdb stub, on a unix socket in the guest's own 0700 directory, never on TCP (kmodvm gdb, test --gdb).
+    '-gdb',
+    `unix:${escapeOptValue(gdbSocketOf(s.qmpSocket))},server=on,wait=off`,
+  ];
 }
 
 /** The socket of kmodvm's device-request port: beside the QMP socket (a run's, or a saved guest's own). */
+/** The gdb stub's socket, beside the QMP socket (debug/gdb.ts). */
+export const gdbSocketOf = (qmpSocket: string): string => path.join(path.dirname(qmpSocket), 'gdb.sock');
+
 export const deviceSocketOf = (qmpSocket: string): string => path.join(path.dirname(qmpSocket), 'device.sock');
 
 export function deviceArgs(s: Pick<VmSpec, 'devices' | 'qmpSocket'>): string[] {

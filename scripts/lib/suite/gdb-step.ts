@@ -1,0 +1,120 @@
+// test --gdb TEST: gdb attached to the guest after the test's modules are
+// loaded, with their symbols at their real addresses and the build tree's
+// paths mapped to the suite's; the test's command runs when gdb lets the
+// guest go, and the modules are unloaded only after gdb has ended (a
+// breakpoint left in freed module text would be written back into it).
+// Its result is a step of the test: gdb's exit and, in batch mode, its output.
+import { existsSync, statSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../core/config.ts';
+import { KmodvmError } from '../core/errors.ts';
+import { tail } from '../core/proc.ts';
+import { holdSigint } from '../core/signals.ts';
+import { settlesWithin } from '../core/wait.ts';
+import { GDB_REQUIREMENT, moduleSymbols, startGdb } from '../debug/gdb.ts';
+import { kaslrOffset } from '../debug/gdb-script.ts';
+import type { Guest } from '../guest/steps.ts';
+import { preflight } from '../host/preflight.ts';
+import type { CheckResult } from '../verdict/model.ts';
+import { gdbSocketOf } from '../vm/qemu-args.ts';
+import type { LoadedModule } from './test-plan.ts';
+import { fileSafe } from './test-plan.ts';
+import type { GdbAsk, SuiteRunInput } from './types.ts';
+
+/** The run's --gdb, if any: on a debug kernel its tree has the vmlinux with symbols. */
+export const gdbAsk = (c: Pick<Config, 'gdb' | 'gdbBatch' | 'debugKernel' | 'kernelBuildDir'>): GdbAsk | undefined =>
+  c.gdb ? { test: c.gdb, batch: c.gdbBatch || undefined, kernelTree: c.debugKernel ? c.kernelBuildDir : undefined } : undefined;
+
+/** gdb attached, and how to wait for its end. */
+export interface GdbRun {
+  /** The test's command runs this long at most while gdb is attached: a gdb at a terminal holds the guest as long as its user likes. */
+  appTimeoutS?: number;
+  finish: () => Promise<CheckResult>;
+}
+
+/** --gdb's bad input, before anything boots: a test the suite does not have or this run does not take, or a terminal gdb without a terminal. */
+export function checkGdbAsk(gdb: string, batch: string, tests: readonly { name: string }[], selected: readonly { name: string }[], isTTY: boolean): void {
+  if (!gdb) return;
+  const names = tests.map((t) => t.name);
+  if (!names.includes(gdb)) throw new KmodvmError('usage', `--gdb ${gdb}: the suite has no such test`, { hint: `the tests are: ${names.join(', ')}` });
+  if (!selected.some((t) => t.name === gdb))
+    throw new KmodvmError('usage', `--gdb ${gdb}: this run does not take that test (--only, --shard)`, { hint: `add --only ${gdb}` });
+  if (batch && !statSync(batch, { throwIfNoEntry: false })?.isFile())
+    throw new KmodvmError('usage', `--batch ${batch}: not a file`, { hint: 'give the gdb script gdb should run (docs/debugging.md)' });
+  if (!batch && !isTTY)
+    throw new KmodvmError('usage', '--gdb without --batch needs a terminal, and this run has none', {
+      hint: 'give gdb a script to run: --batch FILE (docs/debugging.md)',
+    });
+}
+
+/** Whether this run of a test is the one --gdb named (every run of it under --repeat: name#k). */
+export const gdbWanted = (asked: string, name: string): boolean => name === asked || name.replace(/#\d+$/, '') === asked;
+
+/** How long a batch gdb may run on after the test's command is done. */
+const BATCH_GRACE_MS = 5000;
+
+const KERNEL_TEXT = ['sh', '-c', "grep ' T _text$' /proc/kallsyms"];
+
+/** Attaches gdb to the guest with the loaded modules' symbols; returns once gdb has them (or has ended). */
+export async function attachGdb(
+  i: Pick<SuiteRunInput, 'c' | 'suite' | 'runDir' | 'log'>,
+  ask: GdbAsk,
+  guest: Guest,
+  testName: string,
+  modules: readonly LoadedModule[],
+): Promise<GdbRun> {
+  const t0 = Date.now();
+  await preflight(i.log, [GDB_REQUIREMENT]);
+  const dir = path.join(i.runDir, 'tests', fileSafe(testName), 'gdb');
+  const timeoutMs = i.c.timeouts.command * 1000;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const syms = await moduleSymbols(
+    guest.session,
+    modules.map((m) => ({ name: m.name, guestKo: m.guestKo, hostKo: m.host?.ko })),
+    dir,
+    timeoutMs,
+  );
+  const trees = [...new Set(modules.flatMap((m) => (m.host ? [m.host.tree] : [])))];
+  const inTree = (f: string): string | undefined => (ask.kernelTree && existsSync(path.join(ask.kernelTree, f)) ? path.join(ask.kernelTree, f) : undefined);
+  const vmlinux = inTree('vmlinux');
+  const offset = vmlinux ? kaslrOffset((await guest.session.exec(KERNEL_TEXT, { timeoutMs })).stdout) : 0n;
+  const batch = Boolean(ask.batch);
+  const release = batch ? () => {} : holdSigint();
+  if (!batch) i.log(`gdb: attached to the guest for test ${testName}; the test's command runs when gdb continues, and its modules unload when gdb quits`);
+  const g = await startGdb({
+    socket: gdbSocketOf(guest.qmpSocket!),
+    qmpSocket: guest.qmpSocket!,
+    dir,
+    plan: {
+      modules: syms,
+      substitute: trees.map((t) => [t, i.suite.root] as const),
+      vmlinux: vmlinux ? { file: vmlinux, offset } : undefined,
+      helpers: inTree('vmlinux-gdb.py'),
+      user: ask.batch,
+      batch,
+    },
+    readable: [...syms.map((s) => path.dirname(s.ko)), i.suite.root, ...trees, ...(ask.batch ? [ask.batch] : []), ...(ask.kernelTree ? [ask.kernelTree] : [])],
+    // Batch: the script's own deadline is the test's; at a terminal, a day.
+    timeoutMs: batch ? (i.c.timeouts.app + 60) * 1000 : 86_400_000,
+  });
+  const attached = await g.attached;
+  return {
+    appTimeoutS: batch ? undefined : 86_400,
+    finish: async () => {
+      // A batch script that ends waiting (a last `continue`) is ended once the test's command is done and gdb had its grace.
+      if (batch && !(await settlesWithin(g.done, BATCH_GRACE_MS))) g.end();
+      const r = await g.done.finally(release);
+      const out = `${r.stdout}\n${r.stderr}`.trim();
+      const ok = attached && (r.exitCode === 0 || r.ended === true);
+      return {
+        name: 'gdb',
+        ok,
+        failure: ok ? undefined : 'usage',
+        durationMs: Date.now() - t0,
+        message: `${attached ? 'attached' : 'did not attach'}; gdb ${r.ended ? `still ran ${BATCH_GRACE_MS / 1000} s after the test's command was done, so kmodvm ended it` : r.reason}${batch ? `; its output in ${path.relative(i.runDir, path.join(dir, 'gdb.log'))}` : ''}`,
+        evidence: batch ? tail(out, 40) : undefined,
+      };
+    },
+  };
+}
