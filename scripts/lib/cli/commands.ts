@@ -79,6 +79,11 @@ export const COMMANDS = {
     about: 'the running instances',
     options: ['cache-dir', 'help'],
   },
+  gdb: {
+    load: () => import('./commands/gdb.ts'),
+    about: "gdb on the instance, with its out-of-tree modules' symbols at their addresses (--batch FILE: a script, no terminal)",
+    options: ['name', 'batch', 'cache-dir', 'help'],
+  },
   down: {
     load: () => import('./commands/down.ts'),
     npm: 'npm run vm:down --',

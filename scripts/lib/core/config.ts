@@ -252,8 +252,6 @@ function checkBetweenFields(
   c: Pick<
     Config,
     | 'failNth'
-    | 'gdb'
-    | 'gdbBatch'
     | 'debugKernel'
     | 'root'
     | 'recipe'
@@ -270,7 +268,6 @@ function checkBetweenFields(
     | 'suite'
   >,
 ): void {
-  if (c.gdbBatch && !c.gdb) throw bad('gdbBatch', 'goes with --gdb TEST: the script runs when that test has loaded its modules', c.gdbBatch);
   if (c.failNth && !c.debugKernel)
     throw bad('failNth', "needs fault injection, which Debian's stock kernels do not have: add --kernel debian-12-debug", c.failNth);
   if (!existsSync(path.resolve(c.root, c.recipe))) {

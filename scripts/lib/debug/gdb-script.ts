@@ -31,20 +31,20 @@ export interface GdbPlan {
   marker?: string;
 }
 
-/** The guest's listing (`name address` per line, from the command in sectionsCommand) as a map; lines that are not a section and a hex address are dropped. */
+/** The guest's listing (`name:address` per line, grep's, from the command in sectionsCommand) as a map; lines that are not a section and a hex address are dropped. */
 export function parseSections(text: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const line of text.split('\n')) {
-    const m = /^(\S+) (0x[0-9a-f]+)$/.exec(line.trim());
+    const m = /^([^\s:]+):(0x[0-9a-f]+)$/.exec(line.trim());
     if (m && m[2] !== '0x0000000000000000') out.set(m[1], m[2]);
   }
   return out;
 }
 
-/** The guest command that lists a loaded module's sections and their addresses (root reads the real ones). */
+/** The guest command that lists a loaded module's sections and their addresses (root reads the real ones): one grep, not a cat a section (each program costs ~40 ms under TCG). */
 export function sectionsCommand(name: string): string[] {
   if (!/^[\w-]+$/.test(name)) throw new Error(`not a module name: ${name}`);
-  return ['sh', '-c', 'cd "/sys/module/$1/sections" && for f in .* *; do [ -f "$f" ] && echo "$f $(cat "$f")"; done; true', 'sh', name];
+  return ['sh', '-c', 'cd "/sys/module/$1/sections" && grep -s . .[!.]* *; true', 'sh', name];
 }
 
 /** gdb quotes a file name with spaces in double quotes, backslash-escaping quotes and backslashes. */

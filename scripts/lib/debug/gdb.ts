@@ -30,6 +30,7 @@ export interface GdbModule {
 /** Each loaded module's sections from the guest; its .ko from the host build, else copied from the guest into dir. */
 export async function moduleSymbols(session: SshSession, modules: readonly GdbModule[], dir: string, timeoutMs: number): Promise<ModuleSymbols[]> {
   const out: ModuleSymbols[] = [];
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   for (const m of modules) {
     const r = await session.exec(sectionsCommand(m.name), { timeoutMs });
     await writeFile(path.join(dir, `sections-${m.name}.txt`), r.stdout, { mode: 0o600 });

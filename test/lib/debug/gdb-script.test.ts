@@ -9,7 +9,7 @@ t.test("the guest's section listing of the netlink demo (recorded): every sectio
   t.match(s.get('.text'), /^0xffffffffc0[0-9a-f]{6}$/);
   t.ok(s.has('.data') && s.has('.bss') && s.has('.rodata'));
   t.same(
-    parseSections('.text 0x0000000000000000\ngarbage\n.data 0xffffffffc0001000\n'),
+    parseSections('.text:0x0000000000000000\ngarbage\n.data:0xffffffffc0001000\n'),
     new Map([['.data', '0xffffffffc0001000']]),
     'a zero address and junk are dropped',
   );

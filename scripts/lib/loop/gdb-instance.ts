@@ -1,0 +1,60 @@
+// kmodvm gdb [--name N] [--batch FILE]: gdb on a running instance (kmodvm up,
+// watch), with the symbols of every out-of-tree module loaded in it: the .ko
+// with its debug info from the instance's own build tree, else the guest's copy.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { glob } from 'zx';
+import type { Config } from '../core/config.ts';
+import { KmodvmError } from '../core/errors.ts';
+import type { RunResult } from '../core/end.ts';
+import { GDB_REQUIREMENT, moduleSymbols, startGdb } from '../debug/gdb.ts';
+import { holdSigint } from '../core/signals.ts';
+import { preflight } from '../host/preflight.ts';
+import { connect, requireRunning } from '../vm/instance.ts';
+import { gdbSocketOf } from '../vm/qemu-args.ts';
+
+/** The guest's loaded modules that taint the kernel as out-of-tree (O): the ones built by kmodvm or the user. */
+const OUT_OF_TREE = ['sh', '-c', 'grep -ls O /sys/module/*/taint; true'];
+
+/** Where a module's .ko sits: the build tree's file of that name (the kernel writes - as _), without following links. */
+async function hostKo(tree: string, name: string): Promise<string | undefined> {
+  if (!existsSync(tree)) return undefined;
+  const kos = await glob('**/*.ko', { cwd: tree, onlyFiles: true, followSymbolicLinks: false, deep: 8, ignore: ['**/.kmodvm-*/**'] });
+  const hit = kos.find((f) => path.basename(f, '.ko').replace(/-/g, '_') === name);
+  return hit && path.join(tree, hit);
+}
+
+export async function gdbOnInstance(c: Pick<Config, 'cacheDir' | 'name' | 'gdbBatch' | 'timeouts'>, log: (l: string) => void): Promise<RunResult> {
+  const s = await requireRunning(c, c.name, log);
+  await preflight(log, [GDB_REQUIREMENT]);
+  const batch = c.gdbBatch || undefined;
+  if (!batch && !process.stdin.isTTY) throw new KmodvmError('usage', 'kmodvm gdb without --batch needs a terminal, and this one has none', { hint: 'give gdb a script: --batch FILE' });
+  const session = await connect(s);
+  const dir = path.join(s.dir, 'gdb');
+  const tree = path.join(s.dir, 'build');
+  try {
+    const listed = (await session.exec(OUT_OF_TREE, { timeoutMs: c.timeouts.command * 1000 })).stdout.split('\n');
+    const names = listed.map((l) => /^\/sys\/module\/([\w-]+)\/taint$/.exec(l)?.[1]).filter((n): n is string => Boolean(n));
+    const mods = await Promise.all(names.map(async (name) => ({ name, guestKo: `/sys/module/${name}`, hostKo: await hostKo(tree, name) })));
+    // A module without a host copy (built in the guest) is looked for where kmodvm uploads: its .ko there.
+    for (const m of mods.filter((x) => !x.hostKo)) {
+      const f = await session.exec(['find', '/root/kmodvm', '-name', `${m.name}.ko`, '-type', 'f'], { timeoutMs: c.timeouts.command * 1000 });
+      m.guestKo = f.stdout.split('\n')[0] || `${m.name}.ko`;
+    }
+    const syms = await moduleSymbols(session, mods, dir, c.timeouts.command * 1000);
+    log(`gdb: ${syms.length ? `symbols of ${syms.map((m) => m.name).join(', ')}` : 'no out-of-tree module is loaded: only the kernel, without its symbols'}`);
+    const here = path.join(process.cwd(), 'kmodvm.yaml');
+    const release = batch ? () => {} : holdSigint();
+    const g = await startGdb({
+      socket: gdbSocketOf(path.join(s.dir, 'qmp.sock')),
+      qmpSocket: path.join(s.dir, 'qmp.sock'),
+      dir,
+      plan: { modules: syms, substitute: existsSync(here) ? [[tree, process.cwd()]] : [], user: batch, batch: Boolean(batch) },
+      readable: [tree, ...(batch ? [batch] : []), ...(existsSync(here) ? [process.cwd()] : [])],
+      timeoutMs: batch ? c.timeouts.app * 1000 : 86_400_000,
+    });
+    return await g.done.finally(release);
+  } finally {
+    session.close();
+  }
+}
