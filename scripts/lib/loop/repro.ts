@@ -15,7 +15,7 @@ import type { RunReport } from '../verdict/model.ts';
 
 export const reproSchema = z.object({
   kmodvm: z.string(),
-  /** The suite file, relative to the directory kmodvm ran in ('' for a --module-dir run). */
+  /** The suite file, relative to its repository's root, else to where kmodvm ran ('' for a --module-dir run). */
   suite: z.string(),
   /** Where it was, for a rerun on the same machine from another directory. */
   suiteAbs: z.string(),
@@ -44,6 +44,14 @@ export const kmodvmVersion = (root: string): string => {
   }
 };
 
+/** What a suite's path is kept relative to: its repository's root (the nearest directory up with .git), else where kmodvm ran. CI runs kmodvm from elsewhere (the action's own checkout), and a rerun starts at the repository's root. */
+export function reproBase(suite: string, cwd: string): string {
+  for (let d = path.dirname(suite); ; d = path.dirname(d)) {
+    if (existsSync(path.join(d, '.git'))) return d;
+    if (path.dirname(d) === d) return cwd;
+  }
+}
+
 const sha256Of = (file: string): string => (existsSync(file) ? createHash('sha256').update(readFileSync(file)).digest('hex') : '');
 
 /** What a failed run needs to run again. */
@@ -56,7 +64,7 @@ export function reproOf(
   const file = r.suite && path.isAbsolute(r.suite) ? r.suite : '';
   return {
     kmodvm: kmodvmVersion(c.root),
-    suite: file ? path.relative(cwd, file) || path.basename(file) : '',
+    suite: file ? path.relative(reproBase(file, cwd), file) || path.basename(file) : '',
     suiteAbs: file,
     suiteSha256: file ? sha256Of(file) : '',
     kernel: c.kernel,
