@@ -6,7 +6,7 @@
 // is on its own guest); --until-fail stops at the first failure; a failed
 // run's reproduce.sh, run from another copy of the repository as a run
 // downloaded from CI would be, fails again with the same class. Never skipped.
-import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -57,7 +57,34 @@ t.test('--until-fail stops at the first failed run and says where', async (t) =>
   const r = await kmodvm(['test', '--only', 'count', '--repeat', '10', '--same-guest', '--until-fail']);
   t.equal(r.exitCode, 12, r.out);
   t.equal(r.report.tests.length, 3);
-  t.match(r.report.checks.find((x: { name: string }) => x.name === 'repeat').evidence, /stopped at the first failure \(--until-fail\): count#3, 3 of 10 runs/);
+  t.match(r.report.checks.find((x: { name: string }) => x.name === 'repeat').evidence, /stopped at the first failure: count#3, 3 of 10 runs/);
+});
+
+t.test("--keep-on-fail=NAME: the failed run's guest stays up as an instance, as the test left it; ssh, gdb and down reach it", async (t) => {
+  const name = `kept-${process.pid}`;
+  const r = await kmodvm(['test', '--only', 'count', '--repeat', '10', '--same-guest', `--keep-on-fail=${name}`]);
+  t.teardown(() => kmodvm(['down', '--name', name]).then(() => undefined));
+  t.equal(r.exitCode, 12, r.out);
+  t.equal(r.report.tests.length, 3, 'it stopped at the first failure');
+  t.match(
+    r.report.checks.find((x: { name: string }) => x.name === 'keep-on-fail'),
+    { ok: true, message: new RegExp(`kept up as instance ${name}`) },
+  );
+  t.match(r.stderr, new RegExp(`kmodvm gdb --name ${name}`));
+  t.match((await kmodvm(['status'])).stdout, new RegExp(`^${name} `, 'm'));
+  const count = await kmodvm(['ssh', '--name', name, '--', 'cat', '/run/kmodvm-flaky-count']);
+  t.equal(count.stdout.trim(), '3', 'the guest the third run failed on');
+  const script = path.join(work, 'kept.gdb');
+  writeFileSync(script, 'print 6*7\n');
+  const gdb = await kmodvm(['gdb', '--name', name, '--batch', script]);
+  t.equal(gdb.exitCode, 0, gdb.out);
+  t.match(gdb.stdout, /\$1 = 42/);
+  t.match(gdb.stdout, /detached/);
+  t.equal((await kmodvm(['ssh', '--name', name, '--', 'true'])).exitCode, 0, 'the guest runs on after gdb');
+  const down = await kmodvm(['down', '--name', name]);
+  t.equal(down.exitCode, 0);
+  const taken = await kmodvm(['test', '--keep-on-fail=x', '--reuse', 'x']);
+  t.equal(taken.exitCode, 2, 'with --reuse: bad input');
 });
 
 t.test('reproduce.sh of the failed run, from another copy of the repository (a CI download): the same tests, the same failure class', async (t) => {

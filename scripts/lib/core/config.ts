@@ -103,6 +103,8 @@ export interface Config {
   /** gdb on this test after its modules load (suite/gdb-step.ts), at the terminal or running the script gdbBatch. Default '' (none). Flags --gdb TEST, --batch FILE. */
   gdb: string;
   gdbBatch: string;
+  /** Keep the guest of the first failed test up as this instance (kmodvm ssh/logs/gdb/down --name). Default '' (off). Flag --keep-on-fail[=NAME], NAME default failed. */
+  keepOnFail: string;
   /** Let the guest reach the host's network and services (QEMU's user network without restrict=on). Default false: the guest reaches nothing outside it; only the forwarded SSH port comes in. Flag --guest-net. */
   guestNet: boolean;
   /** Print the plan and the exact QEMU command, run nothing. Default false. Flag --dry-run. */
@@ -173,6 +175,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot(),
     repro: '',
     gdb: '',
     gdbBatch: '',
+    keepOnFail: '',
     timeouts: { boot: 180, build: 600, load: 60, app: 60, command: 60 },
   };
 }
@@ -210,6 +213,7 @@ const configSchema = z.looseObject({
   timeouts: z.object({ boot: seconds, build: seconds, load: seconds, app: seconds, command: seconds }),
   name: z.string().regex(instanceName, 'must be 1-32 letters, digits, _ or -'),
   reuse: z.string().refine((v) => v === '' || instanceName.test(v), 'must name an instance (1-32 letters, digits, _ or -)'),
+  keepOnFail: z.string().refine((v) => v === '' || instanceName.test(v), 'must name an instance (1-32 letters, digits, _ or -)'),
   mirror: z.string().refine((v) => v === '' || /^(https?|file):\/\/\S+$/.test(v), 'must be an http(s):// or file:// URL'),
   kernel: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/, 'must be a name such as debian-12'),
   shard: z.string().refine((v) => v === '' || /^\d+\/\d+$/.test(v), 'must be I/N, e.g. 2/4'),

@@ -5,10 +5,10 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { glob } from 'zx';
 import type { Config } from '../core/config.ts';
-import { KmodvmError } from '../core/errors.ts';
 import type { RunResult } from '../core/end.ts';
-import { GDB_REQUIREMENT, moduleSymbols, startGdb } from '../debug/gdb.ts';
+import { KmodvmError } from '../core/errors.ts';
 import { holdSigint } from '../core/signals.ts';
+import { GDB_REQUIREMENT, moduleSymbols, startGdb } from '../debug/gdb.ts';
 import { preflight } from '../host/preflight.ts';
 import { connect, requireRunning } from '../vm/instance.ts';
 import { gdbSocketOf } from '../vm/qemu-args.ts';
@@ -28,7 +28,8 @@ export async function gdbOnInstance(c: Pick<Config, 'cacheDir' | 'name' | 'gdbBa
   const s = await requireRunning(c, c.name, log);
   await preflight(log, [GDB_REQUIREMENT]);
   const batch = c.gdbBatch || undefined;
-  if (!batch && !process.stdin.isTTY) throw new KmodvmError('usage', 'kmodvm gdb without --batch needs a terminal, and this one has none', { hint: 'give gdb a script: --batch FILE' });
+  if (!batch && !process.stdin.isTTY)
+    throw new KmodvmError('usage', 'kmodvm gdb without --batch needs a terminal, and this one has none', { hint: 'give gdb a script: --batch FILE' });
   const session = await connect(s);
   const dir = path.join(s.dir, 'gdb');
   const tree = path.join(s.dir, 'build');

@@ -3,12 +3,13 @@ import type { Config } from '../core/config.ts';
 import { gdbAsk } from '../suite/gdb-step.ts';
 import type { SuiteRunInput } from '../suite/types.ts';
 
-/** --update, --repeat's guest and --until-fail, --gdb. On a kept instance the repeats stay on it: restarting the user's instance for each run is not what --reuse asked for. */
+/** --update, --repeat's guest, --until-fail and --keep-on-fail, --gdb. On a kept instance the repeats stay on it: restarting the user's instance for each run is not what --reuse asked for. */
 export const runFlags = (
-  c: Pick<Config, 'update' | 'sameGuest' | 'untilFail' | 'gdb' | 'gdbBatch' | 'debugKernel' | 'kernelBuildDir'>,
+  c: Pick<Config, 'update' | 'sameGuest' | 'untilFail' | 'keepOnFail' | 'gdb' | 'gdbBatch' | 'debugKernel' | 'kernelBuildDir'>,
   o: { instance: boolean },
 ): Pick<SuiteRunInput, 'update' | 'repeat' | 'gdb'> => ({
   update: c.update,
-  repeat: { sameGuest: o.instance || c.sameGuest, untilFail: c.untilFail },
+  // --keep-on-fail stops at the first failed test too: its guest is the one kept.
+  repeat: { sameGuest: o.instance || c.sameGuest, untilFail: c.untilFail || Boolean(c.keepOnFail), keep: Boolean(c.keepOnFail) },
   gdb: gdbAsk(c),
 });

@@ -34,6 +34,7 @@ import { assemble, newRunDir } from './assemble.ts';
 import { bootVm, kvmClockCheck } from './boot.ts';
 import { buildModeFor, startHostBuild } from './build-start.ts';
 import { testOnInstance } from './instance-run.ts';
+import { checkKeepName, keepAsInstance } from './keep.ts';
 import { byoKernel, kernelLabel, withDebugKernel } from './kernel-choice.ts';
 import { pickAccel } from './pick-accel.ts';
 import { planRun, type RunPlan } from './plan.ts';
@@ -88,6 +89,7 @@ export async function runVmTest(c0: Config, o: RunOptions): Promise<RunReport> {
   // Bad input fails before anything starts.
   const plan = planRun(c0, await resolveSuite(c0));
   const c = plan.options;
+  await checkKeepName(c);
   const rules = loadRules(splatRuleFiles(c));
   const { accel, note, probeKvm } = await pickAccel(c);
   if (c.dryRun) {
@@ -188,11 +190,18 @@ async function prepareRun(plan: RunPlan, accel: 'kvm' | 'tcg', note: string | un
   return { plan, c, rs, img, runDir, started, byo, hostBuild, releaseTree, report };
 }
 
+/** Under --keep-on-fail a guest starts detached, so that it can outlive this run (killed at its end unless it is kept). */
+const keptBoot = (c: Pick<Config, 'keepOnFail'>, dir: string) => (c.keepOnFail ? { stderrFile: path.join(dir, 'qemu.stderr') } : undefined);
+
 /** Boots (or resumes) the first guest; its checks: boot, and on KVM the clock. A boot failure is a failed check, not a throw. */
 async function bootFirst(run: PreparedRun, g: Guests, o: { probeKvm: boolean; rules: CompiledRules; log: (l: string) => void }): Promise<CheckResult[]> {
   const { c, img, runDir, report } = run;
   try {
-    const b = await bootVm(c, img, report.accel as 'kvm' | 'tcg', runDir, o.log, { probeKvm: o.probeKvm, byoInitrd: run.byo?.initrd });
+    const b = await bootVm(c, img, report.accel as 'kvm' | 'tcg', runDir, o.log, {
+      probeKvm: o.probeKvm,
+      byoInitrd: run.byo?.initrd,
+      detached: keptBoot(c, runDir),
+    });
     g.vm = b.vm;
     g.session = b.session;
     g.count = 1;
@@ -224,7 +233,7 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: CheckResult[],
     await g.vm?.kill();
     const dir = path.join(runDir, `guest-${++g.count}`);
     await mkdirPrivate(dir);
-    const b = await bootVm(c, img, report.accel as 'kvm' | 'tcg', dir, log, { byoInitrd: run.byo?.initrd });
+    const b = await bootVm(c, img, report.accel as 'kvm' | 'tcg', dir, log, { byoInitrd: run.byo?.initrd, detached: keptBoot(c, dir) });
     g.vm = b.vm;
     g.session = b.session;
     g.serials.push(b.vm.spec.serialLog);
@@ -247,19 +256,40 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: CheckResult[],
     ...runFlags(c, { instance: false }),
     log,
   });
-  const session = r.guest.session;
-  const t1 = Date.now();
-  await session.exec(['sh', '-c', 'echo o > /proc/sysrq-trigger'], { timeoutMs: 5000 }).catch(() => undefined);
-  session.close();
-  g.session = undefined;
-  await settlesWithin(g.vm!.waitExit(), 5000);
-  await g.vm!.kill();
-  const tail: CheckResult[] = [{ name: 'poweroff', ok: true, durationMs: Date.now() - t1 }];
+  const tail: CheckResult[] = [c.keepOnFail && r.stoppedAt ? await keep(run, g, r.stoppedAt, log) : await powerOff(g)];
   // A hung test made kmodvm ask for a sysrq task dump: only then is one in the run's log ours (suite/judge-test.ts).
   tail.push(
     (run.c.failNth ? failNthSplatCheck : noSplatCheck)(r.kernelLog, await consoles(g.serials), rules, undefined, { ownDump: askedForDump(run.runDir) }),
   );
   return assemble(report, head, r, tail, run.started);
+}
+
+/** Powers the guest off (sysrq o), and kills it after a grace period. */
+async function powerOff(g: Guests): Promise<CheckResult> {
+  const t1 = Date.now();
+  await g.session?.exec(['sh', '-c', 'echo o > /proc/sysrq-trigger'], { timeoutMs: 5000 }).catch(() => undefined);
+  g.session?.close();
+  g.session = undefined;
+  await settlesWithin(g.vm!.waitExit(), 5000);
+  await g.vm!.kill();
+  return { name: 'poweroff', ok: true, durationMs: Date.now() - t1 };
+}
+
+/** --keep-on-fail: the failed test's guest stays up as an instance, and this run lets go of it. */
+async function keep(run: PreparedRun, g: Guests, failed: string, log: (l: string) => void): Promise<CheckResult> {
+  const kept = await keepAsInstance(run.c, {
+    vm: g.vm!,
+    img: run.img,
+    byo: Boolean(run.byo),
+    accel: run.report.accel,
+    kernelVersion: run.report.kernelVersion ?? '',
+    failed,
+  });
+  g.session?.close();
+  g.session = undefined;
+  g.vm = undefined;
+  log(`${kept.message}:\n  ${kept.evidence!.split('\n').join('\n  ')}`);
+  return kept;
 }
 
 /** The consoles of a run's guests, joined. */

@@ -35,7 +35,8 @@ export interface GdbRun {
 
 /** --gdb's bad input, before anything boots: a test the suite does not have or this run does not take, or a terminal gdb without a terminal. */
 export function checkGdbAsk(gdb: string, batch: string, tests: readonly { name: string }[], selected: readonly { name: string }[], isTTY: boolean): void {
-  if (!gdb && batch) throw new KmodvmError('usage', '--batch goes with --gdb TEST: the script runs when that test has loaded its modules', { hint: 'add --gdb TEST' });
+  if (!gdb && batch)
+    throw new KmodvmError('usage', '--batch goes with --gdb TEST: the script runs when that test has loaded its modules', { hint: 'add --gdb TEST' });
   if (!gdb) return;
   const names = tests.map((t) => t.name);
   if (!names.includes(gdb)) throw new KmodvmError('usage', `--gdb ${gdb}: the suite has no such test`, { hint: `the tests are: ${names.join(', ')}` });

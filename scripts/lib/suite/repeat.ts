@@ -71,7 +71,7 @@ export function flakyCheck(rates: readonly PassRate[], o: { seed?: number; stopp
   const flaky = rates.filter((r) => r.flaky);
   const lines = rates.map((r) => `${r.name}: ${rateWords(r)}${r.flaky ? ', flaky' : ''}`);
   if (o.seed !== undefined) lines.push(`order: shuffled with seed ${o.seed} (--shuffle=${o.seed} runs it again)`);
-  if (o.stoppedAt) lines.push(`stopped at the first failure (--until-fail): ${o.stoppedAt}`);
+  if (o.stoppedAt) lines.push(`stopped at the first failure: ${o.stoppedAt}`);
   const message = flaky.length
     ? `flaky: ${flaky.map((r) => `${r.name} (${r.passed}/${r.runs})`).join(', ')}`
     : rates.map((r) => `${r.name} ${r.passed}/${r.runs}`).join(', ');

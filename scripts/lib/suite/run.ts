@@ -34,7 +34,7 @@ export interface SuiteRunResult {
   kernelLog: string;
   untrusted?: string;
   guest: Guest;
-  /** --until-fail stopped the runs here. */
+  /** --until-fail (or --keep-on-fail) stopped the runs here. */
   stoppedAt?: string;
 }
 
@@ -173,7 +173,7 @@ async function runTests(i: SuiteRunInput, res: SuiteRunResult, first: Prepared, 
     res.tests.push(done);
     if (i.repeat?.untilFail && !done.ok) {
       res.stoppedAt = `${sel.test.name}, ${at + 1} of ${i.tests.length} runs`;
-      i.log(`stopped at the first failure (--until-fail): ${res.stoppedAt}`);
+      i.log(`stopped at the first failure (--until-fail${i.repeat.keep ? ', --keep-on-fail' : ''}): ${res.stoppedAt}`);
       break;
     }
   }

@@ -44,6 +44,6 @@ export interface SuiteRunInput {
   /** --gdb TEST (suite/gdb-step.ts). */
   gdb?: GdbAsk;
   /** --repeat's runs after the first on the same guest (--same-guest); --until-fail. */
-  repeat?: { sameGuest: boolean; untilFail: boolean };
+  repeat?: { sameGuest: boolean; untilFail: boolean; keep?: boolean };
   log: (l: string) => void;
 }
