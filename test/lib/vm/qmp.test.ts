@@ -70,7 +70,7 @@ t.test('connect: a dead QEMU fails at once; a socket that never comes fails at t
   await t.rejects(Qmp.connect(missing, { deadlineMs: 5000, alive: () => false }), /QEMU exited before its QMP socket was up/);
   const t0 = Date.now();
   await t.rejects(Qmp.connect(missing, { deadlineMs: 200, alive: () => true }), /no QMP socket at .* within 200 ms/);
-  t.ok(Date.now() - t0 < 2000, 'gave up near the deadline');
+  t.ok(Date.now() - t0 < 5000, 'gave up near the deadline, not at the 5 s one');
 });
 
 t.test('a QEMU that never sends its greeting, or never answers, ends in a QmpError within the reply timeout', async (t) => {
@@ -80,8 +80,8 @@ t.test('a QEMU that never sends its greeting, or never answers, ends in a QmpErr
   await new Promise<void>((r) => srv.listen(silent, r));
   t.teardown(() => srv.close());
   const t0 = Date.now();
-  await t.rejects(Qmp.connect(silent, { deadlineMs: 2000, alive: () => true, replyMs: 200 }), /no answer to the greeting within 200 ms/);
-  t.ok(Date.now() - t0 < 1500, 'it did not wait for the connect deadline');
+  await t.rejects(Qmp.connect(silent, { deadlineMs: 20_000, alive: () => true, replyMs: 200 }), /no answer to the greeting within 200 ms/);
+  t.ok(Date.now() - t0 < 10_000, 'it did not wait for the connect deadline');
   const mute = path.join(dir, 'mute.sock');
   const greetsOnly = net.createServer((c) => c.write(`${recorded.split('\n')[0]}\n`));
   await new Promise<void>((r) => greetsOnly.listen(mute, r));
