@@ -32,6 +32,8 @@ export interface BenchResult {
     debug_kernel_vs_warm: number | null;
     /** #25's bar: a warm run with a hot-plugged device, over a plain warm run (target ≤ 1.5). */
     devices_vs_warm: number | null;
+    /** #26's bar: one more --repeat run over a plain resume (target: a repeat ≤ 1.5 s). */
+    repeat_run_vs_resume: number | null;
     cli_start_compiled_vs_tsx: number | null;
     ssh_true_compiled_vs_tsx: number | null;
   };
@@ -57,6 +59,7 @@ export function summarize(rows: readonly BenchRow[], runs: number, accel: string
       sandbox_vs_plain_process: ratio(medians_s.sandbox_20, medians_s.plain_20),
       debug_kernel_vs_warm: ratio(medians_s.warm_vm_test_debug, medians_s.warm_vm_test),
       devices_vs_warm: ratio(medians_s.warm_vm_test_edu, medians_s.warm_vm_test),
+      repeat_run_vs_resume: ratio(medians_s.repeat_per_run, medians_s.resume_to_ssh),
       cli_start_compiled_vs_tsx: ratio(medians_s.cli_start, medians_s.cli_start_tsx),
       ssh_true_compiled_vs_tsx: ratio(medians_s.ssh_true, medians_s.ssh_true_tsx),
     },
@@ -78,6 +81,7 @@ export function markdownTable(rows: readonly BenchRow[], r: BenchResult): string
     `| \`--memcheck\` / warm | ${r.ratios.memcheck_vs_warm ?? 'n/a'} | |`,
     `| debug kernel / warm | ${r.ratios.debug_kernel_vs_warm ?? 'n/a'} | |`,
     `| resume + a hot-plugged device (edu) / warm | ${r.ratios.devices_vs_warm ?? 'n/a'} | |`,
+    `| one more --repeat run / resume | ${r.ratios.repeat_run_vs_resume ?? 'n/a'} | |`,
     `| a sandboxed process / a plain one | ${r.ratios.sandbox_vs_plain_process ?? 'n/a'} | |`,
     `| CLI start, compiled / tsx | ${r.ratios.cli_start_compiled_vs_tsx ?? 'n/a'} | |`,
     `| \`kmodvm ssh -- true\`, compiled / tsx | ${r.ratios.ssh_true_compiled_vs_tsx ?? 'n/a'} | |`,

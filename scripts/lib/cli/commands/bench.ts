@@ -6,6 +6,7 @@ import { KmodvmError } from '../../core/errors.ts';
 import { chooseAccel, hostFacts } from '../../host/accel.ts';
 import { ensureImage } from '../../image/build.ts';
 import { benchCli } from '../../loop/bench-cli.ts';
+import { benchDebugging } from '../../loop/bench-debugging.ts';
 import { type Bench, benchBoot, benchClassic, benchFloor, benchSandbox, benchScale, benchWarm, benchWatch } from '../../loop/bench-rows.ts';
 import { type BenchRow, markdownTable, summarize } from '../../loop/bench-table.ts';
 import { log } from '../cli.ts';
@@ -31,7 +32,7 @@ export async function run(i: Invocation): Promise<number> {
   };
 
   const b: Bench = { c, img, accel, out, runs, want, row, log };
-  for (const measure of [benchFloor, benchBoot, benchWarm, benchWatch, benchScale, benchClassic, benchSandbox]) await measure(b);
+  for (const measure of [benchFloor, benchBoot, benchWarm, benchWatch, benchScale, benchClassic, benchSandbox, benchDebugging]) await measure(b);
   await benchCli(c, runs, row, { want, log });
   const cold = row('cold_image_build', 'cold image build (from the image manifest, once)');
   cold.samples.push(img.manifest.buildSeconds);
