@@ -161,6 +161,14 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
   };
 }
 
+/** YAML's flow list `[edu,id=edu0]` is two items, split at the comma: say so when that is what happened. */
+export function deviceHint(specs: readonly string[], k: number): string {
+  const next = specs[k + 1];
+  if (!specs[k].includes('=') && next !== undefined && /^[\w.-]+=/.test(next))
+    return `YAML split "${specs[k]},${next}" at its comma ([a, b] is a list of two): quote it, devices: ["${specs[k]},${next}"], or write one device a line (- ${specs[k]},${next}) (docs/devices.md)`;
+  return 'write it as QEMU -device takes it, with an id: edu,id=edu0 (docs/devices.md)';
+}
+
 /** Every suite and test device id, with the field that first named it. */
 type SeenIds = Map<string, string>;
 
@@ -170,7 +178,7 @@ function decls(file: string, where: Where, specs: readonly string[], at: (string
   return specs.map((spec, k) => {
     const field = fieldName([...at, k]);
     const d = declOf(spec);
-    if (typeof d === 'string') throw usage(file, where([...at, k]), field, d, 'write it as QEMU -device takes it, with an id: edu,id=edu0 (docs/devices.md)');
+    if (typeof d === 'string') throw usage(file, where([...at, k]), field, d, deviceHint(specs, k));
     if (refusedDriver(d.driver, refusedDrivers()))
       throw usage(
         file,

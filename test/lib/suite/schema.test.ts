@@ -138,3 +138,9 @@ t.test('make:, target:, load: and skip: (#29.3, #29.10): bad values name the lin
     /3: modules\[0\]\.skip\[0\]: must be a module name or a glob/,
   );
 });
+
+t.test("devices: [edu,id=edu0] in YAML's flow form is two items; the hint says so and how to write it", async (t) => {
+  const { deviceHint } = await import('../../../scripts/lib/suite/load.ts');
+  t.match(deviceHint(['edu', 'id=edu0'], 0), /YAML split "edu,id=edu0" at its comma[\s\S]*\["edu,id=edu0"\]/);
+  t.match(deviceHint(['edu'], 0), /^write it as QEMU -device takes it/);
+});
