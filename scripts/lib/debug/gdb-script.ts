@@ -50,13 +50,13 @@ export function sectionsCommand(name: string): string[] {
 /** gdb quotes a file name with spaces in double quotes, backslash-escaping quotes and backslashes. */
 const q = (s: string): string => `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 
-/** add-symbol-file at the module's real addresses: .text first, then every other section it has. */
+/** add-symbol-file at the module's real addresses: .text first, then every other section it has (a module whose code is all in .text.unlikely, .init.text and .exit.text has no .text). */
 export function addSymbolFile(m: ModuleSymbols): string {
   const text = m.sections.get('.text');
-  if (!text) throw new Error(`module ${m.name}: the guest gave no .text address`);
+  if (!m.sections.size) throw new Error(`module ${m.name}: the guest gave no section addresses`);
   // The kernel's own copies of the symbol table (for kallsyms) are no sections of the .ko's.
   const rest = [...m.sections].filter(([s]) => s !== '.text' && !s.startsWith('.note') && !['.gnu.linkonce.this_module', '.symtab', '.strtab'].includes(s));
-  return [`add-symbol-file ${q(m.ko)} ${text}`, ...rest.map(([s, a]) => `-s ${s} ${a}`)].join(' ');
+  return [`add-symbol-file ${q(m.ko)}${text ? ` ${text}` : ''}`, ...rest.map(([s, a]) => `-s ${s} ${a}`)].join(' ');
 }
 
 /** The offset KASLR moved the kernel by: _text as the guest's kallsyms says, less where x86_64 links it. */

@@ -35,7 +35,7 @@ export async function moduleSymbols(session: SshSession, modules: readonly GdbMo
     const r = await session.exec(sectionsCommand(m.name), { timeoutMs });
     await writeFile(path.join(dir, `sections-${m.name}.txt`), r.stdout, { mode: 0o600 });
     const sections = parseSections(r.stdout);
-    if (!sections.has('.text')) throw new KmodvmError('usage', `gdb: module ${m.name} is not loaded in the guest (no /sys/module/${m.name}/sections/.text)`);
+    if (!sections.size) throw new KmodvmError('usage', `gdb: module ${m.name} is not loaded in the guest (no /sys/module/${m.name}/sections/)`);
     let ko = m.hostKo;
     if (!ko) {
       const b = await session.exec(['base64', '-w0', m.guestKo], { timeoutMs });

@@ -148,7 +148,7 @@ async function loadRunUnload(
   let gdbResult: CheckResult | undefined;
   if (loaded === loads.length) {
     // --gdb TEST: gdb attaches with the loaded modules' symbols; the command runs when gdb lets the guest go; unloading waits for gdb's end.
-    const gdb = i.gdb && gdbWanted(i.gdb.test, test.name) ? await attachGdb(i, i.gdb, guest, test.name, modules) : undefined;
+    const gdb = i.gdb && gdbWanted(i.gdb.test, test.name) ? await attachGdb(i, i.gdb, guest, test.name, modules).catch(gdbFailed) : undefined;
     run = await runStep(s, runStepSpec(test.run, gdb?.appTimeoutS ?? test.timeoutS ?? c.timeouts.app));
     await record(run);
     if (run.result.timedOut) hang = await hangEvidence(i, guest);
@@ -182,6 +182,13 @@ async function loadRunUnload(
       );
   return { loads, run, unloads, hang, layouts: env.layouts, checkSteps, gdb: gdbResult };
 }
+
+/** gdb could not be set up (a module without sections, no stub, a busy stub): a failed gdb step; the test runs on without it. */
+const gdbFailed = (e: unknown) => {
+  if (!(e instanceof KmodvmError)) throw e;
+  const failed: CheckResult = { name: 'gdb', ok: false, failure: e.failure, durationMs: 0, message: e.message, evidence: e.hint && `next: ${e.hint}` };
+  return { appTimeoutS: undefined, finish: async () => failed };
+};
 
 type Evidence = SavedTest['evidence'];
 

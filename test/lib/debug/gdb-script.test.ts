@@ -21,7 +21,9 @@ t.test("add-symbol-file: .text first, the others with -s, without the kernel's c
   t.match(line, new RegExp(`^add-symbol-file "/b/m n/x.ko" ${sections.get('.text')} -s `));
   t.match(line, new RegExp(`-s \\.data ${sections.get('.data')}`));
   t.notMatch(line, /\.symtab|\.strtab|-s \.text /);
-  t.throws(() => addSymbolFile({ name: 'm', ko: 'x.ko', sections: new Map() }), /no \.text address/);
+  t.throws(() => addSymbolFile({ name: 'm', ko: 'x.ko', sections: new Map() }), /no section addresses/);
+  const cold = addSymbolFile({ name: 'alpha', ko: '/a.ko', sections: new Map([['.text.unlikely', '0xffffffffc0288000']]) });
+  t.equal(cold, 'add-symbol-file "/a.ko" -s .text.unlikely 0xffffffffc0288000', 'all its code in .text.unlikely: no .text to give');
 });
 
 t.test('the script: attach, symbols, the path map, the marker, the user script; batch detaches so the guest runs on', async (t) => {
