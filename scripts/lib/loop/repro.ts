@@ -17,7 +17,7 @@ export const reproSchema = z.object({
   kmodvm: z.string(),
   /** The suite file, relative to its repository's root, else to where kmodvm ran ('' for a --module-dir run). */
   suite: z.string(),
-  /** Where it was, for a rerun on the same machine from another directory. */
+  /** Where it was, for the message when it is not found here (never opened). */
   suiteAbs: z.string(),
   suiteSha256: z.string(),
   kernel: z.string(),
@@ -131,10 +131,11 @@ export async function readRepro(dir: string): Promise<Repro> {
 /** The Config fields a rerun takes from the failed run; the suite is looked for from where the user is. */
 export function reproConfig(x: Repro, dir: string, cwd: string): Partial<Config> {
   if (!x.suite) throw new KmodvmError('usage', `--repro ${dir}: that run had no suite file (--module-dir)`, { hint: 'run it again with its own flags' });
-  const suite = [path.resolve(cwd, x.suite), x.suiteAbs].find((f) => f && existsSync(f)) ?? path.resolve(cwd, x.suite);
-  if (!existsSync(suite))
+  // Only under the current directory: a run directory comes from elsewhere (CI), and no path it names is followed.
+  const suite = path.resolve(cwd, x.suite);
+  if (path.isAbsolute(x.suite) || x.suite.split(/[\\/]/).includes('..') || !existsSync(suite))
     throw new KmodvmError('usage', `--repro ${dir}: the run's suite ${x.suite} is not here (${suite})`, {
-      hint: 'run it from the directory kmodvm ran in: the repository, at the commit CI tested',
+      hint: `run it from the repository's root (the suite was ${x.suiteAbs || x.suite} where it ran), at the commit that was tested`,
     });
   const shuffle = x.seed === undefined ? {} : { shuffle: String(x.seed) };
   return {

@@ -102,7 +102,9 @@ t.test('--repro on what is not a failed run, or from where its suite is not: bad
   await writeFile(path.join(d, 'repro.json'), '{"kmodvm": 1}');
   await t.rejects(readRepro(d), /field `kmodvm`/);
   const x = reproOf(c, report(d, [{ name: 'a', ok: false, durationMs: 0, checks: [] }]), d);
-  t.equal(reproConfig(x, d, os.tmpdir()).suite, path.join(d, 'kmodvm.yaml'), 'from elsewhere on the same machine: where it was');
+  t.throws(() => reproConfig(x, d, os.tmpdir()), /is not here[\s\S]*/, 'from elsewhere: the path it names is not followed');
+  t.throws(() => reproConfig({ ...x, suite: '../etc/kmodvm.yaml' }, d, d), /is not here/, 'no .. out of the current directory');
+  t.throws(() => reproConfig({ ...x, suite: path.join(d, 'kmodvm.yaml') }, d, d), /is not here/, 'no absolute path');
   await rm(path.join(d, 'kmodvm.yaml'));
-  t.throws(() => reproConfig(x, d, os.tmpdir()), /is not here/);
+  t.throws(() => reproConfig(x, d, d), /is not here/);
 });
