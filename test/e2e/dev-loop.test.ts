@@ -27,7 +27,7 @@ t.test('vm:up brings an instance up once', async (t) => {
   if (up.exitCode !== 0) t.comment(up.stderr.split('\n').slice(-15).join('\n'));
   t.equal(up.exitCode, 0, 'vm:up exits 0');
   t.match(up.stderr, new RegExp(`instance ${name}: up in [\\d.]+ s \\((resumed|saved, then resumed) from a snapshot`));
-  t.match(up.stderr, /get in: +npm run vm:ssh -- --name/);
+  t.match(up.stderr, /get in: +npx kmodvm ssh --name/);
   const again = await cli('up', ['--name', name]);
   t.equal(again.exitCode, 0);
   t.match(again.stderr, /is already up .*nothing to do/);
@@ -154,5 +154,5 @@ t.test('vm:down powers it off and forgets it', async (t) => {
   t.notMatch(st.stdout, new RegExp(`^${name} `, 'm'));
   const ssh = await cli('ssh', ['--name', name, 'true']);
   t.equal(ssh.exitCode, 2, 'no instance of that name: bad input (usage), not a VM failure');
-  t.match(ssh.stderr, /no running instance named .*\nnext: start it: npm run vm:up -- --name/);
+  t.match(ssh.stderr, /no running instance named .*\nnext: start it: npx kmodvm up --name/);
 });

@@ -3,6 +3,7 @@
 // host against the very headers exported from the image, with the compiler
 // the kernel was built with (Debian's headers name it, e.g. gcc-12), while
 // the guest boots. `auto` picks host when that compiler is on the host.
+
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { BuildMode } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
+import { kmodvmCommand } from '../core/invoked.ts';
 import { tail } from '../core/proc.ts';
 import { copySource, mkdirInside, readInside, replaceInside, UnsafePath } from '../core/tree-fs.ts';
 import { compilerDiagnostics } from '../guest/steps.ts';
@@ -27,7 +29,9 @@ export function chooseBuildMode(
   const compiler = o.gccMajor ? `gcc-${o.gccMajor}` : "the kernel's compiler";
   if (requested === 'host') {
     if (!o.headers)
-      throw new KmodvmError('usage', '--build host needs an image with exported headers', { hint: 'rebuild the image: npm run vm:image -- build --force' });
+      throw new KmodvmError('usage', '--build host needs an image with exported headers', {
+        hint: `rebuild the image: ${kmodvmCommand('image', 'build --force')}`,
+      });
     if (!o.hostHasCompiler)
       throw new KmodvmError('setup', `--build host needs ${compiler} on the host, the compiler the guest kernel was built with`, {
         hint: `install it (apt-get install ${compiler}) or use --build guest`,

@@ -12,6 +12,7 @@
 //   checksums do not cover, a checksum whose file is missing, a symlink not
 //   listed or pointing out of the image, and any other kind of file.
 // docs/image.md says what trusting an archive means.
+
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -19,6 +20,7 @@ import { z } from 'zod';
 import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { recordIntegrity, sha256File } from '../core/integrity.ts';
+import { kmodvmCommand } from '../core/invoked.ts';
 
 export { sha256File };
 
@@ -74,7 +76,7 @@ export const linkInside = (rel: string, target: string): boolean =>
 
 export async function exportImage(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>, file: string, log: (l: string) => void): Promise<string> {
   const img = await findImage(c);
-  if (!img) throw new KmodvmError('image', 'no image is built for this recipe yet', { hint: 'build it first: npm run vm:image -- build' });
+  if (!img) throw new KmodvmError('image', 'no image is built for this recipe yet', { hint: `build it first: ${kmodvmCommand('image', 'build')}` });
   const tree = await treeEntries(img.dir);
   const files = tree.files.filter((f) => f !== 'export.json');
   if (tree.other.length)
@@ -94,14 +96,14 @@ export async function exportImage(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'
   if (r.exitCode !== 0) throw new KmodvmError('image', `tar failed (${r.reason})`, { evidence: tail(r.stderr, 10) });
   const fp = fingerprintOf(text);
   log(`export: done, ${((await stat(file)).size / 2 ** 20).toFixed(0)} MiB, fingerprint ${fp}`);
-  log(`export: on each seat: npm run vm:image -- import ${path.basename(file)} --trust ${fp}`);
+  log(`export: on each seat: ${kmodvmCommand('image', `import ${path.basename(file)} --trust ${fp}`)}`);
   return fp;
 }
 
 const refuse = (file: string, why: string, evidence?: string): KmodvmError =>
   new KmodvmError('image', `${file} is refused: ${why}`, {
     evidence,
-    hint: 'make the archive with npm run vm:image -- export FILE on the machine you trust, and copy it again',
+    hint: `make the archive with ${kmodvmCommand('image', 'export FILE')} on the machine you trust, and copy it again`,
   });
 
 /** Before anything is extracted: every member a file, a directory or a symlink, under one image directory, with no absolute path and no `..`. */
@@ -220,7 +222,7 @@ export async function importImage(
         'usage',
         `the archive's fingerprint is ${fp}${o.trust ? `, not the ${o.trust} you trust` : ''}: an image holds code this machine runs, so import takes it only when told to trust it`,
         {
-          hint: `compare it with the one \`vm:image -- export\` printed on the machine you trust, then: npm run vm:image -- import ${file} --trust ${fp}`,
+          hint: `compare it with the one \`vm:image -- export\` printed on the machine you trust, then: ${kmodvmCommand('image', `import ${file} --trust ${fp}`)}`,
         },
       );
     }

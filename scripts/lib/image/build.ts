@@ -3,12 +3,14 @@
 // temporary directory (0700: it holds keys) renamed into place. One build per
 // key at a time: the key's lock (proper-lockfile) is held from start to
 // rename, and a second process waits, then takes the image the first built.
+
 import { chmod, copyFile, cp, mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../core/config.ts';
 import { diskBytes, mib, mkdirPrivate } from '../core/disk.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { recordIntegrity } from '../core/integrity.ts';
+import { kmodvmCommand } from '../core/invoked.ts';
 import { withLock } from '../core/lock.ts';
 import { pidAlive } from '../core/pid.ts';
 import { run, shellJoin, tail } from '../core/proc.ts';
@@ -47,7 +49,7 @@ export async function ensureImage(
   const found = await findImage(c);
   if (found) return found;
   if (process.getuid?.() !== 0) {
-    const by = `sudo env KMODVM_CACHE_DIR=${shellJoin([c.cacheDir])} npm run vm:image -- build${c.kernel !== 'debian-12' ? ` --kernel ${c.kernel}` : ''}`;
+    const by = `sudo env KMODVM_CACHE_DIR=${shellJoin([c.cacheDir])} ${kmodvmCommand('image', `build${c.kernel !== 'debian-12' ? ` --kernel ${c.kernel}` : ''}`)}`;
     if (!(await hasPasswordlessSudo())) {
       throw new KmodvmError('setup', 'building the guest image needs root (mmdebstrap --mode=root, mkfs.ext4 -d keeps file ownership)', {
         hint: `build it once as root, into the same cache:\n  ${by}`,

@@ -12,6 +12,7 @@ import type { Config } from '../core/config.ts';
 import { privateDir } from '../core/disk.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { checkIntegrity, readIntegrity, recordIntegrity } from '../core/integrity.ts';
+import { kmodvmCommand } from '../core/invoked.ts';
 import { shellJoin } from '../core/proc.ts';
 import { loadRecipe, type Recipe, recipeHash, recipeInputs } from './recipe.ts';
 
@@ -107,7 +108,7 @@ export async function findImage(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>)
   await privateDir(dir); // it holds the client key and, in the initrd, the guest's host key
   const broken = (why: string): KmodvmError =>
     new KmodvmError('image', `the cached image ${dir} is broken: ${why}`, {
-      hint: `delete it and build again: rm -rf ${shellJoin([dir])} (or npm run vm:image -- build --force)`,
+      hint: `delete it and build again: rm -rf ${shellJoin([dir])} (or ${kmodvmCommand('image', 'build --force')})`,
     });
   for (const f of [files.rootfs, files.vmlinux, files.initrdLean, files.clientKey, files.hostPub]) {
     if (!existsSync(f)) throw broken(`${path.basename(f)} is missing`);

@@ -2,6 +2,7 @@ import { readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { type Config, splatRuleFiles } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
+import { kmodvmCommand } from '../core/invoked.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { memoFile, serialSpeaks, writeMemo } from '../host/kvm-probe.ts';
 import type { ImageInfo } from '../image/image.ts';
@@ -106,7 +107,7 @@ async function rejectedDrive(img: ImageInfo, stderr: string): Promise<KmodvmErro
   if (!bad.length || bad[0].startsWith('integrity.json: missing')) return undefined;
   return new KmodvmError('image', `QEMU refused the image's disk, and the image ${img.dir} is damaged: ${bad.join('; ')}`, {
     evidence: stderr.trim().split('\n').slice(-5).join('\n'),
-    hint: `delete it and build again: rm -rf ${img.dir} (or npm run vm:image -- build --force)`,
+    hint: `delete it and build again: rm -rf ${img.dir} (or ${kmodvmCommand('image', 'build --force')})`,
   });
 }
 

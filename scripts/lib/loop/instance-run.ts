@@ -9,6 +9,7 @@ import { guestRecordsDir } from '../build/guest-kbuild.ts';
 import { type Config, splatRuleFiles } from '../core/config.ts';
 import { fileSize, mkdirPrivate, readFrom, tagCacheDir } from '../core/disk.ts';
 import { KmodvmError, setCrashDir } from '../core/errors.ts';
+import { kmodvmCommand } from '../core/invoked.ts';
 import { waitUntil } from '../core/wait.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import type { Guest } from '../guest/steps.ts';
@@ -161,7 +162,7 @@ async function instanceImage(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>, s:
   const img = await findImage(c);
   if (!img || img.key !== s.imageKey)
     throw new KmodvmError('boot', `instance ${s.name} runs image ${s.imageKey}, not the current recipe's`, {
-      hint: `restart it: npm run vm:down -- --name ${s.name} && npm run vm:up -- --name ${s.name}`,
+      hint: `restart it: ${kmodvmCommand('down', `--name ${s.name}`)} && ${kmodvmCommand('up', `--name ${s.name}`)}`,
     });
   return img;
 }

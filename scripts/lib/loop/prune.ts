@@ -4,6 +4,7 @@
 // saved guest (~120 MiB, snapshot.ts) stay in the cache until pruned. Kept: the image of every shipped recipe
 // (qemu/kernels/*.json), of the configured recipe (--recipe, which may be a
 // file of your own), and of every running instance.
+
 import { existsSync } from 'node:fs';
 import { lstat, readdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -11,6 +12,7 @@ import path from 'node:path';
 import { guestRecordsRoot } from '../build/guest-kbuild.ts';
 import type { Config } from '../core/config.ts';
 import { diskBytes, mib } from '../core/disk.ts';
+import { kmodvmCommand } from '../core/invoked.ts';
 import { pidAlive } from '../core/pid.ts';
 import { shippedKernels } from '../core/shipped-kernels.ts';
 import { imageKey, imagesDir } from '../image/image.ts';
@@ -190,6 +192,6 @@ export async function pruneHint(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>,
   const stale = (await prunePlan(c)).remove.filter((r) => path.dirname(r.path) === imagesDir(c));
   if (stale.length)
     log(
-      `image: ${stale.length} older image${stale.length > 1 ? 's' : ''} in the cache that no recipe of this checkout builds: npm run vm:image -- prune removes ${stale.length > 1 ? 'them' : 'it'}`,
+      `image: ${stale.length} older image${stale.length > 1 ? 's' : ''} in the cache that no recipe of this checkout builds: ${kmodvmCommand('image', 'prune')} removes ${stale.length > 1 ? 'them' : 'it'}`,
     );
 }

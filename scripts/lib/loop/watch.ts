@@ -3,9 +3,11 @@
 // A kernel that a buggy module may have corrupted never decides the next
 // verdict: after a splat, a new taint, a failed rmmod or a hang the instance
 // is rebooted fresh first.
+
 import path from 'node:path';
 import chokidar from 'chokidar';
 import type { Config } from '../core/config.ts';
+import { kmodvmCommand } from '../core/invoked.ts';
 import { onSignal } from '../core/signals.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { isBuildProduct } from '../suite/files.ts';
@@ -165,7 +167,9 @@ async function watchUntilInterrupted(
   watcher.on('error', (e) => log(`watch: the file watcher failed: ${(e as Error).message}`));
   // Said once the initial scan is done: a save before that would go unseen.
   await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
-  log(`watch: watching ${root} (the files ${path.basename(first.suite.file)} uploads); Ctrl-C stops watching (the instance stays up: npm run vm:down)`);
+  log(
+    `watch: watching ${root} (the files ${path.basename(first.suite.file)} uploads); Ctrl-C stops watching (the instance stays up: ${kmodvmCommand('down')} ends it)`,
+  );
   await new Promise<void>((resolve) => {
     const off = onSignal('SIGINT', () => {
       off();

@@ -2,6 +2,7 @@
 // vm:watch, vm:test --reuse). State lives in <cache>/instances/<name>/
 // state.json, written atomically; an instance whose QEMU is gone is stale
 // and is cleaned up with a note.
+
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { z } from 'zod';
 import { writeJsonAtomic } from '../core/atomic.ts';
 import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
+import { kmodvmCommand } from '../core/invoked.ts';
 import { acquire, isLocked } from '../core/lock.ts';
 import { SshSession } from '../guest/ssh.ts';
 
@@ -122,7 +124,7 @@ export async function requireRunning(c: Pick<Config, 'cacheDir'>, name: string, 
   const l = await lookup(c, name);
   if (l.alive) return l.state;
   if (l.staleNote) log(l.staleNote);
-  throw new KmodvmError('usage', `no running instance named ${name}`, { hint: `start it: npm run vm:up -- --name ${name}` });
+  throw new KmodvmError('usage', `no running instance named ${name}`, { hint: `start it: ${kmodvmCommand('up', `--name ${name}`)}` });
 }
 
 export async function connect(s: InstanceState): Promise<SshSession> {

@@ -5,6 +5,7 @@ import type { Config } from '../../core/config.ts';
 import { mib } from '../../core/disk.ts';
 import { KmodvmError } from '../../core/errors.ts';
 import type { Cli } from '../../core/flags.ts';
+import { kmodvmCommand } from '../../core/invoked.ts';
 import { preflight } from '../../host/preflight.ts';
 import { exportImage, importImage } from '../../image/archive.ts';
 import { buildImage, ensureImage } from '../../image/build.ts';
@@ -24,7 +25,7 @@ async function build(config: Pick<Config, 'cacheDir' | 'kernel' | 'mirror' | 're
 async function info(config: Pick<Config, 'cacheDir' | 'recipe' | 'root'>): Promise<number> {
   const img = await findImage(config);
   if (!img) {
-    log(`no image for recipe ${imageKey(config).key} yet; npm run vm:test builds it`);
+    log(`no image for recipe ${imageKey(config).key} yet; ${kmodvmCommand('test')} builds it`);
     return 4;
   }
   const { packages, ...rest } = img.manifest;
@@ -42,7 +43,7 @@ async function verify(config: Pick<Config, 'cacheDir' | 'recipe' | 'root'>): Pro
   for (const b of bad) log(`verify: ${b}`);
   if (bad.length)
     throw new KmodvmError('image', `image ${dir} does not match what was written at its build`, {
-      hint: 'delete it and build again: npm run vm:image -- build --force',
+      hint: `delete it and build again: ${kmodvmCommand('image', 'build --force')}`,
     });
   log(`verify: image ${dir}: every recorded file matches its sha256`);
   return 0;
@@ -69,7 +70,7 @@ async function archive(
   file: string | undefined,
   own: Cli['own'],
 ): Promise<number> {
-  if (!file) throw new KmodvmError('usage', `vm:image ${cmd} needs a FILE`, { hint: `npm run vm:image -- ${cmd} kmodvm-image.tar.zst` });
+  if (!file) throw new KmodvmError('usage', `vm:image ${cmd} needs a FILE`, { hint: kmodvmCommand('image', `${cmd} kmodvm-image.tar.zst`) });
   if (cmd === 'export') await exportImage(config, file, log);
   else await importImage(config, file, log, { trust: typeof own.trust === 'string' ? own.trust : undefined });
   return 0;

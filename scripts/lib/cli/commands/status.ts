@@ -1,4 +1,5 @@
 // kmodvm status (npm run vm:status): the running instances, a row each.
+import { kmodvmCommand } from '../../core/invoked.ts';
 import { listNames, lookup, uptime } from '../../vm/instance.ts';
 import { log } from '../cli.ts';
 import type { Invocation } from './invocation.ts';
@@ -16,7 +17,7 @@ export async function run(i: Invocation): Promise<number> {
     rows.push([s.name, String(s.pid), String(s.port), uptime(s), s.accel, s.imageKey, s.kernelVersion]);
   }
   if (rows.length === 1) {
-    log('no instances are up; start one with npm run vm:up');
+    log(`no instances are up; start one with ${kmodvmCommand('up')}`);
     return 0;
   }
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
