@@ -6,7 +6,11 @@ t.test("a hint's command in the form the user ran kmodvm: npm run inside this ch
   const npmRun = { npm_package_name: 'kmodvm', npm_lifecycle_event: 'vm:test' };
   t.equal(kmodvmCommand('down', '--name x', npmRun), 'npm run vm:down -- --name x');
   t.equal(kmodvmCommand('up', '', npmRun), 'npm run vm:up');
-  t.equal(kmodvmCommand('down', '--name x', { npm_package_name: 'my-driver', npm_lifecycle_event: 'npx' }), 'npx kmodvm down --name x', 'npx in a module repository');
+  t.equal(
+    kmodvmCommand('down', '--name x', { npm_package_name: 'my-driver', npm_lifecycle_event: 'npx' }),
+    'npx kmodvm down --name x',
+    'npx in a module repository',
+  );
   t.equal(kmodvmCommand('down', '--name x', {}), 'npx kmodvm down --name x', 'bin/kmodvm.js or a global install');
   t.equal(kmodvmCommand('gdb', '', npmRun), 'npx kmodvm gdb', 'a command without an npm script');
 });
