@@ -8,7 +8,7 @@ import { constants, existsSync, openSync } from 'node:fs';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { runSandboxed } from '../build/sandbox.ts';
+import { runSandboxed, sandboxUsable } from '../build/sandbox.ts';
 import type { RunResult } from '../core/end.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { run } from '../core/proc.ts';
@@ -113,6 +113,12 @@ export interface GdbSession {
 
 /** gdb attached in the sandbox, batch or at the user's terminal; its output (batch) in dir/gdb.log. attached: the symbols are in (false: gdb ended first). The guest runs on after it. */
 export async function startGdb(s: GdbSession): Promise<{ attached: Promise<boolean>; done: Promise<RunResult & { ended?: boolean }>; end: () => void }> {
+  // gdb reads what the user built: never unconfined. A host that forbids the sandbox says so, with what to do.
+  const sandbox = sandboxUsable();
+  if (!sandbox.ok)
+    throw new KmodvmError('setup', `gdb runs in the build sandbox, and ${sandbox.why}`, {
+      hint: 'on Ubuntu 24.04 and GitHub runners: sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0, or run as root (docs/debugging.md)',
+    });
   await mkdir(s.dir, { recursive: true, mode: 0o700 });
   await chmod(s.dir, 0o700);
   const marker = path.join(s.dir, 'attached');
