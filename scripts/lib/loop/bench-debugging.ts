@@ -5,11 +5,9 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
-import type { Bench } from './bench-rows.ts';
+import { type Bench, cli as benchCli } from './bench-rows.ts';
 
-const cli = (b: Bench, command: string, args: string[]) =>
-  execa(process.execPath, [path.join(b.c.root, 'bin/kmodvm.js'), command, ...args], { reject: false, cwd: b.c.root, timeout: 20 * 60_000 });
+const cli = (b: Bench, command: string, args: string[]) => benchCli(b, command, args, { timeout: 20 * 60_000 });
 
 /** kmodvm gdb on an instance with the netlink demo's module loaded. */
 async function benchGdb(b: Bench): Promise<void> {

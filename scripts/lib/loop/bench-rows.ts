@@ -31,7 +31,7 @@ export interface Bench {
 }
 
 /** A command of the compiled CLI (bin/kmodvm.js), as npm run and npx start it. */
-const cli = (b: Bench, command: string, args: string[], o: { timeout?: number; all?: boolean } = {}) =>
+export const cli = (b: Bench, command: string, args: string[], o: { timeout?: number; all?: boolean } = {}) =>
   execa(process.execPath, [path.join(b.c.root, 'bin/kmodvm.js'), command, ...args], { reject: false, cwd: b.c.root, ...o });
 
 /** floor: the same kernel, a busybox initramfs whose init powers off at once. */

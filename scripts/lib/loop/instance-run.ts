@@ -3,7 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { guestRecordsDir } from '../build/guest-kbuild.ts';
 import { type Config, splatRuleFiles } from '../core/config.ts';
@@ -23,7 +23,7 @@ import { runSuite } from '../suite/run.ts';
 import { askedForDump } from '../suite/run-test.ts';
 import type { RunReport } from '../verdict/model.ts';
 import { loadRules } from '../verdict/splat.ts';
-import { connect, type InstanceState, instanceDir, isQemuAlive, lockInstance, lookup, writeState } from '../vm/instance.ts';
+import { connect, type InstanceState, instanceDir, isQemuAlive, lockInstance, lookup, recordInstance } from '../vm/instance.ts';
 import { MUX_PID } from '../vm/mux.ts';
 import { sshKeys } from '../vm/profile.ts';
 import { assemble } from './assemble.ts';
@@ -88,9 +88,7 @@ async function bootInstance(c0: Config, name: string, log: (l: string) => void):
     serialLog: vm.spec.serialLog,
     ...sshKeys(c, img, Boolean(byo)),
   };
-  await writeState(state);
-  // For plain ssh(1): the pinned host key, so nobody has to turn checking off.
-  await writeFile(path.join(dir, 'known_hosts'), `[127.0.0.1]:${state.port} ${(await readFile(state.hostPub, 'utf8')).trim()}\n`);
+  await recordInstance(state);
   vm.release();
   await startMux(c, name, dir, log);
   log(

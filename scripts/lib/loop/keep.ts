@@ -3,14 +3,14 @@
 // --name NAME` and `status` reach it. It was started detached (so it can
 // outlive kmodvm); its files stay in the run directory, and the instance's
 // own directory links to its sockets.
-import { readFile, symlink, writeFile } from 'node:fs/promises';
+import { symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../core/config.ts';
 import { mkdirPrivate } from '../core/disk.ts';
 import { KmodvmError } from '../core/errors.ts';
 import type { ImageInfo } from '../image/image.ts';
 import type { CheckResult } from '../verdict/model.ts';
-import { type InstanceState, instanceDir, lookup, writeState } from '../vm/instance.ts';
+import { type InstanceState, instanceDir, lookup, recordInstance } from '../vm/instance.ts';
 import { sshKeys } from '../vm/profile.ts';
 import { gdbSocketOf } from '../vm/qemu-args.ts';
 import type { Vm } from '../vm/vm.ts';
@@ -63,8 +63,7 @@ export async function keepAsInstance(
     serialLog: o.vm.spec.serialLog,
     ...sshKeys(c, o.img, o.byo),
   };
-  await writeState(state);
-  await writeFile(path.join(dir, 'known_hosts'), `[127.0.0.1]:${state.port} ${(await readFile(state.hostPub, 'utf8')).trim()}\n`);
+  await recordInstance(state);
   o.vm.release();
   return {
     name: 'keep-on-fail',

@@ -4,7 +4,7 @@
 // and is cleaned up with a note.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { writeJsonAtomic } from '../core/atomic.ts';
@@ -58,6 +58,12 @@ export function isQemuAlive(pid: number): boolean {
 export async function writeState(s: InstanceState): Promise<void> {
   await mkdir(s.dir, { recursive: true });
   await writeJsonAtomic(path.join(s.dir, 'state.json'), s);
+}
+
+/** An instance, recorded: its state.json, and for plain ssh(1) its pinned host key, so nobody has to turn checking off. */
+export async function recordInstance(s: InstanceState): Promise<void> {
+  await writeState(s);
+  await writeFile(path.join(s.dir, 'known_hosts'), `[127.0.0.1]:${s.port} ${(await readFile(s.hostPub, 'utf8')).trim()}\n`);
 }
 
 type ReadState = { state: InstanceState } | { bad: string } | undefined;
