@@ -46,7 +46,7 @@ export const COMMANDS = {
     load: () => import('./commands/test.ts'),
     npm: 'npm run vm:test --',
     about: 'build, load and judge the suite (./kmodvm.yaml, or --suite FILE) in a fresh guest',
-    options: [...SUITE, 'repeat', 'until-fail', 'shuffle', 'same-guest', 'repro', ...GUEST, 'reuse', ...BUILD, ...RUN, 'gdb', 'batch', 'keep-on-fail'],
+    options: [...SUITE, 'repeat', 'until-fail', 'shuffle', 'same-guest', 'repro', ...GUEST, 'reuse', ...BUILD, ...RUN, 'gdb', 'batch', 'keep-on-fail', 'dump'],
   },
   up: {
     load: () => import('./commands/up.ts'),

@@ -12,9 +12,8 @@ import { deepFreeze } from './freeze.ts';
 import { shippedKernels } from './shipped-kernels.ts';
 
 export type Accel = 'auto' | 'kvm' | 'tcg';
-/** Where the modules are built (host-kbuild.ts). */
+/** Where the modules are built (host-kbuild.ts), and how the guest boots (profile.ts). */
 export type BuildMode = 'auto' | 'host' | 'guest';
-/** How the guest boots (profile.ts). */
 export type Profile = 'lean' | 'systemd';
 
 export interface Timeouts {
@@ -105,6 +104,9 @@ export interface Config {
   gdbBatch: string;
   /** Keep the guest of the first failed test up as this instance (kmodvm ssh/logs/gdb/down --name). Default '' (off). Flag --keep-on-fail[=NAME], NAME default failed. */
   keepOnFail: string;
+  /** --dump: a guest's panic or oops makes kmodvm write its memory into the run directory, for kmodvm crash (debug/dump.ts; the suite's dump: true too). --kernel-symbols: Debian's debug vmlinux of the stock kernel, fetched once into the cache (debug/kernel-symbols.ts). Both default false. */
+  dump: boolean;
+  kernelSymbols: boolean;
   /** Let the guest reach the host's network and services (QEMU's user network without restrict=on). Default false: the guest reaches nothing outside it; only the forwarded SSH port comes in. Flag --guest-net. */
   guestNet: boolean;
   /** Print the plan and the exact QEMU command, run nothing. Default false. Flag --dry-run. */
@@ -176,6 +178,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot(),
     gdb: '',
     gdbBatch: '',
     keepOnFail: '',
+    dump: false,
+    kernelSymbols: false,
     timeouts: { boot: 180, build: 600, load: 60, app: 60, command: 60 },
   };
 }

@@ -12,7 +12,7 @@ import type { ImageInfo } from '../image/image.ts';
 import type { CheckResult } from '../verdict/model.ts';
 import { type InstanceState, instanceDir, lookup, recordInstance } from '../vm/instance.ts';
 import { sshKeys } from '../vm/profile.ts';
-import { gdbSocketOf } from '../vm/qemu-args.ts';
+import { eventsSocketOf, gdbSocketOf } from '../vm/qemu-args.ts';
 import type { Vm } from '../vm/vm.ts';
 
 /** Bad input before anything boots: the name is taken by an instance that is up. */
@@ -48,6 +48,7 @@ export async function keepAsInstance(
   for (const [link, to] of [
     ['qmp.sock', qmp],
     ['gdb.sock', gdbSocketOf(qmp)],
+    ['events.sock', eventsSocketOf(qmp)],
   ])
     await symlink(to, path.join(dir, link)).catch(() => undefined);
   const state: InstanceState = {

@@ -47,8 +47,9 @@ export interface Suite {
   setup: string[];
   load: 'per-test' | 'once';
   kernelArgs: string[];
-  /** memcheck: true, the suite's own --memcheck. */
+  /** memcheck: true, the suite's own --memcheck; dump: true, its --dump. */
   memcheck: boolean;
+  dump: boolean;
   /** checks: the settings that turn checks on, by check id (checks/registry.ts). */
   checks: Record<string, unknown>;
   kernels?: string[];
@@ -152,6 +153,7 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
     load: s.load,
     kernelArgs: Array.isArray(s.kernel_args) ? s.kernel_args : paramList(s.kernel_args),
     memcheck: s.memcheck,
+    dump: s.dump,
     checks: s.checks,
     kernels: s.kernels,
     exclude: s.exclude,

@@ -73,6 +73,7 @@ export function legacySuite(c: Pick<Config, 'moduleDir' | 'appDir' | 'transcript
     load: 'per-test',
     kernelArgs: [],
     memcheck: false,
+    dump: false,
     checks: {},
     exclude: [],
     devices: [],

@@ -7,6 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { mkdirPrivate } from '../core/disk.ts';
 import { tail } from '../core/proc.ts';
+import type { DumpWatch } from '../debug/dump.ts';
 import type { Guest } from '../guest/steps.ts';
 import { recordStep, runStep, type StepRecord } from '../guest/steps.ts';
 import type { ModuleLayout } from '../verdict/leaks.ts';
@@ -16,6 +17,7 @@ import { type DevicePlan, planDevices } from '../vm/devices.ts';
 import { deviceSocketOf } from '../vm/qemu-args.ts';
 import { DeviceChannel } from './device-channel.ts';
 import { GuestDevices } from './devices-plug.ts';
+import { armDump, dumpWanted } from './dump-step.ts';
 import { runFailNth } from './fail-nth-sweep.ts';
 import { unloadFixtures } from './fixtures.ts';
 import { buildChecks, type SuiteHostBuild } from './host-build.ts';
@@ -87,9 +89,14 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
     for (const r of p.records) await record('', r);
     channel?.close();
     channel = p.ok ? await openChannel(i, res.guest, p.devices, plans) : undefined;
-    return { ...p, channel };
+    // --dump: each guest armed once it is ready; one that cannot give a dump ends the run here.
+    dumps.watch?.close();
+    const d = p.ok ? await armDump(i, res.guest, p.modules) : {};
+    dumps.watch = d.watch;
+    return d.failed ? { ...p, ok: false, checks: [...p.checks, d.failed], channel } : { ...p, channel };
   };
   let channel: DeviceChannel | undefined;
+  const dumps: Dumps = { count: 0 };
   const prep = await prepare(Boolean(i.reuse));
   before.push(...prep.checks);
   if (!prep.ok) return res;
@@ -97,13 +104,15 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
     const f = await runFailNth(i, res.guest, prep.modules, (r) => record('', r));
     Object.assign(res, { tests: f.tests, kernelLog: f.kernelLog, untrusted: f.untrusted });
   } else {
-    const { untrusted, last } = await runTests(i, res, prep, prepare, record);
+    const { untrusted, last } = await runTests(i, res, prep, prepare, record, dumps);
     res.untrusted = i.suite.load === 'once' && !untrusted ? await unloadOnce(i, res, last.modules, record) : untrusted;
     // The kernel's own modules the suite needed come out after the suite's, unless the kernel is no longer to be trusted.
     if (!res.untrusted) res.after.push(...(await unloadInTreeDeps(res.guest.session, last.deps, c.timeouts, (r) => record('', r))));
     if (!res.untrusted) res.after.push(...(await unloadFixtures(res.guest.session, last.fixtures, c.timeouts, (r) => record('', r))));
   }
   channel?.close();
+  dumps.watch?.close();
+  if (dumpWanted(i) && prep.ok && !dumps.count) i.log('dump: no guest panicked or oopsed, so no dump was written');
   const last = await res.guest.session.exec(['dmesg', '-c'], { timeoutMs: c.timeouts.command * 1000 }).catch(() => undefined);
   res.kernelLog += last?.stdout ?? '';
   await writeFile(path.join(i.runDir, 'dmesg.log'), res.kernelLog);
@@ -133,8 +142,21 @@ function devicePlans(i: SuiteRunInput): DevicePlan[] {
 
 type RecordStep = (prefix: string, r: StepRecord) => Promise<void>;
 
+/** --dump's watcher on the guest in use, and how many dumps the run wrote. */
+interface Dumps {
+  watch?: DumpWatch;
+  count: number;
+}
+
 /** Each selected test in order; after a test that broke the kernel, the next one gets a fresh guest, prepared again; so does each --repeat run after the first (unless --same-guest). */
-async function runTests(i: SuiteRunInput, res: SuiteRunResult, first: Prepared, prepare: (reuse: boolean) => Promise<Prepared>, record: RecordStep) {
+async function runTests(
+  i: SuiteRunInput,
+  res: SuiteRunResult,
+  first: Prepared,
+  prepare: (reuse: boolean) => Promise<Prepared>,
+  record: RecordStep,
+  dumps: Dumps,
+) {
   let prep = first;
   let untrusted: string | undefined;
   // The last test's state after is the next one's state before, on the same guest.
@@ -165,9 +187,19 @@ async function runTests(i: SuiteRunInput, res: SuiteRunResult, first: Prepared, 
       }
     }
     i.log(`test ${sel.test.name}`);
+    if (dumps.watch) dumps.watch.test = sel.test.name;
     const t = await runOneTest(i, res.guest, sel, prep, (r) => record(sel.test.name, r), carried);
     res.kernelLog += t.logBefore + t.kernelLog;
     untrusted = t.untrusted;
+    // The guest panicked during the test: its dump is a step of the test, and the next test needs a fresh guest.
+    const dumped = await dumps.watch?.settle();
+    if (dumped) {
+      t.checks.push(dumped);
+      dumps.count++;
+      dumps.watch = undefined;
+      untrusted ??= 'the guest panicked';
+      i.log(`dump: ${dumped.message}`);
+    }
     carried = t.taintAfter === undefined ? undefined : { taint: t.taintAfter };
     const done = { ...report(sel.test.name, t.checks, t.durationMs, freshGuest), captures: t.captures, base };
     res.tests.push(done);

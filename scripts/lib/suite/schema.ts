@@ -102,6 +102,10 @@ export const suiteSchema = z
       .boolean()
       .default(false)
       .describe('--memcheck for every run of this suite: SLUB debugging, the slab check after each test, the leak check at rmmod'),
+    dump: z
+      .boolean()
+      .default(false)
+      .describe("--dump for every run of this suite: a guest's panic or oops leaves its memory in the run directory, for kmodvm crash"),
     checks: checksSetting.default({}),
     devices: devices.default([]),
     fixtures: z

@@ -21,6 +21,12 @@ export interface GdbAsk {
   kernelTree?: string;
 }
 
+/** What --dump asked for (suite/dump-step.ts): on (the flag; the suite's dump: true also arms), and the debug kernel's vmlinux. */
+export interface DumpAsk {
+  on: boolean;
+  vmlinux?: string;
+}
+
 export interface SuiteRunInput {
   c: Pick<Config, 'timeouts' | 'failNth' | 'root' | 'cpus'>;
   suite: Suite;
@@ -43,6 +49,8 @@ export interface SuiteRunInput {
   update?: boolean;
   /** --gdb TEST (suite/gdb-step.ts). */
   gdb?: GdbAsk;
+  /** --dump (suite/dump-step.ts). */
+  dump?: DumpAsk;
   /** --repeat's runs after the first on the same guest (--same-guest); --until-fail. */
   repeat?: { sameGuest: boolean; untilFail: boolean; keep?: boolean };
   log: (l: string) => void;

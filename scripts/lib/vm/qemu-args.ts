@@ -102,11 +102,35 @@ export function consoleArgs(s: Pick<VmSpec, 'serialLog' | 'qmpSocket'>): string[
   ];
 }
 
-/** The socket of kmodvm's device-request port: beside the QMP socket (a run's, or a saved guest's own). */
 /** The gdb stub's socket, beside the QMP socket (debug/gdb.ts). */
 export const gdbSocketOf = (qmpSocket: string): string => path.join(path.dirname(qmpSocket), 'gdb.sock');
 
+/** The socket of kmodvm's device-request port: beside the QMP socket (a run's, or a saved guest's own). */
 export const deviceSocketOf = (qmpSocket: string): string => path.join(path.dirname(qmpSocket), 'device.sock');
+
+/** The second QMP monitor, beside the first: kmodvm's crash-dump watcher holds it for the guest's life (debug/dump.ts), the first stays free for short commands. */
+export const eventsSocketOf = (qmpSocket: string): string => path.join(path.dirname(qmpSocket), 'events.sock');
+
+/**
+ * What a crash dump needs, on every guest so that a saved one has it too:
+ * the pvpanic device, through which the guest kernel tells QEMU it panicked
+ * (QEMU's default action, shutdown, ends QEMU as panic=-1 did; --dump sets
+ * pause over QMP), vmcoreinfo, where the kernel leaves what crash and drgn
+ * read a dump with, and the watcher's monitor. Neither device is on the PCI
+ * bus: the suite's devices keep their addresses.
+ */
+export function panicArgs(s: Pick<VmSpec, 'qmpSocket'>): string[] {
+  return [
+    '-device',
+    'pvpanic',
+    '-device',
+    'vmcoreinfo',
+    '-chardev',
+    `socket,id=kmodvm-events,path=${escapeOptValue(eventsSocketOf(s.qmpSocket))},server=on,wait=off`,
+    '-mon',
+    'chardev=kmodvm-events,mode=control',
+  ];
+}
 
 export function deviceArgs(s: Pick<VmSpec, 'devices' | 'qmpSocket'>): string[] {
   const chan = s.devices?.channel ? ['-chardev', `socket,id=${CHANNEL_CHARDEV},path=${escapeOptValue(deviceSocketOf(s.qmpSocket))},server=on,wait=off`] : [];
@@ -125,5 +149,6 @@ export function buildQemuArgs(s: VmSpec): string[] {
     ...forkArgs(s),
     ...deviceArgs(s),
     ...consoleArgs(s),
+    ...panicArgs(s),
   ];
 }

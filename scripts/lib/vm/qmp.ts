@@ -161,6 +161,16 @@ export class Qmp {
     });
   }
 
+  /** Calls cb with each event named so, the ones kept since connect first, until the connection ends (a watcher that holds its own monitor). */
+  onEvent(name: string, cb: (e: QmpReply) => void): void {
+    const look = (): void => {
+      for (let i = this.events.findIndex((e) => e.event === name); i >= 0; i = this.events.findIndex((e) => e.event === name)) cb(this.events.splice(i, 1)[0]);
+      if (this.closed) this.eventWaiters.delete(look);
+    };
+    this.eventWaiters.add(look);
+    look();
+  }
+
   close(): void {
     this.sock.destroy();
   }

@@ -54,7 +54,7 @@ export function snapshotKey(spec: VmSpec, o: { imageKey: string; qemuVersion: st
       .filter(([, v]) => v !== undefined)
       .sort(([a], [b]) => (a < b ? -1 : 1)),
   );
-  const parts = { v: 2, imageKey: o.imageKey, qemu: o.qemuVersion, hostCpu: f.accel === 'kvm' ? (o.hostCpu ?? '') : '', guest };
+  const parts = { v: 3, imageKey: o.imageKey, qemu: o.qemuVersion, hostCpu: f.accel === 'kvm' ? (o.hostCpu ?? '') : '', guest };
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
 }
 
