@@ -65,6 +65,8 @@ export const dumpRecordSchema = z.strictObject({
   release: z.string(),
   /** The debug kernel's vmlinux where the run booted one (an absolute path on the machine that ran it). */
   vmlinux: z.string().optional(),
+  /** The stock kernel's Debian package (suite, name, version): its -dbg package has the symbols (debug/kernel-symbols.ts). */
+  kernelPackage: z.strictObject({ suite: z.string(), name: z.string(), version: z.string() }).optional(),
   /** The memory, as QEMU wrote it (dump-guest-memory). */
   vmcore: z.string(),
   vmcoreFormat: z.enum(['kdump-zlib', 'elf']),

@@ -34,6 +34,7 @@ export interface ArmOptions {
   modules: readonly { name: string; guestKo: string; host?: { ko: string } }[];
   rules: CompiledRules;
   vmlinux?: string;
+  kernelPackage?: DumpRecord['kernelPackage'];
   timeoutMs: number;
   /** The command that opens a dump of this run. */
   openCommand: string;
@@ -150,6 +151,7 @@ export class DumpWatch {
       at: new Date().toISOString(),
       release: this.release,
       vmlinux: this.o.vmlinux,
+      kernelPackage: this.o.kernelPackage,
       vmcore: path.basename(vmcore),
       vmcoreFormat: 'kdump-zlib',
       bytes: (await stat(vmcore)).size,

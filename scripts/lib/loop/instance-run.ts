@@ -236,7 +236,7 @@ export async function testOnInstance(
       guestFallback: s.accel === 'kvm',
       reuse: true,
       fresh,
-      ...runFlags(c, { instance: true }),
+      ...runFlags(c, { instance: true, img }),
       log,
     });
     session = r.guest.session;

@@ -253,7 +253,7 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: CheckResult[],
     guestRecords: { dir: guestRecordsDir(c.cacheDir, img.key), replay: c.replay },
     guestFallback: report.accel === 'kvm' && !run.byo,
     fresh,
-    ...runFlags(c, { instance: false }),
+    ...runFlags(c, { instance: false, img }),
     log,
   });
   const tail: CheckResult[] = [c.keepOnFail && r.stoppedAt ? await keep(run, g, r.stoppedAt, log) : await powerOff(g)];

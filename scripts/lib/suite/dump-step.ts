@@ -13,10 +13,21 @@ import type { CheckResult } from '../verdict/model.ts';
 import type { LoadedModule } from './test-plan.ts';
 import type { DumpAsk, SuiteRunInput } from './types.ts';
 
-/** The run's --dump: on with the flag (the suite's dump: true turns it on in run.ts); the debug kernel's vmlinux where it has one. */
-export const dumpAsk = (c: Pick<Config, 'dump' | 'debugKernel' | 'kernelBuildDir'>): DumpAsk => {
-  const vmlinux = c.debugKernel && c.kernelBuildDir ? debugVmlinux(c.kernelBuildDir) : undefined;
-  return { on: c.dump, vmlinux };
+/**
+ * The run's --dump: on with the flag (the suite's dump: true turns it on in
+ * run.ts), and where the kernel's symbols are: the debug kernel's vmlinux,
+ * a kernel of your own's tree's, else Debian's package of the image's kernel
+ * (whose -dbg package has them, debug/kernel-symbols.ts).
+ */
+export const dumpAsk = (
+  c: Pick<Config, 'dump' | 'debugKernel' | 'kernelBuildDir' | 'kernelImage'>,
+  img?: { manifest: { kernelVersion: string; recipe: { suite: string }; packages: Record<string, string> } },
+): DumpAsk => {
+  if (c.debugKernel && c.kernelBuildDir) return { on: c.dump, vmlinux: debugVmlinux(c.kernelBuildDir) };
+  if (c.kernelImage) return { on: c.dump, vmlinux: existsSync(path.join(c.kernelBuildDir, 'vmlinux')) ? path.join(c.kernelBuildDir, 'vmlinux') : undefined };
+  const m = img?.manifest;
+  const name = m && `linux-image-${m.kernelVersion}`;
+  return { on: c.dump, kernelPackage: m && name && m.packages[name] ? { suite: m.recipe.suite, name, version: m.packages[name] } : undefined };
 };
 
 /** The debug kernel keeps its vmlinux beside its kbuild tree (build/debug-kernel.ts). */
@@ -42,6 +53,7 @@ export async function armDump(
       modules,
       rules: i.rules,
       vmlinux: i.dump?.vmlinux,
+      kernelPackage: i.dump?.kernelPackage,
       timeoutMs: i.c.timeouts.command * 1000,
       openCommand: kmodvmCommand('crash', i.runDir),
     });

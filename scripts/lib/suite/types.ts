@@ -25,6 +25,8 @@ export interface GdbAsk {
 export interface DumpAsk {
   on: boolean;
   vmlinux?: string;
+  /** The stock kernel's Debian package, whose -dbg package has its symbols. */
+  kernelPackage?: { suite: string; name: string; version: string };
 }
 
 export interface SuiteRunInput {
