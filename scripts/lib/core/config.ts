@@ -285,9 +285,7 @@ function checkBetweenFields(
       c.kernel !== 'debian-12' ? c.kernel : c.recipe,
     );
   }
-  for (const k of ['kernelImage', 'kernelBuildDir', 'kernelInitrd'] as const) {
-    if (c[k] && !existsSync(c[k])) throw bad(k, 'names no file or directory', c[k]);
-  }
+  for (const k of ['kernelImage', 'kernelBuildDir', 'kernelInitrd'] as const) if (c[k] && !existsSync(c[k])) throw bad(k, 'names no file or directory', c[k]);
   if (Boolean(c.kernelImage) !== Boolean(c.kernelBuildDir))
     throw bad(c.kernelImage ? 'kernelBuildDir' : 'kernelImage', 'is needed too: --kernel-image and --kernel-build-dir go together', '');
   if (c.kernelInitrd && !c.kernelImage) throw bad('kernelInitrd', 'goes with --kernel-image', c.kernelInitrd);

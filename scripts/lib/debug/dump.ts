@@ -144,7 +144,7 @@ export class DumpWatch {
       modules.push({ name: m.name, ko });
     }
     const serial = await readFile(this.o.guest.serialLog, 'utf8').catch(() => '');
-    const splat = findSplats(serial, this.o.rules, 'serial.log', { maxExcerpt: 60 })[0];
+    const splat = findSplats(serial, this.o.rules, 'serial.log', { maxExcerpt: 100 })[0];
     return {
       format: DUMP_FORMAT,
       test: this.test,

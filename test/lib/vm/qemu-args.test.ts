@@ -1,5 +1,16 @@
 import t from 'tap';
-import { accelArgs, buildQemuArgs, driveArgs, escapeOptValue, firmwareArgs, forkArgs, netArgs, type VmSpec } from '../../../scripts/lib/vm/qemu-args.ts';
+import {
+  accelArgs,
+  buildQemuArgs,
+  driveArgs,
+  escapeOptValue,
+  eventsSocketOf,
+  firmwareArgs,
+  forkArgs,
+  netArgs,
+  panicArgs,
+  type VmSpec,
+} from '../../../scripts/lib/vm/qemu-args.ts';
 
 const spec: VmSpec = {
   accel: 'tcg',
@@ -71,4 +82,21 @@ t.test('firmware: qboot when given, the QEMU default otherwise', async (t) => {
   const a = buildQemuArgs({ ...spec, bios: '/q.rom' });
   t.same(a.slice(a.indexOf('-bios'), a.indexOf('-bios') + 2), ['-bios', '/q.rom']);
   t.notOk(buildQemuArgs(spec).includes('-bios'));
+});
+
+t.test('every guest has pvpanic and vmcoreinfo (off the PCI bus) and a second QMP monitor beside the first, for the crash-dump watcher', async (t) => {
+  t.equal(eventsSocketOf('/r/qmp.sock'), '/r/events.sock');
+  t.same(panicArgs({ qmpSocket: '/r,x/qmp.sock' }), [
+    '-device',
+    'pvpanic',
+    '-device',
+    'vmcoreinfo',
+    '-chardev',
+    'socket,id=kmodvm-events,path=/r,,x/events.sock,server=on,wait=off',
+    '-mon',
+    'chardev=kmodvm-events,mode=control',
+  ]);
+  const a = buildQemuArgs(spec);
+  t.ok(a.join(' ').includes('-device pvpanic -device vmcoreinfo'), 'in the full command');
+  t.notOk(a.includes('-action'), "QEMU's own panic action (shutdown) unless --dump sets pause over QMP");
 });

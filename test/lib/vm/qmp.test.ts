@@ -59,6 +59,20 @@ t.test('commands get their replies in order; events are skipped; an error reject
   t.same(await q.execute('cont'), {});
 });
 
+t.test('onEvent: each event named so reaches the watcher, one kept from before it registered too; others do not', async (t) => {
+  const q = await Qmp.connect(await replayServer(t), { deadlineMs: 2000, alive: () => true });
+  t.teardown(() => q.close());
+  await q.execute('query-status');
+  await q.execute('query-migrate');
+  await q.execute('no-such-command').catch(() => undefined);
+  await q.execute('stop');
+  const seen: string[] = [];
+  q.onEvent('STOP', (e) => seen.push(e.event!));
+  t.same(seen, ['STOP'], 'the STOP that came before onEvent');
+  await q.execute('cont');
+  t.same(seen, ['STOP'], 'RESUME is not STOP');
+});
+
 t.test('a connection QEMU closes rejects the command waiting on it', async (t) => {
   const q = await Qmp.connect(await replayServer(t, { hangUpAfter: 1 }), { deadlineMs: 2000, alive: () => true });
   t.teardown(() => q.close());
