@@ -28,5 +28,7 @@ export function describeEnd(r: { exitCode?: number; signal?: string; timedOut: b
   if (r.failedToStart) return `could not start: ${r.failedToStart}`;
   if (r.timedOut) return `timed out after ${Math.round((r.timeoutMs ?? 0) / 1000)} s`;
   if (r.signal) return `killed by ${r.signal}`;
+  // An SSH channel that closed before its command's exit status came: the guest (or the connection) went away.
+  if (r.exitCode === undefined) return 'ended without an exit status: the connection to it was lost (did the guest die?)';
   return `exited ${r.exitCode}`;
 }
