@@ -173,6 +173,8 @@ async function buildInto(c: Pick<Config, 'mirror' | 'verbose'>, r: DebugRecipe, 
     step(c, 'make bzImage modules', make, args, { timeoutMs: 90 * 60_000, writable: tree }),
   );
   await cp(path.join(tree, 'arch/x86/boot/bzImage'), path.join(tmp, 'bzImage'));
+  // Its symbols, with their debug info, for kmodvm crash and gdb: make clean removes the tree's.
+  await cp(path.join(tree, 'vmlinux'), path.join(tmp, 'vmlinux'));
   const version = (await readFile(path.join(tree, 'include/config/kernel.release'), 'utf8')).trim();
   await packModules(c, tree, path.join(tmp, MODULES_CPIO));
   // While the sources are here: what a module may need that this kernel does not build, by symbol (kernel-exports.ts).

@@ -98,7 +98,7 @@ export const COMMANDS = {
   gdb: {
     load: () => import('./commands/gdb.ts'),
     about: "gdb on the instance, with its out-of-tree modules' symbols at their addresses (--batch FILE: a script, no terminal)",
-    options: ['name', 'batch', 'cache-dir', 'help'],
+    options: ['name', 'batch', 'kernel-symbols', 'mirror', 'verbose', 'cache-dir', 'help'],
   },
   crash: {
     load: () => import('./commands/crash.ts'),

@@ -50,6 +50,39 @@ export function fetchArgs(k: KernelPackage, dest: string, mirror = ''): string[]
   ];
 }
 
+/** The image's stock kernel as a Debian package (the manifest's exact version), when the manifest has it. */
+export function stockPackage(m: { kernelVersion: string; recipe: { suite: string }; packages: Record<string, string> }): KernelPackage | undefined {
+  const name = `linux-image-${m.kernelVersion}`;
+  return m.packages[name] ? { suite: m.recipe.suite, name, version: m.packages[name] } : undefined;
+}
+
+/** The debug kernel keeps its vmlinux beside its kbuild tree (build/debug-kernel.ts). */
+export const debugVmlinux = (kernelBuildDir: string): string | undefined => {
+  const f = path.join(path.dirname(kernelBuildDir), 'vmlinux');
+  return existsSync(f) ? f : undefined;
+};
+
+/**
+ * The vmlinux with debug info of the kernel a run boots: the debug kernel's,
+ * the tree's of a kernel of your own, else the stock kernel's from Debian's
+ * -dbg package, when cached, or fetched now with --kernel-symbols.
+ */
+export async function runSymbols(
+  c: Pick<Config, 'cacheDir' | 'mirror' | 'verbose' | 'kernelSymbols' | 'debugKernel' | 'kernelImage' | 'kernelBuildDir'>,
+  img: { manifest: Parameters<typeof stockPackage>[0] },
+  log: (l: string) => void,
+): Promise<string | undefined> {
+  const own = c.debugKernel ? debugVmlinux(c.kernelBuildDir) : c.kernelImage ? path.join(c.kernelBuildDir, 'vmlinux') : undefined;
+  if (c.debugKernel || c.kernelImage) {
+    if (c.kernelSymbols)
+      log(`kernel symbols: --kernel-symbols is for Debian's stock kernel; this run's kernel has ${own && existsSync(own) ? `its own, ${own}` : 'none kept'}`);
+    return own && existsSync(own) ? own : undefined;
+  }
+  const k = stockPackage(img.manifest);
+  if (!k) return undefined;
+  return cachedSymbols(c.cacheDir, k) ?? (c.kernelSymbols ? ensureSymbols(c, k, log) : undefined);
+}
+
 /** The cached vmlinux of this kernel, or undefined. */
 export function cachedSymbols(cacheDir: string, k: KernelPackage): string | undefined {
   const f = path.join(symbolsDir(cacheDir, k), 'vmlinux');

@@ -9,7 +9,11 @@ import type { RunResult } from '../core/end.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { holdSigint } from '../core/signals.ts';
 import { GDB_REQUIREMENT, moduleSymbols, startGdb } from '../debug/gdb.ts';
+import { kaslrOffset } from '../debug/gdb-script.ts';
+import { runSymbols } from '../debug/kernel-symbols.ts';
+import type { SshSession } from '../guest/ssh.ts';
 import { preflight } from '../host/preflight.ts';
+import { findImage } from '../image/image.ts';
 import { connect, requireRunning } from '../vm/instance.ts';
 import { gdbSocketOf } from '../vm/qemu-args.ts';
 
@@ -24,7 +28,25 @@ async function hostKo(tree: string, name: string): Promise<string | undefined> {
   return hit && path.join(tree, hit);
 }
 
-export async function gdbOnInstance(c: Pick<Config, 'cacheDir' | 'name' | 'gdbBatch' | 'timeouts'>, log: (l: string) => void): Promise<RunResult> {
+/** The stock kernel's symbols for an instance of the current image (Debian's -dbg: cached, or fetched with --kernel-symbols), with KASLR's offset. */
+async function kernelSymbols(
+  c: Parameters<typeof gdbOnInstance>[0],
+  s: { imageKey: string; kernelVersion: string },
+  session: SshSession,
+  log: (l: string) => void,
+): Promise<{ file: string; offset: bigint } | undefined> {
+  const img = await findImage(c);
+  if (!img || img.key !== s.imageKey || img.manifest.kernelVersion !== s.kernelVersion) return undefined;
+  const file = await runSymbols({ ...c, debugKernel: '', kernelImage: '', kernelBuildDir: '' }, img, log);
+  if (!file) return undefined;
+  const text = await session.exec(['sh', '-c', "grep ' T _text$' /proc/kallsyms"], { timeoutMs: c.timeouts.command * 1000 });
+  return { file, offset: kaslrOffset(text.stdout) };
+}
+
+export async function gdbOnInstance(
+  c: Pick<Config, 'cacheDir' | 'name' | 'gdbBatch' | 'timeouts' | 'kernelSymbols' | 'mirror' | 'verbose' | 'recipe' | 'root'>,
+  log: (l: string) => void,
+): Promise<RunResult> {
   const s = await requireRunning(c, c.name, log);
   await preflight(log, [GDB_REQUIREMENT]);
   const batch = c.gdbBatch || undefined;
@@ -43,6 +65,7 @@ export async function gdbOnInstance(c: Pick<Config, 'cacheDir' | 'name' | 'gdbBa
       m.guestKo = f.stdout.split('\n')[0] || `${m.name}.ko`;
     }
     const syms = await moduleSymbols(session, mods, dir, c.timeouts.command * 1000);
+    const vmlinux = await kernelSymbols(c, s, session, log);
     log(`gdb: ${syms.length ? `symbols of ${syms.map((m) => m.name).join(', ')}` : 'no out-of-tree module is loaded: only the kernel, without its symbols'}`);
     const here = path.join(process.cwd(), 'kmodvm.yaml');
     const release = batch ? () => {} : holdSigint();
@@ -50,8 +73,8 @@ export async function gdbOnInstance(c: Pick<Config, 'cacheDir' | 'name' | 'gdbBa
       socket: gdbSocketOf(path.join(s.dir, 'qmp.sock')),
       qmpSocket: path.join(s.dir, 'qmp.sock'),
       dir,
-      plan: { modules: syms, substitute: existsSync(here) ? [[tree, process.cwd()]] : [], user: batch, batch: Boolean(batch) },
-      readable: [tree, ...(batch ? [batch] : []), ...(existsSync(here) ? [process.cwd()] : [])],
+      plan: { modules: syms, substitute: existsSync(here) ? [[tree, process.cwd()]] : [], vmlinux, user: batch, batch: Boolean(batch) },
+      readable: [tree, ...(batch ? [batch] : []), ...(existsSync(here) ? [process.cwd()] : []), ...(vmlinux ? [path.dirname(vmlinux.file)] : [])],
       timeoutMs: batch ? c.timeouts.app * 1000 : 86_400_000,
     });
     return await g.done.finally(release);

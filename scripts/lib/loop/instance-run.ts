@@ -11,6 +11,7 @@ import { fileSize, mkdirPrivate, readFrom, tagCacheDir } from '../core/disk.ts';
 import { KmodvmError, setCrashDir } from '../core/errors.ts';
 import { kmodvmCommand } from '../core/invoked.ts';
 import { waitUntil } from '../core/wait.ts';
+import { runSymbols } from '../debug/kernel-symbols.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import type { Guest } from '../guest/steps.ts';
 import { preflight } from '../host/preflight.ts';
@@ -202,6 +203,7 @@ export async function testOnInstance(
   setCrashDir(runDir);
   let s = s0;
   const img = await instanceImage(c, s);
+  const symbols = await runSymbols(c, img, log);
   const build = buildModeFor(c, img, Boolean(c.kernelImage));
   // Not niced: the guest is up, and the build is what the edit loop waits for.
   const hostBuild = startHostBuild(c, img, rs, path.join(s.dir, 'build'), { ...build, niceness: 0 });
@@ -236,7 +238,7 @@ export async function testOnInstance(
       guestFallback: s.accel === 'kvm',
       reuse: true,
       fresh,
-      ...runFlags(c, { instance: true, img }),
+      ...runFlags(c, { instance: true, img, symbols }),
       log,
     });
     session = r.guest.session;

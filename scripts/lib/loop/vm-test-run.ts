@@ -10,6 +10,7 @@ import { type Config, splatRuleFiles } from '../core/config.ts';
 import { mkdirPrivate, tagCacheDir } from '../core/disk.ts';
 import { KmodvmError, setCrashDir } from '../core/errors.ts';
 import { settlesWithin } from '../core/wait.ts';
+import { runSymbols } from '../debug/kernel-symbols.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import type { Guest } from '../guest/steps.ts';
 import { preflight } from '../host/preflight.ts';
@@ -139,6 +140,7 @@ interface PreparedRun {
   hostBuild: ReturnType<typeof startHostBuild>;
   releaseTree?: () => Promise<void>;
   report: RunReport;
+  symbols?: string;
 }
 
 /** The guests of a run: the one in use, and every console so far. */
@@ -156,6 +158,8 @@ async function prepareRun(plan: RunPlan, accel: 'kvm' | 'tcg', note: string | un
   await preflight(log);
   const img = await ensureImage(c, log, { onBuilt: () => pruneHint(c, log) });
   c = await withDebugKernel(c, log);
+  // The kernel's symbols (gdb, crash dumps): the debug kernel's own, else Debian's -dbg, cached or fetched now with --kernel-symbols.
+  const symbols = await runSymbols(c, img, log);
   const runDir = newRunDir(c);
   await mkdirPrivate(runDir);
   await tagCacheDir(path.dirname(runDir));
@@ -187,7 +191,7 @@ async function prepareRun(plan: RunPlan, accel: 'kvm' | 'tcg', note: string | un
     suite: rs.suite.file,
     seed: rs.seed,
   };
-  return { plan, c, rs, img, runDir, started, byo, hostBuild, releaseTree, report };
+  return { plan, c, rs, img, runDir, started, byo, hostBuild, releaseTree, report, symbols };
 }
 
 /** Under --keep-on-fail a guest starts detached, so that it can outlive this run (killed at its end unless it is kept). */
@@ -253,7 +257,7 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: CheckResult[],
     guestRecords: { dir: guestRecordsDir(c.cacheDir, img.key), replay: c.replay },
     guestFallback: report.accel === 'kvm' && !run.byo,
     fresh,
-    ...runFlags(c, { instance: false, img }),
+    ...runFlags(c, { instance: false, img, symbols: run.symbols }),
     log,
   });
   const tail: CheckResult[] = [c.keepOnFail && r.stoppedAt ? await keep(run, g, r.stoppedAt, log) : await powerOff(g)];

@@ -2,39 +2,22 @@
 // (debug/dump.ts), and after each test the dump step, when the guest
 // panicked during it, joins the test's report. A guest that cannot give a
 // dump stops the run before its tests, as a setup failure that says why.
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { kmodvmCommand } from '../core/invoked.ts';
 import { DumpWatch } from '../debug/dump.ts';
+import { stockPackage } from '../debug/kernel-symbols.ts';
 import type { Guest } from '../guest/steps.ts';
 import type { CheckResult } from '../verdict/model.ts';
 import type { LoadedModule } from './test-plan.ts';
 import type { DumpAsk, SuiteRunInput } from './types.ts';
 
-/**
- * The run's --dump: on with the flag (the suite's dump: true turns it on in
- * run.ts), and where the kernel's symbols are: the debug kernel's vmlinux,
- * a kernel of your own's tree's, else Debian's package of the image's kernel
- * (whose -dbg package has them, debug/kernel-symbols.ts).
- */
+/** The run's --dump: on with the flag (the suite's dump: true turns it on in run.ts), the kernel's symbols where the run has them, and the stock kernel's package. */
 export const dumpAsk = (
-  c: Pick<Config, 'dump' | 'debugKernel' | 'kernelBuildDir' | 'kernelImage'>,
-  img?: { manifest: { kernelVersion: string; recipe: { suite: string }; packages: Record<string, string> } },
-): DumpAsk => {
-  if (c.debugKernel && c.kernelBuildDir) return { on: c.dump, vmlinux: debugVmlinux(c.kernelBuildDir) };
-  if (c.kernelImage) return { on: c.dump, vmlinux: existsSync(path.join(c.kernelBuildDir, 'vmlinux')) ? path.join(c.kernelBuildDir, 'vmlinux') : undefined };
-  const m = img?.manifest;
-  const name = m && `linux-image-${m.kernelVersion}`;
-  return { on: c.dump, kernelPackage: m && name && m.packages[name] ? { suite: m.recipe.suite, name, version: m.packages[name] } : undefined };
-};
-
-/** The debug kernel keeps its vmlinux beside its kbuild tree (build/debug-kernel.ts). */
-export const debugVmlinux = (kernelBuildDir: string): string | undefined => {
-  const f = path.join(path.dirname(kernelBuildDir), 'vmlinux');
-  return existsSync(f) ? f : undefined;
-};
+  c: Pick<Config, 'dump' | 'debugKernel' | 'kernelImage'>,
+  img?: { manifest: Parameters<typeof stockPackage>[0] },
+  vmlinux?: string,
+): DumpAsk => ({ on: c.dump, vmlinux, kernelPackage: !c.debugKernel && !c.kernelImage && img ? stockPackage(img.manifest) : undefined });
 
 export const dumpWanted = (i: Pick<SuiteRunInput, 'dump' | 'suite'>): boolean => Boolean(i.dump && (i.dump.on || i.suite.dump));
 

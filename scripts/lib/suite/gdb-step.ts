@@ -22,9 +22,9 @@ import type { LoadedModule } from './test-plan.ts';
 import { fileSafe } from './test-plan.ts';
 import type { GdbAsk, SuiteRunInput } from './types.ts';
 
-/** The run's --gdb, if any: on a debug kernel its tree has the vmlinux with symbols. */
-export const gdbAsk = (c: Pick<Config, 'gdb' | 'gdbBatch' | 'debugKernel' | 'kernelBuildDir'>): GdbAsk | undefined =>
-  c.gdb ? { test: c.gdb, batch: c.gdbBatch || undefined, kernelTree: c.debugKernel ? c.kernelBuildDir : undefined } : undefined;
+/** The run's --gdb, if any, with the kernel's symbols where the run has them (debug/kernel-symbols.ts runSymbols) and the debug kernel's tree (its gdb helpers). */
+export const gdbAsk = (c: Pick<Config, 'gdb' | 'gdbBatch' | 'debugKernel' | 'kernelBuildDir'>, vmlinux?: string): GdbAsk | undefined =>
+  c.gdb ? { test: c.gdb, batch: c.gdbBatch || undefined, kernelTree: c.debugKernel ? c.kernelBuildDir : undefined, vmlinux } : undefined;
 
 /** gdb attached, and how to wait for its end. */
 export interface GdbRun {
@@ -79,7 +79,7 @@ export async function attachGdb(
   );
   const trees = [...new Set(modules.flatMap((m) => (m.host ? [m.host.tree] : [])))];
   const inTree = (f: string): string | undefined => (ask.kernelTree && existsSync(path.join(ask.kernelTree, f)) ? path.join(ask.kernelTree, f) : undefined);
-  const vmlinux = inTree('vmlinux');
+  const vmlinux = ask.vmlinux ?? inTree('vmlinux');
   const offset = vmlinux ? kaslrOffset((await guest.session.exec(KERNEL_TEXT, { timeoutMs })).stdout) : 0n;
   const batch = Boolean(ask.batch);
   const release = batch ? () => {} : holdSigint();
@@ -96,7 +96,14 @@ export async function attachGdb(
       user: ask.batch,
       batch,
     },
-    readable: [...syms.map((s) => path.dirname(s.ko)), i.suite.root, ...trees, ...(ask.batch ? [ask.batch] : []), ...(ask.kernelTree ? [ask.kernelTree] : [])],
+    readable: [
+      ...syms.map((s) => path.dirname(s.ko)),
+      i.suite.root,
+      ...trees,
+      ...(ask.batch ? [ask.batch] : []),
+      ...(ask.kernelTree ? [ask.kernelTree] : []),
+      ...(vmlinux ? [path.dirname(vmlinux)] : []),
+    ],
     // Batch: the script's own deadline is the test's; at a terminal, a day.
     timeoutMs: batch ? (i.c.timeouts.app + 60) * 1000 : 86_400_000,
   });

@@ -19,6 +19,8 @@ export interface GdbAsk {
   test: string;
   batch?: string;
   kernelTree?: string;
+  /** The kernel's vmlinux with debug info, when the run has one (debug/kernel-symbols.ts runSymbols). */
+  vmlinux?: string;
 }
 
 /** What --dump asked for (suite/dump-step.ts): on (the flag; the suite's dump: true also arms), and the debug kernel's vmlinux. */
