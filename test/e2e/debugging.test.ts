@@ -3,7 +3,9 @@
 // prints what it received) and is hit when the app sends; gdb prints that line
 // and the message's length (the app sends NLMSG_SPACE(1024) = 1040 bytes),
 // and the backtrace shows the module's function. Then the test goes on and
-// passes. And --gdb's bad input, before anything boots. Never skipped.
+// passes. --gdb-before-load stops in the module's init, with the stock
+// kernel's symbols from Debian's -dbg. And --gdb's bad input, before anything
+// boots. Never skipped.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +42,31 @@ t.test('a breakpoint at netlink_simple_intf.c:LINE is hit when the app sends; gd
   t.equal(report.tests[0].ok, true, 'the test went on and passed');
 });
 
+t.test(
+  "--gdb-before-load with the stock kernel's symbols (--kernel-symbols): a breakpoint in the module's init is hit as it loads, with the kernel's frame under it",
+  async (t) => {
+    const script = path.join(work, 'init.gdb');
+    writeFileSync(script, ['break netlink_simple_intf_init', 'continue', 'bt 2', 'info symbol $pc', 'delete', ''].join('\n'));
+    const r = await kmodvm(['--gdb', 'netlink', '--gdb-before-load', '--kernel-symbols', '--batch', script]);
+    t.equal(r.exitCode, 0, r.stderr.split('\n').slice(-30).join('\n'));
+    const runDir = /run directory: (\S+)/.exec(r.stderr)![1];
+    const log = readFileSync(path.join(runDir, 'tests/netlink/gdb/gdb.log'), 'utf8');
+    t.match(log, /kmodvm: netlink_simple_intf is loading; its symbols are in\n/, "kmodvm's breakpoint in do_init_module added them");
+    t.match(
+      log,
+      /Thread \d+ hit Breakpoint 1, netlink_simple_intf_init \(\) at \S*netlink_simple_intf\.c:\d+/,
+      'the init breakpoint, pending until then, is hit',
+    );
+    t.match(
+      log,
+      /#1 +0x[0-9a-f]+ in do_one_initcall \(fn=0x[0-9a-f]+ <netlink_simple_intf_init>\) at init\/main\.c:\d+/,
+      "the kernel's frame, from Debian's symbols",
+    );
+    t.match(log, /init_module in section \.init\.text of \S+netlink_simple_intf\.ko/, '.init.text is mapped');
+    t.match(log, /\[Inferior 1 \(process 1\) detached\]/);
+  },
+);
+
 t.test("--gdb's bad input exits 2 before anything boots, saying what to do", async (t) => {
   const none = await kmodvm(['--gdb', 'nosuch', '--batch', '/dev/null']);
   t.equal(none.exitCode, 2);
@@ -50,4 +77,7 @@ t.test("--gdb's bad input exits 2 before anything boots, saying what to do", asy
   const alone = await kmodvm(['--batch', '/dev/null']);
   t.equal(alone.exitCode, 2);
   t.match(alone.stderr, /goes with --gdb TEST/);
+  const early = await kmodvm(['--gdb-before-load']);
+  t.equal(early.exitCode, 2);
+  t.match(early.stderr, /--gdb-before-load goes with --gdb TEST/);
 });

@@ -58,6 +58,7 @@ export const COMMANDS = {
       ...BUILD,
       ...RUN,
       'gdb',
+      'gdb-before-load',
       'batch',
       'keep-on-fail',
       'dump',

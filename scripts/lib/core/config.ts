@@ -12,8 +12,7 @@ import { deepFreeze } from './freeze.ts';
 import { shippedKernels } from './shipped-kernels.ts';
 
 export type Accel = 'auto' | 'kvm' | 'tcg';
-/** Where the modules are built (host-kbuild.ts), and how the guest boots (profile.ts). */
-export type BuildMode = 'auto' | 'host' | 'guest';
+/** Where the modules are built (host-kbuild.ts), and how the guest boots (profile.ts). */ export type BuildMode = 'auto' | 'host' | 'guest';
 export type Profile = 'lean' | 'systemd';
 
 export interface Timeouts {
@@ -99,9 +98,10 @@ export interface Config {
   sameGuest: boolean;
   /** Rerun what failed in this run directory (its repro.json, loop/repro.ts). Default ''. Flag --repro RUNDIR. */
   repro: string;
-  /** gdb on this test after its modules load (suite/gdb-step.ts), at the terminal or running the script gdbBatch. Default '' (none). Flags --gdb TEST, --batch FILE. */
+  /** gdb on this test after its modules load, or before (gdbBeforeLoad), at the terminal or running the script gdbBatch (suite/gdb-step.ts). Default '', '', false. Flags --gdb TEST, --batch FILE, --gdb-before-load. */
   gdb: string;
   gdbBatch: string;
+  gdbBeforeLoad: boolean;
   /** Keep the guest of the first failed test up as this instance (kmodvm ssh/logs/gdb/down --name). Default '' (off). Flag --keep-on-fail[=NAME], NAME default failed. */
   keepOnFail: string;
   /** --dump: a guest's panic or oops makes kmodvm write its memory into the run directory, for kmodvm crash (debug/dump.ts; the suite's dump: true too). --kernel-symbols: Debian's debug vmlinux of the stock kernel, fetched once into the cache (debug/kernel-symbols.ts). Both default false. */
@@ -177,6 +177,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot(),
     repro: '',
     gdb: '',
     gdbBatch: '',
+    gdbBeforeLoad: false,
     keepOnFail: '',
     dump: false,
     kernelSymbols: false,

@@ -176,6 +176,12 @@ export const OPTIONS = {
     field: 'kernelSymbols',
     help: "fetch Debian's debug symbols of the stock kernel once into the cache (about 0.9 GB down, 0.6 GB kept), for crash and gdb",
   },
+  'gdb-before-load': {
+    type: 'boolean',
+    group: 'run',
+    field: 'gdbBeforeLoad',
+    help: "with --gdb: attach before TEST's modules load; breakpoints in init and probe are hit (needs the kernel's symbols)",
+  },
   batch: { type: 'string', arg: 'FILE', group: 'run', field: 'gdbBatch', path: true, help: 'with --gdb: run this gdb script without a terminal (CI)' },
   'dry-run': { type: 'boolean', group: 'run', field: 'dryRun', help: 'print the plan and the exact commands; run nothing' },
   verbose: { type: 'boolean', short: 'v', group: 'run', field: 'verbose', help: 'print the exact QEMU and mmdebstrap commands as they run' },

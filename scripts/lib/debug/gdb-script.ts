@@ -29,6 +29,45 @@ export interface GdbPlan {
   batch: boolean;
   /** A file gdb creates once the symbols are in, before the user's script: kmodvm's sign that it may go on. */
   marker?: string;
+  /** --gdb-before-load: the modules kmodvm is about to load, whose symbols go in as each one's init is called (onLoadScript). */
+  onLoad?: readonly { name: string; ko: string }[];
+}
+
+/**
+ * --gdb-before-load: gdb is attached before the modules load, so their
+ * addresses are not known yet. A breakpoint of kmodvm's own in the kernel's
+ * do_init_module (it needs the kernel's symbols) reads each module's section
+ * addresses from its struct module, as the kernel filled them in before
+ * calling its init, adds its symbols there (the same sections as
+ * addSymbolFile), and lets the guest go on: the user's breakpoints in init
+ * and probe, pending until then, resolve. The kernel's lx-symbols does the
+ * same; this one also takes .init.text, and only the modules kmodvm loads.
+ */
+export function onLoadScript(mods: readonly { name: string; ko: string }[]): string[] {
+  const table = JSON.stringify(Object.fromEntries(mods.map((m) => [m.name.replace(/-/g, '_'), m.ko])));
+  return [
+    'set breakpoint pending on',
+    'python',
+    'import gdb, json',
+    `KMODVM_KO = json.loads(${JSON.stringify(table)})`,
+    "SKIP = ('.gnu.linkonce.this_module', '.symtab', '.strtab')",
+    'class KmodvmOnLoad(gdb.Breakpoint):',
+    '    def stop(self):',
+    "        mod = gdb.parse_and_eval('mod')",
+    "        name = mod['name'].string()",
+    '        ko = KMODVM_KO.get(name)',
+    '        if ko is None:',
+    '            return False',
+    "        attrs = mod['sect_attrs']",
+    "        secs = {attrs['attrs'][i]['battr']['attr']['name'].string(): int(attrs['attrs'][i]['address']) for i in range(int(attrs['nsections']))}",
+    "        rest = ''.join(' -s %s 0x%x' % (s, a) for s, a in secs.items() if s != '.text' and a and not s.startswith('.note') and s not in SKIP)",
+    "        text = (' 0x%x' % secs['.text']) if secs.get('.text') else ''",
+    `        gdb.execute('add-symbol-file "%s"%s%s' % (ko, text, rest))`,
+    "        gdb.write('kmodvm: %s is loading; its symbols are in\\n' % name)",
+    '        return False',
+    "KmodvmOnLoad('do_init_module', internal=True)",
+    'end',
+  ];
 }
 
 /** The guest's listing (`name:address` per line, grep's, from the command in sectionsCommand) as a map; lines that are not a section and a hex address are dropped. */
@@ -75,10 +114,13 @@ export function gdbScript(p: GdbPlan): string {
     ...(p.vmlinux ? [`symbol-file -o ${p.vmlinux.offset === 0n ? '0' : `0x${p.vmlinux.offset.toString(16)}`} ${q(p.vmlinux.file)}`] : []),
     `target remote ${p.target}`,
     ...p.modules.map(addSymbolFile),
+    ...(p.onLoad ? onLoadScript(p.onLoad) : []),
     ...p.substitute.map(([from, to]) => `set substitute-path ${q(from)} ${q(to)}`),
     // source takes the rest of the line as the file name, quotes and all.
     ...(p.helpers ? [`source ${p.helpers}`] : []),
-    `echo kmodvm: attached, ${p.modules.map((m) => m.name).join(', ') || 'no module'} symbols loaded\\n`,
+    p.onLoad
+      ? `echo kmodvm: attached before ${p.onLoad.map((m) => m.name).join(', ')} load; their symbols go in as each one's init is called\\n`
+      : `echo kmodvm: attached, ${p.modules.map((m) => m.name).join(', ') || 'no module'} symbols loaded\\n`,
     ...(p.marker ? [`shell touch '${p.marker.replace(/'/g, `'\\''`)}'`] : []),
     ...(p.user ? [`source ${p.user}`] : []),
     ...(p.batch ? ['detach', 'quit'] : []),

@@ -30,22 +30,26 @@ export interface GdbModule {
 /** Each loaded module's sections from the guest; its .ko from the host build, else copied from the guest into dir. */
 export async function moduleSymbols(session: SshSession, modules: readonly GdbModule[], dir: string, timeoutMs: number): Promise<ModuleSymbols[]> {
   const out: ModuleSymbols[] = [];
-  await mkdir(dir, { recursive: true, mode: 0o700 });
   for (const m of modules) {
     const r = await session.exec(sectionsCommand(m.name), { timeoutMs });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
     await writeFile(path.join(dir, `sections-${m.name}.txt`), r.stdout, { mode: 0o600 });
     const sections = parseSections(r.stdout);
     if (!sections.size) throw new KmodvmError('usage', `gdb: module ${m.name} is not loaded in the guest (no /sys/module/${m.name}/sections/)`);
-    let ko = m.hostKo;
-    if (!ko) {
-      const b = await session.exec(['base64', '-w0', m.guestKo], { timeoutMs });
-      if (b.exitCode !== 0) throw new KmodvmError('usage', `gdb: cannot read ${m.guestKo} in the guest: ${b.stderr.trim()}`);
-      ko = path.join(dir, `${m.name}.ko`);
-      await writeFile(ko, Buffer.from(b.stdout.trim(), 'base64'), { mode: 0o600 });
-    }
-    out.push({ name: m.name, ko, sections });
+    out.push({ ...(await moduleFile(session, m, dir, timeoutMs)), sections });
   }
   return out;
+}
+
+/** The module's .ko with its debug info on the host: the host build's, else copied from the guest into dir (a module not loaded yet too: --gdb-before-load). */
+export async function moduleFile(session: SshSession, m: GdbModule, dir: string, timeoutMs: number): Promise<{ name: string; ko: string }> {
+  if (m.hostKo) return { name: m.name, ko: m.hostKo };
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const b = await session.exec(['base64', '-w0', m.guestKo], { timeoutMs });
+  if (b.exitCode !== 0) throw new KmodvmError('usage', `gdb: cannot read ${m.guestKo} in the guest: ${b.stderr.trim()}`);
+  const ko = path.join(dir, `${m.name}.ko`);
+  await writeFile(ko, Buffer.from(b.stdout.trim(), 'base64'), { mode: 0o600 });
+  return { name: m.name, ko };
 }
 
 /** Quoted for the sh that gdb runs a `target remote | …` command with. */

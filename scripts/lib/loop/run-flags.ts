@@ -6,7 +6,10 @@ import type { SuiteRunInput } from '../suite/types.ts';
 
 /** --update, --repeat's guest, --until-fail and --keep-on-fail, --gdb, --dump. On a kept instance the repeats stay on it: restarting the user's instance for each run is not what --reuse asked for. */
 export const runFlags = (
-  c: Pick<Config, 'update' | 'sameGuest' | 'untilFail' | 'keepOnFail' | 'gdb' | 'gdbBatch' | 'debugKernel' | 'kernelBuildDir' | 'kernelImage' | 'dump'>,
+  c: Pick<
+    Config,
+    'update' | 'sameGuest' | 'untilFail' | 'keepOnFail' | 'gdb' | 'gdbBatch' | 'gdbBeforeLoad' | 'debugKernel' | 'kernelBuildDir' | 'kernelImage' | 'dump'
+  >,
   o: { instance: boolean; img?: Parameters<typeof dumpAsk>[1]; symbols?: string },
 ): Pick<SuiteRunInput, 'update' | 'repeat' | 'gdb' | 'dump'> => ({
   update: c.update,

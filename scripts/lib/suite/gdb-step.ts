@@ -12,7 +12,7 @@ import { KmodvmError } from '../core/errors.ts';
 import { tail } from '../core/proc.ts';
 import { holdSigint } from '../core/signals.ts';
 import { settlesWithin } from '../core/wait.ts';
-import { GDB_REQUIREMENT, moduleSymbols, startGdb } from '../debug/gdb.ts';
+import { GDB_REQUIREMENT, moduleFile, moduleSymbols, startGdb } from '../debug/gdb.ts';
 import { kaslrOffset } from '../debug/gdb-script.ts';
 import type { Guest } from '../guest/steps.ts';
 import { preflight } from '../host/preflight.ts';
@@ -23,8 +23,10 @@ import { fileSafe } from './test-plan.ts';
 import type { GdbAsk, SuiteRunInput } from './types.ts';
 
 /** The run's --gdb, if any, with the kernel's symbols where the run has them (debug/kernel-symbols.ts runSymbols) and the debug kernel's tree (its gdb helpers). */
-export const gdbAsk = (c: Pick<Config, 'gdb' | 'gdbBatch' | 'debugKernel' | 'kernelBuildDir'>, vmlinux?: string): GdbAsk | undefined =>
-  c.gdb ? { test: c.gdb, batch: c.gdbBatch || undefined, kernelTree: c.debugKernel ? c.kernelBuildDir : undefined, vmlinux } : undefined;
+export const gdbAsk = (c: Pick<Config, 'gdb' | 'gdbBatch' | 'gdbBeforeLoad' | 'debugKernel' | 'kernelBuildDir'>, vmlinux?: string): GdbAsk | undefined =>
+  c.gdb
+    ? { test: c.gdb, batch: c.gdbBatch || undefined, kernelTree: c.debugKernel ? c.kernelBuildDir : undefined, vmlinux, beforeLoad: c.gdbBeforeLoad }
+    : undefined;
 
 /** gdb attached, and how to wait for its end. */
 export interface GdbRun {
@@ -34,10 +36,22 @@ export interface GdbRun {
 }
 
 /** --gdb's bad input, before anything boots: a test the suite does not have or this run does not take, or a terminal gdb without a terminal. */
-export function checkGdbAsk(gdb: string, batch: string, tests: readonly { name: string }[], selected: readonly { name: string }[], isTTY: boolean): void {
+export function checkGdbAsk(
+  gdb: string,
+  batch: string,
+  tests: readonly { name: string }[],
+  selected: readonly { name: string }[],
+  isTTY: boolean,
+  o: { beforeLoad?: boolean; loadOnce?: boolean } = {},
+): void {
   if (!gdb && batch)
     throw new KmodvmError('usage', '--batch goes with --gdb TEST: the script runs when that test has loaded its modules', { hint: 'add --gdb TEST' });
+  if (!gdb && o.beforeLoad) throw new KmodvmError('usage', '--gdb-before-load goes with --gdb TEST', { hint: 'add --gdb TEST' });
   if (!gdb) return;
+  if (o.beforeLoad && o.loadOnce)
+    throw new KmodvmError('usage', '--gdb-before-load: this suite loads its modules once, before its first test (load: once)', {
+      hint: 'use load: per-test in the suite, or --gdb without --gdb-before-load',
+    });
   const names = tests.map((t) => t.name);
   if (!names.includes(gdb)) throw new KmodvmError('usage', `--gdb ${gdb}: the suite has no such test`, { hint: `the tests are: ${names.join(', ')}` });
   if (!selected.some((t) => t.name === gdb))
@@ -58,6 +72,8 @@ const BATCH_GRACE_MS = 5000;
 
 const KERNEL_TEXT = ['sh', '-c', "grep ' T _text$' /proc/kallsyms"];
 
+const inTreeOf = (tree: string | undefined, f: string): string | undefined => (tree && existsSync(path.join(tree, f)) ? path.join(tree, f) : undefined);
+
 /** Attaches gdb to the guest with the loaded modules' symbols; returns once gdb has them (or has ended). */
 export async function attachGdb(
   i: Pick<SuiteRunInput, 'c' | 'suite' | 'runDir' | 'log'>,
@@ -71,25 +87,31 @@ export async function attachGdb(
   const dir = path.join(i.runDir, 'tests', fileSafe(testName), 'gdb');
   const timeoutMs = i.c.timeouts.command * 1000;
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const syms = await moduleSymbols(
-    guest.session,
-    modules.map((m) => ({ name: m.name, guestKo: m.guestKo, hostKo: m.host?.ko })),
-    dir,
-    timeoutMs,
-  );
+  const mods = modules.map((m) => ({ name: m.name, guestKo: m.guestKo, hostKo: m.host?.ko }));
+  // Before the loads the modules have no addresses yet: their symbols go in as each one's init is called (gdb-script.ts onLoadScript), which needs the kernel's.
+  if (ask.beforeLoad && !(ask.vmlinux ?? inTreeOf(ask.kernelTree, 'vmlinux')))
+    throw new KmodvmError('usage', "--gdb-before-load needs the kernel's symbols, to stop where the kernel calls a module's init", {
+      hint: "add --kernel-symbols (Debian's -dbg of the stock kernel, fetched once), or use --kernel debian-12-debug",
+    });
+  const syms = ask.beforeLoad ? [] : await moduleSymbols(guest.session, mods, dir, timeoutMs);
+  const onLoad = ask.beforeLoad ? await Promise.all(mods.map((m) => moduleFile(guest.session, m, dir, timeoutMs))) : undefined;
   const trees = [...new Set(modules.flatMap((m) => (m.host ? [m.host.tree] : [])))];
-  const inTree = (f: string): string | undefined => (ask.kernelTree && existsSync(path.join(ask.kernelTree, f)) ? path.join(ask.kernelTree, f) : undefined);
+  const inTree = (f: string): string | undefined => inTreeOf(ask.kernelTree, f);
   const vmlinux = ask.vmlinux ?? inTree('vmlinux');
   const offset = vmlinux ? kaslrOffset((await guest.session.exec(KERNEL_TEXT, { timeoutMs })).stdout) : 0n;
   const batch = Boolean(ask.batch);
   const release = batch ? () => {} : holdSigint();
-  if (!batch) i.log(`gdb: attached to the guest for test ${testName}; the test's command runs when gdb continues, and its modules unload when gdb quits`);
+  if (!batch)
+    i.log(
+      `gdb: attached to the guest for test ${testName}${ask.beforeLoad ? ', before its modules load' : ''}; the test goes on when gdb continues, and its modules unload when gdb quits`,
+    );
   const g = await startGdb({
     socket: gdbSocketOf(guest.qmpSocket!),
     qmpSocket: guest.qmpSocket!,
     dir,
     plan: {
       modules: syms,
+      onLoad,
       substitute: trees.map((t) => [t, i.suite.root] as const),
       vmlinux: vmlinux ? { file: vmlinux, offset } : undefined,
       helpers: inTree('vmlinux-gdb.py'),

@@ -98,7 +98,7 @@ export async function filesOf(suite: Suite, skipDirs: string[], linksLeftOut: st
 
 export async function resolveSuite(
   c: Pick<Config, 'appDir' | 'cacheDir' | 'moduleDir' | 'only' | 'root' | 'runsDir' | 'shard' | 'suite' | 'transcript' | 'update'> &
-    Partial<Pick<Config, 'repeat' | 'shuffle' | 'gdb' | 'gdbBatch'>>,
+    Partial<Pick<Config, 'repeat' | 'shuffle' | 'gdb' | 'gdbBatch' | 'gdbBeforeLoad'>>,
   cwd = process.cwd(),
 ): Promise<ResolvedSuite> {
   const suite = c.moduleDir ? legacySuite(c) : await loadSuite(c.suite || defaultSuiteFile(c, cwd), { update: c.update });
@@ -106,7 +106,10 @@ export async function resolveSuite(
   const refused = devices.length ? await checkDevicesWithQemu(devices) : undefined;
   if (refused) throw refused;
   const tests = selectTests(suite.tests, { only: c.only, shard: c.shard ? parseShard(c.shard) : undefined });
-  checkGdbAsk(c.gdb ?? '', c.gdbBatch ?? '', suite.tests, tests, Boolean(process.stdin.isTTY));
+  checkGdbAsk(c.gdb ?? '', c.gdbBatch ?? '', suite.tests, tests, Boolean(process.stdin.isTTY), {
+    beforeLoad: c.gdbBeforeLoad,
+    loadOnce: suite.load === 'once',
+  });
   const selected: SelectedTest[] = [];
   for (const test of tests) {
     if (!test.transcript) {

@@ -135,8 +135,13 @@ async function loadRunUnload(
   const s = guest.session;
   const perTest = i.suite.load === 'per-test';
   const loads: StepRecord[] = [];
+  // --gdb TEST: gdb attaches with the loaded modules' symbols (--gdb-before-load: before the loads, their symbols going in at each init); the command runs when gdb lets the guest go; unloading waits for gdb's end.
+  const wantGdb = i.gdb && gdbWanted(i.gdb.test, test.name) ? i.gdb : undefined;
+  const early = wantGdb?.beforeLoad ? await attachGdb(i, wantGdb, guest, test.name, modules).catch(gdbFailed) : undefined;
+  // At a terminal, gdb may hold an insmod as long as its user likes.
+  const loadTimeouts = early?.appTimeoutS ? { ...c.timeouts, load: early.appTimeoutS } : c.timeouts;
   for (const m of perTest ? modules : []) {
-    const r = await runStep(s, insmodStep(m, paramsFor(m, test.params), c.timeouts));
+    const r = await runStep(s, insmodStep(m, paramsFor(m, test.params), loadTimeouts));
     await record(r);
     loads.push(r);
     if (!r.ok) break;
@@ -147,13 +152,12 @@ async function loadRunUnload(
   const checkSteps: Record<string, CheckResult[]> = {};
   let gdbResult: CheckResult | undefined;
   if (loaded === loads.length) {
-    // --gdb TEST: gdb attaches with the loaded modules' symbols; the command runs when gdb lets the guest go; unloading waits for gdb's end.
-    const gdb = i.gdb && gdbWanted(i.gdb.test, test.name) ? await attachGdb(i, i.gdb, guest, test.name, modules).catch(gdbFailed) : undefined;
+    const gdb = early ?? (wantGdb ? await attachGdb(i, wantGdb, guest, test.name, modules).catch(gdbFailed) : undefined);
     run = await runStep(s, runStepSpec(test.run, gdb?.appTimeoutS ?? test.timeoutS ?? c.timeouts.app));
     await record(run);
     if (run.result.timedOut) hang = await hangEvidence(i, guest);
     gdbResult = await gdb?.finish();
-  }
+  } else gdbResult = await early?.finish();
   const unloads: StepRecord[] = [];
   const env: GuestEnv = {
     guest,

@@ -21,6 +21,8 @@ export interface GdbAsk {
   kernelTree?: string;
   /** The kernel's vmlinux with debug info, when the run has one (debug/kernel-symbols.ts runSymbols). */
   vmlinux?: string;
+  /** --gdb-before-load: attached before the test's modules load. */
+  beforeLoad?: boolean;
 }
 
 /** What --dump asked for (suite/dump-step.ts): on (the flag; the suite's dump: true also arms), and the debug kernel's vmlinux. */

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { addSymbolFile, gdbArgs, gdbScript, kaslrOffset, parseSections, sectionsCommand } from '../../../scripts/lib/debug/gdb-script.ts';
+import { addSymbolFile, gdbArgs, gdbScript, kaslrOffset, onLoadScript, parseSections, sectionsCommand } from '../../../scripts/lib/debug/gdb-script.ts';
 
 const fixture = (f: string): string => readFileSync(new URL(`../../fixtures/gdb/${f}`, import.meta.url), 'utf8');
 
@@ -58,3 +58,20 @@ t.test("KASLR: the offset from kallsyms' _text; a module name is checked before 
   t.same(sectionsCommand('edu').slice(-1), ['edu'], 'the name is an argument, not part of the script');
   t.throws(() => sectionsCommand('x; reboot'), /not a module name/);
 });
+
+t.test(
+  "--gdb-before-load: kmodvm's own breakpoint in do_init_module adds the module's symbols from its struct module, for kmodvm's modules only",
+  async (t) => {
+    const lines = onLoadScript([{ name: 'nl-demo', ko: '/b/nl-demo.ko' }]);
+    t.equal(lines[0], 'set breakpoint pending on', "the user's breakpoints in the module wait for its symbols");
+    t.same([lines[1], lines.at(-1)], ['python', 'end']);
+    t.ok(lines.includes(`KMODVM_KO = json.loads("{\\"nl_demo\\":\\"/b/nl-demo.ko\\"}")`), 'by the name the kernel gives it (- is _)');
+    t.ok(lines.includes("KmodvmOnLoad('do_init_module', internal=True)"));
+    t.ok(lines.some((l) => l.includes("gdb.execute('add-symbol-file")));
+    t.ok(lines.includes('        return False'), 'it never stops the guest itself');
+    const script = gdbScript({ target: '| x', modules: [], substitute: [], batch: true, onLoad: [{ name: 'm', ko: '/m.ko' }] });
+    t.match(script, /target remote \| x\nset breakpoint pending on\npython\n[\s\S]*\nend\n/);
+    t.match(script, /echo kmodvm: attached before m load; their symbols go in as each one's init is called/);
+    t.notMatch(gdbScript({ target: '| x', modules: [], substitute: [], batch: true }), /python/, 'without --gdb-before-load, no breakpoint of ours');
+  },
+);

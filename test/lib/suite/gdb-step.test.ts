@@ -21,6 +21,12 @@ t.test("--gdb's bad input: no such test, a test the run does not take, no termin
   t.doesNotThrow(() => checkGdbAsk('a', '', tests, tests, true), 'at a terminal');
 });
 
+t.test('--gdb-before-load: only with --gdb, and only where each test loads its modules', async (t) => {
+  t.ok(usage(() => checkGdbAsk('', '', tests, tests, true, { beforeLoad: true }), /--gdb-before-load goes with --gdb TEST/));
+  t.ok(usage(() => checkGdbAsk('a', '', tests, tests, true, { beforeLoad: true, loadOnce: true }), /load: once[\s\S]*load: per-test/));
+  t.doesNotThrow(() => checkGdbAsk('a', '', tests, tests, true, { beforeLoad: true }));
+});
+
 t.test('every run of the named test under --repeat, and no other test', async (t) => {
   t.ok(gdbWanted('a', 'a'));
   t.ok(gdbWanted('a', 'a#3'));
@@ -28,8 +34,10 @@ t.test('every run of the named test under --repeat, and no other test', async (t
   t.notOk(gdbWanted('a', 'b#1'));
 });
 
-t.test("the kernel's tree goes to gdb only on a debug kernel (the stock one has no vmlinux with symbols)", async (t) => {
-  t.same(gdbAsk({ gdb: 'a', gdbBatch: '', debugKernel: '', kernelBuildDir: '/k' }), { test: 'a', batch: undefined, kernelTree: undefined });
-  t.same(gdbAsk({ gdb: 'a', gdbBatch: '/s', debugKernel: 'debian-12-debug', kernelBuildDir: '/k' })?.kernelTree, '/k');
-  t.equal(gdbAsk({ gdb: '', gdbBatch: '', debugKernel: '', kernelBuildDir: '' }), undefined);
+t.test("the kernel's tree goes to gdb only on a debug kernel; the run's kernel symbols and --gdb-before-load go as given", async (t) => {
+  const c = { gdb: 'a', gdbBatch: '', gdbBeforeLoad: false, debugKernel: '', kernelBuildDir: '/k' };
+  t.same(gdbAsk(c), { test: 'a', batch: undefined, kernelTree: undefined, vmlinux: undefined, beforeLoad: false });
+  t.same(gdbAsk({ ...c, gdbBatch: '/s', debugKernel: 'debian-12-debug' })?.kernelTree, '/k');
+  t.same(gdbAsk({ ...c, gdbBeforeLoad: true }, '/c/vmlinux'), { test: 'a', batch: undefined, kernelTree: undefined, vmlinux: '/c/vmlinux', beforeLoad: true });
+  t.equal(gdbAsk({ ...c, gdb: '' }), undefined);
 });
