@@ -74,6 +74,18 @@ const KERNEL_TEXT = ['sh', '-c', "grep ' T _text$' /proc/kallsyms"];
 
 const inTreeOf = (tree: string | undefined, f: string): string | undefined => (tree && existsSync(path.join(tree, f)) ? path.join(tree, f) : undefined);
 
+/** The modules' symbols at their addresses; before their load (--gdb-before-load), only their .ko files, which needs the kernel's symbols. */
+async function gdbModules(ask: GdbAsk, guest: Guest, modules: readonly LoadedModule[], dir: string, timeoutMs: number) {
+  const mods = modules.map((m) => ({ name: m.name, guestKo: m.guestKo, hostKo: m.host?.ko }));
+  if (!ask.beforeLoad) return { syms: await moduleSymbols(guest.session, mods, dir, timeoutMs), onLoad: undefined };
+  // Before the loads the modules have no addresses yet: their symbols go in as each one's init is called (gdb-script.ts onLoadScript), which needs the kernel's.
+  if (!(ask.vmlinux ?? inTreeOf(ask.kernelTree, 'vmlinux')))
+    throw new KmodvmError('usage', "--gdb-before-load needs the kernel's symbols, to stop where the kernel calls a module's init", {
+      hint: "add --kernel-symbols (Debian's -dbg of the stock kernel, fetched once), or use --kernel debian-12-debug",
+    });
+  return { syms: [], onLoad: await Promise.all(mods.map((m) => moduleFile(guest.session, m, dir, timeoutMs))) };
+}
+
 /** Attaches gdb to the guest with the loaded modules' symbols; returns once gdb has them (or has ended). */
 export async function attachGdb(
   i: Pick<SuiteRunInput, 'c' | 'suite' | 'runDir' | 'log'>,
@@ -87,14 +99,7 @@ export async function attachGdb(
   const dir = path.join(i.runDir, 'tests', fileSafe(testName), 'gdb');
   const timeoutMs = i.c.timeouts.command * 1000;
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const mods = modules.map((m) => ({ name: m.name, guestKo: m.guestKo, hostKo: m.host?.ko }));
-  // Before the loads the modules have no addresses yet: their symbols go in as each one's init is called (gdb-script.ts onLoadScript), which needs the kernel's.
-  if (ask.beforeLoad && !(ask.vmlinux ?? inTreeOf(ask.kernelTree, 'vmlinux')))
-    throw new KmodvmError('usage', "--gdb-before-load needs the kernel's symbols, to stop where the kernel calls a module's init", {
-      hint: "add --kernel-symbols (Debian's -dbg of the stock kernel, fetched once), or use --kernel debian-12-debug",
-    });
-  const syms = ask.beforeLoad ? [] : await moduleSymbols(guest.session, mods, dir, timeoutMs);
-  const onLoad = ask.beforeLoad ? await Promise.all(mods.map((m) => moduleFile(guest.session, m, dir, timeoutMs))) : undefined;
+  const { syms, onLoad } = await gdbModules(ask, guest, modules, dir, timeoutMs);
   const trees = [...new Set(modules.flatMap((m) => (m.host ? [m.host.tree] : [])))];
   const inTree = (f: string): string | undefined => inTreeOf(ask.kernelTree, f);
   const vmlinux = ask.vmlinux ?? inTree('vmlinux');
@@ -132,20 +137,25 @@ export async function attachGdb(
   const attached = await g.attached;
   return {
     appTimeoutS: batch ? undefined : 86_400,
-    finish: async () => {
-      // A batch script that ends waiting (a last `continue`) is ended once the test's command is done and gdb had its grace.
-      if (batch && !(await settlesWithin(g.done, BATCH_GRACE_MS))) g.end();
-      const r = await g.done.finally(release);
-      const out = `${r.stdout}\n${r.stderr}`.trim();
-      const ok = attached && (r.exitCode === 0 || r.ended === true);
-      return {
-        name: 'gdb',
-        ok,
-        failure: ok ? undefined : 'usage',
-        durationMs: Date.now() - t0,
-        message: `${attached ? 'attached' : 'did not attach'}; gdb ${r.ended ? `still ran ${BATCH_GRACE_MS / 1000} s after the test's command was done, so kmodvm ended it` : r.reason}${batch ? `; its output in ${path.relative(i.runDir, path.join(dir, 'gdb.log'))}` : ''}`,
-        evidence: batch ? tail(out, 40) : undefined,
-      };
-    },
+    finish: () => gdbStep(g, { attached, batch, release, t0, log: path.relative(i.runDir, path.join(dir, 'gdb.log')) }),
+  };
+}
+
+/** gdb's end as the test's `gdb` step: a batch script that ends waiting (a last `continue`) is ended once the test's command is done and gdb had its grace. */
+async function gdbStep(
+  g: Awaited<ReturnType<typeof startGdb>>,
+  o: { attached: boolean; batch: boolean; release: () => void; t0: number; log: string },
+): Promise<CheckResult> {
+  if (o.batch && !(await settlesWithin(g.done, BATCH_GRACE_MS))) g.end();
+  const r = await g.done.finally(o.release);
+  const out = `${r.stdout}\n${r.stderr}`.trim();
+  const ok = o.attached && (r.exitCode === 0 || r.ended === true);
+  return {
+    name: 'gdb',
+    ok,
+    failure: ok ? undefined : 'usage',
+    durationMs: Date.now() - o.t0,
+    message: `${o.attached ? 'attached' : 'did not attach'}; gdb ${r.ended ? `still ran ${BATCH_GRACE_MS / 1000} s after the test's command was done, so kmodvm ended it` : r.reason}${o.batch ? `; its output in ${o.log}` : ''}`,
+    evidence: o.batch ? tail(out, 40) : undefined,
   };
 }
