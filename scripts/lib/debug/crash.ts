@@ -113,6 +113,10 @@ export async function openCrash(
     process.stdout.write(r.stdout);
     if (r.stderr.trim()) process.stderr.write(r.stderr);
   }
+  if (r.exitCode !== 0 && /no debugging data available/.test(`${r.stdout}${r.stderr}`))
+    throw new KmodvmError('setup', `crash cannot read the kernel's debug info in ${vmlinux}`, {
+      hint: "the debug kernel is built with reduced debug info (CONFIG_DEBUG_INFO_REDUCED, for a fast build), and crash needs it whole: run the failing test on the stock kernel, with --dump and --kernel-symbols; gdb reads the debug kernel's as it is",
+    });
   if (r.exitCode !== 0 && batch) log(`crash ${r.reason}; its output is in ${path.join(dir, 'crash.log')}`);
   return r.exitCode ?? 1;
 }
