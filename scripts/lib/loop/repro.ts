@@ -33,6 +33,8 @@ export const reproSchema = z.object({
   untilFail: z.boolean(),
   seed: z.number().int().nonnegative().optional(),
   profile: z.string(),
+  /** --dump: the rerun leaves a dump too (absent in a repro.json of before it). */
+  dump: z.boolean().optional(),
 });
 export type Repro = z.infer<typeof reproSchema>;
 
@@ -56,7 +58,7 @@ const sha256Of = (file: string): string => (existsSync(file) ? createHash('sha25
 
 /** What a failed run needs to run again. */
 export function reproOf(
-  c: Pick<Config, 'root' | 'kernel' | 'memcheck' | 'failNth' | 'repeat' | 'sameGuest' | 'untilFail' | 'profile' | 'only' | 'shard'>,
+  c: Pick<Config, 'root' | 'kernel' | 'memcheck' | 'failNth' | 'repeat' | 'sameGuest' | 'untilFail' | 'profile' | 'only' | 'shard' | 'dump'>,
   r: RunReport,
   cwd: string,
 ): Repro {
@@ -80,6 +82,7 @@ export function reproOf(
     untilFail: c.untilFail,
     seed: r.seed,
     profile: c.profile,
+    dump: c.dump,
   };
 }
 
@@ -149,6 +152,7 @@ export function reproConfig(x: Repro, dir: string, cwd: string): Partial<Config>
     sameGuest: x.sameGuest,
     untilFail: x.untilFail,
     profile: x.profile as Config['profile'],
+    dump: x.dump ?? false,
     ...shuffle,
   };
 }

@@ -11,6 +11,7 @@ const c = {
   root,
   kernel: 'debian-12',
   memcheck: true,
+  dump: true,
   failNth: 0,
   repeat: 1,
   sameGuest: false,
