@@ -8,12 +8,13 @@
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { runSandboxed, sandboxUsable } from '../build/sandbox.ts';
+import { runSandboxed } from '../build/sandbox.ts';
 import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { kmodvmCommand } from '../core/invoked.ts';
 import { preflight, type Requirement } from '../host/preflight.ts';
 import { type DumpRecord, dumpRecordSchema } from './dump-record.ts';
+import { requireSandbox } from './gdb.ts';
 import { cachedSymbols, dbgPackageOf, ensureSymbols, SYMBOLS_COST } from './kernel-symbols.ts';
 
 export const CRASH_REQUIREMENT: Requirement = { probe: 'crash', pkg: 'crash', why: 'opens crash dumps (kmodvm crash)' };
@@ -90,11 +91,7 @@ export async function openCrash(
   if (!record.vmcoreinfo) log('note: the guest wrote no vmcoreinfo (no qemu_fw_cfg driver); crash may not find the kernel in the dump');
   const vmlinux = await vmlinuxFor(c, record, log);
   await preflight(log, [CRASH_REQUIREMENT]);
-  const sandbox = sandboxUsable();
-  if (!sandbox.ok)
-    throw new KmodvmError('setup', `crash runs in the build sandbox, and ${sandbox.why}`, {
-      hint: 'on Ubuntu 24.04 and GitHub runners: sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0, or run as root (docs/debugging.md)',
-    });
+  requireSandbox('crash');
   const user = c.gdbBatch ? await readFile(c.gdbBatch, 'utf8') : undefined;
   const script = path.join(dir, 'kmodvm.crash');
   await writeFile(script, crashScript(record, dir, user), { mode: 0o600 });

@@ -18,6 +18,7 @@ import { type CompiledRules, findSplats, formatSplat } from '../verdict/splat.ts
 import { eventsSocketOf } from '../vm/qemu-args.ts';
 import { Qmp } from '../vm/qmp.ts';
 import { DUMP_FORMAT, DUMP_SETUP, type DumpRecord, dumpDirName, dumpMessage, parseDumpSetup, setupProblem } from './dump-record.ts';
+import { moduleFile } from './gdb.ts';
 
 /** Writing a guest's memory: 1 GiB compressed takes seconds; a stuck dump is given up at this. */
 const DUMP_MS = 5 * 60_000;
@@ -164,19 +165,6 @@ export class DumpWatch {
 
 /** The modules' .ko: the host build's where there is one, else fetched from the guest now (a panicked guest gives nothing). */
 async function keptModules(o: ArmOptions): Promise<DumpModule[]> {
-  const out: DumpModule[] = [];
-  for (const m of o.modules) {
-    if (m.host) {
-      out.push({ name: m.name, ko: m.host.ko });
-      continue;
-    }
-    const b = await o.guest.session.exec(['base64', '-w0', m.guestKo], { timeoutMs: o.timeoutMs });
-    if (b.exitCode !== 0) throw new KmodvmError('setup', `--dump: cannot read ${m.guestKo} in the guest: ${b.stderr.trim()}`);
-    const dir = path.join(o.runDir, 'guest-ko');
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const ko = path.join(dir, `${m.name}.ko`);
-    await writeFile(ko, Buffer.from(b.stdout.trim(), 'base64'), { mode: 0o600 });
-    out.push({ name: m.name, ko });
-  }
-  return out;
+  const dir = path.join(o.runDir, 'guest-ko');
+  return Promise.all(o.modules.map((m) => moduleFile(o.guest.session, { name: m.name, guestKo: m.guestKo, hostKo: m.host?.ko }, dir, o.timeoutMs)));
 }

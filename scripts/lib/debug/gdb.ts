@@ -52,6 +52,15 @@ export async function moduleFile(session: SshSession, m: GdbModule, dir: string,
   return { name: m.name, ko };
 }
 
+/** A debugger reads what the user built and what the guest's memory holds: never unconfined. A host that forbids the sandbox says so, with what to do. */
+export function requireSandbox(tool: string): void {
+  const sandbox = sandboxUsable();
+  if (!sandbox.ok)
+    throw new KmodvmError('setup', `${tool} runs in the build sandbox, and ${sandbox.why}`, {
+      hint: 'on Ubuntu 24.04 and GitHub runners: sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0, or run as root (docs/debugging.md)',
+    });
+}
+
 /** Quoted for the sh that gdb runs a `target remote | …` command with. */
 const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
@@ -117,12 +126,7 @@ export interface GdbSession {
 
 /** gdb attached in the sandbox, batch or at the user's terminal; its output (batch) in dir/gdb.log. attached: the symbols are in (false: gdb ended first). The guest runs on after it. */
 export async function startGdb(s: GdbSession): Promise<{ attached: Promise<boolean>; done: Promise<RunResult & { ended?: boolean }>; end: () => void }> {
-  // gdb reads what the user built: never unconfined. A host that forbids the sandbox says so, with what to do.
-  const sandbox = sandboxUsable();
-  if (!sandbox.ok)
-    throw new KmodvmError('setup', `gdb runs in the build sandbox, and ${sandbox.why}`, {
-      hint: 'on Ubuntu 24.04 and GitHub runners: sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0, or run as root (docs/debugging.md)',
-    });
+  requireSandbox('gdb');
   await mkdir(s.dir, { recursive: true, mode: 0o700 });
   await chmod(s.dir, 0o700);
   const marker = path.join(s.dir, 'attached');
