@@ -5,13 +5,14 @@
 // with -s and --no_crashrc (no .crashrc of anyone's is read). In batch mode
 // (--batch FILE, for CI and tests) its output is also kept in the dump's
 // crash.log.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runSandboxed } from '../build/sandbox.ts';
 import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { kmodvmCommand } from '../core/invoked.ts';
+import { assertInside } from '../core/tree-fs.ts';
 import { preflight, type Requirement } from '../host/preflight.ts';
 import { type DumpRecord, dumpRecordSchema } from './dump-record.ts';
 import { requireSandbox } from './gdb.ts';
@@ -40,8 +41,12 @@ export async function readDump(target: string): Promise<{ dir: string; record: D
       hint: 'the dump was written by another kmodvm, or changed',
     });
   }
-  for (const f of [parsed.data.vmcore, ...parsed.data.modules.map((m) => m.ko)])
+  // A run directory may come from another machine: what it names is a regular file inside it, or nothing kmodvm opens.
+  for (const f of [parsed.data.vmcore, ...parsed.data.modules.map((m) => m.ko)]) {
     if (path.isAbsolute(f) || f.split(/[\\/]/).includes('..')) throw new KmodvmError('usage', `kmodvm crash: ${file} names ${f}, outside its directory`);
+    if (!lstatSync(path.join(dir, f), { throwIfNoEntry: false })?.isFile())
+      throw new KmodvmError('usage', `kmodvm crash: ${path.join(dir, f)} is not a regular file (missing, or a link)`, { hint: 'the dump directory is not as kmodvm wrote it' });
+  }
   return { dir, record: parsed.data };
 }
 
@@ -53,13 +58,23 @@ export function crashScript(record: Pick<DumpRecord, 'modules'>, dir: string, us
 
 export const crashArgs = (script: string, vmlinux: string, vmcore: string): string[] => ['-s', '--no_crashrc', '-i', script, vmlinux, vmcore];
 
+/** f is a regular file under <cache>/kernels/, reached through no link. */
+async function ownKernelFile(cacheDir: string, f: string): Promise<boolean> {
+  const ok = await assertInside(path.join(cacheDir, 'kernels'), f).then(
+    () => true,
+    () => false,
+  );
+  return ok && Boolean(lstatSync(f, { throwIfNoEntry: false })?.isFile());
+}
+
 /** The vmlinux with the kernel's debug info: the run's own (debug kernel, your own kernel's tree), else Debian's -dbg (cached, or fetched with --kernel-symbols). */
 export async function vmlinuxFor(
   c: Pick<Config, 'cacheDir' | 'mirror' | 'verbose' | 'kernelSymbols'>,
   r: DumpRecord,
   log: (l: string) => void,
 ): Promise<string> {
-  if (r.vmlinux && existsSync(r.vmlinux)) return r.vmlinux;
+  // The run's own vmlinux only where kmodvm keeps kernels (the debug kernel's): a path a downloaded dump.json names is not followed.
+  if (r.vmlinux && (await ownKernelFile(c.cacheDir, r.vmlinux))) return r.vmlinux;
   const k = r.kernelPackage;
   if (k) {
     const have = cachedSymbols(c.cacheDir, k);
@@ -70,7 +85,7 @@ export async function vmlinuxFor(
     hint: k
       ? `fetch Debian's ${dbgPackageOf(k)} once (${SYMBOLS_COST}): add --kernel-symbols`
       : r.vmlinux
-        ? `the run's vmlinux ${r.vmlinux} is not on this machine: open the dump where it ran`
+        ? `the run's vmlinux ${r.vmlinux} is not a kernel in this machine's cache (${path.join(c.cacheDir, 'kernels')}): open the dump where it ran`
         : 'this kernel has no known symbols: boot a kernel of your own whose tree has vmlinux (--kernel-image, --kernel-build-dir)',
   });
 }

@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -10,9 +10,11 @@ const record = JSON.parse(readFileSync(path.join(fixtures, 'dump.json'), 'utf8')
 /** A run directory with the recorded dump.json in its dump/. */
 function runDir(rec: unknown = record): string {
   const run = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-crash-'));
-  mkdirSync(path.join(run, 'dump'));
+  mkdirSync(path.join(run, 'dump', 'modules'), { recursive: true });
   writeFileSync(path.join(run, 'report.json'), '{}');
   writeFileSync(path.join(run, 'dump', 'dump.json'), JSON.stringify(rec));
+  writeFileSync(path.join(run, 'dump', 'vmcore'), 'KDUMP');
+  writeFileSync(path.join(run, 'dump', 'modules', 'crashme.ko'), 'ELF');
   return run;
 }
 
@@ -36,6 +38,14 @@ t.test('bad input is a usage error that says what is there: no dump, not a run, 
   await t.rejects(readDump(runDir({ ...record, bytes: -1 })), { failure: 'usage', message: /field `bytes`/ });
   await t.rejects(readDump(runDir({ ...record, vmcore: '../../etc/shadow' })), { failure: 'usage', message: /outside its directory/ });
   await t.rejects(readDump(runDir({ ...record, modules: [{ name: 'x', ko: '/etc/passwd' }] })), { message: /outside its directory/ });
+  const linked = runDir();
+  rmSync(path.join(linked, 'dump', 'modules', 'crashme.ko'));
+  symlinkSync('/etc/passwd', path.join(linked, 'dump', 'modules', 'crashme.ko'));
+  await t.rejects(
+    readDump(linked),
+    { failure: 'usage', message: /crashme\.ko is not a regular file \(missing, or a link\)/ },
+    'a link in a downloaded dump is not followed',
+  );
 });
 
 t.test("the kernel's symbols: the run's vmlinux where it is here, else the cached -dbg; without them, the hint says how to get them", async (t) => {
@@ -53,11 +63,16 @@ t.test("the kernel's symbols: the run's vmlinux where it is here, else the cache
   mkdirSync(syms, { recursive: true });
   writeFileSync(path.join(syms, 'vmlinux'), '');
   t.equal(await vmlinuxFor(c, record, () => {}), path.join(syms, 'vmlinux'));
-  const own = path.join(cache, 'vmlinux');
+  const own = path.join(cache, 'kernels', 'debian-12-debug-k', 'vmlinux');
+  mkdirSync(path.dirname(own), { recursive: true });
   cpSync(path.join(syms, 'vmlinux'), own);
-  t.equal(await vmlinuxFor(c, { ...record, vmlinux: own }, () => {}), own, "the run's own first");
+  t.equal(await vmlinuxFor(c, { ...record, vmlinux: own }, () => {}), own, "the run's own first: a kernel in kmodvm's cache");
   await t.rejects(
-    vmlinuxFor(c, { ...record, kernelPackage: undefined, vmlinux: '/elsewhere/vmlinux' }, () => {}),
-    { message: /no symbols/, hint: /not on this machine: open the dump where it ran/ },
+    vmlinuxFor(c, { ...record, kernelPackage: undefined, vmlinux: '/etc/passwd' }, () => {}),
+    {
+      message: /no symbols/,
+      hint: /\/etc\/passwd is not a kernel in this machine's cache/,
+    },
+    'a path a dump.json names outside the cache is not followed',
   );
 });
