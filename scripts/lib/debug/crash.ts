@@ -45,7 +45,9 @@ export async function readDump(target: string): Promise<{ dir: string; record: D
   for (const f of [parsed.data.vmcore, ...parsed.data.modules.map((m) => m.ko)]) {
     if (path.isAbsolute(f) || f.split(/[\\/]/).includes('..')) throw new KmodvmError('usage', `kmodvm crash: ${file} names ${f}, outside its directory`);
     if (!lstatSync(path.join(dir, f), { throwIfNoEntry: false })?.isFile())
-      throw new KmodvmError('usage', `kmodvm crash: ${path.join(dir, f)} is not a regular file (missing, or a link)`, { hint: 'the dump directory is not as kmodvm wrote it' });
+      throw new KmodvmError('usage', `kmodvm crash: ${path.join(dir, f)} is not a regular file (missing, or a link)`, {
+        hint: 'the dump directory is not as kmodvm wrote it',
+      });
   }
   return { dir, record: parsed.data };
 }
