@@ -28,7 +28,12 @@ export interface GdbModule {
 }
 
 /** Each loaded module's sections from the guest; its .ko from the host build, else copied from the guest into dir. */
-export async function moduleSymbols(session: SshSession, modules: readonly GdbModule[], dir: string, timeoutMs: number): Promise<ModuleSymbols[]> {
+export async function moduleSymbols(
+  session: Pick<SshSession, 'exec'>,
+  modules: readonly GdbModule[],
+  dir: string,
+  timeoutMs: number,
+): Promise<ModuleSymbols[]> {
   const out: ModuleSymbols[] = [];
   for (const m of modules) {
     const r = await session.exec(sectionsCommand(m.name), { timeoutMs });
@@ -42,7 +47,7 @@ export async function moduleSymbols(session: SshSession, modules: readonly GdbMo
 }
 
 /** The module's .ko with its debug info on the host: the host build's, else copied from the guest into dir (a module not loaded yet too: --gdb-before-load). */
-export async function moduleFile(session: SshSession, m: GdbModule, dir: string, timeoutMs: number): Promise<{ name: string; ko: string }> {
+export async function moduleFile(session: Pick<SshSession, 'exec'>, m: GdbModule, dir: string, timeoutMs: number): Promise<{ name: string; ko: string }> {
   if (m.hostKo) return { name: m.name, ko: m.hostKo };
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const b = await session.exec(['base64', '-w0', m.guestKo], { timeoutMs });

@@ -64,8 +64,8 @@ export const debugVmlinux = (kernelBuildDir: string): string | undefined => {
 
 /**
  * The vmlinux with debug info of the kernel a run boots: the debug kernel's,
- * the tree's of a kernel of your own, else the stock kernel's from Debian's
- * -dbg package, when cached, or fetched now with --kernel-symbols.
+ * the tree's of a kernel of your own, else, with --kernel-symbols, the
+ * stock kernel's from Debian's -dbg package (fetched once, then cached).
  */
 export async function runSymbols(
   c: Pick<Config, 'cacheDir' | 'mirror' | 'verbose' | 'kernelSymbols' | 'debugKernel' | 'kernelImage' | 'kernelBuildDir'>,
@@ -78,9 +78,9 @@ export async function runSymbols(
       log(`kernel symbols: --kernel-symbols is for Debian's stock kernel; this run's kernel has ${own && existsSync(own) ? `its own, ${own}` : 'none kept'}`);
     return own && existsSync(own) ? own : undefined;
   }
-  const k = stockPackage(img.manifest);
-  if (!k) return undefined;
-  return cachedSymbols(c.cacheDir, k) ?? (c.kernelSymbols ? ensureSymbols(c, k, log) : undefined);
+  // Only when asked: gdb takes about 3 s to read Debian's 0.6 GB vmlinux (crash finds the cached one itself, debug/crash.ts).
+  const k = c.kernelSymbols ? stockPackage(img.manifest) : undefined;
+  return k && (cachedSymbols(c.cacheDir, k) ?? ensureSymbols(c, k, log));
 }
 
 /** The cached vmlinux of this kernel, or undefined. */

@@ -14,7 +14,8 @@ import { runSymbols } from '../debug/kernel-symbols.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { preflight } from '../host/preflight.ts';
 import { findImage } from '../image/image.ts';
-import { connect, requireRunning } from '../vm/instance.ts';
+import { connect, type InstanceState, requireRunning } from '../vm/instance.ts';
+import { MUX_SOCK, muxResult } from '../vm/mux.ts';
 import { gdbSocketOf } from '../vm/qemu-args.ts';
 
 /** The guest's loaded modules that taint the kernel as out-of-tree (O): the ones built by kmodvm or the user. */
@@ -28,11 +29,21 @@ async function hostKo(tree: string, name: string): Promise<string | undefined> {
   return hit && path.join(tree, hit);
 }
 
+/** The instance's guest for gdb's few commands: its kept connection (vm/mux.ts, no SSH handshake), else one of its own, made when first needed. */
+function guestOf(s: InstanceState): Pick<SshSession, 'exec'> & { close: () => void } {
+  let own: SshSession | undefined;
+  const sock = path.join(s.dir, MUX_SOCK);
+  return {
+    exec: async (argv, o) => (await muxResult(sock, argv, o.timeoutMs)) ?? (own ??= await connect(s)).exec(argv, o),
+    close: () => own?.close(),
+  };
+}
+
 /** The stock kernel's symbols for an instance of the current image (Debian's -dbg: cached, or fetched with --kernel-symbols), with KASLR's offset. */
 async function kernelSymbols(
   c: Parameters<typeof gdbOnInstance>[0],
   s: { imageKey: string; kernelVersion: string },
-  session: SshSession,
+  session: Pick<SshSession, 'exec'>,
   log: (l: string) => void,
 ): Promise<{ file: string; offset: bigint } | undefined> {
   const img = await findImage(c);
@@ -52,7 +63,7 @@ export async function gdbOnInstance(
   const batch = c.gdbBatch || undefined;
   if (!batch && !process.stdin.isTTY)
     throw new KmodvmError('usage', 'kmodvm gdb without --batch needs a terminal, and this one has none', { hint: 'give gdb a script: --batch FILE' });
-  const session = await connect(s);
+  const session = guestOf(s);
   const dir = path.join(s.dir, 'gdb');
   const tree = path.join(s.dir, 'build');
   try {

@@ -10,6 +10,8 @@
 import { chmodSync } from 'node:fs';
 import net from 'node:net';
 import { PassThrough, type Writable } from 'node:stream';
+import { describeEnd, posixJoin, type RunResult } from '../core/end.ts';
+import { Capped } from '../guest/collect.ts';
 
 export const MUX_SOCK = 'mux.sock';
 export const MUX_PID = 'mux.pid';
@@ -100,15 +102,47 @@ export function serveMux(sock: string, exec: Exec): Promise<net.Server> {
   });
 }
 
-/** Runs argv through the mux at sock; undefined when there is no mux to ask (the caller connects itself). */
+/**
+ * An exec of the kept connection, as SshSession.exec gives it (a result with
+ * both streams, and a timeout that ends it), for kmodvm gdb's few commands:
+ * no SSH handshake. Undefined when there is no mux to ask.
+ */
+export async function muxResult(sock: string, argv: readonly string[], timeoutMs: number): Promise<RunResult | undefined> {
+  const t0 = Date.now();
+  const out = new Capped();
+  const err = new Capped();
+  const sink = (c: Capped) => new PassThrough().on('data', (d: Buffer) => c.push(d));
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), timeoutMs);
+  const code = await muxExec(sock, argv, { stdout: sink(out), stderr: sink(err), signal: ac.signal }).finally(() => clearTimeout(timer));
+  if (code === undefined && !ac.signal.aborted) return undefined;
+  const timedOut = ac.signal.aborted;
+  const exitCode = timedOut ? undefined : code;
+  return {
+    command: posixJoin(argv),
+    exitCode,
+    signal: undefined,
+    timedOut,
+    stdout: out.text(),
+    stderr: err.text(),
+    durationMs: Date.now() - t0,
+    reason: describeEnd({ exitCode, timedOut, timeoutMs }),
+  };
+}
+
+/** Runs argv through the mux at sock; undefined when there is no mux to ask (the caller connects itself), or when signal ended it first. */
 export function muxExec(
   sock: string,
   argv: readonly string[],
-  io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream },
+  io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; signal?: AbortSignal },
 ): Promise<number | undefined> {
   return new Promise((resolve) => {
     let answered = false;
     const c = net.connect(sock);
+    io.signal?.addEventListener('abort', () => {
+      c.destroy();
+      resolve(undefined);
+    });
     const deframer = new Deframer();
     c.once('error', () => resolve(answered ? 255 : undefined));
     c.on('connect', () => {

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import t from 'tap';
-import { Deframer, FRAME, frame, muxExec, serveMux } from '../../../scripts/lib/vm/mux.ts';
+import { Deframer, FRAME, frame, muxExec, muxResult, serveMux } from '../../../scripts/lib/vm/mux.ts';
 
 const sink = () => {
   const s = new PassThrough();
@@ -47,6 +47,30 @@ t.test('a command through the mux: its argv intact, stdin in, stdout and stderr 
   t.same(seen, [['sh', '-c', 'echo "$1"', 'x', 'a b']]);
   t.equal(out.text(), 'out:piped ');
   t.equal(err.text(), 'err\n');
+});
+
+t.test("muxResult: an exec's result as SshSession.exec gives it; a command past its timeout is ended and says so; no mux is undefined", async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-mux-'));
+  const sock = path.join(dir, 'mux.sock');
+  const srv = await serveMux(sock, async (argv, io) => {
+    if (argv[0] === 'hang') await new Promise(() => {});
+    io.stdout.write('.text:0xffffffffc0000000\n');
+    io.stderr.write('grep: x: Permission denied\n');
+    return 2;
+  });
+  t.teardown(() => srv.close());
+  const r = await muxResult(sock, ['sh', '-c', 'grep . *'], 5000);
+  t.match(r, {
+    exitCode: 2,
+    timedOut: false,
+    stdout: '.text:0xffffffffc0000000\n',
+    stderr: 'grep: x: Permission denied\n',
+    reason: 'exited 2',
+    command: "sh -c 'grep . *'",
+  });
+  const hung = await muxResult(sock, ['hang'], 200);
+  t.match(hung, { exitCode: undefined, timedOut: true, reason: 'timed out after 0 s' });
+  t.equal(await muxResult(path.join(dir, 'none.sock'), ['true'], 1000), undefined);
 });
 
 t.test('no mux at the socket: undefined, and the caller connects itself', async (t) => {
