@@ -34,7 +34,12 @@ function guestOf(s: InstanceState): Pick<SshSession, 'exec'> & { close: () => vo
   let own: SshSession | undefined;
   const sock = path.join(s.dir, MUX_SOCK);
   return {
-    exec: async (argv, o) => (await muxResult(sock, argv, o.timeoutMs)) ?? (own ??= await connect(s)).exec(argv, o),
+    exec: async (argv, o) => {
+      const viaMux = await muxResult(sock, argv, o.timeoutMs);
+      if (viaMux) return viaMux;
+      own ??= await connect(s);
+      return own.exec(argv, o);
+    },
     close: () => own?.close(),
   };
 }
