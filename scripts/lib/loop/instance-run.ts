@@ -228,6 +228,7 @@ export async function testOnInstance(
       suite: rs.suite,
       tests: rs.selected,
       files: rs.files,
+      elfLeftOut: rs.elfLeftOut,
       guest: { session, serialLog: s.serialLog, qmpSocket: path.join(s.dir, 'qmp.sock') },
       runDir,
       kver: s.kernelVersion,

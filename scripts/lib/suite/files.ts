@@ -2,7 +2,9 @@
 // guest. Left out: build products, what a .gitignore (the root's or a
 // subdirectory's) ignores, the suite's own exclude patterns, .git,
 // node_modules, the runs directory, and any ELF file (a binary in a source
-// tree was built from it). Symlinked directories are not followed, and a
+// tree was built from it); the suite's include patterns bring ELF files and
+// build products back (a prebuilt .ko, a firmware blob), and the ELF files
+// left out are named, for the upload step's line. Symlinked directories are not followed, and a
 // symlinked file travels only when its real path is inside the root: a
 // `notes.txt -> ~/.ssh/id_ed25519` or `cfg -> .git/config` would otherwise
 // copy a host secret into the guest and into every report.
@@ -37,9 +39,11 @@ async function isElf(file: string): Promise<boolean> {
  */
 export async function suiteFiles(
   root: string,
-  o: { exclude?: readonly string[]; skipDirs?: readonly string[]; linksLeftOut?: string[] } = {},
+  o: { exclude?: readonly string[]; include?: readonly string[]; skipDirs?: readonly string[]; linksLeftOut?: string[]; elfLeftOut?: string[] } = {},
 ): Promise<string[]> {
   const out: string[] = [];
+  const wanted = o.include?.length ? ignore().add([...o.include]) : undefined;
+  const included = (r: string): boolean => Boolean(wanted?.ignores(r));
   const links: { r: string; target: string }[] = [];
   const realRoot = await realpath(root);
   const leaveOut = async (r: string, why: string): Promise<void> => {
@@ -63,7 +67,7 @@ export async function suiteFiles(
         if (ALWAYS.includes(e.name) || skip.has(path.join(root, r)) || ignored(r, true) || (await isTaggedCacheDir(path.join(root, r)))) continue;
         await walk(r, here);
       } else if (e.isFile() || e.isSymbolicLink()) {
-        if (isBuildProduct(r) || ignored(r, false)) continue;
+        if ((isBuildProduct(r) && !included(r)) || ignored(r, false)) continue;
         const st = await stat(path.join(root, r)).catch(() => undefined);
         if (e.isSymbolicLink()) {
           const real = await realpath(path.join(root, r)).catch(() => undefined);
@@ -82,7 +86,11 @@ export async function suiteFiles(
           links.push({ r, target: path.relative(realRoot, real) });
           continue;
         }
-        if (!st?.isFile() || (await isElf(path.join(root, r)))) continue;
+        if (!st?.isFile()) continue;
+        if (!included(r) && (await isElf(path.join(root, r)))) {
+          o.elfLeftOut?.push(r);
+          continue;
+        }
         out.push(r);
       }
     }

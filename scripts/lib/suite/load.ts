@@ -54,6 +54,8 @@ export interface Suite {
   checks: Record<string, unknown>;
   kernels?: string[];
   exclude: string[];
+  /** Files the upload takes though they are ELF or build products (files.ts). */
+  include: string[];
   /** The suite's own devices, present for every test (vm/devices.ts). */
   devices: DeviceDecl[];
   /** The kernel's test doubles, set up before the modules load (fixtures.ts). */
@@ -157,6 +159,7 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
     checks: s.checks,
     kernels: s.kernels,
     exclude: s.exclude,
+    include: s.include,
     devices,
     fixtures: resolveFixtures(s.fixtures, loadFixtureTable(), abs, where),
     lifecycle: s.lifecycle,

@@ -22,6 +22,8 @@ export interface PrepareInput {
   suite: Suite;
   session: SshSession;
   files: readonly string[];
+  /** The ELF files the upload leaves out, for its step's line. */
+  elfLeftOut?: readonly string[];
   kver: string;
   /** A host build that succeeded: its tree and products are uploaded, nothing is built in the guest. */
   host?: SuiteHostBuild;
@@ -84,7 +86,10 @@ async function upload(i: PrepareInput): Promise<CheckResult> {
       : `${sent.message}\nnext: the guest did not take the files; look at the serial console (serial.log) and run again`;
     return { name: 'upload', ok: false, failure: 'upload', durationMs: Date.now() - t0, message: sent.message, evidence };
   }
-  const left = leftOut.length ? `; left out, not a regular file inside its tree: ${leftOut.join(', ')}` : '';
+  const elf = i.elfLeftOut?.length
+    ? `; left out, ELF files (a binary in a source tree is built from it; include: brings one back): ${i.elfLeftOut.join(', ')}`
+    : '';
+  const left = `${leftOut.length ? `; left out, not a regular file inside its tree: ${leftOut.join(', ')}` : ''}${elf}`;
   return { name: 'upload', ok: true, durationMs: Date.now() - t0, message: `${sent.length}${i.reuse ? ' changed' : ''} files${left}` };
 }
 

@@ -24,6 +24,8 @@ export interface ResolvedSuite {
   files: string[];
   /** The symlinks of the suite that do not travel, each "name -> target (why)". */
   linksLeftOut: string[];
+  /** The ELF files left out (a binary in a source tree is built from it; include: brings one back). */
+  elfLeftOut: string[];
   /** --shuffle's seed, when the runs are shuffled (suite/repeat.ts). */
   seed?: number;
 }
@@ -76,6 +78,7 @@ export function legacySuite(c: Pick<Config, 'moduleDir' | 'appDir' | 'transcript
     dump: false,
     checks: {},
     exclude: [],
+    include: [],
     devices: [],
     fixtures: [],
     mounts: [{ rel: 'kernel-module', abs: mod }, ...(app ? [{ rel: 'userapp', abs: app }] : [])],
@@ -83,13 +86,15 @@ export function legacySuite(c: Pick<Config, 'moduleDir' | 'appDir' | 'transcript
 }
 
 /** The files that travel, relative to the suite: the root's, or each mount's under its name (a mount is a root of its own). */
-export async function filesOf(suite: Suite, skipDirs: string[], linksLeftOut: string[] = []): Promise<string[]> {
-  if (!suite.mounts) return suiteFiles(suite.root, { exclude: suite.exclude, skipDirs, linksLeftOut });
+export async function filesOf(suite: Suite, skipDirs: string[], linksLeftOut: string[] = [], elfLeftOut: string[] = []): Promise<string[]> {
+  if (!suite.mounts) return suiteFiles(suite.root, { exclude: suite.exclude, include: suite.include, skipDirs, linksLeftOut, elfLeftOut });
   const parts = await Promise.all(
     suite.mounts.map(async (m) => {
       const left: string[] = [];
-      const files = (await suiteFiles(m.abs, { skipDirs, linksLeftOut: left })).map((f) => `${m.rel}/${f}`);
+      const elf: string[] = [];
+      const files = (await suiteFiles(m.abs, { skipDirs, linksLeftOut: left, elfLeftOut: elf })).map((f) => `${m.rel}/${f}`);
       linksLeftOut.push(...left.map((l) => `${m.rel}/${l}`));
+      elfLeftOut.push(...elf.map((l) => `${m.rel}/${l}`));
       return files;
     }),
   );
@@ -126,7 +131,8 @@ export async function resolveSuite(
     selected.push({ test, transcript: text === undefined ? undefined : parseTranscript(text, test.transcript.abs) });
   }
   const linksLeftOut: string[] = [];
-  const files = await filesOf(suite, [c.runsDir, c.cacheDir], linksLeftOut);
+  const elfLeftOut: string[] = [];
+  const files = await filesOf(suite, [c.runsDir, c.cacheDir], linksLeftOut, elfLeftOut);
   const seed = shuffleSeed(c.shuffle ?? '');
-  return { suite, selected: expandRuns(selected, { repeat: c.repeat ?? 1, seed }), files, linksLeftOut, seed };
+  return { suite, selected: expandRuns(selected, { repeat: c.repeat ?? 1, seed }), files, linksLeftOut, elfLeftOut, seed };
 }

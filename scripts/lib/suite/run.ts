@@ -80,6 +80,7 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
       suite: i.suite,
       session: res.guest.session,
       files: i.files,
+      elfLeftOut: i.elfLeftOut,
       kver: i.kver,
       host: built.host,
       guestRecords: i.guestRecords,

@@ -121,6 +121,12 @@ export const suiteSchema = z
       .optional()
       .describe('the kernels to run on (qemu/kernels/<name>.json); several make a matrix'),
     exclude: z.array(z.string().min(1)).default([]).describe('gitignore-style patterns the upload leaves out, besides build products, .gitignore and .git'),
+    include: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        'gitignore-style patterns of files the upload takes though it leaves such files out by default: ELF binaries and build products (a prebuilt .ko, a firmware blob)',
+      ),
   })
   .superRefine((s, ctx) => {
     if (s.load === 'once')

@@ -38,6 +38,8 @@ export interface SuiteRunInput {
   suite: Suite;
   tests: readonly SelectedTest[];
   files: readonly string[];
+  /** The ELF files the upload leaves out (files.ts), named in its step's line. */
+  elfLeftOut?: readonly string[];
   guest: Guest;
   runDir: string;
   kver: string;

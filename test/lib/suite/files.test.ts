@@ -38,6 +38,24 @@ t.test('the files of a suite root', async (t) => {
   t.same(files, ['.gitignore', 'drv/Makefile', 'drv/a.c', 'docs/keep.md', 'tools/.gitignore', 'tools/ctl.c', 'uapi/gen.h', 'uapi/x.h'].sort());
 });
 
+t.test('the ELF files left out are named (#29.5); include: brings ELF files and build products back (a prebuilt .ko, a firmware blob)', async (t) => {
+  const d = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-files-elf-'));
+  const elf = Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
+  mkdirSync(path.join(d, 'drv'));
+  mkdirSync(path.join(d, 'prebuilt'));
+  writeFileSync(path.join(d, 'drv/a.c'), 'int a;\n');
+  writeFileSync(path.join(d, 'drv/a.ko'), elf);
+  writeFileSync(path.join(d, 'prebuilt/dep.ko'), elf);
+  writeFileSync(path.join(d, 'prebuilt/fw.bin'), elf);
+  writeFileSync(path.join(d, 'tool'), elf);
+  const left: string[] = [];
+  t.same(await suiteFiles(d, { elfLeftOut: left }), ['drv/a.c']);
+  t.same(left, ['prebuilt/fw.bin', 'tool'], 'named: the ELF files (a .ko is a build product, left out by its name)');
+  const back: string[] = [];
+  t.same(await suiteFiles(d, { include: ['prebuilt/'], elfLeftOut: back }), ['drv/a.c', 'prebuilt/dep.ko', 'prebuilt/fw.bin']);
+  t.same(back, ['tool']);
+});
+
 t.test('build products by name', async (t) => {
   for (const p of ['a.o', 'd/a.ko', '.a.ko.cmd', 'a.mod', 'a.mod.c', 'modules.order', 'Module.symvers', 'x/.kmodvm-sources', '.a.mod.c.kmodvm-built'])
     t.ok(isBuildProduct(p), p);
