@@ -203,7 +203,6 @@ export async function testOnInstance(
   setCrashDir(runDir);
   let s = s0;
   const img = await instanceImage(c, s);
-  const symbols = await runSymbols(c, img, log);
   const build = buildModeFor(c, img, Boolean(c.kernelImage));
   // Not niced: the guest is up, and the build is what the edit loop waits for.
   const hostBuild = startHostBuild(c, img, rs, path.join(s.dir, 'build'), { ...build, niceness: 0 });
@@ -239,7 +238,7 @@ export async function testOnInstance(
       guestFallback: s.accel === 'kvm',
       reuse: true,
       fresh,
-      ...runFlags(c, { instance: true, img, symbols }),
+      ...runFlags(c, { instance: true, img, symbols: await runSymbols(c, img, log) }),
       log,
     });
     session = r.guest.session;

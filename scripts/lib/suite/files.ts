@@ -32,6 +32,15 @@ async function isElf(file: string): Promise<boolean> {
   }
 }
 
+/** Where a link in the suite points, relative to the root, or why it does not travel. */
+async function linkTarget(file: string, realRoot: string, st: Awaited<ReturnType<typeof stat>> | undefined): Promise<string | { why: string }> {
+  const real = await realpath(file).catch(() => undefined);
+  if (!real || !st) return { why: 'its target is missing' };
+  if (!inside(realRoot, real)) return { why: 'it points outside the suite' };
+  if (st.isDirectory()) return { why: 'a directory: links to directories are not followed' };
+  return path.relative(realRoot, real);
+}
+
 /**
  * The suite's source files, relative to root, sorted. `skipDirs` are
  * absolute directories left out (the runs directory). `linksLeftOut`
@@ -70,20 +79,9 @@ export async function suiteFiles(
         if ((isBuildProduct(r) && !included(r)) || ignored(r, false)) continue;
         const st = await stat(path.join(root, r)).catch(() => undefined);
         if (e.isSymbolicLink()) {
-          const real = await realpath(path.join(root, r)).catch(() => undefined);
-          if (!real || !st) {
-            await leaveOut(r, 'its target is missing');
-            continue;
-          }
-          if (!inside(realRoot, real)) {
-            await leaveOut(r, 'it points outside the suite');
-            continue;
-          }
-          if (st.isDirectory()) {
-            await leaveOut(r, 'a directory: links to directories are not followed');
-            continue;
-          }
-          links.push({ r, target: path.relative(realRoot, real) });
+          const l = await linkTarget(path.join(root, r), realRoot, st);
+          if (typeof l === 'string') links.push({ r, target: l });
+          else await leaveOut(r, l.why);
           continue;
         }
         if (!st?.isFile()) continue;
