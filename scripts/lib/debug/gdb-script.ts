@@ -98,6 +98,9 @@ export function addSymbolFile(m: ModuleSymbols): string {
   return [`add-symbol-file ${q(m.ko)}${text ? ` ${text}` : ''}`, ...rest.map(([s, a]) => `-s ${s} ${a}`)].join(' ');
 }
 
+/** The guest command whose answer kaslrOffset reads: _text's line of /proc/kallsyms (root sees the real address). */
+export const KERNEL_TEXT_COMMAND: readonly string[] = ['sh', '-c', "grep ' T _text$' /proc/kallsyms"];
+
 /** The offset KASLR moved the kernel by: _text as the guest's kallsyms says, less where x86_64 links it. */
 export function kaslrOffset(kallsymsText: string, linkedAt = 0xffffffff81000000n): bigint {
   const m = /^([0-9a-f]{16}) T _text$/m.exec(kallsymsText);

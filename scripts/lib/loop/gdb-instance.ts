@@ -9,7 +9,7 @@ import type { RunResult } from '../core/end.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { holdSigint } from '../core/signals.ts';
 import { GDB_REQUIREMENT, moduleSymbols, startGdb } from '../debug/gdb.ts';
-import { kaslrOffset } from '../debug/gdb-script.ts';
+import { KERNEL_TEXT_COMMAND, kaslrOffset } from '../debug/gdb-script.ts';
 import { runSymbols } from '../debug/kernel-symbols.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { preflight } from '../host/preflight.ts';
@@ -55,7 +55,7 @@ async function kernelSymbols(
   if (!img || img.key !== s.imageKey || img.manifest.kernelVersion !== s.kernelVersion) return undefined;
   const file = await runSymbols({ ...c, debugKernel: '', kernelImage: '', kernelBuildDir: '' }, img, log);
   if (!file) return undefined;
-  const text = await session.exec(['sh', '-c', "grep ' T _text$' /proc/kallsyms"], { timeoutMs: c.timeouts.command * 1000 });
+  const text = await session.exec(KERNEL_TEXT_COMMAND, { timeoutMs: c.timeouts.command * 1000 });
   return { file, offset: kaslrOffset(text.stdout) };
 }
 

@@ -13,7 +13,7 @@ import { tail } from '../core/proc.ts';
 import { holdSigint } from '../core/signals.ts';
 import { settlesWithin } from '../core/wait.ts';
 import { GDB_REQUIREMENT, moduleFile, moduleSymbols, startGdb } from '../debug/gdb.ts';
-import { kaslrOffset } from '../debug/gdb-script.ts';
+import { KERNEL_TEXT_COMMAND, kaslrOffset } from '../debug/gdb-script.ts';
 import type { Guest } from '../guest/steps.ts';
 import { preflight } from '../host/preflight.ts';
 import type { CheckResult } from '../verdict/model.ts';
@@ -70,8 +70,6 @@ export const gdbWanted = (asked: string, name: string): boolean => name === aske
 /** How long a batch gdb may run on after the test's command is done. */
 const BATCH_GRACE_MS = 5000;
 
-const KERNEL_TEXT = ['sh', '-c', "grep ' T _text$' /proc/kallsyms"];
-
 const inTreeOf = (tree: string | undefined, f: string): string | undefined => (tree && existsSync(path.join(tree, f)) ? path.join(tree, f) : undefined);
 
 /** The modules' symbols at their addresses; before their load (--gdb-before-load), only their .ko files, which needs the kernel's symbols. */
@@ -103,7 +101,7 @@ export async function attachGdb(
   const trees = [...new Set(modules.flatMap((m) => (m.host ? [m.host.tree] : [])))];
   const inTree = (f: string): string | undefined => inTreeOf(ask.kernelTree, f);
   const vmlinux = ask.vmlinux ?? inTree('vmlinux');
-  const offset = vmlinux ? kaslrOffset((await guest.session.exec(KERNEL_TEXT, { timeoutMs })).stdout) : 0n;
+  const offset = vmlinux ? kaslrOffset((await guest.session.exec(KERNEL_TEXT_COMMAND, { timeoutMs })).stdout) : 0n;
   const batch = Boolean(ask.batch);
   const release = batch ? () => {} : holdSigint();
   if (!batch)
