@@ -96,7 +96,24 @@ export async function findSnapshot(cacheDir: string, key: string, log?: (l: stri
     await removeSnapshot(dir);
     return undefined;
   }
+  // When it was last used, for evictions(): outside the integrity record, which covers what QEMU reads.
+  await writeFile(path.join(dir, USED), `${new Date().toISOString()}\n`, { mode: 0o600 }).catch(() => undefined);
   return dir;
+}
+
+/** A saved guest's last use, beside its meta.json. */
+export const USED = 'used';
+/** Saved guests kept per image: one per guest spec in use (test, test --memcheck, a suite's cold devices …), the least recently used beyond this many removed. */
+export const SNAPSHOTS_PER_IMAGE = 4;
+
+/** Which of an image's other saved guests to remove when key is saved: the least recently used, so that key and the SNAPSHOTS_PER_IMAGE - 1 used last stay. Pure. */
+export function evictions(saved: readonly { dir: string; imageKey?: string; usedAt: number }[], o: { imageKey: string; keep?: number }): string[] {
+  const keep = (o.keep ?? SNAPSHOTS_PER_IMAGE) - 1;
+  return saved
+    .filter((s) => s.imageKey === o.imageKey)
+    .sort((a, b) => b.usedAt - a.usedAt || a.dir.localeCompare(b.dir))
+    .slice(Math.max(0, keep))
+    .map((s) => s.dir);
 }
 
 /** Waits (polling QMP against the deadline, QEMU alive) until the migration ends; returns its final status. */
@@ -217,8 +234,8 @@ export async function takeSnapshot(o: {
     }
     // Once QEMU is gone, so the disk overlay is final.
     await recordIntegrity(tmp, ['state', 'disk.qcow2', 'meta.json']);
-    // One snapshot per image: another configuration's is replaced.
-    for (const other of await otherSnapshots(o.cacheDir, o.imageKey, o.key)) await removeSnapshot(other);
+    // One saved guest per guest spec, SNAPSHOTS_PER_IMAGE per image: the least recently used beyond that go.
+    for (const other of evictions(await otherSnapshots(o.cacheDir, o.key), { imageKey: o.imageKey })) await removeSnapshot(other);
     await rm(final, { recursive: true, force: true });
     await rename(tmp, final);
     return final;
@@ -230,13 +247,15 @@ export async function takeSnapshot(o: {
   }
 }
 
-async function otherSnapshots(cacheDir: string, imageKey: string, key: string): Promise<string[]> {
+/** The saved guests other than key, with their image and last use (the save, when never resumed). */
+async function otherSnapshots(cacheDir: string, key: string): Promise<{ dir: string; imageKey?: string; usedAt: number }[]> {
   const dir = snapshotsDir(cacheDir);
-  const out: string[] = [];
+  const out: { dir: string; imageKey?: string; usedAt: number }[] = [];
   for (const n of await readdir(dir).catch(() => [] as string[])) {
-    if (n === key || n.includes('.tmp-')) continue;
+    if (n === key || n.includes('.tmp-') || n.startsWith('.')) continue;
     const meta = JSON.parse(await readFile(path.join(dir, n, 'meta.json'), 'utf8').catch(() => '{}')) as Partial<SnapshotMeta>;
-    if (meta.imageKey === imageKey) out.push(path.join(dir, n));
+    const used = Date.parse(await readFile(path.join(dir, n, USED), 'utf8').catch(() => meta.createdAt ?? ''));
+    out.push({ dir: path.join(dir, n), imageKey: meta.imageKey, usedAt: Number.isNaN(used) ? 0 : used });
   }
   return out;
 }

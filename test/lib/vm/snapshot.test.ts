@@ -105,3 +105,28 @@ t.test('a saved guest whose state changed since the save (a truncated state file
   t.match(logs.join('\n'), /changed since it was saved \(state: 4096 bytes, 65536 when it was written\); removing it/);
   t.equal(existsSync(dir), false);
 });
+
+t.test('one saved guest per guest spec (#29.18): test and test --memcheck each keep theirs; the least recently used beyond four per image go', async (t) => {
+  const { evictions, SNAPSHOTS_PER_IMAGE, USED } = await import('../../../scripts/lib/vm/snapshot.ts');
+  t.equal(SNAPSHOTS_PER_IMAGE, 4);
+  const plain = { dir: '/s/plain', imageKey: 'img', usedAt: 100 };
+  t.same(evictions([plain], { imageKey: 'img' }), [], 'saving the --memcheck guest keeps the plain one');
+  const saved = [
+    plain,
+    { dir: '/s/memcheck', imageKey: 'img', usedAt: 300 },
+    { dir: '/s/usb', imageKey: 'img', usedAt: 200 },
+    { dir: '/s/old', imageKey: 'img', usedAt: 50 },
+    { dir: '/s/other-image', imageKey: 'other', usedAt: 1 },
+  ];
+  t.same(evictions(saved, { imageKey: 'img' }), ['/s/old'], 'the fifth goes: the one used longest ago, of this image only');
+  t.same(evictions(saved, { imageKey: 'img', keep: 2 }), ['/s/usb', '/s/plain', '/s/old']);
+  // findSnapshot records each use, outside the integrity record, so a resume counts as a use and the saved files are not touched.
+  const cache = await mkdtemp(path.join(os.tmpdir(), 'kmodvm-snap-used-'));
+  const dir = path.join(snapshotsDir(cache), 'k');
+  await mkdir(dir, { recursive: true });
+  for (const f of ['state', 'disk.qcow2', 'meta.json']) await writeFile(path.join(dir, f), f);
+  await recordIntegrity(dir, ['state', 'disk.qcow2', 'meta.json']);
+  t.equal(await findSnapshot(cache, 'k'), dir);
+  t.ok(existsSync(path.join(dir, USED)), 'its use is recorded');
+  t.equal(await findSnapshot(cache, 'k'), dir, 'and the record does not make it look changed');
+});
