@@ -2,7 +2,7 @@
 // codes, quoting, stdin), vm:test --reuse twice (the second run has no
 // first-load lines), vm:logs, vm:down. A private instance name and cache of
 // instances keep it apart from a developer's own VM.
-import { appendFileSync, cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -52,6 +52,29 @@ t.test('vm:test --reuse runs the steps on the instance, twice', async (t) => {
   if (second.exitCode !== 0) t.comment(second.stdout);
   t.equal(second.exitCode, 0, 'the second --reuse run passes');
   t.match(second.stdout, /^    ok \d+ transcript - pid \d+ \(an out-of-tree module was loaded earlier this boot: first-load lines not expected\)/m);
+});
+
+t.test("setup: runs once per guest on a kept instance (#29.18); a failing setup line is its own class, exit 15, not the app's", async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-e2e-setup-'));
+  cpSync(path.join(root, 'test/e2e/fixtures/flaky-suite'), dir, { recursive: true });
+  const file = path.join(dir, 'kmodvm.yaml');
+  const suite = readFileSync(file, 'utf8');
+  // mkdir fails when the directory is there: a second run of setup on this guest would fail.
+  writeFileSync(file, suite.replace('tests:\n', `setup:\n  - mkdir /root/made-once-${process.pid}\ntests:\n`));
+  const once = () => vmTest(['--reuse', name, '--suite', file, '--only', 'steady']);
+  const first = await once();
+  if (first.exitCode !== 0) t.comment(first.stdout);
+  t.equal(first.exitCode, 0, 'the first run sets up and passes');
+  t.match(first.stdout, /^ok \d+ setup\[0\] - mkdir/m);
+  const second = await once();
+  if (second.exitCode !== 0) t.comment(second.stdout);
+  t.equal(second.exitCode, 0, 'the second run on the same guest passes: setup is not run again');
+  t.match(second.stdout, /^ok \d+ setup - already run on this guest/m);
+  writeFileSync(file, suite.replace('tests:\n', 'setup:\n  - echo preparing; exit 3\ntests:\n'));
+  const bad = await once();
+  t.equal(bad.exitCode, 15, 'a failing setup line: exit 15 (suite-setup)');
+  t.match(bad.stdout, /^not ok \d+ setup\[0\]/m);
+  t.match(bad.stdout, /preparing/, 'with its output');
 });
 
 t.test("an edit to a .c file rebuilds by replaying kbuild's recorded commands; a broken edit is still a build failure", async (t) => {

@@ -2,7 +2,20 @@
 // ("Exit codes") and tested in test/lib/core/errors.test.ts.
 
 /** Why a run ended. Each class has its own exit code. */
-export type FailureClass = 'usage' | 'setup' | 'image' | 'boot' | 'upload' | 'build' | 'load' | 'app' | 'transcript' | 'splat' | 'timeout' | 'internal';
+export type FailureClass =
+  | 'usage'
+  | 'setup'
+  | 'image'
+  | 'boot'
+  | 'upload'
+  | 'build'
+  | 'load'
+  | 'app'
+  | 'transcript'
+  | 'splat'
+  | 'timeout'
+  | 'suite-setup'
+  | 'internal';
 
 /**
  * Exit codes. 0 is a pass. Test failures (the module or app misbehaved) are
@@ -21,6 +34,7 @@ export const EXIT_CODES: Readonly<Record<FailureClass, number>> = Object.freeze(
   app: 12,
   splat: 13,
   timeout: 14,
+  'suite-setup': 15,
   internal: 70,
 });
 

@@ -2,6 +2,7 @@
 // build's products), build in the guest when the host did not, unload what
 // an earlier cycle left loaded, run the setup commands, and with
 // `load: once` load the modules. Run again on every fresh guest.
+import { createHash } from 'node:crypto';
 import type { Config } from '../core/config.ts';
 import type { SshSession } from '../guest/ssh.ts';
 import { GUEST_WORK, runStep, type StepRecord } from '../guest/steps.ts';
@@ -129,6 +130,36 @@ async function kernelSide(i: PrepareInput, out: Prepared): Promise<boolean> {
   return true;
 }
 
+/** Where a guest records that it ran these setup lines: in its /run, so a fresh guest (booted or resumed) has none. */
+export const setupMarker = (lines: readonly string[]): string =>
+  `/run/kmodvm-setup-${createHash('sha256').update(JSON.stringify(lines)).digest('hex').slice(0, 16)}`;
+
+/** The suite's setup lines, once per guest (#29.18): a kept instance that ran them already (watch, --reuse) is not asked again. */
+async function runSetup(i: PrepareInput, out: Prepared): Promise<boolean> {
+  const { c, suite, session } = i;
+  if (!suite.setup.length) return true;
+  const marker = setupMarker(suite.setup);
+  if (i.reuse) {
+    const seen = await session.execKept(['test', '-e', marker], { timeoutMs: c.timeouts.load * 1000 });
+    if (seen.exitCode === 0) {
+      out.checks.push({ name: 'setup', ok: true, durationMs: seen.durationMs, message: 'already run on this guest (setup runs once per guest)' });
+      return true;
+    }
+  }
+  for (const [k, line] of suite.setup.entries()) {
+    i.log(`step setup[${k}]`);
+    const r = await runStep(session, setupStep(line, k, c.timeouts));
+    out.records.push(r);
+    if (!r.ok) {
+      out.checks.push(failedCheck(r));
+      return false;
+    }
+    out.checks.push({ name: r.name, ok: true, durationMs: r.result.durationMs, message: line });
+  }
+  await session.execKept(['touch', marker], { timeoutMs: c.timeouts.load * 1000 });
+  return true;
+}
+
 export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
   const { c, suite, session } = i;
   const out: Prepared = { ok: true, checks: [], records: [], modules: [], deps: [], fixtures: [], devices: i.devices };
@@ -155,16 +186,7 @@ export async function prepareGuest(i: PrepareInput): Promise<Prepared> {
     });
   }
   if (!(await kernelSide(i, out))) return { ...out, ok: false };
-  for (const [k, line] of suite.setup.entries()) {
-    i.log(`step setup[${k}]`);
-    const r = await runStep(session, setupStep(line, k, c.timeouts));
-    out.records.push(r);
-    if (!r.ok) {
-      out.checks.push(failedCheck(r));
-      return { ...out, ok: false };
-    }
-    out.checks.push({ name: r.name, ok: true, durationMs: r.result.durationMs, message: line });
-  }
+  if (!(await runSetup(i, out))) return { ...out, ok: false };
   if (suite.load === 'once' && !c.failNth) {
     for (const m of out.modules) {
       const r = await runStep(session, insmodStep(m, m.params, c.timeouts));

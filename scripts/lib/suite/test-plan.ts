@@ -197,7 +197,8 @@ export const setupStep = (line: string, i: number, t: Timeouts): StepSpec => ({
   argv: ['sh', '-c', line],
   cwd: GUEST_WORK,
   timeoutMs: s(t.build),
-  failure: 'app',
+  // The suite's own preparation, not a test's command (#29.18): its own class and exit code.
+  failure: 'suite-setup',
   untrusted: true,
 });
 

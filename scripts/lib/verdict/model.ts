@@ -80,6 +80,7 @@ export const FAILURE_RANK: readonly FailureClass[] = [
   'setup',
   'usage',
   'timeout',
+  'suite-setup',
   'load',
   'build',
   'app',

@@ -4,8 +4,22 @@ import { EXIT_CODES, exitCodeOf, formatError, KmodvmError, VM_FAILURES } from '.
 t.test('every failure class has its own exit code, and a VM failure differs from a test failure', async (t) => {
   const codes = Object.values(EXIT_CODES);
   t.equal(new Set(codes).size, codes.length);
-  t.same(EXIT_CODES, { transcript: 1, usage: 2, setup: 3, image: 4, boot: 5, upload: 6, build: 10, load: 11, app: 12, splat: 13, timeout: 14, internal: 70 });
-  for (const c of VM_FAILURES) t.notOk([1, 10, 11, 12, 13, 14].includes(EXIT_CODES[c]));
+  t.same(EXIT_CODES, {
+    transcript: 1,
+    usage: 2,
+    setup: 3,
+    image: 4,
+    boot: 5,
+    upload: 6,
+    build: 10,
+    load: 11,
+    app: 12,
+    splat: 13,
+    timeout: 14,
+    'suite-setup': 15,
+    internal: 70,
+  });
+  for (const c of VM_FAILURES) t.notOk([1, 10, 11, 12, 13, 14, 15].includes(EXIT_CODES[c]));
 });
 
 t.test('an error is rendered with its evidence and next step; an unknown error is internal', async (t) => {
