@@ -115,3 +115,25 @@ t.test('--shuffle=SEED gives one order every time, and prints it; bad input is e
   t.equal(zero.exitCode, 2, zero.out);
   t.match(zero.stderr, /repeat/);
 });
+
+t.test(
+  "params for a module the suite does not build: exit 2 at the suite's line once the host build names the modules, before the upload and setup (#29.18)",
+  async (t) => {
+    const dir = path.join(work, 'bad-params');
+    cpSync(repo, dir, { recursive: true, filter: (src) => !src.includes('/runs') });
+    const file = path.join(dir, 'kmodvm.yaml');
+    writeFileSync(file, `${readFileSync(file, 'utf8')}  - name: bad\n    run: "true"\n    params:\n      nosuch: x=1\n`);
+    const lines = readFileSync(file, 'utf8').split('\n');
+    const r = await kmodvm(['test', '--suite', file], dir);
+    t.equal(r.exitCode, 2, r.out);
+    t.match(
+      r.stdout,
+      new RegExp(
+        `^not ok \\d+ params - ${file}:${lines.indexOf('      nosuch: x=1') + 1}: tests\\[2\\]\\.params\\.nosuch: test bad gives parameters to nosuch, which the suite does not build \\(it builds tally\\)`,
+        'm',
+      ),
+    );
+    t.notMatch(r.stdout, /^ok \d+ upload/m, 'nothing was uploaded');
+    t.notMatch(r.stdout, /insmod/, 'no test ran');
+  },
+);

@@ -33,6 +33,8 @@ export interface SuiteTest {
   timeoutS?: number;
   /** insmod parameters by module name, replacing the dir's. */
   params?: Record<string, string[]>;
+  /** Where each of params' module names is written, for an error before anything loads. */
+  paramsAt?: Record<string, { line?: number; field: string }>;
   /** Devices hot-plugged for this test only. */
   devices?: DeviceDecl[];
   /** Its lifecycle checks; the suite's when it names none. */
@@ -141,6 +143,9 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
       exitCode: t.exit_code,
       timeoutS: t.timeout,
       params: t.params && Object.fromEntries(Object.entries(t.params).map(([k, v]) => [k.replace(/-/g, '_'), paramList(v)])),
+      paramsAt:
+        t.params &&
+        Object.fromEntries(Object.keys(t.params).map((k) => [k.replace(/-/g, '_'), { line: where(['tests', i, 'params', k]), field: `tests[${i}].params.${k}` }])),
       devices: t.devices && decls(abs, where, t.devices, ['tests', i, 'devices'], seenIds, true),
       lifecycle: t.lifecycle,
     };
@@ -208,4 +213,26 @@ function decls(file: string, where: Where, specs: readonly string[], at: (string
       );
     return { ...d, where: { file, line: where([...at, k]), field } };
   });
+}
+
+/**
+ * A test's params naming a module the suite does not build (#29.18), known
+ * once the build names the modules: bad input before the upload, the setup
+ * and any test, with the file, line and field.
+ */
+export function paramsForNoModule(suite: Pick<Suite, 'file' | 'tests'>, built: readonly string[]): KmodvmError | undefined {
+  for (const t of suite.tests) {
+    for (const name of Object.keys(t.params ?? {})) {
+      if (built.includes(name)) continue;
+      const at = t.paramsAt?.[name];
+      return usage(
+        suite.file,
+        at?.line,
+        at?.field ?? `tests.${t.name}.params`,
+        `test ${t.name} gives parameters to ${name}, which the suite does not build (it builds ${built.join(', ') || 'no module'})`,
+        "name one of the suite's modules (dashes and underscores are the same), or drop the entry",
+      );
+    }
+  }
+  return undefined;
 }

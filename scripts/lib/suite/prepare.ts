@@ -95,7 +95,7 @@ async function upload(i: PrepareInput): Promise<CheckResult> {
 }
 
 /** The host build's modules, those each dir's load:/skip: choose (#29.10), with their dir's parameters. */
-function hostModules(suite: Suite, host: SuiteHostBuild): LoadedModule[] {
+export function hostModules(suite: Suite, host: SuiteHostBuild): LoadedModule[] {
   const byDir = new Map(suite.modules.map((m) => [m.dir, m]));
   return host.dirs.flatMap((d) =>
     d.modules

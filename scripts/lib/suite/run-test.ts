@@ -17,7 +17,7 @@ import { parseTranscript, type Transcript } from '../verdict/transcript.ts';
 import type { GuestEnv } from './checks/check.ts';
 import { attachGdb, gdbWanted } from './gdb-step.ts';
 import { judgeTest } from './judge-test.ts';
-import { type SuiteTest, srcPath, TRANSCRIPT_MAX } from './load.ts';
+import { paramsForNoModule, type SuiteTest, srcPath, TRANSCRIPT_MAX } from './load.ts';
 import type { Prepared } from './prepare.ts';
 import type { SavedTest } from './rejudge.ts';
 import { reportSources } from './sources.ts';
@@ -112,9 +112,11 @@ async function testDevices(test: SuiteTest, prep: Pick<Prepared, 'devices'>, wha
 
 /** A test whose params name a module the suite does not build: a usage failure, before anything is loaded. */
 function unknownParams(i: SuiteRunInput, test: SuiteTest, modules: readonly LoadedModule[], unknown: string[], b: { taint?: number; dmesg: string }): OneTest {
-  const message = `tests ${test.name}: params for ${unknown.join(', ')}, which the suite does not build (it builds ${modules.map((m) => m.name).join(', ')})`;
+  // A guest build names the modules only now; a host build's are checked before the upload (run.ts).
+  const e = paramsForNoModule({ file: i.suite.file, tests: [test] }, modules.map((m) => m.name));
+  const message = e?.message ?? `tests ${test.name}: params for ${unknown.join(', ')}, which the suite does not build`;
   return {
-    checks: [{ name: 'params', ok: false, failure: 'usage', durationMs: 0, message, evidence: `in ${i.suite.file}` }],
+    checks: [{ name: 'params', ok: false, failure: 'usage', durationMs: 0, message, evidence: e?.hint && `next: ${e.hint}` }],
     kernelLog: '',
     logBefore: b.dmesg,
     durationMs: 0,

@@ -22,8 +22,8 @@ import { runFailNth } from './fail-nth-sweep.ts';
 import { unloadFixtures } from './fixtures.ts';
 import { buildChecks, type SuiteHostBuild } from './host-build.ts';
 import { unloadInTreeDeps } from './in-tree-deps.ts';
-import { allDevices } from './load.ts';
-import { type Prepared, prepareGuest } from './prepare.ts';
+import { allDevices, paramsForNoModule } from './load.ts';
+import { hostModules, type Prepared, prepareGuest } from './prepare.ts';
 import { runName } from './repeat.ts';
 import { runOneTest } from './run-test.ts';
 import { rmmodStep, fileSafe as safe } from './test-plan.ts';
@@ -46,7 +46,12 @@ async function hostResult(i: SuiteRunInput): Promise<{ checks: CheckResult[]; ho
   const hb = await i.hostBuild;
   await writeFile(path.join(i.runDir, 'host-build.log'), [`tree: ${hb.tree}`, ...hb.dirs.map((d) => `== ${d.kind} ${d.dir}\n${d.build.output}`)].join('\n'));
   const checks = buildChecks(hb);
-  if (hb.ok) return { checks, host: hb, failed: false };
+  if (hb.ok) {
+    // A test's params for a module the build did not make: bad input now, before the upload, the setup and the tests (#29.18).
+    const bad = paramsForNoModule(i.suite, hostModules(i.suite, hb).map((m) => m.name));
+    if (bad) return { checks: [...checks, { name: 'params', ok: false, failure: 'usage', durationMs: 0, message: bad.message, evidence: `next: ${bad.hint}` }], failed: true };
+    return { checks, host: hb, failed: false };
+  }
   if (i.guestFallback) {
     i.log('build: the host build failed; building in the guest instead (KVM makes that cheap)');
     return {

@@ -48,6 +48,7 @@ t.test('a good suite resolves its paths and defaults', async (t) => {
     exitCode: 0,
     timeoutS: undefined,
     params: { x_y: ['c=3'] },
+    paramsAt: { x_y: { line: 8, field: 'tests[0].params.x-y' } },
   });
   t.equal(s.load, 'per-test');
   t.same([s.apps, s.setup, s.exclude, s.kernelArgs], [[], [], [], []]);
@@ -143,4 +144,17 @@ t.test("devices: [edu,id=edu0] in YAML's flow form is two items; the hint says s
   const { deviceHint } = await import('../../../scripts/lib/suite/load.ts');
   t.match(deviceHint(['edu', 'id=edu0'], 0), /YAML split "edu,id=edu0" at its comma[\s\S]*\["edu,id=edu0"\]/);
   t.match(deviceHint(['edu'], 0), /^write it as QEMU -device takes it/);
+});
+
+t.test("a test's params for a module the build does not make: bad input at its line, once the build names the modules (#29.18)", async (t) => {
+  const { paramsForNoModule } = await import('../../../scripts/lib/suite/load.ts');
+  const f = repo(
+    'modules:\n  - dir: drv\ntests:\n  - name: one\n    run: echo hi\n    params:\n      x-y: c=3\n  - name: two\n    run: echo hi\n    params:\n      x_y: c=1\n      nosuch-mod: d=4\n',
+  );
+  const s = await loadSuite(f);
+  t.equal(paramsForNoModule({ ...s, tests: s.tests.slice(0, 1) }, ['x_y']), undefined, 'dashes and underscores name one module');
+  const e = paramsForNoModule(s, ['x_y', 'z']);
+  t.equal(e?.failure, 'usage', 'exit 2');
+  t.equal(e?.message, `${f}:12: tests[1].params.nosuch-mod: test two gives parameters to nosuch_mod, which the suite does not build (it builds x_y, z)`);
+  t.match(e?.hint, /name one of the suite's modules/);
 });
