@@ -145,7 +145,9 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
       params: t.params && Object.fromEntries(Object.entries(t.params).map(([k, v]) => [k.replace(/-/g, '_'), paramList(v)])),
       paramsAt:
         t.params &&
-        Object.fromEntries(Object.keys(t.params).map((k) => [k.replace(/-/g, '_'), { line: where(['tests', i, 'params', k]), field: `tests[${i}].params.${k}` }])),
+        Object.fromEntries(
+          Object.keys(t.params).map((k) => [k.replace(/-/g, '_'), { line: where(['tests', i, 'params', k]), field: `tests[${i}].params.${k}` }]),
+        ),
       devices: t.devices && decls(abs, where, t.devices, ['tests', i, 'devices'], seenIds, true),
       lifecycle: t.lifecycle,
     };

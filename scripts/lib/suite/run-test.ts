@@ -113,7 +113,10 @@ async function testDevices(test: SuiteTest, prep: Pick<Prepared, 'devices'>, wha
 /** A test whose params name a module the suite does not build: a usage failure, before anything is loaded. */
 function unknownParams(i: SuiteRunInput, test: SuiteTest, modules: readonly LoadedModule[], unknown: string[], b: { taint?: number; dmesg: string }): OneTest {
   // A guest build names the modules only now; a host build's are checked before the upload (run.ts).
-  const e = paramsForNoModule({ file: i.suite.file, tests: [test] }, modules.map((m) => m.name));
+  const e = paramsForNoModule(
+    { file: i.suite.file, tests: [test] },
+    modules.map((m) => m.name),
+  );
   const message = e?.message ?? `tests ${test.name}: params for ${unknown.join(', ')}, which the suite does not build`;
   return {
     checks: [{ name: 'params', ok: false, failure: 'usage', durationMs: 0, message, evidence: e?.hint && `next: ${e.hint}` }],

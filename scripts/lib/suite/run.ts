@@ -48,8 +48,15 @@ async function hostResult(i: SuiteRunInput): Promise<{ checks: CheckResult[]; ho
   const checks = buildChecks(hb);
   if (hb.ok) {
     // A test's params for a module the build did not make: bad input now, before the upload, the setup and the tests (#29.18).
-    const bad = paramsForNoModule(i.suite, hostModules(i.suite, hb).map((m) => m.name));
-    if (bad) return { checks: [...checks, { name: 'params', ok: false, failure: 'usage', durationMs: 0, message: bad.message, evidence: `next: ${bad.hint}` }], failed: true };
+    const bad = paramsForNoModule(
+      i.suite,
+      hostModules(i.suite, hb).map((m) => m.name),
+    );
+    if (bad)
+      return {
+        checks: [...checks, { name: 'params', ok: false, failure: 'usage', durationMs: 0, message: bad.message, evidence: `next: ${bad.hint}` }],
+        failed: true,
+      };
     return { checks, host: hb, failed: false };
   }
   if (i.guestFallback) {
