@@ -8,11 +8,12 @@ import path from 'node:path';
 import { fileSize, readFrom } from '../core/disk.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { tail } from '../core/proc.ts';
-import { readUnder, UnsafePath, writeUnder } from '../core/tree-fs.ts';
+import { readRegular, readUnder, UnsafePath, writeUnder } from '../core/tree-fs.ts';
 import type { Guest } from '../guest/steps.ts';
 import { runStep, type StepRecord } from '../guest/steps.ts';
 import type { ModuleLayout } from '../verdict/leaks.ts';
 import type { CheckResult } from '../verdict/model.ts';
+import { type PrintkFormat, printkFormats } from '../verdict/printk-origin.ts';
 import { parseTranscript, type Transcript } from '../verdict/transcript.ts';
 import type { GuestEnv } from './checks/check.ts';
 import { attachGdb, gdbWanted } from './gdb-step.ts';
@@ -34,7 +35,7 @@ import {
   stateBefore,
 } from './test-plan.ts';
 import type { SelectedTest, SuiteRunInput } from './types.ts';
-import { transcriptDiff, transcriptFromRun } from './update.ts';
+import { leftOutLine, transcriptDiff, transcriptFromRun } from './update.ts';
 
 export interface OneTest {
   checks: CheckResult[];
@@ -257,10 +258,12 @@ async function updateTranscript(
   // The suite names the file: it is read and written only inside the suite (a --transcript given on the command line: its own directory).
   const root = i.suite.mounts ? path.dirname(file) : i.suite.root;
   const old = await readUnder(root, file, TRANSCRIPT_MAX).then(String, () => undefined);
-  const text = transcriptFromRun({
+  const formats = await moduleFormats(modules);
+  const { text, leftOut } = transcriptFromRun({
     app,
     kernelLog: a.dmesg,
     modules: modules.map((m) => m.name),
+    formats: formats.formats,
     shellPid: a.pid,
     header: `Expected transcript of test ${test.name}, written by kmodvm --update.\nCheck it, and put placeholders where the output varies (docs/transcript.md).`,
   });
@@ -273,5 +276,20 @@ async function updateTranscript(
   const where = real === file ? test.transcript!.rel : `${test.transcript!.rel} (${real})`;
   const diff = transcriptDiff(test.transcript!.rel, old, text);
   i.log(diff ? `update: wrote ${where}\n${diff}` : `update: ${where} unchanged`);
+  i.log(leftOutLine(leftOut, formats.without));
   return { parsed: parseTranscript(text, file), file };
 }
+
+/** The printk formats of the modules whose host-built .ko is at hand (a regular file of our tree, bounded), and those without one. */
+async function moduleFormats(modules: readonly LoadedModule[]): Promise<{ formats: PrintkFormat[]; without: string[] }> {
+  const formats: PrintkFormat[] = [];
+  const without: string[] = [];
+  for (const m of modules) {
+    const ko = m.host && (await readRegular(m.host.ko, KO_MAX).catch(() => undefined));
+    if (ko) formats.push(...printkFormats(ko));
+    else without.push(m.name);
+  }
+  return { formats, without };
+}
+
+const KO_MAX = 256 * 2 ** 20;
