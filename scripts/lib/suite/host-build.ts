@@ -11,6 +11,7 @@ import { lstat, mkdir, readdir, readFile, realpath, rm, stat } from 'node:fs/pro
 import os from 'node:os';
 import path from 'node:path';
 import { glob } from 'zx';
+import { contextEvidence, errorContexts } from '../build/gcc-context.ts';
 import { guestCopy, type HostBuild, hostMake, kbuildReadable } from '../build/host-kbuild.ts';
 import { KDIR_NAMES, kdirArgs } from '../build/kdir-args.ts';
 import { missingConfigHint } from '../build/kernel-exports.ts';
@@ -117,12 +118,17 @@ export async function hostBuildSuite(i: HostBuildInput): Promise<SuiteHostBuild>
   return result(true);
 }
 
-/** Host paths in make's output, not the build tree's. */
-const mapPaths = (suite: Suite, tree: string, b: HostBuild): HostBuild => ({
-  ...b,
-  output: hostPaths(suite, b.output, tree),
-  evidence: b.evidence && hostPaths(suite, b.evidence, tree),
-});
+/** Host paths in make's output, not the build tree's; a compiler error's evidence with its context and the user's own line (#29.7). */
+const mapPaths = (suite: Suite, tree: string, b: HostBuild): HostBuild => {
+  const output = hostPaths(suite, b.output, tree);
+  const mapped = { ...b, output, evidence: b.evidence && hostPaths(suite, b.evidence, tree) };
+  if (b.ok) return mapped;
+  const roots = [suite.root, ...(suite.mounts ?? []).map((m) => m.abs)].map((r) => `${r.replace(/\/$/, '')}/`);
+  const contexts = errorContexts(output, (f) => roots.some((r) => f.startsWith(r)));
+  if (!contexts.length) return mapped;
+  const origins = contexts.flatMap((c) => (c.origin ? [{ ...c.origin, message: `the error below comes from here: ${c.error}` }] : []));
+  return { ...mapped, evidence: contextEvidence(contexts), annotations: [...origins.map(({ macro: _, ...a }) => a), ...(b.annotations ?? [])] };
+};
 
 /** One module dir: make (each later dir gets the earlier ones' symbols), then each module modules.order lists, stripped for the upload. */
 async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], shared: string, made: Made): Promise<boolean> {
