@@ -108,6 +108,8 @@ export interface HostMakeOptions {
   writable?: string;
   /** What else it may read: the kernel tree (kbuildReadable). */
   readable?: string[];
+  /** Each line make prints, as it prints it (a long build's progress, #29.17). */
+  onLine?: (line: string) => void;
 }
 
 /**
@@ -122,8 +124,8 @@ export async function hostMake(o: HostMakeOptions): Promise<HostBuild> {
   const root = o.writable ?? o.outDir;
   const readable = o.readable ?? [];
   // Everything the module's Makefile and kbuild run on the host runs in the sandbox (sandbox.ts).
-  const jail = (cmd: string, args: string[], ro: { cwd?: string; timeoutMs: number }) =>
-    runSandboxed(cmd, args, { writable: [root], readable, cwd: ro.cwd }, { timeoutMs: ro.timeoutMs });
+  const jail = (cmd: string, args: string[], ro: { cwd?: string; timeoutMs: number; onLine?: (l: string) => void }) =>
+    runSandboxed(cmd, args, { writable: [root], readable, cwd: ro.cwd }, { timeoutMs: ro.timeoutMs, onLine: ro.onLine });
   const stamp = path.join(o.outDir, '.kmodvm-sources');
   const shapeStamp = path.join(o.outDir, '.kmodvm-shape');
   const salt = buildSalt(o.hashSalt, o.makeArgs);
@@ -149,7 +151,7 @@ export async function hostMake(o: HostMakeOptions): Promise<HostBuild> {
     // nice: the build runs while the guest boots on the same cores; the boot goes first
     // (niceness 0 on a guest that is already up: then the build is what is waited for).
     const j = o.jobs && o.jobs > 1 ? [`-j${o.jobs}`] : [];
-    const m = await jail('nice', ['-n', String(niceness), 'make', ...j, '-C', o.outDir, ...o.makeArgs], { timeoutMs: o.timeoutMs });
+    const m = await jail('nice', ['-n', String(niceness), 'make', ...j, '-C', o.outDir, ...o.makeArgs], { timeoutMs: o.timeoutMs, onLine: o.onLine });
     r = { ...m, output: m.stdout + m.stderr, skipped: 0, patched: 0 };
   }
   const skipped = (r!.skipped ? `, ${r!.skipped} up to date` : '') + (r!.patched ? `, ${r!.patched} patched: only its srcversion changed` : '');

@@ -1,5 +1,6 @@
 // Child processes: argument arrays only, a timeout on every child, and a
 // result that says why it ended.
+import { StringDecoder } from 'node:string_decoder';
 import { execa } from 'execa';
 import { quote } from 'zx/core';
 import { describeEnd, type RunResult } from './end.ts';
@@ -18,6 +19,24 @@ export interface RunOptions {
   terminal?: boolean;
   /** Ends the child early (SIGTERM, then SIGKILL), as its timeout would. */
   signal?: AbortSignal;
+  /** Each whole line of the child's output as it comes (stdout and stderr), besides the capture: a long build's progress. */
+  onLine?: (line: string) => void;
+}
+
+/** Calls f with each whole line of a stream's chunks; the tail of a chunk waits for the next. Linear in the output. */
+export function lineSplitter(f: (line: string) => void): { push: (chunk: string) => void; end: () => void } {
+  let rest = '';
+  return {
+    push: (chunk) => {
+      const parts = (rest + chunk).split('\n');
+      rest = parts.pop() ?? '';
+      for (const l of parts) f(l);
+    },
+    end: () => {
+      if (rest) f(rest);
+      rest = '';
+    },
+  };
 }
 
 /** Shell-quotes an argv for display (bash syntax, as zx prints it). */
@@ -52,6 +71,18 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
     stripFinalNewline: false,
     maxBuffer: 256 * 1024 * 1024,
   });
+  if (opts.onLine && !opts.terminal) {
+    for (const s of [child.stdout, child.stderr]) {
+      const lines = lineSplitter(opts.onLine);
+      // A decoder of its own: the stream's encoding stays execa's.
+      const utf8 = new StringDecoder('utf8');
+      s?.on('data', (c: Buffer) => lines.push(utf8.write(c)));
+      s?.on('end', () => {
+        lines.push(utf8.end());
+        lines.end();
+      });
+    }
+  }
   const r = await child;
   const failedToStart = r.failed && r.exitCode === undefined && !r.timedOut && !r.signal && !r.isCanceled ? (r.originalMessage ?? r.shortMessage) : undefined;
   return {

@@ -7,6 +7,7 @@ import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { headersKdir } from '../image/headers.ts';
 import type { ImageInfo } from '../image/image.ts';
+import { buildProgress } from '../suite/build-progress.ts';
 import { hostBuildSuite, type SuiteHostBuild } from '../suite/host-build.ts';
 import type { ResolvedSuite } from '../suite/resolve.ts';
 
@@ -36,9 +37,11 @@ export function startHostBuild(
   img: ImageInfo,
   rs: ResolvedSuite,
   tree: string,
-  o: { kdir: string; mode: 'host' | 'guest'; niceness?: number },
+  o: { kdir: string; mode: 'host' | 'guest'; niceness?: number; log?: (l: string) => void; verbose?: boolean },
 ): Promise<SuiteHostBuild> | undefined {
   if (o.mode !== 'host') return undefined;
+  // A long build says how far it is (#29.17); with --verbose, kbuild's own lines.
+  const progress = o.log && buildProgress({ log: o.log, verbose: !!o.verbose });
   const p = hostBuildSuite({
     suite: rs.suite,
     files: rs.files,
@@ -48,7 +51,9 @@ export function startHostBuild(
     timeoutMs: c.timeouts.build * 1000,
     replay: c.replay,
     niceness: o.niceness,
+    onLine: progress?.onLine,
+    onDirDone: progress?.done,
   });
-  p.catch(() => undefined);
+  p.catch(() => undefined).finally(() => progress?.stop());
   return p;
 }

@@ -205,7 +205,7 @@ export async function testOnInstance(
   const img = await instanceImage(c, s);
   const build = buildModeFor(c, img, Boolean(c.kernelImage));
   // Not niced: the guest is up, and the build is what the edit loop waits for.
-  const hostBuild = startHostBuild(c, img, rs, path.join(s.dir, 'build'), { ...build, niceness: 0 });
+  const hostBuild = startHostBuild(c, img, rs, path.join(s.dir, 'build'), { ...build, niceness: 0, log, verbose: c.verbose });
   const serialFrom = await fileSize(s.serialLog);
   // vm:watch keeps one connection across cycles (a handshake is ~0.3 s under TCG); otherwise one per run.
   let session = o.session ?? (await connect(s));

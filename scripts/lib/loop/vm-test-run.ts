@@ -176,7 +176,7 @@ async function prepareRun(plan: RunPlan, accel: 'kvm' | 'tcg', note: string | un
   // One build tree per suite, kept across runs (suite/build-tree.ts), locked while this run uses it.
   const tree = buildTreeFor(c.cacheDir, rs.suite, build.kdir, hostAppCompiler(img.manifest.kernelGccMajor));
   const releaseTree = build.mode === 'host' ? await lockTree(tree, log) : undefined;
-  const hostBuild = startHostBuild(c, img, rs, tree, build);
+  const hostBuild = startHostBuild(c, img, rs, tree, { ...build, log, verbose: c.verbose });
   const report: RunReport = {
     verdict: 'fail',
     exitCode: 70,

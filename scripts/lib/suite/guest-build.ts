@@ -13,7 +13,7 @@ import type { SshSession } from '../guest/ssh.ts';
 import { compilerDiagnostics, GUEST_WORK, runStep, type StepRecord, type StepSpec } from '../guest/steps.ts';
 import type { CheckResult } from '../verdict/model.ts';
 import { hostPaths, type Suite } from './load.ts';
-import { loads, modulesFromOrder } from './modules-order.ts';
+import { inLoadOrder, loads, modulesFromOrder } from './modules-order.ts';
 import type { LoadedModule } from './test-plan.ts';
 
 export interface GuestBuildInput {
@@ -97,7 +97,12 @@ export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildRes
       });
       return { ...out, ok: false };
     }
-    out.modules.push(...listed.filter((bm) => loads(bm.name, m)).map((bm) => ({ name: bm.name, guestKo: `${gdir}/${bm.ko}`, params: m.params })));
+    out.modules.push(
+      ...inLoadOrder(
+        listed.filter((bm) => loads(bm.name, m)),
+        m,
+      ).map((bm) => ({ name: bm.name, guestKo: `${gdir}/${bm.ko}`, params: m.params })),
+    );
     symvers.push(`${gdir}/Module.symvers`);
   }
   for (const a of suite.apps) {

@@ -78,6 +78,10 @@ export interface HostBuildInput {
   timeoutMs: number;
   replay: boolean;
   niceness?: number;
+  /** Each line a module dir's make prints, as it prints it (#29.17). */
+  onLine?: (dir: string, line: string) => void;
+  /** A module dir's make has ended. */
+  onDirDone?: (dir: string) => void;
 }
 
 /** What the suite's host build has made so far. */
@@ -152,8 +156,10 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
       niceness: i.niceness,
       copied: true,
       writable: i.tree,
+      onLine: i.onLine && ((l) => i.onLine!(m.dir, l)),
     }),
   );
+  i.onDirDone?.(m.dir);
   const d: DirBuild = { dir: m.dir, kind: 'module', build: b, modules: [] };
   made.dirs.push(d);
   if (!b.ok) return failedDir(i, m, d);

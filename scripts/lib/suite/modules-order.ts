@@ -36,3 +36,14 @@ export function nameMatches(name: string, pattern: string): boolean {
 /** Whether a module of a dir loads: one its `load:` names (all, without it), and none its `skip:` names (#29.10). */
 export const loads = (name: string, dir: { load?: readonly string[]; skip?: readonly string[] }): boolean =>
   (!dir.load || dir.load.some((p) => nameMatches(name, p))) && !(dir.skip ?? []).some((p) => nameMatches(name, p));
+
+/**
+ * A dir's modules in the order its load: list names them (the first pattern
+ * each matches), modules.order within one pattern: the suite's way to say
+ * an order depends= cannot (lttng's clock plugin must load before the
+ * tracer takes the clock). Stable; without load:, modules.order.
+ */
+export function inLoadOrder<M extends { name: string }>(modules: readonly M[], dir: { load?: readonly string[] }): M[] {
+  const rank = (name: string): number => dir.load?.findIndex((p) => nameMatches(name, p)) ?? 0;
+  return [...modules].sort((a, b) => rank(a.name) - rank(b.name));
+}

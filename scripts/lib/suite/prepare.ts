@@ -15,7 +15,7 @@ import type { SuiteHostBuild } from './host-build.ts';
 import { loadInTreeDeps } from './in-tree-deps.ts';
 import type { Suite } from './load.ts';
 import { orderByDepends } from './load-order.ts';
-import { loads } from './modules-order.ts';
+import { inLoadOrder, loads } from './modules-order.ts';
 import { insmodStep, type LoadedModule, setupStep } from './test-plan.ts';
 
 export interface PrepareInput {
@@ -98,9 +98,10 @@ async function upload(i: PrepareInput): Promise<CheckResult> {
 export function hostModules(suite: Suite, host: SuiteHostBuild): LoadedModule[] {
   const byDir = new Map(suite.modules.map((m) => [m.dir, m]));
   return host.dirs.flatMap((d) =>
-    d.modules
-      .filter((m) => loads(m.name, byDir.get(d.dir) ?? {}))
-      .map((m) => ({ name: m.name, guestKo: `${GUEST_WORK}/${m.guestRel}`, params: byDir.get(d.dir)?.params ?? [], host: { ko: m.hostKo, tree: host.tree } })),
+    inLoadOrder(
+      d.modules.filter((m) => loads(m.name, byDir.get(d.dir) ?? {})),
+      byDir.get(d.dir) ?? {},
+    ).map((m) => ({ name: m.name, guestKo: `${GUEST_WORK}/${m.guestRel}`, params: byDir.get(d.dir)?.params ?? [], host: { ko: m.hostKo, tree: host.tree } })),
   );
 }
 

@@ -37,3 +37,28 @@ t.test('load: and skip: pick which built modules load, by name or glob, - and _ 
   );
   t.ok(loads('anything', {}), 'without load: or skip:, every module loads');
 });
+
+t.test("load:'s order breaks ties before modules.order: lttng's clock plugin before the tracer that takes the clock", async (t) => {
+  const { inLoadOrder } = await import('../../../scripts/lib/suite/modules-order.ts');
+  const { orderByDepends } = await import('../../../scripts/lib/suite/load-order.ts');
+  // modules.order of lttng-modules 2.13.9 (shortened): the plugin test last.
+  const built = ['lttng_clock', 'lttng_tracer', 'lttng_probe_sched', 'lttng_lib_ring_buffer', 'lttng_clock_plugin_test'].map((name) => ({ name }));
+  const listed = inLoadOrder(built, { load: ['lttng_clock', 'lttng-clock-plugin-test', '*'] });
+  t.same(
+    listed.map((m) => m.name),
+    ['lttng_clock', 'lttng_clock_plugin_test', 'lttng_tracer', 'lttng_probe_sched', 'lttng_lib_ring_buffer'],
+  );
+  const depends = new Map([
+    ['lttng_tracer', ['lttng_clock', 'lttng_lib_ring_buffer']],
+    ['lttng_clock_plugin_test', ['lttng_clock']],
+    ['lttng_probe_sched', ['lttng_tracer']],
+  ]);
+  const r = orderByDepends(listed, depends);
+  t.ok(r.ok);
+  if (r.ok) t.same(r.modules.map((m) => m.name), ['lttng_clock', 'lttng_clock_plugin_test', 'lttng_lib_ring_buffer', 'lttng_tracer', 'lttng_probe_sched'], 'depends= still first');
+  t.same(
+    inLoadOrder(built, {}).map((m) => m.name),
+    built.map((m) => m.name),
+    'without load:, modules.order',
+  );
+});
