@@ -106,21 +106,7 @@ t.test("the suite's own modules in dependency order, not modules.order's (#29.2)
   t.same(names, ['insmod provider', 'insmod user', 'rmmod user', 'rmmod provider']);
 });
 
-const v4l = { suite: '' };
-
-t.test("Debian's v4l2loopback-dkms on the stock kernel: videodev modprobed, /dev/video7 with its card label", async (t) => {
-  v4l.suite = await v4l2loopbackSuite();
-  const r = await runSuite(v4l.suite);
-  t.equal(r.exitCode, 0, `it passes\n${r.out}`);
-  t.ok(
-    r.checks.some((c) => c.name === 'modprobe videodev' && c.ok),
-    'videodev, from the image, as its own step',
-  );
-  t.ok(
-    r.checks.some((c) => c.name === 'modprobe -r videodev' && c.ok),
-    'and out again after',
-  );
-});
+// v4l2loopback on the stock kernel, through the packed tool: test/e2e/dkms.test.ts.
 
 t.test('on the debug kernel: the edu demo with its lifecycle checks, the fixtures, and v4l2loopback', async (t) => {
   const edu = await runSuite(path.join(root, 'examples/edu/kmodvm.yaml'), ['--kernel', 'debian-12-debug']);
@@ -154,7 +140,7 @@ t.test('on the debug kernel: the edu demo with its lifecycle checks, the fixture
   writeFileSync(tr, readFileSync(tr, 'utf8').replace('mac80211_hwsim: 2 radios\n', ''));
   const fx2 = await runSuite(file, ['--kernel', 'debian-12-debug']);
   t.equal(fx2.exitCode, 0, `the other fixtures pass on the debug kernel\n${fx2.out}`);
-  const v = await runSuite(v4l.suite || (await v4l2loopbackSuite()), ['--kernel', 'debian-12-debug']);
+  const v = await runSuite(await v4l2loopbackSuite(), ['--kernel', 'debian-12-debug']);
   t.equal(v.exitCode, 0, `v4l2loopback passes on the debug kernel\n${v.out}`);
   // A sound driver against the debug kernel, which builds no ALSA: modpost's undefined symbols name the option (#25.7).
   const sound = path.join(work, 'sound-suite');

@@ -121,8 +121,7 @@ export interface HostMakeOptions {
 export async function hostMake(o: HostMakeOptions): Promise<HostBuild> {
   const niceness = o.niceness ?? 10;
   // The tree the build may write: kmodvm reads and writes there only as core/tree-fs.ts does, never through what the build left.
-  const root = o.writable ?? o.outDir;
-  const readable = o.readable ?? [];
+  const [root, readable] = [o.writable ?? o.outDir, o.readable ?? []];
   // Everything the module's Makefile and kbuild run on the host runs in the sandbox (sandbox.ts).
   const jail = (cmd: string, args: string[], ro: { cwd?: string; timeoutMs: number; onLine?: (l: string) => void }) =>
     runSandboxed(cmd, args, { writable: [root], readable, cwd: ro.cwd }, { timeoutMs: ro.timeoutMs, onLine: ro.onLine });

@@ -52,6 +52,40 @@ function buildCheck(name: string, dir: string, rec: StepRecord, suite: Suite): C
   return check;
 }
 
+/** make in the guest for one module dir, with the kernel tree under every usual name, the dirs before's symbols, and the suite's make arguments and target. */
+const guestMakeSpec = (i: GuestBuildInput, m: Suite['modules'][number], name: string, symvers: readonly string[]): StepSpec => ({
+  name,
+  argv: [
+    'make',
+    `-j${i.c.cpus}`,
+    '-C',
+    `${GUEST_WORK}/${m.dir}`,
+    ...kdirArgs(`/lib/modules/${i.kver}/build`),
+    ...(symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${symvers.join(' ')}`] : []),
+    ...(m.make ?? []),
+    ...(m.target ? [m.target] : []),
+  ],
+  timeoutMs: i.c.timeouts.build * 1000,
+  failure: 'build',
+  untrusted: true,
+});
+
+/** The modules the guest's make built: the shallowest modules.order in the dir or below it (lttng builds with M=$(PWD)/src, #29.9). */
+async function guestModules(i: GuestBuildInput, gdir: string) {
+  const t = { timeoutMs: i.c.timeouts.command * 1000 };
+  const found = await i.session.exec(['find', gdir, '-maxdepth', '4', '-name', 'modules.order', '-type', 'f'], t);
+  const file = found.stdout
+    .split('\n')
+    .filter(Boolean)
+    .sort((a, b) => a.split('/').length - b.split('/').length || a.localeCompare(b))[0];
+  const orderDir = path.dirname(file ?? `${gdir}/modules.order`);
+  const order = await i.session.exec(['cat', `${orderDir}/modules.order`], t);
+  // Its lines are relative to its own dir (M=); the .ko paths, to the module dir.
+  const listed =
+    order.exitCode === 0 ? modulesFromOrder(order.stdout, orderDir).map((bm) => ({ ...bm, ko: path.relative(gdir, path.join(orderDir, bm.ko)) })) : [];
+  return { order, listed };
+}
+
 export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildResult> {
   const { c, suite, session } = i;
   const out: GuestBuildResult = { ok: true, checks: [], records: [], modules: [] };
@@ -60,22 +94,7 @@ export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildRes
   for (const m of suite.modules) {
     const gdir = `${GUEST_WORK}/${m.dir}`;
     const name = `build-module${many(suite.modules.length) ? `:${m.dir}` : ''}`;
-    const spec: StepSpec = {
-      name,
-      argv: [
-        'make',
-        `-j${c.cpus}`,
-        '-C',
-        gdir,
-        ...kdirArgs(`/lib/modules/${i.kver}/build`),
-        ...(symvers.length ? [`KBUILD_EXTRA_SYMBOLS=${symvers.join(' ')}`] : []),
-        ...(m.make ?? []),
-        ...(m.target ? [m.target] : []),
-      ],
-      timeoutMs: c.timeouts.build * 1000,
-      failure: 'build',
-      untrusted: true,
-    };
+    const spec = guestMakeSpec(i, m, name, symvers);
     i.log(`step ${name} (in the guest)`);
     const plan = i.records
       ? await guestBuildPlan(i.records.dir, m.abs, i.records.replay, gdir, `\0${symvers.join(' ')}\0${(m.make ?? []).join('\0')}\0${m.target ?? ''}`)
@@ -84,16 +103,15 @@ export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildRes
     out.records.push(rec);
     out.checks.push(buildCheck(name, m.dir, rec, suite));
     if (!rec.ok) return { ...out, ok: false };
-    const order = await session.exec(['cat', `${gdir}/modules.order`], { timeoutMs: c.timeouts.command * 1000 });
-    const listed = order.exitCode === 0 ? modulesFromOrder(order.stdout, gdir) : [];
+    const { order, listed } = await guestModules(i, gdir);
     if (!listed.length) {
       out.checks.push({
         name,
         ok: false,
         failure: 'build',
         durationMs: 0,
-        message: `${path.join(m.dir, 'modules.order')} lists no module after make`,
-        evidence: `${order.reason}\n${order.stderr}\nnext: does the Makefile build with obj-m, and pass M= the directory it is in?`,
+        message: `no modules.order in ${m.dir} or below it lists a module after make`,
+        evidence: `${order.reason}\n${order.stderr}\nnext: does the Makefile build with obj-m, and pass M= a directory of this tree?`,
       });
       return { ...out, ok: false };
     }

@@ -9,6 +9,7 @@ import { fileSize, readFrom } from '../core/disk.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { tail } from '../core/proc.ts';
 import { readRegular, readUnder, UnsafePath, writeUnder } from '../core/tree-fs.ts';
+import { withoutMarks } from '../guest/step-marks.ts';
 import type { Guest } from '../guest/steps.ts';
 import { runStep, type StepRecord } from '../guest/steps.ts';
 import type { ModuleLayout } from '../verdict/leaks.ts';
@@ -98,7 +99,7 @@ export async function runOneTest(
   const stuck = unplugged.find((x) => !x.ok)?.name;
   const untrusted = judged.untrusted ?? (stuck && `${stuck} failed`);
   const checks = [...plugged, ...asked, ...judged.checks, ...(steps.gdb ? [steps.gdb] : []), ...unplugged];
-  return { ...judged, checks, untrusted, kernelLog: a.dmesg, logBefore: b.dmesg, durationMs: Date.now() - t0, taintAfter: a.taint };
+  return { ...judged, checks, untrusted, kernelLog: withoutMarks(a.dmesg), logBefore: withoutMarks(b.dmesg), durationMs: Date.now() - t0, taintAfter: a.taint };
 }
 
 /** Plugs or unplugs the test's own devices (suite/devices-plug.ts). */
@@ -261,7 +262,7 @@ async function updateTranscript(
   const formats = await moduleFormats(modules);
   const { text, leftOut } = transcriptFromRun({
     app,
-    kernelLog: a.dmesg,
+    kernelLog: withoutMarks(a.dmesg),
     modules: modules.map((m) => m.name),
     formats: formats.formats,
     shellPid: a.pid,

@@ -168,6 +168,7 @@ export const insmodStep = (m: LoadedModule, params: readonly string[], t: Timeou
   argv: ['insmod', m.guestKo, ...params.map(kernelParam)],
   timeoutMs: s(t.load),
   failure: 'load',
+  marked: true,
 });
 
 export const rmmodStep = (m: LoadedModule, t: Timeouts): StepSpec => ({
@@ -175,6 +176,7 @@ export const rmmodStep = (m: LoadedModule, t: Timeouts): StepSpec => ({
   argv: ['rmmod', m.name],
   timeoutMs: s(t.load),
   failure: 'load',
+  marked: true,
 });
 
 /**

@@ -55,7 +55,12 @@ t.test("load:'s order breaks ties before modules.order: lttng's clock plugin bef
   ]);
   const r = orderByDepends(listed, depends);
   t.ok(r.ok);
-  if (r.ok) t.same(r.modules.map((m) => m.name), ['lttng_clock', 'lttng_clock_plugin_test', 'lttng_lib_ring_buffer', 'lttng_tracer', 'lttng_probe_sched'], 'depends= still first');
+  if (r.ok)
+    t.same(
+      r.modules.map((m) => m.name),
+      ['lttng_clock', 'lttng_clock_plugin_test', 'lttng_lib_ring_buffer', 'lttng_tracer', 'lttng_probe_sched'],
+      'depends= still first',
+    );
   t.same(
     inLoadOrder(built, {}).map((m) => m.name),
     built.map((m) => m.name),
