@@ -72,21 +72,35 @@ function uploadParts(i: PrepareInput) {
   return [{ localDir: suite.root, sub: '.', files: i.files }];
 }
 
+/**
+ * An upload that failed, by where (#29.14): staging and the host's tar throw
+ * before anything reaches the guest (their messages start "upload:", or are
+ * the file system's, with a code); that is the host's failure, setup (exit
+ * 3). The guest's side failing (a full disk, a dead connection) is the
+ * upload's, exit 6. Neither is the module's.
+ */
+export function uploadFailed(sent: Error, durationMs: number): CheckResult {
+  const onHost = sent.message.startsWith('upload:') || 'code' in sent;
+  const evidence = onHost
+    ? `${sent.message}\nnext: this failed on the host, before anything reached the guest: the files named above are the ones to look at`
+    : `${sent.message}\nnext: the guest did not take the files; look at the serial console (serial.log) and run again`;
+  return {
+    name: 'upload',
+    ok: false,
+    failure: onHost ? 'setup' : 'upload',
+    durationMs,
+    message: onHost ? `on the host: ${sent.message}` : sent.message,
+    evidence,
+  };
+}
+
 /** The suite's files into the guest: a failure on the host (staging, tar) is told apart from the guest not taking them. */
 async function upload(i: PrepareInput): Promise<CheckResult> {
   const { c, session } = i;
   const t0 = Date.now();
   const leftOut: string[] = [];
   const sent = await session.uploadTrees(GUEST_WORK, uploadParts(i), c.timeouts.command * 1000, { skipUnchanged: i.reuse, leftOut }).catch((e: Error) => e);
-  if (sent instanceof Error) {
-    // Staging and the host's tar throw before anything reaches the guest (their messages start "upload:", or are the
-    // file system's); the guest side failing (a full disk, a dead connection) is the VM's failure, not the module's.
-    const onHost = sent.message.startsWith('upload:') || 'code' in sent;
-    const evidence = onHost
-      ? `${sent.message}\nnext: this failed on the host, before anything reached the guest: the files named above are the ones to look at`
-      : `${sent.message}\nnext: the guest did not take the files; look at the serial console (serial.log) and run again`;
-    return { name: 'upload', ok: false, failure: 'upload', durationMs: Date.now() - t0, message: sent.message, evidence };
-  }
+  if (sent instanceof Error) return uploadFailed(sent, Date.now() - t0);
   const elf = i.elfLeftOut?.length
     ? `; left out, ELF files (a binary in a source tree is built from it; include: brings one back): ${i.elfLeftOut.join(', ')}`
     : '';
