@@ -6,13 +6,20 @@
 // oops). The marks are taken out of the log every check and report reads.
 // Pure.
 
+import { posixJoin } from '../core/end.ts';
+
 const MARK = 'kmodvm-step: ';
 const END = 'kmodvm-step-end: ';
 
-/** argv run so that the kernel log marks its start and end; its exit status kept. The name is an argument, never shell text. */
-export function markedArgv(name: string, argv: readonly string[]): string[] {
-  const script = `echo "${MARK}$0" >/dev/kmsg 2>/dev/null; "$@"; rc=$?; echo "${END}$0" >/dev/kmsg 2>/dev/null; exit $rc`;
-  return ['sh', '-c', script, name, ...argv];
+/**
+ * One shell line that runs argv with the kernel log marking its start and
+ * end, its exit status kept: for a kept shell, which evals each line in a
+ * subshell (kept-shell.ts), so the marks cost no process. Every word is
+ * quoted: the name and argv are never shell text.
+ */
+export function markedLine(name: string, argv: readonly string[]): string {
+  const mark = (m: string): string => `echo ${posixJoin([`${m}${name}`])} >/dev/kmsg 2>/dev/null`;
+  return `${mark(MARK)}; ${posixJoin(argv)}; rc=$?; ${mark(END)}; exit $rc`;
 }
 
 const markOf = (line: string): { end: boolean; name: string } | undefined => {

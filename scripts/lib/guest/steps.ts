@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FailureClass } from '../core/errors.ts';
 import type { ExecResult, SshSession } from './ssh.ts';
-import { markedArgv } from './step-marks.ts';
+import { markedLine } from './step-marks.ts';
 
 /** A running guest as the suite's steps see it: its SSH session and its serial console's file. */
 export interface Guest {
@@ -63,8 +63,8 @@ export async function recordStep(runDir: string, index: number, rec: StepRecord)
 
 export async function runStep(session: SshSession, spec: StepSpec): Promise<StepRecord> {
   const o = { timeoutMs: spec.timeoutMs, cwd: spec.cwd };
-  const argv = spec.marked ? markedArgv(spec.name, spec.argv) : spec.argv;
-  return judge(spec, await (spec.untrusted ? session.exec(argv, o) : session.execKept(argv, o)));
+  if (spec.marked && !spec.untrusted) return judge(spec, await session.execKeptLine(markedLine(spec.name, spec.argv), o));
+  return judge(spec, await (spec.untrusted ? session.exec(spec.argv, o) : session.execKept(spec.argv, o)));
 }
 
 /** Compiler diagnostics with guest paths rewritten to host paths. */

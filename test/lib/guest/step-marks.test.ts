@@ -4,8 +4,9 @@
 // kmodvm wrote around each step, are in the same log.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { execa } from 'execa';
 import t from 'tap';
-import { markedArgv, stepLines, withoutMarks } from '../../../scripts/lib/guest/step-marks.ts';
+import { markedLine, stepLines, withoutMarks } from '../../../scripts/lib/guest/step-marks.ts';
 import type { TestEvidence, TestExpect } from '../../../scripts/lib/suite/checks/check.ts';
 import { judgeTest } from '../../../scripts/lib/suite/judge-test.ts';
 import { loadRules } from '../../../scripts/lib/verdict/splat.ts';
@@ -36,9 +37,15 @@ t.test("the failed insmod's evidence is its own: not the lines of the loads befo
   t.notMatch(failed?.evidence, /provider says|kmodvm-step/);
 });
 
-t.test('a marked step is one exec: sh -c with the name as an argument, its exit status kept', async (t) => {
-  const argv = markedArgv("insmod a'b", ['insmod', '/root/kmodvm/x.ko', 'p="a b"']);
-  t.same(argv.slice(3), ["insmod a'b", 'insmod', '/root/kmodvm/x.ko', 'p="a b"']);
-  t.match(argv[2], /"\$@"; rc=\$\?; .*exit \$rc$/);
-  t.notMatch(argv[2], /a'b/, 'the name is never part of the script');
+t.test('a marked step is one line for a kept shell, every word quoted, its exit status kept', async (t) => {
+  const line = markedLine("insmod a'b", ['insmod', '/root/kmodvm/x.ko', 'p="a b"']);
+  t.equal(
+    line,
+    `echo 'kmodvm-step: insmod a'\\''b' >/dev/kmsg 2>/dev/null; insmod /root/kmodvm/x.ko 'p="a b"'; rc=$?; echo 'kmodvm-step-end: insmod a'\\''b' >/dev/kmsg 2>/dev/null; exit $rc`,
+  );
+  const sh = await execa('sh', ['-c', line.replace(/>\/dev\/kmsg 2>\/dev\/null/g, '>&2').replace('insmod /root/kmodvm/x.ko', "printf '%s'")], { reject: false });
+  t.equal(sh.stdout, 'p="a b"', 'the argument arrives as one word');
+  t.equal(sh.stderr, "kmodvm-step: insmod a'b\nkmodvm-step-end: insmod a'b", 'the marks, with the name as written');
+  const fails = await execa('sh', ['-c', markedLine('x', ['false']).replace(/\/dev\/kmsg/g, '/dev/null')], { reject: false });
+  t.equal(fails.exitCode, 1, "the command's exit status");
 });
