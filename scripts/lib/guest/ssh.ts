@@ -101,13 +101,10 @@ export class SshSession {
    * the ~90 ms session start of a fresh channel under TCG. For the steps of
    * a run; a command with stdin, or a newline in it, gets its own channel.
    */
-  execKept(argv: readonly string[], o: ExecOptions): Promise<ExecResult> {
-    return this.execKeptLine(posixJoin(argv), o);
-  }
-
+  execKept = (argv: readonly string[], o: ExecOptions): Promise<ExecResult> => this.execKeptLine(posixJoin(argv), o);
   /** A shell line of quoted parts (guest/step-marks.ts), on a kept shell. */
   execKeptLine(line: string, o: ExecOptions): Promise<ExecResult> {
-    const command = o.cwd ? `cd ${posixJoin([o.cwd])} && ${line}` : line;
+    const command = o.cwd ? `${remoteCommand(['cd', o.cwd])} && ${line}` : line;
     if (o.stdin !== undefined || command.includes('\n')) return this.execRaw(command, o);
     return this.shells.run(command, o.timeoutMs);
   }

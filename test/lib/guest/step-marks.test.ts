@@ -43,7 +43,9 @@ t.test('a marked step is one line for a kept shell, every word quoted, its exit 
     line,
     `echo 'kmodvm-step: insmod a'\\''b' >/dev/kmsg 2>/dev/null; insmod /root/kmodvm/x.ko 'p="a b"'; rc=$?; echo 'kmodvm-step-end: insmod a'\\''b' >/dev/kmsg 2>/dev/null; exit $rc`,
   );
-  const sh = await execa('sh', ['-c', line.replace(/>\/dev\/kmsg 2>\/dev\/null/g, '>&2').replace('insmod /root/kmodvm/x.ko', "printf '%s'")], { reject: false });
+  const sh = await execa('sh', ['-c', line.replace(/>\/dev\/kmsg 2>\/dev\/null/g, '>&2').replace('insmod /root/kmodvm/x.ko', "printf '%s'")], {
+    reject: false,
+  });
   t.equal(sh.stdout, 'p="a b"', 'the argument arrives as one word');
   t.equal(sh.stderr, "kmodvm-step: insmod a'b\nkmodvm-step-end: insmod a'b", 'the marks, with the name as written');
   const fails = await execa('sh', ['-c', markedLine('x', ['false']).replace(/\/dev\/kmsg/g, '/dev/null')], { reject: false });
