@@ -63,6 +63,11 @@ t.test('the app builds on the host as a static binary; unchanged sources skip ma
   t.notOk(elf.includes(Buffer.from('/lib64/ld-linux-x86-64.so.2')), 'static: no dynamic loader, so it runs on any guest libc');
   const again = await hostBuildApp(o);
   t.match(again.output, /make not run/, 'unchanged sources: make is not run');
+  // #29.12: the environment kbuild reads is an input of the build, so a new KCPPFLAGS builds again.
+  process.env.KCPPFLAGS = '-DKMODVM_TEST_FLAG=1';
+  const flagged = await hostBuildApp(o).finally(() => delete process.env.KCPPFLAGS);
+  t.notMatch(flagged.output, /make not run/, 'KCPPFLAGS changed: make runs again');
+  t.match((await hostBuildApp(o)).output, /^(?!.*make not run)/s, 'and back without it: again, the old build is not taken for this one');
   appendFileSync(path.join(src, 'netlink_userapp.c'), 'int broken(void) { return nope; }\n');
   const bad = await hostBuildApp(o);
   t.equal(bad.ok, false);
