@@ -56,7 +56,7 @@ const MODULES_CPIO = 'modules.cpio';
 /** The debug kernel's modules cpio, beside its kbuild tree (what --kernel NAME-debug sets as kernelBuildDir). */
 export const modulesCpioOf = (buildDir: string): string => path.join(path.dirname(buildDir), MODULES_CPIO);
 
-async function compilerVersion(): Promise<string> {
+export async function compilerVersion(): Promise<string> {
   const r = await run('gcc', ['-dumpfullversion'], { timeoutMs: 10_000 });
   return r.stdout.trim() || 'unknown';
 }

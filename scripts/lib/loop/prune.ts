@@ -9,6 +9,8 @@ import { existsSync } from 'node:fs';
 import { lstat, readdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { compilerVersion, kernelsDir } from '../build/debug-kernel.ts';
+import { debugKernelKey, debugRecipeFile, loadDebugRecipe } from '../build/debug-recipe.ts';
 import { guestRecordsRoot } from '../build/guest-kbuild.ts';
 import type { Config } from '../core/config.ts';
 import { diskBytes, mib } from '../core/disk.ts';
@@ -42,6 +44,10 @@ export function planPrune(o: {
   keep: ReadonlyMap<string, string>;
   snapshotsDir?: string;
   snapshots?: readonly { name: string; imageKey?: string }[];
+  /** Debug kernels (kernels/<recipe>-<key>), and the names to keep with why (#27.4). */
+  kernelsDir?: string;
+  kernels?: readonly string[];
+  keepKernels?: ReadonlyMap<string, string>;
   /** Whether a pid still runs: a temporary directory of a live process is its build or save in progress. */
   alive?: (pid: number) => boolean;
 }): PrunePlan {
@@ -65,6 +71,13 @@ export function planPrune(o: {
     if (s.name.includes('.tmp-')) plan.remove.push({ path: p, why: 'the leftover of an interrupted snapshot save' });
     else if (!s.imageKey || !o.keep.has(s.imageKey)) plan.remove.push({ path: p, why: 'a saved guest of an image that is gone or pruned' });
   }
+  for (const n of [...(o.kernels ?? [])].sort()) {
+    const p = path.join(o.kernelsDir ?? '', n);
+    if (busy(n)) continue;
+    if (n.startsWith('.tmp-')) plan.remove.push({ path: p, why: 'the leftover of an interrupted debug kernel build' });
+    else if (o.keepKernels?.has(n)) plan.keep.push({ path: p, why: o.keepKernels.get(n)! });
+    else plan.remove.push({ path: p, why: 'a debug kernel no recipe of this checkout builds (another recipe, fragment, builder or compiler)' });
+  }
   return plan;
 }
 
@@ -85,6 +98,18 @@ export async function keptKeys(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>):
 }
 
 const list = async (dir: string): Promise<string[]> => (existsSync(dir) ? readdir(dir) : []);
+
+/** The debug kernels to keep, and why: the current build of each shipped debug recipe (qemu/debug-kernels/), and of the configured one. */
+export async function keptKernels(c: Pick<Config, 'root'> & Partial<Pick<Config, 'debugKernel'>>): Promise<Map<string, string>> {
+  const keep = new Map<string, string>();
+  const compiler = await compilerVersion();
+  const names = (await list(path.join(c.root, 'qemu/debug-kernels'))).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
+  for (const name of new Set([...names, ...(c.debugKernel ? [c.debugKernel] : [])])) {
+    const r = loadDebugRecipe(c.root, name);
+    keep.set(`${r.name}-${debugKernelKey(r, compiler)}`, `the debug kernel of ${path.relative(c.root, debugRecipeFile(c.root, name))}`);
+  }
+  return keep;
+}
 
 export async function prunePlan(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>, o: { tmpDir?: string } = {}): Promise<PrunePlan> {
   const recordsDir = guestRecordsRoot(c.cacheDir);
@@ -109,7 +134,19 @@ export async function prunePlan(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>,
   const images = await ours(imagesDir(c), 'image');
   const records = await ours(recordsDir, 'record');
   const snapshots = await Promise.all((await ours(snapDir, 'snapshot')).map(async (name) => ({ name, imageKey: await imageOf(name) })));
-  const plan = planPrune({ imagesDir: imagesDir(c), images, recordsDir, records, keep: await keptKeys(c), snapshotsDir: snapDir, snapshots });
+  const kernels = await ours(kernelsDir(c), 'kernel');
+  const plan = planPrune({
+    imagesDir: imagesDir(c),
+    images,
+    recordsDir,
+    records,
+    keep: await keptKeys(c),
+    snapshotsDir: snapDir,
+    snapshots,
+    kernelsDir: kernelsDir(c),
+    kernels,
+    keepKernels: kernels.length ? await keptKernels(c) : new Map(),
+  });
   return { ...plan, remove: [...plan.remove, ...(await leftovers(c, o.tmpDir ?? os.tmpdir()))], keep: [...plan.keep, ...foreign] };
 }
 
@@ -159,13 +196,19 @@ const MADE = {
     marker: ['meta.json', 'unusable.json'],
     what: 'a guest key with its meta.json or unusable.json',
   },
+  kernel: {
+    name: /^(?:[a-z0-9][\w.-]*-[0-9a-f]{16}(?:\.lock)?|\.tmp-(?:[0-9a-f]{16}|prune-.+)-\d+)$/,
+    marker: ['kernel.json'],
+    what: 'a debug kernel, recipe-key, with its kernel.json',
+  },
 } as const;
 
 async function madeByKmodvm(p: string, name: string, kind: keyof typeof MADE): Promise<boolean> {
   const m = MADE[kind];
   if (!m.name.test(name)) return false;
   // A finished entry holds its marker; a lock, or a temporary directory, is known by its name alone.
-  if (!KEY.test(name) || !m.marker.length) return true;
+  const finished = kind === 'kernel' ? /-[0-9a-f]{16}$/.test(name) : KEY.test(name);
+  if (!finished || !m.marker.length) return true;
   return m.marker.some((f) => existsSync(path.join(p, f)));
 }
 

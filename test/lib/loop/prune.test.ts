@@ -193,3 +193,31 @@ t.test('leftovers go too: build trees unused for 14 days (not one in use), and t
     'the old unused tree and the old stage; not the fresh ones, the locked one, or names kmodvm does not make',
   );
 });
+
+t.test(
+  'prune knows kernels/ (#27.4): the debug kernel each shipped recipe builds now stays; older builds and an interrupted one go; a name kmodvm does not make stays',
+  async (t) => {
+    const { keptKernels } = await import('../../../scripts/lib/loop/prune.ts');
+    const { compilerVersion } = await import('../../../scripts/lib/build/debug-kernel.ts');
+    const { debugKernelKey, loadDebugRecipe } = await import('../../../scripts/lib/build/debug-recipe.ts');
+    const cache = mkdtempSync(path.join(os.tmpdir(), 'kmodvm-prune-kernels-'));
+    const { config: c } = loadConfig(['--cache-dir', cache], {}, root);
+    const current = `debian-12-debug-${debugKernelKey(loadDebugRecipe(root, 'debian-12-debug'), await compilerVersion())}`;
+    t.equal((await keptKernels(c)).get(current), 'the debug kernel of qemu/debug-kernels/debian-12-debug.json');
+    const old = 'debian-12-debug-0123456789abcdef';
+    for (const n of [current, old]) {
+      mkdirSync(path.join(cache, 'kernels', n), { recursive: true });
+      writeFileSync(path.join(cache, 'kernels', n, 'kernel.json'), '{}');
+    }
+    for (const n of ['.tmp-0123456789abcdef-99', 'my-kernel-tree', `${old}.lock`]) mkdirSync(path.join(cache, 'kernels', n));
+    const plan = await prunePlan(c, { tmpDir: mkdtempSync(path.join(os.tmpdir(), 'kmodvm-prune-tmp-')) });
+    const rel = (items: { path: string }[]) =>
+      items
+        .map((r) => path.relative(cache, r.path))
+        .filter((p) => p.startsWith('kernels/'))
+        .sort();
+    t.same(rel(plan.remove), ['kernels/.tmp-0123456789abcdef-99', `kernels/${old}`]);
+    t.same(rel(plan.keep), [`kernels/${current}`, 'kernels/my-kernel-tree']);
+    t.match(plan.remove.find((r) => r.path.endsWith(old))!.why, /no recipe of this checkout builds/);
+  },
+);
