@@ -149,6 +149,13 @@ export const COMMANDS = {
       rows: { type: 'string', arg: 'KEY,KEY', group: 'command', help: 'measure only these rows (e.g. floor,boot_to_ssh)' },
     },
   },
+  check: {
+    load: () => import('./commands/check.ts'),
+    about:
+      "the static checks alone, no VM: the suite's modules built with W=1 and sparse, and checkpatch on its sources; exit 16 with --strict (or static: strict) on any finding",
+    options: ['suite', 'module-dir', 'kernel', 'recipe', 'mirror', 'cache-dir', 'build-timeout', 'strict', 'verbose', 'help'],
+    own: { strict: { type: 'boolean', group: 'command', help: 'fail (exit 16) on any finding, whatever the suite says' } },
+  },
   preflight: {
     load: () => import('./commands/preflight.ts'),
     about: "check the host's tools, and install a missing one through apt when root or passwordless sudo allows (else print the command)",

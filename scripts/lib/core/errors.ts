@@ -15,6 +15,7 @@ export type FailureClass =
   | 'splat'
   | 'timeout'
   | 'suite-setup'
+  | 'static'
   | 'internal';
 
 /**
@@ -35,6 +36,7 @@ export const EXIT_CODES: Readonly<Record<FailureClass, number>> = Object.freeze(
   splat: 13,
   timeout: 14,
   'suite-setup': 15,
+  static: 16,
   internal: 70,
 });
 

@@ -23,6 +23,7 @@ import { runName } from '../suite/repeat.ts';
 import { type ResolvedSuite, resolveSuite } from '../suite/resolve.ts';
 import { runSuite } from '../suite/run.ts';
 import { askedForDump } from '../suite/run-test.ts';
+import { startStatic } from '../suite/static-check.ts';
 import type { CheckResult, RunReport } from '../verdict/model.ts';
 import { type CompiledRules, loadRules } from '../verdict/splat.ts';
 import { requireRunning } from '../vm/instance.ts';
@@ -138,6 +139,7 @@ interface PreparedRun {
   started: number;
   byo?: Awaited<ReturnType<typeof byoKernel>>;
   hostBuild: ReturnType<typeof startHostBuild>;
+  staticCheck?: Promise<CheckResult>;
   releaseTree?: () => Promise<void>;
   report: RunReport;
   symbols?: string;
@@ -177,6 +179,8 @@ async function prepareRun(plan: RunPlan, accel: 'kvm' | 'tcg', note: string | un
   const tree = buildTreeFor(c.cacheDir, rs.suite, build.kdir, hostAppCompiler(img.manifest.kernelGccMajor));
   const releaseTree = build.mode === 'host' ? await lockTree(tree, log) : undefined;
   const hostBuild = startHostBuild(c, img, rs, tree, { ...build, log, verbose: c.verbose });
+  // static: in the suite: W=1, sparse and checkpatch beside the build and the boot (#27.3).
+  const staticCheck = rs.suite.static ? startStatic(c, rs, { kdir: build.kdir, mode: rs.suite.static, log }) : undefined;
   const report: RunReport = {
     verdict: 'fail',
     exitCode: 70,
@@ -191,7 +195,7 @@ async function prepareRun(plan: RunPlan, accel: 'kvm' | 'tcg', note: string | un
     suite: rs.suite.file,
     seed: rs.seed,
   };
-  return { plan, c, rs, img, runDir, started, byo, hostBuild, releaseTree, report, symbols };
+  return { plan, c, rs, img, runDir, started, byo, hostBuild, staticCheck, releaseTree, report, symbols };
 }
 
 /** Under --keep-on-fail a guest starts detached, so that it can outlive this run (killed at its end unless it is kept). */
@@ -255,6 +259,7 @@ async function testAndPowerOff(run: PreparedRun, g: Guests, head: CheckResult[],
     rules,
     checks: makeChecks(run.plan.checks),
     hostBuild: run.hostBuild,
+    staticCheck: run.staticCheck,
     guestRecords: { dir: guestRecordsDir(c.cacheDir, img.key), replay: c.replay },
     guestFallback: report.accel === 'kvm' && !run.byo,
     fresh,

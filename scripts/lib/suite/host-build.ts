@@ -82,6 +82,8 @@ export interface HostBuildInput {
   onLine?: (dir: string, line: string) => void;
   /** A module dir's make has ended. */
   onDirDone?: (dir: string) => void;
+  /** More make arguments for every module dir (the static checks' W=1 C=2 CHECK=sparse). */
+  extraMake?: readonly string[];
 }
 
 /** What the suite's host build has made so far. */
@@ -148,7 +150,7 @@ async function buildModuleDir(i: HostBuildInput, m: Suite['modules'][number], sh
       productOptional: true,
       // kbuild builds a dir's objects in parallel: lttng's cold build was 297 s serial, 249 s with -j2 (#29.17).
       jobs: os.availableParallelism(),
-      makeArgs: [...kdirArgs(i.kdir), ...extra, ...(m.make ?? []), ...(m.target ? [m.target] : [])],
+      makeArgs: [...kdirArgs(i.kdir), ...extra, ...(i.extraMake ?? []), ...(m.make ?? []), ...(m.target ? [m.target] : [])],
       readable: await kbuildReadable(i.kdir),
       hashSalt: `${i.kdir}\0${shared}`,
       timeoutMs: i.timeoutMs,

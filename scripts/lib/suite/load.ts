@@ -52,6 +52,8 @@ export interface Suite {
   /** memcheck: true, the suite's own --memcheck; dump: true, its --dump. */
   memcheck: boolean;
   dump: boolean;
+  /** static: the static checks in the run (suite/static-check.ts). */
+  static?: 'warn' | 'strict';
   /** checks: the settings that turn checks on, by check id (checks/registry.ts). */
   checks: Record<string, unknown>;
   kernels?: string[];
@@ -163,6 +165,7 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
     kernelArgs: Array.isArray(s.kernel_args) ? s.kernel_args : paramList(s.kernel_args),
     memcheck: s.memcheck,
     dump: s.dump,
+    static: s.static,
     checks: s.checks,
     kernels: s.kernels,
     exclude: s.exclude,

@@ -81,7 +81,7 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
   await mkdirPrivate(i.runDir);
   await mkdir(path.join(i.runDir, 'steps'), { recursive: true });
   const built = await hostResult(i);
-  const before: CheckResult[] = [...built.checks];
+  const before: CheckResult[] = [...built.checks, ...(i.staticCheck ? [await i.staticCheck] : [])];
   const res: SuiteRunResult = { before, tests: [], after: [], kernelLog: '', guest: i.guest };
   if (built.failed) return res;
   const plans = devicePlans(i);

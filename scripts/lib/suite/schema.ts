@@ -106,6 +106,12 @@ export const suiteSchema = z
       .boolean()
       .default(false)
       .describe("--dump for every run of this suite: a guest's panic or oops leaves its memory in the run directory, for kmodvm crash"),
+    static: z
+      .enum(['warn', 'strict'])
+      .optional()
+      .describe(
+        'the static checks in every run (W=1, sparse, checkpatch on your sources; kmodvm check runs them alone): warn reports the findings, strict fails the run on any (exit 16)',
+      ),
     checks: checksSetting.default({}),
     devices: devices.default([]),
     fixtures: z

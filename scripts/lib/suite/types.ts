@@ -1,6 +1,8 @@
 // The shapes shared by the suite's runner (run.ts) and its per-test part (run-test.ts).
+
 import type { Config } from '../core/config.ts';
 import type { Guest } from '../guest/steps.ts';
+import type { CheckResult } from '../verdict/model.ts';
 import type { CompiledRules } from '../verdict/splat.ts';
 import type { Transcript } from '../verdict/transcript.ts';
 import type { Check } from './checks/check.ts';
@@ -48,6 +50,8 @@ export interface SuiteRunInput {
   checks: readonly Check[];
   /** The host build, started while the guest came up; none: build in the guest. */
   hostBuild?: Promise<SuiteHostBuild>;
+  /** The static checks, run beside the build (static: in the suite). */
+  staticCheck?: Promise<CheckResult>;
   guestRecords?: { dir: string; replay: boolean };
   /** Under KVM a guest build is cheap: a failed host build is done again in the guest. */
   guestFallback?: boolean;

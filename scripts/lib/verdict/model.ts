@@ -85,6 +85,7 @@ export const FAILURE_RANK: readonly FailureClass[] = [
   'build',
   'app',
   'transcript',
+  'static',
 ];
 
 /** One test's report: its checks, and its worst failure. */
