@@ -11,7 +11,7 @@ import { loadDeviceForms, refusedDrivers } from '../vm/device-forms.ts';
 import { type DeviceDecl, declOf, refusedDriver } from '../vm/devices.ts';
 import type { Lifecycle } from './checks/check.ts';
 import { type Fixture, loadFixtureTable, resolveFixtures } from './fixtures.ts';
-import { type SuiteFile, suiteSchema } from './schema.ts';
+import { type SuiteFile, type SuiteTestFile, suiteSchema } from './schema.ts';
 
 export interface SuiteModuleDir {
   dir: string;
@@ -108,6 +108,35 @@ export function parseSuiteText(text: string, file: string): { suite: SuiteFile; 
 /** The largest expected transcript kmodvm reads. */
 export const TRANSCRIPT_MAX = 16 * 2 ** 20;
 
+/** One test of the suite file, resolved: its transcript (there, unless --update writes it), its params by module name with their lines, its devices. */
+function testOf(t: SuiteTestFile, i: number, x: { abs: string; root: string; where: Where; update?: boolean; seenIds: SeenIds }): SuiteTest {
+  const tr = t.transcript ? { rel: t.transcript, abs: path.resolve(x.root, t.transcript) } : undefined;
+  if (tr && !x.update && !existsSync(tr.abs)) {
+    throw usage(
+      x.abs,
+      x.where(['tests', i, 'transcript']),
+      `tests[${i}].transcript`,
+      `no file ${tr.abs}`,
+      'write it, or run once with --update to write it from what the test prints',
+    );
+  }
+  return {
+    name: t.name,
+    run: t.run,
+    transcript: tr,
+    exitCode: t.exit_code,
+    timeoutS: t.timeout,
+    params: t.params && Object.fromEntries(Object.entries(t.params).map(([k, v]) => [k.replace(/-/g, '_'), paramList(v)])),
+    paramsAt:
+      t.params &&
+      Object.fromEntries(
+        Object.keys(t.params).map((k) => [k.replace(/-/g, '_'), { line: x.where(['tests', i, 'params', k]), field: `tests[${i}].params.${k}` }]),
+      ),
+    devices: t.devices && decls(x.abs, x.where, t.devices, ['tests', i, 'devices'], x.seenIds, true),
+    lifecycle: t.lifecycle,
+  };
+}
+
 /** Reads, validates and resolves a suite file. With update, a transcript may be missing (--update writes it). */
 export async function loadSuite(file: string, o: { update?: boolean } = {}): Promise<Suite> {
   const abs = path.resolve(file);
@@ -127,33 +156,7 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
   };
   const seenIds = new Map<string, string>();
   const devices = decls(abs, where, s.devices, ['devices'], seenIds, false);
-  const tests = s.tests.map((t, i): SuiteTest => {
-    const tr = t.transcript ? { rel: t.transcript, abs: path.resolve(root, t.transcript) } : undefined;
-    if (tr && !o.update && !existsSync(tr.abs)) {
-      throw usage(
-        abs,
-        where(['tests', i, 'transcript']),
-        `tests[${i}].transcript`,
-        `no file ${tr.abs}`,
-        'write it, or run once with --update to write it from what the test prints',
-      );
-    }
-    return {
-      name: t.name,
-      run: t.run,
-      transcript: tr,
-      exitCode: t.exit_code,
-      timeoutS: t.timeout,
-      params: t.params && Object.fromEntries(Object.entries(t.params).map(([k, v]) => [k.replace(/-/g, '_'), paramList(v)])),
-      paramsAt:
-        t.params &&
-        Object.fromEntries(
-          Object.keys(t.params).map((k) => [k.replace(/-/g, '_'), { line: where(['tests', i, 'params', k]), field: `tests[${i}].params.${k}` }]),
-        ),
-      devices: t.devices && decls(abs, where, t.devices, ['tests', i, 'devices'], seenIds, true),
-      lifecycle: t.lifecycle,
-    };
-  });
+  const tests = s.tests.map((t, i) => testOf(t, i, { abs, root, where, update: o.update, seenIds }));
   return {
     file: abs,
     root,

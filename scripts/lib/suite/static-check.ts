@@ -129,7 +129,9 @@ export async function startStatic(
       timeoutMs: c.timeouts.build * 1000,
     });
   } catch (e) {
-    if (!(e instanceof KmodvmError)) throw e;
+    // Started beside the boot, awaited later or never: it settles, whatever happens.
+    if (!(e instanceof KmodvmError))
+      return { name: 'static', ok: false, failure: 'internal', durationMs: 0, message: `the static checks failed: ${(e as Error).message}` };
     return {
       name: 'static',
       ok: false,
