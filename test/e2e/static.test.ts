@@ -52,13 +52,13 @@ t.test('vm:test with static: strict: the module loads and its test passes, the s
 t.test('static: warn reports the findings and passes; a bad value is bad input', async (t) => {
   const file = path.join(repo, 'kmodvm.yaml');
   const yaml = readFileSync(file, 'utf8');
-  writeFileSync(file, yaml.replace('static: strict', 'static: warn'));
+  writeFileSync(file, yaml.replace('\nstatic: strict\n', '\nstatic: warn\n'));
   const r = await kmodvm(['test']);
   if (!t.equal(r.exitCode, 0)) t.comment(r.out);
   t.match(r.stdout, /^ok \d+ static - 4 findings: W=1 1, sparse 2, checkpatch 1 \(static: warn reports them\)/m);
   const strict = await kmodvm(['check', '--strict']);
   t.equal(strict.exitCode, 16, '--strict fails whatever the suite says');
-  writeFileSync(file, yaml.replace('static: strict', 'static: sometimes'));
+  writeFileSync(file, yaml.replace('\nstatic: strict\n', '\nstatic: sometimes\n'));
   const bad = await kmodvm(['check']);
   t.equal(bad.exitCode, 2);
   t.match(bad.stderr, /kmodvm\.yaml:\d+: static: /);

@@ -1,6 +1,6 @@
 // What the static checks found (#27.3), from their own output: a kbuild
-// make with W=1 and C=2 CHECK=sparse (gcc's warnings after a "  CC [M]"
-// line, sparse's after a "  CHECK" line), and checkpatch.pl --terse. Each
+// make with W=1 and C=2 CHECK=sparse (gcc's warnings and sparse's), and
+// checkpatch.pl --terse. Each
 // finding has its tool, file, line and words; paths as the output names
 // them (the caller maps the build tree to the user's). Pure; one pass.
 
@@ -19,23 +19,20 @@ const DIAG = /^(\S[^:\n]*):(\d+):(?:(\d+):)? (warning|error|fatal error): (.*)$/
 // sparse's detail lines ("file:20:18:    expected int *p") belong to the finding above them.
 const DETAIL = /^(\S[^:\n]*):(\d+):(?:\d+:)? {4}(.*)$/;
 
-/** gcc's and sparse's findings in a W=1 C=2 kbuild log; the tool is the one kbuild said it ran last (CC or CHECK). */
+/**
+ * gcc's and sparse's findings in a W=1 C=2 kbuild log. Which tool said it:
+ * gcc names the option of each warning ("[-Wmissing-prototypes]"), sparse
+ * never does. (kbuild's "  CC"/"  CHECK" lines go to stdout and the
+ * diagnostics to stderr, so their order does not tell.) An error is gcc's.
+ */
 export function buildFindings(log: string): Finding[] {
   const out: Finding[] = [];
-  let tool: StaticTool = 'W=1';
   for (const line of log.split('\n')) {
-    if (/^\s+CHECK\s/.test(line)) tool = 'sparse';
-    else if (/^\s+(CC|LD|AR|AS)\b/.test(line)) tool = 'W=1';
     const d = DIAG.exec(line);
     if (d) {
-      out.push({
-        tool,
-        file: d[1]!,
-        line: Number(d[2]),
-        col: d[3] ? Number(d[3]) : undefined,
-        severity: d[4] === 'warning' ? 'warning' : 'error',
-        message: d[5]!,
-      });
+      const severity = d[4] === 'warning' ? 'warning' : 'error';
+      const tool: StaticTool = severity === 'error' || /\[-W[\w=-]+\]$/.test(d[5]!) ? 'W=1' : 'sparse';
+      out.push({ tool, file: d[1]!, line: Number(d[2]), col: d[3] ? Number(d[3]) : undefined, severity, message: d[5]! });
       continue;
     }
     const x = DETAIL.exec(line);

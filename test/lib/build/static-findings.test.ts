@@ -23,3 +23,15 @@ t.test("checkpatch's error at its line; its total line is not a finding", async 
   t.equal(findingsSummary([...buildFindings(fx('lint_me-w1-sparse-6.1.log')), ...fs]), '4 findings: W=1 1, sparse 2, checkpatch 1');
   t.equal(findingsSummary([]), 'no findings (W=1, sparse, checkpatch)');
 });
+
+t.test("the tool of each finding when stdout and stderr come apart (kbuild's CHECK line on stdout, the diagnostics on stderr)", async (t) => {
+  const log = fx('lint_me-w1-sparse-6.1.log');
+  const apart = [
+    ...log.split('\n').filter((l) => !/: (warning|error):|: {4}/.test(l)),
+    ...log.split('\n').filter((l) => /: (warning|error):|: {4}/.test(l)),
+  ].join('\n');
+  t.same(
+    buildFindings(apart).map((f) => f.tool),
+    ['W=1', 'sparse', 'sparse'],
+  );
+});
