@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileSize, readFrom } from '../core/disk.ts';
 import { KmodvmError } from '../core/errors.ts';
 import { tail } from '../core/proc.ts';
-import { readRegular, readUnder, UnsafePath, writeUnder } from '../core/tree-fs.ts';
+import { readInside, readUnder, UnsafePath, writeUnder } from '../core/tree-fs.ts';
 import { withoutMarks } from '../guest/step-marks.ts';
 import type { Guest } from '../guest/steps.ts';
 import { runStep, type StepRecord } from '../guest/steps.ts';
@@ -286,7 +286,7 @@ async function moduleFormats(modules: readonly LoadedModule[]): Promise<{ format
   const formats: PrintkFormat[] = [];
   const without: string[] = [];
   for (const m of modules) {
-    const ko = m.host && (await readRegular(m.host.ko, KO_MAX).catch(() => undefined));
+    const ko = m.host && (await readInside(m.host.tree, m.host.ko, KO_MAX).catch(() => undefined));
     if (ko) formats.push(...printkFormats(ko));
     else without.push(m.name);
   }
