@@ -151,8 +151,8 @@ export async function prunePlan(c: Pick<Config, 'cacheDir' | 'recipe' | 'root'>,
 }
 
 const DAY_MS = 86_400_000;
-/** kmodvm's own temporary directories (an upload's stage, a saving guest's sockets, a fetched kbuild record, the bench's). */
-const TMP_NAMES = /^kmodvm-(upload|snap|record|bench-[a-z]+|floor)-[A-Za-z0-9]{6}$/;
+/** kmodvm's own temporary directories (an upload's stage, a saving guest's sockets, a fetched kbuild record, a static check's tree, the bench's). */
+const TMP_NAMES = /^kmodvm-(upload|snap|record|static|bench-[a-z]+|floor)-[A-Za-z0-9]{6}$/;
 
 /**
  * What runs leave behind that nothing else removes: build trees unused for

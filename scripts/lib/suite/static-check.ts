@@ -43,7 +43,7 @@ export function checkpatchIn(buildDir: string): string {
   const f = path.join(buildDir, 'scripts/checkpatch.pl');
   if (!existsSync(f))
     throw new KmodvmError('setup', `the static checks need checkpatch.pl, which is not in ${path.dirname(f)}`, {
-      hint: "the debug kernel is built from Debian's linux-source, whose scripts/ has it: build it again with kmodvm image prune and a run with --kernel debian-12-debug",
+      hint: `the debug kernel's tree is Debian's linux-source, whose scripts/ has it: remove ${path.dirname(buildDir)} and kmodvm builds it again on the next check`,
     });
   return f;
 }

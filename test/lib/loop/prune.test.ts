@@ -181,6 +181,7 @@ t.test('leftovers go too: build trees unused for 14 days (not one in use), and t
   mk(path.join(cache, 'host-builds', 'cccccccccccccccc.lock'));
   mk(path.join(tmp, 'kmodvm-upload-Ab3dE9'), old);
   mk(path.join(tmp, 'kmodvm-upload-Zz9yX8'));
+  mk(path.join(tmp, 'kmodvm-static-Qw3rT7'), old);
   mk(path.join(tmp, 'kmodvm-something-else'), old);
   mk(path.join(tmp, 'photos'), old);
   const plan = await prunePlan(c, { tmpDir: tmp });
@@ -189,8 +190,8 @@ t.test('leftovers go too: build trees unused for 14 days (not one in use), and t
       .map((r) => r.path)
       .filter((p) => p.includes('host-builds') || p.startsWith(tmp))
       .sort(),
-    [path.join(cache, 'host-builds', 'aaaaaaaaaaaaaaaa'), path.join(tmp, 'kmodvm-upload-Ab3dE9')].sort(),
-    'the old unused tree and the old stage; not the fresh ones, the locked one, or names kmodvm does not make',
+    [path.join(cache, 'host-builds', 'aaaaaaaaaaaaaaaa'), path.join(tmp, 'kmodvm-upload-Ab3dE9'), path.join(tmp, 'kmodvm-static-Qw3rT7')].sort(),
+    "the old unused tree, the old stage and a killed static check's tree; not the fresh ones, the locked one, or names kmodvm does not make",
   );
 });
 
