@@ -83,7 +83,7 @@ async function bootInstance(c0: Config, name: string, log: (l: string) => void):
     accel,
     imageKey: img.key,
     imageDir: img.dir,
-    kernelVersion: byo ? kernelLabel(c, byo.version) : img.manifest.kernelVersion,
+    kernelVersion: byo ? kernelLabel(c, byo.version, img.manifest) : img.manifest.kernelVersion,
     startedAt: new Date().toISOString(),
     dir,
     serialLog: vm.spec.serialLog,

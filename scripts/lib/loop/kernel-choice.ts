@@ -13,9 +13,22 @@ export async function withDebugKernel(c: Config, log: (l: string) => void): Prom
   return { ...c, kernelImage: k.bzImage, kernelBuildDir: k.buildDir, kernelArgs: [...c.kernelArgs, ...k.kernelArgs] };
 }
 
-/** What the report says the kernel was. */
-export const kernelLabel = (c: Pick<Config, 'debugKernel'>, byoVersion: string): string =>
-  `${byoVersion} (${c.debugKernel ? `debug kernel ${c.debugKernel}` : '--kernel-image'})`;
+/**
+ * What the report says the kernel was. The debug kernel's upstream version
+ * against the image's own kernel's (its Debian package's), both named when
+ * they differ (#27.4): a bug the debug kernel catches may then be one the
+ * stock kernel does not have.
+ */
+export function kernelLabel(c: Pick<Config, 'debugKernel'>, byoVersion: string, img?: Pick<ImageInfo['manifest'], 'kernelVersion' | 'packages'>): string {
+  if (!c.debugKernel) return `${byoVersion} (--kernel-image)`;
+  const upstream = (v: string | undefined): string | undefined => /^\d+\.\d+(\.\d+)?/.exec(v ?? '')?.[0];
+  const stockPkg = img?.packages[`linux-image-${img.kernelVersion}`];
+  const [mine, stock] = [upstream(byoVersion), upstream(stockPkg)];
+  if (!img || !stock || !mine) return `${byoVersion} (debug kernel ${c.debugKernel})`;
+  return mine === stock
+    ? `${byoVersion} (debug kernel ${c.debugKernel}, from the source of the image's kernel ${img.kernelVersion}, ${stock})`
+    : `${byoVersion} (debug kernel ${c.debugKernel}, source ${mine}; the image's kernel ${img.kernelVersion} is ${stockPkg}: they differ)`;
+}
 
 /** --kernel-image: the initrd to boot it with, and its version as its build tree says. */
 export async function byoKernel(

@@ -186,7 +186,7 @@ async function prepareRun(plan: RunPlan, accel: 'kvm' | 'tcg', note: string | un
     exitCode: 70,
     runDir,
     accel,
-    kernelVersion: byo ? kernelLabel(c, byo.version) : img.manifest.kernelVersion,
+    kernelVersion: byo ? kernelLabel(c, byo.version, img.manifest) : img.manifest.kernelVersion,
     imageKey: img.key,
     qemuVersion: await qemuVersion(),
     startedAt: new Date(started).toISOString(),
