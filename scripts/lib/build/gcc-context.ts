@@ -16,7 +16,8 @@ export interface ErrorContext {
   origin?: { file: string; line: number; col?: number; macro?: string };
 }
 
-const DIAG = /^(\S[^:\n]*):(\d+):(?:(\d+):)? (error|warning|fatal error|note): (.*)$/;
+/** A gcc or sparse diagnostic line: file, line, column, severity (a note too), message. */
+export const DIAG = /^(\S[^:\n]*):(\d+):(?:(\d+):)? (error|warning|fatal error|note): (.*)$/;
 const INCLUDED = /^(In file included from|\s+from) (\S[^:\n]*):(\d+)(?::\d+)?[,:]$/;
 const IN_FUNCTION = /^(\S[^:\n]*): In (function|member function|instantiation|static function) /;
 const MAX_ERRORS = 3;

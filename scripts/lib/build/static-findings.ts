@@ -3,6 +3,7 @@
 // checkpatch.pl --terse. Each
 // finding has its tool, file, line and words; paths as the output names
 // them (the caller maps the build tree to the user's). Pure; one pass.
+import { DIAG } from './gcc-context.ts';
 
 export type StaticTool = 'W=1' | 'sparse' | 'checkpatch';
 
@@ -15,7 +16,6 @@ export interface Finding {
   message: string;
 }
 
-const DIAG = /^(\S[^:\n]*):(\d+):(?:(\d+):)? (warning|error|fatal error): (.*)$/;
 // sparse's detail lines ("file:20:18:    expected int *p") belong to the finding above them.
 const DETAIL = /^(\S[^:\n]*):(\d+):(?:\d+:)? {4}(.*)$/;
 
@@ -29,6 +29,7 @@ export function buildFindings(log: string): Finding[] {
   const out: Finding[] = [];
   for (const line of log.split('\n')) {
     const d = DIAG.exec(line);
+    if (d?.[4] === 'note') continue;
     if (d) {
       const severity = d[4] === 'warning' ? 'warning' : 'error';
       const tool: StaticTool = severity === 'error' || /\[-W[\w=-]+\]$/.test(d[5]!) ? 'W=1' : 'sparse';
