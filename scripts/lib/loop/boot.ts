@@ -48,7 +48,7 @@ export async function bootVm(
 ): Promise<{ vm: Vm; session: SshSession; bootMs: number; accel: 'kvm' | 'tcg'; how: BootHow }> {
   if (resumable(c, o)) {
     const t0 = Date.now();
-    const r = await resumeGuest(c, img, guestSpec(c, img, accel, await freePort(), runDir), log, o.detached);
+    const r = await resumeGuest(c, img, guestSpec(c, img, accel, await freePort(), runDir, o.byoInitrd), log, o.detached, Boolean(o.byoInitrd));
     if (r) return { vm: r.vm, session: r.session, bootMs: Date.now() - t0, accel, how: r.how };
   }
   let rebooted = false;
@@ -118,14 +118,17 @@ export async function resumeGuest(
   spec: VmSpec,
   log: (l: string) => void,
   detached?: { stderrFile: string },
+  byo = false,
 ): Promise<Resumed | undefined> {
+  // The debug kernel boots the generic initrd, whose sshd has the root file system's keys.
+  const keys = sshKeys({ profile: 'lean' }, img, byo);
   return resumeOrSave({
     cacheDir: c.cacheDir,
     spec,
     imageKey: img.key,
     qemuVersion: await qemuVersion(),
-    privateKey: await readFile(img.clientKey, 'utf8'),
-    hostPublicKey: await readFile(img.hostPub, 'utf8'),
+    privateKey: await readFile(keys.clientKey, 'utf8'),
+    hostPublicKey: await readFile(keys.hostPub, 'utf8'),
     deadlineMs: c.timeouts.boot * 1000,
     log,
     retryBoot: (serial) => Boolean(crashedBeforeInit(serial, loadRules(splatRuleFiles(c)))),

@@ -1,4 +1,6 @@
-import { appendFile, readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { appendFile, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDebugKernel, modulesCpioOf } from '../build/debug-kernel.ts';
 import type { Config } from '../core/config.ts';
@@ -41,15 +43,28 @@ export async function byoKernel(
     /UTS_RELEASE "([^"]+)"/.exec(uts)?.[1] ??
     (await readFile(path.join(c.kernelBuildDir, 'include/config/kernel.release'), 'utf8').catch(() => 'unknown')).trim();
   if (c.kernelInitrd) return { initrd: c.kernelInitrd, version };
+  const initScript = await readFile(path.join(c.root, 'qemu/initrd-init.sh'), 'utf8');
+  if (c.debugKernel) return { initrd: await debugInitrd(c, img, initScript, runDir), version };
   const out = path.join(runDir, 'initrd-generic.cpio');
-  await genericInitrd({
-    leanInitrd: img.initrdLean,
-    initScript: await readFile(path.join(c.root, 'qemu/initrd-init.sh'), 'utf8'),
-    work: path.join(runDir, 'initrd-generic'),
-    out,
-  });
-  // The debug kernel's own modules (fixtures, subsystem cores): a second newc archive, which the kernel unpacks over the first;
-  // the initrd's /init copies lib/modules/<version> into the guest's root.
-  if (c.debugKernel) await appendFile(out, await readFile(modulesCpioOf(c.kernelBuildDir)));
+  await genericInitrd({ leanInitrd: img.initrdLean, initScript, work: path.join(runDir, 'initrd-generic'), out });
   return { initrd: out, version };
+}
+
+/**
+ * The debug kernel's initrd, kept beside it under a name of its inputs (the
+ * image, the init script), so a saved guest of the debug kernel is keyed
+ * by a path that stays (#27.4): the generic initrd, then the kernel's own
+ * modules (fixtures, subsystem cores) as a second newc archive, which the
+ * kernel unpacks over the first; the initrd's /init copies
+ * lib/modules/<version> into the guest's root. Written beside and renamed.
+ */
+async function debugInitrd(c: Pick<Config, 'kernelBuildDir'>, img: ImageInfo, initScript: string, runDir: string): Promise<string> {
+  const key = createHash('sha256').update(`${img.key}\0${initScript}`).digest('hex').slice(0, 16);
+  const out = path.join(path.dirname(c.kernelBuildDir), `initrd-${key}.cpio`);
+  if (existsSync(out)) return out;
+  const tmp = `${out}.tmp-${process.pid}`;
+  await genericInitrd({ leanInitrd: img.initrdLean, initScript, work: path.join(runDir, 'initrd-generic'), out: tmp });
+  await appendFile(tmp, await readFile(modulesCpioOf(c.kernelBuildDir)));
+  await rename(tmp, out);
+  return out;
 }

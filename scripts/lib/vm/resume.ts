@@ -96,9 +96,13 @@ export async function hostCpu(): Promise<string> {
 export type Resumed = { vm: Vm; session: SshSession; how: 'resumed' | 'saved, then resumed'; key: string };
 export type BootHow = 'booted' | Resumed['how'];
 
-/** The lean profile's own guest resumes from a snapshot; a KVM probe, your own kernel, the systemd profile and --no-resume boot. */
+/**
+ * The lean profile's own guest, and the debug kernel's (its initrd kept
+ * under a name of its inputs, #27.4), resume from a snapshot; a KVM probe,
+ * a kernel of your own, the systemd profile and --no-resume boot.
+ */
 export function resumable(c: Pick<Config, 'resume' | 'profile'> & { debugKernel?: string }, o: { probeKvm?: boolean; byoInitrd?: string }): boolean {
-  return c.resume && c.profile === 'lean' && !o.byoInitrd && !c.debugKernel && !o.probeKvm;
+  return c.resume && c.profile === 'lean' && !o.probeKvm && (c.debugKernel ? Boolean(o.byoInitrd) : !o.byoInitrd);
 }
 
 /** The snapshot key of spec on this host (its CPU counts under KVM). */

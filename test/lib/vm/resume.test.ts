@@ -12,6 +12,13 @@ t.test("only the lean profile's own guest resumes", async (t) => {
   t.equal(resumable({ resume: true, profile: 'systemd' }, {}), false, 'the classic boot is measured as a boot');
   t.equal(resumable({ resume: true, profile: 'lean' }, { byoInitrd: '/k/initrd' }), false, 'your own kernel');
   t.equal(resumable({ resume: true, profile: 'lean' }, { probeKvm: true }), false, 'a KVM probe must see the guest boot');
+  t.equal(
+    resumable({ resume: true, profile: 'lean', debugKernel: 'debian-12-debug' }, { byoInitrd: '/c/kernels/d/initrd-k.cpio' }),
+    true,
+    "the debug kernel's guest is saved too (#27.4)",
+  );
+  t.equal(resumable({ resume: true, profile: 'lean', debugKernel: 'debian-12-debug' }, {}), false, 'not without its initrd');
+  t.equal(resumable({ resume: false, profile: 'lean', debugKernel: 'debian-12-debug' }, { byoInitrd: '/i' }), false, '--no-resume');
 });
 
 t.test("the resumed guest's clock command: one date, the marker with the uptime, quoted for dash", async (t) => {
