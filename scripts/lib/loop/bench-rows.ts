@@ -132,7 +132,7 @@ async function benchCheckers(b: Bench): Promise<void> {
   const { row, want, log } = b;
   for (const [key, title, args] of [
     ['warm_vm_test_memcheck', 'warm `vm:test --memcheck` (SLUB debugging, slab check, leak check at rmmod)', ['--memcheck']],
-    ['warm_vm_test_debug', 'warm `vm:test --kernel debian-12-debug` (the debug kernel, cached; it boots every run)', ['--kernel', 'debian-12-debug']],
+    ['warm_vm_test_debug', 'warm `vm:test --kernel debian-12-debug` (the debug kernel, cached; its saved guest resumed)', ['--kernel', 'debian-12-debug']],
   ] as const) {
     if (!want(key)) continue;
     // Not counted: the first run saves the guest (--memcheck's command line is its own) or builds the debug kernel.
