@@ -7,6 +7,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
 import { defaultCacheDir } from '../../scripts/lib/core/config.ts';
+import { SNAPSHOTS_PER_IMAGE } from '../../scripts/lib/vm/snapshot.ts';
 import { demoAppAndTranscript } from '../helpers/demo.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -64,13 +65,24 @@ t.test('vm:test passes on the seed payload, end to end in a real guest', async (
   const mode = (p: string): string => (statSync(p).mode & 0o777).toString(8);
   t.equal(mode(r.runDir!), '700', 'the run directory is 0700');
   t.equal(mode(path.join(cache, 'images', report.imageKey)), '700', 'the image directory is 0700');
-  // One saved guest per image (snapshot.ts): this run's.
+  // One saved guest per guest spec, at most SNAPSHOTS_PER_IMAGE of an image (snapshot.ts, #29.18): this run's among them, just used.
   const snaps = readdirSync(path.join(cache, 'snapshots')).filter((n) => {
     const meta = path.join(cache, 'snapshots', n, 'meta.json');
     return existsSync(meta) && JSON.parse(readFileSync(meta, 'utf8')).imageKey === report.imageKey;
   });
-  t.equal(snaps.length, 1, 'one saved guest of this image');
-  t.equal(mode(path.join(cache, 'snapshots', snaps[0])), '700', 'the saved guest is 0700');
+  t.ok(snaps.length >= 1 && snaps.length <= SNAPSHOTS_PER_IMAGE, `1 to ${SNAPSHOTS_PER_IMAGE} saved guests of this image (${snaps.length})`);
+  // Its last use: `used`, written at each resume, or the save itself.
+  const usedAt = (n: string): number => {
+    const f = path.join(cache, 'snapshots', n);
+    return Date.parse(
+      existsSync(path.join(f, 'used'))
+        ? readFileSync(path.join(f, 'used'), 'utf8').trim()
+        : JSON.parse(readFileSync(path.join(f, 'meta.json'), 'utf8')).createdAt,
+    );
+  };
+  const used = snaps.map(usedAt);
+  t.ok(Math.max(...used) >= Date.parse(report.startedAt), "this run's saved guest is among them, used by this run");
+  for (const n of snaps) t.equal(mode(path.join(cache, 'snapshots', n)), '700', 'the saved guest is 0700');
 });
 
 t.test('--no-resume boots the guest, and passes the same transcript', async (t) => {
