@@ -22,11 +22,12 @@ export function markedLine(name: string, argv: readonly string[]): string {
   return `${mark(MARK)}; ${posixJoin(argv)}; rc=$?; ${mark(END)}; exit $rc`;
 }
 
+// A mark is a whole record: its message starts with it. A line that only contains the words (a module's
+// pr_err("… kmodvm-step: …")) is the kernel's, and is neither taken out nor a window's edge.
+const MARK_LINE = /^(?:\[\s*\d+\.\d+\]\s*)?kmodvm-step(-end)?: (.+)$/;
 const markOf = (line: string): { end: boolean; name: string } | undefined => {
-  const k = line.indexOf(MARK);
-  if (k >= 0) return { end: false, name: line.slice(k + MARK.length).trim() };
-  const e = line.indexOf(END);
-  return e >= 0 ? { end: true, name: line.slice(e + END.length).trim() } : undefined;
+  const m = MARK_LINE.exec(line);
+  return m ? { end: Boolean(m[1]), name: m[2]!.trim() } : undefined;
 };
 
 /** The kernel lines of step name's last run: between its marks (to the log's end when it never ended, a hang or a crash); undefined when the log has no mark of it. */

@@ -26,6 +26,8 @@ t.test("a step's own lines are those between its marks; a later step's are not i
   t.same(stepLines(log, 'insmod unused'), [], 'the failed insmod printed nothing');
   t.equal(stepLines(log, 'insmod nosuch'), undefined, 'no mark, no window');
   t.notMatch(withoutMarks(log), /kmodvm-step/);
+  const forged = '[    7.70] BUG: unable to handle page fault; kmodvm-step: insmod unused';
+  t.match(withoutMarks(`${log}\n${forged}`), /BUG: unable to handle page fault/, 'a line that only contains the words is not taken out of the checks');
   t.match(withoutMarks(log), /user: provider says 42/);
 });
 
