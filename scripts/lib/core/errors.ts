@@ -16,11 +16,13 @@ export type FailureClass =
   | 'timeout'
   | 'suite-setup'
   | 'static'
+  | 'kunit'
+  | 'coverage'
   | 'internal';
 
 /**
  * Exit codes. 0 is a pass. Test failures (the module or app misbehaved) are
- * 1 and 10..15; environment and VM failures are 2..5, so CI can tell a broken
+ * 1 and 10..18; environment and VM failures are 2..5, so CI can tell a broken
  * module from a broken machine. 70 is EX_SOFTWARE: a bug in this tool.
  */
 export const EXIT_CODES: Readonly<Record<FailureClass, number>> = Object.freeze({
@@ -37,6 +39,8 @@ export const EXIT_CODES: Readonly<Record<FailureClass, number>> = Object.freeze(
   timeout: 14,
   'suite-setup': 15,
   static: 16,
+  kunit: 17,
+  coverage: 18,
   internal: 70,
 });
 

@@ -2,6 +2,7 @@
 // guest comes up.
 import { existsSync } from 'node:fs';
 import { chooseBuildMode, hostAppCompiler, hostHasCompiler } from '../build/host-kbuild.ts';
+import { type KernelFeature, kernelLacks } from '../build/kernel-features.ts';
 import { sandboxUsable } from '../build/sandbox.ts';
 import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
@@ -29,6 +30,36 @@ export function buildModeFor(c: Pick<Config, 'build' | 'kernelBuildDir'>, img: I
     }),
     kdir,
   };
+}
+
+/** What the run's kernel must have (#27): KUnit for kunit: dirs, gcov for --coverage. */
+export function wantedFeatures(rs: ResolvedSuite, o: { coverage?: boolean }): KernelFeature[] {
+  const kunit = rs.suite.tests.filter((t) => t.kunit).map((t) => t.name);
+  return [
+    ...(kunit.length ? [{ option: 'CONFIG_KUNIT', what: `the suite's kunit: dirs (${kunit.join(', ')})` }] : []),
+    ...(o.coverage ? [{ option: 'CONFIG_GCOV_KERNEL', what: '--coverage' }] : []),
+  ];
+}
+
+/** A kernel without what the run needs is bad input, before anything boots: name the kernel that has it. */
+export async function requireFeatures(kdir: string, kernel: string, want: readonly KernelFeature[]): Promise<void> {
+  const lacked = await kernelLacks(kdir, want);
+  if (!lacked.length) return;
+  throw new KmodvmError('usage', lacked.map((f) => `${f.what} need a kernel with ${f.option}, and ${kernel} is built without it`).join('; '), {
+    hint: "run on kmodvm's debug kernel, which has KUnit and gcov: --kernel debian-12-debug (docs/debug-kernel.md)",
+  });
+}
+
+/** The build mode, once the kernel is known to have what the run needs. */
+export async function checkedBuildMode(
+  c: Pick<Config, 'build' | 'kernelBuildDir' | 'debugKernel' | 'kernelImage'>,
+  img: ImageInfo,
+  byo: boolean,
+  rs: ResolvedSuite,
+) {
+  const build = buildModeFor(c, img, byo);
+  await requireFeatures(build.kdir, c.debugKernel || c.kernelImage || img.manifest.kernelVersion, wantedFeatures(rs, {}));
+  return build;
 }
 
 /** The host build of a suite, started while the guest comes up; undefined when the build is the guest's. */

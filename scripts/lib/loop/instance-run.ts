@@ -29,7 +29,7 @@ import { MUX_PID } from '../vm/mux.ts';
 import { sshKeys } from '../vm/profile.ts';
 import { assemble } from './assemble.ts';
 import { bootVm, kvmClockCheck } from './boot.ts';
-import { buildModeFor, startHostBuild } from './build-start.ts';
+import { checkedBuildMode, startHostBuild } from './build-start.ts';
 import { byoKernel, kernelLabel, withDebugKernel } from './kernel-choice.ts';
 import { pickAccel } from './pick-accel.ts';
 import { planRun, type RunPlan } from './plan.ts';
@@ -203,7 +203,7 @@ export async function testOnInstance(
   setCrashDir(runDir);
   let s = s0;
   const img = await instanceImage(c, s);
-  const build = buildModeFor(c, img, Boolean(c.kernelImage));
+  const build = await checkedBuildMode(c, img, Boolean(c.kernelImage), rs);
   // Not niced: the guest is up, and the build is what the edit loop waits for.
   const hostBuild = startHostBuild(c, img, rs, path.join(s.dir, 'build'), { ...build, niceness: 0, log, verbose: c.verbose });
   const serialFrom = await fileSize(s.serialLog);

@@ -31,7 +31,10 @@ export function planRun(o: Readonly<Config>, rs: ResolvedSuite): RunPlan {
       .filter(([, v]) => v)
       .map(([k]) => k),
   );
-  const checks: CheckPlan = { choice: { memcheck, debugKernel: Boolean(o.debugKernel), lifecycle: [...new Set(lifecycle)] }, settings: rs.suite.checks };
+  const checks: CheckPlan = {
+    choice: { memcheck, debugKernel: Boolean(o.debugKernel), kunit: rs.suite.tests.some((t) => t.kunit), lifecycle: [...new Set(lifecycle)] },
+    settings: rs.suite.checks,
+  };
   const wanted = [...rs.suite.kernelArgs, ...kernelArgsOf(makeChecks(checks))];
   const kernelArgs = [...o.kernelArgs, ...wanted.filter((a, i) => !o.kernelArgs.includes(a) && wanted.indexOf(a) === i)];
   return deepFreeze({

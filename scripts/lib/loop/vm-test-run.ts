@@ -34,7 +34,7 @@ import { findSnapshot, resumingSpec, savingSpec, snapshotsDir } from '../vm/snap
 import { Vm } from '../vm/vm.ts';
 import { assemble, newRunDir } from './assemble.ts';
 import { bootVm, kvmClockCheck } from './boot.ts';
-import { buildModeFor, startHostBuild } from './build-start.ts';
+import { checkedBuildMode, startHostBuild } from './build-start.ts';
 import { testOnInstance } from './instance-run.ts';
 import { checkKeepName, keepAsInstance } from './keep.ts';
 import { byoKernel, kernelLabel, withDebugKernel } from './kernel-choice.ts';
@@ -173,7 +173,7 @@ async function prepareRun(plan: RunPlan, accel: 'kvm' | 'tcg', note: string | un
   if (rs.linksLeftOut.length) log(`suite: symlinks left out of the upload and the reports: ${rs.linksLeftOut.join(', ')}`);
   // Bring your own kernel: built against its own tree on the host (where that tree is), booted with its initrd.
   const byo = c.kernelImage ? await byoKernel(c, img, runDir) : undefined;
-  const build = buildModeFor(c, img, Boolean(byo));
+  const build = await checkedBuildMode(c, img, Boolean(byo), rs);
   log(`build: modules built in the ${build.mode} (${build.why})`);
   // One build tree per suite, kept across runs (suite/build-tree.ts), locked while this run uses it.
   const tree = buildTreeFor(c.cacheDir, rs.suite, build.kdir, hostAppCompiler(img.manifest.kernelGccMajor));

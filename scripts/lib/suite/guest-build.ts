@@ -119,7 +119,7 @@ export async function guestBuildSuite(i: GuestBuildInput): Promise<GuestBuildRes
       ...inLoadOrder(
         listed.filter((bm) => loads(bm.name, m)),
         m,
-      ).map((bm) => ({ name: bm.name, guestKo: `${gdir}/${bm.ko}`, params: m.params })),
+      ).map((bm) => ({ name: bm.name, guestKo: `${gdir}/${bm.ko}`, params: m.params, ...(m.kunit ? { kunit: m.dir } : {}) })),
     );
     symvers.push(`${gdir}/Module.symvers`);
   }

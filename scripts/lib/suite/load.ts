@@ -23,6 +23,8 @@ export interface SuiteModuleDir {
   /** Which of the dir's modules load: only those matching load (when given), none matching skip. */
   load?: string[];
   skip?: string[];
+  /** A kunit: dir: its modules load only in its own test (kunit:DIR). */
+  kunit?: boolean;
 }
 export interface SuiteTest {
   name: string;
@@ -39,6 +41,8 @@ export interface SuiteTest {
   devices?: DeviceDecl[];
   /** Its lifecycle checks; the suite's when it names none. */
   lifecycle?: Lifecycle;
+  /** The test kmodvm adds for a kunit: dir: it loads that dir's modules too, and its checks read their KUnit results. */
+  kunit?: string;
 }
 export interface Suite {
   file: string;
@@ -137,6 +141,9 @@ function testOf(t: SuiteTestFile, i: number, x: { abs: string; root: string; whe
   };
 }
 
+/** The test of a kunit: dir: it loads the suite's modules and the dir's, whose KUnit suites run as they load (checks/kunit.ts). */
+const kunitTest = (k: { dir: string }): SuiteTest => ({ name: `kunit:${k.dir}`, run: 'true', exitCode: 0, kunit: k.dir });
+
 /** Reads, validates and resolves a suite file. With update, a transcript may be missing (--update writes it). */
 export async function loadSuite(file: string, o: { update?: boolean } = {}): Promise<Suite> {
   const abs = path.resolve(file);
@@ -147,7 +154,7 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
   });
   const { suite: s, where } = parseSuiteText(text, abs);
   const root = path.dirname(abs);
-  const dirOf = (kind: 'modules' | 'apps', i: number, dir: string): string => {
+  const dirOf = (kind: 'modules' | 'apps' | 'kunit', i: number, dir: string): string => {
     const d = path.resolve(root, dir);
     if (!existsSync(d) || !statSync(d).isDirectory()) throw usage(abs, where([kind, i, 'dir']), `${kind}[${i}].dir`, `no directory ${d}`);
     if (!['Makefile', 'makefile', 'GNUmakefile', 'Kbuild'].some((m) => existsSync(path.join(d, m))))
@@ -156,11 +163,14 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
   };
   const seenIds = new Map<string, string>();
   const devices = decls(abs, where, s.devices, ['devices'], seenIds, false);
-  const tests = s.tests.map((t, i) => testOf(t, i, { abs, root, where, update: o.update, seenIds }));
+  const tests = [...s.tests.map((t, i) => testOf(t, i, { abs, root, where, update: o.update, seenIds })), ...s.kunit.map(kunitTest)];
   return {
     file: abs,
     root,
-    modules: s.modules.map((m, i) => ({ ...m, abs: dirOf('modules', i, m.dir), params: paramList(m.params) })),
+    modules: [
+      ...s.modules.map((m, i) => ({ ...m, abs: dirOf('modules', i, m.dir), params: paramList(m.params) })),
+      ...s.kunit.map((m, i) => ({ ...m, abs: dirOf('kunit', i, m.dir), params: paramList(m.params), kunit: true })),
+    ],
     apps: s.apps.map((a, i) => ({ dir: a.dir, abs: dirOf('apps', i, a.dir) })),
     tests,
     setup: s.setup,

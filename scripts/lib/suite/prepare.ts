@@ -115,7 +115,13 @@ export function hostModules(suite: Suite, host: SuiteHostBuild): LoadedModule[] 
     inLoadOrder(
       d.modules.filter((m) => loads(m.name, byDir.get(d.dir) ?? {})),
       byDir.get(d.dir) ?? {},
-    ).map((m) => ({ name: m.name, guestKo: `${GUEST_WORK}/${m.guestRel}`, params: byDir.get(d.dir)?.params ?? [], host: { ko: m.hostKo, tree: host.tree } })),
+    ).map((m) => ({
+      name: m.name,
+      guestKo: `${GUEST_WORK}/${m.guestRel}`,
+      params: byDir.get(d.dir)?.params ?? [],
+      ...(byDir.get(d.dir)?.kunit ? { kunit: d.dir } : {}),
+      host: { ko: m.hostKo, tree: host.tree },
+    })),
   );
 }
 

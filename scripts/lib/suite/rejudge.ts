@@ -21,7 +21,7 @@ import { fileSafe } from './test-plan.ts';
 export interface SavedTest {
   evidence: TestEvidence;
   /** checks: the run's check ids and the suite's settings (a run older than them: the base checks). */
-  expect: { exitCode: number; transcriptFile?: string; loadsHere: boolean; checks?: string[]; settings?: Record<string, unknown> };
+  expect: { exitCode: number; transcriptFile?: string; loadsHere: boolean; kunit?: string; checks?: string[]; settings?: Record<string, unknown> };
 }
 
 /**
@@ -46,6 +46,7 @@ const savedSchema = z.object({
     exitCode: z.number().int(),
     transcriptFile: z.string().optional(),
     loadsHere: z.boolean(),
+    kunit: z.string().optional(),
     checks: z.array(z.string()).optional(),
     settings: z.record(z.string(), z.unknown()).optional(),
   }),
@@ -101,6 +102,7 @@ export async function rejudge(runDir: string, rules: CompiledRules, o: { transcr
     const expect: TestExpect = {
       exitCode: saved.expect.exitCode,
       loadsHere: saved.expect.loadsHere,
+      kunit: saved.expect.kunit,
       transcript: trFile ? { parsed: parseTranscript(await savedTranscript(trFile, o.transcript !== undefined), trFile), file: trFile } : undefined,
     };
     const checks = saved.expect.checks ? checksNamed(saved.expect.checks, saved.expect.settings) : baseChecks();

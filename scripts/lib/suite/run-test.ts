@@ -57,7 +57,7 @@ export async function runOneTest(
   carried?: { taint?: number },
 ): Promise<OneTest> {
   const { c, test } = { c: i.c, test: sel.test };
-  const modules = prep.modules;
+  const modules = testModules(prep.modules, test);
   const t0 = Date.now();
   let b: { taint?: number; dmesg: string } = { taint: carried?.taint, dmesg: '' };
   if (!carried) {
@@ -73,7 +73,7 @@ export async function runOneTest(
     return { checks: plugged, kernelLog: '', logBefore: b.dmesg, durationMs: Date.now() - t0, taintAfter: b.taint, untrusted: 'a device did not plug' };
   const serialFrom = await fileSize(guest.serialLog);
   await prep.channel?.drain();
-  const steps = await loadRunUnload(i, guest, test, prep, record);
+  const steps = await loadRunUnload(i, guest, test, { ...prep, modules }, record);
   // What the test asked for with kmodvm-device, in its report; a suite device it unplugged is plugged again for the next.
   const asked = (await prep.channel?.drain()) ?? [];
   const unplugged = [...(await testDevices(test, prep, 'unplug')), ...((await prep.channel?.restore(i.suite.devices.map((d) => d.id))) ?? [])];
@@ -101,6 +101,10 @@ export async function runOneTest(
   const checks = [...plugged, ...asked, ...judged.checks, ...(steps.gdb ? [steps.gdb] : []), ...unplugged];
   return { ...judged, checks, untrusted, kernelLog: withoutMarks(a.dmesg), logBefore: withoutMarks(b.dmesg), durationMs: Date.now() - t0, taintAfter: a.taint };
 }
+
+/** The modules a test loads: the suite's, and a kunit: dir's only in that dir's own test. */
+export const testModules = (all: readonly LoadedModule[], test: Pick<SuiteTest, 'kunit'>): LoadedModule[] =>
+  all.filter((m) => !m.kunit || m.kunit === test.kunit);
 
 /** Plugs or unplugs the test's own devices (suite/devices-plug.ts). */
 async function testDevices(test: SuiteTest, prep: Pick<Prepared, 'devices'>, what: 'plug' | 'unplug'): Promise<CheckResult[]> {
@@ -168,6 +172,8 @@ async function loadRunUnload(
   const unloads: StepRecord[] = [];
   const env: GuestEnv = {
     guest,
+    runDir: i.runDir,
+    test: test.name,
     timeouts: c.timeouts,
     record,
     layouts: [] as ModuleLayout[],
@@ -216,7 +222,7 @@ async function judgeAndKeep(i: SuiteRunInput, sel: SelectedTest, modules: readon
     writeFile(path.join(dir, 'stderr'), run?.result.stderr ?? ''),
   ]);
   const judge = (transcript?: { parsed: Transcript; file: string }): ReturnType<typeof judgeTest> =>
-    judgeTest(evidence, { exitCode: test.exitCode, transcript, loadsHere: perTest }, i.rules, i.checks);
+    judgeTest(evidence, { exitCode: test.exitCode, transcript, loadsHere: perTest, kunit: test.kunit }, i.rules, i.checks);
   const existing = sel.transcript && test.transcript ? { parsed: sel.transcript, file: test.transcript.abs } : undefined;
   let judged = judge(existing);
   // --update rewrites a transcript that is missing or no longer matches, as snapshot tools do; one that matches stays as written.
@@ -226,7 +232,7 @@ async function judgeAndKeep(i: SuiteRunInput, sel: SelectedTest, modules: readon
   const transcriptFile = test.transcript && (existing || i.update) ? test.transcript.abs : undefined;
   await writeFile(
     path.join(dir, 'evidence.json'),
-    `${JSON.stringify({ evidence, expect: { exitCode: test.exitCode, transcriptFile, loadsHere: perTest, checks: i.checks.map((k) => k.id), settings: i.suite.checks } } satisfies SavedTest)}\n`,
+    `${JSON.stringify({ evidence, expect: { exitCode: test.exitCode, transcriptFile, loadsHere: perTest, kunit: test.kunit, checks: i.checks.map((k) => k.id), settings: i.suite.checks } } satisfies SavedTest)}\n`,
   );
   return { checks: judged.checks, captures: judged.captures, untrusted: judged.untrusted };
 }

@@ -122,6 +122,8 @@ export async function runSuite(i: SuiteRunInput): Promise<SuiteRunResult> {
     // The kernel's own modules the suite needed come out after the suite's, unless the kernel is no longer to be trusted.
     if (!res.untrusted) res.after.push(...(await unloadInTreeDeps(res.guest.session, last.deps, c.timeouts, (r) => record('', r))));
     if (!res.untrusted) res.after.push(...(await unloadFixtures(res.guest.session, last.fixtures, c.timeouts, (r) => record('', r))));
+    // The checks' own results over the run (the suite's coverage).
+    for (const k of i.checks) if (k.afterRun) res.after.push(...(await k.afterRun()));
   }
   channel?.close();
   dumps.watch?.close();
@@ -228,7 +230,7 @@ async function runTests(
 /** load: once: the modules come out in reverse order after the last test; a failed rmmod leaves the kernel untrusted. */
 async function unloadOnce(i: SuiteRunInput, res: SuiteRunResult, modules: Prepared['modules'], record: RecordStep): Promise<string | undefined> {
   let untrusted: string | undefined;
-  const env = { guest: res.guest, timeouts: i.c.timeouts, record: (r: StepRecord) => record('', r), layouts: [] as ModuleLayout[] };
+  const env = { guest: res.guest, runDir: i.runDir, timeouts: i.c.timeouts, record: (r: StepRecord) => record('', r), layouts: [] as ModuleLayout[] };
   for (const m of [...modules].reverse()) {
     for (const k of i.checks) await k.beforeUnload?.(env, m);
     const r = await runStep(res.guest.session, rmmodStep(m, i.c.timeouts));

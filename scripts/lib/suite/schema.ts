@@ -85,7 +85,13 @@ export const suiteSchema = z
       .min(1)
       .describe("built in this order (each later dir sees the earlier ones' symbols through KBUILD_EXTRA_SYMBOLS), loaded in this order, unloaded in reverse"),
     apps: z.array(appDir).default([]),
-    tests: z.array(test).min(1),
+    tests: z.array(test).default([]),
+    kunit: z
+      .array(moduleDir)
+      .default([])
+      .describe(
+        "dirs whose modules hold KUnit suites, built after modules: (they see its symbols): kmodvm adds a test kunit:DIR that loads the suite's modules and these, and reports each KUnit case (needs a kernel with CONFIG_KUNIT: --kernel debian-12-debug)",
+      ),
     setup: z
       .array(z.string().min(1))
       .default([])
@@ -135,6 +141,9 @@ export const suiteSchema = z
       ),
   })
   .superRefine((s, ctx) => {
+    if (!s.tests.length && !s.kunit.length) ctx.addIssue({ code: 'custom', path: ['tests'], message: 'a suite needs at least one test, or a kunit: dir' });
+    if (s.kunit.length && s.load === 'once')
+      ctx.addIssue({ code: 'custom', path: ['kunit'], message: "the kunit: dirs' modules load in their own test: they need load: per-test" });
     if (s.load === 'once')
       for (const [at, l] of [[['lifecycle'], s.lifecycle] as const, ...s.tests.map((t, i) => [['tests', i, 'lifecycle'], t.lifecycle] as const)])
         if (l)

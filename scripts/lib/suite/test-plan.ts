@@ -13,6 +13,8 @@ export interface LoadedModule {
   guestKo: string;
   /** The module dir's insmod parameters. */
   params: string[];
+  /** A kunit: dir's module: loaded only in that dir's test. */
+  kunit?: string;
   /** The .ko on the host, with its debug info (a host build); its tree, where its sources were built. */
   host?: { ko: string; tree: string };
 }

@@ -84,8 +84,10 @@ export const FAILURE_RANK: readonly FailureClass[] = [
   'load',
   'build',
   'app',
+  'kunit',
   'transcript',
   'static',
+  'coverage',
 ];
 
 /** One test's report: its checks, and its worst failure. */

@@ -18,9 +18,11 @@ t.test('every failure class has its own exit code, and a VM failure differs from
     timeout: 14,
     'suite-setup': 15,
     static: 16,
+    kunit: 17,
+    coverage: 18,
     internal: 70,
   });
-  for (const c of VM_FAILURES) t.notOk([1, 10, 11, 12, 13, 14, 15, 16].includes(EXIT_CODES[c]));
+  for (const c of VM_FAILURES) t.notOk([1, 10, 11, 12, 13, 14, 15, 16, 17, 18].includes(EXIT_CODES[c]));
 });
 
 t.test('an error is rendered with its evidence and next step; an unknown error is internal', async (t) => {

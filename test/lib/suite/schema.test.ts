@@ -72,7 +72,13 @@ t.test('bad files: the line and the field', async (t) => {
     /7: tests\[0\]\.params: per-test params need load: per-test/,
   );
   await fails(t, 'modules: [\n', /\d+: not valid YAML/);
-  await fails(t, 'modules:\n  - dir: drv\ntests: []\nload: sometimes\n', /3: tests: /);
+  await fails(t, 'modules:\n  - dir: drv\ntests: []\nload: sometimes\n', /4: load: /);
+  await fails(t, 'modules:\n  - dir: drv\ntests: []\n', /3: tests: a suite needs at least one test, or a kunit: dir/);
+  await fails(
+    t,
+    'modules:\n  - dir: drv\nload: once\nkunit:\n  - dir: drv\n',
+    /4: kunit: the kunit: dirs' modules load in their own test: they need load: per-test/,
+  );
   await fails(t, 'modules:\n  - dir: drv\ntests:\n  - name: a\n    run: x\nfrobnicate: 1\n', /6: frobnicate: unknown field \(known: modules, apps, tests/);
 });
 

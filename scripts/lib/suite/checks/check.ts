@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import type { Timeouts } from '../../core/config.ts';
 import type { Guest, StepRecord } from '../../guest/steps.ts';
 import type { Sources } from '../../verdict/frames.ts';
+import type { CoverageMin } from '../../verdict/lcov.ts';
 import type { ModuleLayout } from '../../verdict/leaks.ts';
 import type { CheckResult } from '../../verdict/model.ts';
 import type { CompiledRules } from '../../verdict/splat.ts';
@@ -43,6 +44,8 @@ export interface TestExpect {
   transcript?: { parsed: Transcript; file: string };
   /** The modules were loaded by this test, so first-load lines may be expected. */
   loadsHere: boolean;
+  /** The kunit: dir whose KUnit modules this test loads (the test kmodvm adds for it). */
+  kunit?: string;
 }
 
 /** What every check's judgement is given besides the evidence. */
@@ -75,6 +78,10 @@ export interface Lifecycle {
 /** What a check's guest steps are given. */
 export interface GuestEnv {
   guest: Guest;
+  /** The run directory, where a check keeps what it read (coverage/). */
+  runDir: string;
+  /** The test under way; absent after the last test of load: once. */
+  test?: string;
   timeouts: Timeouts;
   record: (r: StepRecord) => Promise<void>;
   /** The test's modules' layouts a check read before their rmmod: the source lookup names addresses in an unloaded module with them. */
@@ -102,14 +109,29 @@ export interface Check {
   beforeUnload?(env: GuestEnv, m: LoadedModule): Promise<void>;
   /** After the modules' rmmods; clean when every one succeeded (a module still loaded cannot be checked). */
   afterUnload?(env: GuestEnv, modules: readonly LoadedModule[], clean: boolean): Promise<void>;
+  /** After the last test: the run's own results (the suite's coverage). */
+  afterRun?(): Promise<CheckResult[]>;
   /** Its verdict on one test; undefined when it has nothing to say (e.g. no transcript to match). */
   judge?(e: TestEvidence, ctx: JudgeContext): Judgement | undefined;
+}
+
+/** --coverage's choice (checks/coverage.ts). */
+export interface CoverageChoice {
+  min?: CoverageMin;
+  /** The gcov of the modules' compiler. */
+  gcov: string;
+  /** Read-only dirs gcov opens besides the tree (the kernel's headers). */
+  readable: readonly string[];
 }
 
 /** What decides which checks a run has. */
 export interface CheckChoice {
   memcheck: boolean;
   debugKernel: boolean;
+  /** The suite names kunit: dirs. */
+  kunit?: boolean;
+  /** --coverage (checks/coverage.ts). */
+  coverage?: CoverageChoice;
   /** The lifecycle options the suite or any of its tests turns on (unbind_bind, hot_unplug, held_rmmod, reload). */
   lifecycle?: readonly string[];
 }

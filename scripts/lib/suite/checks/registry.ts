@@ -3,9 +3,11 @@
 // --memcheck) and those its suite turns on with a setting (checks:).
 import { z } from 'zod';
 import type { Check, CheckChoice, CheckRoom } from './check.ts';
+import { coverage } from './coverage.ts';
 import { exitCode } from './exit-code.ts';
 import { heldRmmod } from './held-rmmod.ts';
 import { hotUnplug } from './hot-unplug.ts';
+import { kunit } from './kunit.ts';
 import { leakCheck } from './leak-check.ts';
 import { logRate } from './log-rate.ts';
 import { noSplat } from './no-splat.ts';
@@ -17,6 +19,7 @@ import { unbindBind } from './unbind-bind.ts';
 
 export const CHECKS: readonly CheckRoom<never>[] = [
   exitCode,
+  kunit,
   transcriptMatch,
   unbindBind,
   hotUnplug,
@@ -27,6 +30,7 @@ export const CHECKS: readonly CheckRoom<never>[] = [
   slabCheck,
   leakCheck,
   logRate,
+  coverage,
 ] as CheckRoom<never>[];
 
 /** The suite's `checks:` object: a key per check that takes a setting. */

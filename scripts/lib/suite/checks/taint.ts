@@ -9,9 +9,10 @@ export const taint: CheckRoom = {
   wanted: () => true,
   create: () => ({
     id: 'taint',
-    judge: (e) => {
+    judge: (e, ctx) => {
       if (e.taintBefore === undefined || e.taintAfter === undefined) return undefined;
-      const extra = unexpectedTaint(e.taintBefore, e.taintAfter);
+      // KUnit taints the kernel N (TAINT_TEST) when it runs a suite: expected in the kunit: test.
+      const extra = unexpectedTaint(e.taintBefore, e.taintAfter, ctx.expect.kunit ? ['O', 'E', 'N'] : undefined);
       if (!extra.length) return { results: [{ name: 'taint', ok: true, durationMs: 0, message: `tainted ${e.taintAfter}` }] };
       const message = `new taint flags ${extra.join('')}`;
       return {

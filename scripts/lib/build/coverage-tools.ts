@@ -1,0 +1,67 @@
+// Coverage on the host (#27.1), with Debian's tools in the build sandbox:
+// lcov's geninfo runs gcov over a test's .gcda files (the guest's, so not
+// trusted) beside the build's .gcno files, lcov adds the tests up, genhtml
+// draws the HTML report and gcovr writes Cobertura XML for CI. Each reads the
+// build tree and writes only the run's coverage directory.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Requirement } from '../host/preflight.ts';
+import { findTool } from '../host/preflight.ts';
+import { runSandboxed } from './sandbox.ts';
+
+export const COVERAGE_TOOLS: readonly Requirement[] = [
+  { probe: 'lcov', pkg: 'lcov', why: "--coverage: reads gcov's counts into lcov tracefiles, and draws the HTML report (genhtml)" },
+  { probe: 'gcovr', pkg: 'gcovr', why: '--coverage: writes the Cobertura XML report CI reads' },
+];
+
+const TIMEOUT_MS = 120_000;
+/** lcov 1.16 counts branches only when asked. */
+const BRANCHES = ['--rc', 'lcov_branch_coverage=1'];
+
+/** The gcov of the compiler that built the modules: gcov-N for gcc-N, else gcov. */
+export const gcovTool = (gccMajor: number | undefined): string => (gccMajor && findTool(`gcov-${gccMajor}`) ? `gcov-${gccMajor}` : 'gcov');
+
+export interface ToolDirs {
+  /** The build tree (its .gcno files and sources), read-only. */
+  tree: string;
+  /** More read-only dirs: the kernel's headers, which gcov opens for the inline functions. */
+  readable: readonly string[];
+  /** The run's coverage directory, the one writable dir. */
+  out: string;
+}
+
+async function tool(cmd: string, args: readonly string[], d: ToolDirs, cwd = d.out): Promise<string> {
+  const r = await runSandboxed(cmd, args, { writable: [d.out], readable: [d.tree, ...d.readable], cwd }, { timeoutMs: TIMEOUT_MS });
+  if (r.exitCode !== 0) throw new Error(`${cmd} ${r.reason}: ${`${r.stderr}\n${r.stdout}`.trim().split('\n').slice(-3).join(' | ')}`);
+  return r.stdout;
+}
+
+/** One test's tracefile from the .gcda and .gcno files under sample (a mirror of the tree). */
+export async function capture(sample: string, info: string, gcov: string, d: ToolDirs): Promise<string> {
+  await tool('lcov', ['--quiet', '--capture', '--directory', sample, '--gcov-tool', gcov, ...BRANCHES, '--output-file', info], d);
+  return readFile(info, 'utf8');
+}
+
+/** The tests' tracefiles added up. */
+export async function addUp(infos: readonly string[], out: string, d: ToolDirs): Promise<string> {
+  await tool('lcov', ['--quiet', ...infos.flatMap((i) => ['--add-tracefile', i]), ...BRANCHES, '--output-file', out], d);
+  return readFile(out, 'utf8');
+}
+
+/** genhtml's report of a tracefile whose paths are the tree's (relative: it runs in the tree). */
+export async function html(info: string, outDir: string, d: ToolDirs): Promise<void> {
+  await tool('genhtml', ['--quiet', '--branch-coverage', '--legend', '--title', 'kmodvm coverage', '--output-directory', outDir, info], d, d.tree);
+}
+
+/** Cobertura XML of the samples' .gcda files, the tree's own sources only, paths relative to it. */
+export async function cobertura(samples: readonly string[], xml: string, gcov: string, d: ToolDirs): Promise<void> {
+  const root = d.tree.replace(/\/$/, '');
+  await tool('gcovr', ['--root', root, '--filter', `${root}/`, '--gcov-executable', gcov, '--xml-pretty', '--output', xml, ...samples], d, root);
+}
+
+/** A sample dir's path for a .gcda (relative to the tree), and the .gcno beside it in the tree. */
+export const samplePaths = (tree: string, sample: string, rel: string): { gcda: string; gcno: string; gcnoCopy: string } => ({
+  gcda: path.join(sample, rel),
+  gcno: path.join(tree, rel.replace(/\.gcda$/, '.gcno')),
+  gcnoCopy: path.join(sample, rel.replace(/\.gcda$/, '.gcno')),
+});
