@@ -3,7 +3,7 @@
 // trusted) beside the build's .gcno files, lcov adds the tests up, genhtml
 // draws the HTML report and gcovr writes Cobertura XML for CI. Each reads the
 // build tree and writes only the run's coverage directory.
-import { readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Requirement } from '../host/preflight.ts';
 import { findTool } from '../host/preflight.ts';
@@ -24,14 +24,14 @@ export const gcovTool = (gccMajor: number | undefined): string => (gccMajor && f
 export interface ToolDirs {
   /** The build tree (its .gcno files and sources), read-only. */
   tree: string;
-  /** More read-only dirs: the kernel's headers, which gcov opens for the inline functions. */
-  readable: readonly string[];
+  /** The kernel tree kbuild ran in: the objects name its headers relative to it. Read-only. */
+  kdir?: string;
   /** The run's coverage directory, the one writable dir. */
   out: string;
 }
 
 async function tool(cmd: string, args: readonly string[], d: ToolDirs, cwd = d.out): Promise<string> {
-  const r = await runSandboxed(cmd, args, { writable: [d.out], readable: [d.tree, ...d.readable], cwd }, { timeoutMs: TIMEOUT_MS });
+  const r = await runSandboxed(cmd, args, { writable: [d.out], readable: [d.tree, ...(d.kdir ? [d.kdir] : [])], cwd }, { timeoutMs: TIMEOUT_MS });
   if (r.exitCode !== 0) throw new Error(`${cmd} ${r.reason}: ${`${r.stderr}\n${r.stdout}`.trim().split('\n').slice(-3).join(' | ')}`);
   return r.stdout;
 }
@@ -56,7 +56,19 @@ export async function html(info: string, outDir: string, d: ToolDirs): Promise<v
 /** Cobertura XML of the samples' .gcda files, the tree's own sources only, paths relative to it. */
 export async function cobertura(samples: readonly string[], xml: string, gcov: string, d: ToolDirs): Promise<void> {
   const root = d.tree.replace(/\/$/, '');
-  await tool('gcovr', ['--root', root, '--filter', `${root}/`, '--gcov-executable', gcov, '--xml-pretty', '--output', xml, ...samples], d, root);
+  // gcovr must open every file an object names, the kernel's headers too, relative to where kbuild ran; and gcov
+  // writes its .gcov files where it runs. So it runs in a writable dir whose entries link to the kernel tree's.
+  const objdir = d.kdir ? ['--object-directory', await kernelLinks(d.kdir, path.join(path.dirname(xml), '.gcov-cwd'))] : [];
+  await tool('gcovr', ['--root', root, '--filter', `${root}/`, ...objdir, '--gcov-executable', gcov, '--xml-pretty', '--output', xml, ...samples], d, root);
+  if (objdir.length) await rm(objdir[1], { recursive: true, force: true });
+}
+
+/** A dir whose entries are links to the kernel tree's top-level entries: kbuild's relative paths resolve in it, and it is writable. */
+async function kernelLinks(kdir: string, dir: string): Promise<string> {
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  for (const e of await readdir(kdir)) await symlink(path.join(kdir, e), path.join(dir, e));
+  return dir;
 }
 
 /** A sample dir's path for a .gcda (relative to the tree), and the .gcno beside it in the tree. */

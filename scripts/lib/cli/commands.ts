@@ -61,6 +61,7 @@ export const COMMANDS = {
       'gdb-before-load',
       'batch',
       'keep-on-fail',
+      'coverage',
       'dump',
       'kernel-symbols',
     ],

@@ -1,7 +1,6 @@
-// One typed configuration object. Every field's default is documented here
-// and asserted in test/lib/core/config.test.ts. Sources, later wins: defaults,
-// environment (KMODVM_*), command-line flags. validateConfig() rejects bad
-// values before anything starts, naming the field.
+// One typed configuration object. Every field's default is documented here and asserted in test/lib/core/config.test.ts.
+// Sources, later wins: defaults, environment (KMODVM_*), command-line flags. validateConfig() rejects bad values
+// before anything starts, naming the field.
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,8 +21,7 @@ export interface Timeouts {
   build: number;
   /** insmod or rmmod, seconds. Default 60. */
   load: number;
-  /** The user app, seconds. Default 60. */
-  app: number;
+  /** The user app, seconds. Default 60. */ app: number;
   /** Any other guest command (dmesg, upload, power-off), seconds. Default 60. */
   command: number;
 }
@@ -104,9 +102,10 @@ export interface Config {
   gdbBeforeLoad: boolean;
   /** Keep the guest of the first failed test up as this instance (kmodvm ssh/logs/gdb/down --name). Default '' (off). Flag --keep-on-fail[=NAME], NAME default failed. */
   keepOnFail: string;
-  /** --dump: a guest's panic or oops makes kmodvm write its memory into the run directory, for kmodvm crash (debug/dump.ts; the suite's dump: true too). --kernel-symbols: Debian's debug vmlinux of the stock kernel, fetched once into the cache (debug/kernel-symbols.ts). Both default false. */
+  /** --dump: a guest's panic or oops makes kmodvm write its memory into the run directory, for kmodvm crash (debug/dump.ts; the suite's dump: true too). --kernel-symbols: Debian's debug vmlinux of the stock kernel, fetched once into the cache (debug/kernel-symbols.ts). --coverage: the modules built with GCOV_PROFILE=y, each test's line and branch coverage read from the guest (suite/checks/coverage.ts; the suite's coverage: true too). All default false. */
   dump: boolean;
   kernelSymbols: boolean;
+  coverage: boolean;
   /** Let the guest reach the host's network and services (QEMU's user network without restrict=on). Default false: the guest reaches nothing outside it; only the forwarded SSH port comes in. Flag --guest-net. */
   guestNet: boolean;
   /** Print the plan and the exact QEMU command, run nothing. Default false. Flag --dry-run. */
@@ -180,6 +179,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = {}, root = defaultRoot(),
     gdbBeforeLoad: false,
     keepOnFail: '',
     dump: false,
+    coverage: false,
     kernelSymbols: false,
     timeouts: { boot: 180, build: 600, load: 60, app: 60, command: 60 },
   };

@@ -169,6 +169,12 @@ export const OPTIONS = {
     optional: 'failed',
     help: 'stop at the first failed test and keep its guest up as instance NAME (default failed), for ssh, logs, gdb and down',
   },
+  coverage: {
+    type: 'boolean',
+    group: 'run',
+    field: 'coverage',
+    help: "each test's line and branch coverage of your sources, and the suite's as lcov, HTML and Cobertura in the run directory (debug kernel; docs/coverage.md)",
+  },
   dump: { type: 'boolean', group: 'run', field: 'dump', help: "on a guest's panic or oops, write its memory into the run directory, for kmodvm crash RUNDIR" },
   'kernel-symbols': {
     type: 'boolean',

@@ -1,11 +1,13 @@
 // Where a run's modules are built, and the host build started while the
 // guest comes up.
 import { existsSync } from 'node:fs';
+import { COVERAGE_TOOLS } from '../build/coverage-tools.ts';
 import { chooseBuildMode, hostAppCompiler, hostHasCompiler } from '../build/host-kbuild.ts';
 import { type KernelFeature, kernelLacks } from '../build/kernel-features.ts';
 import { sandboxUsable } from '../build/sandbox.ts';
 import type { Config } from '../core/config.ts';
 import { KmodvmError } from '../core/errors.ts';
+import { preflight } from '../host/preflight.ts';
 import { headersKdir } from '../image/headers.ts';
 import type { ImageInfo } from '../image/image.ts';
 import { buildProgress } from '../suite/build-progress.ts';
@@ -45,26 +47,40 @@ export function wantedFeatures(rs: ResolvedSuite, o: { coverage?: boolean }): Ke
 export async function requireFeatures(kdir: string, kernel: string, want: readonly KernelFeature[]): Promise<void> {
   const lacked = await kernelLacks(kdir, want);
   if (!lacked.length) return;
-  throw new KmodvmError('usage', lacked.map((f) => `${f.what} need a kernel with ${f.option}, and ${kernel} is built without it`).join('; '), {
-    hint: "run on kmodvm's debug kernel, which has KUnit and gcov: --kernel debian-12-debug (docs/debug-kernel.md)",
-  });
+  throw new KmodvmError(
+    'usage',
+    lacked.map((f) => `${f.what} ${f.what.startsWith('--') ? 'needs' : 'need'} a kernel with ${f.option}, and ${kernel} is built without it`).join('; '),
+    {
+      hint: "run on kmodvm's debug kernel, which has KUnit and gcov: --kernel debian-12-debug (docs/debug-kernel.md)",
+    },
+  );
 }
 
 /** The build mode, once the kernel is known to have what the run needs. */
 export async function checkedBuildMode(
-  c: Pick<Config, 'build' | 'kernelBuildDir' | 'debugKernel' | 'kernelImage'>,
+  c: Pick<Config, 'build' | 'kernelBuildDir' | 'debugKernel' | 'kernelImage' | 'coverage'>,
   img: ImageInfo,
   byo: boolean,
   rs: ResolvedSuite,
+  log: (l: string) => void,
 ) {
   const build = buildModeFor(c, img, byo);
-  await requireFeatures(build.kdir, c.debugKernel || c.kernelImage || img.manifest.kernelVersion, wantedFeatures(rs, {}));
+  // lcov and gcovr, installed when missing, before anything boots.
+  if (c.coverage) await preflight(log, COVERAGE_TOOLS);
+  await requireFeatures(build.kdir, c.debugKernel || c.kernelImage || img.manifest.kernelVersion, wantedFeatures(rs, c));
+  if (c.coverage && build.mode !== 'host')
+    throw new KmodvmError('usage', `--coverage reads the build's .gcno files on the host, and the modules are built in the guest (${build.why})`, {
+      hint: "drop --build guest; the host build needs bubblewrap and the kernel's compiler (docs/coverage.md)",
+    });
   return build;
 }
 
+/** What make is given for --coverage: kbuild's GCOV_PROFILE, for every object of the suite's modules, no Makefile change. */
+export const COVERAGE_MAKE = ['GCOV_PROFILE=y'] as const;
+
 /** The host build of a suite, started while the guest comes up; undefined when the build is the guest's. */
 export function startHostBuild(
-  c: Pick<Config, 'replay' | 'timeouts'>,
+  c: Pick<Config, 'replay' | 'timeouts' | 'coverage'>,
   img: ImageInfo,
   rs: ResolvedSuite,
   tree: string,
@@ -84,6 +100,7 @@ export function startHostBuild(
     niceness: o.niceness,
     onLine: progress?.onLine,
     onDirDone: progress?.done,
+    extraMake: c.coverage ? COVERAGE_MAKE : undefined,
   });
   p.catch(() => undefined).finally(() => progress?.stop());
   return p;

@@ -203,7 +203,7 @@ export async function testOnInstance(
   setCrashDir(runDir);
   let s = s0;
   const img = await instanceImage(c, s);
-  const build = await checkedBuildMode(c, img, Boolean(c.kernelImage), rs);
+  const build = await checkedBuildMode(c, img, Boolean(c.kernelImage), rs, log);
   // Not niced: the guest is up, and the build is what the edit loop waits for.
   const hostBuild = startHostBuild(c, img, rs, path.join(s.dir, 'build'), { ...build, niceness: 0, log, verbose: c.verbose });
   const serialFrom = await fileSize(s.serialLog);

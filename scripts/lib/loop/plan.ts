@@ -26,20 +26,27 @@ export interface RunPlan {
  */
 export function planRun(o: Readonly<Config>, rs: ResolvedSuite): RunPlan {
   const memcheck = o.memcheck || rs.suite.memcheck;
+  const coverage = o.coverage || rs.suite.coverage;
   const lifecycle = [rs.suite.lifecycle, ...rs.suite.tests.map((t) => t.lifecycle)].flatMap((l) =>
     Object.entries(l ?? {})
       .filter(([, v]) => v)
       .map(([k]) => k),
   );
   const checks: CheckPlan = {
-    choice: { memcheck, debugKernel: Boolean(o.debugKernel), kunit: rs.suite.tests.some((t) => t.kunit), lifecycle: [...new Set(lifecycle)] },
+    choice: {
+      memcheck,
+      debugKernel: Boolean(o.debugKernel),
+      kunit: rs.suite.tests.some((t) => t.kunit),
+      ...(coverage ? { coverage: { min: rs.suite.coverageMin, gcov: 'gcov' } } : {}),
+      lifecycle: [...new Set(lifecycle)],
+    },
     settings: rs.suite.checks,
   };
   const wanted = [...rs.suite.kernelArgs, ...kernelArgsOf(makeChecks(checks))];
   const kernelArgs = [...o.kernelArgs, ...wanted.filter((a, i) => !o.kernelArgs.includes(a) && wanted.indexOf(a) === i)];
   return deepFreeze({
     // Every device the suite names, its tests' too: the guest gets root ports for the hot ones, the cold ones at boot.
-    options: { ...o, memcheck, kernelArgs, devices: allDevices(rs.suite) },
+    options: { ...o, memcheck, coverage, kernelArgs, devices: allDevices(rs.suite) },
     suite: rs,
     checks: { ...checks, ids: checkIds(checks) },
     mode: o.failNth ? 'fail-nth' : 'tests',

@@ -35,6 +35,8 @@ export const reproSchema = z.object({
   profile: z.string(),
   /** --dump: the rerun leaves a dump too (absent in a repro.json of before it). */
   dump: z.boolean().optional(),
+  /** --coverage: the rerun measures coverage too. */
+  coverage: z.boolean().optional(),
 });
 export type Repro = z.infer<typeof reproSchema>;
 
@@ -58,7 +60,7 @@ const sha256Of = (file: string): string => (existsSync(file) ? createHash('sha25
 
 /** What a failed run needs to run again. */
 export function reproOf(
-  c: Pick<Config, 'root' | 'kernel' | 'memcheck' | 'failNth' | 'repeat' | 'sameGuest' | 'untilFail' | 'profile' | 'only' | 'shard' | 'dump'>,
+  c: Pick<Config, 'root' | 'kernel' | 'memcheck' | 'failNth' | 'repeat' | 'sameGuest' | 'untilFail' | 'profile' | 'only' | 'shard' | 'dump' | 'coverage'>,
   r: RunReport,
   cwd: string,
 ): Repro {
@@ -83,6 +85,7 @@ export function reproOf(
     seed: r.seed,
     profile: c.profile,
     dump: c.dump,
+    coverage: c.coverage,
   };
 }
 
@@ -153,6 +156,7 @@ export function reproConfig(x: Repro, dir: string, cwd: string): Partial<Config>
     untilFail: x.untilFail,
     profile: x.profile as Config['profile'],
     dump: x.dump ?? false,
+    coverage: x.coverage ?? false,
     ...shuffle,
   };
 }

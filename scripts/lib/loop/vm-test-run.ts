@@ -173,10 +173,11 @@ async function prepareRun(plan: RunPlan, accel: 'kvm' | 'tcg', note: string | un
   if (rs.linksLeftOut.length) log(`suite: symlinks left out of the upload and the reports: ${rs.linksLeftOut.join(', ')}`);
   // Bring your own kernel: built against its own tree on the host (where that tree is), booted with its initrd.
   const byo = c.kernelImage ? await byoKernel(c, img, runDir) : undefined;
-  const build = await checkedBuildMode(c, img, Boolean(byo), rs);
+  const build = await checkedBuildMode(c, img, Boolean(byo), rs, log);
   log(`build: modules built in the ${build.mode} (${build.why})`);
   // One build tree per suite, kept across runs (suite/build-tree.ts), locked while this run uses it.
-  const tree = buildTreeFor(c.cacheDir, rs.suite, build.kdir, hostAppCompiler(img.manifest.kernelGccMajor));
+  // --coverage's objects are built with GCOV_PROFILE=y, in a tree of their own, so the plain build stays made.
+  const tree = buildTreeFor(c.cacheDir, rs.suite, build.kdir, hostAppCompiler(img.manifest.kernelGccMajor), c.coverage ? 'gcov' : '');
   const releaseTree = build.mode === 'host' ? await lockTree(tree, log) : undefined;
   const hostBuild = startHostBuild(c, img, rs, tree, { ...build, log, verbose: c.verbose });
   // static: in the suite: W=1, sparse and checkpatch beside the build and the boot (#27.3).

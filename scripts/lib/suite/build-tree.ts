@@ -16,10 +16,10 @@ import type { Suite } from './load.ts';
 export const hostBuildsDir = (cacheDir: string): string => path.join(cacheDir, 'host-builds');
 
 /** The suite's build tree: keyed by where its files are, the kbuild tree and the compiler. */
-export function buildTreeFor(cacheDir: string, suite: Pick<Suite, 'root' | 'mounts'>, kdir: string, cc: string | undefined): string {
+export function buildTreeFor(cacheDir: string, suite: Pick<Suite, 'root' | 'mounts'>, kdir: string, cc: string | undefined, variant = ''): string {
   const where = suite.mounts ? suite.mounts.map((m) => `${m.rel}=${m.abs}`).join('\0') : suite.root;
   const key = createHash('sha256')
-    .update(`${where}\0${kdir}\0${cc ?? ''}`)
+    .update(`${where}\0${kdir}\0${cc ?? ''}${variant ? `\0${variant}` : ''}`)
     .digest('hex')
     .slice(0, 16);
   return path.join(hostBuildsDir(cacheDir), key, 'tree');

@@ -34,6 +34,8 @@ export interface DirBuild {
 export interface SuiteHostBuild {
   ok: boolean;
   tree: string;
+  /** The kernel tree it was built against (kbuild ran there: the objects' relative paths are its). */
+  kdir: string;
   dirs: DirBuild[];
   /** The apps' products, relative to the tree (they travel with the sources). */
   products: string[];
@@ -114,6 +116,7 @@ export async function hostBuildSuite(i: HostBuildInput): Promise<SuiteHostBuild>
   const result = (ok: boolean): SuiteHostBuild => ({
     ok,
     tree,
+    kdir: i.kdir,
     dirs: made.dirs,
     products: made.products,
     moduleParts: made.moduleParts,

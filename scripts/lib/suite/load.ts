@@ -56,6 +56,9 @@ export interface Suite {
   /** memcheck: true, the suite's own --memcheck; dump: true, its --dump. */
   memcheck: boolean;
   dump: boolean;
+  /** coverage: true, or a coverage_min (which turns it on): --coverage for every run (checks/coverage.ts). */
+  coverage: boolean;
+  coverageMin?: { lines?: number; branches?: number };
   /** static: the static checks in the run (suite/static-check.ts). */
   static?: 'warn' | 'strict';
   /** checks: the settings that turn checks on, by check id (checks/registry.ts). */
@@ -179,6 +182,8 @@ export async function loadSuite(file: string, o: { update?: boolean } = {}): Pro
     memcheck: s.memcheck,
     dump: s.dump,
     static: s.static,
+    coverage: s.coverage || s.coverage_min !== undefined,
+    coverageMin: typeof s.coverage_min === 'number' ? { lines: s.coverage_min } : s.coverage_min,
     checks: s.checks,
     kernels: s.kernels,
     exclude: s.exclude,

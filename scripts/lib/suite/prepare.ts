@@ -120,7 +120,7 @@ export function hostModules(suite: Suite, host: SuiteHostBuild): LoadedModule[] 
       guestKo: `${GUEST_WORK}/${m.guestRel}`,
       params: byDir.get(d.dir)?.params ?? [],
       ...(byDir.get(d.dir)?.kunit ? { kunit: d.dir } : {}),
-      host: { ko: m.hostKo, tree: host.tree },
+      host: { ko: m.hostKo, tree: host.tree, kdir: host.kdir },
     })),
   );
 }

@@ -76,6 +76,7 @@ export function legacySuite(c: Pick<Config, 'moduleDir' | 'appDir' | 'transcript
     kernelArgs: [],
     memcheck: false,
     dump: false,
+    coverage: false,
     checks: {},
     exclude: [],
     include: [],

@@ -112,6 +112,14 @@ export const suiteSchema = z
       .boolean()
       .default(false)
       .describe("--dump for every run of this suite: a guest's panic or oops leaves its memory in the run directory, for kmodvm crash"),
+    coverage: z
+      .boolean()
+      .default(false)
+      .describe("--coverage for every run of this suite: each test's line and branch coverage of your sources, and the suite's (docs/coverage.md)"),
+    coverage_min: z
+      .union([z.number().min(0).max(100), z.strictObject({ lines: z.number().min(0).max(100).optional(), branches: z.number().min(0).max(100).optional() })])
+      .optional()
+      .describe("the suite's least coverage, in percent: 80 (lines), or { lines: 80, branches: 60 }; under it the run fails (exit 18). It turns coverage on"),
     static: z
       .enum(['warn', 'strict'])
       .optional()

@@ -16,7 +16,7 @@ export interface LoadedModule {
   /** A kunit: dir's module: loaded only in that dir's test. */
   kunit?: string;
   /** The .ko on the host, with its debug info (a host build); its tree, where its sources were built. */
-  host?: { ko: string; tree: string };
+  host?: { ko: string; tree: string; kdir?: string };
 }
 
 const PID_FILE = '/tmp/kmodvm-run.pid';

@@ -1,5 +1,5 @@
 // junit.xml: a testcase per check, each suite test folded into one.
-import { flatChecks, type RunReport } from './model.ts';
+import { type CheckResult, type RunReport, testAsCheck } from './model.ts';
 
 const xml = (s: string): string =>
   s
@@ -8,8 +8,15 @@ const xml = (s: string): string =>
     // control character, no U+FFFE or U+FFFF, and no lone surrogate (the u flag matches one as a code point).
     .replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, '');
 
+/** The run's checks, each test folded into one and followed by its unit tests' own results (KUnit cases), named under it. */
+function junitCases(r: Pick<RunReport, 'checks' | 'tests' | 'testsAt'>): CheckResult[] {
+  const at = r.testsAt ?? r.checks.length;
+  const tests = (r.tests ?? []).flatMap((t) => [testAsCheck(t), ...t.checks.filter((c) => c.unit).map((c) => ({ ...c, name: `${t.name}: ${c.name}` }))]);
+  return [...r.checks.slice(0, at), ...tests, ...r.checks.slice(at)];
+}
+
 export function toJUnit(r: RunReport, suite = 'vm:test'): string {
-  const all = flatChecks(r);
+  const all = junitCases(r);
   const failures = all.filter((c) => !c.ok).length;
   const cases = all.map((c) => {
     const open = `    <testcase classname="kmodvm.${xml(suite)}" name="${xml(c.name)}" time="${(c.durationMs / 1000).toFixed(3)}"`;

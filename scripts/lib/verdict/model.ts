@@ -12,6 +12,8 @@ export interface CheckResult {
   evidence?: string;
   /** Source locations to annotate (compiler errors, the failing transcript line, a kernel report's line). */
   annotations?: { file: string; line: number; col?: number; message: string }[];
+  /** A unit test's own result (a KUnit case): JUnit lists it as a testcase of its own, besides its suite test's. */
+  unit?: boolean;
   /** A failed no-splat check: the splat's kind (its rule id in rules/splat.json: kasan, lockdep, memcheck-leak, …). */
   splatId?: string;
 }

@@ -12,6 +12,7 @@ const c = {
   kernel: 'debian-12',
   memcheck: true,
   dump: true,
+  coverage: true,
   failNth: 0,
   repeat: 1,
   sameGuest: false,
@@ -58,6 +59,7 @@ t.test('a failed run records its failed tests (a repeated one once), the suite r
   t.match(x.suiteSha256, /^[0-9a-f]{64}$/);
   t.equal(x.seed, 5);
   t.equal(x.memcheck, true);
+  t.equal(x.coverage, true, '--coverage is rerun too');
   t.same(reproOf({ ...c, only: ['x*'], shard: '2/3' }, report(d, []), d).tests, ['x*'], 'failed before its tests: the same selection again');
   t.match(reproduceScript(x), /exec \$\{KMODVM:-npx kmodvm\} test --repro "\$run_dir" "\$@"/);
 });

@@ -36,6 +36,7 @@ t.test("modules.order: the dir's own, else the shallowest below it (#29.9: lttng
   const checks = buildChecks({
     ok: false,
     tree,
+    kdir: '/k',
     products: [],
     moduleParts: [],
     durationMs: 0,

@@ -33,3 +33,17 @@ t.test('JUnit: a testcase per check, failures escaped', async (t) => {
   t.match(summary(r), /^verdict: FAIL \(splat, exit 13\)/);
   t.match(summary(r), /run directory: \/r$/);
 });
+
+t.test('JUnit: each KUnit case of a test is a testcase of its own, named under its test, besides the folded test', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const { kunitJudgement } = await import('../../../scripts/lib/suite/checks/kunit.ts');
+  const { testReport } = await import('../../../scripts/lib/verdict/model.ts');
+  // A real run's evidence of the kunit:kunit test (test/e2e/fixtures/kunit-suite).
+  const saved = JSON.parse(readFileSync(new URL('../../fixtures/ktap/clampx.evidence.json', import.meta.url), 'utf8'));
+  const test = testReport('kunit:kunit', kunitJudgement(saved.evidence, 'kunit').results, 7000);
+  const r: RunReport = { ...verdictOf([checks[0]]), runDir: '/r', accel: 'tcg', startedAt: 'x', durationMs: 1, checks: [checks[0]], tests: [test], testsAt: 1 };
+  const x = toJUnit(r);
+  t.match(x, /<testsuite name="vm:test" tests="9" failures="2"/, 'boot, the folded test and its 7 cases; the test and its case failed');
+  t.match(x, /name="kunit:kunit: kunit clampx\.clampx_inside" time="0\.000"\/>/);
+  t.match(x, /name="kunit:kunit: kunit clampx_mid\.clampx_mid_large" time="0\.000">\n {6}<failure type="kunit" message="clampx_mid_large: EXPECTATION FAILED at kunit\/clampx_test\.c:31">/);
+});

@@ -120,8 +120,6 @@ export interface CoverageChoice {
   min?: CoverageMin;
   /** The gcov of the modules' compiler. */
   gcov: string;
-  /** Read-only dirs gcov opens besides the tree (the kernel's headers). */
-  readable: readonly string[];
 }
 
 /** What decides which checks a run has. */

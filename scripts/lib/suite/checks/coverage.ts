@@ -44,8 +44,9 @@ interface Sample {
 const failed = (message: string, evidence?: string): CheckResult => ({ name: 'coverage', ok: false, failure: 'internal', durationMs: 0, message, evidence });
 
 /** One test's counts: the guest's .gcda files beside the tree's .gcno files, read by lcov, the suite's files kept. */
-async function sampleOf(env: GuestEnv, tree: string, o: CoverageChoice): Promise<Sample | CheckResult> {
+async function sampleOf(env: GuestEnv, m: { tree: string; kdir?: string }, o: CoverageChoice): Promise<Sample | CheckResult> {
   const t0 = Date.now();
+  const tree = m.tree;
   const r = await runStep(env.guest.session, gcdaStep(tree, env.timeouts));
   await env.record(r);
   if (!r.ok) return failed(`the guest did not give its coverage counts: ${r.message}`, r.result.stderr);
@@ -63,7 +64,7 @@ async function sampleOf(env: GuestEnv, tree: string, o: CoverageChoice): Promise
       "the kernel kept no coverage counts for the suite's modules",
       `${refused.length ? `refused: ${refused.join(', ')}\n` : ''}were they built with GCOV_PROFILE=y, on a kernel with CONFIG_GCOV_KERNEL?`,
     );
-  const dirs: ToolDirs = { tree, readable: o.readable, out: env.runDir };
+  const dirs: ToolDirs = { tree, kdir: m.kdir, out: env.runDir };
   const raw = await capture(base, `${base}.raw.info`, o.gcov, dirs);
   const own = ownRecords(raw, tree);
   const info = `${base}.info`;
@@ -73,10 +74,10 @@ async function sampleOf(env: GuestEnv, tree: string, o: CoverageChoice): Promise
 }
 
 /** The suite's coverage: the tests' tracefiles added up, its HTML and Cobertura reports, and coverage_min. */
-async function suiteCoverage(runDir: string, tree: string, samples: readonly Sample[], o: CoverageChoice): Promise<CheckResult> {
+async function suiteCoverage(runDir: string, m: { tree: string; kdir?: string }, samples: readonly Sample[], o: CoverageChoice): Promise<CheckResult> {
   const t0 = Date.now();
   const out = path.join(runDir, 'coverage');
-  const dirs: ToolDirs = { tree, readable: o.readable, out: runDir };
+  const dirs: ToolDirs = { tree: m.tree, kdir: m.kdir, out: runDir };
   const info = path.join(out, 'lcov.info');
   const sum = await addUp(
     samples.map((s) => s.info),
@@ -112,15 +113,15 @@ export const coverage: CheckRoom = {
   create: ({ choice }) => {
     const o = choice.coverage as CoverageChoice;
     const samples: Sample[] = [];
-    let at: { runDir: string; tree: string } | undefined;
+    let at: { runDir: string; host: { tree: string; kdir?: string } } | undefined;
     return {
       id: 'coverage',
       afterUnload: async (env, modules: readonly LoadedModule[]) => {
-        const tree = modules.find((m) => m.host)?.host?.tree;
-        const got = tree ? await sampleOf(env, tree, o).catch((e: Error) => failed(`coverage: ${e.message}`)) : failed('--coverage needs the host build');
+        const host = modules.find((m) => m.host)?.host;
+        const got = host ? await sampleOf(env, host, o).catch((e: Error) => failed(`coverage: ${e.message}`)) : failed('--coverage needs the host build');
         if (!('totals' in got)) return env.report?.('coverage', got);
         samples.push(got);
-        at = { runDir: env.runDir, tree: tree as string };
+        at = { runDir: env.runDir, host: host as { tree: string; kdir?: string } };
         env.report?.('coverage', {
           name: 'coverage',
           ok: true,
@@ -132,7 +133,7 @@ export const coverage: CheckRoom = {
       judge: (e) => (e.steps?.coverage ? { results: e.steps.coverage } : undefined),
       afterRun: async () => {
         if (!at || !samples.length) return [failed('--coverage: no test gave coverage counts')];
-        return [await suiteCoverage(at.runDir, at.tree, samples, o).catch((e: Error) => failed(`coverage: ${e.message}`))];
+        return [await suiteCoverage(at.runDir, at.host, samples, o).catch((e: Error) => failed(`coverage: ${e.message}`))];
       },
     };
   },

@@ -25,12 +25,13 @@ export const suiteRelativeText = (text: string): string =>
 
 const caseResult = (c: KunitCase): CheckResult => {
   const name = `kunit ${c.suite}.${c.name}`;
-  if (c.ok) return { name, ok: true, durationMs: 0, message: c.skipped ? `skipped: ${c.skipped}` : 'passed' };
+  if (c.ok) return { name, ok: true, unit: true, durationMs: 0, message: c.skipped ? `skipped: ${c.skipped}` : 'passed' };
   const at = c.at && { file: suiteRelative(c.at.file), line: c.at.line };
   const first = c.message.find((m) => /FAILED at/.test(m)) ?? c.message[0] ?? 'failed';
   return {
     name,
     ok: false,
+    unit: true,
     failure: 'kunit',
     durationMs: 0,
     message: suiteRelativeText(first),
@@ -64,6 +65,7 @@ export function kunitJudgement(e: Pick<TestEvidence, 'kernelLog' | 'loads'>, dir
           {
             name: `kunit ${s.name}`,
             ok: false,
+            unit: true,
             failure: 'kunit',
             durationMs: 0,
             message: `suite ${s.name} planned ${s.planned} cases and reported ${s.cases.length}: it stopped mid-suite`,
