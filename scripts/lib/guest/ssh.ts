@@ -51,7 +51,7 @@ export class SshSession {
   /** What uploadTrees sent on this connection: remote path → sha256 of the contents. */
   private readonly sentHashes = new Map<string, string>();
   /** A tar started ahead for the next upload (warmUpload). */
-  private spareTar?: { ch?: ClientChannel; closed: boolean };
+  private spareTar?: { ch?: ClientChannel; closed: boolean; ready?: Promise<unknown> };
   /** Shells kept open for execKept(). */
   private readonly shells = new KeptShells((argv) => this.openChannel(remoteCommand(argv)));
 
@@ -265,6 +265,8 @@ export class SshSession {
       const sent = o.skipUnchanged ? staged.files.filter((f) => this.sentHashes.get(`${remoteBase}/${f}`) !== staged.hashes.get(f)) : staged.files;
       if (!sent.length) return sent;
       const tar = await staged.tar(sent, timeoutMs);
+      // A tar still starting is waited for: a second session start costs as much again (1.4 s on the debug kernel).
+      if (this.spareTar && !this.spareTar.ch && !this.spareTar.closed) await this.spareTar.ready;
       const spare = this.spareTar?.ch && !this.spareTar.closed ? this.spareTar.ch : undefined;
       if (spare) this.spareTar = undefined;
       const r = await this.execOn(remoteCommand(UNTAR), { timeoutMs, stdin: tar.stream }, spare);
@@ -285,9 +287,9 @@ export class SshSession {
    */
   warmUpload(): void {
     if ((this.spareTar && !this.spareTar.closed) || this.ended) return;
-    const spare: { ch?: ClientChannel; closed: boolean } = { closed: false };
+    const spare: { ch?: ClientChannel; closed: boolean; ready?: Promise<unknown> } = { closed: false };
     this.spareTar = spare;
-    this.openChannel(remoteCommand(UNTAR)).then(
+    spare.ready = this.openChannel(remoteCommand(UNTAR)).then(
       (ch) => {
         ch.on('close', () => {
           spare.closed = true;

@@ -45,5 +45,8 @@ t.test('JUnit: each KUnit case of a test is a testcase of its own, named under i
   const x = toJUnit(r);
   t.match(x, /<testsuite name="vm:test" tests="9" failures="2"/, 'boot, the folded test and its 7 cases; the test and its case failed');
   t.match(x, /name="kunit:kunit: kunit clampx\.clampx_inside" time="0\.000"\/>/);
-  t.match(x, /name="kunit:kunit: kunit clampx_mid\.clampx_mid_large" time="0\.000">\n {6}<failure type="kunit" message="clampx_mid_large: EXPECTATION FAILED at kunit\/clampx_test\.c:31">/);
+  t.match(
+    x,
+    /name="kunit:kunit: kunit clampx_mid\.clampx_mid_large" time="0\.000">\n {6}<failure type="kunit" message="clampx_mid_large: EXPECTATION FAILED at kunit\/clampx_test\.c:31">/,
+  );
 });
