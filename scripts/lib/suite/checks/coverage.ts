@@ -7,10 +7,11 @@
 // their paths in the suite, and reports a line per test; after the last
 // test, the suite's sum is an lcov tracefile, an HTML report and Cobertura
 // XML in the run directory, and coverage_min is checked against it.
-import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { addUp, capture, cobertura, html, type ToolDirs } from '../../build/coverage-tools.ts';
 import type { Timeouts } from '../../core/config.ts';
+import { readInside } from '../../core/tree-fs.ts';
 import { runStep, type StepSpec } from '../../guest/steps.ts';
 import { parseGcdaDump } from '../../verdict/gcda-dump.ts';
 import { belowMin, fileCoverage, ownRecords, summaryLine, type Totals, totalsOf } from '../../verdict/lcov.ts';
@@ -19,6 +20,7 @@ import { fileSafe, type LoadedModule } from '../test-plan.ts';
 import type { CheckRoom, CoverageChoice, GuestEnv } from './check.ts';
 
 const GCOV = '/sys/kernel/debug/gcov';
+const GCNO_MAX = 64 * 2 ** 20;
 
 /** The .gcda files the kernel keeps for the tree, each "== PATH" and its base64; then every counter reset. */
 export const gcdaStep = (tree: string, t: Timeouts): StepSpec => ({
@@ -57,7 +59,9 @@ async function sampleOf(env: GuestEnv, m: { tree: string; kdir?: string }, o: Co
   for (const f of files) {
     await mkdir(path.dirname(path.join(base, f.rel)), { recursive: true });
     await writeFile(path.join(base, f.rel), f.data);
-    await copyFile(path.join(tree, f.rel.replace(/\.gcda$/, '.gcno')), path.join(base, f.rel.replace(/\.gcda$/, '.gcno'))).catch(() => undefined);
+    // The build tree is the build's: its .gcno must be a regular file inside it, not a link to elsewhere (core/tree-fs.ts).
+    const gcno = await readInside(tree, path.join(tree, f.rel.replace(/\.gcda$/, '.gcno')), GCNO_MAX).catch(() => undefined);
+    if (gcno) await writeFile(path.join(base, f.rel.replace(/\.gcda$/, '.gcno')), gcno);
   }
   if (!files.length)
     return failed(
