@@ -1,7 +1,7 @@
 // Issue 17's table, measured: the ten planted bugs of test/planted-bugs/ run as a kmodvm
-// suite on the stock Debian 6.1 kernel with --memcheck, and on the debug kernel built from
-// Debian's linux-source-6.1 (--kernel debian-12-debug; its cold build is part of this test,
-// cached after). Each caught bug must fail with a splat of its kind, and the report must
+// suite on the stock Debian 6.1 kernel with --memcheck, and on the debug kernels built from
+// Debian's linux-source-6.1 and linux-source-6.12 (--kernel debian-12-debug, debian-13-debug;
+// their cold builds are part of this test, cached after). Each caught bug must fail with a splat of its kind, and the report must
 // point at the planted line of planted.c. Never skipped: a VM that cannot run fails here.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -72,26 +72,30 @@ t.test('the stock kernel with --memcheck: seven of ten, each of its kind, at its
   );
 });
 
-t.test('the debug kernel: ten of ten, each at the planted line', async (t) => {
-  const r = await runPlanted(['--kernel', 'debian-12-debug']);
-  t.equal(r.exitCode, 13, `exit 13 (a splat)\n${r.out}`);
-  // Its source against the image's kernel (#27.4): the same upstream version, or both named.
-  t.match(
-    r.kernel,
-    /-kmodvm-debug \(debug kernel debian-12-debug, (from the source of the image's kernel \S+, [\d.]+|source [\d.]+; the image's kernel \S+ is \S+: they differ)\)$/,
-  );
-  const got = caught(r.tests);
-  t.comment(JSON.stringify(got));
-  t.same(
-    Object.keys(got).sort(),
-    ['abba', 'double-free', 'gfp-atomic', 'heap-overflow', 'leak', 'list-del', 'refcount', 'sleep-atomic', 'stack-oob', 'use-after-free'],
-    'every bug fails its test',
-  );
-  for (const [bug, g] of Object.entries(got)) t.equal(g.line, planted(bug), `${bug} (${g.id}) points at planted.c:${planted(bug)}`);
-  t.equal(got['use-after-free'].id, 'kasan');
-  t.equal(got.abba.id, 'lockdep');
-  t.equal(got['gfp-atomic'].id, 'sleep-in-atomic');
-});
+// Both debug kernels (#27.4: debian-13-debug from linux-source-6.12 makes the same catches).
+for (const kernel of ['debian-12-debug', 'debian-13-debug'])
+  t.test(`the debug kernel ${kernel}: ten of ten, each at the planted line`, async (t) => {
+    const r = await runPlanted(['--kernel', kernel]);
+    t.equal(r.exitCode, 13, `exit 13 (a splat)\n${r.out}`);
+    // Its source against the image's kernel (#27.4): the same upstream version, or both named.
+    t.match(
+      r.kernel,
+      new RegExp(
+        `-kmodvm-debug \\(debug kernel ${kernel}, (from the source of the image's kernel \\S+, [\\d.]+|source [\\d.]+; the image's kernel \\S+ is \\S+: they differ)\\)$`,
+      ),
+    );
+    const got = caught(r.tests);
+    t.comment(JSON.stringify(got));
+    t.same(
+      Object.keys(got).sort(),
+      ['abba', 'double-free', 'gfp-atomic', 'heap-overflow', 'leak', 'list-del', 'refcount', 'sleep-atomic', 'stack-oob', 'use-after-free'],
+      'every bug fails its test',
+    );
+    for (const [bug, g] of Object.entries(got)) t.equal(g.line, planted(bug), `${bug} (${g.id}) points at planted.c:${planted(bug)}`);
+    t.equal(got['use-after-free'].id, 'kasan');
+    t.equal(got.abba.id, 'lockdep');
+    t.equal(got['gfp-atomic'].id, 'sleep-in-atomic');
+  });
 
 t.test(
   '--fail-nth 40 on the netlink module (the demo suite, debug kernel): the last 40 allocations of its load, its init among them, fail in turn, and each error path is clean',

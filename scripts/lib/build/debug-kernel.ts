@@ -18,7 +18,17 @@ import { withProgress } from '../core/progress.ts';
 import { preflight } from '../host/preflight.ts';
 import { staleTemp } from '../image/build.ts';
 import { listTree } from '../image/initrd.ts';
-import { buildCommands, type DebugRecipe, debugKernelKey, installCommand, loadDebugRecipe, MODULES_ROOT, parseKconfig, unmetOptions } from './debug-recipe.ts';
+import {
+  buildCommands,
+  type DebugRecipe,
+  debugKernelKey,
+  fragmentsOf,
+  installCommand,
+  loadDebugRecipe,
+  MODULES_ROOT,
+  parseKconfig,
+  unmetOptions,
+} from './debug-recipe.ts';
 import { EXPORTS_MAP, exportMap } from './kernel-exports.ts';
 import { runSandboxed } from './sandbox.ts';
 
@@ -91,7 +101,7 @@ export async function describeDebugKernel(c: Pick<Config, 'cacheDir' | 'debugKer
     `plan: debug kernel ${r.name}: build it first (not cached), into ${dir}`,
     `plan:   mmdebstrap --variant=extract --include=${r.sourcePackage} ${r.suite}, then unpack /usr/src/${r.sourcePackage}.tar.xz`,
     ...cmds.map(([cmd, args]) => `plan:   ${shellJoin([path.basename(cmd), ...args])}`),
-    `plan:   the configuration: ${r.configBase.join(' ')}, then ${r.fragment}: ${options.join(' ')}`,
+    `plan:   the configuration: ${r.configBase.join(' ')}, then ${fragmentsOf(r.fragment).join(' + ')}: ${options.join(' ')}`,
     `plan:   boot parameters: ${r.kernelArgs.join(' ')}`,
   ];
 }
@@ -163,9 +173,9 @@ async function buildInto(c: Pick<Config, 'mirror' | 'verbose'>, r: DebugRecipe, 
     await step(c, shellJoin([path.basename(cmd), ...args.slice(-1)]), cmd, args, { timeoutMs: 5 * 60_000, writable: tree });
   const unmet = unmetOptions(r.fragmentText, await readFile(path.join(tree, '.config'), 'utf8'));
   if (unmet.length)
-    throw new KmodvmError('image', `debug kernel: kconfig left out ${unmet.length} option(s) of ${r.fragment}`, {
+    throw new KmodvmError('image', `debug kernel: kconfig left out ${unmet.length} option(s) of ${fragmentsOf(r.fragment).join(' + ')}`, {
       evidence: unmet.join('\n'),
-      hint: `give ${r.fragment} what those options depend on (make menuconfig in a copy of the tree shows it)`,
+      hint: `give ${fragmentsOf(r.fragment).join(' + ')} what those options depend on (make menuconfig in a copy of the tree shows it)`,
     });
   const [make, args] = cmds[cmds.length - 1];
   log(`debug kernel: building ${r.name} with ${jobs} jobs (a cold build is about 9 minutes on 2 cores)`);

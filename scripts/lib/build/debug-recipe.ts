@@ -12,6 +12,7 @@ import { KmodvmError } from '../core/errors.ts';
 /** Bumped when the debug-kernel build changes what it produces. */
 export const DEBUG_KERNEL_BUILDER = 2;
 
+const fragmentName = z.string().regex(/^[\w.-]+\.config$/, 'must be a file name ending in .config, beside the recipe');
 const requirement = z.strictObject({ probe: z.string().min(1), pkg: z.string().min(1), why: z.string().min(1) });
 
 export const debugRecipeSchema = z.strictObject({
@@ -23,8 +24,8 @@ export const debugRecipeSchema = z.strictObject({
   sourcePackage: z.string().regex(/^linux-source-[0-9.]+$/, 'must be a linux-source-X.Y package'),
   /** make targets that make the base .config, before the fragment is merged (tinyconfig). */
   configBase: z.array(z.string().regex(/^[a-z0-9_.]+config$/, 'must be a kconfig make target such as tinyconfig')).min(1),
-  /** The kconfig fragment, beside this file. */
-  fragment: z.string().regex(/^[\w.-]+\.config$/, 'must be a file name ending in .config, beside the recipe'),
+  /** The kconfig fragment, beside this file; or several, merged in order (a later one's option wins). */
+  fragment: z.union([fragmentName, z.array(fragmentName).min(1)]),
   /** Boot parameters for the checkers the kernel has. */
   kernelArgs: z.array(z.string().min(1)),
   /** What the build needs on the host, for the preflight. */
@@ -47,15 +48,21 @@ export function loadDebugRecipe(root: string, name: string): DebugRecipe {
   }
   const { value } = parseData(text, file, debugRecipeSchema, HINT);
   const { $comment, ...r } = value;
-  const fragmentFile = path.join(path.dirname(file), r.fragment);
-  let fragmentText: string;
-  try {
-    fragmentText = readFileSync(fragmentFile, 'utf8');
-  } catch (e) {
-    throw new KmodvmError('usage', `${file}: field \`fragment\`: cannot read ${fragmentFile}: ${(e as Error).message}`, { hint: HINT });
-  }
+  const fragmentText = fragmentsOf(r.fragment)
+    .map((f) => {
+      const fragmentFile = path.join(path.dirname(file), f);
+      try {
+        return readFileSync(fragmentFile, 'utf8');
+      } catch (e) {
+        throw new KmodvmError('usage', `${file}: field \`fragment\`: cannot read ${fragmentFile}: ${(e as Error).message}`, { hint: HINT });
+      }
+    })
+    .join('');
   return { ...r, name, file, fragmentText };
 }
+
+/** The recipe's fragment files, in merge order. */
+export const fragmentsOf = (f: string | readonly string[]): readonly string[] => (typeof f === 'string' ? [f] : f);
 
 /** The cache key: the recipe, its fragment, the builder, and the host compiler the kernel (and every module after it) is built with. */
 export function debugKernelKey(r: DebugRecipe, compiler: string): string {

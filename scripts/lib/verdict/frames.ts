@@ -11,7 +11,7 @@ export interface Frame {
   func: string;
   offset: bigint;
   module: string;
-  /** The faulting instruction itself (a RIP, KASAN's "in"); other frames are return addresses, looked up one byte back. */
+  /** The faulting instruction itself (a RIP, KFENCE's "in"); other frames are return addresses, looked up one byte back. KASAN's "in" is its caller's return address too (_RET_IP_): one byte back is the call to the check, on the access's line, and 6.12's "double-free in f+0x…" is the return from kfree(), whose next instruction is on the next line. */
   exact: boolean;
 }
 
@@ -31,7 +31,7 @@ export type Sources = Record<string, Source>;
 const FRAME = /([A-Za-z_][\w.$]*)\+0x([0-9a-f]+)\/0x[0-9a-f]+ \[(\w+)\]/g;
 /** A kernel text address the kernel could not name: once the module is unloaded, %pS prints its code so. */
 const BARE = /\b0xffffffff[0-9a-f]{8}\b/g;
-const EXACT = /RIP: |BUG: KASAN: |BUG: KFENCE: /;
+const EXACT = /RIP: |BUG: KFENCE: /;
 
 /** The bare kernel addresses in log, each once, with whether the line gives the faulting instruction. */
 export function bareAddresses(log: string): { text: string; addr: bigint; exact: boolean }[] {

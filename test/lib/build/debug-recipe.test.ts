@@ -34,6 +34,22 @@ t.test('the shipped recipe: every option its fragment asks for is in the .config
   t.equal(got.get('CONFIG_SLOB'), 'n', '`# CONFIG_SLOB is not set` reads as n');
 });
 
+t.test("debian-13-debug: the shared fragment, then its own (6.12's tinyconfig picks SLUB_TINY), and every option is in the .config 6.12 made", async (t) => {
+  // The .config of the real build from Debian's linux-source-6.12 (trixie), 2026-12-04.
+  const config612 = readFileSync(new URL('../../fixtures/debug-kernel/6.12-tinyconfig-fragment.config', import.meta.url), 'utf8');
+  const r = loadDebugRecipe(root, 'debian-13-debug');
+  t.same([r.image, r.suite, r.sourcePackage], ['debian-13', 'trixie', 'linux-source-6.12']);
+  t.same(r.fragment, ['debian-12-debug.config', 'debian-13-debug.config']);
+  t.equal(parseKconfig(r.fragmentText).get('CONFIG_SLUB_TINY'), 'n', 'its own file, merged after the shared one');
+  t.same(unmetOptions(r.fragmentText, config612), []);
+  t.same(
+    unmetOptions(r.fragmentText, config612.replace('# CONFIG_SLUB_TINY is not set', 'CONFIG_SLUB_TINY=y').replace('CONFIG_KASAN=y\n', '')),
+    ['CONFIG_KASAN: asked for y, got n (absent)', 'CONFIG_SLUB_TINY: asked for n, got y'],
+    "what the first try gave: tinyconfig's SLUB_TINY, and KASAN gone with it",
+  );
+  t.not(debugKernelKey(r, 'gcc 12'), debugKernelKey(loadDebugRecipe(root, 'debian-12-debug'), 'gcc 12'));
+});
+
 t.test('an option kconfig dropped is named, with what it became', async (t) => {
   // What the first try gave: tinyconfig's SLOB, which KASAN cannot use, so KASAN silently stayed off.
   const slob = finalConfig.replace('CONFIG_KASAN=y', '# CONFIG_KASAN is not set').replace('CONFIG_FAILSLAB=y\n', '');

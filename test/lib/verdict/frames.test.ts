@@ -34,6 +34,16 @@ t.test('frames: each once, only of the named modules; the faulting ones marked e
   t.same(moduleFrames(log, new Set(['other'])), []);
   t.ok(moduleFrames('RIP: 0010:f+0x3/0x9 [m]', new Set(['m']))[0].exact);
   t.notOk(moduleFrames(' f+0x3/0x9 [m]', new Set(['m']))[0].exact);
+  t.ok(moduleFrames('BUG: KFENCE: use-after-free read in f+0x3/0x9 [m]', new Set(['m']))[0].exact, "KFENCE's is the faulting instruction");
+});
+
+t.test('KASAN\'s "in" is its caller\'s return address: on 6.12 a double free names the return from kfree(), looked up one byte back', async (t) => {
+  // The debug kernel from linux-source-6.12: "double-free in plant_double_free+0x36/0x40", the instruction after the call.
+  const log = fx('6.12-debug/double-free.dmesg.log');
+  const [inReport] = moduleFrames(log, new Set(['planted']));
+  t.equal(inReport.text, 'plant_double_free+0x36/0x40 [planted]');
+  t.match(log, /BUG: KASAN: double-free in plant_double_free\+0x36\/0x40 \[planted\]/);
+  t.equal(inReport.exact, false, 'not exact: the source lookup takes offset 0x35, the call on the planted line');
 });
 
 t.test('bare addresses: code the kernel can no longer name (here the init code freed after the load) prints so', async (t) => {
