@@ -6,7 +6,6 @@
 import { mkdir, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Requirement } from '../host/preflight.ts';
-import { findTool } from '../host/preflight.ts';
 import { runSandboxed } from './sandbox.ts';
 
 export const COVERAGE_TOOLS: readonly Requirement[] = [
@@ -17,9 +16,6 @@ export const COVERAGE_TOOLS: readonly Requirement[] = [
 const TIMEOUT_MS = 120_000;
 /** lcov 1.16 counts branches only when asked. */
 const BRANCHES = ['--rc', 'lcov_branch_coverage=1'];
-
-/** The gcov of the compiler that built the modules: gcov-N for gcc-N, else gcov. */
-export const gcovTool = (gccMajor: number | undefined): string => (gccMajor && findTool(`gcov-${gccMajor}`) ? `gcov-${gccMajor}` : 'gcov');
 
 export interface ToolDirs {
   /** The build tree (its .gcno files and sources), read-only. */
@@ -70,10 +66,3 @@ async function kernelLinks(kdir: string, dir: string): Promise<string> {
   for (const e of await readdir(kdir)) await symlink(path.join(kdir, e), path.join(dir, e));
   return dir;
 }
-
-/** A sample dir's path for a .gcda (relative to the tree), and the .gcno beside it in the tree. */
-export const samplePaths = (tree: string, sample: string, rel: string): { gcda: string; gcno: string; gcnoCopy: string } => ({
-  gcda: path.join(sample, rel),
-  gcno: path.join(tree, rel.replace(/\.gcda$/, '.gcno')),
-  gcnoCopy: path.join(sample, rel.replace(/\.gcda$/, '.gcno')),
-});

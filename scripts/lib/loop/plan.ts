@@ -37,6 +37,7 @@ export function planRun(o: Readonly<Config>, rs: ResolvedSuite): RunPlan {
       memcheck,
       debugKernel: Boolean(o.debugKernel),
       kunit: rs.suite.tests.some((t) => t.kunit),
+      // The host's gcov: the host's gcc built the debug kernel and builds the modules against it (docs/coverage.md).
       ...(coverage ? { coverage: { min: rs.suite.coverageMin, gcov: 'gcov' } } : {}),
       lifecycle: [...new Set(lifecycle)],
     },
